@@ -1,0 +1,94 @@
+// The sending side of pagecodec: guest pages in, page records out.
+//
+// One Encoder per stream core. It owns its delta cache, deflate state and scratch buffer,
+// all allocated by create(); encode() then runs with no allocation, lock or syscall and
+// may sit in a data-path loop. Not thread-safe: only the owning core calls it.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "pagewire/pagecodec/deflate.hpp"
+#include "pagewire/pagecodec/delta_cache.hpp"
+#include "pagewire/pagecodec/policy.hpp"
+#include "pagewire/pagecodec/record.hpp"
+#include "pagewire/pagecodec/xbzrle.hpp"
+#include "pagewire/result.hpp"
+
+namespace pagewire::pagecodec {
+
+struct EncoderConfig {
+  std::uint32_t page_size = 4096;
+  std::uint64_t region_pages = 0;  // pages in the guest region that page indices refer to
+  std::uint64_t delta_cache_bytes = 64ull << 20;
+  Policy policy;
+};
+
+struct EncoderCounters {
+  std::array<std::uint64_t, kEncodingCount> pages{};    // indexed by Encoding
+  std::array<std::uint64_t, kEncodingCount> records{};  // indexed by Encoding
+  std::uint64_t input_bytes = 0;      // guest bytes encoded
+  std::uint64_t output_bytes = 0;     // record bytes produced, headers included
+  std::uint64_t delta_overflows = 0;  // cache hits whose delta was too large
+  std::uint64_t deflate_overflows = 0;  // batches deflate did not shrink enough
+};
+
+enum class EncodeStop : std::uint8_t {
+  kDone,            // every page was encoded
+  kOutputFull,      // out has no room for the next record: send it and call again
+  kPageOutOfRange,  // pages[pages_consumed] is not in the region (a caller bug)
+};
+
+struct EncodeProgress {
+  std::size_t pages_consumed = 0;
+  std::size_t bytes_written = 0;
+  EncodeStop stop = EncodeStop::kDone;
+};
+
+class Encoder {
+ public:
+  static Result<Encoder> create(const EncoderConfig& config);
+
+  // Encodes `pages` of `region` (page indices, strictly ascending) as they are now, tagging
+  // each record with `generation`. Records go to `out` back to back; an `out` of at least
+  // max_record_bytes() always takes at least one record. `region` may be written by the
+  // guest concurrently: every record is self-consistent and the delta cache keeps exactly
+  // what was encoded.
+  EncodeProgress encode(const std::byte* region, std::span<const std::uint64_t> pages,
+                        std::uint32_t generation, std::span<std::byte> out);
+
+  // The largest record encode() can produce (a RAW batch).
+  std::size_t max_record_bytes() const;
+
+  const EncoderConfig& config() const { return config_; }
+  const EncoderCounters& counters() const { return counters_; }
+  const DeltaCache& delta_cache() const { return cache_; }
+  const DeflateAdvisor& advisor() const { return advisor_; }
+
+ private:
+  Encoder(const EncoderConfig& config, DeltaCache cache, DeflateCompressor compressor);
+
+  bool is_zero(const std::byte* page) const;
+  std::size_t batch_length(const std::byte* region, std::span<const std::uint64_t> pages,
+                           std::size_t first, std::size_t limit) const;
+  std::size_t write_batch(const std::byte* region, std::uint64_t first_page,
+                          std::uint32_t count, std::uint32_t generation, std::byte* out,
+                          std::size_t room);
+  void write_header(std::byte* out, Encoding encoding, std::uint32_t page_count,
+                    std::size_t payload_bytes, std::uint64_t first_page,
+                    std::uint32_t generation, std::uint32_t base_generation,
+                    const std::byte* crc_source, std::size_t crc_bytes);
+
+  EncoderConfig config_;
+  DeltaCache cache_;
+  DeflateCompressor compressor_;
+  DeflateAdvisor advisor_;
+  xbzrle::EncodeFn delta_encode_;
+  std::unique_ptr<std::byte[]> scratch_;  // a snapshot of one deflate batch
+  EncoderCounters counters_;
+};
+
+}  // namespace pagewire::pagecodec

@@ -1,0 +1,72 @@
+// Which encodings the encoder may use, in what order, and when they pay.
+//
+// Per page the encoder tries, in this order: ZERO (header only), DELTA (when the cache holds
+// the page's last sent content and the delta is small enough), then DEFLATE over a batch of
+// contiguous pages, falling back to RAW when deflate does not shrink the batch enough.
+#pragma once
+
+#include <cstdint>
+
+#include "pagewire/result.hpp"
+
+namespace pagewire::pagecodec {
+
+// Adaptive mode decides per batch whether DEFLATE is worth its CPU time. Compressing pays
+// only while the link is the bottleneck: on a fast link a 0.5 GB/s compressor starves it
+// (QEMU users see compressed migrations go slower on 10 GbE and up).
+struct AdaptivePolicy {
+  bool enabled = false;
+  // This stream's share of the link, bytes per second (link rate / streams).
+  double link_bytes_per_second = 0;
+  // Fraction of this core's time that encoding may use (the rest is TX/RX work).
+  double cpu_budget = 1.0;
+};
+
+struct Policy {
+  bool zero = true;
+  bool delta = true;
+  bool deflate = true;
+  int deflate_level = 1;
+  // Pages per DEFLATE record: one stateless call per 4 KiB page is slow and loses
+  // cross-page redundancy; 16 x 4 KiB was the knee measured here (docs/benchmarks.md).
+  std::uint32_t deflate_batch_pages = 16;
+  // DELTA is sent only when its payload is at most this share of a page.
+  std::uint32_t delta_max_percent = 70;
+  // DEFLATE is sent only when its payload is at most this share of the raw batch.
+  std::uint32_t deflate_max_percent = 90;
+  bool crc = true;
+  AdaptivePolicy adaptive;
+
+  // Checks ranges and combinations; the message names the field and what was expected.
+  Status validate() const;
+};
+
+inline constexpr std::uint32_t kMaxDeflateBatchPages = 256;
+
+// Per-core estimator behind AdaptivePolicy: exponentially weighted costs per input byte of
+// DEFLATE and of RAW, and DEFLATE's output/input ratio, fed from real batches. While it
+// prefers RAW it still deflates one batch in kProbeInterval so the estimates follow the data.
+class DeflateAdvisor {
+ public:
+  static constexpr std::uint32_t kProbeInterval = 64;
+
+  explicit DeflateAdvisor(const AdaptivePolicy& policy) : policy_(policy) {}
+
+  bool should_deflate();
+  void record_deflate(std::uint64_t input_bytes, std::uint64_t output_bytes,
+                      std::uint64_t nanoseconds);
+  void record_raw(std::uint64_t input_bytes, std::uint64_t nanoseconds);
+
+  // Input bytes per second each choice sustains on this core and link share; 0 = unknown.
+  double deflate_rate() const;
+  double raw_rate() const;
+
+ private:
+  AdaptivePolicy policy_;
+  double deflate_seconds_per_byte_ = 0;
+  double deflate_ratio_ = 0;
+  double raw_seconds_per_byte_ = 0;
+  std::uint32_t batches_since_deflate_ = 0;
+};
+
+}  // namespace pagewire::pagecodec

@@ -1,0 +1,96 @@
+// The page record: pagecodec's unit of output and the payload unit of every transport frame.
+// docs/protocol.md ("Page records") is the normative description; keep the two in step.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "pagewire/byte_order.hpp"
+
+namespace pagewire::pagecodec {
+
+enum class Encoding : std::uint8_t {
+  kZero = 1,     // page_count pages of zeros; no payload
+  kRaw = 2,      // page_count pages verbatim
+  kDelta = 3,    // one page as XBZRLE runs against the page's base_generation content
+  kDeflate = 4,  // page_count pages as one raw-deflate stream (ISA-L igzip)
+};
+inline constexpr int kEncodingCount = 5;  // array size for per-encoding counters, index = value
+
+std::string_view to_string(Encoding encoding);
+
+inline constexpr std::uint8_t kRecordFlagCrc = 0x01;  // crc32c covers the decoded bytes
+inline constexpr std::uint8_t kRecordKnownFlags = kRecordFlagCrc;
+
+// Wire header of one record, followed by payload_bytes of payload.
+struct [[gnu::packed]] RecordHeader {
+  std::uint8_t encoding;  // Encoding
+  std::uint8_t flags;     // kRecordFlag*; unknown bits are refused
+  le16 page_count;        // contiguous pages from first_page; 1 for kDelta
+  le32 payload_bytes;
+  le64 first_page;        // page index within the destination region
+  le32 generation;        // pre-copy round that produced this content (opaque to pagecodec)
+  le32 base_generation;   // kDelta: generation of the content the delta applies to; else 0
+  le32 crc32c;            // crc32_iscsi(decoded bytes, seed 0) when kRecordFlagCrc; else 0
+  le32 reserved;          // sent as 0, refused otherwise (room for a future field)
+};
+static_assert(sizeof(RecordHeader) == 32);
+static_assert(offsetof(RecordHeader, payload_bytes) == 4);
+static_assert(offsetof(RecordHeader, first_page) == 8);
+static_assert(offsetof(RecordHeader, crc32c) == 24);
+
+inline constexpr std::size_t kRecordHeaderBytes = sizeof(RecordHeader);
+inline constexpr std::uint32_t kMaxPagesPerRecord = 0xffff;
+
+inline constexpr std::uint32_t kMinPageSize = 4096;
+inline constexpr std::uint32_t kMaxPageSize = 65536;
+constexpr bool is_valid_page_size(std::uint32_t page_size) {
+  return page_size >= kMinPageSize && page_size <= kMaxPageSize &&
+         (page_size & (page_size - 1)) == 0;
+}
+
+// Why a record was refused. Every value has a counter on the decoding side.
+enum class DecodeError : std::uint8_t {
+  kNone = 0,
+  kTruncated,         // fewer bytes than the header or its payload_bytes
+  kUnknownEncoding,
+  kUnknownFlags,      // flag bits or reserved field this version does not know
+  kBadPageCount,      // 0 pages, or more than one for kDelta
+  kPageOutOfRange,    // first_page + page_count beyond the destination region
+  kBadPayloadLength,  // payload length impossible for the encoding (e.g. kRaw != pages*size)
+  kBadDelta,          // malformed run list: bad ULEB128, run past the page end, empty run
+  kBadDeflate,        // inflate failed or produced a different number of bytes
+  kCrcMismatch,       // decoded bytes differ from what the sender encoded
+};
+inline constexpr int kDecodeErrorCount = 10;
+
+std::string_view to_string(DecodeError error);
+
+// A record whose header has been validated against the destination's geometry.
+// Its payload is not inspected until it is applied.
+struct RecordView {
+  Encoding encoding;
+  std::uint32_t page_count;
+  std::uint64_t first_page;
+  std::uint32_t generation;
+  std::uint32_t base_generation;
+  bool has_crc;
+  std::uint32_t crc32c;
+  std::span<const std::byte> payload;
+  std::size_t record_bytes;  // header + payload: where the next record starts
+};
+
+struct ParsedRecord {
+  DecodeError error;
+  RecordView view;  // meaningful only when error == kNone
+};
+
+// Validates the header at the start of `bytes`: every length and page index is checked
+// against `bytes.size()` and the region before anything is dereferenced past the header.
+// Never throws, never allocates.
+ParsedRecord parse_record(std::span<const std::byte> bytes, std::uint32_t page_size,
+                          std::uint64_t region_pages);
+
+}  // namespace pagewire::pagecodec

@@ -1,0 +1,209 @@
+#include "pagewire/pagecodec/encoder.hpp"
+
+#include <isa-l/mem_routines.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <string>
+
+#include "crc.hpp"
+
+namespace pagewire::pagecodec {
+
+namespace {
+
+std::uint64_t now_ns() {
+  return static_cast<std::uint64_t>(
+      std::chrono::steady_clock::now().time_since_epoch() / std::chrono::nanoseconds(1));
+}
+
+}  // namespace
+
+Result<Encoder> Encoder::create(const EncoderConfig& config) {
+  if (!is_valid_page_size(config.page_size)) {
+    return make_error("page size " + std::to_string(config.page_size) +
+                      ": expected a power of two from 4096 to 65536");
+  }
+  if (config.region_pages == 0) return make_error("region of 0 pages: expected at least one");
+  if (auto status = config.policy.validate(); !status) return status.error();
+  auto cache = DeltaCache::create(config.page_size, config.region_pages,
+                                  config.policy.delta ? config.delta_cache_bytes : 0);
+  if (!cache) return cache.error();
+  auto compressor = DeflateCompressor::create(config.policy.deflate_level);
+  if (!compressor) return compressor.error();
+  return Encoder(config, std::move(cache).value(), std::move(compressor).value());
+}
+
+Encoder::Encoder(const EncoderConfig& config, DeltaCache cache, DeflateCompressor compressor)
+    : config_(config),
+      cache_(std::move(cache)),
+      compressor_(std::move(compressor)),
+      advisor_(config.policy.adaptive),
+      delta_encode_(xbzrle::best_encoder()),
+      scratch_(std::make_unique<std::byte[]>(std::size_t{config.policy.deflate_batch_pages} *
+                                             config.page_size)) {}
+
+std::size_t Encoder::max_record_bytes() const {
+  return kRecordHeaderBytes + std::size_t{config_.policy.deflate_batch_pages} * config_.page_size;
+}
+
+bool Encoder::is_zero(const std::byte* page) const {
+  return isal_zero_detect(const_cast<std::byte*>(page), config_.page_size) == 0;
+}
+
+void Encoder::write_header(std::byte* out, Encoding encoding, std::uint32_t page_count,
+                           std::size_t payload_bytes, std::uint64_t first_page,
+                           std::uint32_t generation, std::uint32_t base_generation,
+                           const std::byte* crc_source, std::size_t crc_bytes) {
+  RecordHeader header{};
+  header.encoding = static_cast<std::uint8_t>(encoding);
+  header.page_count.set(static_cast<std::uint16_t>(page_count));
+  header.payload_bytes.set(static_cast<std::uint32_t>(payload_bytes));
+  header.first_page.set(first_page);
+  header.generation.set(generation);
+  header.base_generation.set(base_generation);
+  if (config_.policy.crc && crc_bytes > 0) {
+    header.flags = kRecordFlagCrc;
+    header.crc32c.set(crc32c({crc_source, crc_bytes}));
+  }
+  std::memcpy(out, &header, sizeof header);
+
+  const auto index = static_cast<std::size_t>(encoding);
+  counters_.pages[index] += page_count;
+  counters_.records[index] += 1;
+  counters_.input_bytes += std::uint64_t{page_count} * config_.page_size;
+  counters_.output_bytes += kRecordHeaderBytes + payload_bytes;
+}
+
+// How many pages from pages[first] on form one DEFLATE/RAW batch: contiguous indices in the
+// region, not zero, not in the delta cache (those take their own paths), at most `limit`.
+std::size_t Encoder::batch_length(const std::byte* region, std::span<const std::uint64_t> pages,
+                                  std::size_t first, std::size_t limit) const {
+  const std::uint64_t first_page = pages[first];
+  std::size_t count = 1;
+  while (count < limit && first + count < pages.size()) {
+    const std::uint64_t page = pages[first + count];
+    if (page != first_page + count || page >= config_.region_pages) break;
+    if (config_.policy.zero && is_zero(region + page * config_.page_size)) break;
+    if (config_.policy.delta && cache_.contains(page)) break;
+    ++count;
+  }
+  return count;
+}
+
+// Writes one DEFLATE record for the batch, or a RAW one when deflate does not pay.
+// Returns the record's size; `room` must hold the RAW record.
+std::size_t Encoder::write_batch(const std::byte* region, std::uint64_t first_page,
+                                 std::uint32_t count, std::uint32_t generation, std::byte* out,
+                                 std::size_t room) {
+  const std::size_t page_size = config_.page_size;
+  const std::size_t raw_bytes = count * page_size;
+  const std::byte* guest = region + first_page * page_size;
+  std::byte* payload = out + kRecordHeaderBytes;
+  const bool adaptive = config_.policy.adaptive.enabled;
+  const std::byte* sent = payload;  // where the bytes the receiver will see are kept
+
+  if (config_.policy.deflate && advisor_.should_deflate()) {
+    // The guest may write these pages while deflate reads them, and deflate reads its input
+    // more than once; compress a snapshot so that record, CRC and cache agree.
+    std::memcpy(scratch_.get(), guest, raw_bytes);
+    const std::uint64_t started = adaptive ? now_ns() : 0;
+    const std::size_t worth_it = raw_bytes * config_.policy.deflate_max_percent / 100;
+    const std::size_t compressed =
+        compressor_.compress({scratch_.get(), raw_bytes},
+                             {payload, std::min(worth_it, room - kRecordHeaderBytes)});
+    if (adaptive) {
+      advisor_.record_deflate(raw_bytes, compressed == 0 ? raw_bytes : compressed,
+                              now_ns() - started);
+    }
+    sent = scratch_.get();
+    if (compressed > 0) {
+      write_header(out, Encoding::kDeflate, count, compressed, first_page, generation, 0, sent,
+                   raw_bytes);
+      for (std::uint32_t k = 0; k < count; ++k) {
+        cache_.record_sent(first_page + k, sent + k * page_size, generation);
+      }
+      return kRecordHeaderBytes + compressed;
+    }
+    ++counters_.deflate_overflows;
+    std::memcpy(payload, scratch_.get(), raw_bytes);
+  } else {
+    const std::uint64_t started = adaptive ? now_ns() : 0;
+    std::memcpy(payload, guest, raw_bytes);
+    if (adaptive) advisor_.record_raw(raw_bytes, now_ns() - started);
+  }
+  write_header(out, Encoding::kRaw, count, raw_bytes, first_page, generation, 0, sent,
+               raw_bytes);
+  for (std::uint32_t k = 0; k < count; ++k) {
+    cache_.record_sent(first_page + k, sent + k * page_size, generation);
+  }
+  return kRecordHeaderBytes + raw_bytes;
+}
+
+EncodeProgress Encoder::encode(const std::byte* region, std::span<const std::uint64_t> pages,
+                               std::uint32_t generation, std::span<std::byte> out) {
+  const std::size_t page_size = config_.page_size;
+  const Policy& policy = config_.policy;
+  const std::size_t delta_limit = page_size * policy.delta_max_percent / 100;
+  EncodeProgress progress;
+  std::size_t& i = progress.pages_consumed;
+  std::size_t& w = progress.bytes_written;
+
+  while (i < pages.size()) {
+    const std::uint64_t page = pages[i];
+    if (page >= config_.region_pages) {
+      progress.stop = EncodeStop::kPageOutOfRange;
+      return progress;
+    }
+    const std::byte* guest = region + page * page_size;
+    const std::size_t room = out.size() - w;
+
+    if (policy.zero && is_zero(guest)) {
+      if (room < kRecordHeaderBytes) break;
+      std::uint32_t count = 1;
+      while (count < kMaxPagesPerRecord && i + count < pages.size() &&
+             pages[i + count] == page + count && page + count < config_.region_pages &&
+             is_zero(guest + count * page_size)) {
+        ++count;
+      }
+      write_header(&out[w], Encoding::kZero, count, 0, page, generation, 0, nullptr, 0);
+      for (std::uint32_t k = 0; k < count; ++k) cache_.record_sent(page + k, nullptr, generation);
+      w += kRecordHeaderBytes;
+      i += count;
+      continue;
+    }
+
+    if (policy.delta) {
+      std::uint32_t base_generation = 0;
+      if (std::byte* cached = cache_.lookup(page, &base_generation)) {
+        if (room < kRecordHeaderBytes + delta_limit) break;
+        const std::size_t delta =
+            delta_encode_(guest, cached, page_size, out.subspan(w + kRecordHeaderBytes, delta_limit));
+        if (delta != xbzrle::kOverflow) {
+          write_header(&out[w], Encoding::kDelta, 1, delta, page, generation, base_generation,
+                       cached, page_size);
+          cache_.set_generation(page, generation);
+          w += kRecordHeaderBytes + delta;
+          ++i;
+          continue;
+        }
+        // The slot now mixes old and new bytes: drop it; the batch below re-inserts the
+        // page with exactly what it sends.
+        ++counters_.delta_overflows;
+        cache_.invalidate(page);
+      }
+    }
+
+    if (room < kRecordHeaderBytes + page_size) break;
+    const std::size_t fits = (room - kRecordHeaderBytes) / page_size;
+    const auto count = static_cast<std::uint32_t>(
+        batch_length(region, pages, i, std::min<std::size_t>(policy.deflate_batch_pages, fits)));
+    w += write_batch(region, page, count, generation, &out[w], room);
+    i += count;
+  }
+  progress.stop = i == pages.size() ? EncodeStop::kDone : EncodeStop::kOutputFull;
+  return progress;
+}
+
+}  // namespace pagewire::pagecodec

@@ -1,0 +1,85 @@
+#include "pagewire/pagecodec/policy.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "pagewire/pagecodec/deflate.hpp"
+
+namespace pagewire::pagecodec {
+
+Status Policy::validate() const {
+  if (deflate_level < kMinDeflateLevel || deflate_level > kMaxDeflateLevel) {
+    return make_error("deflate level " + std::to_string(deflate_level) + ": expected 0..3");
+  }
+  if (deflate_batch_pages < 1 || deflate_batch_pages > kMaxDeflateBatchPages) {
+    return make_error("deflate batch of " + std::to_string(deflate_batch_pages) +
+                      " pages: expected 1.." + std::to_string(kMaxDeflateBatchPages));
+  }
+  if (delta_max_percent < 1 || delta_max_percent > 100) {
+    return make_error("delta threshold " + std::to_string(delta_max_percent) +
+                      "%: expected 1..100 (percent of a page)");
+  }
+  if (deflate_max_percent < 1 || deflate_max_percent > 100) {
+    return make_error("deflate threshold " + std::to_string(deflate_max_percent) +
+                      "%: expected 1..100 (percent of the raw batch)");
+  }
+  if (adaptive.enabled && !deflate) {
+    return make_error("adaptive mode chooses when to deflate: it needs deflate enabled");
+  }
+  if (adaptive.enabled && !(adaptive.link_bytes_per_second > 0)) {
+    return make_error("adaptive mode needs the link rate: expected a rate > 0 bytes/s");
+  }
+  if (adaptive.enabled && !(adaptive.cpu_budget > 0 && adaptive.cpu_budget <= 1)) {
+    return make_error("adaptive CPU budget: expected a fraction in (0, 1]");
+  }
+  return Ok{};
+}
+
+namespace {
+
+constexpr double kWeight = 0.125;  // EWMA weight of a new sample, as TCP's SRTT
+
+void blend(double* estimate, double sample) {
+  *estimate = *estimate == 0 ? sample : *estimate + kWeight * (sample - *estimate);
+}
+
+}  // namespace
+
+double DeflateAdvisor::deflate_rate() const {
+  if (deflate_seconds_per_byte_ == 0) return 0;
+  const double cpu = deflate_seconds_per_byte_ / policy_.cpu_budget;
+  const double wire = deflate_ratio_ / policy_.link_bytes_per_second;
+  return 1.0 / std::max(cpu, wire);
+}
+
+double DeflateAdvisor::raw_rate() const {
+  const double cpu = raw_seconds_per_byte_ / policy_.cpu_budget;
+  const double wire = 1.0 / policy_.link_bytes_per_second;
+  return 1.0 / std::max(cpu, wire);
+}
+
+bool DeflateAdvisor::should_deflate() {
+  if (!policy_.enabled) return true;
+  const double deflate = deflate_rate();
+  if (deflate == 0 || deflate > raw_rate() || ++batches_since_deflate_ >= kProbeInterval) {
+    batches_since_deflate_ = 0;
+    return true;
+  }
+  return false;
+}
+
+void DeflateAdvisor::record_deflate(std::uint64_t input_bytes, std::uint64_t output_bytes,
+                                    std::uint64_t nanoseconds) {
+  if (input_bytes == 0) return;
+  blend(&deflate_seconds_per_byte_, static_cast<double>(nanoseconds) * 1e-9 /
+                                        static_cast<double>(input_bytes));
+  blend(&deflate_ratio_, static_cast<double>(output_bytes) / static_cast<double>(input_bytes));
+}
+
+void DeflateAdvisor::record_raw(std::uint64_t input_bytes, std::uint64_t nanoseconds) {
+  if (input_bytes == 0) return;
+  blend(&raw_seconds_per_byte_, static_cast<double>(nanoseconds) * 1e-9 /
+                                    static_cast<double>(input_bytes));
+}
+
+}  // namespace pagewire::pagecodec

@@ -1,0 +1,271 @@
+// Encoder -> records -> Decoder: the destination region must equal the source region byte
+// for byte, for every page kind, every forced encoding, the policy's own choice and every
+// page size.
+#include <gtest/gtest.h>
+
+#include <numeric>
+#include <random>
+
+#include "pages.hpp"
+#include "pagewire/pagecodec/decoder.hpp"
+#include "pagewire/pagecodec/encoder.hpp"
+
+namespace pagewire::pagecodec {
+namespace {
+
+using test::Bytes;
+using test::PageKind;
+
+constexpr PageKind kAllKinds[] = {PageKind::kZero,   PageKind::kText,        PageKind::kBinary,
+                                  PageKind::kRandom, PageKind::kAlternating, PageKind::kSparse};
+
+// A source region with pages of every kind, and a destination that decodes into it.
+class Migration {
+ public:
+  Migration(std::uint32_t page_size, std::uint64_t pages, Policy policy,
+            std::uint64_t cache_bytes = 1 << 20)
+      : page_size_(page_size), source_(page_size * pages), destination_(page_size * pages) {
+    EncoderConfig config{.page_size = page_size,
+                         .region_pages = pages,
+                         .delta_cache_bytes = cache_bytes,
+                         .policy = policy};
+    auto encoder = Encoder::create(config);
+    EXPECT_TRUE(encoder.ok()) << (encoder.ok() ? "" : encoder.error().message);
+    encoder_.emplace(std::move(encoder).value());
+    auto decoder = Decoder::create(page_size, pages);
+    decoder_.emplace(std::move(decoder).value());
+    std::mt19937_64 rng(page_size * pages);
+    for (std::uint64_t p = 0; p < pages; ++p) {
+      test::fill_page(page(p), page_size, kAllKinds[(p / 3) % 6], rng);
+    }
+  }
+
+  std::byte* page(std::uint64_t index) { return source_.data() + index * page_size_; }
+  std::uint64_t pages() const { return source_.size() / page_size_; }
+
+  // Sends `indices` through a buffer of `buffer_bytes`, decoding every batch.
+  void send(const std::vector<std::uint64_t>& indices, std::uint32_t generation,
+            std::size_t buffer_bytes = 1 << 20) {
+    Bytes buffer(buffer_bytes);
+    std::span<const std::uint64_t> rest(indices);
+    while (!rest.empty()) {
+      const EncodeProgress progress = encoder_->encode(source_.data(), rest, generation, buffer);
+      ASSERT_NE(progress.stop, EncodeStop::kPageOutOfRange);
+      ASSERT_GT(progress.pages_consumed, 0u) << "a buffer of max_record_bytes must make progress";
+      std::size_t applied = 0;
+      ASSERT_EQ(decoder_->decode_all({buffer.data(), progress.bytes_written},
+                                     destination_.data(), &applied),
+                DecodeError::kNone);
+      rest = rest.subspan(progress.pages_consumed);
+    }
+  }
+
+  void send_all(std::uint32_t generation) {
+    std::vector<std::uint64_t> all(pages());
+    std::iota(all.begin(), all.end(), 0);
+    send(all, generation);
+  }
+
+  bool identical() const { return source_ == destination_; }
+  const EncoderCounters& sent() const { return encoder_->counters(); }
+  Encoder& encoder() { return *encoder_; }
+  const DecoderCounters& received() const { return decoder_->counters(); }
+
+ private:
+  std::uint32_t page_size_;
+  Bytes source_;
+  Bytes destination_;
+  std::optional<Encoder> encoder_;
+  std::optional<Decoder> decoder_;
+};
+
+std::uint64_t pages_as(const EncoderCounters& c, Encoding e) {
+  return c.pages[static_cast<std::size_t>(e)];
+}
+
+Policy only(bool zero, bool delta, bool deflate) {
+  Policy p;
+  p.zero = zero;
+  p.delta = delta;
+  p.deflate = deflate;
+  return p;
+}
+
+struct PolicyCase {
+  const char* name;
+  Policy policy;
+};
+
+class RoundTrip : public ::testing::TestWithParam<std::tuple<std::uint32_t, PolicyCase>> {};
+
+TEST_P(RoundTrip, TwoRoundsOfEveryPageKind) {
+  const auto& [page_size, policy_case] = GetParam();
+  Migration m(page_size, 48, policy_case.policy);
+  m.send_all(0);
+  ASSERT_TRUE(m.identical());
+
+  // Round 1: a few bytes change in some pages, whole pages in others, some become zero.
+  std::mt19937_64 rng(7);
+  std::vector<std::uint64_t> dirty;
+  for (std::uint64_t p = 0; p < m.pages(); p += 2) {
+    if (p % 6 == 0) test::dirty_runs(m.page(p), page_size, 3, 40, rng);
+    if (p % 6 == 2) test::fill_page(m.page(p), page_size, PageKind::kRandom, rng);
+    if (p % 6 == 4) test::fill_page(m.page(p), page_size, PageKind::kZero, rng);
+    dirty.push_back(p);
+  }
+  m.send(dirty, 1);
+  ASSERT_TRUE(m.identical());
+  // Round 2: the same pages again; now they are in the delta cache.
+  for (std::uint64_t p : dirty) test::dirty_runs(m.page(p), page_size, 2, 16, rng);
+  m.send(dirty, 2);
+  EXPECT_TRUE(m.identical());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    PageSizesAndPolicies, RoundTrip,
+    ::testing::Combine(::testing::Values(4096u, 8192u, 16384u, 32768u, 65536u),
+                       ::testing::Values(PolicyCase{"default", Policy{}},
+                                         PolicyCase{"raw_only", only(false, false, false)},
+                                         PolicyCase{"zero_only", only(true, false, false)},
+                                         PolicyCase{"delta_only", only(false, true, false)},
+                                         PolicyCase{"deflate_only", only(false, false, true)})),
+    [](const auto& info) {
+      return std::string(std::get<1>(info.param).name) + "_" +
+             std::to_string(std::get<0>(info.param));
+    });
+
+TEST(Codec, ZeroPagesGoAsHeaderOnlyRuns) {
+  Migration m(4096, 64, Policy{});
+  for (std::uint64_t p = 0; p < 64; ++p) std::memset(m.page(p), 0, 4096);
+  m.send_all(0);
+  EXPECT_TRUE(m.identical());
+  EXPECT_EQ(pages_as(m.sent(), Encoding::kZero), 64u);
+  EXPECT_EQ(m.sent().records[static_cast<std::size_t>(Encoding::kZero)], 1u);
+  EXPECT_EQ(m.sent().output_bytes, kRecordHeaderBytes);
+}
+
+TEST(Codec, RedirtiedPagesGoAsDeltaAgainstWhatWasSent) {
+  Migration m(4096, 16, only(true, true, true));
+  for (std::uint64_t p = 0; p < 16; ++p) {
+    auto page = test::make_page(4096, PageKind::kText, p);
+    std::memcpy(m.page(p), page.data(), 4096);
+  }
+  m.send_all(0);  // bulk round: not cached yet
+  m.send_all(1);  // second send: now cached
+  EXPECT_EQ(pages_as(m.sent(), Encoding::kDelta), 0u);
+  std::mt19937_64 rng(11);
+  for (std::uint64_t p = 0; p < 16; ++p) test::dirty_runs(m.page(p), 4096, 3, 20, rng);
+  m.send_all(2);
+  EXPECT_TRUE(m.identical());
+  EXPECT_EQ(pages_as(m.sent(), Encoding::kDelta), 16u);
+  EXPECT_EQ(m.received().pages[static_cast<std::size_t>(Encoding::kDelta)], 16u);
+}
+
+TEST(Codec, DeltaThatDoesNotPayFallsBackAndStaysExact) {
+  Policy policy;
+  policy.delta_max_percent = 10;
+  Migration m(4096, 8, policy);
+  m.send_all(0);
+  m.send_all(1);
+  std::mt19937_64 rng(12);
+  for (std::uint64_t p = 0; p < 8; ++p) test::fill_page(m.page(p), 4096, PageKind::kRandom, rng);
+  m.send_all(2);
+  EXPECT_TRUE(m.identical());
+  EXPECT_GT(m.sent().delta_overflows, 0u);
+  // The cache was refreshed with what the fallback sent: a small change now deltas.
+  for (std::uint64_t p = 0; p < 8; ++p) test::dirty_runs(m.page(p), 4096, 1, 8, rng);
+  const auto deltas_before = pages_as(m.sent(), Encoding::kDelta);
+  m.send_all(3);
+  EXPECT_TRUE(m.identical());
+  EXPECT_EQ(pages_as(m.sent(), Encoding::kDelta) - deltas_before, 8u);
+}
+
+TEST(Codec, DeflateBatchesContiguousPages) {
+  Policy policy = only(true, false, true);
+  policy.deflate_batch_pages = 16;
+  Migration m(4096, 64, policy);
+  for (std::uint64_t p = 0; p < 64; ++p) {
+    auto page = test::make_page(4096, PageKind::kText, p);
+    std::memcpy(m.page(p), page.data(), 4096);
+  }
+  m.send_all(0);
+  EXPECT_TRUE(m.identical());
+  EXPECT_EQ(m.sent().records[static_cast<std::size_t>(Encoding::kDeflate)], 4u);
+  EXPECT_LT(m.sent().output_bytes, 64u * 4096 / 3);
+}
+
+TEST(Codec, IncompressiblePagesGoRaw) {
+  Migration m(4096, 16, only(true, false, true));
+  std::mt19937_64 rng(13);
+  for (std::uint64_t p = 0; p < 16; ++p) test::fill_page(m.page(p), 4096, PageKind::kRandom, rng);
+  m.send_all(0);
+  EXPECT_TRUE(m.identical());
+  EXPECT_EQ(pages_as(m.sent(), Encoding::kRaw), 16u);
+  EXPECT_GT(m.sent().deflate_overflows, 0u);
+}
+
+TEST(Codec, ScatteredPagesAndASmallBufferStillArriveExactly) {
+  Migration m(4096, 200, Policy{});
+  std::vector<std::uint64_t> some;
+  for (std::uint64_t p = 0; p < 200; p += 1 + p % 3) some.push_back(p);
+  m.send(some, 0, m.encoder().max_record_bytes());
+  m.send(some, 1, m.encoder().max_record_bytes());
+  std::vector<std::uint64_t> rest;
+  for (std::uint64_t p = 0; p < 200; ++p) {
+    if (!std::binary_search(some.begin(), some.end(), p)) rest.push_back(p);
+  }
+  m.send(rest, 1, m.encoder().max_record_bytes() + 100);
+  EXPECT_TRUE(m.identical());
+}
+
+TEST(Codec, FullOutputStopsCleanlyAndResumes) {
+  Migration m(4096, 32, only(false, false, false));
+  Bytes small(kRecordHeaderBytes + 4096 - 1);
+  std::vector<std::uint64_t> all(32);
+  std::iota(all.begin(), all.end(), 0);
+  auto progress = m.encoder().encode(m.page(0), all, 0, small);
+  EXPECT_EQ(progress.stop, EncodeStop::kOutputFull);
+  EXPECT_EQ(progress.pages_consumed, 0u);
+  EXPECT_EQ(progress.bytes_written, 0u);
+}
+
+TEST(Codec, PageOutsideTheRegionIsACallerError) {
+  Migration m(4096, 8, Policy{});
+  Bytes out(1 << 20);
+  const std::vector<std::uint64_t> pages = {1, 2, 8};
+  auto progress = m.encoder().encode(m.page(0), pages, 0, out);
+  EXPECT_EQ(progress.stop, EncodeStop::kPageOutOfRange);
+  EXPECT_EQ(progress.pages_consumed, 2u);
+}
+
+TEST(Codec, CrcCatchesACorruptedPayload) {
+  Migration source(4096, 4, only(false, false, false));
+  std::vector<std::uint64_t> all = {0, 1, 2, 3};
+  Bytes out(1 << 20);
+  auto& encoder = source.encoder();
+  auto progress = encoder.encode(source.page(0), all, 0, out);
+  out[kRecordHeaderBytes + 100] ^= std::byte{0x01};
+  auto decoder = Decoder::create(4096, 4);
+  Bytes destination(4 * 4096);
+  std::size_t applied = 0;
+  EXPECT_EQ(decoder->decode_all({out.data(), progress.bytes_written}, destination.data(), &applied),
+            DecodeError::kCrcMismatch);
+  EXPECT_EQ(decoder->counters().errors[static_cast<std::size_t>(DecodeError::kCrcMismatch)], 1u);
+}
+
+TEST(Codec, ConfigErrorsNameWhatWasExpected) {
+  EncoderConfig config;
+  config.region_pages = 8;
+  config.page_size = 3000;
+  auto bad_size = Encoder::create(config);
+  ASSERT_FALSE(bad_size.ok());
+  EXPECT_NE(bad_size.error().message.find("power of two"), std::string::npos);
+  config.page_size = 4096;
+  config.policy.deflate_level = 9;
+  auto bad_level = Encoder::create(config);
+  ASSERT_FALSE(bad_level.ok());
+  EXPECT_NE(bad_level.error().message.find("0..3"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pagewire::pagecodec

@@ -1,0 +1,80 @@
+// Policy validation and the adaptive DEFLATE decision, fed with fixed costs so the outcome
+// does not depend on this machine's speed.
+#include "pagewire/pagecodec/policy.hpp"
+
+#include <gtest/gtest.h>
+
+namespace pagewire::pagecodec {
+namespace {
+
+TEST(Policy, DefaultsAreValid) { EXPECT_TRUE(Policy{}.validate().ok()); }
+
+TEST(Policy, ErrorsSayWhatWasExpected) {
+  Policy p;
+  p.deflate_batch_pages = 0;
+  ASSERT_FALSE(p.validate().ok());
+  EXPECT_NE(p.validate().error().message.find("expected 1..256"), std::string::npos);
+  p = Policy{};
+  p.adaptive.enabled = true;
+  ASSERT_FALSE(p.validate().ok());
+  EXPECT_NE(p.validate().error().message.find("link rate"), std::string::npos);
+  p.adaptive.link_bytes_per_second = 1e9;
+  p.adaptive.cpu_budget = 1.5;
+  EXPECT_FALSE(p.validate().ok());
+}
+
+constexpr std::uint64_t kBatch = 65536;
+
+// Deflate at 0.5 GB/s shrinking 4x; raw copy at 16 GB/s.
+void teach(DeflateAdvisor* advisor) {
+  advisor->record_deflate(kBatch, kBatch / 4, kBatch * 2);  // 2 ns per byte
+  advisor->record_raw(kBatch, kBatch / 16);
+}
+
+TEST(DeflateAdvisor, SlowLinkDeflates) {
+  DeflateAdvisor advisor({.enabled = true, .link_bytes_per_second = 0.1e9, .cpu_budget = 1});
+  teach(&advisor);
+  // Raw sustains the link's 0.1 GB/s; deflate sustains min(0.5, 0.4) GB/s of input.
+  EXPECT_NEAR(advisor.raw_rate(), 0.1e9, 1e6);
+  EXPECT_NEAR(advisor.deflate_rate(), 0.4e9, 1e6);
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(advisor.should_deflate());
+}
+
+TEST(DeflateAdvisor, FastLinkSendsRawButStillProbes) {
+  DeflateAdvisor advisor({.enabled = true, .link_bytes_per_second = 3e9, .cpu_budget = 1});
+  teach(&advisor);
+  int deflated = 0;
+  for (std::uint32_t i = 0; i < 10 * DeflateAdvisor::kProbeInterval; ++i) {
+    deflated += advisor.should_deflate() ? 1 : 0;
+  }
+  EXPECT_EQ(deflated, 10) << "one probe per interval keeps the estimate fresh";
+}
+
+TEST(DeflateAdvisor, LessCpuBudgetMeansLessDeflate) {
+  // 0.4 GB/s link: with a whole core deflate delivers 0.5 GB/s > 0.4; with a fifth of it,
+  // 0.1 GB/s < 0.4.
+  DeflateAdvisor whole({.enabled = true, .link_bytes_per_second = 0.4e9, .cpu_budget = 1});
+  DeflateAdvisor fifth({.enabled = true, .link_bytes_per_second = 0.4e9, .cpu_budget = 0.2});
+  teach(&whole);
+  teach(&fifth);
+  EXPECT_GT(whole.deflate_rate(), whole.raw_rate());
+  EXPECT_LT(fifth.deflate_rate(), fifth.raw_rate());
+}
+
+TEST(DeflateAdvisor, IncompressibleDataStopsDeflating) {
+  DeflateAdvisor advisor({.enabled = true, .link_bytes_per_second = 0.1e9, .cpu_budget = 1});
+  for (int i = 0; i < 50; ++i) {
+    advisor.record_deflate(kBatch, kBatch, kBatch * 2);  // no gain, 0.5 GB/s
+    advisor.record_raw(kBatch, kBatch / 16);
+  }
+  EXPECT_LT(advisor.deflate_rate(), advisor.raw_rate() * 1.0001);
+  EXPECT_FALSE(advisor.should_deflate());
+}
+
+TEST(DeflateAdvisor, DisabledAlwaysDeflates) {
+  DeflateAdvisor advisor(AdaptivePolicy{});
+  EXPECT_TRUE(advisor.should_deflate());
+}
+
+}  // namespace
+}  // namespace pagewire::pagecodec
