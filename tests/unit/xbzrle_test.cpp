@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 
@@ -131,7 +132,9 @@ TEST(XbzrleTwin, FastPathMatchesScalarOnRandomPages) {
     const std::size_t b = best_encoder()(current.data(), cache_b.data(), size, out_b);
     ASSERT_EQ(a, b) << "trial " << trial << " seed " << seed;
     if (a != kOverflow) {
-      ASSERT_EQ(0, std::memcmp(out_a.data(), out_b.data(), a)) << "trial " << trial;
+      ASSERT_TRUE(std::equal(out_a.begin(), out_a.begin() + static_cast<std::ptrdiff_t>(a),
+                             out_b.begin()))
+          << "trial " << trial;
       ASSERT_EQ(cache_b, current) << "trial " << trial;
     }
   }
