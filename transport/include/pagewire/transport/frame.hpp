@@ -1,0 +1,88 @@
+// Building and validating pagewire frames in DPDK mbufs. Frames are single-segment: ports
+// are configured with a data room that holds the largest frame (port.hpp).
+#pragma once
+
+#include <rte_ether.h>
+#include <rte_mbuf.h>
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+#include "pagewire/transport/wire.hpp"
+
+namespace pagewire::transport {
+
+struct Endpoint {
+  rte_ether_addr mac;
+  std::uint32_t ip;          // host byte order
+  std::uint16_t udp_port;    // stream s uses udp_port + s, so NIC RSS/flow rules can split streams
+};
+
+struct Path {
+  Endpoint local;
+  Endpoint peer;
+};
+
+// Why a received frame was dropped; each has a per-stream counter.
+enum class FrameDrop : std::uint8_t {
+  kNone = 0,
+  kNotIpv4,        // another EtherType (ARP is handled before this)
+  kNotForUs,       // destination MAC or IP is not ours
+  kBadIpHeader,    // version, header length, total length, fragment
+  kNotUdp,
+  kWrongPort,      // not one of our streams' UDP ports
+  kBadChecksum,    // IPv4 or UDP checksum
+  kTruncated,      // lengths point past the frame
+  kBadMagic,
+  kBadVersion,
+  kWrongSession,
+  kUnknownType,
+  kMultiSegment,   // a scattered mbuf: not produced by our port set-up
+};
+inline constexpr int kFrameDropCount = 13;
+std::string_view to_string(FrameDrop drop);
+
+struct ReceivedFrame {
+  FrameDrop drop = FrameDrop::kNone;
+  FrameType type{};
+  std::uint16_t stream = 0;
+  std::uint32_t session = 0;
+  std::uint32_t seq = 0;
+  std::uint64_t sack = 0;
+  std::uint32_t window = 0;
+  const std::byte* payload = nullptr;
+  std::uint16_t payload_bytes = 0;
+  std::uint16_t ip_bytes = 0;  // IPv4 total length: what the path carried
+};
+
+// Validates every header and length of `mbuf` against `path` before any payload byte is
+// exposed. `session` 0 accepts any session (a destination waiting for HELLO).
+ReceivedFrame parse_frame(const rte_mbuf* mbuf, const Path& path, std::uint16_t streams,
+                          std::uint32_t session);
+
+struct FrameFields {
+  FrameType type;
+  std::uint16_t stream;
+  std::uint32_t session;
+  std::uint32_t seq = 0;
+  std::uint64_t sack = 0;
+  std::uint32_t window = 0;
+};
+
+// Where the payload of a frame being built goes (after all headers).
+inline std::byte* frame_payload(rte_mbuf* mbuf) {
+  return rte_pktmbuf_mtod_offset(mbuf, std::byte*,
+                                 kEthernetBytes + kIpv4Bytes + kUdpBytes + sizeof(FrameHeader));
+}
+
+// Fills Ethernet/IPv4/UDP/FrameHeader around `payload_bytes` already written at
+// frame_payload(), sets the mbuf lengths, and computes the checksums (in software: the
+// offload path comes with real-NIC support). `pad_to_ip_bytes` > 0 pads the IP packet to
+// that size (path MTU probes); DF is always set: pagewire never relies on IP fragmentation.
+void finish_frame(rte_mbuf* mbuf, const Path& path, const FrameFields& fields,
+                  std::uint16_t payload_bytes, std::uint16_t pad_to_ip_bytes = 0);
+
+inline constexpr std::size_t frame_bytes_for_ip(std::size_t ip_bytes) { return kEthernetBytes + ip_bytes; }
+
+}  // namespace pagewire::transport

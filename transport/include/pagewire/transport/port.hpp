@@ -1,0 +1,55 @@
+// One DPDK port set up for pagewire: one RX/TX queue pair per stream, the MTU the device
+// really accepted, and a mempool sized from the queue layout.
+#pragma once
+
+#include <rte_ether.h>
+#include <rte_mempool.h>
+
+#include <cstdint>
+#include <string>
+
+#include "pagewire/result.hpp"
+
+namespace pagewire::transport {
+
+struct PortConfig {
+  std::uint16_t port_id = 0;
+  std::uint16_t queues = 1;            // one RX/TX pair per stream
+  std::uint16_t mtu = 9000;            // requested; the device may accept less
+  std::uint16_t rx_descriptors = 1024;
+  std::uint16_t tx_descriptors = 1024;
+  std::uint32_t held_frames_per_queue = 4096;  // sent-unacked or out-of-order frames a stream keeps
+  std::string name;                    // for messages and the mempool name
+};
+
+class Port {
+ public:
+  // Configures and starts the port. The message names the port and what it refused.
+  static Result<Port> open(const PortConfig& config);
+
+  Port(Port&& other) noexcept;
+  Port& operator=(Port&&) = delete;
+  ~Port();
+
+  std::uint16_t id() const { return id_; }
+  std::uint16_t queues() const { return queues_; }
+  std::uint16_t mtu() const { return mtu_; }  // what the device accepted, read back
+  const rte_ether_addr& mac() const { return mac_; }
+  rte_mempool* pool() const { return pool_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  Port(std::uint16_t id, std::uint16_t queues, std::uint16_t mtu, rte_ether_addr mac,
+       rte_mempool* pool, std::string name)
+      : id_(id), queues_(queues), mtu_(mtu), mac_(mac), pool_(pool), name_(std::move(name)) {}
+
+  std::uint16_t id_;
+  std::uint16_t queues_;
+  std::uint16_t mtu_;
+  rte_ether_addr mac_;
+  rte_mempool* pool_;
+  std::string name_;
+  bool owned_ = true;
+};
+
+}  // namespace pagewire::transport

@@ -1,0 +1,108 @@
+// A migration session between a source and a destination port: handshake (version and
+// capabilities, refused on both sides with what differs), path-MTU probing, then N streams
+// that carry rounds of pages.
+//
+// This is the API the control tool and a hypervisor prototype use. Threading: connect(),
+// accept(), begin_round() and begin_finish() belong to the control thread and are called
+// while no stream is being polled; poll(s) belongs to the core that owns stream s (one
+// core per stream; one core may also poll all of them in turn).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "pagewire/pagecodec/policy.hpp"
+#include "pagewire/result.hpp"
+#include "pagewire/transport/port.hpp"
+#include "pagewire/transport/stream.hpp"
+
+namespace pagewire::transport {
+
+struct SessionConfig {
+  std::uint16_t streams = 1;
+  std::uint32_t page_size = 4096;
+  std::uint64_t region_pages = 0;
+  Path path;
+  StreamTuning tuning;
+  pagecodec::Policy policy;
+  std::uint64_t delta_cache_bytes = 64ull << 20;  // split evenly between the streams
+  std::uint32_t hello_timeout_ms = 5000;
+  std::uint32_t probe_timeout_ms = 30;
+  std::uint32_t probe_tries = 3;
+};
+
+// The stream that carries `page`: contiguous ranges, so each stream's pages (and its delta
+// cache and the destination's generation entries) stay together. page * streams cannot
+// overflow: regions are below 2^47 pages (kMaxRegionPages) and streams below 2^16.
+inline constexpr std::uint64_t kMaxRegionPages = std::uint64_t{1} << 47;
+inline std::uint16_t stream_of_page(std::uint64_t page, std::uint64_t region_pages, std::uint16_t streams) {
+  return static_cast<std::uint16_t>(page * streams / region_pages);
+}
+
+struct SessionTotals {
+  StreamCounters streams;               // summed over streams
+  pagecodec::EncoderCounters encoded;   // source side
+  pagecodec::DecoderCounters decoded;   // destination side
+};
+
+class SourceSession {
+ public:
+  // Handshake and path-MTU probe on queue 0 of `port`. `region` must stay valid and may be
+  // written by the guest throughout.
+  static Result<std::unique_ptr<SourceSession>> connect(const SessionConfig& config, const Port& port,
+                                                        const std::byte* region);
+
+  std::uint16_t path_mtu() const { return path_mtu_; }
+  std::uint16_t streams() const { return static_cast<std::uint16_t>(streams_.size()); }
+
+  // Splits `pages` (ascending) between the streams for the next round.
+  void begin_round(std::span<const std::uint64_t> pages, std::uint32_t generation);
+  void begin_finish();
+  // One step of stream `s`; true while it has work.
+  bool poll(std::uint16_t s, std::uint64_t now_tsc) { return streams_[s].poll(now_tsc); }
+
+  // Polls every stream from the calling thread until all are idle, or fails after
+  // `timeout_ms` without progress being completed.
+  Status run_until_idle(std::uint32_t timeout_ms);
+
+  SessionTotals totals() const;
+  const SourceStream& stream(std::uint16_t s) const { return streams_[s]; }
+
+ private:
+  SourceSession() = default;
+  SessionConfig config_;
+  const std::byte* region_ = nullptr;
+  std::uint16_t path_mtu_ = 0;
+  std::vector<SourceStream> streams_;
+  std::vector<std::vector<std::uint64_t>> round_pages_;
+};
+
+class DestinationSession {
+ public:
+  // Waits for a HELLO on queue 0, checks it against `config`, answers HELLO_ACK or REFUSE.
+  static Result<std::unique_ptr<DestinationSession>> accept(const SessionConfig& config, const Port& port,
+                                                            std::byte* region);
+
+  bool poll(std::uint16_t s, std::uint64_t now_tsc) { return streams_[s].poll(now_tsc); }
+  // Polls every stream until all have reached their FIN, one fails, or `timeout_ms` passes.
+  Status run_until_finished(std::uint32_t timeout_ms);
+
+  bool finished() const;
+  SessionTotals totals() const;
+  const DestinationStream& stream(std::uint16_t s) const { return streams_[s]; }
+  // Generation last applied to each page (0: never received or unusable).
+  std::span<const std::uint32_t> page_generations() const { return generations_; }
+
+  class Responder;
+
+ private:
+  DestinationSession() = default;
+  SessionConfig config_;
+  std::vector<std::uint32_t> generations_;
+  std::unique_ptr<Responder> responder_;
+  std::vector<DestinationStream> streams_;
+};
+
+}  // namespace pagewire::transport

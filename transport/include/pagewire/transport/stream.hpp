@@ -1,0 +1,204 @@
+// One stream = one lcore = one RX/TX queue pair = its own codec state and counters.
+//
+// A stream carries an ordered byte stream of page records. DATA frames cut it at record
+// boundaries where records fit, and split records larger than a frame. Reliability is
+// per stream: sequence numbers, cumulative + selective ACKs, retransmission on an
+// RTT-estimated timeout (RFC 6298, Karn's rule) and on SACK gaps, duplicate suppression,
+// and a receive window. The receiver applies frames strictly in sequence order (holding
+// out-of-order mbufs, not copies), so a DELTA always meets the base it was encoded
+// against; the per-page generation check is a second line of defence.
+//
+// Threading: every method except the constructor and counters() belongs to the stream's
+// own core. The session calls assign()/finish() only while the stream is idle (poll()
+// returned false), before the core polls again.
+#pragma once
+
+#include <rte_mbuf.h>
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "pagewire/pagecodec/decoder.hpp"
+#include "pagewire/pagecodec/encoder.hpp"
+#include "pagewire/transport/frame.hpp"
+
+namespace pagewire::transport {
+
+struct StreamTuning {
+  std::uint32_t window_frames = 1024;  // power of two: frames in flight / held out of order
+  std::uint32_t ack_every = 8;         // in-order frames per ACK (out-of-order: at once)
+  std::uint32_t ack_delay_us = 100;    // a pending ACK goes out after this long
+  std::uint32_t initial_rto_us = 20000;
+  std::uint32_t min_rto_us = 2000;
+  std::uint32_t max_rto_us = 1000000;
+  std::uint16_t burst = 32;
+  double rate_bytes_per_second = 0;    // 0: unlimited; else a token bucket (QEMU's max-bandwidth)
+};
+
+struct StreamCounters {
+  std::uint64_t frames_sent = 0;
+  std::uint64_t payload_bytes_sent = 0;
+  std::uint64_t frames_received = 0;
+  std::uint64_t payload_bytes_received = 0;
+  std::uint64_t retransmits_timeout = 0;
+  std::uint64_t retransmits_sack = 0;
+  std::uint64_t acks_sent = 0;
+  std::uint64_t acks_received = 0;
+  std::uint64_t duplicates = 0;
+  std::uint64_t out_of_order = 0;
+  std::uint64_t outside_window = 0;
+  std::uint64_t mbuf_exhausted = 0;  // an allocation failed: retried on the next poll
+  std::uint64_t tx_queue_full = 0;
+  std::uint64_t stale_records = 0;         // older than the page's applied generation
+  std::uint64_t delta_base_mismatch = 0;   // DELTA for a base the page does not hold
+  std::uint64_t record_errors = 0;         // refused by the decoder (see decoder counters)
+  std::uint64_t srtt_us = 0;
+  std::array<std::uint64_t, kFrameDropCount> drops{};
+};
+
+struct QueueRef {
+  std::uint16_t port;
+  std::uint16_t queue;
+  rte_mempool* pool;
+};
+
+class SourceStream {
+ public:
+  SourceStream(std::uint16_t index, QueueRef queue, const Path& path, std::uint32_t session,
+               std::uint16_t payload_bytes, const StreamTuning& tuning, pagecodec::Encoder encoder);
+  SourceStream(SourceStream&&) noexcept = default;
+  ~SourceStream();
+
+  // Pages of this stream to send in this round (ascending), tagged with `generation`.
+  void assign(std::span<const std::uint64_t> pages, const std::byte* region, std::uint32_t generation);
+  // After the last round: send FIN until the destination confirms.
+  void finish();
+
+  // One data-path step: ACKs in, timers, frames out. Returns true while work remains (pages
+  // to encode, frames unacknowledged, or a FIN unconfirmed).
+  bool poll(std::uint64_t now_tsc);
+
+  bool finished() const { return fin_acked_; }
+  const StreamCounters& counters() const { return counters_; }
+  const pagecodec::Encoder& encoder() const { return encoder_; }
+  std::uint16_t payload_bytes() const { return payload_bytes_; }
+
+ private:
+  struct InFlight {
+    rte_mbuf* mbuf = nullptr;     // our reference, until acknowledged
+    std::uint64_t sent_tsc = 0;   // 0: built but not yet transmitted
+    bool retransmitted = false;
+  };
+
+  void receive(std::uint64_t now);
+  void on_ack(const ReceivedFrame& frame, std::uint64_t now);
+  void retransmit_due(std::uint64_t now);
+  void transmit(std::uint64_t now);
+  bool refill_staging();
+  std::size_t next_frame_bytes();
+  bool send_one(rte_mbuf* mbuf, std::uint64_t now);
+  bool tokens_for(std::size_t bytes, std::uint64_t now);
+  void send_fin(std::uint64_t now);
+  InFlight& slot(std::uint32_t seq) { return window_[seq & (window_.size() - 1)]; }
+
+  std::uint16_t index_;
+  QueueRef queue_;
+  Path path_;
+  std::uint32_t session_;
+  std::uint16_t payload_bytes_;
+  StreamTuning tuning_;
+  pagecodec::Encoder encoder_;
+  std::uint64_t tsc_hz_;
+
+  // Work of the current round.
+  std::span<const std::uint64_t> pages_;
+  const std::byte* region_ = nullptr;
+  std::uint32_t generation_ = 0;
+
+  // Encoded, not yet framed: [staged_begin_, staged_end_) of staging_.
+  std::vector<std::byte> staging_;
+  std::size_t staged_begin_ = 0;
+  std::size_t staged_end_ = 0;
+  std::size_t fragment_left_ = 0;  // bytes of a split record still to frame
+
+  std::vector<InFlight> window_;
+  std::uint32_t snd_una_ = 0;   // oldest unacknowledged
+  std::uint32_t snd_nxt_ = 0;   // next to build
+  std::uint32_t unsent_ = 0;    // first built frame not yet transmitted
+  std::uint32_t peer_window_;
+  std::uint64_t srtt_ = 0, rttvar_ = 0, rto_;
+  std::uint64_t last_progress_tsc_ = 0;
+
+  double tokens_ = 0;
+  std::uint64_t tokens_tsc_ = 0;
+
+  bool fin_wanted_ = false;
+  bool fin_acked_ = false;
+  std::uint64_t fin_sent_tsc_ = 0;
+  StreamCounters counters_;
+};
+
+// Replies to HELLO and PROBE frames that reach stream 0 after the handshake (a lost
+// HELLO_ACK or a late probe); set up by the destination session.
+class ControlResponder {
+ public:
+  virtual ~ControlResponder() = default;
+  virtual void respond(const ReceivedFrame& frame, std::uint64_t now_tsc) = 0;
+};
+
+class DestinationStream {
+ public:
+  DestinationStream(std::uint16_t index, QueueRef queue, const Path& path, std::uint32_t session,
+                    const StreamTuning& tuning, pagecodec::Decoder decoder, std::byte* region,
+                    std::uint32_t* page_generations, std::size_t max_record_bytes,
+                    ControlResponder* control);
+  DestinationStream(DestinationStream&&) noexcept = default;
+  ~DestinationStream();
+
+  // One data-path step. Returns false once the FIN was reached and confirmed, or the stream
+  // failed.
+  bool poll(std::uint64_t now_tsc);
+
+  bool finished() const { return fin_applied_; }
+  bool failed() const { return !failure_.empty(); }
+  const std::string& failure() const { return failure_; }
+  const StreamCounters& counters() const { return counters_; }
+  const pagecodec::Decoder& decoder() const { return decoder_; }
+
+ private:
+  void on_data(rte_mbuf* mbuf, const ReceivedFrame& frame, std::uint64_t now);
+  void deliver(const std::byte* bytes, std::size_t length);
+  void process_record(std::span<const std::byte> bytes);
+  bool apply_record(const pagecodec::RecordView& record);
+  void send_ack(std::uint64_t now, FrameType type = FrameType::kAck);
+  rte_mbuf*& held(std::uint32_t seq) { return reorder_[seq & (reorder_.size() - 1)]; }
+
+  std::uint16_t index_;
+  QueueRef queue_;
+  Path path_;
+  std::uint32_t session_;
+  StreamTuning tuning_;
+  pagecodec::Decoder decoder_;
+  std::byte* region_;
+  std::uint32_t* page_generations_;
+  ControlResponder* control_;
+  std::uint64_t tsc_hz_;
+
+  std::vector<rte_mbuf*> reorder_;
+  std::uint32_t rcv_nxt_ = 0;
+  std::vector<std::byte> partial_;  // a record split across frames
+  std::size_t partial_length_ = 0;
+
+  std::uint32_t unacked_ = 0;
+  std::uint64_t ack_due_tsc_ = 0;
+  bool fin_seen_ = false;
+  std::uint32_t fin_seq_ = 0;
+  bool fin_applied_ = false;
+  std::string failure_;
+  StreamCounters counters_;
+};
+
+}  // namespace pagewire::transport

@@ -1,0 +1,89 @@
+// pagewire frames: Ethernet / IPv4 / UDP / FrameHeader / payload. docs/protocol.md
+// ("Frames") is the normative description. Ethernet, IPv4 and UDP fields are big-endian
+// (DPDK's rte_be types); FrameHeader and payload structs are little-endian (byte_order.hpp).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "pagewire/byte_order.hpp"
+
+namespace pagewire::transport {
+
+inline constexpr std::uint32_t kFrameMagic = 0x52574750;  // "PGWR" on the wire
+inline constexpr std::uint8_t kProtocolVersion = 1;
+
+enum class FrameType : std::uint8_t {
+  kHello = 1,     // source -> destination: capabilities; starts a session
+  kHelloAck = 2,  // destination -> source: its capabilities; session accepted
+  kRefuse = 3,    // either way: session refused; payload is RefusePayload
+  kProbe = 4,     // source -> destination: padded to a candidate IP size, DF set
+  kProbeAck = 5,  // destination -> source: seq echoes the probe
+  kData = 6,      // a chunk of the stream's record byte stream
+  kAck = 7,       // seq = cumulative ack (next expected), sack, window
+  kFin = 8,       // source: the stream's last frame was seq - 1
+  kFinAck = 9,    // destination: everything up to the FIN was applied
+};
+
+struct [[gnu::packed]] FrameHeader {
+  le32 magic;
+  std::uint8_t version;
+  std::uint8_t type;      // FrameType
+  le16 stream;            // stream index; control frames use 0
+  le32 session;           // chosen by the source in HELLO; other sessions' frames are dropped
+  le32 seq;               // kData/kProbe/kFin: sequence; kAck: next expected sequence
+  le64 sack;              // kAck: bit i set = frame seq + 1 + i was received
+  le32 window;            // kAck: frames the receiver can hold beyond seq
+  le16 payload_bytes;     // bytes after this header
+  le16 reserved;          // 0
+};
+static_assert(sizeof(FrameHeader) == 32);
+static_assert(offsetof(FrameHeader, seq) == 12);
+static_assert(offsetof(FrameHeader, payload_bytes) == 28);
+
+inline constexpr std::size_t kEthernetBytes = 14;
+inline constexpr std::size_t kIpv4Bytes = 20;
+inline constexpr std::size_t kUdpBytes = 8;
+// IP packet bytes that are not stream payload: what a path MTU must also carry.
+inline constexpr std::size_t kIpOverhead = kIpv4Bytes + kUdpBytes + sizeof(FrameHeader);
+inline constexpr std::uint16_t kMinPathMtu = 1280;  // IPv6's minimum; probing starts here
+inline constexpr std::uint16_t kMaxPathMtu = 9216;
+
+inline constexpr std::size_t payload_for_mtu(std::uint16_t mtu) { return mtu - kIpOverhead; }
+
+// Capabilities exchanged in HELLO / HELLO_ACK.
+struct [[gnu::packed]] HelloPayload {
+  le32 version;           // kProtocolVersion of the sender
+  le32 page_size;
+  le64 region_pages;      // source: pages it will send; destination: pages it can hold
+  le16 streams;
+  le16 mtu;               // largest IP packet this side's port accepts
+  le32 encodings;         // bit (1 << Encoding) for each pagecodec encoding it decodes/sends
+  le32 max_record_bytes;  // source: its largest record; destination: the largest it accepts
+  le32 reserved;          // 0
+};
+static_assert(sizeof(HelloPayload) == 32);
+
+enum class RefuseReason : std::uint16_t {
+  kVersion = 1,
+  kPageSize = 2,
+  kRegionTooSmall = 3,
+  kStreams = 4,
+  kEncodings = 5,
+  kBusy = 6,
+};
+
+struct [[gnu::packed]] RefusePayload {
+  le16 reason;            // RefuseReason
+  char message[126];      // NUL-terminated, human readable: what differs
+};
+static_assert(sizeof(RefusePayload) == 128);
+
+struct [[gnu::packed]] ProbeAckPayload {
+  le16 received_ip_bytes;
+  le16 reserved;
+};
+static_assert(sizeof(ProbeAckPayload) == 4);
+
+}  // namespace pagewire::transport

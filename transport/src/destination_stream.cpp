@@ -1,0 +1,230 @@
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "pagewire/transport/stream.hpp"
+
+namespace pagewire::transport {
+
+namespace {
+
+inline std::int32_t seq_diff(std::uint32_t a, std::uint32_t b) { return static_cast<std::int32_t>(a - b); }
+
+}  // namespace
+
+DestinationStream::DestinationStream(std::uint16_t index, QueueRef queue, const Path& path,
+                                     std::uint32_t session, const StreamTuning& tuning,
+                                     pagecodec::Decoder decoder, std::byte* region,
+                                     std::uint32_t* page_generations, std::size_t max_record_bytes,
+                                     ControlResponder* control)
+    : index_(index),
+      queue_(queue),
+      path_(path),
+      session_(session),
+      tuning_(tuning),
+      decoder_(std::move(decoder)),
+      region_(region),
+      page_generations_(page_generations),
+      control_(control),
+      tsc_hz_(rte_get_tsc_hz()),
+      reorder_(tuning.window_frames, nullptr),
+      partial_(max_record_bytes) {}
+
+DestinationStream::~DestinationStream() {
+  for (rte_mbuf* mbuf : reorder_) {
+    if (mbuf != nullptr) rte_pktmbuf_free(mbuf);
+  }
+}
+
+bool DestinationStream::poll(std::uint64_t now) {
+  rte_mbuf* burst[64];
+  const std::uint16_t n = rte_eth_rx_burst(queue_.port, queue_.queue, burst,
+                                           std::min<std::uint16_t>(tuning_.burst, 64));
+  for (std::uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* mbuf = burst[i];
+    const ReceivedFrame frame = parse_frame(mbuf, path_, 0xffff, session_);
+    if (frame.drop != FrameDrop::kNone) {
+      ++counters_.drops[static_cast<std::size_t>(frame.drop)];
+    } else if (frame.stream != index_) {
+      ++counters_.drops[static_cast<std::size_t>(FrameDrop::kWrongPort)];
+    } else if (frame.type == FrameType::kData) {
+      on_data(mbuf, frame, now);
+      continue;  // on_data owns the mbuf
+    } else if (frame.type == FrameType::kFin) {
+      fin_seen_ = true;
+      fin_seq_ = frame.seq;
+      ack_due_tsc_ = now;
+    } else if (control_ != nullptr) {
+      control_->respond(frame, now);
+    }
+    rte_pktmbuf_free(mbuf);
+  }
+  if (fin_seen_ && rcv_nxt_ == fin_seq_ && failure_.empty()) fin_applied_ = true;
+  if (ack_due_tsc_ != 0 && now >= ack_due_tsc_) send_ack(now, fin_applied_ ? FrameType::kFinAck : FrameType::kAck);
+  return failure_.empty() && !fin_applied_;
+}
+
+void DestinationStream::on_data(rte_mbuf* mbuf, const ReceivedFrame& frame, std::uint64_t now) {
+  ++counters_.frames_received;
+  const std::int32_t ahead = seq_diff(frame.seq, rcv_nxt_);
+  if (ahead < 0) {
+    ++counters_.duplicates;  // our ACK was lost: say again what we have
+    ack_due_tsc_ = now;
+    rte_pktmbuf_free(mbuf);
+    return;
+  }
+  if (static_cast<std::uint32_t>(ahead) >= reorder_.size()) {
+    ++counters_.outside_window;
+    rte_pktmbuf_free(mbuf);
+    return;
+  }
+  if (ahead > 0) {
+    rte_mbuf*& slot = held(frame.seq);
+    if (slot != nullptr) {
+      ++counters_.duplicates;
+      rte_pktmbuf_free(mbuf);
+    } else {
+      slot = mbuf;  // held as is: frames are read-only after parsing, never modified
+      ++counters_.out_of_order;
+    }
+    ack_due_tsc_ = now;  // a hole: tell the sender at once
+    return;
+  }
+  // In order: apply it and every held frame that now follows.
+  counters_.payload_bytes_received += frame.payload_bytes;
+  deliver(frame.payload, frame.payload_bytes);
+  rte_pktmbuf_free(mbuf);
+  ++rcv_nxt_;
+  ++unacked_;
+  while (rte_mbuf* next = held(rcv_nxt_)) {
+    held(rcv_nxt_) = nullptr;
+    const ReceivedFrame again = parse_frame(next, path_, 0xffff, session_);
+    counters_.payload_bytes_received += again.payload_bytes;
+    deliver(again.payload, again.payload_bytes);
+    rte_pktmbuf_free(next);
+    ++rcv_nxt_;
+    ++unacked_;
+  }
+  const std::uint64_t delay = std::uint64_t{tuning_.ack_delay_us} * tsc_hz_ / 1000000;
+  if (unacked_ >= tuning_.ack_every) {
+    ack_due_tsc_ = now;
+  } else if (ack_due_tsc_ == 0) {
+    ack_due_tsc_ = now + delay;
+  }
+}
+
+namespace {
+
+std::size_t record_bytes_at(const std::byte* header_bytes) {
+  pagecodec::RecordHeader header;
+  std::memcpy(&header, header_bytes, sizeof header);
+  return pagecodec::kRecordHeaderBytes + header.payload_bytes.get();
+}
+
+}  // namespace
+
+// Feeds in-order stream bytes to the record decoder: whole records straight from the frame,
+// a record split across frames assembled in partial_.
+void DestinationStream::deliver(const std::byte* bytes, std::size_t length) {
+  constexpr std::size_t kHeader = pagecodec::kRecordHeaderBytes;
+  while (length > 0 && failure_.empty()) {
+    if (partial_length_ == 0 && length >= kHeader) {
+      const std::size_t record = record_bytes_at(bytes);
+      if (record <= length) {
+        process_record({bytes, record});
+        bytes += record;
+        length -= record;
+        continue;
+      }
+    }
+    const std::size_t need = partial_length_ < kHeader ? kHeader : record_bytes_at(partial_.data());
+    const std::size_t take = std::min(length, need - partial_length_);
+    std::memcpy(partial_.data() + partial_length_, bytes, take);
+    partial_length_ += take;
+    bytes += take;
+    length -= take;
+    if (partial_length_ < kHeader) continue;
+    const std::size_t record = record_bytes_at(partial_.data());
+    if (record > partial_.size()) {
+      failure_ = "stream " + std::to_string(index_) + ": a record of " + std::to_string(record) +
+                 " bytes exceeds the negotiated maximum of " + std::to_string(partial_.size());
+      return;
+    }
+    if (partial_length_ < record) continue;
+    process_record({partial_.data(), record});
+    partial_length_ = 0;
+  }
+}
+
+void DestinationStream::process_record(std::span<const std::byte> bytes) {
+  const pagecodec::ParsedRecord parsed = decoder_.parse(bytes);
+  if (parsed.error != pagecodec::DecodeError::kNone) {
+    // The frame passed its checksum, so this is how the sender framed it: the stream
+    // cannot be resynchronised.
+    failure_ = "stream " + std::to_string(index_) + ": " + std::string(to_string(parsed.error));
+    return;
+  }
+  apply_record(parsed.view);
+}
+
+// The ordering rule: never let an older copy overwrite a newer one, and apply a DELTA only
+// onto the exact base it was encoded against.
+bool DestinationStream::apply_record(const pagecodec::RecordView& record) {
+  std::uint32_t* generations = page_generations_ + record.first_page;
+  if (record.encoding == pagecodec::Encoding::kDelta) {
+    if (generations[0] != record.base_generation) {
+      ++counters_.delta_base_mismatch;
+      return false;
+    }
+  } else {
+    for (std::uint32_t k = 0; k < record.page_count; ++k) {
+      if (generations[k] > record.generation) {
+        ++counters_.stale_records;
+        return false;
+      }
+    }
+  }
+  if (decoder_.apply(record, region_) != pagecodec::DecodeError::kNone) {
+    ++counters_.record_errors;
+    // The pages hold unspecified bytes now: no DELTA may build on them.
+    for (std::uint32_t k = 0; k < record.page_count; ++k) generations[k] = 0;
+    return false;
+  }
+  for (std::uint32_t k = 0; k < record.page_count; ++k) generations[k] = record.generation;
+  return true;
+}
+
+void DestinationStream::send_ack(std::uint64_t now, FrameType type) {
+  rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
+  if (mbuf == nullptr) {
+    ++counters_.mbuf_exhausted;
+    return;
+  }
+  std::uint64_t sack = 0;
+  for (std::uint32_t bit = 0; bit < 64 && bit + 1 < reorder_.size(); ++bit) {
+    if (held(rcv_nxt_ + 1 + bit) != nullptr) sack |= std::uint64_t{1} << bit;
+  }
+  std::uint32_t held_count = 0;
+  for (std::uint32_t bit = 0; bit < 64; ++bit) held_count += (sack >> bit) & 1;
+  finish_frame(mbuf, path_,
+               FrameFields{.type = type,
+                           .stream = index_,
+                           .session = session_,
+                           .seq = type == FrameType::kFinAck ? fin_seq_ : rcv_nxt_,
+                           .sack = sack,
+                           .window = static_cast<std::uint32_t>(reorder_.size()) - held_count},
+               0);
+  if (rte_eth_tx_burst(queue_.port, queue_.queue, &mbuf, 1) == 0) {
+    rte_pktmbuf_free(mbuf);
+    ++counters_.tx_queue_full;
+    return;  // ack_due_tsc_ stays: retried next poll
+  }
+  ++counters_.acks_sent;
+  unacked_ = 0;
+  ack_due_tsc_ = 0;
+  (void)now;
+}
+
+}  // namespace pagewire::transport

@@ -1,0 +1,150 @@
+#include "pagewire/transport/frame.hpp"
+
+#include <rte_ip.h>
+#include <rte_udp.h>
+
+#include <cstring>
+
+namespace pagewire::transport {
+
+std::string_view to_string(FrameDrop drop) {
+  switch (drop) {
+    case FrameDrop::kNone: return "none";
+    case FrameDrop::kNotIpv4: return "not IPv4";
+    case FrameDrop::kNotForUs: return "not addressed to us";
+    case FrameDrop::kBadIpHeader: return "bad IPv4 header";
+    case FrameDrop::kNotUdp: return "not UDP";
+    case FrameDrop::kWrongPort: return "not a pagewire UDP port";
+    case FrameDrop::kBadChecksum: return "bad checksum";
+    case FrameDrop::kTruncated: return "truncated";
+    case FrameDrop::kBadMagic: return "bad magic";
+    case FrameDrop::kBadVersion: return "unsupported protocol version";
+    case FrameDrop::kWrongSession: return "another session";
+    case FrameDrop::kUnknownType: return "unknown frame type";
+    case FrameDrop::kMultiSegment: return "multi-segment mbuf";
+  }
+  return "?";
+}
+
+namespace {
+
+constexpr std::size_t kHeadersBytes = kEthernetBytes + kIpv4Bytes + kUdpBytes + sizeof(FrameHeader);
+
+ReceivedFrame dropped(FrameDrop drop) {
+  ReceivedFrame frame;
+  frame.drop = drop;
+  return frame;
+}
+
+bool known_type(std::uint8_t type) {
+  return type >= static_cast<std::uint8_t>(FrameType::kHello) &&
+         type <= static_cast<std::uint8_t>(FrameType::kFinAck);
+}
+
+}  // namespace
+
+ReceivedFrame parse_frame(const rte_mbuf* mbuf, const Path& path, std::uint16_t streams,
+                          std::uint32_t session) {
+  if (mbuf->nb_segs != 1) return dropped(FrameDrop::kMultiSegment);
+  const std::size_t length = rte_pktmbuf_data_len(mbuf);
+  if (length < kEthernetBytes + kIpv4Bytes) return dropped(FrameDrop::kTruncated);
+  const auto* eth = rte_pktmbuf_mtod(mbuf, const rte_ether_hdr*);
+  if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) return dropped(FrameDrop::kNotIpv4);
+  if (!rte_is_same_ether_addr(&eth->dst_addr, &path.local.mac)) return dropped(FrameDrop::kNotForUs);
+
+  const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(eth + 1);
+  const std::size_t ip_bytes = rte_be_to_cpu_16(ip->total_length);
+  if (ip->version_ihl != 0x45 || ip_bytes < kIpv4Bytes + kUdpBytes || ip_bytes > length - kEthernetBytes ||
+      (rte_be_to_cpu_16(ip->fragment_offset) & (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) != 0) {
+    return dropped(FrameDrop::kBadIpHeader);
+  }
+  if (rte_be_to_cpu_32(ip->dst_addr) != path.local.ip || rte_be_to_cpu_32(ip->src_addr) != path.peer.ip) {
+    return dropped(FrameDrop::kNotForUs);
+  }
+  if (ip->next_proto_id != IPPROTO_UDP) return dropped(FrameDrop::kNotUdp);
+  if (rte_ipv4_cksum(ip) != 0) return dropped(FrameDrop::kBadChecksum);  // 0 when the header sums right
+
+  const auto* udp = reinterpret_cast<const rte_udp_hdr*>(ip + 1);
+  const std::uint16_t port = rte_be_to_cpu_16(udp->dst_port);
+  if (port < path.local.udp_port || port >= path.local.udp_port + streams) {
+    return dropped(FrameDrop::kWrongPort);
+  }
+  const std::size_t udp_bytes = rte_be_to_cpu_16(udp->dgram_len);
+  if (udp_bytes != ip_bytes - kIpv4Bytes || udp_bytes < kUdpBytes + sizeof(FrameHeader)) {
+    return dropped(FrameDrop::kTruncated);
+  }
+  if (rte_ipv4_udptcp_cksum_verify(ip, udp) != 0) return dropped(FrameDrop::kBadChecksum);
+
+  FrameHeader header;
+  std::memcpy(&header, udp + 1, sizeof header);
+  if (header.magic.get() != kFrameMagic) return dropped(FrameDrop::kBadMagic);
+  if (header.version != kProtocolVersion) return dropped(FrameDrop::kBadVersion);
+  if (!known_type(header.type)) return dropped(FrameDrop::kUnknownType);
+  if (session != 0 && header.session.get() != session) return dropped(FrameDrop::kWrongSession);
+  const std::uint16_t payload_bytes = header.payload_bytes.get();
+  if (payload_bytes > udp_bytes - kUdpBytes - sizeof(FrameHeader)) return dropped(FrameDrop::kTruncated);
+  if (header.stream.get() >= streams) return dropped(FrameDrop::kWrongPort);
+
+  ReceivedFrame frame;
+  frame.type = static_cast<FrameType>(header.type);
+  frame.stream = header.stream.get();
+  frame.session = header.session.get();
+  frame.seq = header.seq.get();
+  frame.sack = header.sack.get();
+  frame.window = header.window.get();
+  frame.payload = rte_pktmbuf_mtod_offset(mbuf, const std::byte*, kHeadersBytes);
+  frame.payload_bytes = payload_bytes;
+  frame.ip_bytes = static_cast<std::uint16_t>(ip_bytes);
+  return frame;
+}
+
+void finish_frame(rte_mbuf* mbuf, const Path& path, const FrameFields& fields,
+                  std::uint16_t payload_bytes, std::uint16_t pad_to_ip_bytes) {
+  std::size_t ip_bytes = kIpOverhead + payload_bytes;
+  if (pad_to_ip_bytes > ip_bytes) {
+    std::memset(frame_payload(mbuf) + payload_bytes, 0, pad_to_ip_bytes - ip_bytes);
+    ip_bytes = pad_to_ip_bytes;
+  }
+  mbuf->data_len = static_cast<std::uint16_t>(kEthernetBytes + ip_bytes);
+  mbuf->pkt_len = mbuf->data_len;
+
+  auto* eth = rte_pktmbuf_mtod(mbuf, rte_ether_hdr*);
+  rte_ether_addr_copy(&path.peer.mac, &eth->dst_addr);
+  rte_ether_addr_copy(&path.local.mac, &eth->src_addr);
+  eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+
+  auto* ip = reinterpret_cast<rte_ipv4_hdr*>(eth + 1);
+  ip->version_ihl = 0x45;
+  ip->type_of_service = 0;
+  ip->total_length = rte_cpu_to_be_16(static_cast<std::uint16_t>(ip_bytes));
+  ip->packet_id = 0;
+  ip->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
+  ip->time_to_live = 64;
+  ip->next_proto_id = IPPROTO_UDP;
+  ip->hdr_checksum = 0;
+  ip->src_addr = rte_cpu_to_be_32(path.local.ip);
+  ip->dst_addr = rte_cpu_to_be_32(path.peer.ip);
+
+  auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+  udp->src_port = rte_cpu_to_be_16(static_cast<std::uint16_t>(path.local.udp_port + fields.stream));
+  udp->dst_port = rte_cpu_to_be_16(static_cast<std::uint16_t>(path.peer.udp_port + fields.stream));
+  udp->dgram_len = rte_cpu_to_be_16(static_cast<std::uint16_t>(ip_bytes - kIpv4Bytes));
+  udp->dgram_cksum = 0;
+
+  FrameHeader header{};
+  header.magic.set(kFrameMagic);
+  header.version = kProtocolVersion;
+  header.type = static_cast<std::uint8_t>(fields.type);
+  header.stream.set(fields.stream);
+  header.session.set(fields.session);
+  header.seq.set(fields.seq);
+  header.sack.set(fields.sack);
+  header.window.set(fields.window);
+  header.payload_bytes.set(payload_bytes);
+  std::memcpy(udp + 1, &header, sizeof header);
+
+  ip->hdr_checksum = rte_ipv4_cksum(ip);
+  udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
+}
+
+}  // namespace pagewire::transport

@@ -1,0 +1,399 @@
+#include "pagewire/transport/session.hpp"
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+#include <random>
+#include <string>
+
+namespace pagewire::transport {
+
+namespace {
+
+constexpr std::uint32_t kAllEncodings = (1u << static_cast<int>(pagecodec::Encoding::kZero)) |
+                                        (1u << static_cast<int>(pagecodec::Encoding::kRaw)) |
+                                        (1u << static_cast<int>(pagecodec::Encoding::kDelta)) |
+                                        (1u << static_cast<int>(pagecodec::Encoding::kDeflate));
+
+std::uint64_t ms_to_tsc(std::uint64_t ms) { return ms * rte_get_tsc_hz() / 1000; }
+
+std::size_t max_record_bytes(const SessionConfig& config) {
+  const std::size_t batch = std::size_t{config.policy.deflate_batch_pages} * config.page_size;
+  return pagecodec::kRecordHeaderBytes + std::max(batch, 2 * std::size_t{config.page_size});
+}
+
+// Control frames go on queue 0, from the control thread, before the streams run (or from
+// stream 0's core through the Responder, afterwards).
+bool send_control(const QueueRef& queue, const Path& path, const FrameFields& fields, const void* payload,
+                  std::uint16_t payload_bytes, std::uint16_t pad_to_ip_bytes = 0) {
+  rte_mbuf* mbuf = rte_pktmbuf_alloc(queue.pool);
+  if (mbuf == nullptr) return false;
+  if (payload_bytes > 0) std::memcpy(frame_payload(mbuf), payload, payload_bytes);
+  finish_frame(mbuf, path, fields, payload_bytes, pad_to_ip_bytes);
+  if (rte_eth_tx_burst(queue.port, queue.queue, &mbuf, 1) == 0) {
+    rte_pktmbuf_free(mbuf);
+    return false;
+  }
+  return true;
+}
+
+// Receives control frames on queue 0 until `handle` returns true or the deadline passes.
+template <typename Handle>
+bool await_control(const QueueRef& queue, const Path& path, std::uint16_t streams, std::uint32_t session,
+                   std::uint64_t deadline, Handle&& handle) {
+  rte_mbuf* burst[32];
+  while (rte_rdtsc() < deadline) {
+    const std::uint16_t n = rte_eth_rx_burst(queue.port, queue.queue, burst, 32);
+    bool done = false;
+    for (std::uint16_t i = 0; i < n; ++i) {
+      const ReceivedFrame frame = parse_frame(burst[i], path, streams, session);
+      if (!done && frame.drop == FrameDrop::kNone) done = handle(frame);
+      rte_pktmbuf_free(burst[i]);
+    }
+    if (done) return true;
+    if (n == 0) rte_pause();
+  }
+  return false;
+}
+
+HelloPayload make_hello(const SessionConfig& config, std::uint16_t mtu) {
+  HelloPayload hello{};
+  hello.version.set(kProtocolVersion);
+  hello.page_size.set(config.page_size);
+  hello.region_pages.set(config.region_pages);
+  hello.streams.set(config.streams);
+  hello.mtu.set(mtu);
+  hello.encodings.set(kAllEncodings);
+  hello.max_record_bytes.set(static_cast<std::uint32_t>(max_record_bytes(config)));
+  return hello;
+}
+
+// What the destination refuses, and why, in words both operators can act on.
+struct Refusal {
+  RefuseReason reason;
+  std::string message;
+};
+
+std::optional<Refusal> check_hello(const HelloPayload& hello, const SessionConfig& config) {
+  if (hello.version.get() != kProtocolVersion) {
+    return Refusal{RefuseReason::kVersion, "protocol version " + std::to_string(hello.version.get()) +
+                                               " != destination's " + std::to_string(kProtocolVersion)};
+  }
+  if (hello.page_size.get() != config.page_size) {
+    return Refusal{RefuseReason::kPageSize, "page size " + std::to_string(hello.page_size.get()) +
+                                                " != destination's " + std::to_string(config.page_size)};
+  }
+  if (hello.region_pages.get() > config.region_pages) {
+    return Refusal{RefuseReason::kRegionTooSmall,
+                   "source region of " + std::to_string(hello.region_pages.get()) +
+                       " pages > destination region of " + std::to_string(config.region_pages) + " pages"};
+  }
+  if (hello.streams.get() != config.streams) {
+    return Refusal{RefuseReason::kStreams, std::to_string(hello.streams.get()) + " streams != destination's " +
+                                               std::to_string(config.streams)};
+  }
+  if ((hello.encodings.get() & ~kAllEncodings) != 0) {
+    return Refusal{RefuseReason::kEncodings, "source uses encodings the destination cannot decode"};
+  }
+  if (hello.max_record_bytes.get() > max_record_bytes(config)) {
+    return Refusal{RefuseReason::kEncodings, "source records of up to " + std::to_string(hello.max_record_bytes.get()) +
+                                                 " bytes > destination's " + std::to_string(max_record_bytes(config)) +
+                                                 " (deflate batch too large)"};
+  }
+  return std::nullopt;
+}
+
+std::uint32_t new_session_id() {
+  std::random_device random;
+  std::uint32_t id = 0;
+  while (id == 0) id = random();
+  return id;
+}
+
+}  // namespace
+
+// ---- Source ----------------------------------------------------------------------------
+
+Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfig& config, const Port& port,
+                                                              const std::byte* region) {
+  if (config.streams == 0 || config.streams > port.queues()) {
+    return make_error("streams: " + std::to_string(config.streams) + " requested, port " + port.name() +
+                      " has " + std::to_string(port.queues()) + " queue pairs");
+  }
+  if (config.region_pages == 0 || config.region_pages >= kMaxRegionPages) {
+    return make_error("region: expected 1 to 2^47 pages, got " + std::to_string(config.region_pages));
+  }
+  const QueueRef control{port.id(), 0, port.pool()};
+  const std::uint32_t session = new_session_id();
+
+  // 1. HELLO until HELLO_ACK or REFUSE.
+  const HelloPayload hello = make_hello(config, port.mtu());
+  std::optional<HelloPayload> answer;
+  std::string refused;
+  const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(config.hello_timeout_ms);
+  while (!answer && refused.empty() && rte_rdtsc() < deadline) {
+    send_control(control, config.path, FrameFields{.type = FrameType::kHello, .stream = 0, .session = session},
+                 &hello, sizeof hello);
+    await_control(control, config.path, config.streams, session,
+                  std::min(deadline, rte_rdtsc() + ms_to_tsc(100)), [&](const ReceivedFrame& frame) {
+                    if (frame.type == FrameType::kHelloAck && frame.payload_bytes >= sizeof(HelloPayload)) {
+                      HelloPayload reply;
+                      std::memcpy(&reply, frame.payload, sizeof reply);
+                      answer = reply;
+                      return true;
+                    }
+                    if (frame.type == FrameType::kRefuse && frame.payload_bytes >= sizeof(RefusePayload)) {
+                      RefusePayload refusal;
+                      std::memcpy(&refusal, frame.payload, sizeof refusal);
+                      refusal.message[sizeof refusal.message - 1] = '\0';
+                      refused = refusal.message;
+                      return true;
+                    }
+                    return false;
+                  });
+  }
+  if (!refused.empty()) return make_error("destination refused the session: " + refused);
+  if (!answer) {
+    return make_error("no answer to HELLO within " + std::to_string(config.hello_timeout_ms) +
+                      " ms: is the destination listening, and are the addresses right?");
+  }
+
+  // 2. Path MTU (RFC 8899 in spirit): the largest IP packet both ports accept, confirmed by a
+  // padded probe with DF set; otherwise a binary search down to kMinPathMtu.
+  std::uint32_t probe_id = 0;
+  auto probe = [&](std::uint16_t ip_bytes) {
+    for (std::uint32_t attempt = 0; attempt < config.probe_tries; ++attempt) {
+      const std::uint32_t id = ++probe_id;
+      send_control(control, config.path,
+                   FrameFields{.type = FrameType::kProbe, .stream = 0, .session = session, .seq = id}, nullptr, 0,
+                   ip_bytes);
+      if (await_control(control, config.path, config.streams, session,
+                        rte_rdtsc() + ms_to_tsc(config.probe_timeout_ms), [&](const ReceivedFrame& frame) {
+                          return frame.type == FrameType::kProbeAck && frame.seq == id;
+                        })) {
+        return true;
+      }
+    }
+    return false;
+  };
+  const std::uint16_t ceiling = std::min(port.mtu(), answer->mtu.get());
+  std::uint16_t path_mtu = ceiling;
+  if (!probe(ceiling)) {
+    if (!probe(kMinPathMtu)) {
+      return make_error("path MTU: not even " + std::to_string(kMinPathMtu) +
+                        "-byte packets reach the destination (probes with DF set were lost)");
+    }
+    std::uint16_t good = kMinPathMtu, bad = ceiling;
+    while (bad - good > 8) {
+      const auto middle = static_cast<std::uint16_t>((good + bad) / 2);
+      (probe(middle) ? good : bad) = middle;
+    }
+    path_mtu = good;
+  }
+
+  std::unique_ptr<SourceSession> source(new SourceSession());
+  source->config_ = config;
+  source->region_ = region;
+  source->path_mtu_ = path_mtu;
+  source->round_pages_.resize(config.streams);
+  for (std::uint16_t s = 0; s < config.streams; ++s) {
+    pagecodec::EncoderConfig codec{.page_size = config.page_size,
+                                   .region_pages = config.region_pages,
+                                   .delta_cache_bytes = config.delta_cache_bytes / config.streams,
+                                   .policy = config.policy};
+    auto encoder = pagecodec::Encoder::create(codec);
+    if (!encoder) return encoder.error();
+    source->streams_.emplace_back(s, QueueRef{port.id(), s, port.pool()}, config.path, session,
+                                  static_cast<std::uint16_t>(payload_for_mtu(path_mtu)), config.tuning,
+                                  std::move(encoder).value());
+    source->round_pages_[s].reserve(config.region_pages / config.streams + 1);
+  }
+  return source;
+}
+
+void SourceSession::begin_round(std::span<const std::uint64_t> pages, std::uint32_t generation) {
+  for (auto& list : round_pages_) list.clear();
+  for (std::uint64_t page : pages) {
+    if (page < config_.region_pages) {
+      round_pages_[stream_of_page(page, config_.region_pages, config_.streams)].push_back(page);
+    }
+  }
+  for (std::uint16_t s = 0; s < streams_.size(); ++s) streams_[s].assign(round_pages_[s], region_, generation);
+}
+
+void SourceSession::begin_finish() {
+  for (auto& stream : streams_) stream.finish();
+}
+
+Status SourceSession::run_until_idle(std::uint32_t timeout_ms) {
+  const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(timeout_ms);
+  for (;;) {
+    bool busy = false;
+    const std::uint64_t now = rte_rdtsc();
+    for (std::uint16_t s = 0; s < streams_.size(); ++s) busy |= streams_[s].poll(now);
+    if (!busy) return Ok{};
+    if (now > deadline) {
+      return make_error("source: streams still busy after " + std::to_string(timeout_ms) +
+                        " ms (destination gone, or the path lost every frame)");
+    }
+  }
+}
+
+SessionTotals SourceSession::totals() const {
+  SessionTotals totals;
+  for (const auto& stream : streams_) {
+    const StreamCounters& c = stream.counters();
+    StreamCounters& t = totals.streams;
+    t.frames_sent += c.frames_sent;
+    t.payload_bytes_sent += c.payload_bytes_sent;
+    t.retransmits_timeout += c.retransmits_timeout;
+    t.retransmits_sack += c.retransmits_sack;
+    t.acks_received += c.acks_received;
+    t.outside_window += c.outside_window;
+    t.mbuf_exhausted += c.mbuf_exhausted;
+    t.tx_queue_full += c.tx_queue_full;
+    t.srtt_us = std::max(t.srtt_us, c.srtt_us);
+    for (int d = 0; d < kFrameDropCount; ++d) t.drops[d] += c.drops[d];
+    const pagecodec::EncoderCounters& e = stream.encoder().counters();
+    for (int k = 0; k < pagecodec::kEncodingCount; ++k) {
+      totals.encoded.pages[k] += e.pages[k];
+      totals.encoded.records[k] += e.records[k];
+    }
+    totals.encoded.input_bytes += e.input_bytes;
+    totals.encoded.output_bytes += e.output_bytes;
+  }
+  return totals;
+}
+
+// ---- Destination -----------------------------------------------------------------------
+
+// Answers HELLO (a lost HELLO_ACK) and PROBE frames that reach stream 0 once data flows.
+class DestinationSession::Responder final : public ControlResponder {
+ public:
+  Responder(QueueRef queue, const Path& path, std::uint32_t session, HelloPayload hello)
+      : queue_(queue), path_(path), session_(session), hello_(hello) {}
+
+  void respond(const ReceivedFrame& frame, std::uint64_t) override {
+    if (frame.type == FrameType::kHello) {
+      send_control(queue_, path_, FrameFields{.type = FrameType::kHelloAck, .stream = 0, .session = session_},
+                   &hello_, sizeof hello_);
+    } else if (frame.type == FrameType::kProbe) {
+      ProbeAckPayload ack{};
+      ack.received_ip_bytes.set(frame.ip_bytes);
+      send_control(queue_, path_,
+                   FrameFields{.type = FrameType::kProbeAck, .stream = 0, .session = session_, .seq = frame.seq},
+                   &ack, sizeof ack);
+    }
+  }
+
+ private:
+  QueueRef queue_;
+  Path path_;
+  std::uint32_t session_;
+  HelloPayload hello_;
+};
+
+Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const SessionConfig& config, const Port& port,
+                                                                       std::byte* region) {
+  if (config.streams == 0 || config.streams > port.queues()) {
+    return make_error("streams: " + std::to_string(config.streams) + " requested, port " + port.name() +
+                      " has " + std::to_string(port.queues()) + " queue pairs");
+  }
+  if (config.region_pages == 0 || config.region_pages >= kMaxRegionPages) {
+    return make_error("region: expected 1 to 2^47 pages, got " + std::to_string(config.region_pages));
+  }
+  const QueueRef control{port.id(), 0, port.pool()};
+  std::uint32_t session = 0;
+  std::optional<Refusal> refusal;
+  const bool heard = await_control(control, config.path, config.streams, 0,
+                                   rte_rdtsc() + ms_to_tsc(config.hello_timeout_ms), [&](const ReceivedFrame& frame) {
+                                     if (frame.type != FrameType::kHello || frame.payload_bytes < sizeof(HelloPayload)) {
+                                       return false;
+                                     }
+                                     HelloPayload hello;
+                                     std::memcpy(&hello, frame.payload, sizeof hello);
+                                     session = frame.session;
+                                     refusal = check_hello(hello, config);
+                                     return true;
+                                   });
+  if (!heard) {
+    return make_error("no HELLO within " + std::to_string(config.hello_timeout_ms) + " ms");
+  }
+  if (refusal) {
+    RefusePayload payload{};
+    payload.reason.set(static_cast<std::uint16_t>(refusal->reason));
+    std::snprintf(payload.message, sizeof payload.message, "%s", refusal->message.c_str());
+    for (int i = 0; i < 3; ++i) {  // unacknowledged: say it a few times
+      send_control(control, config.path, FrameFields{.type = FrameType::kRefuse, .stream = 0, .session = session},
+                   &payload, sizeof payload);
+    }
+    return make_error("refused the source's session: " + refusal->message);
+  }
+
+  std::unique_ptr<DestinationSession> destination(new DestinationSession());
+  destination->config_ = config;
+  destination->generations_.assign(config.region_pages, 0);
+  const HelloPayload hello = make_hello(config, port.mtu());
+  destination->responder_ = std::make_unique<Responder>(control, config.path, session, hello);
+  for (std::uint16_t s = 0; s < config.streams; ++s) {
+    auto decoder = pagecodec::Decoder::create(config.page_size, config.region_pages);
+    if (!decoder) return decoder.error();
+    destination->streams_.emplace_back(s, QueueRef{port.id(), s, port.pool()}, config.path, session, config.tuning,
+                                       std::move(decoder).value(), region, destination->generations_.data(),
+                                       max_record_bytes(config), s == 0 ? destination->responder_.get() : nullptr);
+  }
+  send_control(control, config.path, FrameFields{.type = FrameType::kHelloAck, .stream = 0, .session = session}, &hello,
+               sizeof hello);
+  return destination;
+}
+
+bool DestinationSession::finished() const {
+  return std::all_of(streams_.begin(), streams_.end(), [](const auto& s) { return s.finished(); });
+}
+
+Status DestinationSession::run_until_finished(std::uint32_t timeout_ms) {
+  const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(timeout_ms);
+  for (;;) {
+    bool busy = false;
+    const std::uint64_t now = rte_rdtsc();
+    for (std::uint16_t s = 0; s < streams_.size(); ++s) {
+      busy |= streams_[s].poll(now);
+      if (streams_[s].failed()) return make_error("destination " + streams_[s].failure());
+    }
+    if (!busy) return Ok{};
+    if (now > deadline) {
+      return make_error("destination: no FIN on every stream within " + std::to_string(timeout_ms) + " ms");
+    }
+  }
+}
+
+SessionTotals DestinationSession::totals() const {
+  SessionTotals totals;
+  for (const auto& stream : streams_) {
+    const StreamCounters& c = stream.counters();
+    StreamCounters& t = totals.streams;
+    t.frames_received += c.frames_received;
+    t.payload_bytes_received += c.payload_bytes_received;
+    t.acks_sent += c.acks_sent;
+    t.duplicates += c.duplicates;
+    t.out_of_order += c.out_of_order;
+    t.outside_window += c.outside_window;
+    t.stale_records += c.stale_records;
+    t.delta_base_mismatch += c.delta_base_mismatch;
+    t.record_errors += c.record_errors;
+    t.mbuf_exhausted += c.mbuf_exhausted;
+    for (int d = 0; d < kFrameDropCount; ++d) t.drops[d] += c.drops[d];
+    const pagecodec::DecoderCounters& dc = stream.decoder().counters();
+    for (int k = 0; k < pagecodec::kEncodingCount; ++k) {
+      totals.decoded.pages[k] += dc.pages[k];
+      totals.decoded.records[k] += dc.records[k];
+    }
+    for (int e = 0; e < pagecodec::kDecodeErrorCount; ++e) totals.decoded.errors[e] += dc.errors[e];
+  }
+  return totals;
+}
+
+}  // namespace pagewire::transport

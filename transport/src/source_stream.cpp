@@ -1,0 +1,275 @@
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "pagewire/transport/stream.hpp"
+
+namespace pagewire::transport {
+
+namespace {
+
+// Sequence numbers wrap at 2^32; compare them as TCP does.
+inline std::int32_t seq_diff(std::uint32_t a, std::uint32_t b) { return static_cast<std::int32_t>(a - b); }
+
+std::uint64_t us_to_tsc(std::uint64_t us, std::uint64_t hz) { return us * hz / 1000000; }
+
+}  // namespace
+
+SourceStream::SourceStream(std::uint16_t index, QueueRef queue, const Path& path,
+                           std::uint32_t session, std::uint16_t payload_bytes,
+                           const StreamTuning& tuning, pagecodec::Encoder encoder)
+    : index_(index),
+      queue_(queue),
+      path_(path),
+      session_(session),
+      payload_bytes_(payload_bytes),
+      tuning_(tuning),
+      encoder_(std::move(encoder)),
+      tsc_hz_(rte_get_tsc_hz()),
+      staging_(2 * (encoder_.max_record_bytes() + payload_bytes)),
+      window_(tuning.window_frames),
+      peer_window_(tuning.window_frames),
+      rto_(us_to_tsc(tuning.initial_rto_us, tsc_hz_)) {}
+
+SourceStream::~SourceStream() {
+  for (auto& entry : window_) {
+    if (entry.mbuf != nullptr) rte_pktmbuf_free(entry.mbuf);
+  }
+}
+
+void SourceStream::assign(std::span<const std::uint64_t> pages, const std::byte* region,
+                          std::uint32_t generation) {
+  pages_ = pages;
+  region_ = region;
+  generation_ = generation;
+}
+
+void SourceStream::finish() { fin_wanted_ = true; }
+
+bool SourceStream::poll(std::uint64_t now) {
+  receive(now);
+  retransmit_due(now);
+  transmit(now);
+  const bool data_left = !pages_.empty() || staged_begin_ != staged_end_ || snd_una_ != snd_nxt_;
+  if (!data_left && fin_wanted_ && !fin_acked_) send_fin(now);
+  return data_left || (fin_wanted_ && !fin_acked_);
+}
+
+void SourceStream::receive(std::uint64_t now) {
+  rte_mbuf* burst[64];
+  const std::uint16_t n = rte_eth_rx_burst(queue_.port, queue_.queue, burst,
+                                           std::min<std::uint16_t>(tuning_.burst, 64));
+  for (std::uint16_t i = 0; i < n; ++i) {
+    const ReceivedFrame frame = parse_frame(burst[i], path_, 0xffff, session_);
+    if (frame.drop != FrameDrop::kNone) {
+      ++counters_.drops[static_cast<std::size_t>(frame.drop)];
+    } else if (frame.stream != index_) {
+      ++counters_.drops[static_cast<std::size_t>(FrameDrop::kWrongPort)];
+    } else if (frame.type == FrameType::kAck) {
+      on_ack(frame, now);
+    } else if (frame.type == FrameType::kFinAck && fin_wanted_ && frame.seq == snd_nxt_) {
+      fin_acked_ = true;
+    }
+    rte_pktmbuf_free(burst[i]);
+  }
+}
+
+void SourceStream::on_ack(const ReceivedFrame& frame, std::uint64_t now) {
+  ++counters_.acks_received;
+  const std::uint32_t ack = frame.seq;
+  if (seq_diff(ack, snd_nxt_) > 0 || seq_diff(ack, snd_una_) < 0) {
+    ++counters_.outside_window;  // acknowledges what we never sent, or an old ACK
+    return;
+  }
+  peer_window_ = std::min<std::uint32_t>(frame.window, tuning_.window_frames);
+  bool sampled = false;
+  for (; snd_una_ != ack; ++snd_una_) {
+    InFlight& entry = slot(snd_una_);
+    if (!entry.retransmitted && entry.sent_tsc != 0 && !sampled) {
+      // RFC 6298 with Karn's rule: only frames sent once give RTT samples.
+      const std::uint64_t rtt = now - entry.sent_tsc;
+      if (srtt_ == 0) {
+        srtt_ = rtt;
+        rttvar_ = rtt / 2;
+      } else {
+        const std::uint64_t delta = srtt_ > rtt ? srtt_ - rtt : rtt - srtt_;
+        rttvar_ = (3 * rttvar_ + delta) / 4;
+        srtt_ = (7 * srtt_ + rtt) / 8;
+      }
+      sampled = true;
+    }
+    if (entry.mbuf != nullptr) rte_pktmbuf_free(entry.mbuf);
+    entry = InFlight{};
+    last_progress_tsc_ = now;
+  }
+  if (seq_diff(unsent_, snd_una_) < 0) unsent_ = snd_una_;
+  if (sampled) {
+    rto_ = std::clamp<std::uint64_t>(srtt_ + 4 * rttvar_, us_to_tsc(tuning_.min_rto_us, tsc_hz_),
+                                     us_to_tsc(tuning_.max_rto_us, tsc_hz_));
+    counters_.srtt_us = srtt_ * 1000000 / tsc_hz_;
+  }
+
+  // Selective ACKs: free what arrived; resend holes below the highest frame that arrived,
+  // once per smoothed RTT (a hole that old was lost, not reordered).
+  std::uint64_t sack = frame.sack;
+  std::uint32_t highest = ack;
+  for (std::uint32_t bit = 0; sack != 0 && bit < 64; ++bit, sack >>= 1) {
+    const std::uint32_t seq = ack + 1 + bit;
+    if ((sack & 1) == 0 || seq_diff(seq, snd_nxt_) >= 0) continue;
+    InFlight& entry = slot(seq);
+    if (entry.mbuf != nullptr) {
+      rte_pktmbuf_free(entry.mbuf);
+      entry.mbuf = nullptr;
+    }
+    highest = seq;
+  }
+  const std::uint64_t hole_age = std::max<std::uint64_t>(srtt_, us_to_tsc(tuning_.min_rto_us, tsc_hz_) / 2);
+  for (std::uint32_t seq = snd_una_; seq_diff(seq, highest) < 0 && seq_diff(seq, unsent_) < 0; ++seq) {
+    InFlight& entry = slot(seq);
+    if (entry.mbuf == nullptr || now - entry.sent_tsc < hole_age) continue;
+    if (!send_one(entry.mbuf, now)) break;
+    entry.sent_tsc = now;
+    entry.retransmitted = true;
+    ++counters_.retransmits_sack;
+  }
+}
+
+void SourceStream::retransmit_due(std::uint64_t now) {
+  // Timeout: resend the oldest outstanding frames whose timer ran out, then back off
+  // (RFC 6298 5.5). Frames go out in order, so the scan stops at the first one not yet due;
+  // SACKed frames (no mbuf) are skipped.
+  std::uint16_t resent = 0;
+  for (std::uint32_t seq = snd_una_; seq_diff(seq, unsent_) < 0 && resent < tuning_.burst; ++seq) {
+    InFlight& entry = slot(seq);
+    if (entry.mbuf == nullptr) continue;
+    if (now - entry.sent_tsc < rto_) break;
+    if (!send_one(entry.mbuf, now)) break;
+    entry.sent_tsc = now;
+    entry.retransmitted = true;
+    ++resent;
+    ++counters_.retransmits_timeout;
+  }
+  if (resent > 0) rto_ = std::min<std::uint64_t>(2 * rto_, us_to_tsc(tuning_.max_rto_us, tsc_hz_));
+}
+
+// Sends one frame we keep a reference to: the device releases its own reference when done.
+bool SourceStream::send_one(rte_mbuf* mbuf, std::uint64_t now) {
+  if (!tokens_for(rte_pktmbuf_pkt_len(mbuf), now)) return false;
+  rte_mbuf_refcnt_update(mbuf, 1);
+  if (rte_eth_tx_burst(queue_.port, queue_.queue, &mbuf, 1) == 0) {
+    rte_mbuf_refcnt_update(mbuf, -1);
+    ++counters_.tx_queue_full;
+    return false;
+  }
+  ++counters_.frames_sent;
+  return true;
+}
+
+bool SourceStream::tokens_for(std::size_t bytes, std::uint64_t now) {
+  if (tuning_.rate_bytes_per_second <= 0) return true;
+  const double burst_bytes = std::max(64.0 * 1024, tuning_.rate_bytes_per_second / 1000);
+  tokens_ = std::min(burst_bytes, tokens_ + static_cast<double>(now - tokens_tsc_) *
+                                                tuning_.rate_bytes_per_second / static_cast<double>(tsc_hz_));
+  tokens_tsc_ = now;
+  if (tokens_ < static_cast<double>(bytes)) return false;
+  tokens_ -= static_cast<double>(bytes);
+  return true;
+}
+
+// Moves not-yet-framed bytes to the front and encodes more pages behind them.
+bool SourceStream::refill_staging() {
+  if (pages_.empty()) return false;
+  if (staged_begin_ > 0) {
+    std::memmove(staging_.data(), staging_.data() + staged_begin_, staged_end_ - staged_begin_);
+    staged_end_ -= staged_begin_;
+    staged_begin_ = 0;
+  }
+  const std::span<std::byte> room(staging_.data() + staged_end_, staging_.size() - staged_end_);
+  if (room.size() < encoder_.max_record_bytes()) return false;
+  const pagecodec::EncodeProgress progress = encoder_.encode(region_, pages_, generation_, room);
+  pages_ = pages_.subspan(progress.pages_consumed);
+  staged_end_ += progress.bytes_written;
+  return progress.bytes_written > 0;
+}
+
+// How many staged bytes the next frame carries: the rest of a split record, then whole
+// records while they fit; a record larger than a frame is split.
+std::size_t SourceStream::next_frame_bytes() {
+  std::size_t take = 0;
+  if (fragment_left_ > 0) {
+    take = std::min<std::size_t>(fragment_left_, payload_bytes_);
+    fragment_left_ -= take;
+    if (fragment_left_ > 0) return take;
+  }
+  while (staged_begin_ + take + pagecodec::kRecordHeaderBytes <= staged_end_) {
+    pagecodec::RecordHeader header;
+    std::memcpy(&header, staging_.data() + staged_begin_ + take, sizeof header);
+    const std::size_t record = pagecodec::kRecordHeaderBytes + header.payload_bytes.get();
+    if (take + record <= payload_bytes_) {
+      take += record;
+    } else if (take == 0) {
+      fragment_left_ = record - payload_bytes_;
+      return payload_bytes_;
+    } else {
+      break;
+    }
+  }
+  return take;
+}
+
+void SourceStream::transmit(std::uint64_t now) {
+  // Frames built earlier but refused by a full TX queue or the rate limit go first.
+  while (unsent_ != snd_nxt_) {
+    InFlight& entry = slot(unsent_);
+    if (!send_one(entry.mbuf, now)) return;
+    entry.sent_tsc = now;
+    ++unsent_;
+  }
+  const std::uint32_t limit = std::min(peer_window_, tuning_.window_frames);
+  for (std::uint16_t built = 0; built < tuning_.burst; ++built) {
+    if (static_cast<std::uint32_t>(snd_nxt_ - snd_una_) >= limit) return;
+    if (staged_end_ - staged_begin_ < payload_bytes_ && fragment_left_ == 0) refill_staging();
+    const std::size_t fragment_before = fragment_left_;
+    const std::size_t bytes = next_frame_bytes();
+    if (bytes == 0) return;
+    rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
+    if (mbuf == nullptr) {
+      ++counters_.mbuf_exhausted;
+      fragment_left_ = fragment_before;  // nothing was framed; try again next poll
+      return;
+    }
+    std::memcpy(frame_payload(mbuf), staging_.data() + staged_begin_, bytes);
+    staged_begin_ += bytes;
+    finish_frame(mbuf, path_,
+                 FrameFields{.type = FrameType::kData, .stream = index_, .session = session_, .seq = snd_nxt_},
+                 static_cast<std::uint16_t>(bytes));
+    counters_.payload_bytes_sent += bytes;
+    slot(snd_nxt_) = InFlight{.mbuf = mbuf, .sent_tsc = 0, .retransmitted = false};
+    ++snd_nxt_;
+    if (!send_one(mbuf, now)) return;  // stays unsent_; retried next poll
+    slot(unsent_).sent_tsc = now;
+    ++unsent_;
+  }
+}
+
+void SourceStream::send_fin(std::uint64_t now) {
+  if (fin_sent_tsc_ != 0 && now - fin_sent_tsc_ < rto_) return;
+  rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
+  if (mbuf == nullptr) {
+    ++counters_.mbuf_exhausted;
+    return;
+  }
+  finish_frame(mbuf, path_,
+               FrameFields{.type = FrameType::kFin, .stream = index_, .session = session_, .seq = snd_nxt_}, 0);
+  if (rte_eth_tx_burst(queue_.port, queue_.queue, &mbuf, 1) == 0) {
+    rte_pktmbuf_free(mbuf);
+    ++counters_.tx_queue_full;
+    return;
+  }
+  ++counters_.frames_sent;
+  fin_sent_tsc_ = now;
+}
+
+}  // namespace pagewire::transport
