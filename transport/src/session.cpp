@@ -41,15 +41,17 @@ bool send_control(const QueueRef& queue, const Path& path, const FrameFields& fi
 }
 
 // Receives control frames on queue 0 until `handle` returns true or the deadline passes.
+// Refused frames are counted in `drops`.
 template <typename Handle>
 bool await_control(const QueueRef& queue, const Path& path, std::uint16_t streams, std::uint32_t session,
-                   std::uint64_t deadline, Handle&& handle) {
+                   std::uint64_t deadline, StreamCounters* counters, Handle&& handle) {
   rte_mbuf* burst[32];
   while (rte_rdtsc() < deadline) {
     const std::uint16_t n = rte_eth_rx_burst(queue.port, queue.queue, burst, 32);
     bool done = false;
     for (std::uint16_t i = 0; i < n; ++i) {
       const ReceivedFrame frame = parse_frame(burst[i], path, streams, session);
+      if (frame.drop != FrameDrop::kNone) ++counters->drops[static_cast<std::size_t>(frame.drop)];
       if (!done && frame.drop == FrameDrop::kNone) done = handle(frame);
       rte_pktmbuf_free(burst[i]);
     }
@@ -128,6 +130,7 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
   }
   const QueueRef control{port.id(), 0, port.pool()};
   const std::uint32_t session = new_session_id();
+  StreamCounters control_counters;
 
   // 1. HELLO until HELLO_ACK or REFUSE.
   const HelloPayload hello = make_hello(config, port.mtu());
@@ -138,7 +141,7 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
     send_control(control, config.path, FrameFields{.type = FrameType::kHello, .stream = 0, .session = session},
                  &hello, sizeof hello);
     await_control(control, config.path, config.streams, session,
-                  std::min(deadline, rte_rdtsc() + ms_to_tsc(100)), [&](const ReceivedFrame& frame) {
+                  std::min(deadline, rte_rdtsc() + ms_to_tsc(100)), &control_counters, [&](const ReceivedFrame& frame) {
                     if (frame.type == FrameType::kHelloAck && frame.payload_bytes >= sizeof(HelloPayload)) {
                       HelloPayload reply;
                       std::memcpy(&reply, frame.payload, sizeof reply);
@@ -171,7 +174,8 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
                    FrameFields{.type = FrameType::kProbe, .stream = 0, .session = session, .seq = id}, nullptr, 0,
                    ip_bytes);
       if (await_control(control, config.path, config.streams, session,
-                        rte_rdtsc() + ms_to_tsc(config.probe_timeout_ms), [&](const ReceivedFrame& frame) {
+                        rte_rdtsc() + ms_to_tsc(config.probe_timeout_ms), &control_counters,
+                        [&](const ReceivedFrame& frame) {
                           return frame.type == FrameType::kProbeAck && frame.seq == id;
                         })) {
         return true;
@@ -198,6 +202,7 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
   source->config_ = config;
   source->region_ = region;
   source->path_mtu_ = path_mtu;
+  source->control_counters_ = control_counters;
   source->round_pages_.resize(config.streams);
   for (std::uint16_t s = 0; s < config.streams; ++s) {
     pagecodec::EncoderConfig codec{.page_size = config.page_size,
@@ -244,6 +249,7 @@ Status SourceSession::run_until_idle(std::uint32_t timeout_ms) {
 
 SessionTotals SourceSession::totals() const {
   SessionTotals totals;
+  totals.streams.drops = control_counters_.drops;
   for (const auto& stream : streams_) {
     const StreamCounters& c = stream.counters();
     StreamCounters& t = totals.streams;
@@ -296,6 +302,8 @@ class DestinationSession::Responder final : public ControlResponder {
   HelloPayload hello_;
 };
 
+DestinationSession::~DestinationSession() = default;
+
 Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const SessionConfig& config, const Port& port,
                                                                        std::byte* region) {
   if (config.streams == 0 || config.streams > port.queues()) {
@@ -308,8 +316,10 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
   const QueueRef control{port.id(), 0, port.pool()};
   std::uint32_t session = 0;
   std::optional<Refusal> refusal;
+  StreamCounters control_counters;
   const bool heard = await_control(control, config.path, config.streams, 0,
-                                   rte_rdtsc() + ms_to_tsc(config.hello_timeout_ms), [&](const ReceivedFrame& frame) {
+                                   rte_rdtsc() + ms_to_tsc(config.hello_timeout_ms), &control_counters,
+                                   [&](const ReceivedFrame& frame) {
                                      if (frame.type != FrameType::kHello || frame.payload_bytes < sizeof(HelloPayload)) {
                                        return false;
                                      }
@@ -335,6 +345,7 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
 
   std::unique_ptr<DestinationSession> destination(new DestinationSession());
   destination->config_ = config;
+  destination->control_counters_ = control_counters;
   destination->generations_.assign(config.region_pages, 0);
   const HelloPayload hello = make_hello(config, port.mtu());
   destination->responder_ = std::make_unique<Responder>(control, config.path, session, hello);
@@ -372,6 +383,7 @@ Status DestinationSession::run_until_finished(std::uint32_t timeout_ms) {
 
 SessionTotals DestinationSession::totals() const {
   SessionTotals totals;
+  totals.streams.drops = control_counters_.drops;
   for (const auto& stream : streams_) {
     const StreamCounters& c = stream.counters();
     StreamCounters& t = totals.streams;

@@ -75,6 +75,7 @@ class SourceSession {
   SessionConfig config_;
   const std::byte* region_ = nullptr;
   std::uint16_t path_mtu_ = 0;
+  StreamCounters control_counters_;  // frames refused during handshake and probing
   std::vector<SourceStream> streams_;
   std::vector<std::vector<std::uint64_t>> round_pages_;
 };
@@ -84,6 +85,8 @@ class DestinationSession {
   // Waits for a HELLO on queue 0, checks it against `config`, answers HELLO_ACK or REFUSE.
   static Result<std::unique_ptr<DestinationSession>> accept(const SessionConfig& config, const Port& port,
                                                             std::byte* region);
+
+  ~DestinationSession();
 
   bool poll(std::uint16_t s, std::uint64_t now_tsc) { return streams_[s].poll(now_tsc); }
   // Polls every stream until all have reached their FIN, one fails, or `timeout_ms` passes.
@@ -100,6 +103,7 @@ class DestinationSession {
  private:
   DestinationSession() = default;
   SessionConfig config_;
+  StreamCounters control_counters_;  // frames refused while waiting for HELLO
   std::vector<std::uint32_t> generations_;
   std::unique_ptr<Responder> responder_;
   std::vector<DestinationStream> streams_;
