@@ -8,8 +8,14 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
+#include <iomanip>
+
 #include "pagewire/pagecodec/xbzrle.hpp"
 #include "pagewire/tools/codec_bench.hpp"
+#include "pagewire/tools/transport_bench.hpp"
+#include "pagewire/transport/eal.hpp"
 
 namespace po = boost::program_options;
 using namespace pagewire;
@@ -21,6 +27,7 @@ constexpr const char* kUsage =
     "commands:\n"
     "  demo          run the embedded demo (today: the codec benchmark on a small corpus)\n"
     "  bench codec   pagecodec speed and size ratio per encoding, beside memcpy and ISA-L\n"
+    "  bench transport  page rounds over a net_ring pair between two lcores, beside memcpy\n"
     "Run 'pagewire <command> --help' for its options.\n";
 
 struct CodecBenchCli {
@@ -102,6 +109,72 @@ int parse_and_run(const std::vector<std::string>& args, CodecBenchCli& cli, cons
   return run_codec_bench(cli);
 }
 
+int bench_transport(const std::vector<std::string>& args) {
+  tools::TransportBenchOptions options;
+  std::uint64_t region_mib = options.region_bytes >> 20;
+  double loss = 0.01;
+  po::options_description d("bench transport options");
+  d.add_options()
+      ("help,h", "show this help")
+      ("region-mib", po::value(&region_mib)->default_value(region_mib), "guest region in MiB (4 KiB RAW pages)")
+      ("streams", po::value(&options.streams)->default_value(options.streams), "streams (queue pairs)")
+      ("mtu", po::value(&options.mtu)->default_value(options.mtu), "port MTU to request")
+      ("repeats", po::value(&options.repeats)->default_value(options.repeats), "timed rounds; the median is reported")
+      ("loss", po::value(&loss)->default_value(loss), "drop probability for the lossy run (0 skips it)")
+      ("window", po::value(&options.window_frames)->default_value(options.window_frames),
+       "frames in flight per stream (a power of two)")
+      ("crc", po::bool_switch(&options.crc), "carry CRC32C in every record");
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(d).run(), vm);
+  if (vm.count("help")) {
+    std::cout << "usage: pagewire bench transport [options]\n" << d;
+    return 0;
+  }
+  po::notify(vm);
+  if (loss < 0 || loss >= 1) {
+    std::cerr << "pagewire: --loss " << loss << ": expected a probability in [0, 1)\n";
+    return 2;
+  }
+  if (options.window_frames == 0 || (options.window_frames & (options.window_frames - 1)) != 0) {
+    std::cerr << "pagewire: --window " << options.window_frames << ": expected a power of two\n";
+    return 2;
+  }
+  options.region_bytes = region_mib << 20;
+  transport::EalOptions eal;
+  eal.program = "pagewire";
+  eal.file_prefix = "pagewire-bench-" + std::to_string(getpid());
+  eal.lcores = "0-1";
+  if (auto status = transport::init_eal(eal); !status) {
+    std::cerr << "pagewire: " << status.error().message << "\n";
+    return 1;
+  }
+  std::vector<tools::TransportBenchResult> results;
+  for (double p : {0.0, loss}) {
+    if (p == loss && loss == 0 && !results.empty()) break;
+    options.loss = p;
+    std::cout << "bench transport: " << (region_mib) << " MiB of 4 KiB RAW pages, " << options.streams
+              << " stream(s), loss " << p << "\n";
+    auto result = tools::run_transport_bench(options, std::cout);
+    if (!result) {
+      std::cerr << "pagewire: " << result.error().message << "\n";
+      return 1;
+    }
+    results.push_back(*result);
+  }
+  std::cout << std::fixed << std::setprecision(2) << "loss   path MTU  Gbit/s  memcpy Gbit/s  vs memcpy  resent(timeout/sack)  dropped  srtt us\n";
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    const auto& r = results[i];
+    std::cout << std::setw(5) << (i == 0 ? 0.0 : loss) << std::setw(10) << r.path_mtu << std::setw(8) << r.gbps
+              << std::setw(15) << r.memcpy_gbps << std::setw(10) << r.vs_memcpy << "x" << std::setw(12)
+              << r.retransmits_timeout << "/" << std::left << std::setw(9) << r.retransmits_sack << std::right
+              << std::setw(8) << r.dropped << std::setw(9) << r.srtt_us << "\n";
+  }
+  if (results.size() == 2) {
+    std::cout << "goodput with loss " << loss << ": " << results[1].gbps / results[0].gbps << " of lossless\n";
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -118,6 +191,9 @@ int main(int argc, char** argv) {
       cli.corpus_mib = 16;
       cli.options.repeats = 3;
       return parse_and_run({args.begin() + 1, args.end()}, cli, "demo");
+    }
+    if (command == "bench" && args.size() >= 2 && args[1] == "transport") {
+      return bench_transport({args.begin() + 2, args.end()});
     }
     if (command == "bench" && args.size() >= 2 && args[1] == "codec") {
       CodecBenchCli cli;

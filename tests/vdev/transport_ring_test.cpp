@@ -53,7 +53,7 @@ class Harness {
                         .mtu = mtu,
                         .rx_descriptors = 512,
                         .tx_descriptors = 512,
-                        .held_frames_per_queue = 512,
+                        .held_frames_per_queue = 1024,
                         .name = name + role};
       auto port = Port::open(config);
       EXPECT_TRUE(port.ok()) << (port.ok() ? "" : port.error().message);
@@ -83,6 +83,7 @@ class Harness {
     c.path.local = Endpoint{self.mac(), for_source ? 0x0a000001u : 0x0a000002u, 47000};
     c.path.peer = Endpoint{peer.mac(), for_source ? 0x0a000002u : 0x0a000001u, 47000};
     c.tuning.window_frames = 256;
+    c.tuning.receive_window_frames = 1024;
     c.tuning.min_rto_us = 5000;  // three busy threads share two vCPUs here
     c.hello_timeout_ms = 10000;
     c.delta_cache_bytes = 8 << 20;

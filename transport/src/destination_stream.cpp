@@ -29,7 +29,7 @@ DestinationStream::DestinationStream(std::uint16_t index, QueueRef queue, const 
       page_generations_(page_generations),
       control_(control),
       tsc_hz_(rte_get_tsc_hz()),
-      reorder_(tuning.window_frames, nullptr),
+      reorder_(tuning.receive_window_frames, nullptr),
       partial_(max_record_bytes) {}
 
 DestinationStream::~DestinationStream() {

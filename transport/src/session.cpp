@@ -257,6 +257,7 @@ SessionTotals SourceSession::totals() const {
     t.payload_bytes_sent += c.payload_bytes_sent;
     t.retransmits_timeout += c.retransmits_timeout;
     t.retransmits_sack += c.retransmits_sack;
+    t.tail_probes += c.tail_probes;
     t.acks_received += c.acks_received;
     t.outside_window += c.outside_window;
     t.mbuf_exhausted += c.mbuf_exhausted;

@@ -29,8 +29,8 @@ SourceStream::SourceStream(std::uint16_t index, QueueRef queue, const Path& path
       encoder_(std::move(encoder)),
       tsc_hz_(rte_get_tsc_hz()),
       staging_(2 * (encoder_.max_record_bytes() + payload_bytes)),
-      window_(tuning.window_frames),
-      peer_window_(tuning.window_frames),
+      window_(tuning.receive_window_frames),
+      peer_window_(tuning.receive_window_frames),
       rto_(us_to_tsc(tuning.initial_rto_us, tsc_hz_)) {}
 
 SourceStream::~SourceStream() {
@@ -83,7 +83,7 @@ void SourceStream::on_ack(const ReceivedFrame& frame, std::uint64_t now) {
     ++counters_.outside_window;  // acknowledges what we never sent, or an old ACK
     return;
   }
-  peer_window_ = std::min<std::uint32_t>(frame.window, tuning_.window_frames);
+  peer_window_ = std::min<std::uint32_t>(frame.window, tuning_.receive_window_frames);
   bool sampled = false;
   for (; snd_una_ != ack; ++snd_una_) {
     InFlight& entry = slot(snd_una_);
@@ -101,57 +101,86 @@ void SourceStream::on_ack(const ReceivedFrame& frame, std::uint64_t now) {
       sampled = true;
     }
     if (entry.mbuf != nullptr) rte_pktmbuf_free(entry.mbuf);
+    if (entry.sacked) --sacked_;
     entry = InFlight{};
     last_progress_tsc_ = now;
   }
   if (seq_diff(unsent_, snd_una_) < 0) unsent_ = snd_una_;
   if (sampled) {
-    rto_ = std::clamp<std::uint64_t>(srtt_ + 4 * rttvar_, us_to_tsc(tuning_.min_rto_us, tsc_hz_),
-                                     us_to_tsc(tuning_.max_rto_us, tsc_hz_));
     counters_.srtt_us = srtt_ * 1000000 / tsc_hz_;
   }
+  if (sampled || snd_una_ == ack) recompute_rto();  // progress undoes the timeout backoff
 
-  // Selective ACKs: free what arrived; resend holes below the highest frame that arrived,
-  // once per smoothed RTT (a hole that old was lost, not reordered).
+  // Selective ACKs: free what arrived. A hole is lost once a frame sent at least
+  // kReorderThreshold frames after it has arrived (RFC 6675's DupThresh, counted in frames
+  // since ours go out in order). A retransmitted hole is only resent again once frames sent
+  // after the retransmission arrive, so a lost retransmission is found without a timer.
+  constexpr std::uint32_t kReorderThreshold = 3;
   std::uint64_t sack = frame.sack;
   std::uint32_t highest = ack;
+  bool any_sacked = false;
   for (std::uint32_t bit = 0; sack != 0 && bit < 64; ++bit, sack >>= 1) {
     const std::uint32_t seq = ack + 1 + bit;
     if ((sack & 1) == 0 || seq_diff(seq, snd_nxt_) >= 0) continue;
     InFlight& entry = slot(seq);
-    if (entry.mbuf != nullptr) {
+    if (!entry.sacked) {
       rte_pktmbuf_free(entry.mbuf);
       entry.mbuf = nullptr;
+      entry.sacked = true;
+      ++sacked_;
     }
     highest = seq;
+    any_sacked = true;
   }
-  const std::uint64_t hole_age = std::max<std::uint64_t>(srtt_, us_to_tsc(tuning_.min_rto_us, tsc_hz_) / 2);
+  if (!any_sacked) return;
   for (std::uint32_t seq = snd_una_; seq_diff(seq, highest) < 0 && seq_diff(seq, unsent_) < 0; ++seq) {
     InFlight& entry = slot(seq);
-    if (entry.mbuf == nullptr || now - entry.sent_tsc < hole_age) continue;
+    if (entry.mbuf == nullptr || seq_diff(highest, entry.sent_before) + 1 < static_cast<std::int32_t>(kReorderThreshold)) {
+      continue;
+    }
     if (!send_one(entry.mbuf, now)) break;
     entry.sent_tsc = now;
+    entry.sent_before = snd_nxt_;
     entry.retransmitted = true;
     ++counters_.retransmits_sack;
   }
 }
 
+void SourceStream::recompute_rto() {
+  const std::uint64_t floor = us_to_tsc(tuning_.min_rto_us, tsc_hz_);
+  const std::uint64_t estimate = srtt_ == 0 ? us_to_tsc(tuning_.initial_rto_us, tsc_hz_) : srtt_ + 4 * rttvar_;
+  rto_ = std::clamp<std::uint64_t>(estimate, floor, us_to_tsc(tuning_.max_rto_us, tsc_hz_));
+}
+
 void SourceStream::retransmit_due(std::uint64_t now) {
-  // Timeout: resend the oldest outstanding frames whose timer ran out, then back off
-  // (RFC 6298 5.5). Frames go out in order, so the scan stops at the first one not yet due;
-  // SACKed frames (no mbuf) are skipped.
+  // Timeout: resend the oldest outstanding frames whose timer ran out. Once everything has
+  // been sent, no later frame will arrive to reveal a tail loss by SACK, so a tail-loss probe
+  // fires after 2 SRTT + the ACK delay (RFC 8985) instead of a full RTO; only the RTO backs
+  // off (RFC 6298 5.5). Frames go out in order, so the scan stops at the first one not yet
+  // due; SACKed frames (no mbuf) are skipped.
+  const bool all_sent = pages_.empty() && staged_begin_ == staged_end_ && unsent_ == snd_nxt_;
+  std::uint64_t timeout = rto_;
+  bool probe = false;
+  if (all_sent && srtt_ != 0) {
+    const std::uint64_t tail = 2 * srtt_ + us_to_tsc(tuning_.ack_delay_us, tsc_hz_);
+    if (tail < timeout) {
+      timeout = tail;
+      probe = true;
+    }
+  }
   std::uint16_t resent = 0;
   for (std::uint32_t seq = snd_una_; seq_diff(seq, unsent_) < 0 && resent < tuning_.burst; ++seq) {
     InFlight& entry = slot(seq);
     if (entry.mbuf == nullptr) continue;
-    if (now - entry.sent_tsc < rto_) break;
+    if (now - entry.sent_tsc < timeout) break;
     if (!send_one(entry.mbuf, now)) break;
     entry.sent_tsc = now;
+    entry.sent_before = snd_nxt_;
     entry.retransmitted = true;
     ++resent;
-    ++counters_.retransmits_timeout;
+    ++(probe ? counters_.tail_probes : counters_.retransmits_timeout);
   }
-  if (resent > 0) rto_ = std::min<std::uint64_t>(2 * rto_, us_to_tsc(tuning_.max_rto_us, tsc_hz_));
+  if (resent > 0 && !probe) rto_ = std::min<std::uint64_t>(2 * rto_, us_to_tsc(tuning_.max_rto_us, tsc_hz_));
 }
 
 // Sends one frame we keep a reference to: the device releases its own reference when done.
@@ -225,11 +254,12 @@ void SourceStream::transmit(std::uint64_t now) {
     InFlight& entry = slot(unsent_);
     if (!send_one(entry.mbuf, now)) return;
     entry.sent_tsc = now;
+    entry.sent_before = unsent_ + 1;
     ++unsent_;
   }
-  const std::uint32_t limit = std::min(peer_window_, tuning_.window_frames);
   for (std::uint16_t built = 0; built < tuning_.burst; ++built) {
-    if (static_cast<std::uint32_t>(snd_nxt_ - snd_una_) >= limit) return;
+    const auto outstanding = static_cast<std::uint32_t>(snd_nxt_ - snd_una_);
+    if (outstanding >= peer_window_ || outstanding - sacked_ >= tuning_.window_frames) return;
     if (staged_end_ - staged_begin_ < payload_bytes_ && fragment_left_ == 0) refill_staging();
     const std::size_t fragment_before = fragment_left_;
     const std::size_t bytes = next_frame_bytes();
@@ -246,10 +276,11 @@ void SourceStream::transmit(std::uint64_t now) {
                  FrameFields{.type = FrameType::kData, .stream = index_, .session = session_, .seq = snd_nxt_},
                  static_cast<std::uint16_t>(bytes));
     counters_.payload_bytes_sent += bytes;
-    slot(snd_nxt_) = InFlight{.mbuf = mbuf, .sent_tsc = 0, .retransmitted = false};
+    slot(snd_nxt_) = InFlight{.mbuf = mbuf, .sent_tsc = 0, .sent_before = 0, .retransmitted = false};
     ++snd_nxt_;
     if (!send_one(mbuf, now)) return;  // stays unsent_; retried next poll
     slot(unsent_).sent_tsc = now;
+    slot(unsent_).sent_before = snd_nxt_;
     ++unsent_;
   }
 }

@@ -28,11 +28,15 @@
 namespace pagewire::transport {
 
 struct StreamTuning {
-  std::uint32_t window_frames = 1024;  // power of two: frames in flight / held out of order
+  // Frames in flight and not yet known to have arrived (RFC 6675's "pipe"): a power of two.
+  std::uint32_t window_frames = 1024;
+  // Frames a receiver holds beyond its cumulative ACK, a power of two; larger than the
+  // window, so the sender keeps sending while a hole is being repaired.
+  std::uint32_t receive_window_frames = 4096;
   std::uint32_t ack_every = 8;         // in-order frames per ACK (out-of-order: at once)
   std::uint32_t ack_delay_us = 100;    // a pending ACK goes out after this long
   std::uint32_t initial_rto_us = 20000;
-  std::uint32_t min_rto_us = 2000;
+  std::uint32_t min_rto_us = 10000;  // SACK finds losses; the timer is for tail losses only
   std::uint32_t max_rto_us = 1000000;
   std::uint16_t burst = 32;
   double rate_bytes_per_second = 0;    // 0: unlimited; else a token bucket (QEMU's max-bandwidth)
@@ -45,6 +49,7 @@ struct StreamCounters {
   std::uint64_t payload_bytes_received = 0;
   std::uint64_t retransmits_timeout = 0;
   std::uint64_t retransmits_sack = 0;
+  std::uint64_t tail_probes = 0;           // resent after 2 SRTT with nothing new to send
   std::uint64_t acks_sent = 0;
   std::uint64_t acks_received = 0;
   std::uint64_t duplicates = 0;
@@ -90,12 +95,15 @@ class SourceStream {
   struct InFlight {
     rte_mbuf* mbuf = nullptr;     // our reference, until acknowledged
     std::uint64_t sent_tsc = 0;   // 0: built but not yet transmitted
+    std::uint32_t sent_before = 0;  // snd_nxt_ when last sent: frames from here on went later
     bool retransmitted = false;
+    bool sacked = false;
   };
 
   void receive(std::uint64_t now);
   void on_ack(const ReceivedFrame& frame, std::uint64_t now);
   void retransmit_due(std::uint64_t now);
+  void recompute_rto();
   void transmit(std::uint64_t now);
   bool refill_staging();
   std::size_t next_frame_bytes();
@@ -128,7 +136,8 @@ class SourceStream {
   std::uint32_t snd_una_ = 0;   // oldest unacknowledged
   std::uint32_t snd_nxt_ = 0;   // next to build
   std::uint32_t unsent_ = 0;    // first built frame not yet transmitted
-  std::uint32_t peer_window_;
+  std::uint32_t peer_window_;   // frames the receiver can hold beyond snd_una_
+  std::uint32_t sacked_ = 0;    // frames in [snd_una_, snd_nxt_) known to have arrived
   std::uint64_t srtt_ = 0, rttvar_ = 0, rto_;
   std::uint64_t last_progress_tsc_ = 0;
 

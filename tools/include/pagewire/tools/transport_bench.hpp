@@ -1,0 +1,39 @@
+// `pagewire bench transport`: page rounds over a net_ring pair between two pinned lcores
+// (source on the main lcore, destination on a worker lcore), each round timed beside a
+// memcpy of the same pages in the same run. Needs an initialised EAL with two lcores.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "pagewire/result.hpp"
+
+namespace pagewire::tools {
+
+struct TransportBenchOptions {
+  std::uint64_t region_bytes = 256ull << 20;
+  std::uint16_t streams = 1;
+  std::uint16_t mtu = 9000;
+  int repeats = 5;
+  double loss = 0;         // per-frame drop probability on the destination's input
+  bool crc = false;        // record CRC32C (off: measure the transport, not the checksum)
+  std::uint32_t window_frames = 1024;
+};
+
+struct TransportBenchResult {
+  std::string label;
+  double gbps = 0;            // guest bits per second, median round
+  double memcpy_gbps = 0;     // memcpy of the same pages, median of the interleaved passes
+  double vs_memcpy = 0;       // median of per-round ratios
+  std::uint64_t retransmits_timeout = 0;
+  std::uint64_t retransmits_sack = 0;
+  std::uint64_t srtt_us = 0;
+  std::uint64_t dropped = 0;
+  std::uint16_t path_mtu = 0;
+};
+
+Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& options, std::ostream& progress);
+
+}  // namespace pagewire::tools

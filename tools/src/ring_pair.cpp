@@ -1,0 +1,46 @@
+#include "pagewire/tools/ring_pair.hpp"
+
+#include <rte_eth_ring.h>
+#include <rte_errno.h>
+#include <rte_mbuf.h>
+
+#include <utility>
+
+namespace pagewire::tools {
+
+Result<RingPair> RingPair::create(const std::string& name, std::uint16_t queues, unsigned ring_size) {
+  RingPair pair;
+  std::vector<rte_ring*> a_to_b, b_to_a;
+  for (std::uint16_t q = 0; q < queues; ++q) {
+    for (auto* list : {&a_to_b, &b_to_a}) {
+      const std::string ring_name = name + (list == &a_to_b ? "ab" : "ba") + std::to_string(q);
+      rte_ring* ring = rte_ring_create(ring_name.c_str(), ring_size, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+      if (ring == nullptr) {
+        return make_error("ring pair " + name + ": cannot create ring " + ring_name + ": " + rte_strerror(rte_errno));
+      }
+      list->push_back(ring);
+      pair.rings_.push_back(ring);
+    }
+  }
+  const int a = rte_eth_from_rings((name + "a").c_str(), b_to_a.data(), queues, a_to_b.data(), queues, SOCKET_ID_ANY);
+  const int b = rte_eth_from_rings((name + "b").c_str(), a_to_b.data(), queues, b_to_a.data(), queues, SOCKET_ID_ANY);
+  if (a < 0 || b < 0) return make_error("ring pair " + name + ": net_ring refused: " + rte_strerror(rte_errno));
+  pair.a_port_ = static_cast<std::uint16_t>(a);
+  pair.b_port_ = static_cast<std::uint16_t>(b);
+  return pair;
+}
+
+RingPair::RingPair(RingPair&& other) noexcept
+    : rings_(std::move(other.rings_)), a_port_(other.a_port_), b_port_(other.b_port_) {
+  other.rings_.clear();
+}
+
+RingPair::~RingPair() {
+  for (rte_ring* ring : rings_) {
+    void* mbuf = nullptr;
+    while (rte_ring_dequeue(ring, &mbuf) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(mbuf));
+    rte_ring_free(ring);
+  }
+}
+
+}  // namespace pagewire::tools

@@ -1,0 +1,171 @@
+#include "pagewire/tools/transport_bench.hpp"
+
+#include <rte_cycles.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <numeric>
+#include <ostream>
+#include <random>
+
+#include "pagewire/tools/mapped_memory.hpp"
+#include "pagewire/tools/ring_pair.hpp"
+#include "pagewire/tools/rx_impairment.hpp"
+#include "pagewire/transport/port.hpp"
+#include "pagewire/transport/session.hpp"
+
+namespace pagewire::tools {
+
+using namespace pagewire::transport;
+
+namespace {
+
+constexpr std::uint32_t kPage = 4096;
+
+struct DestinationJob {
+  const SessionConfig* config;
+  const Port* port;
+  std::byte* region;
+  std::string error;
+  std::atomic<bool> ready{false};
+};
+
+int run_destination(void* arg) {
+  auto& job = *static_cast<DestinationJob*>(arg);
+  auto session = DestinationSession::accept(*job.config, *job.port, job.region);
+  if (!session) {
+    job.error = session.error().message;
+    return 1;
+  }
+  if (auto status = (*session)->run_until_finished(600000); !status) job.error = status.error().message;
+  return job.error.empty() ? 0 : 1;
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+}  // namespace
+
+Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& options, std::ostream& progress) {
+  if (options.region_bytes < kPage || options.region_bytes % kPage != 0) {
+    return make_error("--region-mib: expected a whole number of 4 KiB pages");
+  }
+  const unsigned worker = rte_get_next_lcore(rte_get_main_lcore(), 1, 0);
+  if (worker >= RTE_MAX_LCORE) {
+    return make_error("bench transport needs two lcores (source and destination): run on a machine with 2+ cores");
+  }
+  static int instance = 0;
+  auto pair = RingPair::create("bt" + std::to_string(instance++), options.streams);
+  if (!pair) return pair.error();
+  const std::uint64_t pages = options.region_bytes / kPage;
+
+  auto open = [&](std::uint16_t id, const char* name) {
+    return Port::open(PortConfig{.port_id = id, .queues = options.streams, .mtu = options.mtu,
+                                 .held_frames_per_queue = 4 * options.window_frames, .name = name});
+  };
+  auto source_port = open(pair->a_port(), "bench-src");
+  if (!source_port) return source_port.error();
+  auto destination_port = open(pair->b_port(), "bench-dst");
+  if (!destination_port) return destination_port.error();
+
+  std::vector<std::unique_ptr<RxImpairment>> impairments;
+  if (options.loss > 0) {
+    for (std::uint16_t q = 0; q < options.streams; ++q) {
+      auto impairment = RxImpairment::install(destination_port->id(), q, {.drop = options.loss, .seed = 7u + q});
+      if (!impairment) return impairment.error();
+      impairments.push_back(std::move(impairment).value());
+    }
+  }
+
+  auto guest = MappedMemory::allocate(options.region_bytes);
+  auto destination = MappedMemory::allocate(options.region_bytes);
+  auto copy_target = MappedMemory::allocate(options.region_bytes);
+  if (!guest || !destination || !copy_target) return make_error("cannot map the benchmark regions");
+  std::mt19937_64 rng(5);
+  for (std::size_t i = 0; i < options.region_bytes; i += 8) {
+    const std::uint64_t v = rng();
+    std::memcpy(guest->data() + i, &v, 8);
+  }
+
+  auto config_for = [&](const Port& self, const Port& peer, bool source) {
+    SessionConfig c;
+    c.streams = options.streams;
+    c.page_size = kPage;
+    c.region_pages = pages;
+    c.path.local = Endpoint{self.mac(), source ? 0x0a000001u : 0x0a000002u, 47000};
+    c.path.peer = Endpoint{peer.mac(), source ? 0x0a000002u : 0x0a000001u, 47000};
+    c.tuning.window_frames = options.window_frames;
+    c.tuning.receive_window_frames = 4 * options.window_frames;
+    c.policy.zero = false;
+    c.policy.delta = false;
+    c.policy.deflate = false;
+    c.policy.crc = options.crc;
+    c.delta_cache_bytes = 0;
+    return c;
+  };
+  const SessionConfig source_config = config_for(*source_port, *destination_port, true);
+  const SessionConfig destination_config = config_for(*destination_port, *source_port, false);
+
+  DestinationJob job{&destination_config, &destination_port.value(), destination->data(), {}, {}};
+  if (rte_eal_remote_launch(run_destination, &job, worker) != 0) {
+    return make_error("cannot launch the destination on lcore " + std::to_string(worker));
+  }
+  auto connected = SourceSession::connect(source_config, *source_port, guest->data());
+  if (!connected) {
+    rte_eal_wait_lcore(worker);
+    return make_error(connected.error().message + (job.error.empty() ? "" : "; destination: " + job.error));
+  }
+  SourceSession& source = *connected.value();
+  std::vector<std::uint64_t> all(pages);
+  std::iota(all.begin(), all.end(), 0);
+
+  TransportBenchResult result;
+  result.path_mtu = source.path_mtu();
+  std::vector<double> rates, copy_rates, ratios;
+  Status status = Ok{};
+  for (int round = 0; round <= options.repeats && status; ++round) {
+    const auto copy_start = std::chrono::steady_clock::now();
+    for (std::uint64_t p = 0; p < pages; ++p) {
+      std::memcpy(copy_target->data() + p * kPage, guest->data() + p * kPage, kPage);
+    }
+    const auto start = std::chrono::steady_clock::now();
+    source.begin_round(all, static_cast<std::uint32_t>(round + 1));
+    status = source.run_until_idle(120000);
+    const auto end = std::chrono::steady_clock::now();
+    if (round == 0) continue;  // warm-up: first touch of mbufs and rings
+    const double copy_seconds = std::chrono::duration<double>(start - copy_start).count();
+    const double seconds = std::chrono::duration<double>(end - start).count();
+    rates.push_back(static_cast<double>(options.region_bytes) * 8 / seconds / 1e9);
+    copy_rates.push_back(static_cast<double>(options.region_bytes) * 8 / copy_seconds / 1e9);
+    ratios.push_back(copy_seconds / seconds);
+    progress << "  round " << round << ": " << rates.back() << " Gbit/s (memcpy " << copy_rates.back()
+             << " Gbit/s)\n";
+  }
+  if (status) {
+    source.begin_finish();
+    status = source.run_until_idle(60000);
+  }
+  rte_eal_wait_lcore(worker);
+  if (!status) return make_error(status.error().message + (job.error.empty() ? "" : "; destination: " + job.error));
+  if (!job.error.empty()) return make_error("destination: " + job.error);
+  if (std::memcmp(guest->data(), destination->data(), options.region_bytes) != 0) {
+    return make_error("bench self-check failed: the destination region differs from the source");
+  }
+  const SessionTotals totals = source.totals();
+  result.gbps = median(rates);
+  result.memcpy_gbps = median(copy_rates);
+  result.vs_memcpy = median(ratios);
+  result.retransmits_timeout = totals.streams.retransmits_timeout + totals.streams.tail_probes;
+  result.retransmits_sack = totals.streams.retransmits_sack;
+  result.srtt_us = totals.streams.srtt_us;
+  for (const auto& impairment : impairments) result.dropped += impairment->dropped();
+  return result;
+}
+
+}  // namespace pagewire::tools
