@@ -123,7 +123,9 @@ int bench_transport(const std::vector<std::string>& args) {
       ("loss", po::value(&loss)->default_value(loss), "drop probability for the lossy run (0 skips it)")
       ("window", po::value(&options.window_frames)->default_value(options.window_frames),
        "frames in flight per stream (a power of two)")
-      ("crc", po::bool_switch(&options.crc), "carry CRC32C in every record");
+      ("crc", po::bool_switch(&options.crc), "carry CRC32C in every record")
+      ("no-udp-checksum", po::bool_switch()->notifier([&](bool off) { options.udp_checksum = !off; }),
+       "send frames without a UDP checksum (memory links only)");
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(d).run(), vm);
   if (vm.count("help")) {

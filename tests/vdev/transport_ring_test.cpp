@@ -219,6 +219,22 @@ TEST(TransportRing, LossDuplicationReorderingCorruptionAndAnMtuClampNeverProduce
   EXPECT_EQ(result.destination.streams.delta_base_mismatch, 0u);
 }
 
+TEST(TransportRing, UnchecksummedMemoryLinkWithFramesEncodedInPlace) {
+  // No deflate: records are encoded straight into frames; no UDP checksum on this path.
+  Harness harness(2, {});
+  Bytes guest = make_guest(1024, 6);
+  Bytes destination(guest.size());
+  auto source_config = harness.config(2, 1024, true);
+  auto destination_config = harness.config(2, 1024, false);
+  source_config.policy.deflate = false;
+  source_config.path.udp_checksum = destination_config.path.udp_checksum = false;
+  const auto result = migrate(harness, guest, destination, 2, 2, source_config, destination_config);
+  ASSERT_EQ(result.source_error, "");
+  ASSERT_EQ(result.destination_error, "");
+  EXPECT_TRUE(guest == destination);
+  EXPECT_GT(result.source.encoded.pages[static_cast<std::size_t>(pagecodec::Encoding::kDelta)], 0u);
+}
+
 TEST(TransportRing, OddMtuClampSplitsPagesAcrossFrames) {
   Harness harness(1, {.mtu_clamp = 1400});
   Bytes guest = make_guest(512, 3);
@@ -304,6 +320,20 @@ TEST(TransportRing, HostileFramesAreCountedAndDropped) {
     });
     EXPECT_EQ(parse_frame(mbuf, path, 1, 0).drop, kind == 0 ? FrameDrop::kBadVersion : FrameDrop::kTruncated);
     ASSERT_TRUE(harness.link().inject_to_b(mbuf));
+  }
+
+  // A frame without a UDP checksum (field 0) is refused where one is required, accepted on
+  // a path configured without them.
+  {
+    Path unchecked = source_config.path;
+    unchecked.udp_checksum = false;
+    rte_mbuf* mbuf = rte_pktmbuf_alloc(pool);
+    finish_frame(mbuf, unchecked, FrameFields{.type = FrameType::kData, .stream = 0, .session = 1, .seq = 0}, 64);
+    EXPECT_EQ(parse_frame(mbuf, path, 1, 0).drop, FrameDrop::kBadChecksum);
+    Path lenient = path;
+    lenient.udp_checksum = false;
+    EXPECT_EQ(parse_frame(mbuf, lenient, 1, 0).drop, FrameDrop::kNone);
+    rte_pktmbuf_free(mbuf);
   }
 
   const auto result = migrate(harness, guest, destination, 1, 1, source_config, destination_config);

@@ -73,7 +73,9 @@ ReceivedFrame parse_frame(const rte_mbuf* mbuf, const Path& path, std::uint16_t 
   if (udp_bytes != ip_bytes - kIpv4Bytes || udp_bytes < kUdpBytes + sizeof(FrameHeader)) {
     return dropped(FrameDrop::kTruncated);
   }
-  if (rte_ipv4_udptcp_cksum_verify(ip, udp) != 0) return dropped(FrameDrop::kBadChecksum);
+  if (udp->dgram_cksum == 0 ? path.udp_checksum : rte_ipv4_udptcp_cksum_verify(ip, udp) != 0) {
+    return dropped(FrameDrop::kBadChecksum);  // wrong, or missing where we require one
+  }
 
   FrameHeader header;
   std::memcpy(&header, udp + 1, sizeof header);
@@ -144,7 +146,7 @@ void finish_frame(rte_mbuf* mbuf, const Path& path, const FrameFields& fields,
   std::memcpy(udp + 1, &header, sizeof header);
 
   ip->hdr_checksum = rte_ipv4_cksum(ip);
-  udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
+  if (path.udp_checksum) udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
 }
 
 }  // namespace pagewire::transport

@@ -13,6 +13,8 @@ namespace {
 // Sequence numbers wrap at 2^32; compare them as TCP does.
 inline std::int32_t seq_diff(std::uint32_t a, std::uint32_t b) { return static_cast<std::int32_t>(a - b); }
 
+constexpr std::uint16_t kMaxBurst = 64;
+
 std::uint64_t us_to_tsc(std::uint64_t us, std::uint64_t hz) { return us * hz / 1000000; }
 
 }  // namespace
@@ -248,6 +250,52 @@ std::size_t SourceStream::next_frame_bytes() {
   return take;
 }
 
+// Encodes straight into a new frame when records can be whole in it: no DEFLATE batch
+// (whose RAW fallback may exceed a frame) and nothing staged or half-framed. Returns the
+// frame, or nullptr when the staging path must be used.
+rte_mbuf* SourceStream::encode_into_frame() {
+  if (encoder_.config().policy.deflate || staged_begin_ != staged_end_ || fragment_left_ != 0 ||
+      pages_.empty() || payload_bytes_ < encoder_.max_record_bytes()) {
+    return nullptr;
+  }
+  rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
+  if (mbuf == nullptr) {
+    ++counters_.mbuf_exhausted;
+    return nullptr;
+  }
+  const pagecodec::EncodeProgress progress =
+      encoder_.encode(region_, pages_, generation_, {frame_payload(mbuf), payload_bytes_});
+  pages_ = pages_.subspan(progress.pages_consumed);
+  if (progress.bytes_written == 0) {
+    rte_pktmbuf_free(mbuf);
+    return nullptr;
+  }
+  finish_frame(mbuf, path_, FrameFields{.type = FrameType::kData, .stream = index_, .session = session_, .seq = snd_nxt_},
+               static_cast<std::uint16_t>(progress.bytes_written));
+  counters_.payload_bytes_sent += progress.bytes_written;
+  return mbuf;
+}
+
+// Cuts the next frame from the staged bytes; nullptr when nothing is staged.
+rte_mbuf* SourceStream::frame_from_staging() {
+  if (staged_end_ - staged_begin_ < payload_bytes_ && fragment_left_ == 0) refill_staging();
+  const std::size_t fragment_before = fragment_left_;
+  const std::size_t bytes = next_frame_bytes();
+  if (bytes == 0) return nullptr;
+  rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
+  if (mbuf == nullptr) {
+    ++counters_.mbuf_exhausted;
+    fragment_left_ = fragment_before;  // nothing was framed; try again next poll
+    return nullptr;
+  }
+  std::memcpy(frame_payload(mbuf), staging_.data() + staged_begin_, bytes);
+  staged_begin_ += bytes;
+  finish_frame(mbuf, path_, FrameFields{.type = FrameType::kData, .stream = index_, .session = session_, .seq = snd_nxt_},
+               static_cast<std::uint16_t>(bytes));
+  counters_.payload_bytes_sent += bytes;
+  return mbuf;
+}
+
 void SourceStream::transmit(std::uint64_t now) {
   // Frames built earlier but refused by a full TX queue or the rate limit go first.
   while (unsent_ != snd_nxt_) {
@@ -257,31 +305,29 @@ void SourceStream::transmit(std::uint64_t now) {
     entry.sent_before = unsent_ + 1;
     ++unsent_;
   }
-  for (std::uint16_t built = 0; built < tuning_.burst; ++built) {
+  // New frames go out as one burst; the device may take fewer, the rest wait in unsent_.
+  rte_mbuf* burst[kMaxBurst];
+  std::uint16_t built = 0;
+  while (built < std::min<std::uint16_t>(tuning_.burst, kMaxBurst)) {
     const auto outstanding = static_cast<std::uint32_t>(snd_nxt_ - snd_una_);
-    if (outstanding >= peer_window_ || outstanding - sacked_ >= tuning_.window_frames) return;
-    if (staged_end_ - staged_begin_ < payload_bytes_ && fragment_left_ == 0) refill_staging();
-    const std::size_t fragment_before = fragment_left_;
-    const std::size_t bytes = next_frame_bytes();
-    if (bytes == 0) return;
-    rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
-    if (mbuf == nullptr) {
-      ++counters_.mbuf_exhausted;
-      fragment_left_ = fragment_before;  // nothing was framed; try again next poll
-      return;
-    }
-    std::memcpy(frame_payload(mbuf), staging_.data() + staged_begin_, bytes);
-    staged_begin_ += bytes;
-    finish_frame(mbuf, path_,
-                 FrameFields{.type = FrameType::kData, .stream = index_, .session = session_, .seq = snd_nxt_},
-                 static_cast<std::uint16_t>(bytes));
-    counters_.payload_bytes_sent += bytes;
-    slot(snd_nxt_) = InFlight{.mbuf = mbuf, .sent_tsc = 0, .sent_before = 0, .retransmitted = false};
+    if (outstanding >= peer_window_ || outstanding - sacked_ >= tuning_.window_frames) break;
+    rte_mbuf* mbuf = encode_into_frame();
+    if (mbuf == nullptr) mbuf = frame_from_staging();
+    if (mbuf == nullptr) break;
+    slot(snd_nxt_) = InFlight{.mbuf = mbuf, .sent_tsc = 0, .sent_before = 0, .retransmitted = false, .sacked = false};
     ++snd_nxt_;
-    if (!send_one(mbuf, now)) return;  // stays unsent_; retried next poll
+    if (!tokens_for(rte_pktmbuf_pkt_len(mbuf), now)) break;  // built, sent once tokens allow
+    rte_mbuf_refcnt_update(mbuf, 1);                         // ours stays in the window
+    burst[built++] = mbuf;
+  }
+  if (built == 0) return;
+  const std::uint16_t sent = rte_eth_tx_burst(queue_.port, queue_.queue, burst, built);
+  for (std::uint16_t i = sent; i < built; ++i) rte_mbuf_refcnt_update(burst[i], -1);
+  if (sent < built) ++counters_.tx_queue_full;
+  counters_.frames_sent += sent;
+  for (std::uint16_t i = 0; i < sent; ++i, ++unsent_) {
     slot(unsent_).sent_tsc = now;
-    slot(unsent_).sent_before = snd_nxt_;
-    ++unsent_;
+    slot(unsent_).sent_before = unsent_ + 1;
   }
 }
 

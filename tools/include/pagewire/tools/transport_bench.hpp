@@ -19,6 +19,7 @@ struct TransportBenchOptions {
   int repeats = 5;
   double loss = 0;         // per-frame drop probability on the destination's input
   bool crc = false;        // record CRC32C (off: measure the transport, not the checksum)
+  bool udp_checksum = true;  // software UDP checksum on every frame (no offload on net_ring)
   std::uint32_t window_frames = 1024;
 };
 

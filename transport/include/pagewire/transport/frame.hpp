@@ -19,9 +19,14 @@ struct Endpoint {
   std::uint16_t udp_port;    // stream s uses udp_port + s, so NIC RSS/flow rules can split streams
 };
 
+// Who we talk to, and how frames on the way are protected.
 struct Path {
   Endpoint local;
   Endpoint peer;
+  // UDP checksum over every frame. Off (checksum field 0, legal for UDP over IPv4) only on
+  // memory links that cannot corrupt (net_ring, memif): it costs a pass over each frame in
+  // software. Record CRC32C still covers page contents end to end when the policy asks.
+  bool udp_checksum = true;
 };
 
 // Why a received frame was dropped; each has a per-stream counter.

@@ -105,6 +105,8 @@ class SourceStream {
   void retransmit_due(std::uint64_t now);
   void recompute_rto();
   void transmit(std::uint64_t now);
+  rte_mbuf* encode_into_frame();
+  rte_mbuf* frame_from_staging();
   bool refill_staging();
   std::size_t next_frame_bytes();
   bool send_one(rte_mbuf* mbuf, std::uint64_t now);
