@@ -150,29 +150,23 @@ int bench_transport(const std::vector<std::string>& args) {
     std::cerr << "pagewire: " << status.error().message << "\n";
     return 1;
   }
-  std::vector<tools::TransportBenchResult> results;
-  for (double p : {0.0, loss}) {
-    if (p == loss && loss == 0 && !results.empty()) break;
-    options.loss = p;
-    std::cout << "bench transport: " << (region_mib) << " MiB of 4 KiB RAW pages, " << options.streams
-              << " stream(s), loss " << p << "\n";
-    auto result = tools::run_transport_bench(options, std::cout);
-    if (!result) {
-      std::cerr << "pagewire: " << result.error().message << "\n";
-      return 1;
-    }
-    results.push_back(*result);
+  options.loss = loss;
+  std::cout << "bench transport: " << region_mib << " MiB of 4 KiB RAW pages, " << options.streams
+            << " stream(s), window " << options.window_frames << ", UDP checksum "
+            << (options.udp_checksum ? "on" : "off") << ", lossy rounds: " << loss << "\n";
+  auto result = tools::run_transport_bench(options, std::cout);
+  if (!result) {
+    std::cerr << "pagewire: " << result.error().message << "\n";
+    return 1;
   }
-  std::cout << std::fixed << std::setprecision(2) << "loss   path MTU  Gbit/s  memcpy Gbit/s  vs memcpy  resent(timeout/sack)  dropped  srtt us\n";
-  for (std::size_t i = 0; i < results.size(); ++i) {
-    const auto& r = results[i];
-    std::cout << std::setw(5) << (i == 0 ? 0.0 : loss) << std::setw(10) << r.path_mtu << std::setw(8) << r.gbps
-              << std::setw(15) << r.memcpy_gbps << std::setw(10) << r.vs_memcpy << "x" << std::setw(12)
-              << r.retransmits_timeout << "/" << std::left << std::setw(9) << r.retransmits_sack << std::right
-              << std::setw(8) << r.dropped << std::setw(9) << r.srtt_us << "\n";
-  }
-  if (results.size() == 2) {
-    std::cout << "goodput with loss " << loss << ": " << results[1].gbps / results[0].gbps << " of lossless\n";
+  const auto& r = *result;
+  std::cout << std::fixed << std::setprecision(2) << "path MTU " << r.path_mtu << ", srtt " << r.srtt_us << " us\n"
+            << "lossless: " << r.gbps << " Gbit/s, memcpy " << r.memcpy_gbps << " Gbit/s: " << r.vs_memcpy
+            << "x memcpy (median of interleaved ratios)\n";
+  if (loss > 0) {
+    std::cout << "loss " << loss << ": " << r.lossy_gbps << " Gbit/s: " << r.lossy_vs_lossless
+              << " of lossless (median of interleaved ratios); " << r.dropped << " frames dropped, "
+              << r.retransmits_sack << " resent on SACK, " << r.retransmits_timeout << " on timeout/probe\n";
   }
   return 0;
 }

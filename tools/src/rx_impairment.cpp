@@ -37,6 +37,7 @@ RxImpairment::~RxImpairment() {
 std::uint16_t RxImpairment::on_receive(std::uint16_t, std::uint16_t, rte_mbuf* frames[], std::uint16_t count,
                                        std::uint16_t, void* self) {
   auto& impairment = *static_cast<RxImpairment*>(self);
+  if (!impairment.enabled_.load(std::memory_order_relaxed)) return count;
   std::uint16_t kept = 0;
   for (std::uint16_t i = 0; i < count; ++i) {
     rte_mbuf* frame = frames[i];

@@ -128,25 +128,38 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
 
   TransportBenchResult result;
   result.path_mtu = source.path_mtu();
-  std::vector<double> rates, copy_rates, ratios;
-  Status status = Ok{};
-  for (int round = 0; round <= options.repeats && status; ++round) {
+  std::uint32_t generation = 0;
+  auto timed_round = [&](bool lossy, double* seconds) {
+    for (auto& impairment : impairments) impairment->set_enabled(lossy);
+    const auto start = std::chrono::steady_clock::now();
+    source.begin_round(all, ++generation);
+    Status round = source.run_until_idle(120000);
+    *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return round;
+  };
+  const double bits = static_cast<double>(options.region_bytes) * 8;
+  std::vector<double> rates, copy_rates, ratios, lossy_rates, lossy_ratios;
+  double seconds = 0, lossy_seconds = 0;
+  Status status = timed_round(false, &seconds);  // warm-up: first touch of mbufs and rings
+  for (int repeat = 0; repeat < options.repeats && status; ++repeat) {
     const auto copy_start = std::chrono::steady_clock::now();
     for (std::uint64_t p = 0; p < pages; ++p) {
       std::memcpy(copy_target->data() + p * kPage, guest->data() + p * kPage, kPage);
     }
-    const auto start = std::chrono::steady_clock::now();
-    source.begin_round(all, static_cast<std::uint32_t>(round + 1));
-    status = source.run_until_idle(120000);
-    const auto end = std::chrono::steady_clock::now();
-    if (round == 0) continue;  // warm-up: first touch of mbufs and rings
-    const double copy_seconds = std::chrono::duration<double>(start - copy_start).count();
-    const double seconds = std::chrono::duration<double>(end - start).count();
-    rates.push_back(static_cast<double>(options.region_bytes) * 8 / seconds / 1e9);
-    copy_rates.push_back(static_cast<double>(options.region_bytes) * 8 / copy_seconds / 1e9);
+    const double copy_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - copy_start).count();
+    status = timed_round(false, &seconds);
+    if (status && !impairments.empty()) status = timed_round(true, &lossy_seconds);
+    if (!status) break;
+    rates.push_back(bits / seconds / 1e9);
+    copy_rates.push_back(bits / copy_seconds / 1e9);
     ratios.push_back(copy_seconds / seconds);
-    progress << "  round " << round << ": " << rates.back() << " Gbit/s (memcpy " << copy_rates.back()
-             << " Gbit/s)\n";
+    progress << "  repeat " << repeat + 1 << ": " << rates.back() << " Gbit/s (memcpy " << copy_rates.back() << ")";
+    if (!impairments.empty()) {
+      lossy_rates.push_back(bits / lossy_seconds / 1e9);
+      lossy_ratios.push_back(seconds / lossy_seconds);
+      progress << ", with loss " << lossy_rates.back() << " Gbit/s";
+    }
+    progress << "\n";
   }
   if (status) {
     source.begin_finish();
@@ -162,6 +175,10 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
   result.gbps = median(rates);
   result.memcpy_gbps = median(copy_rates);
   result.vs_memcpy = median(ratios);
+  if (!lossy_rates.empty()) {
+    result.lossy_gbps = median(lossy_rates);
+    result.lossy_vs_lossless = median(lossy_ratios);
+  }
   result.retransmits_timeout = totals.streams.retransmits_timeout + totals.streams.tail_probes;
   result.retransmits_sack = totals.streams.retransmits_sack;
   result.srtt_us = totals.streams.srtt_us;

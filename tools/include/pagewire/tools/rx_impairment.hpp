@@ -5,6 +5,7 @@
 // per-queue state belongs to the queue's receiving core.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 
@@ -27,6 +28,9 @@ class RxImpairment {
                                                        const RxImpairmentConfig& config);
   ~RxImpairment();
 
+  // Switches the impairment on or off from another thread (between benchmark rounds).
+  void set_enabled(bool enabled) { enabled_.store(enabled, std::memory_order_relaxed); }
+
   std::uint64_t dropped() const { return dropped_; }
   std::uint64_t clamped() const { return clamped_; }
 
@@ -40,6 +44,7 @@ class RxImpairment {
   std::uint16_t mtu_clamp_;
   std::uint64_t state_;
   std::uint64_t dropped_ = 0, clamped_ = 0;
+  std::atomic<bool> enabled_{true};
   const rte_eth_rxtx_callback* callback_ = nullptr;
 };
 

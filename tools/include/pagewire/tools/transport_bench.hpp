@@ -1,6 +1,8 @@
 // `pagewire bench transport`: page rounds over a net_ring pair between two pinned lcores
-// (source on the main lcore, destination on a worker lcore), each round timed beside a
-// memcpy of the same pages in the same run. Needs an initialised EAL with two lcores.
+// (source on the main lcore, destination on a worker lcore). Each repeat times a memcpy of
+// the same pages, a lossless round and, with loss > 0, a lossy round, back to back in one
+// session: the VM's cross-core latency drifts several-fold, so only ratios of neighbouring
+// passes mean anything. Needs an initialised EAL with two lcores.
 #pragma once
 
 #include <cstdint>
@@ -17,17 +19,18 @@ struct TransportBenchOptions {
   std::uint16_t streams = 1;
   std::uint16_t mtu = 9000;
   int repeats = 5;
-  double loss = 0;         // per-frame drop probability on the destination's input
+  double loss = 0;         // per-frame drop probability of the lossy rounds (0: none)
   bool crc = false;        // record CRC32C (off: measure the transport, not the checksum)
   bool udp_checksum = true;  // software UDP checksum on every frame (no offload on net_ring)
   std::uint32_t window_frames = 1024;
 };
 
 struct TransportBenchResult {
-  std::string label;
-  double gbps = 0;            // guest bits per second, median round
+  double gbps = 0;            // guest bits per second, median lossless round
   double memcpy_gbps = 0;     // memcpy of the same pages, median of the interleaved passes
-  double vs_memcpy = 0;       // median of per-round ratios
+  double vs_memcpy = 0;       // median of per-repeat ratios lossless / memcpy
+  double lossy_gbps = 0;      // median lossy round
+  double lossy_vs_lossless = 0;  // median of per-repeat ratios lossy / lossless
   std::uint64_t retransmits_timeout = 0;
   std::uint64_t retransmits_sack = 0;
   std::uint64_t srtt_us = 0;
