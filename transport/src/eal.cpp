@@ -3,6 +3,7 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 
@@ -25,6 +26,7 @@ std::vector<std::string> eal_arguments(const EalOptions& options) {
   std::vector<std::string> args = {options.program, "-l", options.lcores,
                                    "--file-prefix=" + options.file_prefix, "--no-pci",
                                    "--log-level=lib.eal:error"};
+  if (const char* level = std::getenv("PAGEWIRE_DPDK_LOG")) args.push_back(std::string("--log-level=") + level);
   if (!hugepages_available()) {
     args.push_back("--no-huge");
     args.push_back("-m");

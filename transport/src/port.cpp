@@ -36,7 +36,9 @@ Result<Port> Port::open(const PortConfig& config) {
                       std::to_string(std::min(info.max_rx_queues, info.max_tx_queues)));
   }
   // The device's limit, never more than a jumbo frame; it must still carry the minimum path.
-  const std::uint16_t mtu = std::min<std::uint16_t>({config.mtu, info.max_mtu, kMaxPathMtu});
+  const auto frame_limit = static_cast<std::uint16_t>(
+      std::min<std::uint32_t>(info.max_rx_pktlen - RTE_ETHER_HDR_LEN - RTE_ETHER_CRC_LEN, UINT16_MAX));
+  const std::uint16_t mtu = std::min<std::uint16_t>({config.mtu, info.max_mtu, frame_limit, kMaxPathMtu});
   if (mtu < kMinPathMtu) {
     return make_error("port " + config.name + ": MTU " + std::to_string(mtu) +
                       " is below pagewire's minimum of " + std::to_string(kMinPathMtu));
@@ -61,7 +63,11 @@ Result<Port> Port::open(const PortConfig& config) {
   rte_eth_conf conf{};
   conf.rxmode.mtu = mtu;
   if (int rc = rte_eth_dev_configure(config.port_id, config.queues, config.queues, &conf); rc != 0) {
-    return port_error(config, "configure", rc);
+    return port_error(config, "configure with MTU " + std::to_string(mtu) + " (device max_mtu " +
+                                  std::to_string(info.max_mtu) + ", max_rx_pktlen " +
+                                  std::to_string(info.max_rx_pktlen) + ") and " + std::to_string(config.queues) +
+                                  " queue pairs",
+                      rc);
   }
   std::uint16_t rxd = config.rx_descriptors;
   std::uint16_t txd = config.tx_descriptors;
