@@ -1,6 +1,7 @@
-// One end of a two-process migration over a DPDK vdev (memif here; any port works).
-//   migration_peer dst <vdev> <file-prefix> [rounds] [streams]
-//   migration_peer src <vdev> <file-prefix> [rounds] [streams]
+// One end of a two-process migration over a DPDK vdev (memif, af_packet; any port works).
+//   migration_peer dst|src <vdev> <file-prefix> [rounds [streams]] [key=value ...]
+// keys: local=IP peer=IP gateway=IP (next hop; the source resolves it by ARP) and arp=1
+// (resolve the peer by ARP instead of the fixed test MACs).
 // Both ends build the same guest image from a fixed seed and replay the same writes
 // between rounds, so the destination can check every byte it received against its own
 // copy of what the source held at the end, in a separate address space. Exit 0 only when
@@ -47,6 +48,12 @@ std::vector<std::uint64_t> write_round(test::Bytes& guest, std::mt19937_64& rng)
   return dirty;
 }
 
+std::uint32_t parse_ip(const std::string& text) {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (std::sscanf(text.c_str(), "%u.%u.%u.%u", &a, &b, &c, &d) != 4) return 0;
+  return a << 24 | b << 16 | c << 8 | d;
+}
+
 int fail(const std::string& role, const std::string& message) {
   std::fprintf(stderr, "%s: %s\n", role.c_str(), message.c_str());
   return 1;
@@ -60,8 +67,30 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string role = argv[1];
-  const int rounds = argc > 4 ? std::atoi(argv[4]) : 3;
-  const auto streams = static_cast<std::uint16_t>(argc > 5 ? std::atoi(argv[5]) : 1);
+  const bool source = role == "src";
+  int rounds = 3;
+  std::uint16_t streams = 1;
+  std::uint32_t local_ip = source ? 0x0a000001u : 0x0a000002u;
+  std::uint32_t peer_ip = source ? 0x0a000002u : 0x0a000001u;
+  std::uint32_t gateway = 0;
+  bool use_arp = false;
+  int positional = 0;
+  for (int i = 4; i < argc; ++i) {
+    const std::string arg = argv[i];
+    const auto equals = arg.find('=');
+    if (equals == std::string::npos) {
+      ++positional;
+      if (positional == 1) rounds = std::atoi(arg.c_str());
+      if (positional == 2) streams = static_cast<std::uint16_t>(std::atoi(arg.c_str()));
+      continue;
+    }
+    const std::string key = arg.substr(0, equals), value = arg.substr(equals + 1);
+    if (key == "local") local_ip = parse_ip(value);
+    else if (key == "peer") peer_ip = parse_ip(value);
+    else if (key == "gateway") gateway = parse_ip(value);
+    else if (key == "arp") use_arp = value == "1";
+    else return fail(role, "unknown argument " + arg);
+  }
   EalOptions eal;
   eal.program = "migration_peer";
   eal.file_prefix = argv[3];
@@ -76,10 +105,9 @@ int main(int argc, char** argv) {
     std::printf("dst: port started\n");  // the driver starts the client only after this
     std::fflush(stdout);
   }
-  // The peer MAC: memif ports have fixed, role-independent defaults, so each side tells its
-  // own and derives the other's by convention of this test (ARP is not implemented yet).
+  // Without ARP, both ends use fixed test MACs (memif ports have role-independent defaults).
   rte_ether_addr src_mac{{0x02, 0x50, 0x57, 0, 0, 1}}, dst_mac{{0x02, 0x50, 0x57, 0, 0, 2}};
-  rte_eth_dev_default_mac_addr_set(port->id(), role == "src" ? &src_mac : &dst_mac);
+  if (!use_arp) rte_eth_dev_default_mac_addr_set(port->id(), source ? &src_mac : &dst_mac);
   const std::uint64_t link_deadline = rte_rdtsc() + 10 * rte_get_tsc_hz();
   rte_eth_link link{};
   do {
@@ -91,9 +119,9 @@ int main(int argc, char** argv) {
   config.streams = streams;
   config.page_size = kPage;
   config.region_pages = kPages;
-  const bool source = role == "src";
-  config.path.local = Endpoint{source ? src_mac : dst_mac, source ? 0x0a000001u : 0x0a000002u, 47000};
-  config.path.peer = Endpoint{source ? dst_mac : src_mac, source ? 0x0a000002u : 0x0a000001u, 47000};
+  config.path.local = Endpoint{use_arp ? port->mac() : (source ? src_mac : dst_mac), local_ip, 47000};
+  config.path.peer = Endpoint{use_arp ? rte_ether_addr{} : (source ? dst_mac : src_mac), peer_ip, 47000};
+  config.next_hop_ip = gateway;
   config.tuning.window_frames = 256;
   config.tuning.receive_window_frames = 1024;
   config.hello_timeout_ms = 20000;

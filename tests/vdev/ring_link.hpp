@@ -118,8 +118,10 @@ class RingLink {
     const unsigned n = rte_ring_dequeue_burst(in, burst, 32, nullptr);
     for (unsigned i = 0; i < n; ++i) {
       auto* mbuf = static_cast<rte_mbuf*>(burst[i]);
-      const auto* ip = rte_pktmbuf_mtod_offset(mbuf, const rte_ipv4_hdr*, RTE_ETHER_HDR_LEN);
-      if (impairment_.mtu_clamp != 0 && rte_be_to_cpu_16(ip->total_length) > impairment_.mtu_clamp) {
+      const auto* eth = rte_pktmbuf_mtod(mbuf, const rte_ether_hdr*);
+      const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(eth + 1);
+      if (impairment_.mtu_clamp != 0 && eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) &&
+          rte_be_to_cpu_16(ip->total_length) > impairment_.mtu_clamp) {
         ++counters_.clamped;
         rte_pktmbuf_free(mbuf);
         continue;

@@ -44,8 +44,9 @@ std::uint16_t RxImpairment::on_receive(std::uint16_t, std::uint16_t, rte_mbuf* f
     impairment.state_ ^= impairment.state_ << 13;  // xorshift64: cheap and per queue
     impairment.state_ ^= impairment.state_ >> 7;
     impairment.state_ ^= impairment.state_ << 17;
-    if (impairment.mtu_clamp_ != 0) {
-      const auto* ip = rte_pktmbuf_mtod_offset(frame, const rte_ipv4_hdr*, RTE_ETHER_HDR_LEN);
+    const auto* eth = rte_pktmbuf_mtod(frame, const rte_ether_hdr*);
+    if (impairment.mtu_clamp_ != 0 && eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
+      const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(eth + 1);
       if (rte_be_to_cpu_16(ip->total_length) > impairment.mtu_clamp_) {
         ++impairment.clamped_;
         rte_pktmbuf_free(frame);

@@ -6,6 +6,8 @@
 
 #include "pagewire/transport/stream.hpp"
 
+#include "pagewire/transport/arp.hpp"
+
 namespace pagewire::transport {
 
 namespace {
@@ -44,6 +46,10 @@ bool DestinationStream::poll(std::uint64_t now) {
                                            std::min<std::uint16_t>(tuning_.burst, 64));
   for (std::uint16_t i = 0; i < n; ++i) {
     rte_mbuf* mbuf = burst[i];
+    if (answer_arp(mbuf, path_.local, queue_)) {
+      rte_pktmbuf_free(mbuf);
+      continue;
+    }
     const ReceivedFrame frame = parse_frame(mbuf, path_, 0xffff, session_);
     if (frame.drop != FrameDrop::kNone) {
       ++counters_.drops[static_cast<std::size_t>(frame.drop)];

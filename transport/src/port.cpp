@@ -44,9 +44,12 @@ Result<Port> Port::open(const PortConfig& config) {
                       " is below pagewire's minimum of " + std::to_string(kMinPathMtu));
   }
 
-  // Single-segment frames: the data room holds the largest frame the MTU allows.
-  const auto data_room = static_cast<std::uint16_t>(RTE_PKTMBUF_HEADROOM + RTE_ETHER_HDR_LEN + mtu +
-                                                    RTE_ETHER_CRC_LEN + RTE_VLAN_HLEN);
+  // Single-segment frames: the data room holds the largest frame the MTU allows, and never
+  // less than DPDK's default buffer or what the device asks for (af_packet sizes its RX
+  // copies by its ring's frame size, whatever the MTU).
+  const auto data_room = static_cast<std::uint16_t>(std::max<std::uint32_t>(
+      {static_cast<std::uint32_t>(RTE_PKTMBUF_HEADROOM + RTE_ETHER_HDR_LEN + mtu + RTE_ETHER_CRC_LEN + RTE_VLAN_HLEN),
+       RTE_MBUF_DEFAULT_BUF_SIZE, RTE_PKTMBUF_HEADROOM + info.min_rx_bufsize}));
   const std::uint32_t mbufs =
       config.queues * (config.rx_descriptors + config.tx_descriptors + config.held_frames_per_queue +
                        kBurst + kMempoolCache) + 1024;
@@ -90,9 +93,16 @@ Result<Port> Port::open(const PortConfig& config) {
   }
   std::uint16_t accepted = mtu;
   if (rte_eth_dev_get_mtu(config.port_id, &accepted) != 0) accepted = mtu;
-  if (int rc = rte_eth_dev_start(config.port_id); rc != 0) return port_error(config, "start", rc);
   rte_ether_addr mac{};
   rte_eth_macaddr_get(config.port_id, &mac);
+  if (rte_is_zero_ether_addr(&mac)) {
+    // Some virtual devices (net_ring) come without an address; a zero MAC is not a unicast
+    // address anyone can send to, so take a random locally administered one. A device that
+    // cannot store it (net_ring again) filters nothing, so frames still carry it.
+    rte_eth_random_addr(mac.addr_bytes);
+    rte_eth_dev_default_mac_addr_set(config.port_id, &mac);
+  }
+  if (int rc = rte_eth_dev_start(config.port_id); rc != 0) return port_error(config, "start", rc);
   return Port(config.port_id, config.queues, std::min(accepted, mtu), mac, pool, config.name);
 }
 

@@ -1,5 +1,7 @@
 #include "pagewire/transport/session.hpp"
 
+#include "pagewire/transport/arp.hpp"
+
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 
@@ -50,9 +52,13 @@ bool await_control(const QueueRef& queue, const Path& path, std::uint16_t stream
     const std::uint16_t n = rte_eth_rx_burst(queue.port, queue.queue, burst, 32);
     bool done = false;
     for (std::uint16_t i = 0; i < n; ++i) {
+      if (answer_arp(burst[i], path.local, queue)) {
+        rte_pktmbuf_free(burst[i]);
+        continue;
+      }
       const ReceivedFrame frame = parse_frame(burst[i], path, streams, session);
       if (frame.drop != FrameDrop::kNone) ++counters->drops[static_cast<std::size_t>(frame.drop)];
-      if (!done && frame.drop == FrameDrop::kNone) done = handle(frame);
+      if (!done && frame.drop == FrameDrop::kNone) done = handle(frame, burst[i]);
       rte_pktmbuf_free(burst[i]);
     }
     if (done) return true;
@@ -119,8 +125,9 @@ std::uint32_t new_session_id() {
 
 // ---- Source ----------------------------------------------------------------------------
 
-Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfig& config, const Port& port,
+Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfig& requested, const Port& port,
                                                               const std::byte* region) {
+  SessionConfig config = requested;
   if (config.streams == 0 || config.streams > port.queues()) {
     return make_error("streams: " + std::to_string(config.streams) + " requested, port " + port.name() +
                       " has " + std::to_string(port.queues()) + " queue pairs");
@@ -131,6 +138,11 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
   const QueueRef control{port.id(), 0, port.pool()};
   const std::uint32_t session = new_session_id();
   StreamCounters control_counters;
+  if (is_zero_mac(config.path.peer.mac)) {
+    auto mac = resolve_mac(control, config.path.local, config.next_hop_ip != 0 ? config.next_hop_ip : config.path.peer.ip);
+    if (!mac) return mac.error();
+    config.path.peer.mac = *mac;
+  }
 
   // 1. HELLO until HELLO_ACK or REFUSE.
   const HelloPayload hello = make_hello(config, port.mtu());
@@ -141,7 +153,8 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
     send_control(control, config.path, FrameFields{.type = FrameType::kHello, .stream = 0, .session = session},
                  &hello, sizeof hello);
     await_control(control, config.path, config.streams, session,
-                  std::min(deadline, rte_rdtsc() + ms_to_tsc(100)), &control_counters, [&](const ReceivedFrame& frame) {
+                  std::min(deadline, rte_rdtsc() + ms_to_tsc(100)), &control_counters,
+                  [&](const ReceivedFrame& frame, const rte_mbuf*) {
                     if (frame.type == FrameType::kHelloAck && frame.payload_bytes >= sizeof(HelloPayload)) {
                       HelloPayload reply;
                       std::memcpy(&reply, frame.payload, sizeof reply);
@@ -175,7 +188,7 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
                    ip_bytes);
       if (await_control(control, config.path, config.streams, session,
                         rte_rdtsc() + ms_to_tsc(config.probe_timeout_ms), &control_counters,
-                        [&](const ReceivedFrame& frame) {
+                        [&](const ReceivedFrame& frame, const rte_mbuf*) {
                           return frame.type == FrameType::kProbeAck && frame.seq == id;
                         })) {
         return true;
@@ -305,8 +318,10 @@ class DestinationSession::Responder final : public ControlResponder {
 
 DestinationSession::~DestinationSession() = default;
 
-Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const SessionConfig& config, const Port& port,
+Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const SessionConfig& requested, const Port& port,
                                                                        std::byte* region) {
+  SessionConfig config = requested;
+  const bool learn_peer_mac = is_zero_mac(config.path.peer.mac);
   if (config.streams == 0 || config.streams > port.queues()) {
     return make_error("streams: " + std::to_string(config.streams) + " requested, port " + port.name() +
                       " has " + std::to_string(port.queues()) + " queue pairs");
@@ -320,9 +335,12 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
   StreamCounters control_counters;
   const bool heard = await_control(control, config.path, config.streams, 0,
                                    rte_rdtsc() + ms_to_tsc(config.hello_timeout_ms), &control_counters,
-                                   [&](const ReceivedFrame& frame) {
+                                   [&](const ReceivedFrame& frame, const rte_mbuf* mbuf) {
                                      if (frame.type != FrameType::kHello || frame.payload_bytes < sizeof(HelloPayload)) {
                                        return false;
+                                     }
+                                     if (learn_peer_mac) {  // the last hop: the source, or a router
+                                       config.path.peer.mac = rte_pktmbuf_mtod(mbuf, const rte_ether_hdr*)->src_addr;
                                      }
                                      HelloPayload hello;
                                      std::memcpy(&hello, frame.payload, sizeof hello);

@@ -6,6 +6,8 @@
 
 #include "pagewire/transport/stream.hpp"
 
+#include "pagewire/transport/arp.hpp"
+
 namespace pagewire::transport {
 
 namespace {
@@ -64,6 +66,10 @@ void SourceStream::receive(std::uint64_t now) {
   const std::uint16_t n = rte_eth_rx_burst(queue_.port, queue_.queue, burst,
                                            std::min<std::uint16_t>(tuning_.burst, 64));
   for (std::uint16_t i = 0; i < n; ++i) {
+    if (answer_arp(burst[i], path_.local, queue_)) {
+      rte_pktmbuf_free(burst[i]);
+      continue;
+    }
     const ReceivedFrame frame = parse_frame(burst[i], path_, 0xffff, session_);
     if (frame.drop != FrameDrop::kNone) {
       ++counters_.drops[static_cast<std::size_t>(frame.drop)];

@@ -24,7 +24,10 @@ struct SessionConfig {
   std::uint16_t streams = 1;
   std::uint32_t page_size = 4096;
   std::uint64_t region_pages = 0;
+  // path.peer.mac all zero: the source resolves it with ARP (of next_hop_ip, or of the peer
+  // when that is 0); the destination answers to the MAC its HELLO came from.
   Path path;
+  std::uint32_t next_hop_ip = 0;  // the router towards the peer; 0: the peer is on this link
   StreamTuning tuning;
   pagecodec::Policy policy;
   std::uint64_t delta_cache_bytes = 64ull << 20;  // split evenly between the streams

@@ -1,0 +1,110 @@
+#include "pagewire/transport/arp.hpp"
+
+#include <rte_arp.h>
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+
+#include <cstring>
+#include <optional>
+#include <string>
+
+#include "pagewire/transport/stream.hpp"
+
+namespace pagewire::transport {
+
+namespace {
+
+std::string ip_string(std::uint32_t ip) {
+  return std::to_string(ip >> 24) + "." + std::to_string((ip >> 16) & 0xff) + "." +
+         std::to_string((ip >> 8) & 0xff) + "." + std::to_string(ip & 0xff);
+}
+
+bool send_arp(const QueueRef& queue, std::uint16_t opcode, const rte_ether_addr& local_mac, std::uint32_t local_ip,
+              const rte_ether_addr& target_mac, std::uint32_t target_ip, const rte_ether_addr& destination) {
+  rte_mbuf* mbuf = rte_pktmbuf_alloc(queue.pool);
+  if (mbuf == nullptr) return false;
+  auto* eth = rte_pktmbuf_mtod(mbuf, rte_ether_hdr*);
+  rte_ether_addr_copy(&destination, &eth->dst_addr);
+  rte_ether_addr_copy(&local_mac, &eth->src_addr);
+  eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP);
+  auto* arp = reinterpret_cast<rte_arp_hdr*>(eth + 1);
+  arp->arp_hardware = rte_cpu_to_be_16(RTE_ARP_HRD_ETHER);
+  arp->arp_protocol = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+  arp->arp_hlen = RTE_ETHER_ADDR_LEN;
+  arp->arp_plen = 4;
+  arp->arp_opcode = rte_cpu_to_be_16(opcode);
+  rte_ether_addr_copy(&local_mac, &arp->arp_data.arp_sha);
+  arp->arp_data.arp_sip = rte_cpu_to_be_32(local_ip);
+  rte_ether_addr_copy(&target_mac, &arp->arp_data.arp_tha);
+  arp->arp_data.arp_tip = rte_cpu_to_be_32(target_ip);
+  // Pad to the Ethernet minimum; a real NIC would, a virtual device may not.
+  mbuf->data_len = mbuf->pkt_len = RTE_ETHER_MIN_LEN - RTE_ETHER_CRC_LEN;
+  std::memset(reinterpret_cast<std::uint8_t*>(arp + 1), 0,
+              mbuf->data_len - sizeof(rte_ether_hdr) - sizeof(rte_arp_hdr));
+  if (rte_eth_tx_burst(queue.port, queue.queue, &mbuf, 1) == 0) {
+    rte_pktmbuf_free(mbuf);
+    return false;
+  }
+  return true;
+}
+
+const rte_arp_hdr* arp_of(const rte_mbuf* mbuf) {
+  if (rte_pktmbuf_data_len(mbuf) < sizeof(rte_ether_hdr) + sizeof(rte_arp_hdr)) return nullptr;
+  const auto* eth = rte_pktmbuf_mtod(mbuf, const rte_ether_hdr*);
+  if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) return nullptr;
+  const auto* arp = reinterpret_cast<const rte_arp_hdr*>(eth + 1);
+  if (arp->arp_hardware != rte_cpu_to_be_16(RTE_ARP_HRD_ETHER) ||
+      arp->arp_protocol != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) || arp->arp_hlen != RTE_ETHER_ADDR_LEN ||
+      arp->arp_plen != 4) {
+    return nullptr;
+  }
+  return arp;
+}
+
+}  // namespace
+
+bool answer_arp(const rte_mbuf* mbuf, const Endpoint& local, const QueueRef& queue) {
+  const auto* eth = rte_pktmbuf_mtod(mbuf, const rte_ether_hdr*);
+  if (rte_pktmbuf_data_len(mbuf) < sizeof(rte_ether_hdr) || eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) {
+    return false;
+  }
+  const rte_arp_hdr* arp = arp_of(mbuf);
+  if (arp != nullptr && arp->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REQUEST) &&
+      rte_be_to_cpu_32(arp->arp_data.arp_tip) == local.ip) {
+    send_arp(queue, RTE_ARP_OP_REPLY, local.mac, local.ip, arp->arp_data.arp_sha,
+             rte_be_to_cpu_32(arp->arp_data.arp_sip), arp->arp_data.arp_sha);
+  }
+  return true;
+}
+
+Result<rte_ether_addr> resolve_mac(const QueueRef& queue, const Endpoint& local, std::uint32_t ip,
+                                   std::uint32_t tries, std::uint32_t interval_ms) {
+  rte_ether_addr broadcast;
+  std::memset(&broadcast, 0xff, sizeof broadcast);
+  const rte_ether_addr unknown{};
+  rte_mbuf* burst[32];
+  for (std::uint32_t attempt = 0; attempt < tries; ++attempt) {
+    send_arp(queue, RTE_ARP_OP_REQUEST, local.mac, local.ip, unknown, ip, broadcast);
+    const std::uint64_t deadline = rte_rdtsc() + std::uint64_t{interval_ms} * rte_get_tsc_hz() / 1000;
+    while (rte_rdtsc() < deadline) {
+      const std::uint16_t n = rte_eth_rx_burst(queue.port, queue.queue, burst, 32);
+      std::optional<rte_ether_addr> found;
+      for (std::uint16_t i = 0; i < n; ++i) {
+        const rte_arp_hdr* arp = arp_of(burst[i]);
+        if (arp != nullptr && arp->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REPLY) &&
+            rte_be_to_cpu_32(arp->arp_data.arp_sip) == ip) {
+          found = arp->arp_data.arp_sha;
+        } else {
+          answer_arp(burst[i], local, queue);
+        }
+        rte_pktmbuf_free(burst[i]);
+      }
+      if (found) return *found;
+      if (n == 0) rte_pause();
+    }
+  }
+  return make_error("no ARP reply from " + ip_string(ip) + " after " + std::to_string(tries) +
+                    " requests: is the next hop up and the address right? (a static peer MAC skips ARP)");
+}
+
+}  // namespace pagewire::transport
