@@ -13,6 +13,7 @@
 #include <iomanip>
 
 #include "pagewire/pagecodec/xbzrle.hpp"
+#include "pagewire/pinning/plan.hpp"
 #include "pagewire/tools/codec_bench.hpp"
 #include "pagewire/tools/transport_bench.hpp"
 #include "pagewire/transport/eal.hpp"
@@ -28,6 +29,7 @@ constexpr const char* kUsage =
     "  demo          run the embedded demo (today: the codec benchmark on a small corpus)\n"
     "  bench codec   pagecodec speed and size ratio per encoding, beside memcpy and ISA-L\n"
     "  bench transport  page rounds over a net_ring pair between two lcores, beside memcpy\n"
+    "  topo          the core, queue and memory placement for a number of streams and a port\n"
     "Run 'pagewire <command> --help' for its options.\n";
 
 struct CodecBenchCli {
@@ -142,10 +144,24 @@ int bench_transport(const std::vector<std::string>& args) {
     return 2;
   }
   options.region_bytes = region_mib << 20;
+  // One source and one destination core pair: the plan for one stream gives the control
+  // core (source) and a stream core (destination).
+  auto topology = pinning::Topology::from_system();
+  if (!topology) {
+    std::cerr << "pagewire: " << topology.error().message << "\n";
+    return 1;
+  }
+  auto placement = pinning::plan(*topology, {.streams = 1, .port = "net_ring0", .helper_threads = 0});
+  if (!placement) {
+    std::cerr << "pagewire: bench transport needs a core pair: " << placement.error().message << "\n";
+    return 1;
+  }
+  std::cout << placement->to_text();
+  options.numa_node = placement->port.numa_node;
   transport::EalOptions eal;
   eal.program = "pagewire";
   eal.file_prefix = "pagewire-bench-" + std::to_string(getpid());
-  eal.lcores = "0-1";
+  eal.placement = placement->eal_arguments();
   if (auto status = transport::init_eal(eal); !status) {
     std::cerr << "pagewire: " << status.error().message << "\n";
     return 1;
@@ -160,13 +176,62 @@ int bench_transport(const std::vector<std::string>& args) {
     return 1;
   }
   const auto& r = *result;
-  std::cout << std::fixed << std::setprecision(2) << "path MTU " << r.path_mtu << ", srtt " << r.srtt_us << " us\n"
+  std::cout << std::fixed << std::setprecision(2) << r.memory_note << "\npath MTU " << r.path_mtu << ", srtt "
+            << r.srtt_us << " us\n"
             << "lossless: " << r.gbps << " Gbit/s, memcpy " << r.memcpy_gbps << " Gbit/s: " << r.vs_memcpy
             << "x memcpy (median of interleaved ratios)\n";
   if (loss > 0) {
     std::cout << "loss " << loss << ": " << r.lossy_gbps << " Gbit/s: " << r.lossy_vs_lossless
               << " of lossless (median of interleaved ratios); " << r.dropped << " frames dropped, "
               << r.retransmits_sack << " resent on SACK, " << r.retransmits_timeout << " on timeout/probe\n";
+  }
+  return 0;
+}
+
+int topo(const std::vector<std::string>& args) {
+  pinning::PlanRequest request;
+  std::string topology_file, synthetic;
+  bool json = false;
+  po::options_description d("topo options");
+  d.add_options()
+      ("help,h", "show this help")
+      ("streams", po::value(&request.streams)->default_value(request.streams), "streams (one core each)")
+      ("port", po::value(&request.port)->default_value("net_ring0"),
+       "PCI address (0000:81:00.0) or virtual device name (net_memif0)")
+      ("helpers", po::value(&request.helper_threads)->default_value(request.helper_threads),
+       "non-EAL threads to place (guest model, I/O, reporting)")
+      ("memory-mb", po::value(&request.memory_megabytes)->default_value(request.memory_megabytes),
+       "hugepage memory for the port's NUMA node")
+      ("topology", po::value(&topology_file), "plan for a saved topology (lstopo --of xml) instead of this machine")
+      ("synthetic", po::value(&synthetic), "plan for a synthetic topology, e.g. \"pack:2 [numa] core:8 pu:2\"")
+      ("json", po::bool_switch(&json), "print the plan as JSON");
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(d).run(), vm);
+  if (vm.count("help")) {
+    std::cout << "usage: pagewire topo [options]\n" << d;
+    return 0;
+  }
+  po::notify(vm);
+  if (!topology_file.empty() && !synthetic.empty()) {
+    std::cerr << "pagewire: --topology and --synthetic: expected at most one of them\n";
+    return 2;
+  }
+  auto topology = !topology_file.empty() ? pinning::Topology::from_xml_file(topology_file)
+                  : !synthetic.empty()   ? pinning::Topology::from_synthetic(synthetic)
+                                         : pinning::Topology::from_system();
+  if (!topology) {
+    std::cerr << "pagewire: " << topology.error().message << "\n";
+    return 1;
+  }
+  auto placement = pinning::plan(*topology, request);
+  if (!placement) {
+    std::cerr << "pagewire: " << placement.error().message << "\n";
+    return 1;
+  }
+  if (json) {
+    std::cout << placement->to_json() << "\n";
+  } else {
+    std::cout << "placement on " << topology->source() << " (" << topology->summary() << ")\n" << placement->to_text();
   }
   return 0;
 }
@@ -188,6 +253,7 @@ int main(int argc, char** argv) {
       cli.options.repeats = 3;
       return parse_and_run({args.begin() + 1, args.end()}, cli, "demo");
     }
+    if (command == "topo") return topo({args.begin() + 1, args.end()});
     if (command == "bench" && args.size() >= 2 && args[1] == "transport") {
       return bench_transport({args.begin() + 2, args.end()});
     }

@@ -12,6 +12,7 @@
 #include <ostream>
 #include <random>
 
+#include "pagewire/pinning/bind.hpp"
 #include "pagewire/tools/mapped_memory.hpp"
 #include "pagewire/tools/ring_pair.hpp"
 #include "pagewire/tools/rx_impairment.hpp"
@@ -87,6 +88,15 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
   auto destination = MappedMemory::allocate(options.region_bytes);
   auto copy_target = MappedMemory::allocate(options.region_bytes);
   if (!guest || !destination || !copy_target) return make_error("cannot map the benchmark regions");
+  std::string memory_note = "regions left where the kernel put them";
+  if (options.numa_node >= 0) {
+    auto topology = pinning::Topology::from_system();
+    Status bound = topology ? pinning::bind_memory(*topology, guest->data(), guest->size(), options.numa_node)
+                            : Status(topology.error());
+    if (bound) bound = pinning::bind_memory(*topology, destination->data(), destination->size(), options.numa_node);
+    memory_note = bound ? "regions bound to NUMA node " + std::to_string(options.numa_node)
+                        : "note: " + bound.error().message;
+  }
   std::mt19937_64 rng(5);
   for (std::size_t i = 0; i < options.region_bytes; i += 8) {
     const std::uint64_t v = rng();
@@ -128,6 +138,7 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
 
   TransportBenchResult result;
   result.path_mtu = source.path_mtu();
+  result.memory_note = memory_note;
   std::uint32_t generation = 0;
   auto timed_round = [&](bool lossy, double* seconds) {
     for (auto& impairment : impairments) impairment->set_enabled(lossy);

@@ -23,9 +23,13 @@ bool hugepages_available() {
 }
 
 std::vector<std::string> eal_arguments(const EalOptions& options) {
-  std::vector<std::string> args = {options.program, "-l", options.lcores,
-                                   "--file-prefix=" + options.file_prefix, "--no-pci",
-                                   "--log-level=lib.eal:error"};
+  std::vector<std::string> args = {options.program};
+  if (options.placement.empty()) {
+    args.insert(args.end(), {"-l", options.lcores});
+  } else {
+    args.insert(args.end(), options.placement.begin(), options.placement.end());
+  }
+  args.insert(args.end(), {"--file-prefix=" + options.file_prefix, "--no-pci", "--log-level=lib.eal:error"});
   if (const char* level = std::getenv("PAGEWIRE_DPDK_LOG")) args.push_back(std::string("--log-level=") + level);
   if (!hugepages_available()) {
     args.push_back("--no-huge");

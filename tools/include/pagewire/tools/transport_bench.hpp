@@ -23,6 +23,7 @@ struct TransportBenchOptions {
   bool crc = false;        // record CRC32C (off: measure the transport, not the checksum)
   bool udp_checksum = true;  // software UDP checksum on every frame (no offload on net_ring)
   std::uint32_t window_frames = 1024;
+  int numa_node = -1;      // bind the page regions to this node (the port's); -1: leave them
 };
 
 struct TransportBenchResult {
@@ -36,6 +37,7 @@ struct TransportBenchResult {
   std::uint64_t srtt_us = 0;
   std::uint64_t dropped = 0;
   std::uint16_t path_mtu = 0;
+  std::string memory_note;  // what binding the regions to the port's node did
 };
 
 Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& options, std::ostream& progress);

@@ -11,7 +11,8 @@ namespace pagewire::transport {
 struct EalOptions {
   std::string program = "pagewire";
   std::string file_prefix;           // required: every DPDK process needs its own
-  std::string lcores = "0";          // EAL -l list (pinning/ will generate it)
+  std::string lcores = "0";          // EAL -l list, when `placement` is empty
+  std::vector<std::string> placement;  // core arguments from pinning::Plan::eal_arguments()
   std::vector<std::string> vdevs;    // e.g. "net_memif0,role=server,socket=/run/pw.sock"
   std::size_t no_huge_megabytes = 512;  // memory when hugepages are unavailable
   std::vector<std::string> extra;    // passed through verbatim (after "--" on the CLI)

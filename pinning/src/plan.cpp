@@ -1,0 +1,233 @@
+#include "pagewire/pinning/plan.hpp"
+
+#include <hwloc.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <sstream>
+
+namespace pagewire::pinning {
+
+namespace {
+
+struct Core {
+  unsigned os_index;
+  int node;
+  std::vector<unsigned> pus;  // OS indexes; pus[0] is the one a stream takes
+};
+
+int node_of(hwloc_obj_t object) {
+  const int first = object->nodeset != nullptr ? hwloc_bitmap_first(object->nodeset) : -1;
+  return first < 0 ? 0 : first;
+}
+
+// Every physical core with its PUs, in OS order. Machines whose topology has no Core level
+// (some VMs) count each PU as a core.
+std::vector<Core> cores_of(hwloc_topology_t topology) {
+  std::vector<Core> cores;
+  const bool have_cores = hwloc_get_nbobjs_by_type(topology, HWLOC_OBJ_CORE) > 0;
+  const hwloc_obj_type_t type = have_cores ? HWLOC_OBJ_CORE : HWLOC_OBJ_PU;
+  for (hwloc_obj_t object = nullptr; (object = hwloc_get_next_obj_by_type(topology, type, object)) != nullptr;) {
+    Core core{object->os_index, node_of(object), {}};
+    for (hwloc_obj_t pu = nullptr;
+         (pu = hwloc_get_next_obj_inside_cpuset_by_type(topology, object->cpuset, HWLOC_OBJ_PU, pu)) != nullptr;) {
+      core.pus.push_back(pu->os_index);
+    }
+    if (!core.pus.empty()) cores.push_back(core);
+  }
+  std::sort(cores.begin(), cores.end(), [](const Core& a, const Core& b) { return a.pus[0] < b.pus[0]; });
+  return cores;
+}
+
+std::string join(const std::vector<unsigned>& values, char separator) {
+  std::string out;
+  for (std::size_t i = 0; i < values.size(); ++i) out += (i ? std::string(1, separator) : "") + std::to_string(values[i]);
+  return out;
+}
+
+}  // namespace
+
+Result<PortLocation> locate_port(const Topology& topology, const std::string& port, int vdev_node) {
+  static const std::regex kPci("^([0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\\.[0-7]$");
+  PortLocation location{port, std::regex_match(port, kPci), 0, ""};
+  hwloc_topology_t t = topology.handle();
+  if (!location.pci) {
+    if (hwloc_get_numanode_obj_by_os_index(t, static_cast<unsigned>(vdev_node)) == nullptr) {
+      return make_error("--port " + port + ": a virtual device placed on NUMA node " + std::to_string(vdev_node) +
+                        ", which this machine does not have");
+    }
+    location.numa_node = vdev_node;
+    location.how = "virtual device: the node of its memory";
+    return location;
+  }
+  const std::string busid = port.size() == 7 ? "0000:" + port : port;
+  hwloc_obj_t device = hwloc_get_pcidev_by_busidstring(t, busid.c_str());
+  if (device == nullptr) {
+    return make_error("--port " + port + ": no PCI device " + busid + " in the topology of " + topology.source() +
+                      " (lstopo lists the machine's devices)");
+  }
+  hwloc_obj_t ancestor = hwloc_get_non_io_ancestor_obj(t, device);
+  if (ancestor == nullptr || ancestor->type == HWLOC_OBJ_MACHINE || ancestor->nodeset == nullptr ||
+      hwloc_bitmap_weight(ancestor->nodeset) != 1) {
+    location.numa_node = node_of(hwloc_get_root_obj(t));
+    location.how = "PCI device not local to one NUMA node; using node " + std::to_string(location.numa_node);
+    return location;
+  }
+  location.numa_node = node_of(ancestor);
+  location.how = std::string("PCI device under ") + hwloc_obj_type_string(ancestor->type) + " " +
+                 std::to_string(ancestor->logical_index);
+  return location;
+}
+
+Result<Plan> plan(const Topology& topology, const PlanRequest& request) {
+  if (request.streams == 0) return make_error("--streams: expected at least 1");
+  auto location = locate_port(topology, request.port);
+  if (!location) return location.error();
+  const std::vector<Core> cores = cores_of(topology.handle());
+  if (cores.empty()) return make_error("the topology of " + topology.source() + " has no CPUs");
+
+  Plan result;
+  result.port = *location;
+  result.numa_nodes = std::max(1, hwloc_get_nbobjs_by_type(topology.handle(), HWLOC_OBJ_NUMANODE));
+  result.memory_megabytes = request.memory_megabytes;
+  const int nic = location->numa_node;
+
+  // The control thread: off the NIC's node when there is another, so every NIC-local core
+  // is free for streams; otherwise the first core, where the OS keeps its own housekeeping.
+  auto off_node = std::find_if(cores.begin(), cores.end(), [&](const Core& c) { return c.node != nic; });
+  const Core& control = off_node != cores.end() ? *off_node : *std::find_if(cores.begin(), cores.end(), [&](const Core& c) {
+    return c.node == nic;
+  });
+  result.control = {control.pus[0], control.os_index, control.node,
+                    off_node != cores.end() ? "off the NIC's node, so every core on node " + std::to_string(nic) +
+                                                  " is left for streams"
+                                            : "first core of the NIC's node; the machine has no other node"};
+
+  // Streams: a physical core each on the NIC's node; then SMT siblings there; then cores,
+  // then siblings, on other nodes. Never the control core or its sibling.
+  struct Candidate {
+    unsigned pu;
+    const Core* core;
+    int tier;  // 0 own core on the NIC's node, 1 sibling there, 2 own core elsewhere, 3 sibling elsewhere
+  };
+  std::vector<Candidate> candidates;
+  for (int tier = 0; tier < 4; ++tier) {
+    const bool sibling = tier % 2 == 1;
+    const bool local = tier < 2;
+    for (const Core& core : cores) {
+      if (core.os_index == control.os_index && core.node == control.node) continue;
+      if ((core.node == nic) != local) continue;
+      if (!sibling) {
+        candidates.push_back({core.pus[0], &core, tier});
+      } else {
+        for (std::size_t k = 1; k < core.pus.size(); ++k) candidates.push_back({core.pus[k], &core, tier});
+      }
+    }
+  }
+  if (candidates.size() < request.streams) {
+    return make_error(std::to_string(request.streams) + " streams need as many CPUs besides the control core " +
+                      std::to_string(control.pus[0]) + " and its siblings; " + topology.source() + " (" +
+                      topology.summary() + ") offers " + std::to_string(candidates.size()));
+  }
+  std::set<unsigned> used{control.pus.begin(), control.pus.end()};
+  for (std::uint16_t s = 0; s < request.streams; ++s) {
+    const Candidate& c = candidates[s];
+    std::string why;
+    switch (c.tier) {
+      case 0: why = "a physical core of its own on the NIC's node " + std::to_string(nic); break;
+      case 1: why = "SMT sibling on the NIC's node: not enough physical cores there"; break;
+      case 2: why = "own core on node " + std::to_string(c.core->node) + ": the NIC's node is full"; break;
+      default: why = "SMT sibling on node " + std::to_string(c.core->node) + ": every other CPU is taken"; break;
+    }
+    result.streams.push_back({c.pu, c.core->os_index, c.core->node, why});
+    used.insert(c.pu);
+  }
+  // Name the cost of every fallback.
+  for (std::uint16_t s = 0; s < request.streams; ++s) {
+    const PlacedCpu& placed = result.streams[s];
+    if (placed.numa_node != nic) {
+      result.warnings.push_back("stream " + std::to_string(s) + " runs on node " + std::to_string(placed.numa_node) +
+                                ", away from the NIC on node " + std::to_string(nic) +
+                                ": its frames and pages cross the socket interconnect");
+    }
+    for (std::uint16_t other = 0; other < s; ++other) {
+      if (result.streams[other].core == placed.core && result.streams[other].numa_node == placed.numa_node) {
+        result.warnings.push_back("streams " + std::to_string(other) + " and " + std::to_string(s) +
+                                  " share physical core " + std::to_string(placed.core) +
+                                  " (SMT siblings): each gets roughly half of it");
+      }
+    }
+  }
+
+  // Helpers (guest model, I/O, reporting): free cores off the NIC's node first, then free
+  // cores on it, then the control core's siblings, then the control core itself.
+  std::vector<std::pair<unsigned, const Core*>> helper_slots;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const Core& core : cores) {
+      if ((core.node == nic) != (pass == 1)) continue;
+      if (std::any_of(core.pus.begin(), core.pus.end(), [&](unsigned pu) { return used.count(pu) != 0; })) continue;
+      helper_slots.push_back({core.pus[0], &core});
+    }
+  }
+  for (std::size_t k = 1; k < control.pus.size(); ++k) helper_slots.push_back({control.pus[k], &control});
+  helper_slots.push_back({control.pus[0], &control});
+  for (unsigned h = 0; h < request.helper_threads; ++h) {
+    const auto& [pu, core] = helper_slots[std::min<std::size_t>(h, helper_slots.size() - 1)];
+    const bool shares_control = core == &control;
+    result.helpers.push_back({pu, core->os_index, core->node,
+                              shares_control ? "shares the control core: no free core is left"
+                                             : "a core no stream uses, off the NIC's node where possible"});
+  }
+  return result;
+}
+
+std::vector<std::string> Plan::eal_arguments() const {
+  std::vector<unsigned> lcores{control.pu};
+  for (const auto& stream : streams) lcores.push_back(stream.pu);
+  std::vector<std::string> args{"-l", join(lcores, ','), "--main-lcore", std::to_string(control.pu)};
+  if (numa_nodes > 1) {
+    // Hugepage memory on the NIC's node; a little on the control core's for EAL itself.
+    std::vector<unsigned> megabytes(static_cast<std::size_t>(numa_nodes), 0);
+    if (control.numa_node < numa_nodes) megabytes[static_cast<std::size_t>(control.numa_node)] = 64;
+    if (port.numa_node < numa_nodes) megabytes[static_cast<std::size_t>(port.numa_node)] = static_cast<unsigned>(memory_megabytes);
+    args.push_back("--socket-mem");
+    args.push_back(join(megabytes, ','));
+  }
+  return args;
+}
+
+std::string Plan::to_text() const {
+  std::ostringstream out;
+  out << "port " << port.port << ": NUMA node " << port.numa_node << " (" << port.how << ")\n";
+  auto line = [&](const std::string& role, const PlacedCpu& cpu) {
+    out << "  " << role << std::string(role.size() < 10 ? 10 - role.size() : 1, ' ') << "cpu " << cpu.pu << ", core "
+        << cpu.core << ", node " << cpu.numa_node << ": " << cpu.why << "\n";
+  };
+  line("control", control);
+  for (std::size_t s = 0; s < streams.size(); ++s) line("stream " + std::to_string(s), streams[s]);
+  for (std::size_t h = 0; h < helpers.size(); ++h) line("helper " + std::to_string(h), helpers[h]);
+  for (const auto& warning : warnings) out << "warning: " << warning << "\n";
+  out << "EAL:";
+  for (const auto& arg : eal_arguments()) out << " " << arg;
+  out << "\n";
+  return out.str();
+}
+
+std::string Plan::to_json() const {
+  auto cpu = [](const PlacedCpu& c) {
+    return nlohmann::json{{"cpu", c.pu}, {"core", c.core}, {"numa_node", c.numa_node}, {"why", c.why}};
+  };
+  nlohmann::json json{{"port", {{"name", port.port}, {"pci", port.pci}, {"numa_node", port.numa_node}, {"how", port.how}}},
+                      {"control", cpu(control)},
+                      {"streams", nlohmann::json::array()},
+                      {"helpers", nlohmann::json::array()},
+                      {"warnings", warnings},
+                      {"eal_arguments", eal_arguments()}};
+  for (const auto& s : streams) json["streams"].push_back(cpu(s));
+  for (const auto& h : helpers) json["helpers"].push_back(cpu(h));
+  return json.dump(2);
+}
+
+}  // namespace pagewire::pinning
