@@ -1,6 +1,7 @@
 #include "pagewire/tools/transport_bench.hpp"
 
 #include <rte_cycles.h>
+#include <rte_ethdev.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
 
@@ -139,6 +140,12 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
   TransportBenchResult result;
   result.path_mtu = source.path_mtu();
   result.memory_note = memory_note;
+  // Cross-check the plan against DPDK's own view of the port, now that EAL is up.
+  const int dpdk_node = rte_eth_dev_socket_id(source_port->id());
+  if (options.numa_node >= 0 && dpdk_node >= 0 && dpdk_node != options.numa_node) {
+    result.memory_note += "; warning: DPDK places port " + std::to_string(source_port->id()) + " on node " +
+                          std::to_string(dpdk_node) + ", the plan on node " + std::to_string(options.numa_node);
+  }
   std::uint32_t generation = 0;
   auto timed_round = [&](bool lossy, double* seconds) {
     for (auto& impairment : impairments) impairment->set_enabled(lossy);
