@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 readonly PACKAGES=(
   meson ninja-build pkg-config g++ python3
   libdpdk-dev dpdk libisal-dev libhwloc-dev libboost-program-options-dev
-  libgtest-dev libgmock-dev nlohmann-json3-dev
+  libgtest-dev libgmock-dev nlohmann-json3-dev libxxhash-dev
   clang libclang-rt-14-dev  # the sanitizer build and libFuzzer
 )
 readonly HUGEPAGES_2M=512  # 1 GiB for DPDK mempools; images live in ordinary memory

@@ -37,8 +37,7 @@ ReceivedFrame dropped(FrameDrop drop) {
 }
 
 bool known_type(std::uint8_t type) {
-  return type >= static_cast<std::uint8_t>(FrameType::kHello) &&
-         type <= static_cast<std::uint8_t>(FrameType::kFinAck);
+  return type >= static_cast<std::uint8_t>(FrameType::kHello) && type <= kLastFrameType;
 }
 
 }  // namespace

@@ -216,6 +216,8 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
   source->region_ = region;
   source->path_mtu_ = path_mtu;
   source->control_counters_ = control_counters;
+  source->control_ = control;
+  source->session_ = session;
   source->round_pages_.resize(config.streams);
   for (std::uint16_t s = 0; s < config.streams; ++s) {
     pagecodec::EncoderConfig codec{.page_size = config.page_size,
@@ -260,6 +262,43 @@ Status SourceSession::run_until_idle(std::uint32_t timeout_ms) {
   }
 }
 
+template <typename Handle>
+bool SourceSession::exchange(FrameType request, std::uint32_t timeout_ms, Handle&& handle) {
+  const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(timeout_ms);
+  for (std::uint32_t id = 1; rte_rdtsc() < deadline; ++id) {
+    send_control(control_, config_.path, FrameFields{.type = request, .stream = 0, .session = session_, .seq = id},
+                 nullptr, 0);
+    if (await_control(control_, config_.path, config_.streams, session_,
+                      std::min(deadline, rte_rdtsc() + ms_to_tsc(100)), &control_counters_,
+                      [&](const ReceivedFrame& frame, const rte_mbuf*) { return handle(frame); })) {
+      return true;
+    }
+  }
+  return false;
+}
+
+Result<Digest> SourceSession::verify(std::uint32_t timeout_ms) {
+  Digest digest{};
+  const bool answered = exchange(FrameType::kVerify, timeout_ms, [&](const ReceivedFrame& frame) {
+    if (frame.type != FrameType::kVerifyReply || frame.payload_bytes < sizeof(VerifyPayload)) return false;
+    VerifyPayload payload;
+    std::memcpy(&payload, frame.payload, sizeof payload);
+    std::memcpy(digest.data(), payload.digest, digest.size());
+    return true;
+  });
+  if (!answered) return make_error("the destination did not send its digest within " + std::to_string(timeout_ms) + " ms");
+  return digest;
+}
+
+Status SourceSession::commit(std::uint32_t timeout_ms) {
+  if (!exchange(FrameType::kCommit, timeout_ms,
+                [](const ReceivedFrame& frame) { return frame.type == FrameType::kCommitAck; })) {
+    return make_error("the destination did not confirm the commit within " + std::to_string(timeout_ms) +
+                      " ms: whether it kept its image is unknown");
+  }
+  return Ok{};
+}
+
 SessionTotals SourceSession::totals() const {
   SessionTotals totals;
   totals.streams.drops = control_counters_.drops;
@@ -296,7 +335,27 @@ class DestinationSession::Responder final : public ControlResponder {
   Responder(QueueRef queue, const Path& path, std::uint32_t session, HelloPayload hello)
       : queue_(queue), path_(path), session_(session), hello_(hello) {}
 
+  void set_verification(const Digest& digest, std::uint64_t region_bytes) {
+    std::memcpy(verify_.digest, digest.data(), digest.size());
+    verify_.region_bytes.set(region_bytes);
+    can_verify_ = true;
+  }
+  bool committed() const { return committed_; }
+
   void respond(const ReceivedFrame& frame, std::uint64_t) override {
+    if (frame.type == FrameType::kVerify && can_verify_) {
+      send_control(queue_, path_,
+                   FrameFields{.type = FrameType::kVerifyReply, .stream = 0, .session = session_, .seq = frame.seq},
+                   &verify_, sizeof verify_);
+      return;
+    }
+    if (frame.type == FrameType::kCommit && can_verify_) {
+      committed_ = true;
+      send_control(queue_, path_,
+                   FrameFields{.type = FrameType::kCommitAck, .stream = 0, .session = session_, .seq = frame.seq},
+                   nullptr, 0);
+      return;
+    }
     if (frame.type == FrameType::kHello) {
       send_control(queue_, path_, FrameFields{.type = FrameType::kHelloAck, .stream = 0, .session = session_},
                    &hello_, sizeof hello_);
@@ -314,6 +373,9 @@ class DestinationSession::Responder final : public ControlResponder {
   Path path_;
   std::uint32_t session_;
   HelloPayload hello_;
+  VerifyPayload verify_{};
+  bool can_verify_ = false;
+  bool committed_ = false;
 };
 
 DestinationSession::~DestinationSession() = default;
@@ -398,6 +460,27 @@ Status DestinationSession::run_until_finished(std::uint32_t timeout_ms) {
       return make_error("destination: no FIN on every stream within " + std::to_string(timeout_ms) + " ms");
     }
   }
+}
+
+Status DestinationSession::await_commit(const Digest& digest, std::uint64_t region_bytes, std::uint32_t timeout_ms) {
+  responder_->set_verification(digest, region_bytes);
+  const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(timeout_ms);
+  while (!responder_->committed()) {
+    const std::uint64_t now = rte_rdtsc();
+    if (now > deadline) {
+      return make_error("no commit from the source within " + std::to_string(timeout_ms) +
+                        " ms: the image must be discarded");
+    }
+    // Keep every stream answering: a lost FIN_ACK is asked for again, VERIFY and COMMIT
+    // arrive on stream 0.
+    for (auto& stream : streams_) stream.poll(now);
+  }
+  // The COMMIT_ACK may be lost: answer repeats for a moment before going away.
+  const std::uint64_t grace = rte_rdtsc() + ms_to_tsc(300);
+  while (rte_rdtsc() < grace) {
+    for (auto& stream : streams_) stream.poll(rte_rdtsc());
+  }
+  return Ok{};
 }
 
 SessionTotals DestinationSession::totals() const {

@@ -8,6 +8,7 @@
 // core per stream; one core may also poll all of them in turn).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -44,6 +45,8 @@ inline std::uint16_t stream_of_page(std::uint64_t page, std::uint64_t region_pag
   return static_cast<std::uint16_t>(page * streams / region_pages);
 }
 
+using Digest = std::array<std::uint8_t, 16>;
+
 struct SessionTotals {
   StreamCounters streams;               // summed over streams
   pagecodec::EncoderCounters encoded;   // source side
@@ -70,11 +73,21 @@ class SourceSession {
   // `timeout_ms` without progress being completed.
   Status run_until_idle(std::uint32_t timeout_ms);
 
+  // After the FIN round: asks the destination for the digest of its region.
+  Result<Digest> verify(std::uint32_t timeout_ms);
+  // The digests matched: tells the destination to keep its image. Unconfirmed after
+  // `timeout_ms`, the outcome on the destination is unknown and this says so.
+  Status commit(std::uint32_t timeout_ms);
+
   SessionTotals totals() const;
   const SourceStream& stream(std::uint16_t s) const { return streams_[s]; }
 
  private:
   SourceSession() = default;
+  template <typename Handle>
+  bool exchange(FrameType request, std::uint32_t timeout_ms, Handle&& handle);
+  QueueRef control_{};
+  std::uint32_t session_ = 0;
   SessionConfig config_;
   const std::byte* region_ = nullptr;
   std::uint16_t path_mtu_ = 0;
@@ -96,6 +109,9 @@ class DestinationSession {
   Status run_until_finished(std::uint32_t timeout_ms);
 
   bool finished() const;
+  // After run_until_finished: answers VERIFY with `digest` (and late FINs and probes) until
+  // the source COMMITs, or fails after `timeout_ms`: then the image must be discarded.
+  Status await_commit(const Digest& digest, std::uint64_t region_bytes, std::uint32_t timeout_ms);
   SessionTotals totals() const;
   const DestinationStream& stream(std::uint16_t s) const { return streams_[s]; }
   // Generation last applied to each page (0: never received or unusable).

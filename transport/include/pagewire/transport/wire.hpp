@@ -24,7 +24,12 @@ enum class FrameType : std::uint8_t {
   kAck = 7,       // seq = cumulative ack (next expected), sack, window
   kFin = 8,       // source: the stream's last frame was seq - 1
   kFinAck = 9,    // destination: everything up to the FIN was applied
+  kVerify = 10,       // source: send me the digest of your region (seq = request id)
+  kVerifyReply = 11,  // destination: VerifyPayload for request seq
+  kCommit = 12,       // source: the digests matched; the destination's image is now the one
+  kCommitAck = 13,    // destination: committed
 };
+inline constexpr std::uint8_t kLastFrameType = 13;
 
 struct [[gnu::packed]] FrameHeader {
   le32 magic;
@@ -79,6 +84,15 @@ struct [[gnu::packed]] RefusePayload {
   char message[126];      // NUL-terminated, human readable: what differs
 };
 static_assert(sizeof(RefusePayload) == 128);
+
+// The destination's digest of its whole region (pages + device state), computed by the
+// caller (pagewire uses XXH3-128); opaque to the transport.
+struct [[gnu::packed]] VerifyPayload {
+  std::uint8_t digest[16];
+  le64 region_bytes;
+  le64 reserved;
+};
+static_assert(sizeof(VerifyPayload) == 32);
 
 struct [[gnu::packed]] ProbeAckPayload {
   le16 received_ip_bytes;

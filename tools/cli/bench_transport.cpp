@@ -1,0 +1,94 @@
+// pagewire bench transport
+#include <boost/program_options.hpp>
+#include <unistd.h>
+
+#include <iomanip>
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "pagewire/pinning/plan.hpp"
+#include "pagewire/tools/transport_bench.hpp"
+#include "pagewire/transport/eal.hpp"
+
+namespace po = boost::program_options;
+
+namespace pagewire::cli {
+
+int bench_transport(const std::vector<std::string>& args) {
+  tools::TransportBenchOptions options;
+  std::uint64_t region_mib = options.region_bytes >> 20;
+  double loss = 0.01;
+  po::options_description d("bench transport options");
+  d.add_options()
+      ("help,h", "show this help")
+      ("region-mib", po::value(&region_mib)->default_value(region_mib), "guest region in MiB (4 KiB RAW pages)")
+      ("streams", po::value(&options.streams)->default_value(options.streams), "streams (queue pairs)")
+      ("mtu", po::value(&options.mtu)->default_value(options.mtu), "port MTU to request")
+      ("repeats", po::value(&options.repeats)->default_value(options.repeats), "timed rounds; the median is reported")
+      ("loss", po::value(&loss)->default_value(loss), "drop probability for the lossy run (0 skips it)")
+      ("window", po::value(&options.window_frames)->default_value(options.window_frames),
+       "frames in flight per stream (a power of two)")
+      ("crc", po::bool_switch(&options.crc), "carry CRC32C in every record")
+      ("no-udp-checksum", po::bool_switch()->notifier([&](bool off) { options.udp_checksum = !off; }),
+       "send frames without a UDP checksum (memory links only)");
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(d).run(), vm);
+  if (vm.count("help")) {
+    std::cout << "usage: pagewire bench transport [options]\n" << d;
+    return 0;
+  }
+  po::notify(vm);
+  if (loss < 0 || loss >= 1) {
+    std::cerr << "pagewire: --loss " << loss << ": expected a probability in [0, 1)\n";
+    return 2;
+  }
+  if (options.window_frames == 0 || (options.window_frames & (options.window_frames - 1)) != 0) {
+    std::cerr << "pagewire: --window " << options.window_frames << ": expected a power of two\n";
+    return 2;
+  }
+  options.region_bytes = region_mib << 20;
+  // One source and one destination core pair: the plan for one stream gives the control
+  // core (source) and a stream core (destination).
+  auto topology = pinning::Topology::from_system();
+  if (!topology) {
+    std::cerr << "pagewire: " << topology.error().message << "\n";
+    return 1;
+  }
+  auto placement = pinning::plan(*topology, {.streams = 1, .port = "net_ring0", .helper_threads = 0});
+  if (!placement) {
+    std::cerr << "pagewire: bench transport needs a core pair: " << placement.error().message << "\n";
+    return 1;
+  }
+  std::cout << placement->to_text();
+  options.numa_node = placement->port.numa_node;
+  transport::EalOptions eal;
+  eal.program = "pagewire";
+  eal.file_prefix = "pagewire-bench-" + std::to_string(getpid());
+  eal.placement = placement->eal_arguments();
+  if (auto status = transport::init_eal(eal); !status) {
+    std::cerr << "pagewire: " << status.error().message << "\n";
+    return 1;
+  }
+  options.loss = loss;
+  std::cout << "bench transport: " << region_mib << " MiB of 4 KiB RAW pages, " << options.streams
+            << " stream(s), window " << options.window_frames << ", UDP checksum "
+            << (options.udp_checksum ? "on" : "off") << ", lossy rounds: " << loss << "\n";
+  auto result = tools::run_transport_bench(options, std::cout);
+  if (!result) {
+    std::cerr << "pagewire: " << result.error().message << "\n";
+    return 1;
+  }
+  const auto& r = *result;
+  std::cout << std::fixed << std::setprecision(2) << r.memory_note << "\npath MTU " << r.path_mtu << ", srtt "
+            << r.srtt_us << " us\n"
+            << "lossless: " << r.gbps << " Gbit/s, memcpy " << r.memcpy_gbps << " Gbit/s: " << r.vs_memcpy
+            << "x memcpy (median of interleaved ratios)\n";
+  if (loss > 0) {
+    std::cout << "loss " << loss << ": " << r.lossy_gbps << " Gbit/s: " << r.lossy_vs_lossless
+              << " of lossless (median of interleaved ratios); " << r.dropped << " frames dropped, "
+              << r.retransmits_sack << " resent on SACK, " << r.retransmits_timeout << " on timeout/probe\n";
+  }
+  return 0;
+}
+
+}  // namespace pagewire::cli

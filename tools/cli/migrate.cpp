@@ -1,0 +1,381 @@
+// pagewire src | dst | demo: live migration of a reference image between two ends.
+#include <boost/program_options.hpp>
+#include <fcntl.h>
+#include <rte_ethdev.h>
+#include <rte_cycles.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli/commands.hpp"
+#include "pagewire/pinning/plan.hpp"
+#include "pagewire/tools/guest_model.hpp"
+#include "pagewire/tools/image.hpp"
+#include "pagewire/tools/mapped_memory.hpp"
+#include "pagewire/tools/migration.hpp"
+#include "pagewire/transport/eal.hpp"
+#include "pagewire/transport/port.hpp"
+#include "pagewire/transport/session.hpp"
+
+namespace po = boost::program_options;
+
+namespace pagewire::cli {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// What both ends must agree on, and how each reaches its port.
+struct LinkOptions {
+  std::string vdev;
+  std::string file_prefix;
+  std::uint64_t size_mib = 1024;
+  std::uint32_t page_size = 4096;
+  std::uint16_t streams = 1;
+  std::uint16_t mtu = 9000;
+  std::string local_ip, peer_ip, gateway;
+  std::uint16_t udp_port = 47000;
+  std::uint64_t max_state_kib = 64;
+  std::uint32_t timeout_s = 120;
+  bool json = false;
+};
+
+void add_link_options(po::options_description& d, LinkOptions& o, bool source) {
+  d.add_options()
+      ("help,h", "show this help")
+      ("vdev", po::value(&o.vdev)->required(), "the DPDK port, e.g. net_memif0,role=server,socket=/tmp/pw.sock")
+      ("file-prefix", po::value(&o.file_prefix), "DPDK file prefix (default: pagewire-<role>-<pid>)")
+      ("size-mib", po::value(&o.size_mib)->default_value(o.size_mib), "guest memory in MiB; both ends must agree")
+      ("page-size", po::value(&o.page_size)->default_value(o.page_size), "guest page size")
+      ("streams", po::value(&o.streams)->default_value(o.streams), "streams (queue pairs)")
+      ("mtu", po::value(&o.mtu)->default_value(o.mtu), "port MTU to ask for; the path is probed")
+      ("local-ip", po::value(&o.local_ip)->default_value(source ? "10.0.0.1" : "10.0.0.2"), "this end's IPv4 address")
+      ("peer-ip", po::value(&o.peer_ip)->default_value(source ? "10.0.0.2" : "10.0.0.1"), "the other end's IPv4 address")
+      ("gateway", po::value(&o.gateway)->default_value(""), "next-hop router (source); empty: the peer is on-link")
+      ("udp-port", po::value(&o.udp_port)->default_value(o.udp_port), "first UDP port (stream s uses +s)")
+      ("max-state-kib", po::value(&o.max_state_kib)->default_value(o.max_state_kib), "room for device state")
+      ("timeout-s", po::value(&o.timeout_s)->default_value(o.timeout_s), "give up after this long without completion")
+      ("json", po::bool_switch(&o.json), "one JSON object per event instead of text");
+}
+
+Result<std::uint32_t> parse_ip(const std::string& option, const std::string& text) {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  char extra = 0;
+  if (std::sscanf(text.c_str(), "%u.%u.%u.%u%c", &a, &b, &c, &d, &extra) != 4 || a > 255 || b > 255 || c > 255 ||
+      d > 255) {
+    return make_error("--" + option + " " + text + ": expected an IPv4 address like 10.0.0.1");
+  }
+  return a << 24 | b << 16 | c << 8 | d;
+}
+
+struct Endpoint {
+  std::unique_ptr<transport::Port> port;
+  transport::SessionConfig config;
+  std::uint64_t guest_pages = 0;
+  std::uint64_t state_pages = 0;
+};
+
+// EAL (with the placement plan's core arguments), the port, and the session configuration.
+Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
+  if (!pagecodec::is_valid_page_size(o.page_size)) {
+    return make_error("--page-size " + std::to_string(o.page_size) + ": expected a power of two from 4096 to 65536");
+  }
+  if (o.size_mib == 0) return make_error("--size-mib: expected at least 1");
+  auto local = parse_ip("local-ip", o.local_ip);
+  auto peer = parse_ip("peer-ip", o.peer_ip);
+  if (!local) return local.error();
+  if (!peer) return peer.error();
+  std::uint32_t gateway = 0;
+  if (!o.gateway.empty()) {
+    auto parsed = parse_ip("gateway", o.gateway);
+    if (!parsed) return parsed.error();
+    gateway = *parsed;
+  }
+  auto topology = pinning::Topology::from_system();
+  if (!topology) return topology.error();
+  auto plan = pinning::plan(*topology, {.streams = 1, .port = "vdev", .helper_threads = 1});
+  transport::EalOptions eal;
+  eal.program = std::string("pagewire-") + role;
+  eal.file_prefix = o.file_prefix.empty() ? std::string("pagewire-") + role + "-" + std::to_string(getpid()) : o.file_prefix;
+  if (plan) eal.placement = {"-l", std::to_string(plan->control.pu)};
+  eal.vdevs = {o.vdev};
+  if (auto status = transport::init_eal(eal); !status) return status.error();
+  if (rte_eth_dev_count_avail() == 0) return make_error("--vdev " + o.vdev + ": DPDK made no port of it");
+
+  auto port = transport::Port::open({.port_id = 0, .queues = o.streams, .mtu = o.mtu, .held_frames_per_queue = 4096,
+                                     .name = role});
+  if (!port) return port.error();
+  Endpoint endpoint;
+  endpoint.port = std::make_unique<transport::Port>(std::move(port).value());
+  endpoint.guest_pages = (o.size_mib << 20) / o.page_size;
+  endpoint.state_pages = tools::state_pages_for(o.max_state_kib << 10, o.page_size);
+  auto& c = endpoint.config;
+  c.streams = o.streams;
+  c.page_size = o.page_size;
+  c.region_pages = endpoint.guest_pages + endpoint.state_pages;
+  c.path.local = transport::Endpoint{endpoint.port->mac(), *local, o.udp_port};
+  c.path.peer = transport::Endpoint{{}, *peer, o.udp_port};  // resolved by ARP / learnt from HELLO
+  c.next_hop_ip = gateway;
+  c.hello_timeout_ms = o.timeout_s * 1000;
+  return endpoint;
+}
+
+// Waits until the port's link is up (memif connects asynchronously).
+Status await_link(const transport::Port& port, std::uint32_t timeout_s) {
+  const std::uint64_t deadline = rte_rdtsc() + std::uint64_t{timeout_s} * rte_get_tsc_hz();
+  rte_eth_link link{};
+  do {
+    rte_eth_link_get_nowait(port.id(), &link);
+    if (link.link_status == RTE_ETH_LINK_UP) return Ok{};
+  } while (rte_rdtsc() < deadline);
+  return make_error("port " + port.name() + ": link did not come up within " + std::to_string(timeout_s) + " s");
+}
+
+std::string encoding_mix(const std::array<std::uint64_t, pagecodec::kEncodingCount>& pages) {
+  std::ostringstream out;
+  out << pages[1] << "/" << pages[2] << "/" << pages[3] << "/" << pages[4];
+  return out.str();
+}
+
+int fail(const char* role, const std::string& message, bool json) {
+  if (json) {
+    std::cout << nlohmann::json{{"event", "failed"}, {"role", role}, {"error", message}}.dump() << std::endl;
+  }
+  std::cerr << "pagewire " << role << ": " << message << "\n";
+  return 1;
+}
+
+}  // namespace
+
+int destination(const std::vector<std::string>& args) {
+  LinkOptions o;
+  po::options_description d("dst options");
+  add_link_options(d, o, false);
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(d).run(), vm);
+  if (vm.count("help")) {
+    std::cout << "usage: pagewire dst --vdev DEV [options]\n" << d;
+    return 0;
+  }
+  po::notify(vm);
+  auto endpoint = bring_up(o, "dst");
+  if (!endpoint) return fail("dst", endpoint.error().message, o.json);
+  // Pre-fault before the handshake: a first touch costs ~15 us per 4 KiB page on VMs, which
+  // would otherwise land inside every round's figures.
+  const auto prefault_start = Clock::now();
+  auto region = tools::MappedMemory::allocate(endpoint->config.region_pages * o.page_size);
+  if (!region) return fail("dst", region.error().message, o.json);
+  const double prefault_ms = std::chrono::duration<double, std::milli>(Clock::now() - prefault_start).count();
+  std::cout << "dst: ready, " << o.size_mib << " MiB pre-faulted in " << std::fixed << std::setprecision(0)
+            << prefault_ms << " ms" << std::endl;  // the demo starts the source on this line
+  if (auto status = await_link(*endpoint->port, o.timeout_s); !status) return fail("dst", status.error().message, o.json);
+  auto session = transport::DestinationSession::accept(endpoint->config, *endpoint->port, region->data());
+  if (!session) return fail("dst", session.error().message, o.json);
+  auto received = tools::receive_migration(**session, region->bytes(), endpoint->guest_pages, o.page_size,
+                                           o.timeout_s * 1000);
+  if (!received) return fail("dst", received.error().message + "; the partial image is discarded", o.json);
+  if (o.json) {
+    std::cout << nlohmann::json{{"event", "received"}, {"digest", received->digest},
+                                {"device_state_bytes", received->device_state.size()}, {"prefault_ms", prefault_ms}}
+                     .dump()
+              << std::endl;
+  } else {
+    std::cout << "dst: committed, image digest " << received->digest << ", device state "
+              << received->device_state.size() << " bytes" << std::endl;
+  }
+  return 0;
+}
+
+int source(const std::vector<std::string>& args) {
+  LinkOptions o;
+  tools::MigrationOptions migration;
+  tools::GuestModelConfig guest_config;
+  std::string profile_name = "idle-vm", pattern = "hot";
+  std::uint64_t seed = 1;
+  std::string state_file;
+  bool no_auto_converge = false, no_delta = false, no_deflate = false;
+  int deflate_level = 1;
+  po::options_description d("src options");
+  add_link_options(d, o, true);
+  d.add_options()
+      ("profile", po::value(&profile_name)->default_value(profile_name), "reference image: idle-vm, database, random")
+      ("seed", po::value(&seed)->default_value(seed), "image and guest-model seed")
+      ("dirty-rate", po::value(&guest_config.pages_per_second)->default_value(guest_config.pages_per_second),
+       "pages per second the guest writes")
+      ("pattern", po::value(&pattern)->default_value(pattern), "where it writes: hot, uniform, sequential")
+      ("hot-fraction", po::value(&guest_config.hot_fraction)->default_value(guest_config.hot_fraction),
+       "hot set, as a fraction of memory (pattern hot)")
+      ("write-bytes", po::value(&guest_config.bytes_per_write)->default_value(guest_config.bytes_per_write),
+       "bytes per write: a few (delta pays) up to a whole page")
+      ("downtime-ms", po::value(&migration.downtime_limit_ms)->default_value(migration.downtime_limit_ms),
+       "switch over once the rest fits in this")
+      ("max-rounds", po::value(&migration.max_rounds)->default_value(migration.max_rounds), "pre-copy rounds at most")
+      ("max-seconds", po::value(&migration.max_seconds)->default_value(migration.max_seconds), "abort after this")
+      ("no-auto-converge", po::bool_switch(&no_auto_converge), "switch over anyway instead of throttling the guest")
+      ("no-delta", po::bool_switch(&no_delta), "never send XBZRLE deltas")
+      ("no-deflate", po::bool_switch(&no_deflate), "never deflate")
+      ("deflate-level", po::value(&deflate_level)->default_value(deflate_level), "ISA-L level 0..3")
+      ("state-file", po::value(&state_file), "device state to send at switchover (default: 4 KiB generated)");
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(d).run(), vm);
+  if (vm.count("help")) {
+    std::cout << "usage: pagewire src --vdev DEV [options]\n" << d;
+    return 0;
+  }
+  po::notify(vm);
+  auto profile = tools::parse_profile(profile_name);
+  if (!profile) return fail("src", profile.error().message, o.json);
+  if (pattern == "hot") guest_config.pattern = tools::WritePattern::kHotSet;
+  else if (pattern == "uniform") guest_config.pattern = tools::WritePattern::kUniform;
+  else if (pattern == "sequential") guest_config.pattern = tools::WritePattern::kSequential;
+  else return fail("src", "--pattern " + pattern + ": expected hot, uniform or sequential", o.json);
+  migration.auto_converge = !no_auto_converge;
+  guest_config.seed = seed;
+
+  std::vector<std::byte> device_state(4096);
+  if (!state_file.empty()) {
+    std::ifstream in(state_file, std::ios::binary);
+    if (!in) return fail("src", "--state-file " + state_file + ": cannot read it", o.json);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    device_state.resize(bytes.size());
+    std::memcpy(device_state.data(), bytes.data(), bytes.size());
+  } else {
+    for (std::size_t i = 0; i < device_state.size(); ++i) device_state[i] = std::byte(i * 7 + seed);
+  }
+
+  auto endpoint = bring_up(o, "src");
+  if (!endpoint) return fail("src", endpoint.error().message, o.json);
+  auto& config = endpoint->config;
+  config.policy.delta = !no_delta;
+  config.policy.deflate = !no_deflate;
+  config.policy.deflate_level = deflate_level;
+  if (auto status = config.policy.validate(); !status) return fail("src", status.error().message, o.json);
+
+  auto region = tools::MappedMemory::allocate(config.region_pages * o.page_size);
+  if (!region) return fail("src", region.error().message, o.json);
+  const std::span<std::byte> guest_bytes(region->data(), endpoint->guest_pages * o.page_size);
+  if (auto status = tools::fill_image(guest_bytes, o.page_size, *profile, seed); !status) {
+    return fail("src", status.error().message, o.json);
+  }
+  const std::string initial_digest = tools::to_hex(tools::digest_of(guest_bytes));
+  if (auto status = await_link(*endpoint->port, o.timeout_s); !status) return fail("src", status.error().message, o.json);
+  auto session = transport::SourceSession::connect(config, *endpoint->port, region->data());
+  if (!session) return fail("src", session.error().message, o.json);
+
+  tools::DirtyLog log(endpoint->guest_pages);
+  tools::GuestModel guest(region->data(), endpoint->guest_pages, o.page_size, &log, guest_config);
+  guest.start();
+  if (!o.json) {
+    std::cout << "src: " << o.size_mib << " MiB " << profile_name << " image (digest " << initial_digest
+              << "), path MTU " << (*session)->path_mtu() << ", guest writing " << guest_config.pages_per_second
+              << " pages/s (" << pattern << ", " << guest_config.bytes_per_write << " B each)\n"
+              << "round     pages   wire MiB   seconds  Gbit/s  dirty pages/s  left   throttle  zero/raw/delta/deflate\n";
+  }
+  tools::SourceMigration run(**session, region->bytes(), endpoint->guest_pages, o.page_size, guest, log, migration);
+  auto report = run.run(device_state, [&](const tools::RoundReport& r) {
+    if (o.json) {
+      std::cout << nlohmann::json{{"event", "round"}, {"round", r.round}, {"pages", r.pages},
+                                  {"wire_bytes", r.wire_bytes}, {"seconds", r.seconds}, {"gbps", r.guest_gbps},
+                                  {"dirty_pages_per_second", r.dirty_pages_per_second}, {"dirty_pages", r.dirty_pages},
+                                  {"throttle", r.throttle}, {"pages_by_encoding", r.pages_by_encoding}}
+                       .dump()
+                << std::endl;
+      return;
+    }
+    std::cout << std::setw(5) << r.round << std::setw(10) << r.pages << std::fixed << std::setprecision(1)
+              << std::setw(11) << static_cast<double>(r.wire_bytes) / (1 << 20) << std::setprecision(3) << std::setw(10)
+              << r.seconds << std::setprecision(2) << std::setw(8) << r.guest_gbps << std::setprecision(0)
+              << std::setw(15) << r.dirty_pages_per_second << std::setw(6) << r.dirty_pages << std::setw(10)
+              << r.throttle * 100 << "%  " << encoding_mix(r.pages_by_encoding) << std::endl;
+  });
+  if (!report) return fail("src", report.error().message, o.json);
+  const double guest_mib = static_cast<double>(report->pages_sent) * o.page_size / (1 << 20);
+  if (o.json) {
+    std::cout << nlohmann::json{{"event", "migrated"}, {"verified", report->verified}, {"digest", report->digest},
+                                {"total_seconds", report->total_seconds}, {"downtime_ms", report->downtime_ms},
+                                {"rounds", report->rounds}, {"pages_sent", report->pages_sent},
+                                {"wire_bytes", report->wire_bytes}, {"compression_ratio", guest_mib * (1 << 20) / std::max<double>(1, report->wire_bytes)},
+                                {"throughput_gbps", guest_mib * 8 * (1 << 20) / 1e9 / report->total_seconds},
+                                {"pages_by_encoding", report->pages_by_encoding}, {"final_throttle", report->final_throttle}}
+                     .dump()
+              << std::endl;
+  } else {
+    std::cout << std::fixed << std::setprecision(2) << "src: migrated and verified (digest " << report->digest
+              << "): " << report->total_seconds << " s total, downtime " << std::setprecision(1) << report->downtime_ms
+              << " ms, " << report->rounds << " rounds, " << std::setprecision(0) << guest_mib << " MiB of pages as "
+              << static_cast<double>(report->wire_bytes) / (1 << 20) << " MiB on the wire ("
+              << std::setprecision(2) << guest_mib * (1 << 20) / std::max<double>(1, report->wire_bytes)
+              << "x), zero/raw/delta/deflate pages " << encoding_mix(report->pages_by_encoding) << std::endl;
+  }
+  return 0;
+}
+
+int demo(const std::vector<std::string>& args, const char* self) {
+  std::uint64_t size_mib = 1024;
+  double dirty_rate = 20000;
+  po::options_description d("demo options");
+  d.add_options()
+      ("help,h", "show this help")
+      ("size-mib", po::value(&size_mib)->default_value(size_mib), "guest memory")
+      ("dirty-rate", po::value(&dirty_rate)->default_value(dirty_rate), "pages per second the guest writes");
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(d).run(), vm);
+  if (vm.count("help")) {
+    std::cout << "usage: pagewire demo [options]\n"
+                 "Migrates an idle-vm reference image, with the guest writing, to a second process over memif.\n"
+              << d;
+    return 0;
+  }
+  po::notify(vm);
+  const std::string socket = "/tmp/pagewire-demo-" + std::to_string(getpid()) + ".sock";
+  const std::string size = std::to_string(size_mib);
+  int ready[2];
+  if (pipe(ready) != 0) return fail("demo", "cannot create a pipe", false);
+  std::cout << "pagewire demo: " << size_mib << " MiB idle-vm image, source here, destination in process "
+            << "(memif " << socket << ")" << std::endl;
+  const pid_t child = fork();
+  if (child == 0) {
+    dup2(ready[1], STDOUT_FILENO);
+    close(ready[0]);
+    const std::string vdev = "net_memif0,role=server,socket=" + socket;
+    execl("/proc/self/exe", self, "dst", "--vdev", vdev.c_str(), "--size-mib", size.c_str(), nullptr);
+    _exit(127);
+  }
+  close(ready[1]);
+  // Start the source only once the destination's port is up (memif's client is refused
+  // before that); then relay the destination's words.
+  FILE* from_child = fdopen(ready[0], "r");
+  char line[512];
+  bool destination_ready = false;
+  while (!destination_ready && std::fgets(line, sizeof line, from_child) != nullptr) {
+    std::cout << "  " << line << std::flush;
+    destination_ready = std::string(line).rfind("dst: ready", 0) == 0;
+  }
+  if (!destination_ready) {
+    waitpid(child, nullptr, 0);
+    return fail("demo", "the destination process did not start", false);
+  }
+  std::ostringstream rate;
+  rate << dirty_rate;
+  const int source_status = source({"--vdev", "net_memif0,role=client,socket=" + socket, "--size-mib", size,
+                                    "--dirty-rate", rate.str(), "--file-prefix",
+                                    "pagewire-demo-src-" + std::to_string(getpid())});
+  while (std::fgets(line, sizeof line, from_child) != nullptr) std::cout << "  " << line << std::flush;
+  int status = 0;
+  waitpid(child, &status, 0);
+  unlink(socket.c_str());
+  const bool destination_ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  std::cout << (source_status == 0 && destination_ok ? "pagewire demo: migration verified byte for byte\n"
+                                                     : "pagewire demo: FAILED\n");
+  return source_status == 0 && destination_ok ? 0 : 1;
+}
+
+}  // namespace pagewire::cli

@@ -1,0 +1,61 @@
+// pagewire topo
+#include <boost/program_options.hpp>
+
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "pagewire/pinning/plan.hpp"
+
+namespace po = boost::program_options;
+
+namespace pagewire::cli {
+
+int topo(const std::vector<std::string>& args) {
+  pinning::PlanRequest request;
+  std::string topology_file, synthetic;
+  bool json = false;
+  po::options_description d("topo options");
+  d.add_options()
+      ("help,h", "show this help")
+      ("streams", po::value(&request.streams)->default_value(request.streams), "streams (one core each)")
+      ("port", po::value(&request.port)->default_value("net_ring0"),
+       "PCI address (0000:81:00.0) or virtual device name (net_memif0)")
+      ("helpers", po::value(&request.helper_threads)->default_value(request.helper_threads),
+       "non-EAL threads to place (guest model, I/O, reporting)")
+      ("memory-mb", po::value(&request.memory_megabytes)->default_value(request.memory_megabytes),
+       "hugepage memory for the port's NUMA node")
+      ("topology", po::value(&topology_file), "plan for a saved topology (lstopo --of xml) instead of this machine")
+      ("synthetic", po::value(&synthetic), "plan for a synthetic topology, e.g. \"pack:2 [numa] core:8 pu:2\"")
+      ("json", po::bool_switch(&json), "print the plan as JSON");
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(d).run(), vm);
+  if (vm.count("help")) {
+    std::cout << "usage: pagewire topo [options]\n" << d;
+    return 0;
+  }
+  po::notify(vm);
+  if (!topology_file.empty() && !synthetic.empty()) {
+    std::cerr << "pagewire: --topology and --synthetic: expected at most one of them\n";
+    return 2;
+  }
+  auto topology = !topology_file.empty() ? pinning::Topology::from_xml_file(topology_file)
+                  : !synthetic.empty()   ? pinning::Topology::from_synthetic(synthetic)
+                                         : pinning::Topology::from_system();
+  if (!topology) {
+    std::cerr << "pagewire: " << topology.error().message << "\n";
+    return 1;
+  }
+  auto placement = pinning::plan(*topology, request);
+  if (!placement) {
+    std::cerr << "pagewire: " << placement.error().message << "\n";
+    return 1;
+  }
+  if (json) {
+    std::cout << placement->to_json() << "\n";
+  } else {
+    std::cout << "placement on " << topology->source() << " (" << topology->summary() << ")\n" << placement->to_text();
+  }
+  return 0;
+}
+
+}  // namespace pagewire::cli

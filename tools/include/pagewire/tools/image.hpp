@@ -1,0 +1,38 @@
+// Reference memory images: seeded, reproducible page contents that resemble real guest RAM,
+// and the digest that proves a migrated image equal to its source.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "pagewire/result.hpp"
+
+namespace pagewire::tools {
+
+enum class ImageProfile {
+  // A booted, mostly idle Linux guest, after what was measured on a real one here: ~30% zero
+  // pages, ~11% pages duplicating another page, the rest unique code/data and text pages.
+  kIdleVm,
+  // A database server: 8 KiB-aligned blocks of fixed-size rows (integers, short strings,
+  // timestamps), ~20% free (zero) pages, some log text.
+  kDatabase,
+  // Incompressible: the worst case for every codec.
+  kRandom,
+};
+
+Result<ImageProfile> parse_profile(std::string_view name);
+std::string_view to_string(ImageProfile profile);
+
+// Fills `memory` (a whole number of pages) with `profile`, reproducibly from `seed`.
+Status fill_image(std::span<std::byte> memory, std::uint32_t page_size, ImageProfile profile, std::uint64_t seed);
+
+using Digest = std::array<std::uint8_t, 16>;
+
+// XXH3-128 of the bytes (libxxhash): fast enough to check a whole image at switchover.
+Digest digest_of(std::span<const std::byte> bytes);
+std::string to_hex(const Digest& digest);
+
+}  // namespace pagewire::tools

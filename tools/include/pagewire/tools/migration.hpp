@@ -1,0 +1,105 @@
+// Live migration over a pagewire session: iterative pre-copy while the guest keeps writing,
+// then a short switchover. The orchestration is a library; the CLI is one client of it and a
+// hypervisor prototype can be another, with its own memory and dirty log.
+//
+// The region a session carries is the guest's pages followed by `state_pages` pages that hold
+// the device state (an opaque blob, e.g. CPU and device registers, length-prefixed), sent
+// with the final round. A migration succeeds only when the destination's digest of the
+// whole region equals the source's and the destination confirms the commit; until then the
+// source guest keeps running (or is resumed), as a failed vMotion leaves the VM on its host.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "pagewire/pagecodec/record.hpp"
+#include "pagewire/result.hpp"
+#include "pagewire/tools/guest_model.hpp"
+#include "pagewire/tools/image.hpp"
+#include "pagewire/transport/session.hpp"
+
+namespace pagewire::tools {
+
+struct MigrationOptions {
+  std::uint32_t downtime_limit_ms = 300;  // QEMU's default
+  std::uint32_t max_rounds = 30;
+  std::uint32_t max_seconds = 600;        // past this the migration aborts
+  // Rounds that shrink the dirty set by less than 10% twice in a row are not converging:
+  // auto-converge throttles the guest (20%, then +10% a step, as QEMU's cpu-throttle does);
+  // without it the migration switches over anyway and takes the longer downtime.
+  bool auto_converge = true;
+  double throttle_first = 0.2;
+  double throttle_step = 0.1;
+  double throttle_max = 0.95;
+  std::uint32_t verify_timeout_ms = 10000;
+};
+
+// Pages needed after the guest's to carry a device-state blob of up to `max_state_bytes`.
+std::uint64_t state_pages_for(std::uint64_t max_state_bytes, std::uint32_t page_size);
+
+struct RoundReport {
+  std::uint32_t round = 0;
+  std::uint64_t pages = 0;
+  std::uint64_t wire_bytes = 0;          // record bytes put in frames this round
+  double seconds = 0;
+  double guest_gbps = 0;                 // guest bytes moved per second
+  double dirty_pages_per_second = 0;     // measured over the round
+  std::uint64_t dirty_pages = 0;         // dirtied during the round: the next round's work
+  double throttle = 0;
+  std::array<std::uint64_t, pagecodec::kEncodingCount> pages_by_encoding{};
+};
+
+struct MigrationReport {
+  bool verified = false;
+  std::string digest;
+  double total_seconds = 0;
+  double downtime_ms = 0;   // guest paused -> destination confirmed
+  std::uint32_t rounds = 0;
+  std::uint64_t guest_pages = 0;
+  std::uint64_t pages_sent = 0;
+  std::uint64_t wire_bytes = 0;
+  double final_throttle = 0;
+  std::array<std::uint64_t, pagecodec::kEncodingCount> pages_by_encoding{};
+};
+
+class SourceMigration {
+ public:
+  // `region` holds guest_pages + state_pages pages; the guest model writes only the first
+  // guest_pages. All referenced objects outlive run().
+  SourceMigration(transport::SourceSession& session, std::span<std::byte> region, std::uint64_t guest_pages,
+                  std::uint32_t page_size, GuestModel& guest, DirtyLog& log, const MigrationOptions& options);
+
+  Result<MigrationReport> run(std::span<const std::byte> device_state,
+                              const std::function<void(const RoundReport&)>& on_round);
+
+ private:
+  Result<RoundReport> send_round(std::span<const std::uint64_t> pages, std::uint32_t round);
+  // `pending`: pages dirtied during the last pre-copy round, already taken from the log.
+  Result<MigrationReport> switch_over(std::span<const std::byte> device_state, MigrationReport report,
+                                      std::vector<std::uint64_t> pending);
+
+  transport::SourceSession& session_;
+  std::span<std::byte> region_;
+  std::uint64_t guest_pages_;
+  std::uint32_t page_size_;
+  GuestModel& guest_;
+  DirtyLog& log_;
+  MigrationOptions options_;
+  std::uint32_t generation_ = 0;
+};
+
+struct ReceiveReport {
+  std::string digest;
+  std::vector<std::byte> device_state;
+};
+
+// The destination's half: applies rounds until the source's FIN, answers VERIFY with its
+// digest, and succeeds only when the source commits. Any failure means: discard the image.
+Result<ReceiveReport> receive_migration(transport::DestinationSession& session, std::span<const std::byte> region,
+                                        std::uint64_t guest_pages, std::uint32_t page_size, std::uint32_t timeout_ms);
+
+}  // namespace pagewire::tools

@@ -1,0 +1,133 @@
+#include "pagewire/tools/image.hpp"
+
+#include <xxhash.h>
+
+#include <cstring>
+#include <random>
+
+#include "pagewire/tools/corpus.hpp"
+
+namespace pagewire::tools {
+
+Result<ImageProfile> parse_profile(std::string_view name) {
+  if (name == "idle-vm") return ImageProfile::kIdleVm;
+  if (name == "database") return ImageProfile::kDatabase;
+  if (name == "random") return ImageProfile::kRandom;
+  return make_error("--profile " + std::string(name) + ": expected idle-vm, database or random");
+}
+
+std::string_view to_string(ImageProfile profile) {
+  switch (profile) {
+    case ImageProfile::kIdleVm: return "idle-vm";
+    case ImageProfile::kDatabase: return "database";
+    case ImageProfile::kRandom: return "random";
+  }
+  return "?";
+}
+
+namespace {
+
+void fill_random(std::byte* page, std::size_t bytes, std::mt19937_64& rng) {
+  for (std::size_t i = 0; i + 8 <= bytes; i += 8) {
+    const std::uint64_t v = rng();
+    std::memcpy(page + i, &v, 8);
+  }
+}
+
+// Rows of a table: id, two small integers, a timestamp, a 24-byte name, padding.
+void fill_rows(std::byte* page, std::size_t bytes, std::uint64_t first_row, std::mt19937_64& rng) {
+  static constexpr const char* kNames[] = {"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"};
+  struct Row {
+    std::uint64_t id;
+    std::uint32_t quantity;
+    std::uint32_t status;
+    std::uint64_t timestamp;
+    char name[24];
+    std::uint64_t reserved;
+  };
+  static_assert(sizeof(Row) == 56);
+  for (std::size_t offset = 0; offset + sizeof(Row) <= bytes; offset += sizeof(Row)) {
+    Row row{};
+    row.id = first_row++;
+    row.quantity = static_cast<std::uint32_t>(rng() % 1000);
+    row.status = static_cast<std::uint32_t>(rng() % 4);
+    row.timestamp = 1700000000000ull + row.id * 17;
+    std::snprintf(row.name, sizeof row.name, "%s-%u", kNames[rng() % 8], static_cast<unsigned>(rng() % 100));
+    std::memcpy(page + offset, &row, sizeof row);
+  }
+}
+
+}  // namespace
+
+Status fill_image(std::span<std::byte> memory, std::uint32_t page_size, ImageProfile profile, std::uint64_t seed) {
+  if (page_size == 0 || memory.size() % page_size != 0) {
+    return make_error("image size " + std::to_string(memory.size()) + ": expected a whole number of pages");
+  }
+  const std::size_t pages = memory.size() / page_size;
+  std::mt19937_64 rng(seed);
+  if (profile == ImageProfile::kRandom) {
+    fill_random(memory.data(), memory.size(), rng);
+    return Ok{};
+  }
+  // Unique content comes from files on the machine, as the codec benchmark's corpora do.
+  const std::size_t source_bytes = std::min<std::size_t>(memory.size(), 64u << 20);
+  auto text = make_corpus(CorpusKind::kText, source_bytes, page_size);
+  if (!text) return text.error();
+  auto binary = make_corpus(CorpusKind::kBinary, source_bytes, page_size);
+  if (!binary) return binary.error();
+  const std::size_t source_pages = source_bytes / page_size;
+  std::size_t last_unique = SIZE_MAX;
+  for (std::size_t p = 0; p < pages; ++p) {
+    std::byte* page = memory.data() + p * page_size;
+    const auto pick = rng() % 100;
+    const std::byte* from = nullptr;
+    if (profile == ImageProfile::kIdleVm) {
+      if (pick < 30) {
+        std::memset(page, 0, page_size);
+        continue;
+      }
+      if (pick < 41 && last_unique != SIZE_MAX) {
+        std::memcpy(page, memory.data() + last_unique * page_size, page_size);  // a duplicate page
+        continue;
+      }
+      from = (pick < 75 ? binary : text)->data() + (rng() % source_pages) * page_size;
+    } else {  // database
+      if (pick < 20) {
+        std::memset(page, 0, page_size);
+        continue;
+      }
+      if (pick < 30) {
+        from = text->data() + (rng() % source_pages) * page_size;
+      } else {
+        fill_rows(page, page_size, p * 73, rng);
+        last_unique = p;
+        continue;
+      }
+    }
+    std::memcpy(page, from, page_size);
+    last_unique = p;
+  }
+  return Ok{};
+}
+
+Digest digest_of(std::span<const std::byte> bytes) {
+  const XXH128_hash_t hash = XXH3_128bits(bytes.data(), bytes.size());
+  Digest digest;
+  for (int i = 0; i < 8; ++i) {
+    digest[i] = static_cast<std::uint8_t>(hash.high64 >> (56 - 8 * i));
+    digest[8 + i] = static_cast<std::uint8_t>(hash.low64 >> (56 - 8 * i));
+  }
+  return digest;
+}
+
+std::string to_hex(const Digest& digest) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (std::uint8_t byte : digest) {
+    out += kHex[byte >> 4];
+    out += kHex[byte & 15];
+  }
+  return out;
+}
+
+}  // namespace pagewire::tools

@@ -1,0 +1,169 @@
+#include "pagewire/tools/migration.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <numeric>
+
+namespace pagewire::tools {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+}  // namespace
+
+std::uint64_t state_pages_for(std::uint64_t max_state_bytes, std::uint32_t page_size) {
+  return (sizeof(std::uint64_t) + max_state_bytes + page_size - 1) / page_size;
+}
+
+SourceMigration::SourceMigration(transport::SourceSession& session, std::span<std::byte> region,
+                                 std::uint64_t guest_pages, std::uint32_t page_size, GuestModel& guest, DirtyLog& log,
+                                 const MigrationOptions& options)
+    : session_(session),
+      region_(region),
+      guest_pages_(guest_pages),
+      page_size_(page_size),
+      guest_(guest),
+      log_(log),
+      options_(options) {}
+
+Result<RoundReport> SourceMigration::send_round(std::span<const std::uint64_t> pages, std::uint32_t round) {
+  const transport::SessionTotals before = session_.totals();
+  const auto start = Clock::now();
+  session_.begin_round(pages, ++generation_);
+  if (auto status = session_.run_until_idle(60000); !status) return status.error();
+  const transport::SessionTotals after = session_.totals();
+  RoundReport report;
+  report.round = round;
+  report.pages = pages.size();
+  report.seconds = std::max(seconds_since(start), 1e-9);
+  report.wire_bytes = after.encoded.output_bytes - before.encoded.output_bytes;
+  report.guest_gbps = static_cast<double>(pages.size()) * page_size_ * 8 / report.seconds / 1e9;
+  report.throttle = guest_.throttle();
+  for (int e = 0; e < pagecodec::kEncodingCount; ++e) {
+    report.pages_by_encoding[e] = after.encoded.pages[e] - before.encoded.pages[e];
+  }
+  return report;
+}
+
+Result<MigrationReport> SourceMigration::run(std::span<const std::byte> device_state,
+                                             const std::function<void(const RoundReport&)>& on_round) {
+  const std::uint64_t state_pages = region_.size() / page_size_ - guest_pages_;
+  if (sizeof(std::uint64_t) + device_state.size() > state_pages * page_size_) {
+    return make_error("device state of " + std::to_string(device_state.size()) + " bytes does not fit in " +
+                      std::to_string(state_pages) + " state pages");
+  }
+  const auto start = Clock::now();
+  MigrationReport report;
+  report.guest_pages = guest_pages_;
+  std::vector<std::uint64_t> pages(guest_pages_);
+  std::iota(pages.begin(), pages.end(), 0);
+  std::vector<std::uint64_t> ignored;
+  log_.collect(&ignored);  // round 0 sends everything: earlier writes are in it
+
+  std::uint64_t previous_dirty = UINT64_MAX;
+  int stalled = 0;
+  for (std::uint32_t round = 0;; ++round) {
+    auto sent = send_round(pages, round);
+    if (!sent) {
+      guest_.resume();
+      return make_error("round " + std::to_string(round) + ": " + sent.error().message);
+    }
+    pages.clear();
+    log_.collect(&pages);
+    sent->dirty_pages = pages.size();
+    sent->dirty_pages_per_second = static_cast<double>(pages.size()) / sent->seconds;
+    report.rounds = round + 1;
+    report.pages_sent += sent->pages;
+    report.wire_bytes += sent->wire_bytes;
+    for (int e = 0; e < pagecodec::kEncodingCount; ++e) report.pages_by_encoding[e] += sent->pages_by_encoding[e];
+    if (on_round) on_round(*sent);
+
+    // Switch over once what is left can go within the downtime limit at this round's rate.
+    const double bytes_per_second = static_cast<double>(sent->pages) * page_size_ / sent->seconds;
+    const double expected_ms = static_cast<double>(pages.size()) * page_size_ / std::max(bytes_per_second, 1.0) * 1000;
+    if (expected_ms <= options_.downtime_limit_ms) break;
+    if (seconds_since(start) > options_.max_seconds) {
+      return make_error("no convergence within " + std::to_string(options_.max_seconds) + " s (" +
+                        std::to_string(pages.size()) + " pages still dirty); the guest keeps running on the source");
+    }
+    stalled = pages.size() > previous_dirty * 9 / 10 ? stalled + 1 : 0;
+    previous_dirty = pages.size();
+    if (stalled >= 2 || round + 1 >= options_.max_rounds) {
+      if (options_.auto_converge && guest_.throttle() < options_.throttle_max && round + 1 < options_.max_rounds) {
+        const double throttle = guest_.throttle() == 0 ? options_.throttle_first : guest_.throttle() + options_.throttle_step;
+        guest_.set_throttle(std::min(throttle, options_.throttle_max));
+        stalled = 0;
+      } else {
+        break;  // not converging, and throttling is off or exhausted: switch over anyway
+      }
+    }
+  }
+  report.final_throttle = guest_.throttle();
+  auto done = switch_over(device_state, report, std::move(pages));
+  if (done) done->total_seconds = seconds_since(start);
+  return done;
+}
+
+Result<MigrationReport> SourceMigration::switch_over(std::span<const std::byte> device_state, MigrationReport report,
+                                                    std::vector<std::uint64_t> pages) {
+  const auto paused_at = Clock::now();
+  guest_.pause();
+  auto fail = [&](const std::string& why) -> Result<MigrationReport> {
+    guest_.resume();  // nothing was committed: the guest keeps running here
+    return make_error("switchover: " + why + "; the guest keeps running on the source");
+  };
+  // What the last round left, plus what the guest wrote until it stopped.
+  log_.collect(&pages);
+  std::sort(pages.begin(), pages.end());
+  pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
+  // The device state, length first, in the pages after the guest's.
+  std::byte* state = region_.data() + guest_pages_ * page_size_;
+  const std::uint64_t length = device_state.size();
+  std::memcpy(state, &length, sizeof length);
+  if (!device_state.empty()) std::memcpy(state + sizeof length, device_state.data(), device_state.size());
+  for (std::uint64_t p = guest_pages_; p < region_.size() / page_size_; ++p) pages.push_back(p);
+
+  auto last = send_round(pages, report.rounds);
+  if (!last) return fail(last.error().message);
+  report.rounds += 1;
+  report.pages_sent += last->pages;
+  report.wire_bytes += last->wire_bytes;
+  for (int e = 0; e < pagecodec::kEncodingCount; ++e) report.pages_by_encoding[e] += last->pages_by_encoding[e];
+  session_.begin_finish();
+  if (auto status = session_.run_until_idle(60000); !status) return fail(status.error().message);
+
+  const Digest ours = digest_of(region_);
+  auto theirs = session_.verify(options_.verify_timeout_ms);
+  if (!theirs) return fail(theirs.error().message);
+  if (*theirs != ours) {
+    return fail("digest mismatch: destination " + to_hex(*theirs) + ", source " + to_hex(ours));
+  }
+  if (auto status = session_.commit(options_.verify_timeout_ms); !status) return fail(status.error().message);
+  report.downtime_ms = std::chrono::duration<double, std::milli>(Clock::now() - paused_at).count();
+  report.verified = true;
+  report.digest = to_hex(ours);
+  return report;  // the guest stays paused: it now runs on the destination
+}
+
+Result<ReceiveReport> receive_migration(transport::DestinationSession& session, std::span<const std::byte> region,
+                                        std::uint64_t guest_pages, std::uint32_t page_size, std::uint32_t timeout_ms) {
+  if (auto status = session.run_until_finished(timeout_ms); !status) return status.error();
+  const Digest digest = digest_of(region);
+  if (auto status = session.await_commit(digest, region.size(), timeout_ms); !status) return status.error();
+  ReceiveReport report;
+  report.digest = to_hex(digest);
+  const std::byte* state = region.data() + guest_pages * page_size;
+  std::uint64_t length = 0;
+  std::memcpy(&length, state, sizeof length);
+  const std::uint64_t capacity = region.size() - guest_pages * page_size - sizeof length;
+  if (length > capacity) return make_error("device state claims " + std::to_string(length) + " bytes; at most " +
+                                           std::to_string(capacity) + " fit");
+  report.device_state.assign(state + sizeof length, state + sizeof length + length);
+  return report;
+}
+
+}  // namespace pagewire::tools
