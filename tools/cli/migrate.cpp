@@ -277,7 +277,8 @@ int source(const std::vector<std::string>& args) {
     std::cout << "src: " << o.size_mib << " MiB " << profile_name << " image (digest " << initial_digest
               << "), path MTU " << (*session)->path_mtu() << ", guest writing " << guest_config.pages_per_second
               << " pages/s (" << pattern << ", " << guest_config.bytes_per_write << " B each)\n"
-              << "round     pages   wire MiB   seconds  Gbit/s  dirty pages/s  left   throttle  zero/raw/delta/deflate\n";
+              << "round     pages   wire MiB   seconds  Gbit/s  dirty pages/s  left   throttle  zero/raw/delta/deflate"
+              << std::endl;
   }
   tools::SourceMigration run(**session, region->bytes(), endpoint->guest_pages, o.page_size, guest, log, migration);
   auto report = run.run(device_state, [&](const tools::RoundReport& r) {

@@ -53,6 +53,7 @@ Result<MigrationReport> SourceMigration::run(std::span<const std::byte> device_s
                                              const std::function<void(const RoundReport&)>& on_round) {
   const std::uint64_t state_pages = region_.size() / page_size_ - guest_pages_;
   if (sizeof(std::uint64_t) + device_state.size() > state_pages * page_size_) {
+    session_.abort("device state too large");
     return make_error("device state of " + std::to_string(device_state.size()) + " bytes does not fit in " +
                       std::to_string(state_pages) + " state pages");
   }
@@ -69,8 +70,9 @@ Result<MigrationReport> SourceMigration::run(std::span<const std::byte> device_s
   for (std::uint32_t round = 0;; ++round) {
     auto sent = send_round(pages, round);
     if (!sent) {
-      guest_.resume();
-      return make_error("round " + std::to_string(round) + ": " + sent.error().message);
+      const std::string why = "round " + std::to_string(round) + ": " + sent.error().message;
+      session_.abort(why);
+      return make_error(why + "; the guest keeps running on the source");
     }
     pages.clear();
     log_.collect(&pages);
@@ -87,6 +89,7 @@ Result<MigrationReport> SourceMigration::run(std::span<const std::byte> device_s
     const double expected_ms = static_cast<double>(pages.size()) * page_size_ / std::max(bytes_per_second, 1.0) * 1000;
     if (expected_ms <= options_.downtime_limit_ms) break;
     if (seconds_since(start) > options_.max_seconds) {
+      session_.abort("no convergence");
       return make_error("no convergence within " + std::to_string(options_.max_seconds) + " s (" +
                         std::to_string(pages.size()) + " pages still dirty); the guest keeps running on the source");
     }
@@ -113,6 +116,7 @@ Result<MigrationReport> SourceMigration::switch_over(std::span<const std::byte> 
   const auto paused_at = Clock::now();
   guest_.pause();
   auto fail = [&](const std::string& why) -> Result<MigrationReport> {
+    session_.abort(why);
     guest_.resume();  // nothing was committed: the guest keeps running here
     return make_error("switchover: " + why + "; the guest keeps running on the source");
   };

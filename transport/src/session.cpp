@@ -250,11 +250,24 @@ void SourceSession::begin_finish() {
 
 Status SourceSession::run_until_idle(std::uint32_t timeout_ms) {
   const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(timeout_ms);
+  const std::uint64_t silence = ms_to_tsc(config_.peer_timeout_ms);
+  std::uint64_t heard = 0, heard_at = rte_rdtsc();
   for (;;) {
     bool busy = false;
     const std::uint64_t now = rte_rdtsc();
-    for (std::uint16_t s = 0; s < streams_.size(); ++s) busy |= streams_[s].poll(now);
+    std::uint64_t acks = 0;
+    for (std::uint16_t s = 0; s < streams_.size(); ++s) {
+      busy |= streams_[s].poll(now);
+      acks += streams_[s].counters().acks_received;
+    }
     if (!busy) return Ok{};
+    if (acks != heard) {
+      heard = acks;
+      heard_at = now;
+    } else if (now - heard_at > silence) {
+      return make_error("the destination acknowledged nothing for " + std::to_string(config_.peer_timeout_ms) +
+                        " ms: it is gone or the path is down");
+    }
     if (now > deadline) {
       return make_error("source: streams still busy after " + std::to_string(timeout_ms) +
                         " ms (destination gone, or the path lost every frame)");
@@ -299,6 +312,14 @@ Status SourceSession::commit(std::uint32_t timeout_ms) {
   return Ok{};
 }
 
+void SourceSession::abort(const std::string& reason) {
+  const std::string text = reason.substr(0, 200);
+  for (int i = 0; i < 3; ++i) {
+    send_control(control_, config_.path, FrameFields{.type = FrameType::kAbort, .stream = 0, .session = session_},
+                 text.data(), static_cast<std::uint16_t>(text.size()));
+  }
+}
+
 SessionTotals SourceSession::totals() const {
   SessionTotals totals;
   totals.streams.drops = control_counters_.drops;
@@ -341,12 +362,18 @@ class DestinationSession::Responder final : public ControlResponder {
     can_verify_ = true;
   }
   bool committed() const { return committed_; }
+  const std::string& aborted() const { return aborted_; }
 
   void respond(const ReceivedFrame& frame, std::uint64_t) override {
     if (frame.type == FrameType::kVerify && can_verify_) {
       send_control(queue_, path_,
                    FrameFields{.type = FrameType::kVerifyReply, .stream = 0, .session = session_, .seq = frame.seq},
                    &verify_, sizeof verify_);
+      return;
+    }
+    if (frame.type == FrameType::kAbort) {
+      aborted_ = "the source aborted the migration: " +
+                 std::string(reinterpret_cast<const char*>(frame.payload), std::min<std::size_t>(frame.payload_bytes, 200));
       return;
     }
     if (frame.type == FrameType::kCommit && can_verify_) {
@@ -376,6 +403,7 @@ class DestinationSession::Responder final : public ControlResponder {
   VerifyPayload verify_{};
   bool can_verify_ = false;
   bool committed_ = false;
+  std::string aborted_;
 };
 
 DestinationSession::~DestinationSession() = default;
@@ -448,13 +476,25 @@ bool DestinationSession::finished() const {
 
 Status DestinationSession::run_until_finished(std::uint32_t timeout_ms) {
   const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(timeout_ms);
+  const std::uint64_t silence = ms_to_tsc(config_.peer_timeout_ms);
+  std::uint64_t heard = 0, heard_at = rte_rdtsc();
   for (;;) {
     bool busy = false;
     const std::uint64_t now = rte_rdtsc();
+    std::uint64_t frames = 0;
     for (std::uint16_t s = 0; s < streams_.size(); ++s) {
       busy |= streams_[s].poll(now);
       if (streams_[s].failed()) return make_error("destination " + streams_[s].failure());
+      frames += streams_[s].counters().frames_received + streams_[s].counters().duplicates;
     }
+    if (frames != heard) {
+      heard = frames;
+      heard_at = now;
+    } else if (busy && now - heard_at > silence) {
+      return make_error("the source sent nothing for " + std::to_string(config_.peer_timeout_ms) +
+                        " ms: it is gone or the path is down");
+    }
+    if (!responder_->aborted().empty()) return make_error(responder_->aborted());
     if (!busy) return Ok{};
     if (now > deadline) {
       return make_error("destination: no FIN on every stream within " + std::to_string(timeout_ms) + " ms");
@@ -466,6 +506,7 @@ Status DestinationSession::await_commit(const Digest& digest, std::uint64_t regi
   responder_->set_verification(digest, region_bytes);
   const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(timeout_ms);
   while (!responder_->committed()) {
+    if (!responder_->aborted().empty()) return make_error(responder_->aborted());
     const std::uint64_t now = rte_rdtsc();
     if (now > deadline) {
       return make_error("no commit from the source within " + std::to_string(timeout_ms) +

@@ -33,6 +33,9 @@ struct SessionConfig {
   pagecodec::Policy policy;
   std::uint64_t delta_cache_bytes = 64ull << 20;  // split evenly between the streams
   std::uint32_t hello_timeout_ms = 5000;
+  // A peer that acknowledges nothing (source) or sends nothing (destination) for this long
+  // is gone: the session fails instead of waiting for its overall timeout.
+  std::uint32_t peer_timeout_ms = 5000;
   std::uint32_t probe_timeout_ms = 30;
   std::uint32_t probe_tries = 3;
 };
@@ -78,6 +81,9 @@ class SourceSession {
   // The digests matched: tells the destination to keep its image. Unconfirmed after
   // `timeout_ms`, the outcome on the destination is unknown and this says so.
   Status commit(std::uint32_t timeout_ms);
+  // Tells the destination, best effort, that the migration failed and why, so that it
+  // discards its image at once instead of waiting for its timeout.
+  void abort(const std::string& reason);
 
   SessionTotals totals() const;
   const SourceStream& stream(std::uint16_t s) const { return streams_[s]; }

@@ -28,8 +28,9 @@ enum class FrameType : std::uint8_t {
   kVerifyReply = 11,  // destination: VerifyPayload for request seq
   kCommit = 12,       // source: the digests matched; the destination's image is now the one
   kCommitAck = 13,    // destination: committed
+  kAbort = 14,        // source: the migration failed; payload: reason text. Discard the image.
 };
-inline constexpr std::uint8_t kLastFrameType = 13;
+inline constexpr std::uint8_t kLastFrameType = 14;
 
 struct [[gnu::packed]] FrameHeader {
   le32 magic;
