@@ -45,6 +45,7 @@ struct LinkOptions {
   std::uint16_t udp_port = 47000;
   std::uint64_t max_state_kib = 64;
   std::uint32_t timeout_s = 120;
+  int cpu = -1;  // -1: from the placement plan
   bool json = false;
 };
 
@@ -63,6 +64,8 @@ void add_link_options(po::options_description& d, LinkOptions& o, bool source) {
       ("udp-port", po::value(&o.udp_port)->default_value(o.udp_port), "first UDP port (stream s uses +s)")
       ("max-state-kib", po::value(&o.max_state_kib)->default_value(o.max_state_kib), "room for device state")
       ("timeout-s", po::value(&o.timeout_s)->default_value(o.timeout_s), "give up after this long without completion")
+      ("cpu", po::value(&o.cpu), source ? "CPU for the data path (default: the plan's control core)"
+                                        : "CPU for the data path (default: the plan's first stream core)")
       ("json", po::bool_switch(&o.json), "one JSON object per event instead of text");
 }
 
@@ -101,11 +104,20 @@ Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
   }
   auto topology = pinning::Topology::from_system();
   if (!topology) return topology.error();
+  // Threads the data path starts (guest model, hashing) inherit its CPU. On one machine the
+  // two ends take different cores of the same plan: the source its control core, the
+  // destination its first stream core; on two hosts each takes its own.
   auto plan = pinning::plan(*topology, {.streams = 1, .port = "vdev", .helper_threads = 1});
+  unsigned cpu = 0;
+  if (o.cpu >= 0) {
+    cpu = static_cast<unsigned>(o.cpu);
+  } else if (plan) {
+    cpu = std::string(role) == "src" || plan->streams.empty() ? plan->control.pu : plan->streams[0].pu;
+  }
   transport::EalOptions eal;
   eal.program = std::string("pagewire-") + role;
   eal.file_prefix = o.file_prefix.empty() ? std::string("pagewire-") + role + "-" + std::to_string(getpid()) : o.file_prefix;
-  if (plan) eal.placement = {"-l", std::to_string(plan->control.pu)};
+  eal.placement = {"-l", std::to_string(cpu)};
   eal.vdevs = {o.vdev};
   if (auto status = transport::init_eal(eal); !status) return status.error();
   if (rte_eth_dev_count_avail() == 0) return make_error("--vdev " + o.vdev + ": DPDK made no port of it");
@@ -188,7 +200,8 @@ int destination(const std::vector<std::string>& args) {
                      .dump()
               << std::endl;
   } else {
-    std::cout << "dst: committed, image digest " << received->digest << ", device state "
+    std::cout << "dst: committed, image digest " << received->digest << " (hashed in " << std::setprecision(0)
+              << received->digest_ms << " ms, commit " << received->commit_wait_ms << " ms later), device state "
               << received->device_state.size() << " bytes" << std::endl;
   }
   return 0;
@@ -302,6 +315,9 @@ int source(const std::vector<std::string>& args) {
   if (o.json) {
     std::cout << nlohmann::json{{"event", "migrated"}, {"verified", report->verified}, {"digest", report->digest},
                                 {"total_seconds", report->total_seconds}, {"downtime_ms", report->downtime_ms},
+                                {"expected_downtime_ms", report->expected_downtime_ms},
+                                {"downtime_phases_ms", {{"final_round", report->final_round_ms}, {"finish", report->finish_ms},
+                                                        {"verify", report->verify_ms}, {"commit", report->commit_ms}}},
                                 {"rounds", report->rounds}, {"pages_sent", report->pages_sent},
                                 {"wire_bytes", report->wire_bytes}, {"compression_ratio", guest_mib * (1 << 20) / std::max<double>(1, report->wire_bytes)},
                                 {"throughput_gbps", guest_mib * 8 * (1 << 20) / 1e9 / report->total_seconds},
@@ -310,8 +326,10 @@ int source(const std::vector<std::string>& args) {
               << std::endl;
   } else {
     std::cout << std::fixed << std::setprecision(2) << "src: migrated and verified (digest " << report->digest
-              << "): " << report->total_seconds << " s total, downtime " << std::setprecision(1) << report->downtime_ms
-              << " ms, " << report->rounds << " rounds, " << std::setprecision(0) << guest_mib << " MiB of pages as "
+ << "): " << report->total_seconds << " s total, downtime " << std::setprecision(1) << report->downtime_ms
+ << " ms (expected " << report->expected_downtime_ms << "; final round " << report->final_round_ms
+              << ", FIN " << report->finish_ms << ", verify " << report->verify_ms << ", commit " << report->commit_ms
+              << "), " << report->rounds << " rounds, " << std::setprecision(0) << guest_mib << " MiB of pages as "
               << static_cast<double>(report->wire_bytes) / (1 << 20) << " MiB on the wire ("
               << std::setprecision(2) << guest_mib * (1 << 20) / std::max<double>(1, report->wire_bytes)
               << "x), zero/raw/delta/deflate pages " << encoding_mix(report->pages_by_encoding) << std::endl;

@@ -6,6 +6,8 @@
 #include <rte_ethdev.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <cstring>
 #include <optional>
 #include <random>
@@ -62,7 +64,9 @@ bool await_control(const QueueRef& queue, const Path& path, std::uint16_t stream
       rte_pktmbuf_free(burst[i]);
     }
     if (done) return true;
-    if (n == 0) rte_pause();
+    // Control path: waiting here must not take a core from the data path or from the
+    // peer's work (on a shared machine, the destination computing its digest).
+    if (n == 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
   }
   return false;
 }

@@ -56,6 +56,9 @@ struct RoundReport {
 struct MigrationReport {
   bool verified = false;
   std::string digest;
+  double expected_downtime_ms = 0;  // what the switchover decision predicted
+  // Where the downtime went: final round, FIN of every stream, digest exchange, commit.
+  double final_round_ms = 0, finish_ms = 0, verify_ms = 0, commit_ms = 0;
   double total_seconds = 0;
   double downtime_ms = 0;   // guest paused -> destination confirmed
   std::uint32_t rounds = 0;
@@ -82,8 +85,13 @@ class SourceMigration {
   Result<MigrationReport> switch_over(std::span<const std::byte> device_state, MigrationReport report,
                                       std::vector<std::uint64_t> pending);
 
+  // Seconds to switch over with `dirty_pages` left at `bytes_per_second`: the transfer, plus
+  // the destination's digest of its whole region and the verify/commit round trips.
+  double expected_downtime_seconds(std::uint64_t dirty_pages, double bytes_per_second) const;
+
   transport::SourceSession& session_;
   std::span<std::byte> region_;
+  double digest_seconds_ = 0;  // measured at start: one digest of the whole region
   std::uint64_t guest_pages_;
   std::uint32_t page_size_;
   GuestModel& guest_;
@@ -94,6 +102,8 @@ class SourceMigration {
 
 struct ReceiveReport {
   std::string digest;
+  double digest_ms = 0;       // hashing the whole region after the last round
+  double commit_wait_ms = 0;  // from the digest to the source's COMMIT
   std::vector<std::byte> device_state;
 };
 
