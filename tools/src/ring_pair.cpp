@@ -4,6 +4,7 @@
 #include <rte_errno.h>
 #include <rte_mbuf.h>
 
+#include <tuple>
 #include <utility>
 
 namespace pagewire::tools {
@@ -35,12 +36,36 @@ RingPair::RingPair(RingPair&& other) noexcept
   other.rings_.clear();
 }
 
-RingPair::~RingPair() {
+void RingPair::drain() {
   for (rte_ring* ring : rings_) {
     void* mbuf = nullptr;
     while (rte_ring_dequeue(ring, &mbuf) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(mbuf));
-    rte_ring_free(ring);
   }
+}
+
+RingPair::~RingPair() {
+  for (rte_ring* ring : rings_) rte_ring_free(ring);
+}
+
+Result<std::unique_ptr<RingLink>> RingLink::create(const std::string& name, std::uint16_t queues, std::uint16_t mtu,
+                                                   std::uint32_t held_frames_per_queue) {
+  auto pair = RingPair::create(name, queues);
+  if (!pair) return pair.error();
+  std::unique_ptr<RingLink> link(new RingLink(std::move(pair).value()));
+  for (auto [id, port, role] : {std::tuple{link->pair_.a_port(), &link->a_, "a"},
+                                std::tuple{link->pair_.b_port(), &link->b_, "b"}}) {
+    auto opened = transport::Port::open({.port_id = id, .queues = queues, .mtu = mtu,
+                                         .held_frames_per_queue = held_frames_per_queue, .name = name + role});
+    if (!opened) return opened.error();
+    *port = std::make_unique<transport::Port>(std::move(opened).value());
+  }
+  return link;
+}
+
+RingLink::~RingLink() {
+  pair_.drain();
+  a_.reset();
+  b_.reset();
 }
 
 }  // namespace pagewire::tools

@@ -63,18 +63,11 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
     return make_error("bench transport needs two lcores (source and destination): run on a machine with 2+ cores");
   }
   static int instance = 0;
-  auto pair = RingPair::create("bt" + std::to_string(instance++), options.streams);
-  if (!pair) return pair.error();
+  auto link = RingLink::create("bt" + std::to_string(instance++), options.streams, options.mtu, 4 * options.window_frames);
+  if (!link) return link.error();
+  const Port* source_port = &(*link)->a();
+  const Port* destination_port = &(*link)->b();
   const std::uint64_t pages = options.region_bytes / kPage;
-
-  auto open = [&](std::uint16_t id, const char* name) {
-    return Port::open(PortConfig{.port_id = id, .queues = options.streams, .mtu = options.mtu,
-                                 .held_frames_per_queue = 4 * options.window_frames, .name = name});
-  };
-  auto source_port = open(pair->a_port(), "bench-src");
-  if (!source_port) return source_port.error();
-  auto destination_port = open(pair->b_port(), "bench-dst");
-  if (!destination_port) return destination_port.error();
 
   std::vector<std::unique_ptr<RxImpairment>> impairments;
   if (options.loss > 0) {
@@ -124,7 +117,7 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
   const SessionConfig source_config = config_for(*source_port, *destination_port, true);
   const SessionConfig destination_config = config_for(*destination_port, *source_port, false);
 
-  DestinationJob job{&destination_config, &destination_port.value(), destination->data(), {}, {}};
+  DestinationJob job{&destination_config, destination_port, destination->data(), {}, {}};
   if (rte_eal_remote_launch(run_destination, &job, worker) != 0) {
     return make_error("cannot launch the destination on lcore " + std::to_string(worker));
   }

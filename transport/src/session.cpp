@@ -499,11 +499,30 @@ Status DestinationSession::run_until_finished(std::uint32_t timeout_ms) {
                         " ms: it is gone or the path is down");
     }
     if (!responder_->aborted().empty()) return make_error(responder_->aborted());
-    if (!busy) return Ok{};
+    if (!busy) break;
     if (now > deadline) {
       return make_error("destination: no FIN on every stream within " + std::to_string(timeout_ms) + " ms");
     }
   }
+  // TIME-WAIT: our FIN_ACK may be lost, and the source then repeats its FIN. Keep answering
+  // until the line has been quiet for a while (callers that go on to await_commit keep
+  // polling anyway).
+  const std::uint64_t quiet = ms_to_tsc(100);
+  const std::uint64_t give_up = rte_rdtsc() + ms_to_tsc(2000);
+  std::uint64_t last_frame = rte_rdtsc();
+  std::uint64_t seen = 0;
+  while (rte_rdtsc() - last_frame < quiet && rte_rdtsc() < give_up) {
+    std::uint64_t frames = 0;
+    for (auto& stream : streams_) {
+      stream.poll(rte_rdtsc());
+      frames += stream.counters().frames_received + stream.counters().duplicates + stream.counters().acks_sent;
+    }
+    if (frames != seen) {
+      seen = frames;
+      last_frame = rte_rdtsc();
+    }
+  }
+  return Ok{};
 }
 
 Status DestinationSession::await_commit(const Digest& digest, std::uint64_t region_bytes, std::uint32_t timeout_ms) {

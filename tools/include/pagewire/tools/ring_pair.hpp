@@ -6,10 +6,12 @@
 #include <rte_ring.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "pagewire/result.hpp"
+#include "pagewire/transport/port.hpp"
 
 namespace pagewire::tools {
 
@@ -19,15 +21,36 @@ class RingPair {
 
   RingPair(RingPair&& other) noexcept;
   RingPair& operator=(RingPair&&) = delete;
-  ~RingPair();  // close both ports (Port objects must be gone) before this runs
+  ~RingPair();
 
   std::uint16_t a_port() const { return a_port_; }
   std::uint16_t b_port() const { return b_port_; }
+
+  // Frees the frames still in flight. They come from the ports' mempools, so this must run
+  // before the ports close; RingLink below keeps that order.
+  void drain();
 
  private:
   RingPair() = default;
   std::vector<rte_ring*> rings_;
   std::uint16_t a_port_ = 0, b_port_ = 0;
+};
+
+// A ring pair with a pagewire Port on each end, torn down in the only safe order: frames in
+// the rings back to their pools, then the ports (and pools), then the rings.
+class RingLink {
+ public:
+  static Result<std::unique_ptr<RingLink>> create(const std::string& name, std::uint16_t queues, std::uint16_t mtu,
+                                                  std::uint32_t held_frames_per_queue);
+  ~RingLink();
+
+  const transport::Port& a() const { return *a_; }
+  const transport::Port& b() const { return *b_; }
+
+ private:
+  explicit RingLink(RingPair pair) : pair_(std::move(pair)) {}
+  RingPair pair_;
+  std::unique_ptr<transport::Port> a_, b_;
 };
 
 }  // namespace pagewire::tools
