@@ -10,7 +10,9 @@
 #include <rte_cycles.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <thread>
 #include <cstring>
 #include <numeric>
 #include <random>
@@ -142,6 +144,10 @@ int main(int argc, char** argv) {
     (*session)->begin_finish();
     if (auto status = (*session)->run_until_idle(60000); !status) return fail(role, status.error().message);
     const auto totals = (*session)->totals();
+    // The side that started closes last: memif's PMD unmaps its rings when the peer goes, even
+    // under a data path still polling them (docs/design.md), and the destination lingers a
+    // moment in TIME-WAIT after the FIN.
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
     std::printf("src: path MTU %u, %lu frames, %lu resent\n", (*session)->path_mtu(),
                 static_cast<unsigned long>(totals.streams.frames_sent),
                 static_cast<unsigned long>(totals.streams.retransmits_sack + totals.streams.retransmits_timeout));

@@ -14,6 +14,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "cli/commands.hpp"
 #include "pagewire/pinning/plan.hpp"
@@ -311,6 +312,9 @@ int source(const std::vector<std::string>& args) {
               << r.throttle * 100 << "%  " << encoding_mix(r.pages_by_encoding) << std::endl;
   });
   if (!report) return fail("src", report.error().message, o.json);
+  // The side that started closes last: the destination answers repeats for a moment after
+  // the commit, and memif's PMD unmaps its rings under a peer still polling them.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
   const double guest_mib = static_cast<double>(report->pages_sent) * o.page_size / (1 << 20);
   if (o.json) {
     std::cout << nlohmann::json{{"event", "migrated"}, {"verified", report->verified}, {"digest", report->digest},

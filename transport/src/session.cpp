@@ -328,26 +328,8 @@ SessionTotals SourceSession::totals() const {
   SessionTotals totals;
   totals.streams.drops = control_counters_.drops;
   for (const auto& stream : streams_) {
-    const StreamCounters& c = stream.counters();
-    StreamCounters& t = totals.streams;
-    t.frames_sent += c.frames_sent;
-    t.payload_bytes_sent += c.payload_bytes_sent;
-    t.retransmits_timeout += c.retransmits_timeout;
-    t.retransmits_sack += c.retransmits_sack;
-    t.tail_probes += c.tail_probes;
-    t.acks_received += c.acks_received;
-    t.outside_window += c.outside_window;
-    t.mbuf_exhausted += c.mbuf_exhausted;
-    t.tx_queue_full += c.tx_queue_full;
-    t.srtt_us = std::max(t.srtt_us, c.srtt_us);
-    for (int d = 0; d < kFrameDropCount; ++d) t.drops[d] += c.drops[d];
-    const pagecodec::EncoderCounters& e = stream.encoder().counters();
-    for (int k = 0; k < pagecodec::kEncodingCount; ++k) {
-      totals.encoded.pages[k] += e.pages[k];
-      totals.encoded.records[k] += e.records[k];
-    }
-    totals.encoded.input_bytes += e.input_bytes;
-    totals.encoded.output_bytes += e.output_bytes;
+    totals.streams += stream.counters();
+    totals.encoded += stream.encoder().counters();
   }
   return totals;
 }
@@ -551,25 +533,8 @@ SessionTotals DestinationSession::totals() const {
   SessionTotals totals;
   totals.streams.drops = control_counters_.drops;
   for (const auto& stream : streams_) {
-    const StreamCounters& c = stream.counters();
-    StreamCounters& t = totals.streams;
-    t.frames_received += c.frames_received;
-    t.payload_bytes_received += c.payload_bytes_received;
-    t.acks_sent += c.acks_sent;
-    t.duplicates += c.duplicates;
-    t.out_of_order += c.out_of_order;
-    t.outside_window += c.outside_window;
-    t.stale_records += c.stale_records;
-    t.delta_base_mismatch += c.delta_base_mismatch;
-    t.record_errors += c.record_errors;
-    t.mbuf_exhausted += c.mbuf_exhausted;
-    for (int d = 0; d < kFrameDropCount; ++d) t.drops[d] += c.drops[d];
-    const pagecodec::DecoderCounters& dc = stream.decoder().counters();
-    for (int k = 0; k < pagecodec::kEncodingCount; ++k) {
-      totals.decoded.pages[k] += dc.pages[k];
-      totals.decoded.records[k] += dc.records[k];
-    }
-    for (int e = 0; e < pagecodec::kDecodeErrorCount; ++e) totals.decoded.errors[e] += dc.errors[e];
+    totals.streams += stream.counters();
+    totals.decoded += stream.decoder().counters();
   }
   return totals;
 }

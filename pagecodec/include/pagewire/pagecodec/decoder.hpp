@@ -22,6 +22,16 @@ struct DecoderCounters {
   std::array<std::uint64_t, kDecodeErrorCount> errors{};  // indexed by DecodeError
 };
 
+// Per-core counters, summed on read.
+inline DecoderCounters& operator+=(DecoderCounters& total, const DecoderCounters& c) {
+  for (std::size_t e = 0; e < total.pages.size(); ++e) {
+    total.pages[e] += c.pages[e];
+    total.records[e] += c.records[e];
+  }
+  for (std::size_t e = 0; e < total.errors.size(); ++e) total.errors[e] += c.errors[e];
+  return total;
+}
+
 class Decoder {
  public:
   static Result<Decoder> create(std::uint32_t page_size, std::uint64_t region_pages);

@@ -36,6 +36,19 @@ struct EncoderCounters {
   std::uint64_t deflate_overflows = 0;  // batches deflate did not shrink enough
 };
 
+// Per-core counters, summed on read.
+inline EncoderCounters& operator+=(EncoderCounters& total, const EncoderCounters& c) {
+  for (std::size_t e = 0; e < total.pages.size(); ++e) {
+    total.pages[e] += c.pages[e];
+    total.records[e] += c.records[e];
+  }
+  total.input_bytes += c.input_bytes;
+  total.output_bytes += c.output_bytes;
+  total.delta_overflows += c.delta_overflows;
+  total.deflate_overflows += c.deflate_overflows;
+  return total;
+}
+
 enum class EncodeStop : std::uint8_t {
   kDone,            // every page was encoded
   kOutputFull,      // out has no room for the next record: send it and call again

@@ -15,6 +15,7 @@
 
 #include <rte_mbuf.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <span>
@@ -63,6 +64,30 @@ struct StreamCounters {
   std::uint64_t srtt_us = 0;
   std::array<std::uint64_t, kFrameDropCount> drops{};
 };
+
+// Counters live per stream and are summed on read; srtt takes the slowest stream's.
+inline StreamCounters& operator+=(StreamCounters& total, const StreamCounters& c) {
+  total.frames_sent += c.frames_sent;
+  total.payload_bytes_sent += c.payload_bytes_sent;
+  total.frames_received += c.frames_received;
+  total.payload_bytes_received += c.payload_bytes_received;
+  total.retransmits_timeout += c.retransmits_timeout;
+  total.retransmits_sack += c.retransmits_sack;
+  total.tail_probes += c.tail_probes;
+  total.acks_sent += c.acks_sent;
+  total.acks_received += c.acks_received;
+  total.duplicates += c.duplicates;
+  total.out_of_order += c.out_of_order;
+  total.outside_window += c.outside_window;
+  total.mbuf_exhausted += c.mbuf_exhausted;
+  total.tx_queue_full += c.tx_queue_full;
+  total.stale_records += c.stale_records;
+  total.delta_base_mismatch += c.delta_base_mismatch;
+  total.record_errors += c.record_errors;
+  total.srtt_us = std::max(total.srtt_us, c.srtt_us);
+  for (std::size_t d = 0; d < total.drops.size(); ++d) total.drops[d] += c.drops[d];
+  return total;
+}
 
 struct QueueRef {
   std::uint16_t port;
