@@ -17,6 +17,7 @@ constexpr const char* kUsage =
     "commands:\n"
     "  demo          live-migrate a 1 GiB reference image to a second process over memif\n"
     "  src, dst      the two ends of a migration over any DPDK port\n"
+    "  image         create, inspect (stats) and digest reference memory images\n"
     "  bench codec   pagecodec speed and size ratio per encoding, beside memcpy and ISA-L\n"
     "  bench transport  page rounds over a net_ring pair between two lcores, beside memcpy\n"
     "  topo          the core, queue and memory placement for a number of streams and a port\n"
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
     if (command == "src") return cli::source(rest);
     if (command == "dst") return cli::destination(rest);
     if (command == "topo") return cli::topo(rest);
+    if (command == "image") return cli::image(rest);
     if (command == "bench" && args.size() >= 2 && args[1] == "transport") {
       return cli::bench_transport({args.begin() + 2, args.end()});
     }

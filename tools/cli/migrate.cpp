@@ -1,6 +1,7 @@
 // pagewire src | dst | demo: live migration of a reference image between two ends.
 #include <boost/program_options.hpp>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <rte_ethdev.h>
 #include <rte_cycles.h>
 #include <sys/wait.h>
@@ -170,8 +171,10 @@ int fail(const char* role, const std::string& message, bool json) {
 
 int destination(const std::vector<std::string>& args) {
   LinkOptions o;
+  std::string output;
   po::options_description d("dst options");
   add_link_options(d, o, false);
+  d.add_options()("output", po::value(&output), "write the migrated guest memory here, only once committed");
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(d).run(), vm);
   if (vm.count("help")) {
@@ -195,6 +198,12 @@ int destination(const std::vector<std::string>& args) {
   auto received = tools::receive_migration(**session, region->bytes(), endpoint->guest_pages, o.page_size,
                                            o.timeout_s * 1000);
   if (!received) return fail("dst", received.error().message + "; the partial image is discarded", o.json);
+  if (!output.empty()) {
+    std::ofstream out(output, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(region->data()),
+              static_cast<std::streamsize>(endpoint->guest_pages * o.page_size));
+    if (!out) return fail("dst", "--output " + output + ": cannot write the image", o.json);
+  }
   if (o.json) {
     std::cout << nlohmann::json{{"event", "received"}, {"digest", received->digest},
                                 {"device_state_bytes", received->device_state.size()}, {"prefault_ms", prefault_ms}}
@@ -214,13 +223,15 @@ int source(const std::vector<std::string>& args) {
   tools::GuestModelConfig guest_config;
   std::string profile_name = "idle-vm", pattern = "hot";
   std::uint64_t seed = 1;
-  std::string state_file;
+  std::string state_file, image_file;
   bool no_auto_converge = false, no_delta = false, no_deflate = false;
   int deflate_level = 1;
   po::options_description d("src options");
   add_link_options(d, o, true);
   d.add_options()
       ("profile", po::value(&profile_name)->default_value(profile_name), "reference image: idle-vm, database, random")
+      ("image", po::value(&image_file), "migrate this file instead (any raw memory image; its size sets --size-mib; "
+                                        "the file itself is never written)")
       ("seed", po::value(&seed)->default_value(seed), "image and guest-model seed")
       ("dirty-rate", po::value(&guest_config.pages_per_second)->default_value(guest_config.pages_per_second),
        "pages per second the guest writes")
@@ -265,6 +276,14 @@ int source(const std::vector<std::string>& args) {
     for (std::size_t i = 0; i < device_state.size(); ++i) device_state[i] = std::byte(i * 7 + seed);
   }
 
+  if (!image_file.empty()) {
+    // The image's size is the guest's: a whole number of MiB, as the destination's --size-mib.
+    struct stat info {};
+    if (::stat(image_file.c_str(), &info) != 0 || info.st_size <= 0 || info.st_size % (1 << 20) != 0) {
+      return fail("src", "--image " + image_file + ": expected a non-empty file of a whole number of MiB", o.json);
+    }
+    o.size_mib = static_cast<std::uint64_t>(info.st_size) >> 20;
+  }
   auto endpoint = bring_up(o, "src");
   if (!endpoint) return fail("src", endpoint.error().message, o.json);
   auto& config = endpoint->config;
@@ -273,11 +292,17 @@ int source(const std::vector<std::string>& args) {
   config.policy.deflate_level = deflate_level;
   if (auto status = config.policy.validate(); !status) return fail("src", status.error().message, o.json);
 
-  auto region = tools::MappedMemory::allocate(config.region_pages * o.page_size);
+  auto region = image_file.empty()
+                    ? tools::MappedMemory::allocate(config.region_pages * o.page_size)
+                    : tools::MappedMemory::map_file_private(image_file, endpoint->state_pages * o.page_size);
   if (!region) return fail("src", region.error().message, o.json);
   const std::span<std::byte> guest_bytes(region->data(), endpoint->guest_pages * o.page_size);
-  if (auto status = tools::fill_image(guest_bytes, o.page_size, *profile, seed); !status) {
-    return fail("src", status.error().message, o.json);
+  if (image_file.empty()) {
+    if (auto status = tools::fill_image(guest_bytes, o.page_size, *profile, seed); !status) {
+      return fail("src", status.error().message, o.json);
+    }
+  } else {
+    profile_name = image_file;
   }
   const std::string initial_digest = tools::to_hex(tools::digest_of(guest_bytes));
   if (auto status = await_link(*endpoint->port, o.timeout_s); !status) return fail("src", status.error().message, o.json);

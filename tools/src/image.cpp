@@ -1,9 +1,16 @@
 #include "pagewire/tools/image.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
 #include <xxhash.h>
 
+#include <cerrno>
 #include <cstring>
 #include <random>
+#include <unordered_set>
+
+#include "pagewire/pagecodec/deflate.hpp"
+#include "pagewire/tools/mapped_memory.hpp"
 
 #include "pagewire/tools/corpus.hpp"
 
@@ -108,6 +115,55 @@ Status fill_image(std::span<std::byte> memory, std::uint32_t page_size, ImagePro
     last_unique = p;
   }
   return Ok{};
+}
+
+Status create_image_file(const std::string& path, std::uint64_t bytes, std::uint32_t page_size, ImageProfile profile,
+                         std::uint64_t seed) {
+  auto memory = MappedMemory::allocate(bytes);
+  if (!memory) return memory.error();
+  if (auto status = fill_image(memory->bytes(), page_size, profile, seed); !status) return status;
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) return make_error("image " + path + ": cannot create it: " + std::strerror(errno));
+  bool ok = ::ftruncate(fd, static_cast<off_t>(bytes)) == 0;  // holes where nothing is written
+  static const std::vector<std::byte> zero_page(65536);
+  for (std::uint64_t offset = 0; ok && offset < bytes; offset += page_size) {
+    const std::byte* page = memory->data() + offset;
+    if (std::memcmp(page, zero_page.data(), page_size) == 0) continue;
+    ok = ::pwrite(fd, page, page_size, static_cast<off_t>(offset)) == static_cast<ssize_t>(page_size);
+  }
+  const std::string reason = std::strerror(errno);
+  ok = (::close(fd) == 0) && ok;
+  if (!ok) return make_error("image " + path + ": writing failed: " + reason);
+  return Ok{};
+}
+
+ImageStats image_stats(std::span<const std::byte> memory, std::uint32_t page_size) {
+  ImageStats stats;
+  stats.pages = memory.size() / page_size;
+  auto deflater = pagecodec::DeflateCompressor::create(1);
+  std::vector<std::byte> out(page_size);
+  std::unordered_set<std::uint64_t> seen;  // 64-bit page hashes: a collision only skews the estimate
+  for (std::uint64_t p = 0; p < stats.pages; ++p) {
+    const std::byte* page = memory.data() + p * page_size;
+    bool zero = true;
+    for (std::uint32_t i = 0; i < page_size && zero; i += 8) {
+      std::uint64_t word;
+      std::memcpy(&word, page + i, 8);
+      zero = word == 0;
+    }
+    if (zero) {
+      ++stats.zero_pages;
+      continue;
+    }
+    if (!seen.insert(XXH3_64bits(page, page_size)).second) {
+      ++stats.duplicate_pages;
+      continue;
+    }
+    const std::size_t compressed = deflater->compress({page, page_size}, out);
+    stats.deflate_bytes += compressed == 0 ? page_size : compressed;
+    stats.deflate_pages += compressed != 0;
+  }
+  return stats;
 }
 
 Digest digest_of(std::span<const std::byte> bytes) {

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <span>
+#include <string>
 
 #include "pagewire/result.hpp"
 
@@ -13,6 +14,10 @@ namespace pagewire::tools {
 class MappedMemory {
  public:
   static Result<MappedMemory> allocate(std::size_t bytes);
+  // A private, pre-faulted copy-on-write view of a file: writes never reach the file, so a
+  // migration (and the guest model writing into it) leaves the image on disk intact.
+  // `extra_bytes` of zeros follow the file's content (room for device state).
+  static Result<MappedMemory> map_file_private(const std::string& path, std::size_t extra_bytes);
 
   MappedMemory(MappedMemory&& other) noexcept;
   MappedMemory& operator=(MappedMemory&& other) noexcept;
