@@ -89,14 +89,9 @@ int bench_codec(const std::vector<std::string>& args, bool demo_defaults) {
     cli.options.repeats = 3;
   }
   const char* what = "bench codec";
-  const auto description = codec_bench_options(&cli);
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(description).run(), vm);
-  if (vm.count("help")) {
-    std::cout << "usage: pagewire " << what << " [options]\n" << description;
-    return 0;
+  if (auto done = parse_options(args, codec_bench_options(&cli), std::string("pagewire ") + what + " [options]")) {
+    return *done;
   }
-  po::notify(vm);
   return run_codec_bench(cli);
 }
 

@@ -31,13 +31,7 @@ int bench_transport(const std::vector<std::string>& args) {
       ("crc", po::bool_switch(&options.crc), "carry CRC32C in every record")
       ("no-udp-checksum", po::bool_switch()->notifier([&](bool off) { options.udp_checksum = !off; }),
        "send frames without a UDP checksum (memory links only)");
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(d).run(), vm);
-  if (vm.count("help")) {
-    std::cout << "usage: pagewire bench transport [options]\n" << d;
-    return 0;
-  }
-  po::notify(vm);
+  if (auto done = parse_options(args, d, "pagewire bench transport [options]")) return *done;
   if (loss < 0 || loss >= 1) {
     std::cerr << "pagewire: --loss " << loss << ": expected a probability in [0, 1)\n";
     return 2;

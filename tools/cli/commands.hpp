@@ -1,10 +1,21 @@
 // The pagewire command line: each command is a thin client of the component libraries.
 #pragma once
 
+#include <boost/program_options.hpp>
+
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace pagewire::cli {
+
+// Parses `args` against `options` (and `positional`, if any) into their bound variables.
+// On --help prints "usage: <usage>" and the options and returns the exit code 0; returns
+// nothing when the command should run. Bad input throws boost::program_options::error,
+// whose message names the option (main prints it).
+std::optional<int> parse_options(const std::vector<std::string>& args,
+                                 const boost::program_options::options_description& options, const std::string& usage,
+                                 const boost::program_options::positional_options_description* positional = nullptr);
 
 int bench_codec(const std::vector<std::string>& args, bool demo_defaults = false);
 int bench_transport(const std::vector<std::string>& args);

@@ -30,14 +30,13 @@ int image(const std::vector<std::string>& args) {
       ("json", po::bool_switch(&json), "stats and digest as JSON");
   po::positional_options_description positional;
   positional.add("action", 1).add("file", 1);
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(d).positional(positional).run(), vm);
-  po::notify(vm);
-  if (vm.count("help") || action.empty() || path.empty()) {
-    std::cout << "usage: pagewire image create|stats|digest FILE [options]\n"
-                 "Any raw file is an image: a QEMU pmemsave / dump-guest-memory dump, a core file's memory.\n"
-              << d;
-    return vm.count("help") ? 0 : 2;
+  const std::string usage =
+      "pagewire image create|stats|digest FILE [options]\n"
+      "Any raw file is an image: a QEMU pmemsave / dump-guest-memory dump, a core file's memory.";
+  if (auto done = parse_options(args, d, usage, &positional)) return *done;
+  if (action.empty() || path.empty()) {
+    std::cerr << "usage: " << usage << "\n";
+    return 2;
   }
   if (action == "create") {
     auto profile = tools::parse_profile(profile_name);

@@ -175,13 +175,7 @@ int destination(const std::vector<std::string>& args) {
   po::options_description d("dst options");
   add_link_options(d, o, false);
   d.add_options()("output", po::value(&output), "write the migrated guest memory here, only once committed");
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(d).run(), vm);
-  if (vm.count("help")) {
-    std::cout << "usage: pagewire dst --vdev DEV [options]\n" << d;
-    return 0;
-  }
-  po::notify(vm);
+  if (auto done = parse_options(args, d, "pagewire dst --vdev DEV [options]")) return *done;
   auto endpoint = bring_up(o, "dst");
   if (!endpoint) return fail("dst", endpoint.error().message, o.json);
   // Pre-fault before the handshake: a first touch costs ~15 us per 4 KiB page on VMs, which
@@ -249,13 +243,7 @@ int source(const std::vector<std::string>& args) {
       ("no-deflate", po::bool_switch(&no_deflate), "never deflate")
       ("deflate-level", po::value(&deflate_level)->default_value(deflate_level), "ISA-L level 0..3")
       ("state-file", po::value(&state_file), "device state to send at switchover (default: 4 KiB generated)");
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(d).run(), vm);
-  if (vm.count("help")) {
-    std::cout << "usage: pagewire src --vdev DEV [options]\n" << d;
-    return 0;
-  }
-  po::notify(vm);
+  if (auto done = parse_options(args, d, "pagewire src --vdev DEV [options]")) return *done;
   auto profile = tools::parse_profile(profile_name);
   if (!profile) return fail("src", profile.error().message, o.json);
   if (pattern == "hot") guest_config.pattern = tools::WritePattern::kHotSet;
@@ -374,15 +362,12 @@ int demo(const std::vector<std::string>& args, const char* self) {
       ("help,h", "show this help")
       ("size-mib", po::value(&size_mib)->default_value(size_mib), "guest memory")
       ("dirty-rate", po::value(&dirty_rate)->default_value(dirty_rate), "pages per second the guest writes");
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(d).run(), vm);
-  if (vm.count("help")) {
-    std::cout << "usage: pagewire demo [options]\n"
-                 "Migrates an idle-vm reference image, with the guest writing, to a second process over memif.\n"
-              << d;
-    return 0;
+  if (auto done = parse_options(args, d,
+                                "pagewire demo [options]\n"
+                                "Migrates an idle-vm reference image, with the guest writing, to a second process "
+                                "over memif.")) {
+    return *done;
   }
-  po::notify(vm);
   const std::string socket = "/tmp/pagewire-demo-" + std::to_string(getpid()) + ".sock";
   const std::string size = std::to_string(size_mib);
   int ready[2];

@@ -27,13 +27,7 @@ int topo(const std::vector<std::string>& args) {
       ("topology", po::value(&topology_file), "plan for a saved topology (lstopo --of xml) instead of this machine")
       ("synthetic", po::value(&synthetic), "plan for a synthetic topology, e.g. \"pack:2 [numa] core:8 pu:2\"")
       ("json", po::bool_switch(&json), "print the plan as JSON");
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(d).run(), vm);
-  if (vm.count("help")) {
-    std::cout << "usage: pagewire topo [options]\n" << d;
-    return 0;
-  }
-  po::notify(vm);
+  if (auto done = parse_options(args, d, "pagewire topo [options]")) return *done;
   if (!topology_file.empty() && !synthetic.empty()) {
     std::cerr << "pagewire: --topology and --synthetic: expected at most one of them\n";
     return 2;

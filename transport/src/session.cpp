@@ -118,6 +118,28 @@ std::optional<Refusal> check_hello(const HelloPayload& hello, const SessionConfi
   return std::nullopt;
 }
 
+// Notices a peer that went quiet: progress is any change in a number the caller sums
+// (acknowledgements, frames).
+class SilenceWatch {
+ public:
+  explicit SilenceWatch(std::uint64_t limit_tsc) : limit_(limit_tsc), since_(rte_rdtsc()) {}
+
+  // True once `progress` has not changed for longer than the limit.
+  bool expired(std::uint64_t progress, std::uint64_t now) {
+    if (progress != last_) {
+      last_ = progress;
+      since_ = now;
+      return false;
+    }
+    return now - since_ > limit_;
+  }
+
+ private:
+  std::uint64_t limit_;
+  std::uint64_t since_;
+  std::uint64_t last_ = 0;
+};
+
 std::uint32_t new_session_id() {
   std::random_device random;
   std::uint32_t id = 0;
@@ -254,8 +276,7 @@ void SourceSession::begin_finish() {
 
 Status SourceSession::run_until_idle(std::uint32_t timeout_ms) {
   const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(timeout_ms);
-  const std::uint64_t silence = ms_to_tsc(config_.peer_timeout_ms);
-  std::uint64_t heard = 0, heard_at = rte_rdtsc();
+  SilenceWatch peer(ms_to_tsc(config_.peer_timeout_ms));
   for (;;) {
     bool busy = false;
     const std::uint64_t now = rte_rdtsc();
@@ -265,10 +286,7 @@ Status SourceSession::run_until_idle(std::uint32_t timeout_ms) {
       acks += streams_[s].counters().acks_received;
     }
     if (!busy) return Ok{};
-    if (acks != heard) {
-      heard = acks;
-      heard_at = now;
-    } else if (now - heard_at > silence) {
+    if (peer.expired(acks, now)) {
       return make_error("the destination acknowledged nothing for " + std::to_string(config_.peer_timeout_ms) +
                         " ms: it is gone or the path is down");
     }
@@ -462,8 +480,7 @@ bool DestinationSession::finished() const {
 
 Status DestinationSession::run_until_finished(std::uint32_t timeout_ms) {
   const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(timeout_ms);
-  const std::uint64_t silence = ms_to_tsc(config_.peer_timeout_ms);
-  std::uint64_t heard = 0, heard_at = rte_rdtsc();
+  SilenceWatch peer(ms_to_tsc(config_.peer_timeout_ms));
   for (;;) {
     bool busy = false;
     const std::uint64_t now = rte_rdtsc();
@@ -473,10 +490,7 @@ Status DestinationSession::run_until_finished(std::uint32_t timeout_ms) {
       if (streams_[s].failed()) return make_error("destination " + streams_[s].failure());
       frames += streams_[s].counters().frames_received + streams_[s].counters().duplicates;
     }
-    if (frames != heard) {
-      heard = frames;
-      heard_at = now;
-    } else if (busy && now - heard_at > silence) {
+    if (peer.expired(frames, now) && busy) {
       return make_error("the source sent nothing for " + std::to_string(config_.peer_timeout_ms) +
                         " ms: it is gone or the path is down");
     }
@@ -489,20 +503,15 @@ Status DestinationSession::run_until_finished(std::uint32_t timeout_ms) {
   // TIME-WAIT: our FIN_ACK may be lost, and the source then repeats its FIN. Keep answering
   // until the line has been quiet for a while (callers that go on to await_commit keep
   // polling anyway).
-  const std::uint64_t quiet = ms_to_tsc(100);
+  SilenceWatch line(ms_to_tsc(100));
   const std::uint64_t give_up = rte_rdtsc() + ms_to_tsc(2000);
-  std::uint64_t last_frame = rte_rdtsc();
-  std::uint64_t seen = 0;
-  while (rte_rdtsc() - last_frame < quiet && rte_rdtsc() < give_up) {
+  for (std::uint64_t now = rte_rdtsc(); now < give_up; now = rte_rdtsc()) {
     std::uint64_t frames = 0;
     for (auto& stream : streams_) {
-      stream.poll(rte_rdtsc());
+      stream.poll(now);
       frames += stream.counters().frames_received + stream.counters().duplicates + stream.counters().acks_sent;
     }
-    if (frames != seen) {
-      seen = frames;
-      last_frame = rte_rdtsc();
-    }
+    if (line.expired(frames, now)) break;
   }
   return Ok{};
 }
