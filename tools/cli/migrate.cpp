@@ -68,7 +68,8 @@ void add_link_options(po::options_description& d, LinkOptions& o, bool source) {
       ("timeout-s", po::value(&o.timeout_s)->default_value(o.timeout_s), "give up after this long without completion")
       ("cpu", po::value(&o.cpu), source ? "CPU for the data path (default: the plan's control core)"
                                         : "CPU for the data path (default: the plan's first stream core)")
-      ("json", po::bool_switch(&o.json), "one JSON object per event instead of text");
+      ("json", po::bool_switch(&o.json), "one JSON object per event instead of text")
+      ("config", po::value<std::string>(), "read options from this file: one `name = value` per line");
 }
 
 Result<std::uint32_t> parse_ip(const std::string& option, const std::string& text) {
@@ -220,6 +221,7 @@ int source(const std::vector<std::string>& args) {
   std::string state_file, image_file;
   bool no_auto_converge = false, no_delta = false, no_deflate = false;
   int deflate_level = 1;
+  double link_gbps = 0;
   po::options_description d("src options");
   add_link_options(d, o, true);
   d.add_options()
@@ -242,6 +244,8 @@ int source(const std::vector<std::string>& args) {
       ("no-delta", po::bool_switch(&no_delta), "never send XBZRLE deltas")
       ("no-deflate", po::bool_switch(&no_deflate), "never deflate")
       ("deflate-level", po::value(&deflate_level)->default_value(deflate_level), "ISA-L level 0..3")
+      ("link-gbps", po::value(&link_gbps)->default_value(0),
+       "the link's rate: deflate only while it pays at this rate (adaptive policy); 0: always try")
       ("state-file", po::value(&state_file), "device state to send at switchover (default: 4 KiB generated)");
   if (auto done = parse_options(args, d, "pagewire src --vdev DEV [options]")) return *done;
   auto profile = tools::parse_profile(profile_name);
@@ -278,6 +282,9 @@ int source(const std::vector<std::string>& args) {
   config.policy.delta = !no_delta;
   config.policy.deflate = !no_deflate;
   config.policy.deflate_level = deflate_level;
+  if (link_gbps > 0) {
+    config.policy.adaptive = {.enabled = true, .link_bytes_per_second = link_gbps * 1e9 / 8 / o.streams, .cpu_budget = 1};
+  }
   if (auto status = config.policy.validate(); !status) return fail("src", status.error().message, o.json);
 
   auto region = image_file.empty()

@@ -1,3 +1,4 @@
+#include <fstream>
 #include <iostream>
 
 #include "cli/commands.hpp"
@@ -13,6 +14,14 @@ std::optional<int> parse_options(const std::vector<std::string>& args, const po:
   if (positional != nullptr) parser.positional(*positional);
   po::variables_map vm;
   po::store(parser.run(), vm);
+  // A command that offers --config reads `key = value` lines from it; the command line,
+  // stored first, wins over the file.
+  if (options.find_nothrow("config", false) != nullptr && vm.count("config")) {
+    const auto path = vm["config"].as<std::string>();
+    std::ifstream file(path);
+    if (!file) throw po::error("--config " + path + ": cannot read it");
+    po::store(po::parse_config_file(file, options), vm);
+  }
   if (vm.count("help")) {
     std::cout << "usage: " << usage << "\n" << options;
     return 0;
