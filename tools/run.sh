@@ -12,6 +12,7 @@ readonly PACKAGES=(
   libdpdk-dev dpdk libisal-dev libhwloc-dev libboost-program-options-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libxxhash-dev
   clang libclang-rt-14-dev  # the sanitizer build and libFuzzer
+  iproute2                  # network namespaces and veth for the real-host tests
 )
 readonly HUGEPAGES_2M=512  # 1 GiB for DPDK mempools; images live in ordinary memory
 readonly LOG_DIR=build-logs
