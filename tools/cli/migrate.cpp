@@ -218,7 +218,7 @@ int source(const std::vector<std::string>& args) {
   tools::GuestModelConfig guest_config;
   std::string profile_name = "idle-vm", pattern = "hot";
   std::uint64_t seed = 1;
-  std::string state_file, image_file;
+  std::string state_file, image_file, trace_file;
   bool no_auto_converge = false, no_delta = false, no_deflate = false;
   int deflate_level = 1;
   double link_gbps = 0;
@@ -232,6 +232,8 @@ int source(const std::vector<std::string>& args) {
       ("dirty-rate", po::value(&guest_config.pages_per_second)->default_value(guest_config.pages_per_second),
        "pages per second the guest writes")
       ("pattern", po::value(&pattern)->default_value(pattern), "where it writes: hot, uniform, sequential")
+      ("dirty-trace", po::value(&trace_file),
+       "replay this trace instead of --dirty-rate/--pattern: '<microseconds> <page> [<bytes>]' per line, looping")
       ("hot-fraction", po::value(&guest_config.hot_fraction)->default_value(guest_config.hot_fraction),
        "hot set, as a fraction of memory (pattern hot)")
       ("write-bytes", po::value(&guest_config.bytes_per_write)->default_value(guest_config.bytes_per_write),
@@ -304,6 +306,13 @@ int source(const std::vector<std::string>& args) {
   auto session = transport::SourceSession::connect(config, *endpoint->port, region->data());
   if (!session) return fail("src", session.error().message, o.json);
 
+  tools::DirtyTrace trace;
+  if (!trace_file.empty()) {
+    auto loaded = tools::load_dirty_trace(trace_file, endpoint->guest_pages, o.page_size);
+    if (!loaded) return fail("src", loaded.error().message, o.json);
+    trace = std::move(loaded).value();
+    guest_config.trace = &trace;
+  }
   tools::DirtyLog log(endpoint->guest_pages);
   tools::GuestModel guest(region->data(), endpoint->guest_pages, o.page_size, &log, guest_config);
   guest.start();

@@ -10,7 +10,10 @@
 #include <cstdint>
 #include <memory>
 #include <thread>
+#include <string>
 #include <vector>
+
+#include "pagewire/result.hpp"
 
 namespace pagewire::tools {
 
@@ -34,6 +37,23 @@ class DirtyLog {
   std::uint64_t pages_;
 };
 
+// A recorded dirtying pattern to replay. Text, one write per line:
+//   <microseconds since start> <page index> [<bytes written>]
+// '#' starts a comment; times never go backwards; pages lie inside the guest; bytes are
+// 1..page size (default: the model's bytes_per_write). Replay loops when it reaches the end.
+struct DirtyTrace {
+  struct Write {
+    std::uint64_t at_us;
+    std::uint64_t page;
+    std::uint32_t bytes;  // 0: the model's bytes_per_write
+  };
+  std::vector<Write> writes;
+  std::uint64_t period_us = 0;  // the last write's time: one loop of the trace
+};
+
+// Reads and checks a trace; the message names the line and what was wrong with it.
+Result<DirtyTrace> load_dirty_trace(const std::string& path, std::uint64_t guest_pages, std::uint32_t page_size);
+
 enum class WritePattern {
   kUniform,     // any page, equally likely
   kHotSet,      // hot_fraction of the pages take hot_share of the writes
@@ -47,6 +67,7 @@ struct GuestModelConfig {
   double hot_share = 0.9;
   std::uint32_t bytes_per_write = 64;  // a few bytes (delta pays) .. a whole page (it does not)
   std::uint64_t seed = 1;
+  const DirtyTrace* trace = nullptr;    // when set, replayed instead of rate and pattern
 };
 
 class GuestModel {
@@ -67,6 +88,9 @@ class GuestModel {
 
  private:
   void run();
+  void replay();
+  void write_page(std::uint64_t page, std::uint32_t bytes, std::uint64_t random);
+  bool honour_pause();
 
   std::byte* memory_;
   std::uint64_t pages_;
