@@ -7,6 +7,7 @@
 #include <rte_mbuf.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <numeric>
@@ -273,6 +274,43 @@ TEST(TransportRing, HandshakeRefusalsSayWhatDiffersOnBothSides) {
   EXPECT_NE(result.source_error.find("source region of 64 pages > destination region of 32 pages"),
             std::string::npos)
       << result.source_error;
+}
+
+// A destination that answers HELLO with an MTU too small to carry a frame's headers: the
+// source refuses it instead of computing a frame payload from it.
+TEST(TransportRing, AdvertisedMtuBelowTheMinimumIsRefused) {
+  Harness harness(1, {});
+  Bytes guest = make_guest(16, 7);
+  const auto source_config = harness.config(1, 16, true);
+  const auto fake_config = harness.config(1, 16, false);
+  std::atomic<bool> stop{false};
+  std::thread fake([&] {
+    const auto& port = harness.destination_port();
+    rte_mbuf* burst[32];
+    while (!stop) {
+      const std::uint16_t n = rte_eth_rx_burst(port.id(), 0, burst, 32);
+      for (std::uint16_t i = 0; i < n; ++i) {
+        const ReceivedFrame frame = parse_frame(burst[i], fake_config.path, 1, 0);
+        if (frame.drop == FrameDrop::kNone && frame.type == FrameType::kHello) {
+          HelloPayload hello;
+          std::memcpy(&hello, frame.payload, sizeof hello);
+          hello.mtu.set(100);
+          rte_mbuf* reply = rte_pktmbuf_alloc(port.pool());
+          std::memcpy(frame_payload(reply), &hello, sizeof hello);
+          finish_frame(reply, fake_config.path,
+                       FrameFields{.type = FrameType::kHelloAck, .stream = 0, .session = frame.session},
+                       sizeof hello);
+          if (rte_eth_tx_burst(port.id(), 0, &reply, 1) == 0) rte_pktmbuf_free(reply);
+        }
+        rte_pktmbuf_free(burst[i]);
+      }
+    }
+  });
+  auto connected = SourceSession::connect(source_config, harness.source_port(), guest.data());
+  stop = true;
+  fake.join();
+  ASSERT_FALSE(connected.ok());
+  EXPECT_NE(connected.error().message.find("advertises MTU 100"), std::string::npos) << connected.error().message;
 }
 
 // Hand-made hostile frames on the destination's queue: each is counted and dropped, and a

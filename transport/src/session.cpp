@@ -94,6 +94,10 @@ std::optional<Refusal> check_hello(const HelloPayload& hello, const SessionConfi
     return Refusal{RefuseReason::kVersion, "protocol version " + std::to_string(hello.version.get()) +
                                                " != destination's " + std::to_string(kProtocolVersion)};
   }
+  if (hello.mtu.get() < kMinPathMtu || hello.mtu.get() > kMaxPathMtu) {
+    return Refusal{RefuseReason::kVersion, "source MTU " + std::to_string(hello.mtu.get()) + ": expected " +
+                                               std::to_string(kMinPathMtu) + ".." + std::to_string(kMaxPathMtu)};
+  }
   if (hello.page_size.get() != config.page_size) {
     return Refusal{RefuseReason::kPageSize, "page size " + std::to_string(hello.page_size.get()) +
                                                 " != destination's " + std::to_string(config.page_size)};
@@ -222,6 +226,12 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
     }
     return false;
   };
+  // The peer's MTU is input like any other: below the minimum it would leave no room for a
+  // frame's headers (payload_for_mtu would underflow).
+  if (answer->mtu.get() < kMinPathMtu || answer->mtu.get() > kMaxPathMtu) {
+    return make_error("the destination advertises MTU " + std::to_string(answer->mtu.get()) + ": expected " +
+                      std::to_string(kMinPathMtu) + ".." + std::to_string(kMaxPathMtu));
+  }
   const std::uint16_t ceiling = std::min(port.mtu(), answer->mtu.get());
   std::uint16_t path_mtu = ceiling;
   if (!probe(ceiling)) {
