@@ -134,7 +134,7 @@ struct MigrationResult {
 };
 
 // Pre-copy in miniature: round 0 sends everything, then `rounds` rounds of dirtied pages.
-MigrationResult migrate(Harness& harness, Bytes& guest, Bytes& destination, std::uint16_t streams, int rounds,
+MigrationResult migrate(Harness& harness, Bytes& guest, Bytes& destination, int rounds,
                         SessionConfig source_config, SessionConfig destination_config) {
   MigrationResult result;
   const std::uint64_t pages = guest.size() / kPage;
@@ -174,7 +174,6 @@ MigrationResult migrate(Harness& harness, Bytes& guest, Bytes& destination, std:
   destination_thread.join();
   result.source = source.totals();
   if (receiver) result.destination = receiver->totals();
-  (void)streams;
   return result;
 }
 
@@ -184,7 +183,7 @@ TEST(TransportRing, CleanPathTwoStreamsThreeRoundsArriveExactly) {
   Harness harness(2, {});
   Bytes guest = make_guest(2048, 1);
   Bytes destination(guest.size());
-  const auto result = migrate(harness, guest, destination, 2, 3, harness.config(2, 2048, true),
+  const auto result = migrate(harness, guest, destination, 3, harness.config(2, 2048, true),
                               harness.config(2, 2048, false));
   ASSERT_EQ(result.source_error, "");
   ASSERT_EQ(result.destination_error, "");
@@ -205,7 +204,7 @@ TEST(TransportRing, LossDuplicationReorderingCorruptionAndAnMtuClampNeverProduce
   Harness harness(2, {.drop = 0.01, .duplicate = 0.01, .reorder = 0.02, .corrupt = 0.005, .mtu_clamp = 3000});
   Bytes guest = make_guest(2048, 2);
   Bytes destination(guest.size());
-  const auto result = migrate(harness, guest, destination, 2, 3, harness.config(2, 2048, true),
+  const auto result = migrate(harness, guest, destination, 3, harness.config(2, 2048, true),
                               harness.config(2, 2048, false));
   ASSERT_TRUE(result.source_error.empty() && result.destination_error.empty())
       << "source: " << result.source_error << "; destination: " << result.destination_error
@@ -235,7 +234,7 @@ TEST(TransportRing, UnchecksummedMemoryLinkWithFramesEncodedInPlace) {
   auto destination_config = harness.config(2, 1024, false);
   source_config.policy.deflate = false;
   source_config.path.udp_checksum = destination_config.path.udp_checksum = false;
-  const auto result = migrate(harness, guest, destination, 2, 2, source_config, destination_config);
+  const auto result = migrate(harness, guest, destination, 2, source_config, destination_config);
   ASSERT_EQ(result.source_error, "");
   ASSERT_EQ(result.destination_error, "");
   EXPECT_TRUE(guest == destination);
@@ -248,7 +247,7 @@ TEST(TransportRing, OddMtuClampSplitsPagesAcrossFrames) {
   Bytes destination(guest.size());
   auto source_config = harness.config(1, 512, true);
   source_config.policy.deflate = false;  // RAW 4 KiB pages: each spans several 1400-byte frames
-  const auto result = migrate(harness, guest, destination, 1, 2, source_config, harness.config(1, 512, false));
+  const auto result = migrate(harness, guest, destination, 2, source_config, harness.config(1, 512, false));
   ASSERT_EQ(result.source_error, "");
   ASSERT_EQ(result.destination_error, "");
   EXPECT_LE(result.path_mtu, 1400);
@@ -264,13 +263,13 @@ TEST(TransportRing, HandshakeRefusalsSayWhatDiffersOnBothSides) {
   auto destination_config = harness.config(1, 64, false);
   destination_config.page_size = 8192;
   destination_config.region_pages = 32;
-  auto result = migrate(harness, guest, destination, 1, 0, harness.config(1, 64, true), destination_config);
+  auto result = migrate(harness, guest, destination, 0, harness.config(1, 64, true), destination_config);
   EXPECT_NE(result.source_error.find("refused"), std::string::npos) << result.source_error;
   EXPECT_NE(result.source_error.find("page size 4096 != destination's 8192"), std::string::npos) << result.source_error;
   EXPECT_NE(result.destination_error.find("page size"), std::string::npos) << result.destination_error;
 
   destination_config = harness.config(1, 32, false);  // a region too small for the source
-  result = migrate(harness, guest, destination, 1, 0, harness.config(1, 64, true), destination_config);
+  result = migrate(harness, guest, destination, 0, harness.config(1, 64, true), destination_config);
   EXPECT_NE(result.source_error.find("source region of 64 pages > destination region of 32 pages"),
             std::string::npos)
       << result.source_error;
@@ -380,7 +379,7 @@ TEST(TransportRing, HostileFramesAreCountedAndDropped) {
     rte_pktmbuf_free(mbuf);
   }
 
-  const auto result = migrate(harness, guest, destination, 1, 1, source_config, destination_config);
+  const auto result = migrate(harness, guest, destination, 1, source_config, destination_config);
   ASSERT_EQ(result.source_error, "");
   ASSERT_EQ(result.destination_error, "");
   EXPECT_TRUE(guest == destination);

@@ -68,7 +68,7 @@ bool DestinationStream::poll(std::uint64_t now) {
     rte_pktmbuf_free(mbuf);
   }
   if (fin_seen_ && rcv_nxt_ == fin_seq_ && failure_.empty()) fin_applied_ = true;
-  if (ack_due_tsc_ != 0 && now >= ack_due_tsc_) send_ack(now, fin_applied_ ? FrameType::kFinAck : FrameType::kAck);
+  if (ack_due_tsc_ != 0 && now >= ack_due_tsc_) send_ack(fin_applied_ ? FrameType::kFinAck : FrameType::kAck);
   return failure_.empty() && !fin_applied_;
 }
 
@@ -202,7 +202,7 @@ bool DestinationStream::apply_record(const pagecodec::RecordView& record) {
   return true;
 }
 
-void DestinationStream::send_ack(std::uint64_t now, FrameType type) {
+void DestinationStream::send_ack(FrameType type) {
   rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
   if (mbuf == nullptr) {
     ++counters_.mbuf_exhausted;
@@ -230,7 +230,6 @@ void DestinationStream::send_ack(std::uint64_t now, FrameType type) {
   ++counters_.acks_sent;
   unacked_ = 0;
   ack_due_tsc_ = 0;
-  (void)now;
 }
 
 }  // namespace pagewire::transport

@@ -111,7 +111,6 @@ void SourceStream::on_ack(const ReceivedFrame& frame, std::uint64_t now) {
     if (entry.mbuf != nullptr) rte_pktmbuf_free(entry.mbuf);
     if (entry.sacked) --sacked_;
     entry = InFlight{};
-    last_progress_tsc_ = now;
   }
   if (seq_diff(unsent_, snd_una_) < 0) unsent_ = snd_una_;
   if (sampled) {

@@ -166,7 +166,6 @@ class SourceStream {
   std::uint32_t peer_window_;   // frames the receiver can hold beyond snd_una_
   std::uint32_t sacked_ = 0;    // frames in [snd_una_, snd_nxt_) known to have arrived
   std::uint64_t srtt_ = 0, rttvar_ = 0, rto_;
-  std::uint64_t last_progress_tsc_ = 0;
 
   double tokens_ = 0;
   std::uint64_t tokens_tsc_ = 0;
@@ -209,7 +208,7 @@ class DestinationStream {
   void deliver(const std::byte* bytes, std::size_t length);
   void process_record(std::span<const std::byte> bytes);
   bool apply_record(const pagecodec::RecordView& record);
-  void send_ack(std::uint64_t now, FrameType type = FrameType::kAck);
+  void send_ack(FrameType type = FrameType::kAck);
   rte_mbuf*& held(std::uint32_t seq) { return reorder_[seq & (reorder_.size() - 1)]; }
 
   std::uint16_t index_;
