@@ -157,6 +157,7 @@ int main(int argc, char** argv) {
   auto session = DestinationSession::accept(config, *port, destination.data());
   if (!session) return fail(role, session.error().message);
   if (auto status = (*session)->run_until_finished(120000); !status) return fail(role, status.error().message);
+  (*session)->linger();
   for (int round = 1; round <= rounds; ++round) write_round(guest, writes);  // what the source holds now
   if (destination != guest) {
     std::uint64_t differing = 0;

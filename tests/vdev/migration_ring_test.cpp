@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "pagewire/tools/guest_model.hpp"
+#include "pagewire/tools/digest.hpp"
 #include "pagewire/tools/image.hpp"
 #include "pagewire/tools/mapped_memory.hpp"
 #include "pagewire/tools/migration.hpp"

@@ -147,6 +147,7 @@ MigrationResult migrate(Harness& harness, Bytes& guest, Bytes& destination, int 
     }
     receiver = std::move(accepted).value();
     if (auto status = receiver->run_until_finished(60000); !status) result.destination_error = status.error().message;
+    receiver->linger();
   });
   auto connected = SourceSession::connect(source_config, harness.source_port(), guest.data());
   if (!connected) {

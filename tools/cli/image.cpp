@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "pagewire/tools/digest.hpp"
 #include "pagewire/tools/image.hpp"
 #include "pagewire/tools/mapped_memory.hpp"
 

@@ -20,6 +20,7 @@
 #include "cli/commands.hpp"
 #include "pagewire/pinning/plan.hpp"
 #include "pagewire/tools/guest_model.hpp"
+#include "pagewire/tools/digest.hpp"
 #include "pagewire/tools/image.hpp"
 #include "pagewire/tools/mapped_memory.hpp"
 #include "pagewire/tools/migration.hpp"
@@ -159,6 +160,34 @@ std::string encoding_mix(const std::array<std::uint64_t, pagecodec::kEncodingCou
   out << pages[1] << "/" << pages[2] << "/" << pages[3] << "/" << pages[4];
   return out.str();
 }
+
+// On a terminal, one line redrawn in place shows where the current round is; the round's
+// line replaces it when the round ends.
+class ProgressLine {
+ public:
+  explicit ProgressLine(std::uint32_t page_size) : page_size_(page_size), shown_(isatty(STDOUT_FILENO) != 0) {}
+
+  void draw(const tools::RoundProgress& p) {
+    if (!shown_) return;
+    constexpr int kWidth = 32;
+    const double done = p.pages == 0 ? 1.0 : static_cast<double>(p.pages_done) / static_cast<double>(p.pages);
+    const int filled = static_cast<int>(done * kWidth);
+    const double gbps = static_cast<double>(p.pages_done) * page_size_ * 8 / std::max(p.seconds, 1e-9) / 1e9;
+    std::cout << "\r  round " << p.round << " [" << std::string(filled, '#') << std::string(kWidth - filled, '.')
+              << "] " << std::setw(3) << static_cast<int>(done * 100) << "%  " << p.pages_done << "/" << p.pages
+              << " pages  " << std::fixed << std::setprecision(2) << gbps << " Gbit/s\033[K" << std::flush;
+    drawn_ = true;
+  }
+  void clear() {
+    if (drawn_) std::cout << "\r\033[K" << std::flush;
+    drawn_ = false;
+  }
+
+ private:
+  std::uint32_t page_size_;
+  bool shown_;
+  bool drawn_ = false;
+};
 
 int fail(const char* role, const std::string& message, bool json) {
   if (json) {
@@ -324,6 +353,8 @@ int source(const std::vector<std::string>& args) {
               << std::endl;
   }
   tools::SourceMigration run(**session, region->bytes(), endpoint->guest_pages, o.page_size, guest, log, migration);
+  ProgressLine progress(o.page_size);
+  auto draw_progress = [&](const tools::RoundProgress& p) { progress.draw(p); };
   auto report = run.run(device_state, [&](const tools::RoundReport& r) {
     if (o.json) {
       std::cout << nlohmann::json{{"event", "round"}, {"round", r.round}, {"pages", r.pages},
@@ -334,12 +365,14 @@ int source(const std::vector<std::string>& args) {
                 << std::endl;
       return;
     }
+    progress.clear();
     std::cout << std::setw(5) << r.round << std::setw(10) << r.pages << std::fixed << std::setprecision(1)
               << std::setw(11) << static_cast<double>(r.wire_bytes) / (1 << 20) << std::setprecision(3) << std::setw(10)
               << r.seconds << std::setprecision(2) << std::setw(8) << r.guest_gbps << std::setprecision(0)
               << std::setw(15) << r.dirty_pages_per_second << std::setw(6) << r.dirty_pages << std::setw(10)
               << r.throttle * 100 << "%  " << encoding_mix(r.pages_by_encoding) << std::endl;
-  });
+  }, o.json ? std::function<void(const tools::RoundProgress&)>{} : draw_progress);
+  progress.clear();
   if (!report) return fail("src", report.error().message, o.json);
   // The side that started closes last: the destination answers repeats for a moment after
   // the commit, and memif's PMD unmaps its rings under a peer still polling them.

@@ -166,24 +166,4 @@ ImageStats image_stats(std::span<const std::byte> memory, std::uint32_t page_siz
   return stats;
 }
 
-Digest digest_of(std::span<const std::byte> bytes) {
-  const XXH128_hash_t hash = XXH3_128bits(bytes.data(), bytes.size());
-  Digest digest;
-  for (int i = 0; i < 8; ++i) {
-    digest[i] = static_cast<std::uint8_t>(hash.high64 >> (56 - 8 * i));
-    digest[8 + i] = static_cast<std::uint8_t>(hash.low64 >> (56 - 8 * i));
-  }
-  return digest;
-}
-
-std::string to_hex(const Digest& digest) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (std::uint8_t byte : digest) {
-    out += kHex[byte >> 4];
-    out += kHex[byte & 15];
-  }
-  return out;
-}
-
 }  // namespace pagewire::tools

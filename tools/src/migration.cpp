@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <future>
+#include <mutex>
 #include <numeric>
+#include <thread>
 
 namespace pagewire::tools {
 
@@ -25,6 +28,7 @@ SourceMigration::SourceMigration(transport::SourceSession& session, std::span<st
                                  const MigrationOptions& options)
     : session_(session),
       region_(region),
+      digest_(region),
       guest_pages_(guest_pages),
       page_size_(page_size),
       guest_(guest),
@@ -35,7 +39,14 @@ Result<RoundReport> SourceMigration::send_round(std::span<const std::uint64_t> p
   const transport::SessionTotals before = session_.totals();
   const auto start = Clock::now();
   session_.begin_round(pages, ++generation_);
-  if (auto status = session_.run_until_idle(60000); !status) return status.error();
+  auto show_progress = [&] {
+    RoundProgress progress{.round = round, .pages = pages.size(), .seconds = seconds_since(start)};
+    const transport::SessionTotals now = session_.totals();
+    for (int e = 0; e < pagecodec::kEncodingCount; ++e) progress.pages_done += now.encoded.pages[e] - before.encoded.pages[e];
+    on_progress_(progress);
+  };
+  const std::function<void()> tick = on_progress_ ? std::function<void()>(show_progress) : nullptr;
+  if (auto status = session_.run_until_idle(60000, tick); !status) return status.error();
   const transport::SessionTotals after = session_.totals();
   RoundReport report;
   report.round = round;
@@ -51,26 +62,29 @@ Result<RoundReport> SourceMigration::send_round(std::span<const std::uint64_t> p
 }
 
 Result<MigrationReport> SourceMigration::run(std::span<const std::byte> device_state,
-                                             const std::function<void(const RoundReport&)>& on_round) {
+                                             const std::function<void(const RoundReport&)>& on_round,
+                                             const std::function<void(const RoundProgress&)>& on_progress) {
+  on_progress_ = on_progress;
   const std::uint64_t state_pages = region_.size() / page_size_ - guest_pages_;
   if (sizeof(std::uint64_t) + device_state.size() > state_pages * page_size_) {
     session_.abort("device state too large");
     return make_error("device state of " + std::to_string(device_state.size()) + " bytes does not fit in " +
                       std::to_string(state_pages) + " state pages");
   }
-  // The switchover ends with a digest of the whole region on the destination: time one here
-  // (before any round, so the pages are warm on neither side) to budget for it.
+  // The switchover ends with both sides rehashing the pages the last round carried: time a
+  // full hash here to budget for that per block.
   const auto digest_start = Clock::now();
-  (void)digest_of(region_);
-  digest_seconds_ = seconds_since(digest_start);
+  digest_.refresh();
+  block_hash_seconds_ = seconds_since(digest_start) / static_cast<double>(digest_.blocks());
 
   const auto start = Clock::now();
   MigrationReport report;
   report.guest_pages = guest_pages_;
   std::vector<std::uint64_t> pages(guest_pages_);
   std::iota(pages.begin(), pages.end(), 0);
-  std::vector<std::uint64_t> ignored;
-  log_.collect(&ignored);  // round 0 sends everything: earlier writes are in it
+  std::vector<std::uint64_t> written;
+  log_.collect(&written);  // round 0 sends everything: earlier writes are in it...
+  digest_.mark_pages(written, page_size_);  // ...but some came after their block's hash
 
   std::uint64_t previous_dirty = UINT64_MAX;
   int stalled = 0;
@@ -83,6 +97,7 @@ Result<MigrationReport> SourceMigration::run(std::span<const std::byte> device_s
     }
     pages.clear();
     log_.collect(&pages);
+    digest_.mark_pages(pages, page_size_);
     sent->dirty_pages = pages.size();
     sent->dirty_pages_per_second = static_cast<double>(pages.size()) / sent->seconds;
     report.rounds = round + 1;
@@ -100,6 +115,9 @@ Result<MigrationReport> SourceMigration::run(std::span<const std::byte> device_s
     const double expected_ms = expected_downtime_seconds(pages.size(), bytes_per_second) * 1000;
     report.expected_downtime_ms = expected_ms;
     if (expected_ms <= options_.downtime_limit_ms) break;
+    // Another round: bring the digest up to date with what this one saw the guest write
+    // (more writes during the hash are marked by the next collect).
+    digest_.refresh();
     if (seconds_since(start) > options_.max_seconds) {
       session_.abort("no convergence");
       return make_error("no convergence within " + std::to_string(options_.max_seconds) + " s (" +
@@ -125,11 +143,13 @@ Result<MigrationReport> SourceMigration::run(std::span<const std::byte> device_s
 
 double SourceMigration::expected_downtime_seconds(std::uint64_t dirty_pages, double bytes_per_second) const {
   constexpr double kRoundTrips = 0.005;  // FIN, VERIFY and COMMIT exchanges on a quiet link
-  // Both ends hash their whole region at once, sharing memory bandwidth where they share a
-  // machine: measured here at 2-3x one quiet digest, so budget two.
+  // Both ends rehash the same blocks at once, sharing memory bandwidth where they share a
+  // machine: budget twice one quiet hash. The state pages are not marked yet.
   constexpr double kConcurrentDigests = 2.0;
+  const std::uint64_t state_blocks = (region_.size() - guest_pages_ * page_size_) / RegionDigest::kBlockBytes;
+  const std::uint64_t blocks = digest_.stale_blocks() + state_blocks;
   return static_cast<double>(dirty_pages) * page_size_ / std::max(bytes_per_second, 1.0) +
-         kConcurrentDigests * digest_seconds_ + kRoundTrips;
+         kConcurrentDigests * block_hash_seconds_ * static_cast<double>(blocks) + kRoundTrips;
 }
 
 Result<MigrationReport> SourceMigration::switch_over(std::span<const std::byte> device_state, MigrationReport report,
@@ -151,6 +171,13 @@ Result<MigrationReport> SourceMigration::switch_over(std::span<const std::byte> 
   std::memcpy(state, &length, sizeof length);
   if (!device_state.empty()) std::memcpy(state + sizeof length, device_state.data(), device_state.size());
   for (std::uint64_t p = guest_pages_; p < region_.size() / page_size_; ++p) pages.push_back(p);
+  digest_.mark_pages(pages, page_size_);
+  // The region no longer changes: rehash what changed while the last round goes out, and
+  // while the destination rehashes its own, so the two overlap instead of adding up.
+  std::future<Digest> ours_later = std::async(std::launch::async, [this] {
+    digest_.refresh();
+    return digest_.digest();
+  });
   auto phase_start = Clock::now();
   auto phase_ms = [&] {
     const auto now = Clock::now();
@@ -169,9 +196,6 @@ Result<MigrationReport> SourceMigration::switch_over(std::span<const std::byte> 
   if (auto status = session_.run_until_idle(60000); !status) return fail(status.error().message);
   report.finish_ms = phase_ms();
 
-  // Hash our region (it no longer changes) while the destination hashes its own: the two
-  // overlap instead of adding up.
-  std::future<Digest> ours_later = std::async(std::launch::async, [this] { return digest_of(region_); });
   auto theirs = session_.verify(options_.verify_timeout_ms);
   const Digest ours = ours_later.get();
   report.verify_ms = phase_ms();
@@ -187,16 +211,66 @@ Result<MigrationReport> SourceMigration::switch_over(std::span<const std::byte> 
   return report;  // the guest stays paused: it now runs on the destination
 }
 
+namespace {
+
+// Marks the pages the streams changed since the last look, by generation.
+class ReceivedPages {
+ public:
+  ReceivedPages(const transport::DestinationSession& session, std::uint32_t page_size)
+      : session_(session), page_size_(page_size), seen_(session.region_pages(), 0) {}
+
+  void mark_changed(RegionDigest& digest) {
+    for (std::uint64_t page = 0; page < seen_.size(); ++page) {
+      const std::uint32_t generation = session_.page_generation(page);
+      if (generation == seen_[page]) continue;
+      seen_[page] = generation;
+      digest.mark_page(page, page_size_);
+    }
+  }
+
+ private:
+  const transport::DestinationSession& session_;
+  std::uint32_t page_size_;
+  std::vector<std::uint32_t> seen_;
+};
+
+}  // namespace
+
 Result<ReceiveReport> receive_migration(transport::DestinationSession& session, std::span<const std::byte> region,
                                         std::uint64_t guest_pages, std::uint32_t page_size, std::uint32_t timeout_ms) {
-  if (auto status = session.run_until_finished(timeout_ms); !status) return status.error();
+  RegionDigest digest_keeper(region);
+  ReceivedPages received(session, page_size);
+  // Hashes what has arrived while the rounds go on; it owns digest_keeper until joined.
+  std::mutex mutex;
+  std::condition_variable wake;
+  bool receiving = true;
+  std::thread hasher([&] {
+    std::unique_lock lock(mutex);
+    while (!wake.wait_for(lock, std::chrono::milliseconds(10), [&] { return !receiving; })) {
+      lock.unlock();
+      received.mark_changed(digest_keeper);
+      digest_keeper.refresh();
+      lock.lock();
+    }
+  });
+  const Status finished = session.run_until_finished(timeout_ms);
+  {
+    std::lock_guard lock(mutex);
+    receiving = false;
+  }
+  wake.notify_one();
+  hasher.join();
+  if (!finished) return finished.error();
   ReceiveReport report;
   const auto hashed = Clock::now();
-  const Digest digest = digest_of(region);
+  received.mark_changed(digest_keeper);
+  report.blocks_rehashed_after_fin = digest_keeper.refresh();
+  const Digest digest = digest_keeper.digest();
   const auto waiting = Clock::now();
   report.digest_ms = std::chrono::duration<double, std::milli>(waiting - hashed).count();
   if (auto status = session.await_commit(digest, region.size(), timeout_ms); !status) return status.error();
   report.commit_wait_ms = std::chrono::duration<double, std::milli>(Clock::now() - waiting).count();
+  session.linger();
   report.digest = to_hex(digest);
   const std::byte* state = region.data() + guest_pages * page_size;
   std::uint64_t length = 0;

@@ -44,6 +44,7 @@ int run_destination(void* arg) {
     return 1;
   }
   if (auto status = (*session)->run_until_finished(600000); !status) job.error = status.error().message;
+  (*session)->linger();
   return job.error.empty() ? 0 : 1;
 }
 

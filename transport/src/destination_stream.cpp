@@ -2,6 +2,7 @@
 #include <rte_ethdev.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "pagewire/transport/stream.hpp"
@@ -175,6 +176,16 @@ void DestinationStream::process_record(std::span<const std::byte> bytes) {
   apply_record(parsed.view);
 }
 
+namespace {
+
+// After the pages' bytes: DestinationSession::page_generation() readers on other threads
+// (the destination's incremental digest) rely on this order. A plain store on x86.
+void publish_generation(std::uint32_t* generations, std::uint32_t count, std::uint32_t generation) {
+  for (std::uint32_t k = 0; k < count; ++k) std::atomic_ref(generations[k]).store(generation, std::memory_order_release);
+}
+
+}  // namespace
+
 // The ordering rule: never let an older copy overwrite a newer one, and apply a DELTA only
 // onto the exact base it was encoded against.
 bool DestinationStream::apply_record(const pagecodec::RecordView& record) {
@@ -195,10 +206,10 @@ bool DestinationStream::apply_record(const pagecodec::RecordView& record) {
   if (decoder_.apply(record, region_) != pagecodec::DecodeError::kNone) {
     ++counters_.record_errors;
     // The pages hold unspecified bytes now: no DELTA may build on them.
-    for (std::uint32_t k = 0; k < record.page_count; ++k) generations[k] = 0;
+    publish_generation(generations, record.page_count, 0);
     return false;
   }
-  for (std::uint32_t k = 0; k < record.page_count; ++k) generations[k] = record.generation;
+  publish_generation(generations, record.page_count, record.generation);
   return true;
 }
 

@@ -284,8 +284,10 @@ void SourceSession::begin_finish() {
   for (auto& stream : streams_) stream.finish();
 }
 
-Status SourceSession::run_until_idle(std::uint32_t timeout_ms) {
+Status SourceSession::run_until_idle(std::uint32_t timeout_ms, const std::function<void()>& tick) {
   const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(timeout_ms);
+  const std::uint64_t tick_interval = ms_to_tsc(100);
+  std::uint64_t next_tick = rte_rdtsc() + tick_interval;
   SilenceWatch peer(ms_to_tsc(config_.peer_timeout_ms));
   for (;;) {
     bool busy = false;
@@ -304,17 +306,26 @@ Status SourceSession::run_until_idle(std::uint32_t timeout_ms) {
       return make_error("source: streams still busy after " + std::to_string(timeout_ms) +
                         " ms (destination gone, or the path lost every frame)");
     }
+    if (tick && now > next_tick) {
+      tick();
+      next_tick = rte_rdtsc() + tick_interval;
+    }
   }
 }
 
 template <typename Handle>
 bool SourceSession::exchange(FrameType request, std::uint32_t timeout_ms, Handle&& handle) {
   const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(timeout_ms);
-  for (std::uint32_t id = 1; rte_rdtsc() < deadline; ++id) {
+  // These run while the guest is paused: repeat a lost request soon, after twice the
+  // smoothed RTT (2 ms at least), backing off to 100 ms or 2 RTT.
+  const std::uint64_t srtt_us = totals().streams.srtt_us;
+  std::uint64_t wait_us = std::max<std::uint64_t>(2000, 2 * srtt_us);
+  const std::uint64_t max_wait_us = std::max<std::uint64_t>(100000, 2 * srtt_us);
+  for (std::uint32_t id = 1; rte_rdtsc() < deadline; ++id, wait_us = std::min(2 * wait_us, max_wait_us)) {
     send_control(control_, config_.path, FrameFields{.type = request, .stream = 0, .session = session_, .seq = id},
                  nullptr, 0);
     if (await_control(control_, config_.path, config_.streams, session_,
-                      std::min(deadline, rte_rdtsc() + ms_to_tsc(100)), &control_counters_,
+                      std::min(deadline, rte_rdtsc() + wait_us * rte_get_tsc_hz() / 1000000), &control_counters_,
                       [&](const ReceivedFrame& frame, const rte_mbuf*) { return handle(frame); })) {
       return true;
     }
@@ -370,19 +381,20 @@ class DestinationSession::Responder final : public ControlResponder {
   Responder(QueueRef queue, const Path& path, std::uint32_t session, HelloPayload hello)
       : queue_(queue), path_(path), session_(session), hello_(hello) {}
 
+  // A VERIFY that came before this is answered now: the source is paused waiting for it.
   void set_verification(const Digest& digest, std::uint64_t region_bytes) {
     std::memcpy(verify_.digest, digest.data(), digest.size());
     verify_.region_bytes.set(region_bytes);
     can_verify_ = true;
+    if (early_verify_seq_ != 0) send_verify_reply(early_verify_seq_);
   }
   bool committed() const { return committed_; }
   const std::string& aborted() const { return aborted_; }
 
   void respond(const ReceivedFrame& frame, std::uint64_t) override {
-    if (frame.type == FrameType::kVerify && can_verify_) {
-      send_control(queue_, path_,
-                   FrameFields{.type = FrameType::kVerifyReply, .stream = 0, .session = session_, .seq = frame.seq},
-                   &verify_, sizeof verify_);
+    if (frame.type == FrameType::kVerify) {
+      if (can_verify_) send_verify_reply(frame.seq);
+      else early_verify_seq_ = frame.seq;
       return;
     }
     if (frame.type == FrameType::kAbort) {
@@ -410,11 +422,17 @@ class DestinationSession::Responder final : public ControlResponder {
   }
 
  private:
+  void send_verify_reply(std::uint32_t seq) {
+    send_control(queue_, path_, FrameFields{.type = FrameType::kVerifyReply, .stream = 0, .session = session_, .seq = seq},
+                 &verify_, sizeof verify_);
+  }
+
   QueueRef queue_;
   Path path_;
   std::uint32_t session_;
   HelloPayload hello_;
   VerifyPayload verify_{};
+  std::uint32_t early_verify_seq_ = 0;
   bool can_verify_ = false;
   bool committed_ = false;
   std::string aborted_;
@@ -505,14 +523,14 @@ Status DestinationSession::run_until_finished(std::uint32_t timeout_ms) {
                         " ms: it is gone or the path is down");
     }
     if (!responder_->aborted().empty()) return make_error(responder_->aborted());
-    if (!busy) break;
+    if (!busy) return Ok{};
     if (now > deadline) {
       return make_error("destination: no FIN on every stream within " + std::to_string(timeout_ms) + " ms");
     }
   }
-  // TIME-WAIT: our FIN_ACK may be lost, and the source then repeats its FIN. Keep answering
-  // until the line has been quiet for a while (callers that go on to await_commit keep
-  // polling anyway).
+}
+
+void DestinationSession::linger() {
   SilenceWatch line(ms_to_tsc(100));
   const std::uint64_t give_up = rte_rdtsc() + ms_to_tsc(2000);
   for (std::uint64_t now = rte_rdtsc(); now < give_up; now = rte_rdtsc()) {
@@ -521,9 +539,8 @@ Status DestinationSession::run_until_finished(std::uint32_t timeout_ms) {
       stream.poll(now);
       frames += stream.counters().frames_received + stream.counters().duplicates + stream.counters().acks_sent;
     }
-    if (line.expired(frames, now)) break;
+    if (line.expired(frames, now)) return;
   }
-  return Ok{};
 }
 
 Status DestinationSession::await_commit(const Digest& digest, std::uint64_t region_bytes, std::uint32_t timeout_ms) {
@@ -539,11 +556,6 @@ Status DestinationSession::await_commit(const Digest& digest, std::uint64_t regi
     // Keep every stream answering: a lost FIN_ACK is asked for again, VERIFY and COMMIT
     // arrive on stream 0.
     for (auto& stream : streams_) stream.poll(now);
-  }
-  // The COMMIT_ACK may be lost: answer repeats for a moment before going away.
-  const std::uint64_t grace = rte_rdtsc() + ms_to_tsc(300);
-  while (rte_rdtsc() < grace) {
-    for (auto& stream : streams_) stream.poll(rte_rdtsc());
   }
   return Ok{};
 }

@@ -1,5 +1,4 @@
-// Reference memory images: seeded, reproducible page contents that resemble real guest RAM,
-// and the digest that proves a migrated image equal to its source.
+// Reference memory images: seeded, reproducible page contents that resemble real guest RAM.
 #pragma once
 
 #include <array>
@@ -45,11 +44,5 @@ struct ImageStats {
 // Zero, duplicate and compressible fractions of a memory image (any raw file works: a
 // QEMU pmemsave dump, a core file's memory).
 ImageStats image_stats(std::span<const std::byte> memory, std::uint32_t page_size);
-
-using Digest = std::array<std::uint8_t, 16>;
-
-// XXH3-128 of the bytes (libxxhash): fast enough to check a whole image at switchover.
-Digest digest_of(std::span<const std::byte> bytes);
-std::string to_hex(const Digest& digest);
 
 }  // namespace pagewire::tools

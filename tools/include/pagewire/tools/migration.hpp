@@ -18,8 +18,8 @@
 
 #include "pagewire/pagecodec/record.hpp"
 #include "pagewire/result.hpp"
+#include "pagewire/tools/digest.hpp"
 #include "pagewire/tools/guest_model.hpp"
-#include "pagewire/tools/image.hpp"
 #include "pagewire/transport/session.hpp"
 
 namespace pagewire::tools {
@@ -53,6 +53,14 @@ struct RoundReport {
   std::array<std::uint64_t, pagecodec::kEncodingCount> pages_by_encoding{};
 };
 
+// Where the current round is, about every 100 ms.
+struct RoundProgress {
+  std::uint32_t round = 0;
+  std::uint64_t pages_done = 0;   // encoded and handed to the streams
+  std::uint64_t pages = 0;        // in this round
+  double seconds = 0;             // since the round began
+};
+
 struct MigrationReport {
   bool verified = false;
   std::string digest;
@@ -76,8 +84,11 @@ class SourceMigration {
   SourceMigration(transport::SourceSession& session, std::span<std::byte> region, std::uint64_t guest_pages,
                   std::uint32_t page_size, GuestModel& guest, DirtyLog& log, const MigrationOptions& options);
 
+  // `on_round` after every pre-copy round; `on_progress` (optional) during each round,
+  // the final one included. Both run on the calling thread.
   Result<MigrationReport> run(std::span<const std::byte> device_state,
-                              const std::function<void(const RoundReport&)>& on_round);
+                              const std::function<void(const RoundReport&)>& on_round,
+                              const std::function<void(const RoundProgress&)>& on_progress = {});
 
  private:
   Result<RoundReport> send_round(std::span<const std::uint64_t> pages, std::uint32_t round);
@@ -86,23 +97,30 @@ class SourceMigration {
                                       std::vector<std::uint64_t> pending);
 
   // Seconds to switch over with `dirty_pages` left at `bytes_per_second`: the transfer, plus
-  // the destination's digest of its whole region and the verify/commit round trips.
+  // rehashing the blocks they touch (marked in digest_) and the verify/commit round trips.
   double expected_downtime_seconds(std::uint64_t dirty_pages, double bytes_per_second) const;
 
   transport::SourceSession& session_;
   std::span<std::byte> region_;
-  double digest_seconds_ = 0;  // measured at start: one digest of the whole region
+  // Kept current between rounds from the dirty log, so the switchover rehashes only the
+  // pages the guest wrote since the last round.
+  RegionDigest digest_;
+  double block_hash_seconds_ = 0;  // measured at start
   std::uint64_t guest_pages_;
   std::uint32_t page_size_;
   GuestModel& guest_;
   DirtyLog& log_;
   MigrationOptions options_;
   std::uint32_t generation_ = 0;
+  std::function<void(const RoundProgress&)> on_progress_;
 };
 
 struct ReceiveReport {
   std::string digest;
-  double digest_ms = 0;       // hashing the whole region after the last round
+  // The digest is kept current while rounds arrive (a thread rehashes the pages that
+  // changed); after the FIN only the last round's pages are left to hash.
+  double digest_ms = 0;       // the rehash after the FIN
+  std::uint64_t blocks_rehashed_after_fin = 0;
   double commit_wait_ms = 0;  // from the digest to the source's COMMIT
   std::vector<std::byte> device_state;
 };

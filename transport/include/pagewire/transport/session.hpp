@@ -9,7 +9,9 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -73,8 +75,9 @@ class SourceSession {
   bool poll(std::uint16_t s, std::uint64_t now_tsc) { return streams_[s].poll(now_tsc); }
 
   // Polls every stream from the calling thread until all are idle, or fails after
-  // `timeout_ms` without progress being completed.
-  Status run_until_idle(std::uint32_t timeout_ms);
+  // `timeout_ms` without progress being completed. `tick`, if given, is called about every
+  // 100 ms from the same thread (a progress display; keep it short).
+  Status run_until_idle(std::uint32_t timeout_ms, const std::function<void()>& tick = {});
 
   // After the FIN round: asks the destination for the digest of its region.
   Result<Digest> verify(std::uint32_t timeout_ms);
@@ -112,16 +115,28 @@ class DestinationSession {
 
   bool poll(std::uint16_t s, std::uint64_t now_tsc) { return streams_[s].poll(now_tsc); }
   // Polls every stream until all have reached their FIN, one fails, or `timeout_ms` passes.
+  // Returns at once: the caller goes on polling, in await_commit() or linger().
   Status run_until_finished(std::uint32_t timeout_ms);
+  // TIME-WAIT, after run_until_finished() or await_commit(): our FIN_ACK or COMMIT_ACK may
+  // be lost and the source then repeats its FIN or COMMIT, so answer until the line has
+  // been quiet for 100 ms (2 s at most).
+  void linger();
 
   bool finished() const;
   // After run_until_finished: answers VERIFY with `digest` (and late FINs and probes) until
   // the source COMMITs, or fails after `timeout_ms`: then the image must be discarded.
+  // Call linger() after it.
   Status await_commit(const Digest& digest, std::uint64_t region_bytes, std::uint32_t timeout_ms);
   SessionTotals totals() const;
   const DestinationStream& stream(std::uint16_t s) const { return streams_[s]; }
-  // Generation last applied to each page (0: never received or unusable).
-  std::span<const std::uint32_t> page_generations() const { return generations_; }
+  // Generation last applied to `page` (0: never received, or unusable). Any thread may
+  // read it while the streams run: the page's bytes are written before its generation
+  // (release/acquire), so a reader that sees a generation change and then reads the page
+  // sees at least that version, and any later write changes the generation again.
+  std::uint32_t page_generation(std::uint64_t page) const {
+    return std::atomic_ref(const_cast<std::uint32_t&>(generations_[page])).load(std::memory_order_acquire);
+  }
+  std::uint64_t region_pages() const { return generations_.size(); }
 
   class Responder;
 
