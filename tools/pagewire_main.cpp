@@ -19,7 +19,10 @@ constexpr const char* kUsage =
     "  src, dst      the two ends of a migration over any DPDK port\n"
     "  image         create, inspect (stats) and digest reference memory images\n"
     "  bench codec   pagecodec speed and size ratio per encoding, beside memcpy and ISA-L\n"
-    "  bench transport  page rounds over a net_ring pair between two lcores, beside memcpy\n"
+    "  bench transport  page rounds over a net_ring pair between two lcores, beside memcpy and kernel TCP\n"
+    "  bench sweep   a benchmark over a grid of parameters: CSV, JSON, summary\n"
+    "  bench plot    an SVG chart of a sweep: one metric against one parameter\n"
+    "  bench cost    CPU cost per page of each stage, and the cores 25/40/100 GbE need\n"
     "  topo          the core, queue and memory placement for a number of streams and a port\n"
     "Run 'pagewire <command> --help' for its options.\n";
 
@@ -41,6 +44,15 @@ int main(int argc, char** argv) {
     if (command == "image") return cli::image(rest);
     if (command == "bench" && args.size() >= 2 && args[1] == "transport") {
       return cli::bench_transport({args.begin() + 2, args.end()});
+    }
+    if (command == "bench" && args.size() >= 2 && args[1] == "cost") {
+      return cli::bench_cost({args.begin() + 2, args.end()});
+    }
+    if (command == "bench" && args.size() >= 2 && args[1] == "plot") {
+      return cli::bench_plot({args.begin() + 2, args.end()});
+    }
+    if (command == "bench" && args.size() >= 2 && args[1] == "sweep") {
+      return cli::bench_sweep({args.begin() + 2, args.end()});
     }
     if (command == "bench" && args.size() >= 2 && args[1] == "codec") {
       return cli::bench_codec({args.begin() + 2, args.end()});

@@ -7,6 +7,22 @@
 
 namespace pagewire::pagecodec {
 
+Result<Policy> policy_named(std::string_view name) {
+  Policy policy;
+  if (name == "raw") {
+    policy.delta = policy.deflate = false;
+  } else if (name == "delta") {
+    policy.deflate = false;
+  } else if (name == "deflate") {
+    policy.delta = false;
+  } else if (name == "adaptive") {
+    policy.adaptive.enabled = true;
+  } else if (name != "full") {
+    return make_error("policy '" + std::string(name) + "': expected raw, delta, deflate, full or adaptive");
+  }
+  return policy;
+}
+
 Status Policy::validate() const {
   if (deflate_level < kMinDeflateLevel || deflate_level > kMaxDeflateLevel) {
     return make_error("deflate level " + std::to_string(deflate_level) + ": expected 0..3");

@@ -4,6 +4,7 @@
 
 #include <iomanip>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
 #include "pagewire/pinning/plan.hpp"
@@ -14,10 +15,27 @@ namespace po = boost::program_options;
 
 namespace pagewire::cli {
 
+Result<int> init_pair_eal(const std::string& what, std::ostream& out) {
+  // One source and one destination core pair: the plan for one stream gives the control
+  // core (source) and a stream core (destination).
+  auto topology = pinning::Topology::from_system();
+  if (!topology) return topology.error();
+  auto placement = pinning::plan(*topology, {.streams = 1, .port = "net_ring0", .helper_threads = 0});
+  if (!placement) return make_error(what + " needs a core pair: " + placement.error().message);
+  out << placement->to_text();
+  transport::EalOptions eal;
+  eal.program = "pagewire";
+  eal.file_prefix = "pagewire-bench-" + std::to_string(getpid());
+  eal.placement = placement->eal_arguments();
+  if (auto status = transport::init_eal(eal); !status) return status.error();
+  return placement->port.numa_node;
+}
+
 int bench_transport(const std::vector<std::string>& args) {
   tools::TransportBenchOptions options;
   std::uint64_t region_mib = options.region_bytes >> 20;
   double loss = 0.01;
+  bool json = false;
   po::options_description d("bench transport options");
   d.add_options()
       ("help,h", "show this help")
@@ -30,7 +48,8 @@ int bench_transport(const std::vector<std::string>& args) {
        "frames in flight per stream (a power of two)")
       ("crc", po::bool_switch(&options.crc), "carry CRC32C in every record")
       ("no-udp-checksum", po::bool_switch()->notifier([&](bool off) { options.udp_checksum = !off; }),
-       "send frames without a UDP checksum (memory links only)");
+       "send frames without a UDP checksum (memory links only)")
+      ("json", po::bool_switch(&json), "end with the result as one JSON object (event \"result\")");
   if (auto done = parse_options(args, d, "pagewire bench transport [options]")) return *done;
   if (loss < 0 || loss >= 1) {
     std::cerr << "pagewire: --loss " << loss << ": expected a probability in [0, 1)\n";
@@ -41,28 +60,12 @@ int bench_transport(const std::vector<std::string>& args) {
     return 2;
   }
   options.region_bytes = region_mib << 20;
-  // One source and one destination core pair: the plan for one stream gives the control
-  // core (source) and a stream core (destination).
-  auto topology = pinning::Topology::from_system();
-  if (!topology) {
-    std::cerr << "pagewire: " << topology.error().message << "\n";
+  auto numa_node = init_pair_eal("bench transport", std::cout);
+  if (!numa_node) {
+    std::cerr << "pagewire: " << numa_node.error().message << "\n";
     return 1;
   }
-  auto placement = pinning::plan(*topology, {.streams = 1, .port = "net_ring0", .helper_threads = 0});
-  if (!placement) {
-    std::cerr << "pagewire: bench transport needs a core pair: " << placement.error().message << "\n";
-    return 1;
-  }
-  std::cout << placement->to_text();
-  options.numa_node = placement->port.numa_node;
-  transport::EalOptions eal;
-  eal.program = "pagewire";
-  eal.file_prefix = "pagewire-bench-" + std::to_string(getpid());
-  eal.placement = placement->eal_arguments();
-  if (auto status = transport::init_eal(eal); !status) {
-    std::cerr << "pagewire: " << status.error().message << "\n";
-    return 1;
-  }
+  options.numa_node = *numa_node;
   options.loss = loss;
   std::cout << "bench transport: " << region_mib << " MiB of 4 KiB RAW pages, " << options.streams
             << " stream(s), window " << options.window_frames << ", UDP checksum "
@@ -73,10 +76,24 @@ int bench_transport(const std::vector<std::string>& args) {
     return 1;
   }
   const auto& r = *result;
+  if (json) {
+    std::cout << nlohmann::json{{"event", "result"}, {"region_mib", region_mib}, {"streams", options.streams},
+                                {"mtu", options.mtu}, {"path_mtu", r.path_mtu}, {"window", options.window_frames},
+                                {"udp_checksum", options.udp_checksum}, {"crc", options.crc}, {"loss", loss},
+                                {"gbps", r.gbps}, {"memcpy_gbps", r.memcpy_gbps}, {"vs_memcpy", r.vs_memcpy},
+                                {"tcp_gbps", r.tcp_gbps}, {"vs_tcp", r.vs_tcp}, {"lossy_gbps", r.lossy_gbps},
+                                {"lossy_vs_lossless", r.lossy_vs_lossless}, {"srtt_us", r.srtt_us},
+                                {"dropped", r.dropped}, {"retransmits_sack", r.retransmits_sack},
+                                {"retransmits_timeout", r.retransmits_timeout}}
+                     .dump()
+              << std::endl;
+    return 0;
+  }
   std::cout << std::fixed << std::setprecision(2) << r.memory_note << "\npath MTU " << r.path_mtu << ", srtt "
             << r.srtt_us << " us\n"
             << "lossless: " << r.gbps << " Gbit/s, memcpy " << r.memcpy_gbps << " Gbit/s: " << r.vs_memcpy
-            << "x memcpy (median of interleaved ratios)\n";
+            << "x memcpy; kernel TCP " << r.tcp_gbps << " Gbit/s: " << r.vs_tcp
+            << "x kernel TCP (medians of interleaved ratios)\n";
   if (loss > 0) {
     std::cout << "loss " << loss << ": " << r.lossy_gbps << " Gbit/s: " << r.lossy_vs_lossless
               << " of lossless (median of interleaved ratios); " << r.dropped << " frames dropped, "

@@ -3,9 +3,12 @@
 
 #include <boost/program_options.hpp>
 
+#include <iosfwd>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "pagewire/result.hpp"
 
 namespace pagewire::cli {
 
@@ -17,8 +20,16 @@ std::optional<int> parse_options(const std::vector<std::string>& args,
                                  const boost::program_options::options_description& options, const std::string& usage,
                                  const boost::program_options::positional_options_description* positional = nullptr);
 
+// EAL on the placement plan's core pair for one stream (source: control core, destination:
+// a stream core), for the benchmarks that run both ends in one process. Prints the plan to
+// `out`; returns the NUMA node of the port.
+pagewire::Result<int> init_pair_eal(const std::string& what, std::ostream& out);
+
 int bench_codec(const std::vector<std::string>& args, bool demo_defaults = false);
 int bench_transport(const std::vector<std::string>& args);
+int bench_sweep(const std::vector<std::string>& args);
+int bench_plot(const std::vector<std::string>& args);
+int bench_cost(const std::vector<std::string>& args);
 int topo(const std::vector<std::string>& args);
 int source(const std::vector<std::string>& args);
 int destination(const std::vector<std::string>& args);

@@ -4,9 +4,11 @@
 #include <sys/stat.h>
 #include <rte_ethdev.h>
 #include <rte_cycles.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -39,6 +41,7 @@ using Clock = std::chrono::steady_clock;
 // What both ends must agree on, and how each reaches its port.
 struct LinkOptions {
   std::string vdev;
+  std::string pci;
   std::string file_prefix;
   std::uint64_t size_mib = 1024;
   std::uint32_t page_size = 4096;
@@ -55,7 +58,8 @@ struct LinkOptions {
 void add_link_options(po::options_description& d, LinkOptions& o, bool source) {
   d.add_options()
       ("help,h", "show this help")
-      ("vdev", po::value(&o.vdev)->required(), "the DPDK port, e.g. net_memif0,role=server,socket=/tmp/pw.sock")
+      ("vdev", po::value(&o.vdev), "a virtual port, e.g. net_memif0,role=server,socket=/tmp/pw.sock")
+      ("pci", po::value(&o.pci), "or a NIC: its PCI address, e.g. 0000:81:00.0 (bound to vfio-pci)")
       ("file-prefix", po::value(&o.file_prefix), "DPDK file prefix (default: pagewire-<role>-<pid>)")
       ("size-mib", po::value(&o.size_mib)->default_value(o.size_mib), "guest memory in MiB; both ends must agree")
       ("page-size", po::value(&o.page_size)->default_value(o.page_size), "guest page size")
@@ -92,6 +96,7 @@ struct Endpoint {
 
 // EAL (with the placement plan's core arguments), the port, and the session configuration.
 Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
+  if (o.vdev.empty() == o.pci.empty()) return make_error("--vdev or --pci: expected exactly one port");
   if (!pagecodec::is_valid_page_size(o.page_size)) {
     return make_error("--page-size " + std::to_string(o.page_size) + ": expected a power of two from 4096 to 65536");
   }
@@ -111,7 +116,7 @@ Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
   // Threads the data path starts (guest model, hashing) inherit its CPU. On one machine the
   // two ends take different cores of the same plan: the source its control core, the
   // destination its first stream core; on two hosts each takes its own.
-  auto plan = pinning::plan(*topology, {.streams = 1, .port = "vdev", .helper_threads = 1});
+  auto plan = pinning::plan(*topology, {.streams = 1, .port = o.pci.empty() ? "vdev" : o.pci, .helper_threads = 1});
   unsigned cpu = 0;
   if (o.cpu >= 0) {
     cpu = static_cast<unsigned>(o.cpu);
@@ -122,9 +127,13 @@ Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
   eal.program = std::string("pagewire-") + role;
   eal.file_prefix = o.file_prefix.empty() ? std::string("pagewire-") + role + "-" + std::to_string(getpid()) : o.file_prefix;
   eal.placement = {"-l", std::to_string(cpu)};
-  eal.vdevs = {o.vdev};
+  if (!o.vdev.empty()) eal.vdevs = {o.vdev};
+  if (!o.pci.empty()) eal.pci_devices = {o.pci};
   if (auto status = transport::init_eal(eal); !status) return status.error();
-  if (rte_eth_dev_count_avail() == 0) return make_error("--vdev " + o.vdev + ": DPDK made no port of it");
+  if (rte_eth_dev_count_avail() == 0) {
+    return make_error(o.pci.empty() ? "--vdev " + o.vdev + ": DPDK made no port of it"
+                                    : "--pci " + o.pci + ": DPDK found no port there (is it bound to vfio-pci?)");
+  }
 
   auto port = transport::Port::open({.port_id = 0, .queues = o.streams, .mtu = o.mtu, .held_frames_per_queue = 4096,
                                      .name = role});
@@ -205,7 +214,7 @@ int destination(const std::vector<std::string>& args) {
   po::options_description d("dst options");
   add_link_options(d, o, false);
   d.add_options()("output", po::value(&output), "write the migrated guest memory here, only once committed");
-  if (auto done = parse_options(args, d, "pagewire dst --vdev DEV [options]")) return *done;
+  if (auto done = parse_options(args, d, "pagewire dst --vdev DEV | --pci ADDR [options]")) return *done;
   auto endpoint = bring_up(o, "dst");
   if (!endpoint) return fail("dst", endpoint.error().message, o.json);
   // Pre-fault before the handshake: a first touch costs ~15 us per 4 KiB page on VMs, which
@@ -214,8 +223,13 @@ int destination(const std::vector<std::string>& args) {
   auto region = tools::MappedMemory::allocate(endpoint->config.region_pages * o.page_size);
   if (!region) return fail("dst", region.error().message, o.json);
   const double prefault_ms = std::chrono::duration<double, std::milli>(Clock::now() - prefault_start).count();
-  std::cout << "dst: ready, " << o.size_mib << " MiB pre-faulted in " << std::fixed << std::setprecision(0)
-            << prefault_ms << " ms" << std::endl;  // the demo starts the source on this line
+  // The demo starts the source on this line.
+  if (o.json) {
+    std::cout << nlohmann::json{{"event", "ready"}, {"prefault_ms", prefault_ms}}.dump() << std::endl;
+  } else {
+    std::cout << "dst: ready, " << o.size_mib << " MiB pre-faulted in " << std::fixed << std::setprecision(0)
+              << prefault_ms << " ms" << std::endl;
+  }
   if (auto status = await_link(*endpoint->port, o.timeout_s); !status) return fail("dst", status.error().message, o.json);
   auto session = transport::DestinationSession::accept(endpoint->config, *endpoint->port, region->data());
   if (!session) return fail("dst", session.error().message, o.json);
@@ -248,7 +262,8 @@ int source(const std::vector<std::string>& args) {
   std::string profile_name = "idle-vm", pattern = "hot";
   std::uint64_t seed = 1;
   std::string state_file, image_file, trace_file;
-  bool no_auto_converge = false, no_delta = false, no_deflate = false;
+  bool no_auto_converge = false;
+  std::string policy_name = "full";
   int deflate_level = 1;
   double link_gbps = 0;
   po::options_description d("src options");
@@ -272,13 +287,13 @@ int source(const std::vector<std::string>& args) {
       ("max-rounds", po::value(&migration.max_rounds)->default_value(migration.max_rounds), "pre-copy rounds at most")
       ("max-seconds", po::value(&migration.max_seconds)->default_value(migration.max_seconds), "abort after this")
       ("no-auto-converge", po::bool_switch(&no_auto_converge), "switch over anyway instead of throttling the guest")
-      ("no-delta", po::bool_switch(&no_delta), "never send XBZRLE deltas")
-      ("no-deflate", po::bool_switch(&no_deflate), "never deflate")
+      ("policy", po::value(&policy_name)->default_value(policy_name),
+       "codec policy: raw (zero pages detected, the rest raw), delta (XBZRLE against the last sent copy), "
+       "deflate (ISA-L), full (delta, else deflate), adaptive (full, deflating only while it pays at --link-gbps)")
       ("deflate-level", po::value(&deflate_level)->default_value(deflate_level), "ISA-L level 0..3")
-      ("link-gbps", po::value(&link_gbps)->default_value(0),
-       "the link's rate: deflate only while it pays at this rate (adaptive policy); 0: always try")
+      ("link-gbps", po::value(&link_gbps)->default_value(0), "the link's rate, for --policy adaptive")
       ("state-file", po::value(&state_file), "device state to send at switchover (default: 4 KiB generated)");
-  if (auto done = parse_options(args, d, "pagewire src --vdev DEV [options]")) return *done;
+  if (auto done = parse_options(args, d, "pagewire src --vdev DEV | --pci ADDR [options]")) return *done;
   auto profile = tools::parse_profile(profile_name);
   if (!profile) return fail("src", profile.error().message, o.json);
   if (pattern == "hot") guest_config.pattern = tools::WritePattern::kHotSet;
@@ -287,6 +302,12 @@ int source(const std::vector<std::string>& args) {
   else return fail("src", "--pattern " + pattern + ": expected hot, uniform or sequential", o.json);
   migration.auto_converge = !no_auto_converge;
   guest_config.seed = seed;
+  auto policy = pagecodec::policy_named(policy_name);
+  if (!policy) return fail("src", "--" + policy.error().message, o.json);
+  if ((policy_name == "adaptive") != (link_gbps > 0)) {
+    return fail("src", "--policy adaptive and --link-gbps go together: the adaptive policy needs the link's rate (got "
+                       "--policy " + policy_name + ", --link-gbps " + std::to_string(link_gbps) + ")", o.json);
+  }
 
   std::vector<std::byte> device_state(4096);
   if (!state_file.empty()) {
@@ -310,12 +331,9 @@ int source(const std::vector<std::string>& args) {
   auto endpoint = bring_up(o, "src");
   if (!endpoint) return fail("src", endpoint.error().message, o.json);
   auto& config = endpoint->config;
-  config.policy.delta = !no_delta;
-  config.policy.deflate = !no_deflate;
+  config.policy = *policy;
   config.policy.deflate_level = deflate_level;
-  if (link_gbps > 0) {
-    config.policy.adaptive = {.enabled = true, .link_bytes_per_second = link_gbps * 1e9 / 8 / o.streams, .cpu_budget = 1};
-  }
+  config.policy.adaptive.link_bytes_per_second = link_gbps * 1e9 / 8 / o.streams;
   if (auto status = config.policy.validate(); !status) return fail("src", status.error().message, o.json);
 
   auto region = image_file.empty()
@@ -404,60 +422,82 @@ int source(const std::vector<std::string>& args) {
 }
 
 int demo(const std::vector<std::string>& args, const char* self) {
+  // Options after `--` go to the source as they are (e.g. `-- --policy deflate --profile database`).
+  const auto split = std::find(args.begin(), args.end(), "--");
+  const std::vector<std::string> own(args.begin(), split);
+  const std::vector<std::string> forwarded(split == args.end() ? split : split + 1, args.end());
   std::uint64_t size_mib = 1024;
+  std::uint16_t streams = 1;
   double dirty_rate = 20000;
+  bool json = false;
   po::options_description d("demo options");
   d.add_options()
       ("help,h", "show this help")
       ("size-mib", po::value(&size_mib)->default_value(size_mib), "guest memory")
-      ("dirty-rate", po::value(&dirty_rate)->default_value(dirty_rate), "pages per second the guest writes");
-  if (auto done = parse_options(args, d,
-                                "pagewire demo [options]\n"
-                                "Migrates an idle-vm reference image, with the guest writing, to a second process "
-                                "over memif.")) {
+      ("streams", po::value(&streams)->default_value(streams), "streams (queue pairs) on both ends")
+      ("dirty-rate", po::value(&dirty_rate)->default_value(dirty_rate), "pages per second the guest writes")
+      ("json", po::bool_switch(&json), "one JSON object per event, from both ends");
+  if (auto done = parse_options(own, d,
+                                "pagewire demo [options] [-- src options]\n"
+                                "Migrates a reference image (idle-vm unless the source is told otherwise), with the "
+                                "guest writing, to a second process over memif.")) {
     return *done;
   }
   const std::string socket = "/tmp/pagewire-demo-" + std::to_string(getpid()) + ".sock";
   const std::string size = std::to_string(size_mib);
+  const std::string stream_count = std::to_string(streams);
   int ready[2];
-  if (pipe(ready) != 0) return fail("demo", "cannot create a pipe", false);
-  std::cout << "pagewire demo: " << size_mib << " MiB idle-vm image, source here, destination in process "
-            << "(memif " << socket << ")" << std::endl;
+  if (pipe(ready) != 0) return fail("demo", "cannot create a pipe", json);
+  if (!json) {
+    std::cout << "pagewire demo: " << size_mib << " MiB image, source here, destination in process "
+              << "(memif " << socket << ")" << std::endl;
+  }
   const pid_t child = fork();
   if (child == 0) {
     dup2(ready[1], STDOUT_FILENO);
     close(ready[0]);
     const std::string vdev = "net_memif0,role=server,socket=" + socket;
-    execl("/proc/self/exe", self, "dst", "--vdev", vdev.c_str(), "--size-mib", size.c_str(), nullptr);
+    execl("/proc/self/exe", self, "dst", "--vdev", vdev.c_str(), "--size-mib", size.c_str(), "--streams",
+          stream_count.c_str(), json ? "--json" : nullptr, nullptr);
     _exit(127);
   }
   close(ready[1]);
   // Start the source only once the destination's port is up (memif's client is refused
   // before that); then relay the destination's words.
+  const std::string indent = json ? "" : "  ";
   FILE* from_child = fdopen(ready[0], "r");
   char line[512];
   bool destination_ready = false;
   while (!destination_ready && std::fgets(line, sizeof line, from_child) != nullptr) {
-    std::cout << "  " << line << std::flush;
-    destination_ready = std::string(line).rfind("dst: ready", 0) == 0;
+    std::cout << indent << line << std::flush;
+    destination_ready = std::string(line).find("ready") != std::string::npos;
   }
   if (!destination_ready) {
     waitpid(child, nullptr, 0);
-    return fail("demo", "the destination process did not start", false);
+    return fail("demo", "the destination process did not start", json);
   }
   std::ostringstream rate;
   rate << dirty_rate;
-  const int source_status = source({"--vdev", "net_memif0,role=client,socket=" + socket, "--size-mib", size,
-                                    "--dirty-rate", rate.str(), "--file-prefix",
-                                    "pagewire-demo-src-" + std::to_string(getpid())});
-  while (std::fgets(line, sizeof line, from_child) != nullptr) std::cout << "  " << line << std::flush;
+  std::vector<std::string> source_args = {"--vdev", "net_memif0,role=client,socket=" + socket, "--size-mib", size,
+                                          "--streams", stream_count, "--dirty-rate", rate.str(), "--file-prefix",
+                                          "pagewire-demo-src-" + std::to_string(getpid())};
+  if (json) source_args.push_back("--json");
+  source_args.insert(source_args.end(), forwarded.begin(), forwarded.end());
+  const int source_status = source(source_args);
+  // A source that failed before its ABORT could reach the destination (a bad option, no
+  // link) would leave it waiting for its whole timeout.
+  if (source_status != 0) kill(child, SIGTERM);
+  while (std::fgets(line, sizeof line, from_child) != nullptr) std::cout << indent << line << std::flush;
   int status = 0;
   waitpid(child, &status, 0);
   unlink(socket.c_str());
-  const bool destination_ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  std::cout << (source_status == 0 && destination_ok ? "pagewire demo: migration verified byte for byte\n"
-                                                     : "pagewire demo: FAILED\n");
-  return source_status == 0 && destination_ok ? 0 : 1;
+  const bool verified = source_status == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  if (json) {
+    std::cout << nlohmann::json{{"event", "demo"}, {"verified", verified}}.dump() << std::endl;
+  } else {
+    std::cout << (verified ? "pagewire demo: migration verified byte for byte\n" : "pagewire demo: FAILED\n");
+  }
+  return verified ? 0 : 1;
 }
 
 }  // namespace pagewire::cli

@@ -12,11 +12,13 @@
 #include <numeric>
 #include <ostream>
 #include <random>
+#include <thread>
 
 #include "pagewire/pinning/bind.hpp"
 #include "pagewire/tools/mapped_memory.hpp"
 #include "pagewire/tools/ring_pair.hpp"
 #include "pagewire/tools/rx_impairment.hpp"
+#include "pagewire/tools/tcp_baseline.hpp"
 #include "pagewire/transport/port.hpp"
 #include "pagewire/transport/session.hpp"
 
@@ -33,9 +35,12 @@ struct DestinationJob {
   const Port* port;
   std::byte* region;
   std::string error;
-  std::atomic<bool> ready{false};
+  // While set, the destination's core stops polling: the kernel-TCP pass gets it.
+  std::atomic<bool> paused{false};
 };
 
+// The destination's core: its own poll loop rather than run_until_finished(), to step
+// aside while the TCP baseline runs (the source is idle between rounds then).
 int run_destination(void* arg) {
   auto& job = *static_cast<DestinationJob*>(arg);
   auto session = DestinationSession::accept(*job.config, *job.port, job.region);
@@ -43,9 +48,21 @@ int run_destination(void* arg) {
     job.error = session.error().message;
     return 1;
   }
-  if (auto status = (*session)->run_until_finished(600000); !status) job.error = status.error().message;
+  while (!(*session)->finished()) {
+    if (job.paused.load(std::memory_order_acquire)) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      continue;
+    }
+    for (std::uint16_t s = 0; s < job.config->streams; ++s) {
+      (*session)->poll(s, rte_rdtsc());
+      if ((*session)->stream(s).failed()) {
+        job.error = (*session)->stream(s).failure();
+        return 1;
+      }
+    }
+  }
   (*session)->linger();
-  return job.error.empty() ? 0 : 1;
+  return 0;
 }
 
 double median(std::vector<double> values) {
@@ -82,7 +99,8 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
   auto guest = MappedMemory::allocate(options.region_bytes);
   auto destination = MappedMemory::allocate(options.region_bytes);
   auto copy_target = MappedMemory::allocate(options.region_bytes);
-  if (!guest || !destination || !copy_target) return make_error("cannot map the benchmark regions");
+  auto tcp_target = MappedMemory::allocate(options.region_bytes);
+  if (!guest || !destination || !copy_target || !tcp_target) return make_error("cannot map the benchmark regions");
   std::string memory_note = "regions left where the kernel put them";
   if (options.numa_node >= 0) {
     auto topology = pinning::Topology::from_system();
@@ -149,8 +167,19 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
     *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return round;
   };
+  const TcpBaselineOptions tcp{.streams = options.streams,
+                               .page_size = kPage,
+                               .policy = source_config.policy,
+                               .sender_cpu = static_cast<int>(rte_lcore_to_cpu_id(static_cast<int>(rte_get_main_lcore()))),
+                               .receiver_cpu = static_cast<int>(rte_lcore_to_cpu_id(static_cast<int>(worker)))};
+  auto timed_tcp_round = [&]() -> Result<double> {
+    job.paused.store(true, std::memory_order_release);
+    auto seconds = tcp_round({guest->data(), guest->size()}, {tcp_target->data(), tcp_target->size()}, tcp);
+    job.paused.store(false, std::memory_order_release);
+    return seconds;
+  };
   const double bits = static_cast<double>(options.region_bytes) * 8;
-  std::vector<double> rates, copy_rates, ratios, lossy_rates, lossy_ratios;
+  std::vector<double> rates, copy_rates, ratios, lossy_rates, lossy_ratios, tcp_rates, tcp_ratios;
   double seconds = 0, lossy_seconds = 0;
   Status status = timed_round(false, &seconds);  // warm-up: first touch of mbufs and rings
   for (int repeat = 0; repeat < options.repeats && status; ++repeat) {
@@ -162,10 +191,18 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
     status = timed_round(false, &seconds);
     if (status && !impairments.empty()) status = timed_round(true, &lossy_seconds);
     if (!status) break;
+    auto tcp_seconds = timed_tcp_round();
+    if (!tcp_seconds) {
+      status = tcp_seconds.error();
+      break;
+    }
     rates.push_back(bits / seconds / 1e9);
     copy_rates.push_back(bits / copy_seconds / 1e9);
     ratios.push_back(copy_seconds / seconds);
-    progress << "  repeat " << repeat + 1 << ": " << rates.back() << " Gbit/s (memcpy " << copy_rates.back() << ")";
+    tcp_rates.push_back(bits / *tcp_seconds / 1e9);
+    tcp_ratios.push_back(*tcp_seconds / seconds);
+    progress << "  repeat " << repeat + 1 << ": " << rates.back() << " Gbit/s (memcpy " << copy_rates.back()
+             << ", kernel TCP " << tcp_rates.back() << ")";
     if (!impairments.empty()) {
       lossy_rates.push_back(bits / lossy_seconds / 1e9);
       lossy_ratios.push_back(seconds / lossy_seconds);
@@ -180,13 +217,16 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
   rte_eal_wait_lcore(worker);
   if (!status) return make_error(status.error().message + (job.error.empty() ? "" : "; destination: " + job.error));
   if (!job.error.empty()) return make_error("destination: " + job.error);
-  if (std::memcmp(guest->data(), destination->data(), options.region_bytes) != 0) {
-    return make_error("bench self-check failed: the destination region differs from the source");
+  if (std::memcmp(guest->data(), destination->data(), options.region_bytes) != 0 ||
+      std::memcmp(guest->data(), tcp_target->data(), options.region_bytes) != 0) {
+    return make_error("bench self-check failed: a destination region differs from the source");
   }
   const SessionTotals totals = source.totals();
   result.gbps = median(rates);
   result.memcpy_gbps = median(copy_rates);
   result.vs_memcpy = median(ratios);
+  result.tcp_gbps = median(tcp_rates);
+  result.vs_tcp = median(tcp_ratios);
   if (!lossy_rates.empty()) {
     result.lossy_gbps = median(lossy_rates);
     result.lossy_vs_lossless = median(lossy_ratios);

@@ -29,7 +29,9 @@ std::vector<std::string> eal_arguments(const EalOptions& options) {
   } else {
     args.insert(args.end(), options.placement.begin(), options.placement.end());
   }
-  args.insert(args.end(), {"--file-prefix=" + options.file_prefix, "--no-pci", "--log-level=lib.eal:error"});
+  args.insert(args.end(), {"--file-prefix=" + options.file_prefix, "--log-level=lib.eal:error"});
+  if (options.pci_devices.empty()) args.push_back("--no-pci");
+  for (const auto& device : options.pci_devices) args.insert(args.end(), {"-a", device});
   if (const char* level = std::getenv("PAGEWIRE_DPDK_LOG")) args.push_back(std::string("--log-level=") + level);
   if (!hugepages_available()) {
     args.push_back("--no-huge");

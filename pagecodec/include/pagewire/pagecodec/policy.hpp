@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 #include "pagewire/result.hpp"
 
@@ -42,6 +43,11 @@ struct Policy {
 };
 
 inline constexpr std::uint32_t kMaxDeflateBatchPages = 256;
+
+// The named policies the tools offer: raw (zero pages detected, the rest raw), delta
+// (XBZRLE against the last sent copy), deflate (ISA-L), full (delta, else deflate), and
+// adaptive (full, deflating only while it pays: the caller sets the link's rate).
+Result<Policy> policy_named(std::string_view name);
 
 // Per-core estimator behind AdaptivePolicy: exponentially weighted costs per input byte of
 // DEFLATE and of RAW, and DEFLATE's output/input ratio, fed from real batches. While it

@@ -1,7 +1,7 @@
 // `pagewire bench transport`: page rounds over a net_ring pair between two pinned lcores
 // (source on the main lcore, destination on a worker lcore). Each repeat times a memcpy of
-// the same pages, a lossless round and, with loss > 0, a lossy round, back to back in one
-// session: the VM's cross-core latency drifts several-fold, so only ratios of neighbouring
+// the same pages, a lossless round, with loss > 0 a lossy round, and the same round over
+// kernel TCP on the same two CPUs, back to back in one session: the VM's cross-core latency drifts several-fold, so only ratios of neighbouring
 // passes mean anything. Needs an initialised EAL with two lcores.
 #pragma once
 
@@ -30,6 +30,8 @@ struct TransportBenchResult {
   double gbps = 0;            // guest bits per second, median lossless round
   double memcpy_gbps = 0;     // memcpy of the same pages, median of the interleaved passes
   double vs_memcpy = 0;       // median of per-repeat ratios lossless / memcpy
+  double tcp_gbps = 0;        // the same pages and codec over kernel TCP (tcp_baseline.hpp)
+  double vs_tcp = 0;          // median of per-repeat ratios lossless / kernel TCP
   double lossy_gbps = 0;      // median lossy round
   double lossy_vs_lossless = 0;  // median of per-repeat ratios lossy / lossless
   std::uint64_t retransmits_timeout = 0;

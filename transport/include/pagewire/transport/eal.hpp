@@ -14,6 +14,8 @@ struct EalOptions {
   std::string lcores = "0";          // EAL -l list, when `placement` is empty
   std::vector<std::string> placement;  // core arguments from pinning::Plan::eal_arguments()
   std::vector<std::string> vdevs;    // e.g. "net_memif0,role=server,socket=/run/pw.sock"
+  // PCI NICs to probe (EAL -a, bound to vfio-pci beforehand); none: the PCI bus is not scanned.
+  std::vector<std::string> pci_devices;
   std::size_t no_huge_megabytes = 512;  // memory when hugepages are unavailable
   std::vector<std::string> extra;    // passed through verbatim (after "--" on the CLI)
 };

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The benchmark harness keeps working: a tiny sweep (two points, one run each) writes its CSV
+# and JSON, the plot step draws from that JSON, a policy sweep of small migrations verifies
+# every run, and the cost model prints its table. Figures are not checked here: they live
+# in docs/benchmarks.md.
+set -u
+pw=$1
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+"$pw" bench sweep --kind transport --param region-mib=8 --param mtu=1500,9000 --param repeats=1 \
+  --param loss=0 --repeats 1 --out "$dir/transport" || fail "bench sweep --kind transport"
+[ "$(wc -l < "$dir/transport.csv")" -eq 3 ] || fail "expected a header and two rows in transport.csv"
+grep -q '"tcp_gbps"' "$dir/transport.json" || fail "no kernel-TCP baseline in transport.json"
+"$pw" bench plot --input "$dir/transport.json" --x mtu --y vs_tcp --output "$dir/chart.svg" || fail "bench plot"
+grep -q '</svg>' "$dir/chart.svg" || fail "chart.svg is not an SVG document"
+
+"$pw" bench sweep --kind migrate --param size-mib=16 --param policy=raw,full --repeats 1 \
+  --out "$dir/migrate" || fail "bench sweep --kind migrate"
+grep -q '"verified": 1.0' "$dir/migrate.json" || fail "no verified migration in migrate.json"
+
+"$pw" bench cost --sample-mib 8 --repeats 1 --profile database --policy raw --policy full > "$dir/cost.txt" ||
+  fail "bench cost"
+grep -q "database  full" "$dir/cost.txt" || fail "bench cost printed no row for database/full"
+echo "bench smoke: ok"

@@ -1,0 +1,93 @@
+// pagewire bench cost: per-stage cost per page and the cores a link rate needs.
+#include <boost/program_options.hpp>
+
+#include <algorithm>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+#include "pagewire/tools/cost_model.hpp"
+#include "pagewire/tools/transport_bench.hpp"
+
+namespace po = boost::program_options;
+
+namespace pagewire::cli {
+
+int bench_cost(const std::vector<std::string>& args) {
+  tools::CostModelOptions options;
+  std::uint64_t sample_mib = options.sample_bytes >> 20;
+  std::vector<std::string> profiles;
+  bool json = false;
+  po::options_description d("bench cost options");
+  d.add_options()
+      ("help,h", "show this help")
+      ("sample-mib", po::value(&sample_mib)->default_value(sample_mib), "reference image per profile, MiB")
+      ("repeats", po::value(&options.repeats)->default_value(options.repeats), "timed passes; medians are reported")
+      ("profile", po::value(&profiles)->composing(), "idle-vm, database, random (repeatable; default: all)")
+      ("policy", po::value(&options.policies)->composing(), "raw, delta, deflate, full (repeatable; default: all)")
+      ("json", po::bool_switch(&json), "one JSON object per stage cost (event \"cost\")");
+  if (auto done = parse_options(args, d, "pagewire bench cost [options]")) return *done;
+  if (sample_mib == 0 || options.repeats < 1) {
+    std::cerr << "pagewire bench cost: --sample-mib and --repeats: expected at least 1\n";
+    return 2;
+  }
+  options.sample_bytes = sample_mib << 20;
+  if (!profiles.empty()) {
+    options.profiles.clear();
+    for (const auto& name : profiles) {
+      auto profile = tools::parse_profile(name);
+      if (!profile) {
+        std::cerr << "pagewire bench cost: --profile " << profile.error().message << "\n";
+        return 2;
+      }
+      options.profiles.push_back(*profile);
+    }
+  }
+  auto numa_node = init_pair_eal("bench cost", std::cout);
+  if (!numa_node) {
+    std::cerr << "pagewire bench cost: " << numa_node.error().message << "\n";
+    return 1;
+  }
+  // The transport's share: a RAW round between the two cores, no UDP checksum (a NIC
+  // offloads it), less the copy per side it includes.
+  std::cout << "transport: RAW rounds over a net_ring pair" << std::endl;
+  auto transport = tools::run_transport_bench({.region_bytes = std::max<std::uint64_t>(options.sample_bytes, 8 << 20), .streams = 1, .mtu = 9000, .repeats = 3,
+                                               .loss = 0, .crc = false, .udp_checksum = false, .window_frames = 1024,
+                                               .numa_node = *numa_node},
+                                              std::cout);
+  if (!transport) {
+    std::cerr << "pagewire bench cost: " << transport.error().message << "\n";
+    return 1;
+  }
+  const double pair_ns_per_byte = 8 / transport->gbps;
+  const double copy_ns_per_byte = 8 / transport->memcpy_gbps;
+  options.transport_ns_per_byte = std::max(pair_ns_per_byte - copy_ns_per_byte, 0.1 * pair_ns_per_byte);
+  std::cout << "codec stages on " << sample_mib << " MiB per profile" << std::endl;
+  auto costs = tools::measure_stage_costs(options, std::cout);
+  if (!costs) {
+    std::cerr << "pagewire bench cost: " << costs.error().message << "\n";
+    return 1;
+  }
+  if (json) {
+    for (const auto& c : *costs) {
+      const auto at_25 = tools::cores_for(c, options.transport_ns_per_byte, 25, options.page_size);
+      const auto at_40 = tools::cores_for(c, options.transport_ns_per_byte, 40, options.page_size);
+      const auto at_100 = tools::cores_for(c, options.transport_ns_per_byte, 100, options.page_size);
+      std::cout << nlohmann::json{{"event", "cost"}, {"profile", c.profile}, {"policy", c.policy}, {"round", c.round},
+                                  {"encode_ns_per_page", c.encode_ns_per_page},
+                                  {"decode_ns_per_page", c.decode_ns_per_page},
+                                  {"wire_bytes_per_page", c.wire_bytes_per_page},
+                                  {"transport_ns_per_byte", options.transport_ns_per_byte},
+                                  {"source_cores", {at_25.source, at_40.source, at_100.source}},
+                                  {"destination_cores", {at_25.destination, at_40.destination, at_100.destination}},
+                                  {"link_gbps", {25, 40, 100}}}
+                       .dump()
+                << "\n";
+    }
+    return 0;
+  }
+  tools::print_cost_table(*costs, options, std::cout);
+  return 0;
+}
+
+}  // namespace pagewire::cli

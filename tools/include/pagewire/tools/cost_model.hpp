@@ -1,0 +1,51 @@
+// `pagewire bench cost`: what each stage costs per page on one core, and from that how many
+// cores each side needs to fill a 25, 40 or 100 GbE link per codec policy and image profile.
+//
+// The model: a page costs the source encode_ns + transport_ns_per_byte x wire bytes and the
+// destination transport_ns_per_byte x wire bytes + decode_ns. Codec costs are measured here
+// on reference images (scan and encode, decode). The transport's per-byte cost comes from
+// the caller: a RAW round between two cores (`bench transport`), less the one copy per side
+// that round includes, which the codec stages already count.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "pagewire/result.hpp"
+#include "pagewire/tools/image.hpp"
+
+namespace pagewire::tools {
+
+struct CostModelOptions {
+  std::uint64_t sample_bytes = 64ull << 20;  // of each profile
+  std::uint32_t page_size = 4096;
+  int repeats = 3;
+  std::vector<ImageProfile> profiles{ImageProfile::kIdleVm, ImageProfile::kDatabase, ImageProfile::kRandom};
+  std::vector<std::string> policies{"raw", "delta", "deflate", "full"};
+  // The dirty round: this share of the pages re-sent after the guest wrote 64 bytes into each.
+  double dirty_fraction = 0.1;
+  double transport_ns_per_byte = 0;  // per side; see above
+};
+
+struct StageCost {
+  std::string profile, policy;
+  std::string round;  // "first" (every page, nothing cached) or "dirty" (re-sent after small writes)
+  double encode_ns_per_page = 0;  // median over the repeats, zero scan included
+  double decode_ns_per_page = 0;
+  double wire_bytes_per_page = 0;  // record bytes, headers included
+};
+
+Result<std::vector<StageCost>> measure_stage_costs(const CostModelOptions& options, std::ostream& progress);
+
+// Cores each side needs to fill `link_gbps` of wire (fractional; a core cannot go faster).
+struct CoresNeeded {
+  double source = 0, destination = 0;
+  double guest_gbps = 0;  // memory migrated per second at that wire rate
+};
+CoresNeeded cores_for(const StageCost& cost, double transport_ns_per_byte, double link_gbps, std::uint32_t page_size);
+
+void print_cost_table(const std::vector<StageCost>& costs, const CostModelOptions& options, std::ostream& out);
+
+}  // namespace pagewire::tools

@@ -1,0 +1,165 @@
+#include "pagewire/tools/cost_model.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <iomanip>
+#include <numeric>
+#include <ostream>
+#include <random>
+#include <sstream>
+
+#include "pagewire/pagecodec/decoder.hpp"
+#include "pagewire/pagecodec/encoder.hpp"
+#include "pagewire/tools/mapped_memory.hpp"
+
+namespace pagewire::tools {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double median_of(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+// Encodes `pages` of `region` into `out` (grown as needed); returns the seconds it took.
+Result<double> encode_all(pagecodec::Encoder& encoder, const std::byte* region, std::span<const std::uint64_t> pages,
+                          std::uint32_t generation, std::vector<std::byte>& out) {
+  out.resize(std::max<std::size_t>(out.size(), pages.size() * (encoder.config().page_size + 64) + (1 << 20)));
+  std::size_t used = 0;
+  const auto start = Clock::now();
+  while (!pages.empty()) {
+    const auto progress = encoder.encode(region, pages, generation, {out.data() + used, out.size() - used});
+    if (progress.stop == pagecodec::EncodeStop::kPageOutOfRange) return make_error("cost model: page out of range");
+    used += progress.bytes_written;
+    pages = pages.subspan(progress.pages_consumed);
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  out.resize(used);
+  return seconds;
+}
+
+Result<double> decode_all(pagecodec::Decoder& decoder, std::span<const std::byte> records, std::byte* region) {
+  const auto start = Clock::now();
+  std::size_t applied = 0;
+  if (decoder.decode_all(records, region, &applied) != pagecodec::DecodeError::kNone) {
+    return make_error("cost model: the decoder refused its own encoder's records");
+  }
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+}  // namespace
+
+Result<std::vector<StageCost>> measure_stage_costs(const CostModelOptions& options, std::ostream& progress) {
+  const std::uint64_t pages = options.sample_bytes / options.page_size;
+  auto source = MappedMemory::allocate(options.sample_bytes);
+  auto destination = MappedMemory::allocate(options.sample_bytes);
+  if (!source || !destination) return make_error("cost model: cannot map " + std::to_string(options.sample_bytes >> 20) +
+                                                  " MiB samples");
+  std::vector<std::uint64_t> all(pages);
+  std::iota(all.begin(), all.end(), 0);
+  std::vector<StageCost> costs;
+  std::vector<std::byte> first, second, dirty;
+  for (const ImageProfile profile : options.profiles) {
+    for (const auto& name : options.policies) {
+      auto policy = pagecodec::policy_named(name);
+      if (!policy) return policy.error();
+      progress << "  " << to_string(profile) << ", " << name << std::endl;
+      const pagecodec::EncoderConfig config{.page_size = options.page_size, .region_pages = pages,
+                                            .delta_cache_bytes = options.sample_bytes, .policy = *policy};
+      std::vector<double> encode_first, decode_first, encode_dirty, decode_dirty;
+      std::size_t first_bytes = 0, dirty_bytes = 0, dirty_pages = 0;
+      for (int r = 0; r < options.repeats; ++r) {
+        // A fresh image each repeat: the dirty round below writes into it.
+        if (auto filled = fill_image({source->data(), source->size()}, options.page_size, profile, 1); !filled) {
+          return filled.error();
+        }
+        auto encoder = pagecodec::Encoder::create(config);
+        auto decoder = pagecodec::Decoder::create(options.page_size, pages);
+        if (!encoder) return encoder.error();
+        if (!decoder) return decoder.error();
+        auto encoded = encode_all(*encoder, source->data(), all, 1, first);
+        if (!encoded) return encoded.error();
+        auto decoded = decode_all(*decoder, first, destination->data());
+        if (!decoded) return decoded.error();
+        encode_first.push_back(*encoded / static_cast<double>(pages) * 1e9);
+        decode_first.push_back(*decoded / static_cast<double>(pages) * 1e9);
+        first_bytes = first.size();
+        // The delta cache takes a page on its second send: send everything again, untimed.
+        auto again = encode_all(*encoder, source->data(), all, 2, second);
+        if (!again) return again.error();
+        if (auto applied = decode_all(*decoder, second, destination->data()); !applied) return applied.error();
+        // The guest writes 64 bytes into a share of the pages; those go again.
+        std::mt19937_64 random(7);
+        std::vector<std::uint64_t> written;
+        for (std::uint64_t p = 0; p < pages; ++p) {
+          if (std::uniform_real_distribution<double>(0, 1)(random) >= options.dirty_fraction) continue;
+          std::byte* at = source->data() + p * options.page_size + random() % (options.page_size - 64);
+          for (int b = 0; b < 64; ++b) at[b] = std::byte(random());
+          written.push_back(p);
+        }
+        auto encoded_dirty = encode_all(*encoder, source->data(), written, 3, dirty);
+        if (!encoded_dirty) return encoded_dirty.error();
+        auto decoded_dirty = decode_all(*decoder, dirty, destination->data());
+        if (!decoded_dirty) return decoded_dirty.error();
+        if (std::memcmp(source->data(), destination->data(), options.sample_bytes) != 0) {
+          return make_error("cost model: the decoded sample differs from the source");
+        }
+        encode_dirty.push_back(*encoded_dirty / static_cast<double>(written.size()) * 1e9);
+        decode_dirty.push_back(*decoded_dirty / static_cast<double>(written.size()) * 1e9);
+        dirty_bytes = dirty.size();
+        dirty_pages = written.size();
+      }
+      const std::string profile_name(to_string(profile));
+      costs.push_back({.profile = profile_name, .policy = name, .round = "first",
+                       .encode_ns_per_page = median_of(encode_first), .decode_ns_per_page = median_of(decode_first),
+                       .wire_bytes_per_page = static_cast<double>(first_bytes) / static_cast<double>(pages)});
+      costs.push_back({.profile = profile_name, .policy = name, .round = "dirty",
+                       .encode_ns_per_page = median_of(encode_dirty), .decode_ns_per_page = median_of(decode_dirty),
+                       .wire_bytes_per_page = static_cast<double>(dirty_bytes) / static_cast<double>(dirty_pages)});
+    }
+  }
+  return costs;
+}
+
+CoresNeeded cores_for(const StageCost& cost, double transport_ns_per_byte, double link_gbps, std::uint32_t page_size) {
+  const double pages_per_second = link_gbps * 1e9 / 8 / std::max(cost.wire_bytes_per_page, 1.0);
+  const double transport_ns = transport_ns_per_byte * cost.wire_bytes_per_page;
+  return {.source = pages_per_second * (cost.encode_ns_per_page + transport_ns) / 1e9,
+          .destination = pages_per_second * (transport_ns + cost.decode_ns_per_page) / 1e9,
+          .guest_gbps = pages_per_second * page_size * 8 / 1e9};
+}
+
+void print_cost_table(const std::vector<StageCost>& costs, const CostModelOptions& options, std::ostream& out) {
+  out << "per page on one core (medians of " << options.repeats << "); transport "
+      << std::setprecision(3) << options.transport_ns_per_byte << " ns per wire byte per side\n"
+      << "cores needed per side for a link of 25 / 40 / 100 Gbit/s (source | destination), and the memory rate "
+         "that link then carries\n";
+  out << std::left << std::setw(10) << "profile" << std::setw(9) << "policy" << std::setw(7) << "round" << std::right
+      << std::setw(10) << "enc ns" << std::setw(10) << "dec ns" << std::setw(10) << "wire B" << std::setw(7) << "ratio"
+      << "   " << std::left << std::setw(34) << "source cores 25/40/100" << std::setw(30) << "dest cores 25/40/100"
+      << "guest Gbit/s at 25/40/100\n";
+  for (const auto& cost : costs) {
+    out << std::left << std::setw(10) << cost.profile << std::setw(9) << cost.policy << std::setw(7) << cost.round
+        << std::right << std::fixed << std::setprecision(0) << std::setw(10) << cost.encode_ns_per_page << std::setw(10)
+        << cost.decode_ns_per_page << std::setw(10) << cost.wire_bytes_per_page << std::setprecision(2) << std::setw(7)
+        << options.page_size / std::max(cost.wire_bytes_per_page, 1.0) << "   ";
+    std::string source, destination, guest;
+    for (double link : {25.0, 40.0, 100.0}) {
+      const CoresNeeded need = cores_for(cost, options.transport_ns_per_byte, link, options.page_size);
+      std::ostringstream s, d, g;
+      s << std::fixed << std::setprecision(1) << need.source;
+      d << std::fixed << std::setprecision(1) << need.destination;
+      g << std::fixed << std::setprecision(0) << need.guest_gbps;
+      source += (source.empty() ? "" : " / ") + s.str();
+      destination += (destination.empty() ? "" : " / ") + d.str();
+      guest += (guest.empty() ? "" : " / ") + g.str();
+    }
+    out << std::left << std::setw(34) << source << std::setw(30) << destination << guest << "\n";
+  }
+}
+
+}  // namespace pagewire::tools
