@@ -80,7 +80,8 @@ int bench_cost(const std::vector<std::string>& args) {
                                   {"transport_ns_per_byte", options.transport_ns_per_byte},
                                   {"source_cores", {at_25.source, at_40.source, at_100.source}},
                                   {"destination_cores", {at_25.destination, at_40.destination, at_100.destination}},
-                                  {"link_gbps", {25, 40, 100}}}
+                                  {"memory_gbps", {25, 40, 100}},
+                                  {"wire_gbps", {at_25.wire_gbps, at_40.wire_gbps, at_100.wire_gbps}}}
                        .dump()
                 << "\n";
     }

@@ -125,23 +125,22 @@ Result<std::vector<StageCost>> measure_stage_costs(const CostModelOptions& optio
   return costs;
 }
 
-CoresNeeded cores_for(const StageCost& cost, double transport_ns_per_byte, double link_gbps, std::uint32_t page_size) {
-  const double pages_per_second = link_gbps * 1e9 / 8 / std::max(cost.wire_bytes_per_page, 1.0);
+CoresNeeded cores_for(const StageCost& cost, double transport_ns_per_byte, double memory_gbps, std::uint32_t page_size) {
+  const double pages_per_second = memory_gbps * 1e9 / 8 / page_size;
   const double transport_ns = transport_ns_per_byte * cost.wire_bytes_per_page;
   return {.source = pages_per_second * (cost.encode_ns_per_page + transport_ns) / 1e9,
           .destination = pages_per_second * (transport_ns + cost.decode_ns_per_page) / 1e9,
-          .guest_gbps = pages_per_second * page_size * 8 / 1e9};
+          .wire_gbps = pages_per_second * cost.wire_bytes_per_page * 8 / 1e9};
 }
 
 void print_cost_table(const std::vector<StageCost>& costs, const CostModelOptions& options, std::ostream& out) {
   out << "per page on one core (medians of " << options.repeats << "); transport "
       << std::setprecision(3) << options.transport_ns_per_byte << " ns per wire byte per side\n"
-      << "cores needed per side for a link of 25 / 40 / 100 Gbit/s (source | destination), and the memory rate "
-         "that link then carries\n";
+      << "cores needed per side to migrate memory at 25 / 40 / 100 Gbit/s, and the wire rate that takes\n";
   out << std::left << std::setw(10) << "profile" << std::setw(9) << "policy" << std::setw(7) << "round" << std::right
       << std::setw(10) << "enc ns" << std::setw(10) << "dec ns" << std::setw(10) << "wire B" << std::setw(7) << "ratio"
       << "   " << std::left << std::setw(34) << "source cores 25/40/100" << std::setw(30) << "dest cores 25/40/100"
-      << "guest Gbit/s at 25/40/100\n";
+      << "wire Gbit/s at 25/40/100\n";
   for (const auto& cost : costs) {
     out << std::left << std::setw(10) << cost.profile << std::setw(9) << cost.policy << std::setw(7) << cost.round
         << std::right << std::fixed << std::setprecision(0) << std::setw(10) << cost.encode_ns_per_page << std::setw(10)
@@ -153,7 +152,7 @@ void print_cost_table(const std::vector<StageCost>& costs, const CostModelOption
       std::ostringstream s, d, g;
       s << std::fixed << std::setprecision(1) << need.source;
       d << std::fixed << std::setprecision(1) << need.destination;
-      g << std::fixed << std::setprecision(0) << need.guest_gbps;
+      g << std::fixed << std::setprecision(1) << need.wire_gbps;
       source += (source.empty() ? "" : " / ") + s.str();
       destination += (destination.empty() ? "" : " / ") + d.str();
       guest += (guest.empty() ? "" : " / ") + g.str();

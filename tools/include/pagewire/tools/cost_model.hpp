@@ -1,5 +1,7 @@
 // `pagewire bench cost`: what each stage costs per page on one core, and from that how many
-// cores each side needs to fill a 25, 40 or 100 GbE link per codec policy and image profile.
+// cores each side needs to migrate memory at 25, 40 or 100 Gbit/s (line rate of memory, as
+// in "vMotion needs ~6 cores for 100 GbE") per codec policy and image profile; a codec that
+// shrinks pages then leaves the wire partly idle, and the model says how busy.
 //
 // The model: a page costs the source encode_ns + transport_ns_per_byte x wire bytes and the
 // destination transport_ns_per_byte x wire bytes + decode_ns. Codec costs are measured here
@@ -39,12 +41,12 @@ struct StageCost {
 
 Result<std::vector<StageCost>> measure_stage_costs(const CostModelOptions& options, std::ostream& progress);
 
-// Cores each side needs to fill `link_gbps` of wire (fractional; a core cannot go faster).
+// Cores each side needs to move `memory_gbps` of guest memory (fractional).
 struct CoresNeeded {
   double source = 0, destination = 0;
-  double guest_gbps = 0;  // memory migrated per second at that wire rate
+  double wire_gbps = 0;  // what the link then carries
 };
-CoresNeeded cores_for(const StageCost& cost, double transport_ns_per_byte, double link_gbps, std::uint32_t page_size);
+CoresNeeded cores_for(const StageCost& cost, double transport_ns_per_byte, double memory_gbps, std::uint32_t page_size);
 
 void print_cost_table(const std::vector<StageCost>& costs, const CostModelOptions& options, std::ostream& out);
 
