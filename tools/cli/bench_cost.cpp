@@ -52,7 +52,7 @@ int bench_cost(const std::vector<std::string>& args) {
   // offloads it), less the copy per side it includes.
   std::cout << "transport: RAW rounds over a net_ring pair" << std::endl;
   auto transport = tools::run_transport_bench({.region_bytes = std::max<std::uint64_t>(options.sample_bytes, 8 << 20), .streams = 1, .mtu = 9000, .repeats = 3,
-                                               .loss = 0, .crc = false, .udp_checksum = false, .window_frames = 1024,
+                                               .loss = 0, .crc = false, .udp_checksum = false, .window_frames = 1024, .burst = 32,
                                                .numa_node = *numa_node},
                                               std::cout);
   if (!transport) {

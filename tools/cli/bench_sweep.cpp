@@ -20,8 +20,9 @@ int bench_sweep(const std::vector<std::string>& args) {
   d.add_options()
       ("help,h", "show this help")
       ("kind", po::value(&kind_name)->default_value(kind_name),
-       "what each run measures: transport (`bench transport`: net_ring pair, memcpy and kernel TCP beside it) or "
-       "migrate (`demo`: a live migration between two processes over memif)")
+       "what each run measures: transport (`bench transport`: net_ring pair, memcpy and kernel TCP beside it), "
+       "migrate (`demo`: a live migration between two processes over memif) or codec (`bench codec`: every "
+       "encoding on every corpus, beside memcpy and ISA-L)")
       ("param", po::value(&params)->composing(),
        "name=v1,v2,...: an option of the run and the values to sweep (one value: fixed); repeatable. "
        "A value 'on' passes a bare flag, 'off' leaves it out")

@@ -46,6 +46,7 @@ int bench_transport(const std::vector<std::string>& args) {
       ("loss", po::value(&loss)->default_value(loss), "drop probability for the lossy run (0 skips it)")
       ("window", po::value(&options.window_frames)->default_value(options.window_frames),
        "frames in flight per stream (a power of two)")
+      ("burst", po::value(&options.burst)->default_value(options.burst), "frames per TX/RX burst, 1..64")
       ("crc", po::bool_switch(&options.crc), "carry CRC32C in every record")
       ("no-udp-checksum", po::bool_switch()->notifier([&](bool off) { options.udp_checksum = !off; }),
        "send frames without a UDP checksum (memory links only)")
@@ -57,6 +58,10 @@ int bench_transport(const std::vector<std::string>& args) {
   }
   if (options.window_frames == 0 || (options.window_frames & (options.window_frames - 1)) != 0) {
     std::cerr << "pagewire: --window " << options.window_frames << ": expected a power of two\n";
+    return 2;
+  }
+  if (options.burst < 1 || options.burst > 64) {
+    std::cerr << "pagewire: --burst " << options.burst << ": expected 1..64\n";
     return 2;
   }
   options.region_bytes = region_mib << 20;
@@ -78,7 +83,7 @@ int bench_transport(const std::vector<std::string>& args) {
   const auto& r = *result;
   if (json) {
     std::cout << nlohmann::json{{"event", "result"}, {"region_mib", region_mib}, {"streams", options.streams},
-                                {"mtu", options.mtu}, {"path_mtu", r.path_mtu}, {"window", options.window_frames},
+                                {"mtu", options.mtu}, {"path_mtu", r.path_mtu}, {"window", options.window_frames}, {"burst", options.burst},
                                 {"udp_checksum", options.udp_checksum}, {"crc", options.crc}, {"loss", loss},
                                 {"gbps", r.gbps}, {"memcpy_gbps", r.memcpy_gbps}, {"vs_memcpy", r.vs_memcpy},
                                 {"tcp_gbps", r.tcp_gbps}, {"vs_tcp", r.vs_tcp}, {"lossy_gbps", r.lossy_gbps},

@@ -265,7 +265,10 @@ int source(const std::vector<std::string>& args) {
   bool no_auto_converge = false;
   std::string policy_name = "full";
   int deflate_level = 1;
-  double link_gbps = 0;
+  double link_gbps = 0, max_gbps = 0;
+  std::uint64_t delta_cache_mib = 64;
+  std::uint16_t burst = 32;
+  std::uint32_t window = 1024;
   po::options_description d("src options");
   add_link_options(d, o, true);
   d.add_options()
@@ -292,6 +295,12 @@ int source(const std::vector<std::string>& args) {
        "deflate (ISA-L), full (delta, else deflate), adaptive (full, deflating only while it pays at --link-gbps)")
       ("deflate-level", po::value(&deflate_level)->default_value(deflate_level), "ISA-L level 0..3")
       ("link-gbps", po::value(&link_gbps)->default_value(0), "the link's rate, for --policy adaptive")
+      ("delta-cache-mib", po::value(&delta_cache_mib)->default_value(delta_cache_mib),
+       "delta cache, split between the streams: size it to the hot set")
+      ("max-gbps", po::value(&max_gbps)->default_value(0),
+       "cap on the wire rate of all streams together (QEMU's max-bandwidth); 0: none")
+      ("burst", po::value(&burst)->default_value(burst), "frames per TX/RX burst, 1..64")
+      ("window", po::value(&window)->default_value(window), "frames in flight per stream, a power of two")
       ("state-file", po::value(&state_file), "device state to send at switchover (default: 4 KiB generated)");
   if (auto done = parse_options(args, d, "pagewire src --vdev DEV | --pci ADDR [options]")) return *done;
   auto profile = tools::parse_profile(profile_name);
@@ -330,7 +339,16 @@ int source(const std::vector<std::string>& args) {
   }
   auto endpoint = bring_up(o, "src");
   if (!endpoint) return fail("src", endpoint.error().message, o.json);
+  if (burst < 1 || burst > 64) return fail("src", "--burst " + std::to_string(burst) + ": expected 1..64", o.json);
+  if (window == 0 || (window & (window - 1)) != 0 || window > 16384) {
+    return fail("src", "--window " + std::to_string(window) + ": expected a power of two up to 16384", o.json);
+  }
+  if (max_gbps < 0) return fail("src", "--max-gbps: expected 0 (no cap) or a positive rate", o.json);
   auto& config = endpoint->config;
+  config.delta_cache_bytes = delta_cache_mib << 20;
+  config.tuning.burst = burst;
+  config.tuning.window_frames = window;
+  config.tuning.rate_bytes_per_second = max_gbps * 1e9 / 8 / o.streams;
   config.policy = *policy;
   config.policy.deflate_level = deflate_level;
   config.policy.adaptive.link_bytes_per_second = link_gbps * 1e9 / 8 / o.streams;

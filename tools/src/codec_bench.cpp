@@ -355,7 +355,8 @@ void print_table(const std::vector<CodecBenchRow>& rows, std::ostream& out) {
 
 void print_json(const std::vector<CodecBenchRow>& rows, const CodecBenchOptions& options,
                 std::ostream& out) {
-  out << "{\"bench\":\"codec\",\"page_size\":" << options.page_size
+  // "event" and "metrics" let `pagewire bench sweep --kind codec` read it like any run.
+  out << "{\"event\":\"result\",\"bench\":\"codec\",\"page_size\":" << options.page_size
       << ",\"corpus_bytes\":" << options.corpus_bytes << ",\"repeats\":" << options.repeats
       << ",\"deflate_level\":" << options.deflate_level
       << ",\"deflate_batch_pages\":" << options.deflate_batch_pages << ",\"rows\":[";
@@ -365,7 +366,13 @@ void print_json(const std::vector<CodecBenchRow>& rows, const CodecBenchOptions&
         << "\",\"gbps\":" << r.gbps << ",\"spread\":" << r.spread << ",\"size_ratio\":" << r.size_ratio
         << ",\"baseline\":\"" << r.baseline << "\",\"vs_baseline\":" << r.vs_baseline << "}";
   }
-  out << "]}\n";
+  out << "],\"metrics\":{";
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto& r = rows[i];
+    out << (i ? "," : "") << "\"" << r.corpus << "/" << r.stage << "\":{\"gbps\":" << r.gbps
+        << ",\"size_ratio\":" << r.size_ratio << ",\"vs_baseline\":" << r.vs_baseline << "}";
+  }
+  out << "}}\n";
 }
 
 }  // namespace pagewire::tools

@@ -127,7 +127,17 @@ Result<SweepKind> sweep_kind(const std::string& name) {
                      .result_event = "result",
                      .key_metrics = {"gbps", "vs_memcpy", "tcp_gbps", "vs_tcp", "lossy_vs_lossless"}};
   }
-  return make_error("--kind " + name + ": expected migrate or transport");
+  if (name == "codec") {
+    return SweepKind{.name = name,
+                     .command = {"bench", "codec", "--json"},
+                     .leading_params = {},
+                     .separator = {},
+                     .result_event = "result",
+                     .key_metrics = {"metrics.mix/encode default policy.gbps",
+                                     "metrics.mix/encode default policy.size_ratio",
+                                     "metrics.mix/decode zero+deflate.gbps"}};
+  }
+  return make_error("--kind " + name + ": expected migrate, transport or codec");
 }
 
 Result<SweepAxis> parse_axis(const std::string& text) {

@@ -125,6 +125,7 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
     c.path.peer = Endpoint{peer.mac(), source ? 0x0a000002u : 0x0a000001u, 47000};
     c.path.udp_checksum = options.udp_checksum;
     c.tuning.window_frames = options.window_frames;
+    c.tuning.burst = options.burst;
     c.tuning.receive_window_frames = 4 * options.window_frames;
     c.policy.zero = false;
     c.policy.delta = false;

@@ -23,6 +23,7 @@ struct TransportBenchOptions {
   bool crc = false;        // record CRC32C (off: measure the transport, not the checksum)
   bool udp_checksum = true;  // software UDP checksum on every frame (no offload on net_ring)
   std::uint32_t window_frames = 1024;
+  std::uint16_t burst = 32;
   int numa_node = -1;      // bind the page regions to this node (the port's); -1: leave them
 };
 
