@@ -15,11 +15,11 @@
 #include <thread>
 
 #include "../unit/pages.hpp"
+#include "pagewire/tools/middlebox.hpp"
 #include "pagewire/transport/eal.hpp"
 #include "pagewire/transport/frame.hpp"
 #include "pagewire/transport/port.hpp"
 #include "pagewire/transport/session.hpp"
-#include "ring_link.hpp"
 
 namespace pagewire::transport {
 namespace {
@@ -43,18 +43,19 @@ constexpr std::uint32_t kPage = 4096;
 // Source and destination ports joined by a RingLink, torn down in the safe order.
 class Harness {
  public:
-  Harness(std::uint16_t queues, test::Impairment impairment, std::uint16_t mtu = 9000) {
+  Harness(std::uint16_t queues, tools::LinkImpairment impairment, std::uint16_t mtu = 9000,
+          std::uint32_t held_frames_per_queue = 1024) {
     static int instance = 0;
     const std::string name = "l" + std::to_string(instance++);
     copy_pool_ = rte_pktmbuf_pool_create((name + "cp").c_str(), 4095, 0, 0, 9400 + RTE_PKTMBUF_HEADROOM, SOCKET_ID_ANY);
-    link_ = std::make_unique<test::RingLink>(name, queues, copy_pool_, impairment, 1234);
+    link_ = std::make_unique<tools::Middlebox>(name, queues, copy_pool_, impairment, 1234);
     auto open = [&](int id, const char* role) {
       PortConfig config{.port_id = static_cast<std::uint16_t>(id),
                         .queues = queues,
                         .mtu = mtu,
                         .rx_descriptors = 512,
                         .tx_descriptors = 512,
-                        .held_frames_per_queue = 1024,
+                        .held_frames_per_queue = held_frames_per_queue,
                         .name = name + role};
       auto port = Port::open(config);
       EXPECT_TRUE(port.ok()) << (port.ok() ? "" : port.error().message);
@@ -93,11 +94,11 @@ class Harness {
 
   const Port& source_port() const { return *source_port_; }
   const Port& destination_port() const { return *destination_port_; }
-  test::RingLink& link() { return *link_; }
+  tools::Middlebox& link() { return *link_; }
 
  private:
   rte_mempool* copy_pool_ = nullptr;
-  std::unique_ptr<test::RingLink> link_;
+  std::unique_ptr<tools::Middlebox> link_;
   std::unique_ptr<Port> source_port_;
   std::unique_ptr<Port> destination_port_;
 };
@@ -224,6 +225,43 @@ TEST(TransportRing, LossDuplicationReorderingCorruptionAndAnMtuClampNeverProduce
             0u)
       << "corrupted frames were detected and dropped";
   EXPECT_EQ(result.destination.streams.delta_base_mismatch, 0u);
+}
+
+TEST(TransportRing, LongDistancePathWithJitterAndARateCapArrivesExactly) {
+  // 150 ms RTT, as long-distance vMotion allows, +-2 ms jitter (frames overtake each other),
+  // and a 400 Mbit/s bottleneck whose 20 ms queue tail-drops what the window overshoots.
+  const tools::LinkImpairment path{.delay_us = 75000, .jitter_us = 2000, .rate_bytes_per_second = 50e6};
+  Harness harness(1, path, 9000, 8192);
+  Bytes guest = make_guest(2048, 8);
+  Bytes destination(guest.size());
+  auto source_config = harness.config(1, 2048, true);
+  auto destination_config = harness.config(1, 2048, false);
+  // The window must cover the bandwidth-delay product: 50 MB/s x 150 ms = 7.5 MB, ~840 frames.
+  for (auto* c : {&source_config, &destination_config}) {
+    c->tuning.window_frames = 1024;
+    c->tuning.receive_window_frames = 4096;
+  }
+  const auto result = migrate(harness, guest, destination, 2, source_config, destination_config);
+  ASSERT_EQ(result.source_error, "");
+  ASSERT_EQ(result.destination_error, "");
+  EXPECT_EQ(result.path_mtu, 9000) << "probes wait for the path's RTT, not a LAN timeout";
+  EXPECT_TRUE(guest == destination) << "destination memory differs from the source";
+  EXPECT_GT(result.destination.streams.out_of_order, 0u) << "jitter reordered frames";
+  EXPECT_GE(result.source.streams.srtt_us, 150000u);
+}
+
+TEST(TransportRing, BurstsOfLossArriveExactly) {
+  // Gilbert-Elliott loss: bursts of ~5 frames, one burst every ~500 frames.
+  Harness harness(2, {.burst_enter = 0.002, .burst_exit = 0.2});
+  Bytes guest = make_guest(2048, 9);
+  Bytes destination(guest.size());
+  const auto result = migrate(harness, guest, destination, 3, harness.config(2, 2048, true),
+                              harness.config(2, 2048, false));
+  ASSERT_EQ(result.source_error, "");
+  ASSERT_EQ(result.destination_error, "");
+  EXPECT_TRUE(guest == destination) << "destination memory differs from the source";
+  EXPECT_GT(harness.link().counters().burst_dropped.load(), 0u);
+  EXPECT_GT(result.source.streams.retransmits_sack + result.source.streams.retransmits_timeout, 0u);
 }
 
 TEST(TransportRing, UnchecksummedMemoryLinkWithFramesEncodedInPlace) {

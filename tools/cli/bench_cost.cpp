@@ -51,9 +51,12 @@ int bench_cost(const std::vector<std::string>& args) {
   // The transport's share: a RAW round between the two cores, no UDP checksum (a NIC
   // offloads it), less the copy per side it includes.
   std::cout << "transport: RAW rounds over a net_ring pair" << std::endl;
-  auto transport = tools::run_transport_bench({.region_bytes = std::max<std::uint64_t>(options.sample_bytes, 8 << 20), .streams = 1, .mtu = 9000, .repeats = 3,
-                                               .loss = 0, .crc = false, .udp_checksum = false, .window_frames = 1024, .burst = 32,
-                                               .numa_node = *numa_node},
+  tools::TransportBenchOptions raw_round;
+  raw_round.region_bytes = std::max<std::uint64_t>(options.sample_bytes, 8 << 20);
+  raw_round.repeats = 3;
+  raw_round.udp_checksum = false;
+  raw_round.numa_node = *numa_node;
+  auto transport = tools::run_transport_bench(raw_round,
                                               std::cout);
   if (!transport) {
     std::cerr << "pagewire bench cost: " << transport.error().message << "\n";

@@ -36,6 +36,7 @@ int bench_transport(const std::vector<std::string>& args) {
   std::uint64_t region_mib = options.region_bytes >> 20;
   double loss = 0.01;
   bool json = false;
+  double delay_ms = 0, jitter_ms = 0, rate_gbps = 0, queue_ms = 20, pace_gbps = 0;
   po::options_description d("bench transport options");
   d.add_options()
       ("help,h", "show this help")
@@ -47,6 +48,19 @@ int bench_transport(const std::vector<std::string>& args) {
       ("window", po::value(&options.window_frames)->default_value(options.window_frames),
        "frames in flight per stream (a power of two)")
       ("burst", po::value(&options.burst)->default_value(options.burst), "frames per TX/RX burst, 1..64")
+      ("pace-gbps", po::value(&pace_gbps)->default_value(0), "the source's own rate limit (token bucket); 0: none")
+      ("delay-ms", po::value(&delay_ms)->default_value(0), "link: one-way delay (75 = 150 ms RTT)")
+      ("jitter-ms", po::value(&jitter_ms)->default_value(0), "link: +- this much on each frame's delay")
+      ("rate-gbps", po::value(&rate_gbps)->default_value(0), "link: bottleneck rate per direction; 0: none")
+      ("queue-ms", po::value(&queue_ms)->default_value(queue_ms), "link: bottleneck queue, in ms at its rate")
+      ("link-drop", po::value(&options.link.drop)->default_value(0), "link: random loss per frame")
+      ("burst-enter", po::value(&options.link.burst_enter)->default_value(0),
+       "link: bursty loss, chance per frame that a burst starts")
+      ("burst-exit", po::value(&options.link.burst_exit)->default_value(options.link.burst_exit),
+       "link: chance per frame that a burst ends")
+      ("reorder", po::value(&options.link.reorder)->default_value(0), "link: share of frames held back")
+      ("duplicate", po::value(&options.link.duplicate)->default_value(0), "link: share of frames sent twice")
+      ("mtu-clamp", po::value(&options.link.mtu_clamp)->default_value(0), "link: drop IP packets above this size")
       ("crc", po::bool_switch(&options.crc), "carry CRC32C in every record")
       ("no-udp-checksum", po::bool_switch()->notifier([&](bool off) { options.udp_checksum = !off; }),
        "send frames without a UDP checksum (memory links only)")
@@ -64,6 +78,17 @@ int bench_transport(const std::vector<std::string>& args) {
     std::cerr << "pagewire: --burst " << options.burst << ": expected 1..64\n";
     return 2;
   }
+  if (delay_ms < 0 || jitter_ms < 0 || rate_gbps < 0 || queue_ms <= 0 || pace_gbps < 0) {
+    std::cerr << "pagewire: --delay-ms, --jitter-ms, --rate-gbps, --pace-gbps: expected >= 0; --queue-ms: > 0\n";
+    return 2;
+  }
+  options.link.delay_us = static_cast<std::uint32_t>(delay_ms * 1000);
+  options.link.jitter_us = static_cast<std::uint32_t>(jitter_ms * 1000);
+  options.link.rate_bytes_per_second = rate_gbps * 1e9 / 8;
+  options.link.queue_limit_bytes = static_cast<std::uint64_t>(options.link.rate_bytes_per_second * queue_ms / 1000);
+  options.pace_bytes_per_second = pace_gbps * 1e9 / 8;
+  options.impaired_link = options.link.delays() || options.link.drop > 0 || options.link.burst_enter > 0 ||
+                          options.link.reorder > 0 || options.link.duplicate > 0 || options.link.mtu_clamp != 0;
   options.region_bytes = region_mib << 20;
   auto numa_node = init_pair_eal("bench transport", std::cout);
   if (!numa_node) {
@@ -86,7 +111,8 @@ int bench_transport(const std::vector<std::string>& args) {
                                 {"mtu", options.mtu}, {"path_mtu", r.path_mtu}, {"window", options.window_frames}, {"burst", options.burst},
                                 {"udp_checksum", options.udp_checksum}, {"crc", options.crc}, {"loss", loss},
                                 {"gbps", r.gbps}, {"memcpy_gbps", r.memcpy_gbps}, {"vs_memcpy", r.vs_memcpy},
-                                {"tcp_gbps", r.tcp_gbps}, {"vs_tcp", r.vs_tcp}, {"lossy_gbps", r.lossy_gbps},
+                                {"tcp_gbps", r.tcp_gbps}, {"vs_tcp", r.vs_tcp}, {"vs_cap", r.vs_cap},
+                                {"delay_ms", delay_ms}, {"jitter_ms", jitter_ms}, {"rate_gbps", rate_gbps}, {"lossy_gbps", r.lossy_gbps},
                                 {"lossy_vs_lossless", r.lossy_vs_lossless}, {"srtt_us", r.srtt_us},
                                 {"dropped", r.dropped}, {"retransmits_sack", r.retransmits_sack},
                                 {"retransmits_timeout", r.retransmits_timeout}}
@@ -97,8 +123,10 @@ int bench_transport(const std::vector<std::string>& args) {
   std::cout << std::fixed << std::setprecision(2) << r.memory_note << "\npath MTU " << r.path_mtu << ", srtt "
             << r.srtt_us << " us\n"
             << "lossless: " << r.gbps << " Gbit/s, memcpy " << r.memcpy_gbps << " Gbit/s: " << r.vs_memcpy
-            << "x memcpy; kernel TCP " << r.tcp_gbps << " Gbit/s: " << r.vs_tcp
-            << "x kernel TCP (medians of interleaved ratios)\n";
+            << "x memcpy (medians of interleaved ratios)";
+  if (r.tcp_gbps > 0) std::cout << "; kernel TCP " << r.tcp_gbps << " Gbit/s: " << r.vs_tcp << "x kernel TCP";
+  if (r.vs_cap > 0) std::cout << "; " << r.vs_cap << " of the link's " << rate_gbps << " Gbit/s cap";
+  std::cout << "\n";
   if (loss > 0) {
     std::cout << "loss " << loss << ": " << r.lossy_gbps << " Gbit/s: " << r.lossy_vs_lossless
               << " of lossless (median of interleaved ratios); " << r.dropped << " frames dropped, "

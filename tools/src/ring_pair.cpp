@@ -48,22 +48,40 @@ RingPair::~RingPair() {
 }
 
 Result<std::unique_ptr<RingLink>> RingLink::create(const std::string& name, std::uint16_t queues, std::uint16_t mtu,
-                                                   std::uint32_t held_frames_per_queue) {
-  auto pair = RingPair::create(name, queues);
-  if (!pair) return pair.error();
-  std::unique_ptr<RingLink> link(new RingLink(std::move(pair).value()));
-  for (auto [id, port, role] : {std::tuple{link->pair_.a_port(), &link->a_, "a"},
-                                std::tuple{link->pair_.b_port(), &link->b_, "b"}}) {
+                                                   std::uint32_t held_frames_per_queue,
+                                                   const LinkImpairment* impairment) {
+  std::unique_ptr<RingLink> link(new RingLink());
+  std::uint16_t a_id = 0, b_id = 0;
+  if (impairment != nullptr) {
+    link->middlebox_ = std::make_unique<Middlebox>(name, queues, nullptr, *impairment, 42);
+    if (link->middlebox_->a_port() < 0 || link->middlebox_->b_port() < 0) {
+      return make_error("cannot create the impaired ring link " + name);
+    }
+    a_id = static_cast<std::uint16_t>(link->middlebox_->a_port());
+    b_id = static_cast<std::uint16_t>(link->middlebox_->b_port());
+  } else {
+    auto pair = RingPair::create(name, queues);
+    if (!pair) return pair.error();
+    link->pair_.emplace(std::move(pair).value());
+    a_id = link->pair_->a_port();
+    b_id = link->pair_->b_port();
+  }
+  for (auto [id, port, role] : {std::tuple{a_id, &link->a_, "a"}, std::tuple{b_id, &link->b_, "b"}}) {
     auto opened = transport::Port::open({.port_id = id, .queues = queues, .mtu = mtu,
                                          .held_frames_per_queue = held_frames_per_queue, .name = name + role});
     if (!opened) return opened.error();
     *port = std::make_unique<transport::Port>(std::move(opened).value());
   }
+  if (link->middlebox_) link->middlebox_->start();
   return link;
 }
 
 RingLink::~RingLink() {
-  pair_.drain();
+  if (middlebox_) {
+    middlebox_->stop();
+    middlebox_->drain();
+  }
+  if (pair_) pair_->drain();
   a_.reset();
   b_.reset();
 }

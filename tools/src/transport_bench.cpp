@@ -81,7 +81,8 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
     return make_error("bench transport needs two lcores (source and destination): run on a machine with 2+ cores");
   }
   static int instance = 0;
-  auto link = RingLink::create("bt" + std::to_string(instance++), options.streams, options.mtu, 4 * options.window_frames);
+  auto link = RingLink::create("bt" + std::to_string(instance++), options.streams, options.mtu, 4 * options.window_frames,
+                               options.impaired_link ? &options.link : nullptr);
   if (!link) return link.error();
   const Port* source_port = &(*link)->a();
   const Port* destination_port = &(*link)->b();
@@ -126,6 +127,7 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
     c.path.udp_checksum = options.udp_checksum;
     c.tuning.window_frames = options.window_frames;
     c.tuning.burst = options.burst;
+    c.tuning.rate_bytes_per_second = source ? options.pace_bytes_per_second / options.streams : 0;
     c.tuning.receive_window_frames = 4 * options.window_frames;
     c.policy.zero = false;
     c.policy.delta = false;
@@ -192,7 +194,7 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
     status = timed_round(false, &seconds);
     if (status && !impairments.empty()) status = timed_round(true, &lossy_seconds);
     if (!status) break;
-    auto tcp_seconds = timed_tcp_round();
+    auto tcp_seconds = options.impaired_link ? Result<double>(0.0) : timed_tcp_round();
     if (!tcp_seconds) {
       status = tcp_seconds.error();
       break;
@@ -200,10 +202,13 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
     rates.push_back(bits / seconds / 1e9);
     copy_rates.push_back(bits / copy_seconds / 1e9);
     ratios.push_back(copy_seconds / seconds);
-    tcp_rates.push_back(bits / *tcp_seconds / 1e9);
-    tcp_ratios.push_back(*tcp_seconds / seconds);
-    progress << "  repeat " << repeat + 1 << ": " << rates.back() << " Gbit/s (memcpy " << copy_rates.back()
-             << ", kernel TCP " << tcp_rates.back() << ")";
+    progress << "  repeat " << repeat + 1 << ": " << rates.back() << " Gbit/s (memcpy " << copy_rates.back();
+    if (*tcp_seconds > 0) {
+      tcp_rates.push_back(bits / *tcp_seconds / 1e9);
+      tcp_ratios.push_back(*tcp_seconds / seconds);
+      progress << ", kernel TCP " << tcp_rates.back();
+    }
+    progress << ")";
     if (!impairments.empty()) {
       lossy_rates.push_back(bits / lossy_seconds / 1e9);
       lossy_ratios.push_back(seconds / lossy_seconds);
@@ -219,15 +224,20 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
   if (!status) return make_error(status.error().message + (job.error.empty() ? "" : "; destination: " + job.error));
   if (!job.error.empty()) return make_error("destination: " + job.error);
   if (std::memcmp(guest->data(), destination->data(), options.region_bytes) != 0 ||
-      std::memcmp(guest->data(), tcp_target->data(), options.region_bytes) != 0) {
+      (!tcp_rates.empty() && std::memcmp(guest->data(), tcp_target->data(), options.region_bytes) != 0)) {
     return make_error("bench self-check failed: a destination region differs from the source");
   }
   const SessionTotals totals = source.totals();
   result.gbps = median(rates);
   result.memcpy_gbps = median(copy_rates);
   result.vs_memcpy = median(ratios);
-  result.tcp_gbps = median(tcp_rates);
-  result.vs_tcp = median(tcp_ratios);
+  if (!tcp_rates.empty()) {
+    result.tcp_gbps = median(tcp_rates);
+    result.vs_tcp = median(tcp_ratios);
+  }
+  if (options.impaired_link && options.link.rate_bytes_per_second > 0) {
+    result.vs_cap = result.gbps / (options.link.rate_bytes_per_second * 8 / 1e9);
+  }
   if (!lossy_rates.empty()) {
     result.lossy_gbps = median(lossy_rates);
     result.lossy_vs_lossless = median(lossy_ratios);

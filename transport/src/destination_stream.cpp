@@ -95,6 +95,7 @@ void DestinationStream::on_data(rte_mbuf* mbuf, const ReceivedFrame& frame, std:
     } else {
       slot = mbuf;  // held as is: frames are read-only after parsing, never modified
       ++counters_.out_of_order;
+      remember_block(frame.seq & ~63u);
     }
     ack_due_tsc_ = now;  // a hole: tell the sender at once
     return;
@@ -213,6 +214,17 @@ bool DestinationStream::apply_record(const pagecodec::RecordView& record) {
   return true;
 }
 
+void DestinationStream::remember_block(std::uint32_t base) {
+  std::uint32_t at = 0;
+  while (at < recent_block_count_ && recent_blocks_[at] != base) ++at;
+  if (at == recent_block_count_) {
+    if (recent_block_count_ < recent_blocks_.size()) ++recent_block_count_;
+    at = recent_block_count_ - 1;
+  }
+  for (; at > 0; --at) recent_blocks_[at] = recent_blocks_[at - 1];
+  recent_blocks_[0] = base;
+}
+
 void DestinationStream::send_ack(FrameType type) {
   rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
   if (mbuf == nullptr) {
@@ -223,16 +235,33 @@ void DestinationStream::send_ack(FrameType type) {
   for (std::uint32_t bit = 0; bit < 64 && bit + 1 < reorder_.size(); ++bit) {
     if (held(rcv_nxt_ + 1 + bit) != nullptr) sack |= std::uint64_t{1} << bit;
   }
-  std::uint32_t held_count = 0;
-  for (std::uint32_t bit = 0; bit < 64; ++bit) held_count += (sack >> bit) & 1;
+  // Blocks further out, most recent first; frames below rcv_nxt_ count as received.
+  SackBlock blocks[kAckSackBlocks];
+  std::size_t block_count = 0;
+  for (std::uint32_t b = 0; b < recent_block_count_; ++b) {
+    const std::uint32_t base = recent_blocks_[b];
+    if (seq_diff(base + 64, rcv_nxt_ + 65) <= 0) continue;  // inside the header's SACK or acked
+    std::uint64_t received = 0;
+    for (std::uint32_t bit = 0; bit < 64; ++bit) {
+      const std::uint32_t seq = base + bit;
+      const std::int32_t ahead = seq_diff(seq, rcv_nxt_);
+      const bool arrived = ahead < 0 || (static_cast<std::uint32_t>(ahead) < reorder_.size() && held(seq) != nullptr);
+      if (arrived) received |= std::uint64_t{1} << bit;
+    }
+    blocks[block_count] = SackBlock{};
+    blocks[block_count].base.set(base);
+    blocks[block_count].received.set(received);
+    ++block_count;
+  }
+  std::memcpy(frame_payload(mbuf), blocks, block_count * sizeof(SackBlock));
   finish_frame(mbuf, path_,
                FrameFields{.type = type,
                            .stream = index_,
                            .session = session_,
                            .seq = type == FrameType::kFinAck ? fin_seq_ : rcv_nxt_,
                            .sack = sack,
-                           .window = static_cast<std::uint32_t>(reorder_.size()) - held_count},
-               0);
+                           .window = static_cast<std::uint32_t>(reorder_.size()) - 1},
+               block_count * sizeof(SackBlock));
   if (rte_eth_tx_burst(queue_.port, queue_.queue, &mbuf, 1) == 0) {
     rte_pktmbuf_free(mbuf);
     ++counters_.tx_queue_full;

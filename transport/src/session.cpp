@@ -179,6 +179,7 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
   std::optional<HelloPayload> answer;
   std::string refused;
   const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(config.hello_timeout_ms);
+  const std::uint64_t first_hello = rte_rdtsc();
   while (!answer && refused.empty() && rte_rdtsc() < deadline) {
     send_control(control, config.path, FrameFields{.type = FrameType::kHello, .stream = 0, .session = session},
                  &hello, sizeof hello);
@@ -206,6 +207,15 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
     return make_error("no answer to HELLO within " + std::to_string(config.hello_timeout_ms) +
                       " ms: is the destination listening, and are the addresses right?");
   }
+  // The handshake's round trip, measured from the first HELLO: at least the path's RTT (more
+  // if that HELLO was lost). Probes wait for twice it, and the streams start their
+  // retransmission timer from three times it rather than from a LAN-sized guess, so a
+  // 150 ms path sees neither lost probes nor a burst of spurious retransmissions.
+  const std::uint64_t hello_rtt_us = (rte_rdtsc() - first_hello) * 1000000 / rte_get_tsc_hz();
+  const std::uint64_t probe_wait_tsc =
+      std::max(ms_to_tsc(config.probe_timeout_ms), 2 * hello_rtt_us * rte_get_tsc_hz() / 1000000);
+  config.tuning.initial_rto_us = static_cast<std::uint32_t>(std::min<std::uint64_t>(
+      std::max<std::uint64_t>(config.tuning.initial_rto_us, 3 * hello_rtt_us), config.tuning.max_rto_us));
 
   // 2. Path MTU (RFC 8899 in spirit): the largest IP packet both ports accept, confirmed by a
   // padded probe with DF set; otherwise a binary search down to kMinPathMtu.
@@ -216,10 +226,15 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
       send_control(control, config.path,
                    FrameFields{.type = FrameType::kProbe, .stream = 0, .session = session, .seq = id}, nullptr, 0,
                    ip_bytes);
-      if (await_control(control, config.path, config.streams, session,
-                        rte_rdtsc() + ms_to_tsc(config.probe_timeout_ms), &control_counters,
-                        [&](const ReceivedFrame& frame, const rte_mbuf*) {
-                          return frame.type == FrameType::kProbeAck && frame.seq == id;
+      if (await_control(control, config.path, config.streams, session, rte_rdtsc() + probe_wait_tsc,
+                        &control_counters, [&](const ReceivedFrame& frame, const rte_mbuf*) {
+                          // A late answer to an earlier attempt at this size counts too.
+                          if (frame.type != FrameType::kProbeAck || frame.payload_bytes < sizeof(ProbeAckPayload)) {
+                            return false;
+                          }
+                          ProbeAckPayload ack;
+                          std::memcpy(&ack, frame.payload, sizeof ack);
+                          return frame.seq == id || ack.received_ip_bytes.get() == ip_bytes;
                         })) {
         return true;
       }

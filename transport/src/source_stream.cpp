@@ -84,6 +84,19 @@ void SourceStream::receive(std::uint64_t now) {
   }
 }
 
+void SourceStream::mark_sacked(std::uint32_t seq, std::uint32_t* highest, std::uint64_t* youngest_sent) {
+  if (seq_diff(seq, snd_una_) < 0 || seq_diff(seq, snd_nxt_) >= 0) return;
+  InFlight& entry = slot(seq);
+  if (!entry.sacked) {
+    if (!entry.retransmitted) *youngest_sent = std::max(*youngest_sent, entry.sent_tsc);
+    rte_pktmbuf_free(entry.mbuf);
+    entry.mbuf = nullptr;
+    entry.sacked = true;
+    ++sacked_;
+  }
+  if (seq_diff(seq, *highest) > 0) *highest = seq;
+}
+
 void SourceStream::on_ack(const ReceivedFrame& frame, std::uint64_t now) {
   ++counters_.acks_received;
   const std::uint32_t ack = frame.seq;
@@ -92,70 +105,90 @@ void SourceStream::on_ack(const ReceivedFrame& frame, std::uint64_t now) {
     return;
   }
   peer_window_ = std::min<std::uint32_t>(frame.window, tuning_.receive_window_frames);
-  bool sampled = false;
+  // The RTT sample is the youngest frame this ACK newly reports, sent once (Karn's rule):
+  // the frame whose arrival triggered it. The oldest newly acked frame may have waited
+  // behind a repaired hole, and would count the repair as path delay.
+  std::uint64_t youngest_sent = 0;
+  const bool advanced = snd_una_ != ack;
   for (; snd_una_ != ack; ++snd_una_) {
     InFlight& entry = slot(snd_una_);
-    if (!entry.retransmitted && entry.sent_tsc != 0 && !sampled) {
-      // RFC 6298 with Karn's rule: only frames sent once give RTT samples.
-      const std::uint64_t rtt = now - entry.sent_tsc;
-      if (srtt_ == 0) {
-        srtt_ = rtt;
-        rttvar_ = rtt / 2;
-      } else {
-        const std::uint64_t delta = srtt_ > rtt ? srtt_ - rtt : rtt - srtt_;
-        rttvar_ = (3 * rttvar_ + delta) / 4;
-        srtt_ = (7 * srtt_ + rtt) / 8;
-      }
-      sampled = true;
-    }
+    if (!entry.retransmitted && !entry.sacked) youngest_sent = std::max(youngest_sent, entry.sent_tsc);
     if (entry.mbuf != nullptr) rte_pktmbuf_free(entry.mbuf);
     if (entry.sacked) --sacked_;
     entry = InFlight{};
   }
   if (seq_diff(unsent_, snd_una_) < 0) unsent_ = snd_una_;
-  if (sampled) {
+
+  // Selective ACKs: the header's 64 frames after the cumulative ACK, then the payload's
+  // blocks further out (bounded: at most kAckSackBlocks of them are read).
+  std::uint32_t highest = ack;
+  std::uint64_t sack = frame.sack;
+  for (std::uint32_t bit = 0; sack != 0 && bit < 64; ++bit, sack >>= 1) {
+    if (sack & 1) mark_sacked(ack + 1 + bit, &highest, &youngest_sent);
+  }
+  const std::size_t blocks = std::min<std::size_t>(frame.payload_bytes / sizeof(SackBlock), kAckSackBlocks);
+  for (std::size_t b = 0; b < blocks; ++b) {
+    SackBlock block;
+    std::memcpy(&block, frame.payload + b * sizeof(SackBlock), sizeof block);
+    std::uint64_t received = block.received.get();
+    for (std::uint32_t bit = 0; received != 0 && bit < 64; ++bit, received >>= 1) {
+      if (received & 1) mark_sacked(block.base.get() + bit, &highest, &youngest_sent);
+    }
+  }
+
+  if (youngest_sent != 0) {
+    // RFC 6298.
+    const std::uint64_t rtt = now - youngest_sent;
+    if (srtt_ == 0) {
+      srtt_ = rtt;
+      rttvar_ = rtt / 2;
+    } else {
+      const std::uint64_t delta = srtt_ > rtt ? srtt_ - rtt : rtt - srtt_;
+      rttvar_ = (3 * rttvar_ + delta) / 4;
+      srtt_ = (7 * srtt_ + rtt) / 8;
+    }
     counters_.srtt_us = srtt_ * 1000000 / tsc_hz_;
   }
-  if (sampled || snd_una_ == ack) recompute_rto();  // progress undoes the timeout backoff
+  if (youngest_sent != 0 || advanced) recompute_rto();  // progress undoes the timeout backoff
 
-  // Selective ACKs: free what arrived. A hole is lost once a frame sent at least
-  // kReorderThreshold frames after it has arrived (RFC 6675's DupThresh, counted in frames
-  // since ours go out in order). A retransmitted hole is only resent again once frames sent
-  // after the retransmission arrive, so a lost retransmission is found without a timer.
+  // A hole is lost once a frame sent at least kReorderThreshold frames after it has arrived
+  // (RFC 6675's DupThresh, counted in frames since ours go out in order) and it has been
+  // out for more than an RTT and a quarter (RACK's reordering window, RFC 8985): a path
+  // with jitter reorders frames by more than three places, and resending those would spend
+  // the link on copies. A retransmitted hole is only resent again once frames sent after
+  // the retransmission arrive, so a lost retransmission is found without a timer. Until a
+  // higher frame arrives or a hole's time comes, there is nothing new to find.
   constexpr std::uint32_t kReorderThreshold = 3;
-  std::uint64_t sack = frame.sack;
-  std::uint32_t highest = ack;
-  bool any_sacked = false;
-  for (std::uint32_t bit = 0; sack != 0 && bit < 64; ++bit, sack >>= 1) {
-    const std::uint32_t seq = ack + 1 + bit;
-    if ((sack & 1) == 0 || seq_diff(seq, snd_nxt_) >= 0) continue;
-    InFlight& entry = slot(seq);
-    if (!entry.sacked) {
-      rte_pktmbuf_free(entry.mbuf);
-      entry.mbuf = nullptr;
-      entry.sacked = true;
-      ++sacked_;
-    }
-    highest = seq;
-    any_sacked = true;
-  }
-  if (!any_sacked) return;
+  if (seq_diff(highest_sacked_, snd_una_) < 0) highest_sacked_ = snd_una_;
+  if ((seq_diff(highest, highest_sacked_) <= 0 && !holes_waiting_) || highest == ack) return;
+  if (seq_diff(highest_sacked_, highest) > 0) highest = highest_sacked_;
+  const std::uint64_t reordering_window = srtt_ + srtt_ / 4;
+  bool waiting = false;
   for (std::uint32_t seq = snd_una_; seq_diff(seq, highest) < 0 && seq_diff(seq, unsent_) < 0; ++seq) {
     InFlight& entry = slot(seq);
     if (entry.mbuf == nullptr || seq_diff(highest, entry.sent_before) + 1 < static_cast<std::int32_t>(kReorderThreshold)) {
       continue;
     }
-    if (!send_one(entry.mbuf, now)) break;
+    if (now - entry.sent_tsc < reordering_window) {
+      waiting = true;
+      continue;
+    }
+    if (!send_one(entry.mbuf, now)) return;  // paced or TX full: the next ACK looks again
     entry.sent_tsc = now;
     entry.sent_before = snd_nxt_;
     entry.retransmitted = true;
     ++counters_.retransmits_sack;
   }
+  highest_sacked_ = highest;
+  holes_waiting_ = waiting;
 }
 
 void SourceStream::recompute_rto() {
   const std::uint64_t floor = us_to_tsc(tuning_.min_rto_us, tsc_hz_);
-  const std::uint64_t estimate = srtt_ == 0 ? us_to_tsc(tuning_.initial_rto_us, tsc_hz_) : srtt_ + 4 * rttvar_;
+  // RFC 6298's srtt + 4 rttvar, but never inside SACK's reordering window (1.25 srtt): on
+  // a steady long path rttvar is tiny, and the timer would resend holes SACK is about to.
+  const std::uint64_t estimate =
+      srtt_ == 0 ? us_to_tsc(tuning_.initial_rto_us, tsc_hz_) : srtt_ + std::max(4 * rttvar_, srtt_ / 2);
   rto_ = std::clamp<std::uint64_t>(estimate, floor, us_to_tsc(tuning_.max_rto_us, tsc_hz_));
 }
 

@@ -7,10 +7,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "pagewire/result.hpp"
+#include "pagewire/tools/middlebox.hpp"
 #include "pagewire/transport/port.hpp"
 
 namespace pagewire::tools {
@@ -37,19 +39,23 @@ class RingPair {
 };
 
 // A ring pair with a pagewire Port on each end, torn down in the only safe order: frames in
-// the rings back to their pools, then the ports (and pools), then the rings.
+// the rings back to their pools, then the ports (and pools), then the rings. With an
+// impairment, a Middlebox forwarder stands between the two ends (an extra hop and thread).
 class RingLink {
  public:
   static Result<std::unique_ptr<RingLink>> create(const std::string& name, std::uint16_t queues, std::uint16_t mtu,
-                                                  std::uint32_t held_frames_per_queue);
+                                                  std::uint32_t held_frames_per_queue,
+                                                  const LinkImpairment* impairment = nullptr);
   ~RingLink();
 
   const transport::Port& a() const { return *a_; }
   const transport::Port& b() const { return *b_; }
+  const Middlebox* middlebox() const { return middlebox_.get(); }
 
  private:
-  explicit RingLink(RingPair pair) : pair_(std::move(pair)) {}
-  RingPair pair_;
+  RingLink() = default;
+  std::optional<RingPair> pair_;
+  std::unique_ptr<Middlebox> middlebox_;
   std::unique_ptr<transport::Port> a_, b_;
 };
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "pagewire/result.hpp"
+#include "pagewire/tools/middlebox.hpp"
 
 namespace pagewire::tools {
 
@@ -24,6 +25,12 @@ struct TransportBenchOptions {
   bool udp_checksum = true;  // software UDP checksum on every frame (no offload on net_ring)
   std::uint32_t window_frames = 1024;
   std::uint16_t burst = 32;
+  double pace_bytes_per_second = 0;  // the source's own rate limit; 0: none
+  // Impairments of the link itself (delay, jitter, rate cap, bursty loss...): a Middlebox
+  // forwarder then stands between the ends. The kernel-TCP pass is skipped (it would not
+  // cross the same link).
+  LinkImpairment link;
+  bool impaired_link = false;
   int numa_node = -1;      // bind the page regions to this node (the port's); -1: leave them
 };
 
@@ -31,6 +38,7 @@ struct TransportBenchResult {
   double gbps = 0;            // guest bits per second, median lossless round
   double memcpy_gbps = 0;     // memcpy of the same pages, median of the interleaved passes
   double vs_memcpy = 0;       // median of per-repeat ratios lossless / memcpy
+  double vs_cap = 0;          // lossless rounds / the link's rate cap, when there is one
   double tcp_gbps = 0;        // the same pages and codec over kernel TCP (tcp_baseline.hpp)
   double vs_tcp = 0;          // median of per-repeat ratios lossless / kernel TCP
   double lossy_gbps = 0;      // median lossy round

@@ -127,6 +127,8 @@ class SourceStream {
 
   void receive(std::uint64_t now);
   void on_ack(const ReceivedFrame& frame, std::uint64_t now);
+  // Marks `seq` as arrived; keeps the youngest arrival's send time for an RTT sample.
+  void mark_sacked(std::uint32_t seq, std::uint32_t* highest, std::uint64_t* youngest_sent);
   void retransmit_due(std::uint64_t now);
   void recompute_rto();
   void transmit(std::uint64_t now);
@@ -165,6 +167,8 @@ class SourceStream {
   std::uint32_t unsent_ = 0;    // first built frame not yet transmitted
   std::uint32_t peer_window_;   // frames the receiver can hold beyond snd_una_
   std::uint32_t sacked_ = 0;    // frames in [snd_una_, snd_nxt_) known to have arrived
+  std::uint32_t highest_sacked_ = 0;  // loss detection has looked up to here
+  bool holes_waiting_ = false;        // holes below it still inside the reordering window
   std::uint64_t srtt_ = 0, rttvar_ = 0, rto_;
 
   double tokens_ = 0;
@@ -209,6 +213,7 @@ class DestinationStream {
   void process_record(std::span<const std::byte> bytes);
   bool apply_record(const pagecodec::RecordView& record);
   void send_ack(FrameType type = FrameType::kAck);
+  void remember_block(std::uint32_t base);
   rte_mbuf*& held(std::uint32_t seq) { return reorder_[seq & (reorder_.size() - 1)]; }
 
   std::uint16_t index_;
@@ -229,6 +234,9 @@ class DestinationStream {
 
   std::uint32_t unacked_ = 0;
   std::uint64_t ack_due_tsc_ = 0;
+  // 64-frame blocks that received out-of-order frames, most recent first: what ACKs report.
+  std::array<std::uint32_t, kAckSackBlocks> recent_blocks_{};
+  std::uint32_t recent_block_count_ = 0;
   bool fin_seen_ = false;
   std::uint32_t fin_seq_ = 0;
   bool fin_applied_ = false;

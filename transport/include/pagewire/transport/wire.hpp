@@ -12,7 +12,7 @@
 namespace pagewire::transport {
 
 inline constexpr std::uint32_t kFrameMagic = 0x52574750;  // "PGWR" on the wire
-inline constexpr std::uint8_t kProtocolVersion = 1;
+inline constexpr std::uint8_t kProtocolVersion = 2;  // 2: ACKs carry SACK blocks
 
 enum class FrameType : std::uint8_t {
   kHello = 1,     // source -> destination: capabilities; starts a session
@@ -94,6 +94,18 @@ struct [[gnu::packed]] VerifyPayload {
   le64 reserved;
 };
 static_assert(sizeof(VerifyPayload) == 32);
+
+// ACK payload: up to kAckSackBlocks blocks of 64 frames each, beyond the header's SACK
+// (which covers the 64 frames after the cumulative ACK). The receiver reports the blocks it
+// received into most recently, so on a long path a hole far past the cumulative ACK, and
+// everything that arrived around it, is known within one round trip.
+struct [[gnu::packed]] SackBlock {
+  le32 base;      // sequence of bit 0; a multiple of 64
+  le32 reserved;  // 0
+  le64 received;  // bit i set = frame base + i was received
+};
+static_assert(sizeof(SackBlock) == 16);
+inline constexpr std::size_t kAckSackBlocks = 4;
 
 struct [[gnu::packed]] ProbeAckPayload {
   le16 received_ip_bytes;
