@@ -144,6 +144,13 @@ class SilenceWatch {
   std::uint64_t last_ = 0;
 };
 
+template <typename Stream>
+std::vector<const PublishedCounters*> published_of(const std::vector<Stream>& streams) {
+  std::vector<const PublishedCounters*> published;
+  for (const auto& stream : streams) published.push_back(&stream.published());
+  return published;
+}
+
 std::uint32_t new_session_id() {
   std::random_device random;
   std::uint32_t id = 0;
@@ -282,6 +289,8 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
                                   std::move(encoder).value());
     source->round_pages_[s].reserve(config.region_pages / config.streams + 1);
   }
+  source->telemetry_ = std::make_unique<TelemetryRegistration>(
+      TelemetryEntry{.session = session, .role = "source", .path_mtu = path_mtu, .streams = published_of(source->streams_)});
   return source;
 }
 
@@ -512,6 +521,8 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
                                        std::move(decoder).value(), region, destination->generations_.data(),
                                        max_record_bytes(config), s == 0 ? destination->responder_.get() : nullptr);
   }
+  destination->telemetry_ = std::make_unique<TelemetryRegistration>(TelemetryEntry{
+      .session = session, .role = "destination", .path_mtu = 0, .streams = published_of(destination->streams_)});
   send_control(control, config.path, FrameFields{.type = FrameType::kHelloAck, .stream = 0, .session = session}, &hello,
                sizeof hello);
   return destination;

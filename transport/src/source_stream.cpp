@@ -58,7 +58,17 @@ bool SourceStream::poll(std::uint64_t now) {
   transmit(now);
   const bool data_left = !pages_.empty() || staged_begin_ != staged_end_ || snd_una_ != snd_nxt_;
   if (!data_left && fin_wanted_ && !fin_acked_) send_fin(now);
-  return data_left || (fin_wanted_ && !fin_acked_);
+  const bool busy = data_left || (fin_wanted_ && !fin_acked_);
+  publish(now, !busy);
+  return busy;
+}
+
+void SourceStream::publish(std::uint64_t now, bool idle) {
+  if (now < publish_due_tsc_ && !(idle && !published_idle_)) return;
+  StreamSnapshot snapshot{.stream = counters_, .pages = encoder_.counters().pages};
+  published_->publish(snapshot);
+  publish_due_tsc_ = now + tsc_hz_ / 1000;
+  published_idle_ = idle;  // the state a stream stops in is published at once
 }
 
 void SourceStream::receive(std::uint64_t now) {

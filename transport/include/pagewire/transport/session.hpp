@@ -20,6 +20,7 @@
 #include "pagewire/result.hpp"
 #include "pagewire/transport/port.hpp"
 #include "pagewire/transport/stream.hpp"
+#include "pagewire/transport/telemetry.hpp"
 
 namespace pagewire::transport {
 
@@ -103,6 +104,7 @@ class SourceSession {
   StreamCounters control_counters_;  // frames refused during handshake and probing
   std::vector<SourceStream> streams_;
   std::vector<std::vector<std::uint64_t>> round_pages_;
+  std::unique_ptr<TelemetryRegistration> telemetry_;  // declared last: leaves telemetry first
 };
 
 class DestinationSession {
@@ -147,6 +149,7 @@ class DestinationSession {
   std::vector<std::uint32_t> generations_;
   std::unique_ptr<Responder> responder_;
   std::vector<DestinationStream> streams_;
+  std::unique_ptr<TelemetryRegistration> telemetry_;  // declared last: leaves telemetry first
 };
 
 }  // namespace pagewire::transport

@@ -19,12 +19,15 @@
 #include <array>
 #include <cstdint>
 #include <span>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "pagewire/pagecodec/decoder.hpp"
 #include "pagewire/pagecodec/encoder.hpp"
 #include "pagewire/transport/frame.hpp"
+#include "pagewire/transport/published_counters.hpp"
+#include "pagewire/transport/stream_counters.hpp"
 
 namespace pagewire::transport {
 
@@ -42,52 +45,6 @@ struct StreamTuning {
   std::uint16_t burst = 32;
   double rate_bytes_per_second = 0;    // 0: unlimited; else a token bucket (QEMU's max-bandwidth)
 };
-
-struct StreamCounters {
-  std::uint64_t frames_sent = 0;
-  std::uint64_t payload_bytes_sent = 0;
-  std::uint64_t frames_received = 0;
-  std::uint64_t payload_bytes_received = 0;
-  std::uint64_t retransmits_timeout = 0;
-  std::uint64_t retransmits_sack = 0;
-  std::uint64_t tail_probes = 0;           // resent after 2 SRTT with nothing new to send
-  std::uint64_t acks_sent = 0;
-  std::uint64_t acks_received = 0;
-  std::uint64_t duplicates = 0;
-  std::uint64_t out_of_order = 0;
-  std::uint64_t outside_window = 0;
-  std::uint64_t mbuf_exhausted = 0;  // an allocation failed: retried on the next poll
-  std::uint64_t tx_queue_full = 0;
-  std::uint64_t stale_records = 0;         // older than the page's applied generation
-  std::uint64_t delta_base_mismatch = 0;   // DELTA for a base the page does not hold
-  std::uint64_t record_errors = 0;         // refused by the decoder (see decoder counters)
-  std::uint64_t srtt_us = 0;
-  std::array<std::uint64_t, kFrameDropCount> drops{};
-};
-
-// Counters live per stream and are summed on read; srtt takes the slowest stream's.
-inline StreamCounters& operator+=(StreamCounters& total, const StreamCounters& c) {
-  total.frames_sent += c.frames_sent;
-  total.payload_bytes_sent += c.payload_bytes_sent;
-  total.frames_received += c.frames_received;
-  total.payload_bytes_received += c.payload_bytes_received;
-  total.retransmits_timeout += c.retransmits_timeout;
-  total.retransmits_sack += c.retransmits_sack;
-  total.tail_probes += c.tail_probes;
-  total.acks_sent += c.acks_sent;
-  total.acks_received += c.acks_received;
-  total.duplicates += c.duplicates;
-  total.out_of_order += c.out_of_order;
-  total.outside_window += c.outside_window;
-  total.mbuf_exhausted += c.mbuf_exhausted;
-  total.tx_queue_full += c.tx_queue_full;
-  total.stale_records += c.stale_records;
-  total.delta_base_mismatch += c.delta_base_mismatch;
-  total.record_errors += c.record_errors;
-  total.srtt_us = std::max(total.srtt_us, c.srtt_us);
-  for (std::size_t d = 0; d < total.drops.size(); ++d) total.drops[d] += c.drops[d];
-  return total;
-}
 
 struct QueueRef {
   std::uint16_t port;
@@ -113,6 +70,8 @@ class SourceStream {
 
   bool finished() const { return fin_acked_; }
   const StreamCounters& counters() const { return counters_; }
+  // The counters as other threads may read them (telemetry), refreshed every millisecond.
+  const PublishedCounters& published() const { return *published_; }
   const pagecodec::Encoder& encoder() const { return encoder_; }
   std::uint16_t payload_bytes() const { return payload_bytes_; }
 
@@ -139,6 +98,7 @@ class SourceStream {
   bool send_one(rte_mbuf* mbuf, std::uint64_t now);
   bool tokens_for(std::size_t bytes, std::uint64_t now);
   void send_fin(std::uint64_t now);
+  void publish(std::uint64_t now, bool idle);
   InFlight& slot(std::uint32_t seq) { return window_[seq & (window_.size() - 1)]; }
 
   std::uint16_t index_;
@@ -178,6 +138,9 @@ class SourceStream {
   bool fin_acked_ = false;
   std::uint64_t fin_sent_tsc_ = 0;
   StreamCounters counters_;
+  std::unique_ptr<PublishedCounters> published_ = std::make_unique<PublishedCounters>();
+  std::uint64_t publish_due_tsc_ = 0;
+  bool published_idle_ = false;
 };
 
 // Replies to HELLO and PROBE frames that reach stream 0 after the handshake (a lost
@@ -205,6 +168,8 @@ class DestinationStream {
   bool failed() const { return !failure_.empty(); }
   const std::string& failure() const { return failure_; }
   const StreamCounters& counters() const { return counters_; }
+  // The counters as other threads may read them (telemetry), refreshed every millisecond.
+  const PublishedCounters& published() const { return *published_; }
   const pagecodec::Decoder& decoder() const { return decoder_; }
 
  private:
@@ -214,6 +179,7 @@ class DestinationStream {
   bool apply_record(const pagecodec::RecordView& record);
   void send_ack(FrameType type = FrameType::kAck);
   void remember_block(std::uint32_t base);
+  void publish(std::uint64_t now, bool idle);
   rte_mbuf*& held(std::uint32_t seq) { return reorder_[seq & (reorder_.size() - 1)]; }
 
   std::uint16_t index_;
@@ -242,6 +208,9 @@ class DestinationStream {
   bool fin_applied_ = false;
   std::string failure_;
   StreamCounters counters_;
+  std::unique_ptr<PublishedCounters> published_ = std::make_unique<PublishedCounters>();
+  std::uint64_t publish_due_tsc_ = 0;
+  bool published_idle_ = false;
 };
 
 }  // namespace pagewire::transport

@@ -1,0 +1,58 @@
+// What a stream counts: per stream, written by its own core only, summed on read.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+
+#include "pagewire/transport/frame.hpp"
+
+namespace pagewire::transport {
+
+struct StreamCounters {
+  std::uint64_t frames_sent = 0;
+  std::uint64_t payload_bytes_sent = 0;
+  std::uint64_t frames_received = 0;
+  std::uint64_t payload_bytes_received = 0;
+  std::uint64_t retransmits_timeout = 0;
+  std::uint64_t retransmits_sack = 0;
+  std::uint64_t tail_probes = 0;           // resent after 2 SRTT with nothing new to send
+  std::uint64_t acks_sent = 0;
+  std::uint64_t acks_received = 0;
+  std::uint64_t duplicates = 0;
+  std::uint64_t out_of_order = 0;
+  std::uint64_t outside_window = 0;
+  std::uint64_t mbuf_exhausted = 0;  // an allocation failed: retried on the next poll
+  std::uint64_t tx_queue_full = 0;
+  std::uint64_t stale_records = 0;         // older than the page's applied generation
+  std::uint64_t delta_base_mismatch = 0;   // DELTA for a base the page does not hold
+  std::uint64_t record_errors = 0;         // refused by the decoder (see decoder counters)
+  std::uint64_t srtt_us = 0;
+  std::array<std::uint64_t, kFrameDropCount> drops{};
+};
+
+// Counters live per stream and are summed on read; srtt takes the slowest stream's.
+inline StreamCounters& operator+=(StreamCounters& total, const StreamCounters& c) {
+  total.frames_sent += c.frames_sent;
+  total.payload_bytes_sent += c.payload_bytes_sent;
+  total.frames_received += c.frames_received;
+  total.payload_bytes_received += c.payload_bytes_received;
+  total.retransmits_timeout += c.retransmits_timeout;
+  total.retransmits_sack += c.retransmits_sack;
+  total.tail_probes += c.tail_probes;
+  total.acks_sent += c.acks_sent;
+  total.acks_received += c.acks_received;
+  total.duplicates += c.duplicates;
+  total.out_of_order += c.out_of_order;
+  total.outside_window += c.outside_window;
+  total.mbuf_exhausted += c.mbuf_exhausted;
+  total.tx_queue_full += c.tx_queue_full;
+  total.stale_records += c.stale_records;
+  total.delta_base_mismatch += c.delta_base_mismatch;
+  total.record_errors += c.record_errors;
+  total.srtt_us = std::max(total.srtt_us, c.srtt_us);
+  for (std::size_t d = 0; d < total.drops.size(); ++d) total.drops[d] += c.drops[d];
+  return total;
+}
+
+}  // namespace pagewire::transport
