@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -135,11 +136,15 @@ struct MigrationResult {
 };
 
 // Pre-copy in miniature: round 0 sends everything, then `rounds` rounds of dirtied pages.
+// `after_round` (optional) runs on the source's thread after each round, with the
+// destination's session running on its own.
 MigrationResult migrate(Harness& harness, Bytes& guest, Bytes& destination, int rounds,
-                        SessionConfig source_config, SessionConfig destination_config) {
+                        SessionConfig source_config, SessionConfig destination_config,
+                        const std::function<void(DestinationSession&)>& after_round = {}) {
   MigrationResult result;
   const std::uint64_t pages = guest.size() / kPage;
   std::unique_ptr<DestinationSession> receiver;
+  std::atomic<DestinationSession*> running{nullptr};
   std::thread destination_thread([&] {
     auto accepted = DestinationSession::accept(destination_config, harness.destination_port(), destination.data());
     if (!accepted) {
@@ -147,6 +152,7 @@ MigrationResult migrate(Harness& harness, Bytes& guest, Bytes& destination, int 
       return;
     }
     receiver = std::move(accepted).value();
+    running.store(receiver.get(), std::memory_order_release);
     if (auto status = receiver->run_until_finished(60000); !status) result.destination_error = status.error().message;
     receiver->linger();
   });
@@ -164,6 +170,10 @@ MigrationResult migrate(Harness& harness, Bytes& guest, Bytes& destination, int 
   Status status = source.run_until_idle(60000);
   std::mt19937_64 rng(77);
   for (int round = 1; status && round <= rounds; ++round) {
+    if (after_round) {
+      DestinationSession* session = running.load(std::memory_order_acquire);
+      if (session != nullptr) after_round(*session);
+    }
     const auto dirty = dirty_some(guest, pages, rng);
     source.begin_round(dirty, static_cast<std::uint32_t>(round + 1));
     status = source.run_until_idle(60000);
@@ -264,6 +274,28 @@ TEST(TransportRing, BurstsOfLossArriveExactly) {
   EXPECT_GT(result.source.streams.retransmits_sack + result.source.streams.retransmits_timeout +
                 result.source.streams.tail_probes,
             0u);
+}
+
+TEST(TransportRing, RefusedDeltasAreAskedForAndResentInFull) {
+  // Between rounds the destination forgets what its pages hold (as a hypervisor that
+  // discarded them would): every DELTA built on them is refused, RESEND asks for the pages,
+  // and they come again in full, all before the stream may finish.
+  Harness harness(1, {});
+  Bytes guest = make_guest(1024, 10);
+  Bytes destination(guest.size());
+  const auto result = migrate(harness, guest, destination, 4, harness.config(1, 1024, true),
+                              harness.config(1, 1024, false), [](DestinationSession& session) {
+                                for (std::uint64_t page = 0; page < session.region_pages(); ++page) {
+                                  session.forget_page(page);
+                                }
+                              });
+  ASSERT_EQ(result.source_error, "");
+  ASSERT_EQ(result.destination_error, "");
+  EXPECT_TRUE(guest == destination) << "destination memory differs from the source";
+  EXPECT_GT(result.destination.streams.delta_base_mismatch, 0u);
+  EXPECT_GT(result.destination.streams.resend_requests, 0u);
+  EXPECT_GE(result.source.streams.pages_resent, result.destination.streams.delta_base_mismatch / 2);
+  EXPECT_GT(result.source.streams.pages_resent, 0u);
 }
 
 TEST(TransportRing, UnchecksummedMemoryLinkWithFramesEncodedInPlace) {

@@ -12,7 +12,7 @@ namespace pagewire::tools {
 
 Middlebox::Middlebox(const std::string& name, std::uint16_t queues, rte_mempool* copy_pool,
                      const LinkImpairment& impairment, std::uint64_t seed)
-    : queues_(queues), copy_pool_(copy_pool), impairment_(impairment), tsc_hz_(rte_get_tsc_hz()), rng_(seed) {
+    : copy_pool_(copy_pool), impairment_(impairment), tsc_hz_(rte_get_tsc_hz()), rng_(seed) {
   if (impairment_.rate_bytes_per_second > 0 && impairment_.queue_limit_bytes == 0) {
     impairment_.queue_limit_bytes = static_cast<std::uint64_t>(impairment_.rate_bytes_per_second * 0.02);
   }

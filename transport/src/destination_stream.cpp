@@ -33,7 +33,9 @@ DestinationStream::DestinationStream(std::uint16_t index, QueueRef queue, const 
       control_(control),
       tsc_hz_(rte_get_tsc_hz()),
       reorder_(tuning.receive_window_frames, nullptr),
-      partial_(max_record_bytes) {}
+      partial_(max_record_bytes) {
+  refused_.reserve(kMaxRefusedPages);
+}
 
 DestinationStream::~DestinationStream() {
   for (rte_mbuf* mbuf : reorder_) {
@@ -60,15 +62,19 @@ bool DestinationStream::poll(std::uint64_t now) {
       on_data(mbuf, frame, now);
       continue;  // on_data owns the mbuf
     } else if (frame.type == FrameType::kFin) {
+      // A source that resends refused pages sends data after its first FIN, then a later
+      // one: never go back to an earlier FIN that arrives late.
+      if (!fin_seen_ || seq_diff(frame.seq, fin_seq_) > 0) fin_seq_ = frame.seq;
       fin_seen_ = true;
-      fin_seq_ = frame.seq;
       ack_due_tsc_ = now;
     } else if (control_ != nullptr) {
       control_->respond(frame, now);
     }
     rte_pktmbuf_free(mbuf);
   }
-  if (fin_seen_ && rcv_nxt_ == fin_seq_ && failure_.empty()) fin_applied_ = true;
+  if (!refused_.empty() && now >= resend_due_tsc_) send_resend(now);
+  // Complete only with every refused page received again in full.
+  if (fin_seen_ && rcv_nxt_ == fin_seq_ && refused_.empty() && failure_.empty()) fin_applied_ = true;
   if (ack_due_tsc_ != 0 && now >= ack_due_tsc_) send_ack(fin_applied_ ? FrameType::kFinAck : FrameType::kAck);
   const bool busy = failure_.empty() && !fin_applied_;
   publish(now, !busy);
@@ -201,14 +207,19 @@ void publish_generation(std::uint32_t* generations, std::uint32_t count, std::ui
 // onto the exact base it was encoded against.
 bool DestinationStream::apply_record(const pagecodec::RecordView& record) {
   std::uint32_t* generations = page_generations_ + record.first_page;
+  auto generation_of = [&](std::uint32_t k) {
+    // Relaxed: only DestinationSession::forget_page() writes here from another thread.
+    return std::atomic_ref(generations[k]).load(std::memory_order_relaxed);
+  };
   if (record.encoding == pagecodec::Encoding::kDelta) {
-    if (generations[0] != record.base_generation) {
+    if (generation_of(0) != record.base_generation) {
       ++counters_.delta_base_mismatch;
+      refuse(record.first_page, 1);
       return false;
     }
   } else {
     for (std::uint32_t k = 0; k < record.page_count; ++k) {
-      if (generations[k] > record.generation) {
+      if (generation_of(k) > record.generation) {
         ++counters_.stale_records;
         return false;
       }
@@ -216,12 +227,61 @@ bool DestinationStream::apply_record(const pagecodec::RecordView& record) {
   }
   if (decoder_.apply(record, region_) != pagecodec::DecodeError::kNone) {
     ++counters_.record_errors;
-    // The pages hold unspecified bytes now: no DELTA may build on them.
+    // The pages hold unspecified bytes now: no DELTA may build on them, and they must come
+    // again in full.
     publish_generation(generations, record.page_count, 0);
+    refuse(record.first_page, record.page_count);
     return false;
   }
   publish_generation(generations, record.page_count, record.generation);
+  if (!refused_.empty() && record.encoding != pagecodec::Encoding::kDelta) {
+    std::erase_if(refused_, [&](std::uint64_t page) {
+      return page >= record.first_page && page < record.first_page + record.page_count;
+    });
+  }
   return true;
+}
+
+void DestinationStream::refuse(std::uint64_t first_page, std::uint32_t count) {
+  for (std::uint64_t page = first_page; page < first_page + count; ++page) {
+    if (std::find(refused_.begin(), refused_.end(), page) != refused_.end()) continue;
+    if (refused_.size() == kMaxRefusedPages) {
+      failure_ = "stream " + std::to_string(index_) + ": more than " + std::to_string(kMaxRefusedPages) +
+                 " pages refused and waiting to be sent again";
+      return;
+    }
+    refused_.push_back(page);
+  }
+  resend_due_tsc_ = 0;  // ask at once
+}
+
+// Asks for every refused page, again every 10 ms (the minimum RTO) until they arrive.
+void DestinationStream::send_resend(std::uint64_t now) {
+  rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
+  if (mbuf == nullptr) {
+    ++counters_.mbuf_exhausted;
+    return;
+  }
+  const std::size_t room = (payload_for_mtu(kMinPathMtu) - sizeof(ResendPayload)) / sizeof(std::uint64_t);
+  const std::size_t count = std::min(refused_.size(), room);
+  ResendPayload header{};
+  header.count.set(static_cast<std::uint16_t>(count));
+  std::byte* payload = frame_payload(mbuf);
+  std::memcpy(payload, &header, sizeof header);
+  for (std::size_t i = 0; i < count; ++i) {
+    le64 page;
+    page.set(refused_[i]);
+    std::memcpy(payload + sizeof header + i * sizeof page, &page, sizeof page);
+  }
+  finish_frame(mbuf, path_, FrameFields{.type = FrameType::kResend, .stream = index_, .session = session_},
+               sizeof header + count * sizeof(le64));
+  if (rte_eth_tx_burst(queue_.port, queue_.queue, &mbuf, 1) == 0) {
+    rte_pktmbuf_free(mbuf);
+    ++counters_.tx_queue_full;
+    return;
+  }
+  ++counters_.resend_requests;
+  resend_due_tsc_ = now + tsc_hz_ / 100;
 }
 
 void DestinationStream::remember_block(std::uint32_t base) {

@@ -35,7 +35,10 @@ SourceStream::SourceStream(std::uint16_t index, QueueRef queue, const Path& path
       staging_(2 * (encoder_.max_record_bytes() + payload_bytes)),
       window_(tuning.receive_window_frames),
       peer_window_(tuning.receive_window_frames),
-      rto_(us_to_tsc(tuning.initial_rto_us, tsc_hz_)) {}
+      rto_(us_to_tsc(tuning.initial_rto_us, tsc_hz_)) {
+  resend_.reserve(kMaxResendPages);
+  resending_.reserve(kMaxResendPages);
+}
 
 SourceStream::~SourceStream() {
   for (auto& entry : window_) {
@@ -54,6 +57,7 @@ void SourceStream::finish() { fin_wanted_ = true; }
 
 bool SourceStream::poll(std::uint64_t now) {
   receive(now);
+  if (pages_.empty() && !resend_.empty()) start_resend();
   retransmit_due(now);
   transmit(now);
   const bool data_left = !pages_.empty() || staged_begin_ != staged_end_ || snd_una_ != snd_nxt_;
@@ -61,6 +65,37 @@ bool SourceStream::poll(std::uint64_t now) {
   const bool busy = data_left || (fin_wanted_ && !fin_acked_);
   publish(now, !busy);
   return busy;
+}
+
+void SourceStream::take_resend(const ReceivedFrame& frame) {
+  ResendPayload header;
+  if (frame.payload_bytes < sizeof header || fin_acked_) return;
+  std::memcpy(&header, frame.payload, sizeof header);
+  const std::size_t count =
+      std::min<std::size_t>(header.count.get(), (frame.payload_bytes - sizeof header) / sizeof(le64));
+  ++counters_.resend_requests;
+  for (std::size_t i = 0; i < count; ++i) {
+    le64 page;
+    std::memcpy(&page, frame.payload + sizeof header + i * sizeof page, sizeof page);
+    // Hostile input: a page outside the region is ignored (the encoder would refuse it).
+    if (page.get() >= encoder_.config().region_pages || resend_.size() == kMaxResendPages) continue;
+    encoder_.forget(page.get());
+    resend_.push_back(page.get());
+  }
+  fin_sent_tsc_ = 0;  // a FIN already out no longer ends the stream: send a new one after
+}
+
+void SourceStream::start_resend() {
+  if (region_ == nullptr) {
+    resend_.clear();
+    return;
+  }
+  std::sort(resend_.begin(), resend_.end());  // the encoder takes ascending pages
+  resend_.erase(std::unique(resend_.begin(), resend_.end()), resend_.end());
+  resending_.swap(resend_);
+  resend_.clear();
+  pages_ = resending_;
+  counters_.pages_resent += resending_.size();
 }
 
 void SourceStream::publish(std::uint64_t now, bool idle) {
@@ -89,6 +124,8 @@ void SourceStream::receive(std::uint64_t now) {
       on_ack(frame, now);
     } else if (frame.type == FrameType::kFinAck && fin_wanted_ && frame.seq == snd_nxt_) {
       fin_acked_ = true;
+    } else if (frame.type == FrameType::kResend) {
+      take_resend(frame);
     }
     rte_pktmbuf_free(burst[i]);
   }

@@ -73,6 +73,10 @@ class Encoder {
   EncodeProgress encode(const std::byte* region, std::span<const std::uint64_t> pages,
                         std::uint32_t generation, std::span<std::byte> out);
 
+  // The peer no longer holds the version of `page` we last sent (it refused a DELTA): the
+  // next encode of the page must not be a DELTA.
+  void forget(std::uint64_t page) { cache_.invalidate(page); }
+
   // The largest record encode() can produce (a RAW batch).
   std::size_t max_record_bytes() const;
 

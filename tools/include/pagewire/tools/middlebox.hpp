@@ -97,7 +97,6 @@ class Middlebox {
   void deliver(rte_ring* out, rte_mbuf* mbuf);
   bool chance(double p) { return p > 0 && std::uniform_real_distribution<double>(0, 1)(rng_) < p; }
 
-  std::uint16_t queues_;
   rte_mempool* copy_pool_;
   LinkImpairment impairment_;
   std::uint64_t tsc_hz_;

@@ -139,6 +139,12 @@ class DestinationSession {
     return std::atomic_ref(const_cast<std::uint32_t&>(generations_[page])).load(std::memory_order_acquire);
   }
   std::uint64_t region_pages() const { return generations_.size(); }
+  // The page no longer holds a version the source could build on (the hypervisor discarded
+  // or reused it): its next DELTA is refused and the page asked for again in full (RESEND).
+  // Any thread, while the streams run.
+  void forget_page(std::uint64_t page) {
+    if (page < generations_.size()) std::atomic_ref(generations_[page]).store(0, std::memory_order_relaxed);
+  }
 
   class Responder;
 

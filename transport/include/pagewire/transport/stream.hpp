@@ -99,6 +99,9 @@ class SourceStream {
   bool tokens_for(std::size_t bytes, std::uint64_t now);
   void send_fin(std::uint64_t now);
   void publish(std::uint64_t now, bool idle);
+  // RESEND: the destination refused these pages; they go again, in full, after this round.
+  void take_resend(const ReceivedFrame& frame);
+  void start_resend();
   InFlight& slot(std::uint32_t seq) { return window_[seq & (window_.size() - 1)]; }
 
   std::uint16_t index_;
@@ -112,6 +115,9 @@ class SourceStream {
 
   // Work of the current round.
   std::span<const std::uint64_t> pages_;
+  static constexpr std::size_t kMaxResendPages = 4096;
+  std::vector<std::uint64_t> resend_;     // asked for, not yet started
+  std::vector<std::uint64_t> resending_;  // what pages_ points into while resending
   const std::byte* region_ = nullptr;
   std::uint32_t generation_ = 0;
 
@@ -180,6 +186,9 @@ class DestinationStream {
   void send_ack(FrameType type = FrameType::kAck);
   void remember_block(std::uint32_t base);
   void publish(std::uint64_t now, bool idle);
+  // Pages that must come again in full; asked for with RESEND until they do.
+  void refuse(std::uint64_t first_page, std::uint32_t count);
+  void send_resend(std::uint64_t now);
   rte_mbuf*& held(std::uint32_t seq) { return reorder_[seq & (reorder_.size() - 1)]; }
 
   std::uint16_t index_;
@@ -203,6 +212,9 @@ class DestinationStream {
   // 64-frame blocks that received out-of-order frames, most recent first: what ACKs report.
   std::array<std::uint32_t, kAckSackBlocks> recent_blocks_{};
   std::uint32_t recent_block_count_ = 0;
+  static constexpr std::size_t kMaxRefusedPages = 1024;
+  std::vector<std::uint64_t> refused_;
+  std::uint64_t resend_due_tsc_ = 0;
   bool fin_seen_ = false;
   std::uint32_t fin_seq_ = 0;
   bool fin_applied_ = false;

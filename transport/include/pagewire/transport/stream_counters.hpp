@@ -27,6 +27,8 @@ struct StreamCounters {
   std::uint64_t stale_records = 0;         // older than the page's applied generation
   std::uint64_t delta_base_mismatch = 0;   // DELTA for a base the page does not hold
   std::uint64_t record_errors = 0;         // refused by the decoder (see decoder counters)
+  std::uint64_t resend_requests = 0;       // RESEND frames sent (destination) or taken (source)
+  std::uint64_t pages_resent = 0;          // source: pages sent again in full on request
   std::uint64_t srtt_us = 0;
   std::array<std::uint64_t, kFrameDropCount> drops{};
 };
@@ -50,6 +52,8 @@ inline StreamCounters& operator+=(StreamCounters& total, const StreamCounters& c
   total.stale_records += c.stale_records;
   total.delta_base_mismatch += c.delta_base_mismatch;
   total.record_errors += c.record_errors;
+  total.resend_requests += c.resend_requests;
+  total.pages_resent += c.pages_resent;
   total.srtt_us = std::max(total.srtt_us, c.srtt_us);
   for (std::size_t d = 0; d < total.drops.size(); ++d) total.drops[d] += c.drops[d];
   return total;

@@ -29,8 +29,10 @@ enum class FrameType : std::uint8_t {
   kCommit = 12,       // source: the digests matched; the destination's image is now the one
   kCommitAck = 13,    // destination: committed
   kAbort = 14,        // source: the migration failed; payload: reason text. Discard the image.
+  kResend = 15,       // destination: these pages were refused (a DELTA for a base they do not
+                      // hold): send them again in full. Payload: ResendPayload.
 };
-inline constexpr std::uint8_t kLastFrameType = 14;
+inline constexpr std::uint8_t kLastFrameType = 15;
 
 struct [[gnu::packed]] FrameHeader {
   le32 magic;
@@ -106,6 +108,14 @@ struct [[gnu::packed]] SackBlock {
 };
 static_assert(sizeof(SackBlock) == 16);
 inline constexpr std::size_t kAckSackBlocks = 4;
+
+// Followed by `count` le64 page indices (the region's, not the stream's).
+struct [[gnu::packed]] ResendPayload {
+  le16 count;
+  le16 reserved;  // 0
+  le32 reserved2;  // 0
+};
+static_assert(sizeof(ResendPayload) == 8);
 
 struct [[gnu::packed]] ProbeAckPayload {
   le16 received_ip_bytes;
