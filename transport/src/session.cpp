@@ -1,6 +1,7 @@
 #include "pagewire/transport/session.hpp"
 
 #include "pagewire/transport/arp.hpp"
+#include "pagewire/transport/handshake.hpp"
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
@@ -17,17 +18,10 @@ namespace pagewire::transport {
 
 namespace {
 
-constexpr std::uint32_t kAllEncodings = (1u << static_cast<int>(pagecodec::Encoding::kZero)) |
-                                        (1u << static_cast<int>(pagecodec::Encoding::kRaw)) |
-                                        (1u << static_cast<int>(pagecodec::Encoding::kDelta)) |
-                                        (1u << static_cast<int>(pagecodec::Encoding::kDeflate));
+
 
 std::uint64_t ms_to_tsc(std::uint64_t ms) { return ms * rte_get_tsc_hz() / 1000; }
 
-std::size_t max_record_bytes(const SessionConfig& config) {
-  const std::size_t batch = std::size_t{config.policy.deflate_batch_pages} * config.page_size;
-  return pagecodec::kRecordHeaderBytes + std::max(batch, 2 * std::size_t{config.page_size});
-}
 
 // Control frames go on queue 0, from the control thread, before the streams run (or from
 // stream 0's core through the Responder, afterwards).
@@ -69,57 +63,6 @@ bool await_control(const QueueRef& queue, const Path& path, std::uint16_t stream
     if (n == 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
   }
   return false;
-}
-
-HelloPayload make_hello(const SessionConfig& config, std::uint16_t mtu) {
-  HelloPayload hello{};
-  hello.version.set(kProtocolVersion);
-  hello.page_size.set(config.page_size);
-  hello.region_pages.set(config.region_pages);
-  hello.streams.set(config.streams);
-  hello.mtu.set(mtu);
-  hello.encodings.set(kAllEncodings);
-  hello.max_record_bytes.set(static_cast<std::uint32_t>(max_record_bytes(config)));
-  return hello;
-}
-
-// What the destination refuses, and why, in words both operators can act on.
-struct Refusal {
-  RefuseReason reason;
-  std::string message;
-};
-
-std::optional<Refusal> check_hello(const HelloPayload& hello, const SessionConfig& config) {
-  if (hello.version.get() != kProtocolVersion) {
-    return Refusal{RefuseReason::kVersion, "protocol version " + std::to_string(hello.version.get()) +
-                                               " != destination's " + std::to_string(kProtocolVersion)};
-  }
-  if (hello.mtu.get() < kMinPathMtu || hello.mtu.get() > kMaxPathMtu) {
-    return Refusal{RefuseReason::kVersion, "source MTU " + std::to_string(hello.mtu.get()) + ": expected " +
-                                               std::to_string(kMinPathMtu) + ".." + std::to_string(kMaxPathMtu)};
-  }
-  if (hello.page_size.get() != config.page_size) {
-    return Refusal{RefuseReason::kPageSize, "page size " + std::to_string(hello.page_size.get()) +
-                                                " != destination's " + std::to_string(config.page_size)};
-  }
-  if (hello.region_pages.get() > config.region_pages) {
-    return Refusal{RefuseReason::kRegionTooSmall,
-                   "source region of " + std::to_string(hello.region_pages.get()) +
-                       " pages > destination region of " + std::to_string(config.region_pages) + " pages"};
-  }
-  if (hello.streams.get() != config.streams) {
-    return Refusal{RefuseReason::kStreams, std::to_string(hello.streams.get()) + " streams != destination's " +
-                                               std::to_string(config.streams)};
-  }
-  if ((hello.encodings.get() & ~kAllEncodings) != 0) {
-    return Refusal{RefuseReason::kEncodings, "source uses encodings the destination cannot decode"};
-  }
-  if (hello.max_record_bytes.get() > max_record_bytes(config)) {
-    return Refusal{RefuseReason::kEncodings, "source records of up to " + std::to_string(hello.max_record_bytes.get()) +
-                                                 " bytes > destination's " + std::to_string(max_record_bytes(config)) +
-                                                 " (deflate batch too large)"};
-  }
-  return std::nullopt;
 }
 
 // Notices a peer that went quiet: progress is any change in a number the caller sums
@@ -202,8 +145,8 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
                     if (frame.type == FrameType::kRefuse && frame.payload_bytes >= sizeof(RefusePayload)) {
                       RefusePayload refusal;
                       std::memcpy(&refusal, frame.payload, sizeof refusal);
-                      refusal.message[sizeof refusal.message - 1] = '\0';
-                      refused = refusal.message;
+                      refused = refusal_message(refusal);
+                      if (refused.empty()) refused = "(no reason given)";
                       return true;
                     }
                     return false;
@@ -248,13 +191,9 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
     }
     return false;
   };
-  // The peer's MTU is input like any other: below the minimum it would leave no room for a
-  // frame's headers (payload_for_mtu would underflow).
-  if (answer->mtu.get() < kMinPathMtu || answer->mtu.get() > kMaxPathMtu) {
-    return make_error("the destination advertises MTU " + std::to_string(answer->mtu.get()) + ": expected " +
-                      std::to_string(kMinPathMtu) + ".." + std::to_string(kMaxPathMtu));
-  }
-  const std::uint16_t ceiling = std::min(port.mtu(), answer->mtu.get());
+  auto checked_ceiling = path_mtu_ceiling(*answer, port.mtu());
+  if (!checked_ceiling) return checked_ceiling.error();
+  const std::uint16_t ceiling = *checked_ceiling;
   std::uint16_t path_mtu = ceiling;
   if (!probe(ceiling)) {
     if (!probe(kMinPathMtu)) {

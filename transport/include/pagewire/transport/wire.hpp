@@ -80,6 +80,7 @@ enum class RefuseReason : std::uint16_t {
   kStreams = 4,
   kEncodings = 5,
   kBusy = 6,
+  kMtu = 7,
 };
 
 struct [[gnu::packed]] RefusePayload {

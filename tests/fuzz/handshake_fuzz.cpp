@@ -1,0 +1,58 @@
+// libFuzzer target for the handshake: any bytes as a HELLO against several destination
+// configurations, as a HELLO_ACK for the source, and as a REFUSE. Invariants: a refusal
+// always says something; an accepted HELLO fits the destination; the probe ceiling lies in
+// the legal MTU range and under the port's; a refusal message is short, printable text;
+// and a destination always accepts its own kind of HELLO.
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "pagewire/transport/handshake.hpp"
+
+using namespace pagewire::transport;
+
+namespace {
+
+void check(bool condition) {
+  if (!condition) std::abort();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  std::uint8_t bytes[sizeof(RefusePayload)] = {};
+  std::memcpy(bytes, data, std::min(size, sizeof bytes));
+
+  HelloPayload hello;
+  std::memcpy(&hello, bytes, sizeof hello);
+  for (std::uint16_t streams : {1, 4}) {
+    for (std::uint32_t page_size : {4096u, 65536u}) {
+      SessionConfig config;
+      config.streams = streams;
+      config.page_size = page_size;
+      config.region_pages = 1u << 20;
+      const auto refusal = check_hello(hello, config);
+      if (refusal) {
+        check(!refusal->message.empty());
+      } else {
+        check(hello.version.get() == kProtocolVersion);
+        check(hello.page_size.get() == page_size && hello.streams.get() == streams);
+        check(hello.region_pages.get() <= config.region_pages);
+        check(hello.max_record_bytes.get() <= max_record_bytes(config));
+      }
+      for (std::uint16_t mtu : {kMinPathMtu, std::uint16_t{9000}}) {
+        check(!check_hello(make_hello(config, mtu), config));
+      }
+    }
+  }
+
+  const auto ceiling = path_mtu_ceiling(hello, 9000);
+  if (ceiling) check(*ceiling >= kMinPathMtu && *ceiling <= 9000);
+
+  RefusePayload refusal;
+  std::memcpy(&refusal, bytes, sizeof refusal);
+  const std::string message = refusal_message(refusal);
+  check(message.size() < sizeof refusal.message);
+  for (char c : message) check(c >= 0x20 && c < 0x7f);
+  return 0;
+}

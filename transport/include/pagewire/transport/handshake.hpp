@@ -1,0 +1,37 @@
+// The HELLO exchange as pure functions of its payloads: what each side offers, what the
+// destination refuses and why, and what the source accepts back. Every field is hostile
+// input; libFuzzer drives these directly (tests/fuzz/handshake_fuzz.cpp).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "pagewire/result.hpp"
+#include "pagewire/transport/session.hpp"
+#include "pagewire/transport/wire.hpp"
+
+namespace pagewire::transport {
+
+// The largest record a side with `config` sends or accepts: a RAW deflate-batch fallback.
+std::size_t max_record_bytes(const SessionConfig& config);
+
+// What this side offers: its geometry, codecs, and the largest IP packet its port takes.
+HelloPayload make_hello(const SessionConfig& config, std::uint16_t mtu);
+
+// What the destination refuses, and why, in words both operators can act on.
+struct Refusal {
+  RefuseReason reason;
+  std::string message;
+};
+std::optional<Refusal> check_hello(const HelloPayload& hello, const SessionConfig& config);
+
+// The source's view of the destination's HELLO_ACK: the largest IP packet both ports take
+// (the probe's ceiling), or why the answer is unusable.
+Result<std::uint16_t> path_mtu_ceiling(const HelloPayload& answer, std::uint16_t port_mtu);
+
+// A REFUSE payload's message, whatever bytes it holds: printable text, at most 125 bytes.
+std::string refusal_message(const RefusePayload& refusal);
+
+}  // namespace pagewire::transport
