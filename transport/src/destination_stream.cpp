@@ -77,16 +77,11 @@ bool DestinationStream::poll(std::uint64_t now) {
   if (fin_seen_ && rcv_nxt_ == fin_seq_ && refused_.empty() && failure_.empty()) fin_applied_ = true;
   if (ack_due_tsc_ != 0 && now >= ack_due_tsc_) send_ack(fin_applied_ ? FrameType::kFinAck : FrameType::kAck);
   const bool busy = failure_.empty() && !fin_applied_;
-  publish(now, !busy);
+  if (publish_schedule_.due(now, !busy)) {
+    published_->publish({.stream = counters_, .pages = decoder_.counters().pages});
+    publish_schedule_.published(now, !busy, tsc_hz_);
+  }
   return busy;
-}
-
-void DestinationStream::publish(std::uint64_t now, bool idle) {
-  if (now < publish_due_tsc_ && !(idle && !published_idle_)) return;
-  StreamSnapshot snapshot{.stream = counters_, .pages = decoder_.counters().pages};
-  published_->publish(snapshot);
-  publish_due_tsc_ = now + tsc_hz_ / 1000;
-  published_idle_ = idle;  // the state a stream stops in is published at once
 }
 
 void DestinationStream::on_data(rte_mbuf* mbuf, const ReceivedFrame& frame, std::uint64_t now) {

@@ -63,7 +63,10 @@ bool SourceStream::poll(std::uint64_t now) {
   const bool data_left = !pages_.empty() || staged_begin_ != staged_end_ || snd_una_ != snd_nxt_;
   if (!data_left && fin_wanted_ && !fin_acked_) send_fin(now);
   const bool busy = data_left || (fin_wanted_ && !fin_acked_);
-  publish(now, !busy);
+  if (publish_schedule_.due(now, !busy)) {
+    published_->publish({.stream = counters_, .pages = encoder_.counters().pages});
+    publish_schedule_.published(now, !busy, tsc_hz_);
+  }
   return busy;
 }
 
@@ -96,14 +99,6 @@ void SourceStream::start_resend() {
   resend_.clear();
   pages_ = resending_;
   counters_.pages_resent += resending_.size();
-}
-
-void SourceStream::publish(std::uint64_t now, bool idle) {
-  if (now < publish_due_tsc_ && !(idle && !published_idle_)) return;
-  StreamSnapshot snapshot{.stream = counters_, .pages = encoder_.counters().pages};
-  published_->publish(snapshot);
-  publish_due_tsc_ = now + tsc_hz_ / 1000;
-  published_idle_ = idle;  // the state a stream stops in is published at once
 }
 
 void SourceStream::receive(std::uint64_t now) {

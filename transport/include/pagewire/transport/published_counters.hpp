@@ -53,4 +53,19 @@ class PublishedCounters {
   std::array<std::atomic<std::uint64_t>, kWords> words_{};
 };
 
+// When a stream publishes: about every millisecond, and at once when it goes idle (so the
+// state it stops in is what readers see).
+class PublishSchedule {
+ public:
+  bool due(std::uint64_t now, bool idle) const { return now >= next_tsc_ || (idle && !idle_published_); }
+  void published(std::uint64_t now, bool idle, std::uint64_t tsc_hz) {
+    next_tsc_ = now + tsc_hz / 1000;
+    idle_published_ = idle;
+  }
+
+ private:
+  std::uint64_t next_tsc_ = 0;
+  bool idle_published_ = false;
+};
+
 }  // namespace pagewire::transport

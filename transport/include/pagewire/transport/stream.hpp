@@ -98,7 +98,6 @@ class SourceStream {
   bool send_one(rte_mbuf* mbuf, std::uint64_t now);
   bool tokens_for(std::size_t bytes, std::uint64_t now);
   void send_fin(std::uint64_t now);
-  void publish(std::uint64_t now, bool idle);
   // RESEND: the destination refused these pages; they go again, in full, after this round.
   void take_resend(const ReceivedFrame& frame);
   void start_resend();
@@ -145,8 +144,7 @@ class SourceStream {
   std::uint64_t fin_sent_tsc_ = 0;
   StreamCounters counters_;
   std::unique_ptr<PublishedCounters> published_ = std::make_unique<PublishedCounters>();
-  std::uint64_t publish_due_tsc_ = 0;
-  bool published_idle_ = false;
+  PublishSchedule publish_schedule_;
 };
 
 // Replies to HELLO and PROBE frames that reach stream 0 after the handshake (a lost
@@ -185,7 +183,6 @@ class DestinationStream {
   bool apply_record(const pagecodec::RecordView& record);
   void send_ack(FrameType type = FrameType::kAck);
   void remember_block(std::uint32_t base);
-  void publish(std::uint64_t now, bool idle);
   // Pages that must come again in full; asked for with RESEND until they do.
   void refuse(std::uint64_t first_page, std::uint32_t count);
   void send_resend(std::uint64_t now);
@@ -221,8 +218,7 @@ class DestinationStream {
   std::string failure_;
   StreamCounters counters_;
   std::unique_ptr<PublishedCounters> published_ = std::make_unique<PublishedCounters>();
-  std::uint64_t publish_due_tsc_ = 0;
-  bool published_idle_ = false;
+  PublishSchedule publish_schedule_;
 };
 
 }  // namespace pagewire::transport
