@@ -446,6 +446,7 @@ int demo(const std::vector<std::string>& args, const char* self) {
   const std::vector<std::string> forwarded(split == args.end() ? split : split + 1, args.end());
   std::uint64_t size_mib = 1024;
   std::uint16_t streams = 1;
+  std::uint32_t page_size = 4096;
   double dirty_rate = 20000;
   bool json = false;
   po::options_description d("demo options");
@@ -453,6 +454,7 @@ int demo(const std::vector<std::string>& args, const char* self) {
       ("help,h", "show this help")
       ("size-mib", po::value(&size_mib)->default_value(size_mib), "guest memory")
       ("streams", po::value(&streams)->default_value(streams), "streams (queue pairs) on both ends")
+      ("page-size", po::value(&page_size)->default_value(page_size), "guest page size on both ends")
       ("dirty-rate", po::value(&dirty_rate)->default_value(dirty_rate), "pages per second the guest writes")
       ("json", po::bool_switch(&json), "one JSON object per event, from both ends");
   if (auto done = parse_options(own, d,
@@ -464,6 +466,7 @@ int demo(const std::vector<std::string>& args, const char* self) {
   const std::string socket = "/tmp/pagewire-demo-" + std::to_string(getpid()) + ".sock";
   const std::string size = std::to_string(size_mib);
   const std::string stream_count = std::to_string(streams);
+  const std::string page_bytes = std::to_string(page_size);
   int ready[2];
   if (pipe(ready) != 0) return fail("demo", "cannot create a pipe", json);
   if (!json) {
@@ -476,7 +479,7 @@ int demo(const std::vector<std::string>& args, const char* self) {
     close(ready[0]);
     const std::string vdev = "net_memif0,role=server,socket=" + socket;
     execl("/proc/self/exe", self, "dst", "--vdev", vdev.c_str(), "--size-mib", size.c_str(), "--streams",
-          stream_count.c_str(), json ? "--json" : nullptr, nullptr);
+          stream_count.c_str(), "--page-size", page_bytes.c_str(), json ? "--json" : nullptr, nullptr);
     _exit(127);
   }
   close(ready[1]);
@@ -496,9 +499,12 @@ int demo(const std::vector<std::string>& args, const char* self) {
   }
   std::ostringstream rate;
   rate << dirty_rate;
-  std::vector<std::string> source_args = {"--vdev", "net_memif0,role=client,socket=" + socket, "--size-mib", size,
-                                          "--streams", stream_count, "--dirty-rate", rate.str(), "--file-prefix",
-                                          "pagewire-demo-src-" + std::to_string(getpid())};
+  std::vector<std::string> source_args = {"--vdev", "net_memif0,role=client,socket=" + socket,
+                                          "--size-mib", size,
+                                          "--streams", stream_count,
+                                          "--page-size", page_bytes,
+                                          "--dirty-rate", rate.str(),
+                                          "--file-prefix", "pagewire-demo-src-" + std::to_string(getpid())};
   if (json) source_args.push_back("--json");
   source_args.insert(source_args.end(), forwarded.begin(), forwarded.end());
   const int source_status = source(source_args);

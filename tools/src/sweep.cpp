@@ -114,7 +114,7 @@ Result<SweepKind> sweep_kind(const std::string& name) {
   if (name == "migrate") {
     return SweepKind{.name = name,
                      .command = {"demo", "--json"},
-                     .leading_params = {"size-mib", "streams", "dirty-rate"},
+                     .leading_params = {"size-mib", "streams", "page-size", "dirty-rate"},
                      .separator = "--",
                      .result_event = "migrated",
                      .key_metrics = {"total_seconds", "downtime_ms", "throughput_gbps", "compression_ratio", "rounds"}};
