@@ -1,0 +1,79 @@
+// The HELLO exchange: a peer that speaks an older protocol version, an impossible MTU, a
+// smaller region or other geometry is refused with words that say what differs; what the
+// source accepts back stays inside the legal MTU range; a hostile REFUSE becomes short,
+// printable text.
+#include "pagewire/transport/handshake.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+namespace pagewire::transport {
+namespace {
+
+SessionConfig destination_config() {
+  SessionConfig config;
+  config.streams = 2;
+  config.page_size = 4096;
+  config.region_pages = 1024;
+  return config;
+}
+
+TEST(Handshake, OwnHelloIsAccepted) {
+  const SessionConfig config = destination_config();
+  EXPECT_FALSE(check_hello(make_hello(config, 9000), config));
+}
+
+TEST(Handshake, OlderProtocolVersionIsRefusedSayingWhichVersions) {
+  const SessionConfig config = destination_config();
+  HelloPayload hello = make_hello(config, 9000);
+  hello.version.set(1);
+  const auto refusal = check_hello(hello, config);
+  ASSERT_TRUE(refusal);
+  EXPECT_EQ(refusal->reason, RefuseReason::kVersion);
+  EXPECT_EQ(refusal->message, "protocol version 1 != destination's " + std::to_string(kProtocolVersion));
+}
+
+TEST(Handshake, GeometryAndMtuMismatchesSayWhatDiffers) {
+  const SessionConfig config = destination_config();
+  HelloPayload hello = make_hello(config, 9000);
+  hello.mtu.set(600);
+  EXPECT_EQ(check_hello(hello, config)->reason, RefuseReason::kMtu);
+
+  hello = make_hello(config, 9000);
+  hello.region_pages.set(4096);
+  EXPECT_EQ(check_hello(hello, config)->message, "source region of 4096 pages > destination region of 1024 pages");
+
+  hello = make_hello(config, 9000);
+  hello.streams.set(3);
+  EXPECT_EQ(check_hello(hello, config)->message, "3 streams != destination's 2");
+
+  hello = make_hello(config, 9000);
+  hello.encodings.set(hello.encodings.get() | 1u << 9);
+  EXPECT_EQ(check_hello(hello, config)->reason, RefuseReason::kEncodings);
+}
+
+TEST(Handshake, TheSourceTakesTheSmallerMtuAndRefusesImpossibleOnes) {
+  HelloPayload answer = make_hello(destination_config(), 1500);
+  auto ceiling = path_mtu_ceiling(answer, 9000);
+  ASSERT_TRUE(ceiling);
+  EXPECT_EQ(*ceiling, 1500);
+  answer.mtu.set(100);
+  EXPECT_FALSE(path_mtu_ceiling(answer, 9000));
+  answer.mtu.set(65000);
+  EXPECT_FALSE(path_mtu_ceiling(answer, 9000));
+}
+
+TEST(Handshake, RefusalMessagesAreBoundedPrintableText) {
+  RefusePayload refusal;
+  std::memset(&refusal, 0x07, sizeof refusal);  // no NUL anywhere, control characters
+  const std::string message = refusal_message(refusal);
+  EXPECT_EQ(message.size(), sizeof refusal.message - 1);
+  EXPECT_EQ(message.find_first_not_of('?'), std::string::npos);
+  std::memset(refusal.message, 0, sizeof refusal.message);
+  std::memcpy(refusal.message, "page size 4096 != destination's 8192", 36);
+  EXPECT_EQ(refusal_message(refusal), "page size 4096 != destination's 8192");
+}
+
+}  // namespace
+}  // namespace pagewire::transport
