@@ -53,6 +53,7 @@ TEST(Sweep, ReadsTheResultEventFlattenedAndIgnoresOtherLines) {
   EXPECT_EQ(metrics->at("pages.1"), 5);
   EXPECT_FALSE(metrics->contains("digest"));
   EXPECT_FALSE(parse_metrics("{\"event\":\"round\"}\n{broken\n", "migrated"));
+  EXPECT_FALSE(parse_metrics("{\"event\":5}\n", "migrated"));
 }
 
 TEST(Sweep, SummarisesMedianMinAndMax) {
@@ -100,6 +101,14 @@ TEST(Sweep, WritesCsvAndJsonThatPlotReadsBack) {
   EXPECT_FALSE(chart_from_sweep(json.str(), "window", "gbps"));
   EXPECT_FALSE(chart_from_sweep(json.str(), "streams", "downtime_ms"));
   EXPECT_FALSE(chart_from_sweep("not json", "streams", "gbps"));
+  // A hand-edited file: numbers where strings were, a point without figures, a non-numeric
+  // median. Read what is usable, never throw.
+  const std::string edited = R"({"kind":7,"points":[{"params":{"streams":1,"mtu":"9000"},"median":{"gbps":2}},
+      {"params":{"streams":2}},{"params":{"streams":3},"median":{"gbps":"fast"}},5]})";
+  auto partial = chart_from_sweep(edited, "streams", "gbps");
+  ASSERT_TRUE(partial) << partial.error().message;
+  EXPECT_EQ(partial->series.size(), 1u);
+  EXPECT_EQ(partial->series[0].y, (std::vector<double>{2}));
 }
 
 }  // namespace

@@ -159,7 +159,8 @@ std::size_t Middlebox::forward(Direction& d, std::uint64_t now) {
     auto* mbuf = static_cast<rte_mbuf*>(burst[i]);
     const auto* eth = rte_pktmbuf_mtod(mbuf, const rte_ether_hdr*);
     const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(eth + 1);
-    if (impairment_.mtu_clamp != 0 && eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) &&
+    const bool has_ip_header = rte_pktmbuf_data_len(mbuf) >= sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr);
+    if (impairment_.mtu_clamp != 0 && has_ip_header && eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) &&
         rte_be_to_cpu_16(ip->total_length) > impairment_.mtu_clamp) {
       ++counters_.clamped;
       rte_pktmbuf_free(mbuf);

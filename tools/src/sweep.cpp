@@ -102,6 +102,8 @@ std::string duration_text(double seconds) {
   return out.str();
 }
 
+std::string text_of(const nlohmann::json& value) { return value.is_string() ? value.get<std::string>() : value.dump(); }
+
 std::string point_text(const SweepPoint& point) {
   std::string text;
   for (const auto& [name, value] : point) text += (text.empty() ? "" : " ") + name + "=" + value;
@@ -192,7 +194,7 @@ Result<Metrics> parse_metrics(const std::string& output, const std::string& even
   for (std::string line; std::getline(lines, line);) {
     if (line.empty() || line.front() != '{') continue;
     const auto json = nlohmann::json::parse(line, nullptr, false);
-    if (json.is_discarded() || !json.is_object() || json.value("event", "") != event) continue;
+    if (json.is_discarded() || !json.is_object() || !json.contains("event") || json["event"] != event) continue;
     Metrics metrics;
     flatten(json, "", metrics);
     return metrics;
@@ -389,10 +391,10 @@ Result<Chart> chart_from_sweep(const std::string& json_text, const std::string& 
   // Which parameters vary, besides x: they name the lines.
   std::map<std::string, std::vector<std::string>> values;
   for (const auto& point : points) {
-    const nlohmann::json params = point.value("params", nlohmann::json::object());
-    for (const auto& [name, value] : params.items()) {
+    if (!point.is_object() || !point.contains("params") || !point["params"].is_object()) continue;
+    for (const auto& [name, value] : point["params"].items()) {
       auto& seen = values[name];
-      const std::string text = value.is_string() ? value.get<std::string>() : value.dump();
+      const std::string text = text_of(value);
       if (std::find(seen.begin(), seen.end(), text) == seen.end()) seen.push_back(text);
     }
   }
@@ -404,18 +406,26 @@ Result<Chart> chart_from_sweep(const std::string& json_text, const std::string& 
     numeric = numeric && end != text.c_str() && *end == '\0';
   }
   Chart chart;
-  chart.title = y + " vs " + x + " (" + document.value("kind", std::string("sweep")) + ")";
+  chart.title = y + " vs " + x + " (" + (document.contains("kind") ? text_of(document["kind"]) : "sweep") + ")";
   chart.x_label = x;
   chart.y_label = y + " (median; bars: min-max)";
   if (!numeric) chart.x_categories = values[x];
   std::map<std::string, std::size_t> series_index;
   for (const auto& point : points) {
+    // The file is input like any other: skip points without the fields a sweep writes.
+    if (!point.is_object() || !point.contains("params") || !point["params"].is_object()) continue;
     const auto& params = point["params"];
-    if (!params.contains(x) || !point.contains("median") || !point["median"].contains(y)) continue;
+    auto figure = [&](const char* which) -> const nlohmann::json* {
+      if (!point.contains(which) || !point[which].is_object() || !point[which].contains(y)) return nullptr;
+      const auto& value = point[which][y];
+      return value.is_number() ? &value : nullptr;
+    };
+    const auto *median = figure("median"), *low = figure("min"), *high = figure("max");
+    if (!params.contains(x) || median == nullptr) continue;
     std::string name;
     for (const auto& [param, seen] : values) {
       if (param == x || seen.size() < 2 || !params.contains(param)) continue;
-      name += (name.empty() ? "" : " ") + param + "=" + params[param].get<std::string>();
+      name += (name.empty() ? "" : " ") + param + "=" + text_of(params[param]);
     }
     if (name.empty()) name = y;
     if (!series_index.contains(name)) {
@@ -423,13 +433,13 @@ Result<Chart> chart_from_sweep(const std::string& json_text, const std::string& 
       chart.series.push_back({.name = name, .x = {}, .y = {}, .y_low = {}, .y_high = {}});
     }
     auto& series = chart.series[series_index[name]];
-    const std::string at = params[x].get<std::string>();
+    const std::string at = text_of(params[x]);
     series.x.push_back(numeric ? std::strtod(at.c_str(), nullptr)
                                : static_cast<double>(std::find(values[x].begin(), values[x].end(), at) -
                                                      values[x].begin()));
-    series.y.push_back(point["median"][y].get<double>());
-    series.y_low.push_back(point["min"][y].get<double>());
-    series.y_high.push_back(point["max"][y].get<double>());
+    series.y.push_back(median->get<double>());
+    series.y_low.push_back(low != nullptr ? low->get<double>() : median->get<double>());
+    series.y_high.push_back(high != nullptr ? high->get<double>() : median->get<double>());
   }
   if (chart.series.empty()) return make_error("--y " + y + ": no point of the sweep has this metric");
   return chart;

@@ -18,6 +18,7 @@
 
 #include "pagewire/pagecodec/decoder.hpp"
 #include "pagewire/pagecodec/encoder.hpp"
+#include "pagewire/transport/session.hpp"
 
 namespace pagewire::tools {
 
@@ -178,9 +179,9 @@ Result<double> tcp_round(std::span<const std::byte> source, std::span<std::byte>
   if (!pairs) return pairs.error();
   std::vector<StreamJob> sending(options.streams), receiving(options.streams);
   for (std::uint16_t s = 0; s < options.streams; ++s) {
-    // The same contiguous split as stream_of_page().
-    const std::uint64_t first = region_pages * s / options.streams;
-    const std::uint64_t end = region_pages * (s + 1) / options.streams;
+    const std::uint64_t first = transport::first_page_of_stream(s, region_pages, options.streams);
+    const std::uint64_t end =
+        transport::first_page_of_stream(static_cast<std::uint16_t>(s + 1), region_pages, options.streams);
     sending[s] = receiving[s] = {.first_page = first, .pages = end - first, .error = {}};
   }
   std::atomic<bool> go{false};

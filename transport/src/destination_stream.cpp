@@ -21,7 +21,7 @@ DestinationStream::DestinationStream(std::uint16_t index, QueueRef queue, const 
                                      std::uint32_t session, const StreamTuning& tuning,
                                      pagecodec::Decoder decoder, std::byte* region,
                                      std::uint32_t* page_generations, std::size_t max_record_bytes,
-                                     ControlResponder* control)
+                                     ControlResponder* control, std::uint64_t first_page, std::uint64_t end_page)
     : index_(index),
       queue_(queue),
       path_(path),
@@ -31,6 +31,8 @@ DestinationStream::DestinationStream(std::uint16_t index, QueueRef queue, const 
       region_(region),
       page_generations_(page_generations),
       control_(control),
+      first_page_(first_page),
+      end_page_(end_page),
       tsc_hz_(rte_get_tsc_hz()),
       reorder_(tuning.receive_window_frames, nullptr),
       partial_(max_record_bytes) {
@@ -201,6 +203,10 @@ void publish_generation(std::uint32_t* generations, std::uint32_t count, std::ui
 // The ordering rule: never let an older copy overwrite a newer one, and apply a DELTA only
 // onto the exact base it was encoded against.
 bool DestinationStream::apply_record(const pagecodec::RecordView& record) {
+  if (record.first_page < first_page_ || record.first_page + record.page_count > end_page_) {
+    ++counters_.record_errors;  // another stream's pages: a sender bug or a forgery
+    return false;
+  }
   std::uint32_t* generations = page_generations_ + record.first_page;
   auto generation_of = [&](std::uint32_t k) {
     // Relaxed: only DestinationSession::forget_page() writes here from another thread.

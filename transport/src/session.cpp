@@ -418,6 +418,7 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
   std::uint32_t session = 0;
   std::optional<Refusal> refusal;
   StreamCounters control_counters;
+  std::uint64_t source_pages = 0;  // the source splits its pages between streams by its own region
   const bool heard = await_control(control, config.path, config.streams, 0,
                                    rte_rdtsc() + ms_to_tsc(config.hello_timeout_ms), &control_counters,
                                    [&](const ReceivedFrame& frame, const rte_mbuf* mbuf) {
@@ -430,6 +431,7 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
                                      HelloPayload hello;
                                      std::memcpy(&hello, frame.payload, sizeof hello);
                                      session = frame.session;
+                                     source_pages = hello.region_pages.get();
                                      refusal = check_hello(hello, config);
                                      return true;
                                    });
@@ -458,7 +460,10 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
     if (!decoder) return decoder.error();
     destination->streams_.emplace_back(s, QueueRef{port.id(), s, port.pool()}, config.path, session, config.tuning,
                                        std::move(decoder).value(), region, destination->generations_.data(),
-                                       max_record_bytes(config), s == 0 ? destination->responder_.get() : nullptr);
+                                       max_record_bytes(config), s == 0 ? destination->responder_.get() : nullptr,
+                                       first_page_of_stream(s, source_pages, config.streams),
+                                       first_page_of_stream(static_cast<std::uint16_t>(s + 1), source_pages,
+                                                            config.streams));
   }
   destination->telemetry_ = std::make_unique<TelemetryRegistration>(TelemetryEntry{
       .session = session, .role = "destination", .path_mtu = 0, .streams = published_of(destination->streams_)});

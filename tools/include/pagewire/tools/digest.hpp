@@ -7,7 +7,7 @@
 // XXH3-128 of those block digests in canonical byte order. Blocks are as small as the
 // smallest page because dirty pages scatter: with larger blocks a few thousand dirty pages
 // touch nearly every block. The price is 16 bytes of digest per 4 KiB (0.4%) and a final
-// pass over them (~0.3 ms per GiB). digest_of() and RegionDigest agree by construction;
+// pass over them (0.4–1.5 ms per GiB here, docs/benchmarks.md). digest_of() and RegionDigest agree by construction;
 // `pagewire image digest` prints the same value.
 #pragma once
 

@@ -50,6 +50,10 @@ inline constexpr std::uint64_t kMaxRegionPages = std::uint64_t{1} << 47;
 inline std::uint16_t stream_of_page(std::uint64_t page, std::uint64_t region_pages, std::uint16_t streams) {
   return static_cast<std::uint16_t>(page * streams / region_pages);
 }
+// The first page stream_of_page() gives to `stream`; stream s owns [first(s), first(s + 1)).
+inline std::uint64_t first_page_of_stream(std::uint16_t stream, std::uint64_t region_pages, std::uint16_t streams) {
+  return (stream * region_pages + streams - 1) / streams;
+}
 
 using Digest = std::array<std::uint8_t, 16>;
 

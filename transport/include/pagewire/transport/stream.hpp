@@ -160,7 +160,7 @@ class DestinationStream {
   DestinationStream(std::uint16_t index, QueueRef queue, const Path& path, std::uint32_t session,
                     const StreamTuning& tuning, pagecodec::Decoder decoder, std::byte* region,
                     std::uint32_t* page_generations, std::size_t max_record_bytes,
-                    ControlResponder* control);
+                    ControlResponder* control, std::uint64_t first_page, std::uint64_t end_page);
   DestinationStream(DestinationStream&&) noexcept = default;
   ~DestinationStream();
 
@@ -197,6 +197,9 @@ class DestinationStream {
   std::byte* region_;
   std::uint32_t* page_generations_;
   ControlResponder* control_;
+  // The pages this stream owns: a record for another stream's pages is refused, or two
+  // cores would write the same page.
+  std::uint64_t first_page_, end_page_;
   std::uint64_t tsc_hz_;
 
   std::vector<rte_mbuf*> reorder_;
