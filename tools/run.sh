@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 readonly PACKAGES=(
   meson ninja-build pkg-config g++ python3
-  libdpdk-dev dpdk libisal-dev libhwloc-dev libboost-program-options-dev
+  libdpdk-dev dpdk libisal-dev libhwloc-dev libboost-program-options-dev libssl-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libxxhash-dev
   clang libclang-rt-14-dev  # the sanitizer build and libFuzzer
   iproute2                  # network namespaces and veth for the real-host tests

@@ -157,6 +157,7 @@ std::size_t Middlebox::forward(Direction& d, std::uint64_t now) {
   const unsigned n = rte_ring_dequeue_burst(d.in, burst, 32, nullptr);
   for (unsigned i = 0; i < n; ++i) {
     auto* mbuf = static_cast<rte_mbuf*>(burst[i]);
+    if (tap_) tap_({rte_pktmbuf_mtod(mbuf, const std::byte*), rte_pktmbuf_data_len(mbuf)});
     const auto* eth = rte_pktmbuf_mtod(mbuf, const rte_ether_hdr*);
     const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(eth + 1);
     const bool has_ip_header = rte_pktmbuf_data_len(mbuf) >= sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr);

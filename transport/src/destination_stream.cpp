@@ -21,7 +21,8 @@ DestinationStream::DestinationStream(std::uint16_t index, QueueRef queue, const 
                                      std::uint32_t session, const StreamTuning& tuning,
                                      pagecodec::Decoder decoder, std::byte* region,
                                      std::uint32_t* page_generations, std::size_t max_record_bytes,
-                                     ControlResponder* control, std::uint64_t first_page, std::uint64_t end_page)
+                                     ControlResponder* control, std::uint64_t first_page, std::uint64_t end_page,
+                                     FrameCrypto* crypto)
     : index_(index),
       queue_(queue),
       path_(path),
@@ -31,6 +32,7 @@ DestinationStream::DestinationStream(std::uint16_t index, QueueRef queue, const 
       region_(region),
       page_generations_(page_generations),
       control_(control),
+      crypto_(crypto),
       first_page_(first_page),
       end_page_(end_page),
       tsc_hz_(rte_get_tsc_hz()),
@@ -55,13 +57,13 @@ bool DestinationStream::poll(std::uint64_t now) {
       rte_pktmbuf_free(mbuf);
       continue;
     }
-    const ReceivedFrame frame = parse_frame(mbuf, path_, 0xffff, session_);
+    ReceivedFrame frame = parse_frame(mbuf, path_, 0xffff, session_);
+    if (frame.drop == FrameDrop::kNone && frame.stream != index_) frame.drop = FrameDrop::kWrongPort;
+    if (frame.drop == FrameDrop::kNone) frame.drop = open_frame(&mbuf, &frame, crypto_, queue_.pool);
     if (frame.drop != FrameDrop::kNone) {
       ++counters_.drops[static_cast<std::size_t>(frame.drop)];
-    } else if (frame.stream != index_) {
-      ++counters_.drops[static_cast<std::size_t>(FrameDrop::kWrongPort)];
     } else if (frame.type == FrameType::kData) {
-      on_data(mbuf, frame, now);
+      on_data(mbuf, {frame.payload, frame.payload_bytes}, frame.seq, now);
       continue;  // on_data owns the mbuf
     } else if (frame.type == FrameType::kFin) {
       // A source that resends refused pages sends data after its first FIN, then a later
@@ -86,9 +88,10 @@ bool DestinationStream::poll(std::uint64_t now) {
   return busy;
 }
 
-void DestinationStream::on_data(rte_mbuf* mbuf, const ReceivedFrame& frame, std::uint64_t now) {
+void DestinationStream::on_data(rte_mbuf* mbuf, std::span<const std::byte> payload, std::uint32_t seq,
+                                std::uint64_t now) {
   ++counters_.frames_received;
-  const std::int32_t ahead = seq_diff(frame.seq, rcv_nxt_);
+  const std::int32_t ahead = seq_diff(seq, rcv_nxt_);
   if (ahead < 0) {
     ++counters_.duplicates;  // our ACK was lost: say again what we have
     ack_due_tsc_ = now;
@@ -101,29 +104,29 @@ void DestinationStream::on_data(rte_mbuf* mbuf, const ReceivedFrame& frame, std:
     return;
   }
   if (ahead > 0) {
-    rte_mbuf*& slot = held(frame.seq);
+    rte_mbuf*& slot = held(seq);
     if (slot != nullptr) {
       ++counters_.duplicates;
       rte_pktmbuf_free(mbuf);
     } else {
-      slot = mbuf;  // held as is: frames are read-only after parsing, never modified
+      slot = mbuf;  // held as parsed and opened: read by held_payload() when its turn comes
       ++counters_.out_of_order;
-      remember_block(frame.seq & ~63u);
+      remember_block(seq & ~63u);
     }
     ack_due_tsc_ = now;  // a hole: tell the sender at once
     return;
   }
   // In order: apply it and every held frame that now follows.
-  counters_.payload_bytes_received += frame.payload_bytes;
-  deliver(frame.payload, frame.payload_bytes);
+  counters_.payload_bytes_received += payload.size();
+  deliver(payload.data(), payload.size());
   rte_pktmbuf_free(mbuf);
   ++rcv_nxt_;
   ++unacked_;
   while (rte_mbuf* next = held(rcv_nxt_)) {
     held(rcv_nxt_) = nullptr;
-    const ReceivedFrame again = parse_frame(next, path_, 0xffff, session_);
-    counters_.payload_bytes_received += again.payload_bytes;
-    deliver(again.payload, again.payload_bytes);
+    const std::span<const std::byte> again = held_payload(next);
+    counters_.payload_bytes_received += again.size();
+    deliver(again.data(), again.size());
     rte_pktmbuf_free(next);
     ++rcv_nxt_;
     ++unacked_;
@@ -263,7 +266,7 @@ void DestinationStream::send_resend(std::uint64_t now) {
     ++counters_.mbuf_exhausted;
     return;
   }
-  const std::size_t room = (payload_for_mtu(kMinPathMtu) - sizeof(ResendPayload)) / sizeof(std::uint64_t);
+  const std::size_t room = (payload_for_mtu(kMinPathMtu, true) - sizeof(ResendPayload)) / sizeof(std::uint64_t);
   const std::size_t count = std::min(refused_.size(), room);
   ResendPayload header{};
   header.count.set(static_cast<std::uint16_t>(count));
@@ -275,7 +278,7 @@ void DestinationStream::send_resend(std::uint64_t now) {
     std::memcpy(payload + sizeof header + i * sizeof page, &page, sizeof page);
   }
   finish_frame(mbuf, path_, FrameFields{.type = FrameType::kResend, .stream = index_, .session = session_},
-               sizeof header + count * sizeof(le64));
+               static_cast<std::uint16_t>(sizeof header + count * sizeof(le64)), 0, crypto_);
   if (rte_eth_tx_burst(queue_.port, queue_.queue, &mbuf, 1) == 0) {
     rte_pktmbuf_free(mbuf);
     ++counters_.tx_queue_full;
@@ -332,7 +335,7 @@ void DestinationStream::send_ack(FrameType type) {
                            .seq = type == FrameType::kFinAck ? fin_seq_ : rcv_nxt_,
                            .sack = sack,
                            .window = static_cast<std::uint32_t>(reorder_.size()) - 1},
-               block_count * sizeof(SackBlock));
+               static_cast<std::uint16_t>(block_count * sizeof(SackBlock)), 0, crypto_);
   if (rte_eth_tx_burst(queue_.port, queue_.queue, &mbuf, 1) == 0) {
     rte_pktmbuf_free(mbuf);
     ++counters_.tx_queue_full;

@@ -22,6 +22,10 @@ std::string_view to_string(FrameDrop drop) {
     case FrameDrop::kWrongSession: return "another session";
     case FrameDrop::kUnknownType: return "unknown frame type";
     case FrameDrop::kMultiSegment: return "multi-segment mbuf";
+    case FrameDrop::kSealMismatch: return "sealed where not expected, or not sealed where required";
+    case FrameDrop::kBadTag: return "authentication failed";
+    case FrameDrop::kReplayed: return "replayed";
+    case FrameDrop::kNoMbuf: return "no mbuf to decrypt into";
   }
   return "?";
 }
@@ -80,10 +84,13 @@ ReceivedFrame parse_frame(const rte_mbuf* mbuf, const Path& path, std::uint16_t 
   std::memcpy(&header, udp + 1, sizeof header);
   if (header.magic.get() != kFrameMagic) return dropped(FrameDrop::kBadMagic);
   if (header.version != kProtocolVersion) return dropped(FrameDrop::kBadVersion);
-  if (!known_type(header.type)) return dropped(FrameDrop::kUnknownType);
+  if (!known_type(header.type) || (header.flags.get() & ~kFrameSealed) != 0) return dropped(FrameDrop::kUnknownType);
   if (session != 0 && header.session.get() != session) return dropped(FrameDrop::kWrongSession);
   const std::uint16_t payload_bytes = header.payload_bytes.get();
-  if (payload_bytes > udp_bytes - kUdpBytes - sizeof(FrameHeader)) return dropped(FrameDrop::kTruncated);
+  const bool sealed = (header.flags.get() & kFrameSealed) != 0;
+  if (payload_bytes + (sealed ? sizeof(SealTrailer) : 0) > udp_bytes - kUdpBytes - sizeof(FrameHeader)) {
+    return dropped(FrameDrop::kTruncated);
+  }
   if (header.stream.get() >= streams) return dropped(FrameDrop::kWrongPort);
 
   ReceivedFrame frame;
@@ -96,14 +103,71 @@ ReceivedFrame parse_frame(const rte_mbuf* mbuf, const Path& path, std::uint16_t 
   frame.payload = rte_pktmbuf_mtod_offset(mbuf, const std::byte*, kHeadersBytes);
   frame.payload_bytes = payload_bytes;
   frame.ip_bytes = static_cast<std::uint16_t>(ip_bytes);
+  if (sealed) frame.trailer = reinterpret_cast<const SealTrailer*>(frame.payload + payload_bytes);
   return frame;
 }
 
+namespace {
+
+// Frames that prove the key themselves (HelloAuth), or come before there is one.
+bool handshake_frame(FrameType type) {
+  return type == FrameType::kHello || type == FrameType::kHelloAck || type == FrameType::kRefuse;
+}
+
+const FrameHeader& header_of(const rte_mbuf* mbuf) {
+  return *rte_pktmbuf_mtod_offset(mbuf, const FrameHeader*, kEthernetBytes + kIpv4Bytes + kUdpBytes);
+}
+
+}  // namespace
+
+FrameDrop open_frame(rte_mbuf** mbuf, ReceivedFrame* frame, FrameCrypto* crypto, rte_mempool* pool) {
+  if (frame->trailer == nullptr) {
+    return crypto == nullptr || handshake_frame(frame->type) ? FrameDrop::kNone : FrameDrop::kSealMismatch;
+  }
+  if (crypto == nullptr) return FrameDrop::kSealMismatch;
+  FrameHeader header;
+  std::memcpy(&header, &header_of(*mbuf), sizeof header);
+  SealTrailer trailer;
+  std::memcpy(&trailer, frame->trailer, sizeof trailer);
+  const std::span<const std::byte> sealed(frame->payload, frame->payload_bytes);
+  // Decrypting writes: only into a buffer nobody else holds.
+  rte_mbuf* target = *mbuf;
+  const bool shared = rte_mbuf_refcnt_read(*mbuf) != 1 || !RTE_MBUF_DIRECT(*mbuf);
+  if (crypto->encrypts() && shared) {
+    target = rte_pktmbuf_alloc(pool);
+    if (target == nullptr) return FrameDrop::kNoMbuf;
+    const std::size_t length = kHeadersBytes + frame->payload_bytes;
+    if (rte_pktmbuf_append(target, static_cast<std::uint16_t>(length)) == nullptr) {
+      rte_pktmbuf_free(target);
+      return FrameDrop::kNoMbuf;
+    }
+    std::memcpy(rte_pktmbuf_mtod(target, std::byte*), rte_pktmbuf_mtod(*mbuf, const std::byte*), kHeadersBytes);
+  }
+  std::byte* out = rte_pktmbuf_mtod_offset(target, std::byte*, kHeadersBytes);
+  const OpenOutcome outcome =
+      crypto->open(header, sealed, out, trailer, frame->type == FrameType::kData);
+  if (outcome != OpenOutcome::kOk) {
+    if (target != *mbuf) rte_pktmbuf_free(target);
+    return outcome == OpenOutcome::kBadTag ? FrameDrop::kBadTag : FrameDrop::kReplayed;
+  }
+  if (target != *mbuf) {
+    rte_pktmbuf_free(*mbuf);
+    *mbuf = target;
+  }
+  frame->payload = out;
+  frame->trailer = nullptr;
+  return FrameDrop::kNone;
+}
+
+std::span<const std::byte> held_payload(const rte_mbuf* mbuf) {
+  return {rte_pktmbuf_mtod_offset(mbuf, const std::byte*, kHeadersBytes), header_of(mbuf).payload_bytes.get()};
+}
+
 void finish_frame(rte_mbuf* mbuf, const Path& path, const FrameFields& fields,
-                  std::uint16_t payload_bytes, std::uint16_t pad_to_ip_bytes) {
-  std::size_t ip_bytes = kIpOverhead + payload_bytes;
+                  std::uint16_t payload_bytes, std::uint16_t pad_to_ip_bytes, FrameCrypto* crypto) {
+  std::size_t ip_bytes = kIpOverhead + payload_bytes + (crypto != nullptr ? sizeof(SealTrailer) : 0);
   if (pad_to_ip_bytes > ip_bytes) {
-    std::memset(frame_payload(mbuf) + payload_bytes, 0, pad_to_ip_bytes - ip_bytes);
+    std::memset(rte_pktmbuf_mtod_offset(mbuf, std::byte*, kEthernetBytes + ip_bytes), 0, pad_to_ip_bytes - ip_bytes);
     ip_bytes = pad_to_ip_bytes;
   }
   mbuf->data_len = static_cast<std::uint16_t>(kEthernetBytes + ip_bytes);
@@ -142,7 +206,13 @@ void finish_frame(rte_mbuf* mbuf, const Path& path, const FrameFields& fields,
   header.sack.set(fields.sack);
   header.window.set(fields.window);
   header.payload_bytes.set(payload_bytes);
+  header.flags.set(crypto != nullptr ? kFrameSealed : 0);
   std::memcpy(udp + 1, &header, sizeof header);
+  if (crypto != nullptr) {
+    SealTrailer trailer;
+    crypto->seal(header, {frame_payload(mbuf), payload_bytes}, &trailer);
+    std::memcpy(frame_payload(mbuf) + payload_bytes, &trailer, sizeof trailer);
+  }
 
   ip->hdr_checksum = rte_ipv4_cksum(ip);
   if (path.udp_checksum) udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);

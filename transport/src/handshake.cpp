@@ -1,6 +1,13 @@
 #include "pagewire/transport/handshake.hpp"
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include <algorithm>
+#include <cstring>
+#include <string_view>
+#include <vector>
 
 namespace pagewire::transport {
 
@@ -11,7 +18,91 @@ constexpr std::uint32_t kAllEncodings = (1u << static_cast<int>(pagecodec::Encod
                                         (1u << static_cast<int>(pagecodec::Encoding::kDelta)) |
                                         (1u << static_cast<int>(pagecodec::Encoding::kDeflate));
 
+std::uint32_t security_of(const SessionConfig& config) {
+  if (!config.security.key) return 0;
+  return kSecurityAuthenticated | (config.security.encrypt ? kSecurityEncrypted : 0);
+}
+
+// HMAC-SHA256 of the key over a label and the given parts, in order: the label keeps a
+// source's proof from ever passing for a destination's.
+class Transcript {
+ public:
+  explicit Transcript(std::string_view label) { append(label.data(), label.size()); }
+  template <typename T>
+  Transcript& add(const T& part) {
+    append(&part, sizeof part);
+    return *this;
+  }
+  void mac(const PreSharedKey& key, std::uint8_t (&out)[32]) const {
+    unsigned length = 0;
+    HMAC(EVP_sha256(), key.bytes().data(), static_cast<int>(key.bytes().size()), bytes_.data(), bytes_.size(), out,
+         &length);
+  }
+  bool matches(const PreSharedKey& key, const std::uint8_t (&mac_bytes)[32]) const {
+    std::uint8_t expected[32];
+    mac(key, expected);
+    return CRYPTO_memcmp(expected, mac_bytes, sizeof expected) == 0;
+  }
+
+ private:
+  void append(const void* part, std::size_t size) {
+    const std::size_t at = bytes_.size();
+    bytes_.resize(at + size);
+    std::memcpy(bytes_.data() + at, part, size);
+  }
+  std::vector<std::uint8_t> bytes_;
+};
+
+Transcript source_transcript(std::uint32_t session, const HelloPayload& hello, const HelloAuth& auth) {
+  le32 id;
+  id.set(session);
+  Transcript transcript("pagewire v3 source hello");
+  transcript.add(id).add(hello).add(auth.nonce);
+  return transcript;
+}
+
+Transcript destination_transcript(std::uint32_t session, const HelloPayload& hello, const HelloAuth& source_auth,
+                                  const HelloPayload& answer, const HelloAuth& answer_auth) {
+  le32 id;
+  id.set(session);
+  Transcript transcript("pagewire v3 destination hello-ack");
+  transcript.add(id).add(hello).add(source_auth).add(answer).add(answer_auth.nonce);
+  return transcript;
+}
+
 }  // namespace
+
+HelloAuth make_source_auth(const PreSharedKey& key, std::uint32_t session, const HelloPayload& hello,
+                           const Nonce& nonce) {
+  HelloAuth auth{};
+  std::memcpy(auth.nonce, nonce.data(), nonce.size());
+  source_transcript(session, hello, auth).mac(key, auth.mac);
+  return auth;
+}
+
+bool source_auth_valid(const PreSharedKey& key, std::uint32_t session, const HelloPayload& hello,
+                       const HelloAuth& auth) {
+  return source_transcript(session, hello, auth).matches(key, auth.mac);
+}
+
+HelloAuth make_destination_auth(const PreSharedKey& key, std::uint32_t session, const HelloPayload& hello,
+                                const HelloAuth& source_auth, const HelloPayload& answer, const Nonce& nonce) {
+  HelloAuth auth{};
+  std::memcpy(auth.nonce, nonce.data(), nonce.size());
+  destination_transcript(session, hello, source_auth, answer, auth).mac(key, auth.mac);
+  return auth;
+}
+
+bool destination_auth_valid(const PreSharedKey& key, std::uint32_t session, const HelloPayload& hello,
+                            const HelloAuth& source_auth, const HelloPayload& answer, const HelloAuth& answer_auth) {
+  return destination_transcript(session, hello, source_auth, answer, answer_auth).matches(key, answer_auth.mac);
+}
+
+Nonce nonce_of(const HelloAuth& auth) {
+  Nonce nonce;
+  std::memcpy(nonce.data(), auth.nonce, nonce.size());
+  return nonce;
+}
 
 std::size_t max_record_bytes(const SessionConfig& config) {
   const std::size_t batch = std::size_t{config.policy.deflate_batch_pages} * config.page_size;
@@ -27,6 +118,7 @@ HelloPayload make_hello(const SessionConfig& config, std::uint16_t mtu) {
   hello.mtu.set(mtu);
   hello.encodings.set(kAllEncodings);
   hello.max_record_bytes.set(static_cast<std::uint32_t>(max_record_bytes(config)));
+  hello.security.set(security_of(config));
   return hello;
 }
 
@@ -54,6 +146,22 @@ std::optional<Refusal> check_hello(const HelloPayload& hello, const SessionConfi
   }
   if ((hello.encodings.get() & ~kAllEncodings) != 0) {
     return Refusal{RefuseReason::kEncodings, "source uses encodings the destination cannot decode"};
+  }
+  const std::uint32_t security = hello.security.get();
+  if ((security & ~(kSecurityAuthenticated | kSecurityEncrypted)) != 0 ||
+      (security == kSecurityEncrypted)) {
+    return Refusal{RefuseReason::kAuthentication, "source asks for unknown security options"};
+  }
+  if (config.security.key && (security & kSecurityAuthenticated) == 0) {
+    return Refusal{RefuseReason::kAuthentication,
+                   "the destination requires authentication: give the source the same pre-shared key"};
+  }
+  if (!config.security.key && (security & kSecurityAuthenticated) != 0) {
+    return Refusal{RefuseReason::kAuthentication,
+                   "the source authenticates with a pre-shared key; this destination has none"};
+  }
+  if (config.security.encrypt && (security & kSecurityEncrypted) == 0) {
+    return Refusal{RefuseReason::kEncryption, "the destination requires an encrypted stream: run the source with encryption"};
   }
   if (hello.max_record_bytes.get() > max_record_bytes(config)) {
     return Refusal{RefuseReason::kEncodings, "source records of up to " + std::to_string(hello.max_record_bytes.get()) +

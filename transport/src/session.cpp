@@ -25,12 +25,13 @@ std::uint64_t ms_to_tsc(std::uint64_t ms) { return ms * rte_get_tsc_hz() / 1000;
 
 // Control frames go on queue 0, from the control thread, before the streams run (or from
 // stream 0's core through the Responder, afterwards).
+// `crypto` seals the frame (every frame after HELLO_ACK in a session with a key).
 bool send_control(const QueueRef& queue, const Path& path, const FrameFields& fields, const void* payload,
-                  std::uint16_t payload_bytes, std::uint16_t pad_to_ip_bytes = 0) {
+                  std::uint16_t payload_bytes, FrameCrypto* crypto, std::uint16_t pad_to_ip_bytes = 0) {
   rte_mbuf* mbuf = rte_pktmbuf_alloc(queue.pool);
   if (mbuf == nullptr) return false;
   if (payload_bytes > 0) std::memcpy(frame_payload(mbuf), payload, payload_bytes);
-  finish_frame(mbuf, path, fields, payload_bytes, pad_to_ip_bytes);
+  finish_frame(mbuf, path, fields, payload_bytes, pad_to_ip_bytes, crypto);
   if (rte_eth_tx_burst(queue.port, queue.queue, &mbuf, 1) == 0) {
     rte_pktmbuf_free(mbuf);
     return false;
@@ -39,10 +40,11 @@ bool send_control(const QueueRef& queue, const Path& path, const FrameFields& fi
 }
 
 // Receives control frames on queue 0 until `handle` returns true or the deadline passes.
-// Refused frames are counted in `drops`.
+// Frames that fail parsing are counted in `counters`; `handle` gets the rest unopened
+// (accept() opens them with the key of the session they name).
 template <typename Handle>
-bool await_control(const QueueRef& queue, const Path& path, std::uint16_t streams, std::uint32_t session,
-                   std::uint64_t deadline, StreamCounters* counters, Handle&& handle) {
+bool receive_control(const QueueRef& queue, const Path& path, std::uint16_t streams, std::uint32_t session,
+                     std::uint64_t deadline, StreamCounters* counters, Handle&& handle) {
   rte_mbuf* burst[32];
   while (rte_rdtsc() < deadline) {
     const std::uint16_t n = rte_eth_rx_burst(queue.port, queue.queue, burst, 32);
@@ -52,9 +54,9 @@ bool await_control(const QueueRef& queue, const Path& path, std::uint16_t stream
         rte_pktmbuf_free(burst[i]);
         continue;
       }
-      const ReceivedFrame frame = parse_frame(burst[i], path, streams, session);
+      ReceivedFrame frame = parse_frame(burst[i], path, streams, session);
       if (frame.drop != FrameDrop::kNone) ++counters->drops[static_cast<std::size_t>(frame.drop)];
-      if (!done && frame.drop == FrameDrop::kNone) done = handle(frame, burst[i]);
+      if (!done && frame.drop == FrameDrop::kNone) done = handle(frame, &burst[i]);
       rte_pktmbuf_free(burst[i]);
     }
     if (done) return true;
@@ -63,6 +65,22 @@ bool await_control(const QueueRef& queue, const Path& path, std::uint16_t stream
     if (n == 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
   }
   return false;
+}
+
+// receive_control() for frames of our own session: opened (authenticated, decrypted) with
+// `crypto` first.
+template <typename Handle>
+bool await_control(const QueueRef& queue, const Path& path, std::uint16_t streams, std::uint32_t session,
+                   std::uint64_t deadline, StreamCounters* counters, FrameCrypto* crypto, Handle&& handle) {
+  return receive_control(queue, path, streams, session, deadline, counters,
+                         [&](ReceivedFrame& frame, rte_mbuf** mbuf) {
+                           const FrameDrop drop = open_frame(mbuf, &frame, crypto, queue.pool);
+                           if (drop != FrameDrop::kNone) {
+                             ++counters->drops[static_cast<std::size_t>(drop)];
+                             return false;
+                           }
+                           return handle(frame, *mbuf);
+                         });
 }
 
 // Notices a peer that went quiet: progress is any change in a number the caller sums
@@ -124,21 +142,42 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
     config.path.peer.mac = *mac;
   }
 
-  // 1. HELLO until HELLO_ACK or REFUSE.
+  // 1. HELLO until HELLO_ACK or REFUSE. With a key, the HELLO carries our nonce and proof,
+  // and only a HELLO_ACK that proves the same key over our fresh nonce is taken.
+  const std::optional<PreSharedKey>& key = config.security.key;
+  if (config.security.encrypt && !key) return make_error("encryption needs a pre-shared key (--psk-file)");
   const HelloPayload hello = make_hello(config, port.mtu());
+  const Nonce source_nonce = key ? random_nonce() : Nonce{};
+  const HelloAuth source_auth = key ? make_source_auth(*key, session, hello, source_nonce) : HelloAuth{};
+  std::array<std::byte, sizeof hello + sizeof source_auth> hello_bytes;
+  std::memcpy(hello_bytes.data(), &hello, sizeof hello);
+  std::memcpy(hello_bytes.data() + sizeof hello, &source_auth, sizeof source_auth);
+  const auto hello_size = static_cast<std::uint16_t>(sizeof hello + (key ? sizeof source_auth : 0));
   std::optional<HelloPayload> answer;
+  HelloAuth answer_auth{};
+  std::uint64_t unproven_answers = 0;
   std::string refused;
   const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(config.hello_timeout_ms);
   const std::uint64_t first_hello = rte_rdtsc();
   while (!answer && refused.empty() && rte_rdtsc() < deadline) {
     send_control(control, config.path, FrameFields{.type = FrameType::kHello, .stream = 0, .session = session},
-                 &hello, sizeof hello);
+                 hello_bytes.data(), hello_size, nullptr);
     await_control(control, config.path, config.streams, session,
-                  std::min(deadline, rte_rdtsc() + ms_to_tsc(100)), &control_counters,
+                  std::min(deadline, rte_rdtsc() + ms_to_tsc(100)), &control_counters, nullptr,
                   [&](const ReceivedFrame& frame, const rte_mbuf*) {
-                    if (frame.type == FrameType::kHelloAck && frame.payload_bytes >= sizeof(HelloPayload)) {
+                    if (frame.type == FrameType::kHelloAck && frame.payload_bytes >= hello_size) {
                       HelloPayload reply;
                       std::memcpy(&reply, frame.payload, sizeof reply);
+                      if (key) {
+                        HelloAuth auth;
+                        std::memcpy(&auth, frame.payload + sizeof reply, sizeof auth);
+                        if (!destination_auth_valid(*key, session, hello, source_auth, reply, auth)) {
+                          ++unproven_answers;  // another key, or a forgery: keep listening
+                          ++control_counters.drops[static_cast<std::size_t>(FrameDrop::kBadTag)];
+                          return false;
+                        }
+                        answer_auth = auth;
+                      }
                       answer = reply;
                       return true;
                     }
@@ -153,10 +192,30 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
                   });
   }
   if (!refused.empty()) return make_error("destination refused the session: " + refused);
+  if (!answer && unproven_answers > 0) {
+    return make_error(std::to_string(unproven_answers) +
+                      " answers to HELLO failed authentication: the destination's pre-shared key differs from ours");
+  }
   if (!answer) {
     return make_error("no answer to HELLO within " + std::to_string(config.hello_timeout_ms) +
                       " ms: is the destination listening, and are the addresses right?");
   }
+  if (answer->security.get() != hello.security.get()) {
+    return make_error("the destination answered with security options " + std::to_string(answer->security.get()) +
+                      ", asked for " + std::to_string(hello.security.get()));
+  }
+  // Every frame from here on is sealed with keys only the two of us can derive.
+  std::vector<std::unique_ptr<FrameCrypto>> crypto;
+  if (key) {
+    const SessionKeys keys = derive_session_keys(*key, session, source_nonce, nonce_of(answer_auth),
+                                                 config.security.encrypt);
+    for (std::uint16_t s = 0; s < config.streams; ++s) {
+      auto created = FrameCrypto::create(keys, FrameCrypto::Side::kSource);
+      if (!created) return created.error();
+      crypto.push_back(std::make_unique<FrameCrypto>(std::move(created).value()));
+    }
+  }
+  FrameCrypto* control_crypto = key ? crypto[0].get() : nullptr;
   // The handshake's round trip, measured from the first HELLO: at least the path's RTT (more
   // if that HELLO was lost). Probes wait for twice it, and the streams start their
   // retransmission timer from three times it rather than from a LAN-sized guess, so a
@@ -175,9 +234,9 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
       const std::uint32_t id = ++probe_id;
       send_control(control, config.path,
                    FrameFields{.type = FrameType::kProbe, .stream = 0, .session = session, .seq = id}, nullptr, 0,
-                   ip_bytes);
+                   control_crypto, ip_bytes);
       if (await_control(control, config.path, config.streams, session, rte_rdtsc() + probe_wait_tsc,
-                        &control_counters, [&](const ReceivedFrame& frame, const rte_mbuf*) {
+                        &control_counters, control_crypto, [&](const ReceivedFrame& frame, const rte_mbuf*) {
                           // A late answer to an earlier attempt at this size counts too.
                           if (frame.type != FrameType::kProbeAck || frame.payload_bytes < sizeof(ProbeAckPayload)) {
                             return false;
@@ -215,6 +274,7 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
   source->control_counters_ = control_counters;
   source->control_ = control;
   source->session_ = session;
+  source->crypto_ = std::move(crypto);
   source->round_pages_.resize(config.streams);
   for (std::uint16_t s = 0; s < config.streams; ++s) {
     pagecodec::EncoderConfig codec{.page_size = config.page_size,
@@ -224,8 +284,8 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
     auto encoder = pagecodec::Encoder::create(codec);
     if (!encoder) return encoder.error();
     source->streams_.emplace_back(s, QueueRef{port.id(), s, port.pool()}, config.path, session,
-                                  static_cast<std::uint16_t>(payload_for_mtu(path_mtu)), config.tuning,
-                                  std::move(encoder).value());
+                                  static_cast<std::uint16_t>(payload_for_mtu(path_mtu, key.has_value())),
+                                  config.tuning, std::move(encoder).value(), source->crypto(s));
     source->round_pages_[s].reserve(config.region_pages / config.streams + 1);
   }
   source->telemetry_ = std::make_unique<TelemetryRegistration>(
@@ -286,10 +346,10 @@ bool SourceSession::exchange(FrameType request, std::uint32_t timeout_ms, Handle
   const std::uint64_t max_wait_us = std::max<std::uint64_t>(100000, 2 * srtt_us);
   for (std::uint32_t id = 1; rte_rdtsc() < deadline; ++id, wait_us = std::min(2 * wait_us, max_wait_us)) {
     send_control(control_, config_.path, FrameFields{.type = request, .stream = 0, .session = session_, .seq = id},
-                 nullptr, 0);
+                 nullptr, 0, crypto(0));
     if (await_control(control_, config_.path, config_.streams, session_,
                       std::min(deadline, rte_rdtsc() + wait_us * rte_get_tsc_hz() / 1000000), &control_counters_,
-                      [&](const ReceivedFrame& frame, const rte_mbuf*) { return handle(frame); })) {
+                      crypto(0), [&](const ReceivedFrame& frame, const rte_mbuf*) { return handle(frame); })) {
       return true;
     }
   }
@@ -322,7 +382,7 @@ void SourceSession::abort(const std::string& reason) {
   const std::string text = reason.substr(0, 200);
   for (int i = 0; i < 3; ++i) {
     send_control(control_, config_.path, FrameFields{.type = FrameType::kAbort, .stream = 0, .session = session_},
-                 text.data(), static_cast<std::uint16_t>(text.size()));
+                 text.data(), static_cast<std::uint16_t>(text.size()), crypto(0));
   }
 }
 
@@ -339,10 +399,13 @@ SessionTotals SourceSession::totals() const {
 // ---- Destination -----------------------------------------------------------------------
 
 // Answers HELLO (a lost HELLO_ACK) and PROBE frames that reach stream 0 once data flows.
+// Lives on stream 0's core (or the control thread while no stream is polled), and seals
+// with stream 0's FrameCrypto, which belongs to the same queue.
 class DestinationSession::Responder final : public ControlResponder {
  public:
-  Responder(QueueRef queue, const Path& path, std::uint32_t session, HelloPayload hello)
-      : queue_(queue), path_(path), session_(session), hello_(hello) {}
+  Responder(QueueRef queue, const Path& path, std::uint32_t session, std::vector<std::byte> hello_ack,
+            FrameCrypto* crypto)
+      : queue_(queue), path_(path), session_(session), hello_ack_(std::move(hello_ack)), crypto_(crypto) {}
 
   // A VERIFY that came before this is answered now: the source is paused waiting for it.
   void set_verification(const Digest& digest, std::uint64_t region_bytes) {
@@ -353,6 +416,10 @@ class DestinationSession::Responder final : public ControlResponder {
   }
   bool committed() const { return committed_; }
   const std::string& aborted() const { return aborted_; }
+  void send_hello_ack() {
+    send_control(queue_, path_, FrameFields{.type = FrameType::kHelloAck, .stream = 0, .session = session_},
+                 hello_ack_.data(), static_cast<std::uint16_t>(hello_ack_.size()), nullptr);
+  }
 
   void respond(const ReceivedFrame& frame, std::uint64_t) override {
     if (frame.type == FrameType::kVerify) {
@@ -369,31 +436,31 @@ class DestinationSession::Responder final : public ControlResponder {
       committed_ = true;
       send_control(queue_, path_,
                    FrameFields{.type = FrameType::kCommitAck, .stream = 0, .session = session_, .seq = frame.seq},
-                   nullptr, 0);
+                   nullptr, 0, crypto_);
       return;
     }
     if (frame.type == FrameType::kHello) {
-      send_control(queue_, path_, FrameFields{.type = FrameType::kHelloAck, .stream = 0, .session = session_},
-                   &hello_, sizeof hello_);
+      send_hello_ack();
     } else if (frame.type == FrameType::kProbe) {
       ProbeAckPayload ack{};
       ack.received_ip_bytes.set(frame.ip_bytes);
       send_control(queue_, path_,
                    FrameFields{.type = FrameType::kProbeAck, .stream = 0, .session = session_, .seq = frame.seq},
-                   &ack, sizeof ack);
+                   &ack, sizeof ack, crypto_);
     }
   }
 
  private:
   void send_verify_reply(std::uint32_t seq) {
     send_control(queue_, path_, FrameFields{.type = FrameType::kVerifyReply, .stream = 0, .session = session_, .seq = seq},
-                 &verify_, sizeof verify_);
+                 &verify_, sizeof verify_, crypto_);
   }
 
   QueueRef queue_;
   Path path_;
   std::uint32_t session_;
-  HelloPayload hello_;
+  std::vector<std::byte> hello_ack_;  // HelloPayload, then HelloAuth if authenticated
+  FrameCrypto* crypto_;
   VerifyPayload verify_{};
   std::uint32_t early_verify_seq_ = 0;
   bool can_verify_ = false;
@@ -402,6 +469,39 @@ class DestinationSession::Responder final : public ControlResponder {
 };
 
 DestinationSession::~DestinationSession() = default;
+
+namespace {
+
+// A source whose HELLO was answered, while the destination waits for its first sealed
+// frame: the proof it holds the key (a replayed HELLO gets this far, and no further).
+struct PendingSource {
+  std::uint32_t session = 0;
+  rte_ether_addr mac{};
+  std::uint64_t region_pages = 0;
+  std::vector<std::byte> hello_ack;
+  SessionKeys keys;
+  std::unique_ptr<FrameCrypto> control_crypto;
+};
+constexpr std::size_t kMaxPendingSources = 8;
+
+std::vector<std::byte> bytes_of(const HelloPayload& hello, const HelloAuth* auth) {
+  std::vector<std::byte> bytes(sizeof hello + (auth != nullptr ? sizeof *auth : 0));
+  std::memcpy(bytes.data(), &hello, sizeof hello);
+  if (auth != nullptr) std::memcpy(bytes.data() + sizeof hello, auth, sizeof *auth);
+  return bytes;
+}
+
+void send_refusal(const QueueRef& queue, const Path& path, std::uint32_t session, const Refusal& refusal) {
+  RefusePayload payload{};
+  payload.reason.set(static_cast<std::uint16_t>(refusal.reason));
+  std::snprintf(payload.message, sizeof payload.message, "%s", refusal.message.c_str());
+  for (int i = 0; i < 3; ++i) {  // unacknowledged: say it a few times
+    send_control(queue, path, FrameFields{.type = FrameType::kRefuse, .stream = 0, .session = session}, &payload,
+                 sizeof payload, nullptr);
+  }
+}
+
+}  // namespace
 
 Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const SessionConfig& requested, const Port& port,
                                                                        std::byte* region) {
@@ -414,47 +514,123 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
   if (config.region_pages == 0 || config.region_pages >= kMaxRegionPages) {
     return make_error("region: expected 1 to 2^47 pages, got " + std::to_string(config.region_pages));
   }
+  const std::optional<PreSharedKey>& key = config.security.key;
+  if (config.security.encrypt && !key) return make_error("encryption needs a pre-shared key (--psk-file)");
   const QueueRef control{port.id(), 0, port.pool()};
-  std::uint32_t session = 0;
-  std::optional<Refusal> refusal;
   StreamCounters control_counters;
-  std::uint64_t source_pages = 0;  // the source splits its pages between streams by its own region
-  const bool heard = await_control(control, config.path, config.streams, 0,
-                                   rte_rdtsc() + ms_to_tsc(config.hello_timeout_ms), &control_counters,
-                                   [&](const ReceivedFrame& frame, const rte_mbuf* mbuf) {
-                                     if (frame.type != FrameType::kHello || frame.payload_bytes < sizeof(HelloPayload)) {
-                                       return false;
-                                     }
-                                     if (learn_peer_mac) {  // the last hop: the source, or a router
-                                       config.path.peer.mac = rte_pktmbuf_mtod(mbuf, const rte_ether_hdr*)->src_addr;
-                                     }
-                                     HelloPayload hello;
-                                     std::memcpy(&hello, frame.payload, sizeof hello);
-                                     session = frame.session;
-                                     source_pages = hello.region_pages.get();
-                                     refusal = check_hello(hello, config);
-                                     return true;
-                                   });
-  if (!heard) {
-    return make_error("no HELLO within " + std::to_string(config.hello_timeout_ms) + " ms");
+  const HelloPayload own_hello = make_hello(config, port.mtu());
+
+  // Without a key the first HELLO decides. With one, a HELLO only starts a handshake: the
+  // session is the one whose source then seals a frame with the keys (a PROBE), so a
+  // stranger's or a replayed HELLO neither takes the destination nor ends the wait.
+  std::vector<PendingSource> pending;
+  std::optional<PendingSource> chosen;
+  std::optional<Refusal> refusal;
+  ReceivedFrame first_sealed{};
+  receive_control(
+      control, config.path, config.streams, 0, rte_rdtsc() + ms_to_tsc(config.hello_timeout_ms), &control_counters,
+      [&](ReceivedFrame& frame, rte_mbuf** mbuf) {
+        auto count = [&](FrameDrop drop) { ++control_counters.drops[static_cast<std::size_t>(drop)]; };
+        if (frame.trailer != nullptr) {
+          auto source = std::find_if(pending.begin(), pending.end(),
+                                     [&](const PendingSource& p) { return p.session == frame.session; });
+          if (source == pending.end()) {
+            count(key ? FrameDrop::kWrongSession : FrameDrop::kSealMismatch);
+            return false;
+          }
+          const FrameDrop drop = open_frame(mbuf, &frame, source->control_crypto.get(), control.pool);
+          if (drop != FrameDrop::kNone) {
+            count(drop);
+            return false;
+          }
+          first_sealed = frame;
+          first_sealed.payload = nullptr;  // the mbuf goes when this returns
+          first_sealed.payload_bytes = 0;
+          chosen = std::move(*source);
+          return true;
+        }
+        const std::size_t auth_bytes = key ? sizeof(HelloAuth) : 0;
+        if (frame.type != FrameType::kHello || frame.payload_bytes < sizeof(HelloPayload)) return false;
+        HelloPayload hello;
+        std::memcpy(&hello, frame.payload, sizeof hello);
+        PendingSource source;
+        source.session = frame.session;
+        source.mac = rte_pktmbuf_mtod(*mbuf, const rte_ether_hdr*)->src_addr;  // the last hop
+        source.region_pages = hello.region_pages.get();
+        refusal = check_hello(hello, config);
+        HelloAuth source_auth{};
+        if (!refusal && key) {
+          if (frame.payload_bytes < sizeof hello + auth_bytes) {
+            refusal = Refusal{RefuseReason::kAuthentication, "HELLO too short for its authentication"};
+          } else {
+            std::memcpy(&source_auth, frame.payload + sizeof hello, sizeof source_auth);
+            if (!source_auth_valid(*key, frame.session, hello, source_auth)) {
+              count(FrameDrop::kBadTag);
+              refusal = Refusal{RefuseReason::kAuthentication,
+                                "authentication failed: the source's pre-shared key differs from the destination's"};
+            }
+          }
+        }
+        if (refusal) {
+          Path reply_path = config.path;
+          if (learn_peer_mac) reply_path.peer.mac = source.mac;
+          send_refusal(control, reply_path, frame.session, *refusal);
+          // A source that proved the key but does not fit ends the wait; a stranger does not.
+          return !key || refusal->reason != RefuseReason::kAuthentication;
+        }
+        if (!key) {
+          source.hello_ack = bytes_of(own_hello, nullptr);
+          chosen = std::move(source);
+          return true;
+        }
+        Path reply_path = config.path;
+        if (learn_peer_mac) reply_path.peer.mac = source.mac;
+        auto known = std::find_if(pending.begin(), pending.end(),
+                                  [&](const PendingSource& p) { return p.session == frame.session; });
+        if (known == pending.end()) {
+          HelloPayload answer = own_hello;
+          answer.security.set(hello.security.get());
+          const Nonce nonce = random_nonce();
+          const HelloAuth answer_auth = make_destination_auth(*key, frame.session, hello, source_auth, answer, nonce);
+          source.hello_ack = bytes_of(answer, &answer_auth);
+          source.keys = derive_session_keys(*key, frame.session, nonce_of(source_auth), nonce,
+                                            (hello.security.get() & kSecurityEncrypted) != 0);
+          auto crypto = FrameCrypto::create(source.keys, FrameCrypto::Side::kDestination);
+          if (!crypto) return false;
+          source.control_crypto = std::make_unique<FrameCrypto>(std::move(crypto).value());
+          if (pending.size() == kMaxPendingSources) pending.erase(pending.begin());
+          pending.push_back(std::move(source));
+          known = pending.end() - 1;
+        }
+        // A repeated HELLO (our HELLO_ACK was lost) gets the same answer.
+        send_control(control, reply_path, FrameFields{.type = FrameType::kHelloAck, .stream = 0, .session = frame.session},
+                     known->hello_ack.data(), static_cast<std::uint16_t>(known->hello_ack.size()), nullptr);
+        return false;
+      });
+  if (!chosen) {
+    if (refusal) return make_error("refused the source's session: " + refusal->message);
+    return make_error("no HELLO within " + std::to_string(config.hello_timeout_ms) + " ms" +
+                      (pending.empty() ? "" : " from a source that then proved the pre-shared key"));
   }
-  if (refusal) {
-    RefusePayload payload{};
-    payload.reason.set(static_cast<std::uint16_t>(refusal->reason));
-    std::snprintf(payload.message, sizeof payload.message, "%s", refusal->message.c_str());
-    for (int i = 0; i < 3; ++i) {  // unacknowledged: say it a few times
-      send_control(control, config.path, FrameFields{.type = FrameType::kRefuse, .stream = 0, .session = session},
-                   &payload, sizeof payload);
-    }
-    return make_error("refused the source's session: " + refusal->message);
-  }
+  if (learn_peer_mac) config.path.peer.mac = chosen->mac;
 
   std::unique_ptr<DestinationSession> destination(new DestinationSession());
   destination->config_ = config;
   destination->control_counters_ = control_counters;
   destination->generations_.assign(config.region_pages, 0);
-  const HelloPayload hello = make_hello(config, port.mtu());
-  destination->responder_ = std::make_unique<Responder>(control, config.path, session, hello);
+  if (key) {
+    destination->crypto_.push_back(std::move(chosen->control_crypto));
+    for (std::uint16_t s = 1; s < config.streams; ++s) {
+      auto crypto = FrameCrypto::create(chosen->keys, FrameCrypto::Side::kDestination);
+      if (!crypto) return crypto.error();
+      destination->crypto_.push_back(std::make_unique<FrameCrypto>(std::move(crypto).value()));
+    }
+  }
+  const std::uint32_t session = chosen->session;
+  destination->responder_ =
+      std::make_unique<Responder>(control, config.path, session, std::move(chosen->hello_ack), destination->crypto(0));
+  // The source splits its pages between streams by its own region.
+  const std::uint64_t source_pages = chosen->region_pages;
   for (std::uint16_t s = 0; s < config.streams; ++s) {
     auto decoder = pagecodec::Decoder::create(config.page_size, config.region_pages);
     if (!decoder) return decoder.error();
@@ -463,12 +639,16 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
                                        max_record_bytes(config), s == 0 ? destination->responder_.get() : nullptr,
                                        first_page_of_stream(s, source_pages, config.streams),
                                        first_page_of_stream(static_cast<std::uint16_t>(s + 1), source_pages,
-                                                            config.streams));
+                                                            config.streams),
+                                       destination->crypto(s));
   }
   destination->telemetry_ = std::make_unique<TelemetryRegistration>(TelemetryEntry{
       .session = session, .role = "destination", .path_mtu = 0, .streams = published_of(destination->streams_)});
-  send_control(control, config.path, FrameFields{.type = FrameType::kHelloAck, .stream = 0, .session = session}, &hello,
-               sizeof hello);
+  if (key) {
+    destination->responder_->respond(first_sealed, rte_rdtsc());  // the PROBE that proved the key
+  } else {
+    destination->responder_->send_hello_ack();
+  }
   return destination;
 }
 

@@ -23,7 +23,7 @@ std::uint64_t us_to_tsc(std::uint64_t us, std::uint64_t hz) { return us * hz / 1
 
 SourceStream::SourceStream(std::uint16_t index, QueueRef queue, const Path& path,
                            std::uint32_t session, std::uint16_t payload_bytes,
-                           const StreamTuning& tuning, pagecodec::Encoder encoder)
+                           const StreamTuning& tuning, pagecodec::Encoder encoder, FrameCrypto* crypto)
     : index_(index),
       queue_(queue),
       path_(path),
@@ -31,6 +31,7 @@ SourceStream::SourceStream(std::uint16_t index, QueueRef queue, const Path& path
       payload_bytes_(payload_bytes),
       tuning_(tuning),
       encoder_(std::move(encoder)),
+      crypto_(crypto),
       tsc_hz_(rte_get_tsc_hz()),
       staging_(2 * (encoder_.max_record_bytes() + payload_bytes)),
       window_(tuning.receive_window_frames),
@@ -110,11 +111,11 @@ void SourceStream::receive(std::uint64_t now) {
       rte_pktmbuf_free(burst[i]);
       continue;
     }
-    const ReceivedFrame frame = parse_frame(burst[i], path_, 0xffff, session_);
+    ReceivedFrame frame = parse_frame(burst[i], path_, 0xffff, session_);
+    if (frame.drop == FrameDrop::kNone && frame.stream != index_) frame.drop = FrameDrop::kWrongPort;
+    if (frame.drop == FrameDrop::kNone) frame.drop = open_frame(&burst[i], &frame, crypto_, queue_.pool);
     if (frame.drop != FrameDrop::kNone) {
       ++counters_.drops[static_cast<std::size_t>(frame.drop)];
-    } else if (frame.stream != index_) {
-      ++counters_.drops[static_cast<std::size_t>(FrameDrop::kWrongPort)];
     } else if (frame.type == FrameType::kAck) {
       on_ack(frame, now);
     } else if (frame.type == FrameType::kFinAck && fin_wanted_ && frame.seq == snd_nxt_) {
@@ -351,7 +352,7 @@ rte_mbuf* SourceStream::encode_into_frame() {
     return nullptr;
   }
   finish_frame(mbuf, path_, FrameFields{.type = FrameType::kData, .stream = index_, .session = session_, .seq = snd_nxt_},
-               static_cast<std::uint16_t>(progress.bytes_written));
+               static_cast<std::uint16_t>(progress.bytes_written), 0, crypto_);
   counters_.payload_bytes_sent += progress.bytes_written;
   return mbuf;
 }
@@ -371,7 +372,7 @@ rte_mbuf* SourceStream::frame_from_staging() {
   std::memcpy(frame_payload(mbuf), staging_.data() + staged_begin_, bytes);
   staged_begin_ += bytes;
   finish_frame(mbuf, path_, FrameFields{.type = FrameType::kData, .stream = index_, .session = session_, .seq = snd_nxt_},
-               static_cast<std::uint16_t>(bytes));
+               static_cast<std::uint16_t>(bytes), 0, crypto_);
   counters_.payload_bytes_sent += bytes;
   return mbuf;
 }
@@ -419,7 +420,8 @@ void SourceStream::send_fin(std::uint64_t now) {
     return;
   }
   finish_frame(mbuf, path_,
-               FrameFields{.type = FrameType::kFin, .stream = index_, .session = session_, .seq = snd_nxt_}, 0);
+               FrameFields{.type = FrameType::kFin, .stream = index_, .session = session_, .seq = snd_nxt_}, 0, 0,
+               crypto_);
   if (rte_eth_tx_burst(queue_.port, queue_.queue, &mbuf, 1) == 0) {
     rte_pktmbuf_free(mbuf);
     ++counters_.tx_queue_full;

@@ -17,8 +17,10 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <random>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -66,6 +68,10 @@ class Middlebox {
   void stop();  // joins the forwarder and frees what it held
   void drain();  // frees what is still in the rings; after stop(), before the ports close
 
+  // Sees every frame that enters the link, as it was sent, on the forwarder's thread: what
+  // an eavesdropper on the path would see. Set before start().
+  void set_tap(std::function<void(std::span<const std::byte>)> tap) { tap_ = std::move(tap); }
+
   // Puts a hand-made frame straight onto b's receive queue (hostile-input tests).
   bool inject_to_b(rte_mbuf* mbuf, std::uint16_t queue = 0);
 
@@ -107,6 +113,7 @@ class Middlebox {
   int a_port_ = -1, b_port_ = -1;
   std::atomic<bool> running_{false};
   std::thread thread_;
+  std::function<void(std::span<const std::byte>)> tap_;
   MiddleboxCounters counters_;
 };
 

@@ -7,8 +7,10 @@
 
 #include <array>
 #include <cstdint>
+#include <span>
 #include <string_view>
 
+#include "pagewire/transport/frame_crypto.hpp"
 #include "pagewire/transport/wire.hpp"
 
 namespace pagewire::transport {
@@ -44,8 +46,12 @@ enum class FrameDrop : std::uint8_t {
   kWrongSession,
   kUnknownType,
   kMultiSegment,   // a scattered mbuf: not produced by our port set-up
+  kSealMismatch,   // sealed in a session without a key, or unsealed in one with a key
+  kBadTag,         // the seal does not match: forged, corrupted, or another key
+  kReplayed,       // an authentic frame seen before (or too old to tell)
+  kNoMbuf,         // no mbuf to decrypt a shared frame into: the sender will resend it
 };
-inline constexpr int kFrameDropCount = 13;
+inline constexpr int kFrameDropCount = 17;
 std::string_view to_string(FrameDrop drop);
 
 struct ReceivedFrame {
@@ -59,6 +65,7 @@ struct ReceivedFrame {
   const std::byte* payload = nullptr;
   std::uint16_t payload_bytes = 0;
   std::uint16_t ip_bytes = 0;  // IPv4 total length: what the path carried
+  const SealTrailer* trailer = nullptr;  // sealed frames: after the payload (unaligned)
 };
 
 // Validates every header and length of `mbuf` against `path` before any payload byte is
@@ -85,8 +92,21 @@ inline std::byte* frame_payload(rte_mbuf* mbuf) {
 // frame_payload(), sets the mbuf lengths, and computes the checksums (in software: the
 // offload path comes with real-NIC support). `pad_to_ip_bytes` > 0 pads the IP packet to
 // that size (path MTU probes); DF is always set: pagewire never relies on IP fragmentation.
+// With `crypto`, the frame is sealed: the payload is encrypted in place if the session
+// encrypts, and a SealTrailer follows it (the caller leaves room: payload_for_mtu(mtu, true)).
 void finish_frame(rte_mbuf* mbuf, const Path& path, const FrameFields& fields,
-                  std::uint16_t payload_bytes, std::uint16_t pad_to_ip_bytes = 0);
+                  std::uint16_t payload_bytes, std::uint16_t pad_to_ip_bytes = 0,
+                  FrameCrypto* crypto = nullptr);
+
+// The second step of receiving, after parse_frame(): a session with a key (`crypto`) takes
+// only sealed frames (HELLO, HELLO_ACK and REFUSE excepted, which carry their own proof),
+// checks their tag and counter, and decrypts them. A buffer someone else still holds (a
+// sender's retransmission copy on an in-memory link) is never written: the plaintext goes
+// to a private mbuf from `pool`, which replaces *mbuf. kNone when the frame may be used.
+FrameDrop open_frame(rte_mbuf** mbuf, ReceivedFrame* frame, FrameCrypto* crypto, rte_mempool* pool);
+
+// The payload of a frame this process already parsed and opened (held for reordering).
+std::span<const std::byte> held_payload(const rte_mbuf* mbuf);
 
 inline constexpr std::size_t frame_bytes_for_ip(std::size_t ip_bytes) { return kEthernetBytes + ip_bytes; }
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "pagewire/result.hpp"
+#include "pagewire/transport/frame_crypto.hpp"
 #include "pagewire/transport/session.hpp"
 #include "pagewire/transport/wire.hpp"
 
@@ -17,7 +18,8 @@ namespace pagewire::transport {
 // The largest record a side with `config` sends or accepts: a RAW deflate-batch fallback.
 std::size_t max_record_bytes(const SessionConfig& config);
 
-// What this side offers: its geometry, codecs, and the largest IP packet its port takes.
+// What this side offers: its geometry, codecs, the largest IP packet its port takes, and
+// (source) the security it asks for.
 HelloPayload make_hello(const SessionConfig& config, std::uint16_t mtu);
 
 // What the destination refuses, and why, in words both operators can act on.
@@ -26,6 +28,21 @@ struct Refusal {
   std::string message;
 };
 std::optional<Refusal> check_hello(const HelloPayload& hello, const SessionConfig& config);
+
+// Authentication (docs/protocol.md): HELLO carries the source's nonce and an HMAC of the
+// key over it, so a destination with another key says so at once. HELLO_ACK carries the
+// destination's nonce and an HMAC over both HELLOs and both nonces: fresh proof, since the
+// source's nonce is new. The source proves itself by sealing its next frame with the
+// session keys, which only the key and both nonces give.
+HelloAuth make_source_auth(const PreSharedKey& key, std::uint32_t session, const HelloPayload& hello,
+                           const Nonce& nonce);
+bool source_auth_valid(const PreSharedKey& key, std::uint32_t session, const HelloPayload& hello,
+                       const HelloAuth& auth);
+HelloAuth make_destination_auth(const PreSharedKey& key, std::uint32_t session, const HelloPayload& hello,
+                                const HelloAuth& source_auth, const HelloPayload& answer, const Nonce& nonce);
+bool destination_auth_valid(const PreSharedKey& key, std::uint32_t session, const HelloPayload& hello,
+                            const HelloAuth& source_auth, const HelloPayload& answer, const HelloAuth& answer_auth);
+Nonce nonce_of(const HelloAuth& auth);
 
 // The source's view of the destination's HELLO_ACK: the largest IP packet both ports take
 // (the probe's ceiling), or why the answer is unusable.

@@ -13,16 +13,26 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
 #include "pagewire/pagecodec/policy.hpp"
 #include "pagewire/result.hpp"
 #include "pagewire/transport/port.hpp"
+#include "pagewire/transport/pre_shared_key.hpp"
 #include "pagewire/transport/stream.hpp"
 #include "pagewire/transport/telemetry.hpp"
 
 namespace pagewire::transport {
+
+struct SessionSecurity {
+  // Set: the peer must prove the same key in the handshake, and every frame after it is
+  // sealed (AES-256-GCM: authenticated, replays dropped). Both sides or neither.
+  std::optional<PreSharedKey> key;
+  // Source: encrypt every frame's payload too. Destination: refuse a source that does not.
+  bool encrypt = false;
+};
 
 struct SessionConfig {
   std::uint16_t streams = 1;
@@ -41,6 +51,7 @@ struct SessionConfig {
   std::uint32_t peer_timeout_ms = 5000;
   std::uint32_t probe_timeout_ms = 30;
   std::uint32_t probe_tries = 3;
+  SessionSecurity security;
 };
 
 // The stream that carries `page`: contiguous ranges, so each stream's pages (and its delta
@@ -100,12 +111,14 @@ class SourceSession {
   SourceSession() = default;
   template <typename Handle>
   bool exchange(FrameType request, std::uint32_t timeout_ms, Handle&& handle);
+  FrameCrypto* crypto(std::uint16_t s) { return crypto_.empty() ? nullptr : crypto_[s].get(); }
   QueueRef control_{};
   std::uint32_t session_ = 0;
   SessionConfig config_;
   const std::byte* region_ = nullptr;
   std::uint16_t path_mtu_ = 0;
   StreamCounters control_counters_;  // frames refused during handshake and probing
+  std::vector<std::unique_ptr<FrameCrypto>> crypto_;  // per stream (queue); empty without a key
   std::vector<SourceStream> streams_;
   std::vector<std::vector<std::uint64_t>> round_pages_;
   std::unique_ptr<TelemetryRegistration> telemetry_;  // declared last: leaves telemetry first
@@ -154,9 +167,11 @@ class DestinationSession {
 
  private:
   DestinationSession() = default;
+  FrameCrypto* crypto(std::uint16_t s) { return crypto_.empty() ? nullptr : crypto_[s].get(); }
   SessionConfig config_;
   StreamCounters control_counters_;  // frames refused while waiting for HELLO
   std::vector<std::uint32_t> generations_;
+  std::vector<std::unique_ptr<FrameCrypto>> crypto_;  // per stream (queue); empty without a key
   std::unique_ptr<Responder> responder_;
   std::vector<DestinationStream> streams_;
   std::unique_ptr<TelemetryRegistration> telemetry_;  // declared last: leaves telemetry first

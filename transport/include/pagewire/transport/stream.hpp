@@ -54,8 +54,11 @@ struct QueueRef {
 
 class SourceStream {
  public:
+  // `crypto` (null: the session has no key) seals every frame and opens every ACK; it
+  // belongs to this stream's queue, and so to its core while it polls.
   SourceStream(std::uint16_t index, QueueRef queue, const Path& path, std::uint32_t session,
-               std::uint16_t payload_bytes, const StreamTuning& tuning, pagecodec::Encoder encoder);
+               std::uint16_t payload_bytes, const StreamTuning& tuning, pagecodec::Encoder encoder,
+               FrameCrypto* crypto);
   SourceStream(SourceStream&&) noexcept = default;
   ~SourceStream();
 
@@ -110,6 +113,7 @@ class SourceStream {
   std::uint16_t payload_bytes_;
   StreamTuning tuning_;
   pagecodec::Encoder encoder_;
+  FrameCrypto* crypto_;
   std::uint64_t tsc_hz_;
 
   // Work of the current round.
@@ -160,7 +164,8 @@ class DestinationStream {
   DestinationStream(std::uint16_t index, QueueRef queue, const Path& path, std::uint32_t session,
                     const StreamTuning& tuning, pagecodec::Decoder decoder, std::byte* region,
                     std::uint32_t* page_generations, std::size_t max_record_bytes,
-                    ControlResponder* control, std::uint64_t first_page, std::uint64_t end_page);
+                    ControlResponder* control, std::uint64_t first_page, std::uint64_t end_page,
+                    FrameCrypto* crypto);
   DestinationStream(DestinationStream&&) noexcept = default;
   ~DestinationStream();
 
@@ -177,7 +182,7 @@ class DestinationStream {
   const pagecodec::Decoder& decoder() const { return decoder_; }
 
  private:
-  void on_data(rte_mbuf* mbuf, const ReceivedFrame& frame, std::uint64_t now);
+  void on_data(rte_mbuf* mbuf, std::span<const std::byte> payload, std::uint32_t seq, std::uint64_t now);
   void deliver(const std::byte* bytes, std::size_t length);
   void process_record(std::span<const std::byte> bytes);
   bool apply_record(const pagecodec::RecordView& record);
@@ -197,6 +202,7 @@ class DestinationStream {
   std::byte* region_;
   std::uint32_t* page_generations_;
   ControlResponder* control_;
+  FrameCrypto* crypto_;
   // The pages this stream owns: a record for another stream's pages is refused, or two
   // cores would write the same page.
   std::uint64_t first_page_, end_page_;

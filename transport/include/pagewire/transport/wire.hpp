@@ -12,7 +12,7 @@
 namespace pagewire::transport {
 
 inline constexpr std::uint32_t kFrameMagic = 0x52574750;  // "PGWR" on the wire
-inline constexpr std::uint8_t kProtocolVersion = 2;  // 2: ACKs carry SACK blocks
+inline constexpr std::uint8_t kProtocolVersion = 3;  // 2: ACKs carry SACK blocks; 3: sealed frames
 
 enum class FrameType : std::uint8_t {
   kHello = 1,     // source -> destination: capabilities; starts a session
@@ -43,12 +43,24 @@ struct [[gnu::packed]] FrameHeader {
   le32 seq;               // kData/kProbe/kFin: sequence; kAck: next expected sequence
   le64 sack;              // kAck: bit i set = frame seq + 1 + i was received
   le32 window;            // kAck: frames the receiver can hold beyond seq
-  le16 payload_bytes;     // bytes after this header
-  le16 reserved;          // 0
+  le16 payload_bytes;     // bytes after this header (a SealTrailer, if any, follows them)
+  le16 flags;             // kFrameSealed; other bits 0
 };
 static_assert(sizeof(FrameHeader) == 32);
 static_assert(offsetof(FrameHeader, seq) == 12);
 static_assert(offsetof(FrameHeader, payload_bytes) == 28);
+
+// FrameHeader.flags: the frame is authenticated (and, if the session encrypts, encrypted)
+// with AES-256-GCM under the session key of its direction: the FrameHeader is the
+// additional data, the payload the text, and a SealTrailer follows the payload.
+inline constexpr std::uint16_t kFrameSealed = 1;
+
+struct [[gnu::packed]] SealTrailer {
+  le64 counter;           // the sender's frame counter on this stream: the nonce is
+                          // le32 stream || le64 counter, never repeated under one key
+  std::uint8_t tag[16];   // GCM tag over header and payload
+};
+static_assert(sizeof(SealTrailer) == 24);
 
 inline constexpr std::size_t kEthernetBytes = 14;
 inline constexpr std::size_t kIpv4Bytes = 20;
@@ -58,7 +70,9 @@ inline constexpr std::size_t kIpOverhead = kIpv4Bytes + kUdpBytes + sizeof(Frame
 inline constexpr std::uint16_t kMinPathMtu = 1280;  // IPv6's minimum; probing starts here
 inline constexpr std::uint16_t kMaxPathMtu = 9216;
 
-inline constexpr std::size_t payload_for_mtu(std::uint16_t mtu) { return mtu - kIpOverhead; }
+inline constexpr std::size_t payload_for_mtu(std::uint16_t mtu, bool sealed = false) {
+  return mtu - kIpOverhead - (sealed ? sizeof(SealTrailer) : 0);
+}
 
 // Capabilities exchanged in HELLO / HELLO_ACK.
 struct [[gnu::packed]] HelloPayload {
@@ -69,9 +83,23 @@ struct [[gnu::packed]] HelloPayload {
   le16 mtu;               // largest IP packet this side's port accepts
   le32 encodings;         // bit (1 << Encoding) for each pagecodec encoding it decodes/sends
   le32 max_record_bytes;  // source: its largest record; destination: the largest it accepts
-  le32 reserved;          // 0
+  le32 security;          // kSecurity* bits: what the source asks for, the destination grants
 };
 static_assert(sizeof(HelloPayload) == 32);
+
+// HelloPayload.security. Authenticated: a HelloAuth follows the HelloPayload, and every
+// frame after HELLO_ACK is sealed. Encrypted: sealed frames' payloads are encrypted too.
+inline constexpr std::uint32_t kSecurityAuthenticated = 1;
+inline constexpr std::uint32_t kSecurityEncrypted = 2;
+
+// Proof of the pre-shared key: HMAC-SHA256 over the handshake so far (docs/protocol.md,
+// "Authentication"), and this side's fresh nonce, from which with the peer's the session
+// keys are derived.
+struct [[gnu::packed]] HelloAuth {
+  std::uint8_t nonce[32];
+  std::uint8_t mac[32];
+};
+static_assert(sizeof(HelloAuth) == 64);
 
 enum class RefuseReason : std::uint16_t {
   kVersion = 1,
@@ -81,6 +109,8 @@ enum class RefuseReason : std::uint16_t {
   kEncodings = 5,
   kBusy = 6,
   kMtu = 7,
+  kAuthentication = 8,  // no key, or a different one
+  kEncryption = 9,      // the destination requires an encrypted stream
 };
 
 struct [[gnu::packed]] RefusePayload {
