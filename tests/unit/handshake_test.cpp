@@ -1,7 +1,8 @@
 // The HELLO exchange: a peer that speaks an older protocol version, an impossible MTU, a
 // smaller region or other geometry is refused with words that say what differs; what the
 // source accepts back stays inside the legal MTU range; a hostile REFUSE becomes short,
-// printable text.
+// printable text. With a pre-shared key, each side's proof holds only for the same key,
+// the same HELLOs and the same nonces.
 #include "pagewire/transport/handshake.hpp"
 
 #include <gtest/gtest.h>
@@ -73,6 +74,61 @@ TEST(Handshake, RefusalMessagesAreBoundedPrintableText) {
   std::memset(refusal.message, 0, sizeof refusal.message);
   std::memcpy(refusal.message, "page size 4096 != destination's 8192", 36);
   EXPECT_EQ(refusal_message(refusal), "page size 4096 != destination's 8192");
+}
+
+PreSharedKey key_of(std::uint8_t fill) {
+  std::array<std::uint8_t, 32> bytes;
+  bytes.fill(fill);
+  return std::move(PreSharedKey::from_bytes(bytes, "test")).value();
+}
+
+TEST(Handshake, SecurityMismatchesAreRefusedSayingWhichSideLacksWhat) {
+  SessionConfig source = destination_config();
+  SessionConfig destination = destination_config();
+  source.security.key = key_of(1);
+  EXPECT_EQ(check_hello(make_hello(source, 9000), destination)->message,
+            "the source authenticates with a pre-shared key; this destination has none");
+  destination.security.key = key_of(1);
+  EXPECT_FALSE(check_hello(make_hello(source, 9000), destination));
+  destination.security.encrypt = true;
+  EXPECT_EQ(check_hello(make_hello(source, 9000), destination)->reason, RefuseReason::kEncryption);
+  source.security.encrypt = true;
+  EXPECT_FALSE(check_hello(make_hello(source, 9000), destination));
+  source.security.key.reset();
+  source.security.encrypt = false;
+  EXPECT_EQ(check_hello(make_hello(source, 9000), destination)->reason, RefuseReason::kAuthentication);
+  HelloPayload hello = make_hello(destination, 9000);
+  hello.security.set(kSecurityEncrypted);  // encryption without authentication does not exist
+  EXPECT_EQ(check_hello(hello, destination)->reason, RefuseReason::kAuthentication);
+}
+
+TEST(Handshake, ProofsHoldOnlyForTheSameKeyHellosAndNonces) {
+  SessionConfig config = destination_config();
+  config.security.key = key_of(1);
+  const HelloPayload hello = make_hello(config, 9000);
+  const HelloPayload answer = make_hello(config, 1500);
+  const Nonce source_nonce = random_nonce();
+  const Nonce destination_nonce = random_nonce();
+  EXPECT_NE(source_nonce, destination_nonce);
+
+  const HelloAuth source_auth = make_source_auth(key_of(1), 7, hello, source_nonce);
+  EXPECT_TRUE(source_auth_valid(key_of(1), 7, hello, source_auth));
+  EXPECT_FALSE(source_auth_valid(key_of(2), 7, hello, source_auth));
+  EXPECT_FALSE(source_auth_valid(key_of(1), 8, hello, source_auth));  // another session
+  HelloPayload altered = hello;
+  altered.region_pages.set(1);
+  EXPECT_FALSE(source_auth_valid(key_of(1), 7, altered, source_auth));
+
+  const HelloAuth answer_auth = make_destination_auth(key_of(1), 7, hello, source_auth, answer, destination_nonce);
+  EXPECT_TRUE(destination_auth_valid(key_of(1), 7, hello, source_auth, answer, answer_auth));
+  EXPECT_FALSE(destination_auth_valid(key_of(2), 7, hello, source_auth, answer, answer_auth));
+  // Replayed to a source with a fresh nonce, an old HELLO_ACK proves nothing.
+  const HelloAuth fresh = make_source_auth(key_of(1), 7, hello, random_nonce());
+  EXPECT_FALSE(destination_auth_valid(key_of(1), 7, hello, fresh, answer, answer_auth));
+  // A source's proof never passes for a destination's.
+  HelloAuth reflected = source_auth;
+  EXPECT_FALSE(destination_auth_valid(key_of(1), 7, hello, source_auth, answer, reflected));
+  EXPECT_EQ(nonce_of(answer_auth), destination_nonce);
 }
 
 }  // namespace

@@ -28,6 +28,7 @@
 #include "pagewire/tools/migration.hpp"
 #include "pagewire/transport/eal.hpp"
 #include "pagewire/transport/port.hpp"
+#include "pagewire/transport/pre_shared_key.hpp"
 #include "pagewire/transport/session.hpp"
 
 namespace po = boost::program_options;
@@ -53,6 +54,8 @@ struct LinkOptions {
   std::uint32_t timeout_s = 120;
   int cpu = -1;  // -1: from the placement plan
   bool json = false;
+  std::string psk_file;
+  bool encrypt = false;
 };
 
 void add_link_options(po::options_description& d, LinkOptions& o, bool source) {
@@ -74,7 +77,38 @@ void add_link_options(po::options_description& d, LinkOptions& o, bool source) {
       ("cpu", po::value(&o.cpu), source ? "CPU for the data path (default: the plan's control core)"
                                         : "CPU for the data path (default: the plan's first stream core)")
       ("json", po::bool_switch(&o.json), "one JSON object per event instead of text")
+      ("psk-file", po::value(&o.psk_file),
+       "pre-shared key (hex or raw, at least 32 bytes, readable by its owner only), the same on both ends: the "
+       "peer must prove it and every frame is authenticated. Default: hex in $PAGEWIRE_PSK, if set")
+      ("encrypt", po::bool_switch(&o.encrypt),
+       source ? "encrypt every frame too (AES-256-GCM); needs the key"
+              : "refuse a source that does not encrypt; needs the key")
       ("config", po::value<std::string>(), "read options from this file: one `name = value` per line");
+}
+
+// The key from --psk-file, else from $PAGEWIRE_PSK; none if neither is given.
+Result<transport::SessionSecurity> load_security(const LinkOptions& o) {
+  transport::SessionSecurity security;
+  security.encrypt = o.encrypt;
+  if (!o.psk_file.empty()) {
+    auto key = transport::PreSharedKey::from_file(o.psk_file);
+    if (!key) return key.error();
+    security.key = std::move(key).value();
+  } else if (const char* hex = std::getenv(transport::kPreSharedKeyVariable); hex != nullptr && *hex != '\0') {
+    auto key = transport::PreSharedKey::from_hex(hex, transport::kPreSharedKeyVariable);
+    if (!key) return key.error();
+    security.key = std::move(key).value();
+  }
+  if (security.encrypt && !security.key) {
+    return make_error("--encrypt: needs a pre-shared key: --psk-file FILE, or hex in $" +
+                      std::string(transport::kPreSharedKeyVariable));
+  }
+  return security;
+}
+
+std::string security_name(const transport::SessionSecurity& security) {
+  if (!security.key) return "none";
+  return security.encrypt ? "encrypted" : "authenticated";
 }
 
 Result<std::uint32_t> parse_ip(const std::string& option, const std::string& text) {
@@ -101,6 +135,8 @@ Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
     return make_error("--page-size " + std::to_string(o.page_size) + ": expected a power of two from 4096 to 65536");
   }
   if (o.size_mib == 0) return make_error("--size-mib: expected at least 1");
+  auto security = load_security(o);
+  if (!security) return security.error();
   auto local = parse_ip("local-ip", o.local_ip);
   auto peer = parse_ip("peer-ip", o.peer_ip);
   if (!local) return local.error();
@@ -150,6 +186,7 @@ Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
   c.path.peer = transport::Endpoint{{}, *peer, o.udp_port};  // resolved by ARP / learnt from HELLO
   c.next_hop_ip = gateway;
   c.hello_timeout_ms = o.timeout_s * 1000;
+  c.security = std::move(security).value();
   return endpoint;
 }
 
@@ -225,10 +262,13 @@ int destination(const std::vector<std::string>& args) {
   const double prefault_ms = std::chrono::duration<double, std::milli>(Clock::now() - prefault_start).count();
   // The demo starts the source on this line.
   if (o.json) {
-    std::cout << nlohmann::json{{"event", "ready"}, {"prefault_ms", prefault_ms}}.dump() << std::endl;
+    std::cout << nlohmann::json{{"event", "ready"}, {"prefault_ms", prefault_ms},
+                                {"security", security_name(endpoint->config.security)}}
+                     .dump()
+              << std::endl;
   } else {
     std::cout << "dst: ready, " << o.size_mib << " MiB pre-faulted in " << std::fixed << std::setprecision(0)
-              << prefault_ms << " ms" << std::endl;
+              << prefault_ms << " ms, security: " << security_name(endpoint->config.security) << std::endl;
   }
   if (auto status = await_link(*endpoint->port, o.timeout_s); !status) return fail("dst", status.error().message, o.json);
   auto session = transport::DestinationSession::accept(endpoint->config, *endpoint->port, region->data());
@@ -383,7 +423,8 @@ int source(const std::vector<std::string>& args) {
   guest.start();
   if (!o.json) {
     std::cout << "src: " << o.size_mib << " MiB " << profile_name << " image (digest " << initial_digest
-              << "), path MTU " << (*session)->path_mtu() << ", guest writing " << guest_config.pages_per_second
+              << "), path MTU " << (*session)->path_mtu() << ", security: " << security_name(config.security)
+              << ", guest writing " << guest_config.pages_per_second
               << " pages/s (" << pattern << ", " << guest_config.bytes_per_write << " B each)\n"
               << "round     pages   wire MiB   seconds  Gbit/s  dirty pages/s  left   throttle  zero/raw/delta/deflate"
               << std::endl;
@@ -423,7 +464,8 @@ int source(const std::vector<std::string>& args) {
                                 {"rounds", report->rounds}, {"pages_sent", report->pages_sent},
                                 {"wire_bytes", report->wire_bytes}, {"compression_ratio", guest_mib * (1 << 20) / std::max<double>(1, report->wire_bytes)},
                                 {"throughput_gbps", guest_mib * 8 * (1 << 20) / 1e9 / report->total_seconds},
-                                {"pages_by_encoding", report->pages_by_encoding}, {"final_throttle", report->final_throttle}}
+                                {"pages_by_encoding", report->pages_by_encoding}, {"final_throttle", report->final_throttle},
+                                {"security", security_name(config.security)}}
                      .dump()
               << std::endl;
   } else {
@@ -449,6 +491,8 @@ int demo(const std::vector<std::string>& args, const char* self) {
   std::uint32_t page_size = 4096;
   double dirty_rate = 20000;
   bool json = false;
+  bool encrypt = false;
+  std::string psk_file;
   po::options_description d("demo options");
   d.add_options()
       ("help,h", "show this help")
@@ -456,7 +500,10 @@ int demo(const std::vector<std::string>& args, const char* self) {
       ("streams", po::value(&streams)->default_value(streams), "streams (queue pairs) on both ends")
       ("page-size", po::value(&page_size)->default_value(page_size), "guest page size on both ends")
       ("dirty-rate", po::value(&dirty_rate)->default_value(dirty_rate), "pages per second the guest writes")
-      ("json", po::bool_switch(&json), "one JSON object per event, from both ends");
+      ("json", po::bool_switch(&json), "one JSON object per event, from both ends")
+      ("psk-file", po::value(&psk_file), "authenticate both ends with this pre-shared key")
+      ("encrypt", po::bool_switch(&encrypt),
+       "encrypt the stream (AES-256-GCM); without --psk-file, with a key made for this run");
   if (auto done = parse_options(own, d,
                                 "pagewire demo [options] [-- src options]\n"
                                 "Migrates a reference image (idle-vm unless the source is told otherwise), with the "
@@ -467,6 +514,23 @@ int demo(const std::vector<std::string>& args, const char* self) {
   const std::string size = std::to_string(size_mib);
   const std::string stream_count = std::to_string(streams);
   const std::string page_bytes = std::to_string(page_size);
+  // A key for this run only, in an owner-only file both processes read and that goes with it.
+  struct RemovedAtExit {
+    std::string path;
+    ~RemovedAtExit() {
+      if (!path.empty()) unlink(path.c_str());
+    }
+  } own_key_file;
+  if (encrypt && psk_file.empty()) {
+    const std::string path = "/tmp/pagewire-demo-" + std::to_string(getpid()) + ".key";
+    if (auto written = transport::PreSharedKey::generate().write_file(path); !written) {
+      return fail("demo", written.error().message, json);
+    }
+    own_key_file.path = psk_file = path;
+  }
+  std::vector<std::string> security_args;
+  if (!psk_file.empty()) security_args = {"--psk-file", psk_file};
+  if (encrypt) security_args.push_back("--encrypt");
   int ready[2];
   if (pipe(ready) != 0) return fail("demo", "cannot create a pipe", json);
   if (!json) {
@@ -478,8 +542,14 @@ int demo(const std::vector<std::string>& args, const char* self) {
     dup2(ready[1], STDOUT_FILENO);
     close(ready[0]);
     const std::string vdev = "net_memif0,role=server,socket=" + socket;
-    execl("/proc/self/exe", self, "dst", "--vdev", vdev.c_str(), "--size-mib", size.c_str(), "--streams",
-          stream_count.c_str(), "--page-size", page_bytes.c_str(), json ? "--json" : nullptr, nullptr);
+    std::vector<std::string> words = {self, "dst", "--vdev", vdev, "--size-mib", size, "--streams", stream_count,
+                                      "--page-size", page_bytes};
+    if (json) words.push_back("--json");
+    words.insert(words.end(), security_args.begin(), security_args.end());
+    std::vector<char*> argv;
+    for (auto& word : words) argv.push_back(word.data());
+    argv.push_back(nullptr);
+    execv("/proc/self/exe", argv.data());
     _exit(127);
   }
   close(ready[1]);
@@ -506,6 +576,7 @@ int demo(const std::vector<std::string>& args, const char* self) {
                                           "--dirty-rate", rate.str(),
                                           "--file-prefix", "pagewire-demo-src-" + std::to_string(getpid())};
   if (json) source_args.push_back("--json");
+  source_args.insert(source_args.end(), security_args.begin(), security_args.end());
   source_args.insert(source_args.end(), forwarded.begin(), forwarded.end());
   const int source_status = source(source_args);
   // A source that failed before its ABORT could reach the destination (a bad option, no

@@ -1,7 +1,10 @@
 #include "pagewire/transport/pre_shared_key.hpp"
 
+#include <fcntl.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <fstream>
@@ -61,6 +64,29 @@ Result<PreSharedKey> PreSharedKey::from_hex(std::string_view hex, std::string_vi
   auto key = from_bytes(bytes, origin);
   OPENSSL_cleanse(bytes.data(), bytes.size());
   return key;
+}
+
+PreSharedKey PreSharedKey::generate() {
+  PreSharedKey key;
+  key.bytes_.resize(kMinBytes);
+  if (RAND_bytes(key.bytes_.data(), static_cast<int>(key.bytes_.size())) != 1) std::abort();  // no entropy: no keys
+  return key;
+}
+
+Status PreSharedKey::write_file(const std::string& path) const {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  for (std::uint8_t byte : bytes_) {
+    hex += kDigits[byte >> 4];
+    hex += kDigits[byte & 15];
+  }
+  hex += '\n';
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  const bool written = fd >= 0 && ::write(fd, hex.data(), hex.size()) == static_cast<ssize_t>(hex.size());
+  if (fd >= 0) ::close(fd);
+  wipe(hex);
+  if (!written) return make_error(path + ": cannot create the key file (it must not exist yet)");
+  return Ok{};
 }
 
 Result<PreSharedKey> PreSharedKey::from_file(const std::string& path) {

@@ -24,6 +24,12 @@ class PreSharedKey {
   // Hex digits, e.g. from an environment variable; `origin` names it in errors.
   static Result<PreSharedKey> from_hex(std::string_view hex, std::string_view origin);
   static Result<PreSharedKey> from_bytes(std::span<const std::uint8_t> bytes, std::string_view origin);
+  // kMinBytes from OpenSSL's CSPRNG: a key for one occasion (the demo's two processes).
+  static PreSharedKey generate();
+
+  // Writes the key as hex to a new file only its owner can read (O_EXCL: never over an
+  // existing file).
+  Status write_file(const std::string& path) const;
 
   PreSharedKey(const PreSharedKey&) = default;
   PreSharedKey(PreSharedKey&&) noexcept = default;
