@@ -1,6 +1,8 @@
 // libFuzzer target for the frame parser: any bytes as a received frame, in an mbuf laid
 // out as a PMD would (no EAL needed: parse_frame only reads the mbuf's data fields). Every
-// accepted frame's payload must lie inside the frame.
+// accepted frame's payload and seal trailer must lie inside the frame; opening it with a
+// session key (in place: the mbuf is ours alone) must refuse forgeries without touching
+// memory outside the frame.
 #include <rte_mbuf.h>
 
 #include <cstdint>
@@ -23,6 +25,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   mbuf.pkt_len = static_cast<std::uint32_t>(size);
   mbuf.nb_segs = 1;
   mbuf.buf_len = sizeof buffer;
+  rte_mbuf_refcnt_set(&mbuf, 1);
+  static FrameCrypto crypto = std::move(FrameCrypto::create(
+      derive_session_keys(PreSharedKey::generate(), 1, random_nonce(), random_nonce(), true),
+      FrameCrypto::Side::kDestination)).value();
 
   for (bool checksum : {true, false}) {
     Path path{};
@@ -30,11 +36,22 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     path.local = Endpoint{{{0x02, 0, 0, 0, 0, 2}}, 0x0a000002, 47000};
     path.peer = Endpoint{{{0x02, 0, 0, 0, 0, 1}}, 0x0a000001, 47000};
     path.udp_checksum = checksum;
-    const ReceivedFrame frame = parse_frame(&mbuf, path, 4, 0);
+    ReceivedFrame frame = parse_frame(&mbuf, path, 4, 0);
     if (frame.drop == FrameDrop::kNone) {
       const auto* begin = buffer + RTE_PKTMBUF_HEADROOM;
       const auto* payload = reinterpret_cast<const std::uint8_t*>(frame.payload);
       if (payload < begin || payload + frame.payload_bytes > begin + size) std::abort();
+      const auto* trailer = reinterpret_cast<const std::uint8_t*>(frame.trailer);
+      if (trailer != nullptr && (trailer != payload + frame.payload_bytes ||
+                                 trailer + sizeof(SealTrailer) > begin + size)) {
+        std::abort();
+      }
+      if (!checksum) {  // the last pass: opening decrypts in place
+        rte_mbuf* held = &mbuf;
+        const FrameDrop drop = open_frame(&held, &frame, &crypto, nullptr);
+        // Only the handshake's own frames pass unsealed; nothing forged passes sealed.
+        if (drop == FrameDrop::kNone && (trailer != nullptr || held != &mbuf)) std::abort();
+      }
     }
   }
   return 0;

@@ -2,7 +2,8 @@
 // configurations, as a HELLO_ACK for the source, and as a REFUSE. Invariants: a refusal
 // always says something; an accepted HELLO fits the destination; the probe ceiling lies in
 // the legal MTU range and under the port's; a refusal message is short, printable text;
-// and a destination always accepts its own kind of HELLO.
+// and a destination always accepts its own kind of HELLO. With a key: an accepted HELLO
+// asked for authentication, and fuzzed proofs never pass (only a key holder makes them).
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -25,16 +26,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   HelloPayload hello;
   std::memcpy(&hello, bytes, sizeof hello);
+  static const PreSharedKey key = PreSharedKey::generate();
   for (std::uint16_t streams : {1, 4}) {
     for (std::uint32_t page_size : {4096u, 65536u}) {
+      for (bool keyed : {false, true}) {
       SessionConfig config;
       config.streams = streams;
       config.page_size = page_size;
       config.region_pages = 1u << 20;
+      if (keyed) config.security.key = key;
       const auto refusal = check_hello(hello, config);
       if (refusal) {
         check(!refusal->message.empty());
       } else {
+        check(((hello.security.get() & kSecurityAuthenticated) != 0) == keyed);
         check(hello.version.get() == kProtocolVersion);
         check(hello.page_size.get() == page_size && hello.streams.get() == streams);
         check(hello.region_pages.get() <= config.region_pages);
@@ -43,8 +48,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       for (std::uint16_t mtu : {kMinPathMtu, std::uint16_t{9000}}) {
         check(!check_hello(make_hello(config, mtu), config));
       }
+      }
     }
   }
+  HelloAuth auth;
+  static_assert(sizeof hello + sizeof auth <= sizeof bytes);
+  std::memcpy(&auth, bytes + sizeof hello, sizeof auth);
+  check(!source_auth_valid(key, 1, hello, auth));
+  check(!destination_auth_valid(key, 1, hello, auth, hello, auth));
 
   const auto ceiling = path_mtu_ceiling(hello, 9000);
   if (ceiling) check(*ceiling >= kMinPathMtu && *ceiling <= 9000);

@@ -8,6 +8,7 @@
 #include "cli/commands.hpp"
 #include "pagewire/tools/cost_model.hpp"
 #include "pagewire/tools/transport_bench.hpp"
+#include "pagewire/transport/wire.hpp"
 
 namespace po = boost::program_options;
 
@@ -71,7 +72,20 @@ int bench_cost(const std::vector<std::string>& args) {
     std::cerr << "pagewire bench cost: " << costs.error().message << "\n";
     return 1;
   }
+  const std::size_t sealed_payload = transport::payload_for_mtu(9000, true);
+  std::cout << "sealing: AES-256-GCM on " << sealed_payload << "-byte frame payloads" << std::endl;
+  const auto seal_costs = tools::measure_seal_costs(sealed_payload, options.repeats);
   if (json) {
+    for (const auto& c : seal_costs) {
+      std::cout << nlohmann::json{{"event", "seal"}, {"mode", c.mode}, {"payload_bytes", sealed_payload},
+                                  {"seal_ns_per_byte", c.seal_ns_per_byte}, {"open_ns_per_byte", c.open_ns_per_byte},
+                                  {"memcpy_ns_per_byte", c.memcpy_ns_per_byte},
+                                  {"seal_cores", {c.seal_cores(25), c.seal_cores(40), c.seal_cores(100)}},
+                                  {"open_cores", {c.open_cores(25), c.open_cores(40), c.open_cores(100)}},
+                                  {"wire_gbps", {25, 40, 100}}}
+                       .dump()
+                << "\n";
+    }
     for (const auto& c : *costs) {
       const auto at_25 = tools::cores_for(c, options.transport_ns_per_byte, 25, options.page_size);
       const auto at_40 = tools::cores_for(c, options.transport_ns_per_byte, 40, options.page_size);
@@ -91,6 +105,8 @@ int bench_cost(const std::vector<std::string>& args) {
     return 0;
   }
   tools::print_cost_table(*costs, options, std::cout);
+  std::cout << "\n";
+  tools::print_seal_costs(seal_costs, sealed_payload, std::cout);
   return 0;
 }
 

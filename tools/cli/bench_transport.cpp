@@ -37,6 +37,7 @@ int bench_transport(const std::vector<std::string>& args) {
   double loss = 0.01;
   bool json = false;
   double delay_ms = 0, jitter_ms = 0, rate_gbps = 0, queue_ms = 20, pace_gbps = 0;
+  std::string security = "none";
   po::options_description d("bench transport options");
   d.add_options()
       ("help,h", "show this help")
@@ -62,10 +63,18 @@ int bench_transport(const std::vector<std::string>& args) {
       ("duplicate", po::value(&options.link.duplicate)->default_value(0), "link: share of frames sent twice")
       ("mtu-clamp", po::value(&options.link.mtu_clamp)->default_value(0), "link: drop IP packets above this size")
       ("crc", po::bool_switch(&options.crc), "carry CRC32C in every record")
+      ("security", po::value(&security)->default_value(security),
+       "none, authenticated or encrypted (AES-256-GCM on every frame, a key made for the run)")
       ("no-udp-checksum", po::bool_switch()->notifier([&](bool off) { options.udp_checksum = !off; }),
        "send frames without a UDP checksum (memory links only)")
       ("json", po::bool_switch(&json), "end with the result as one JSON object (event \"result\")");
   if (auto done = parse_options(args, d, "pagewire bench transport [options]")) return *done;
+  if (security != "none" && security != "authenticated" && security != "encrypted") {
+    std::cerr << "pagewire: --security " << security << ": expected none, authenticated or encrypted\n";
+    return 2;
+  }
+  options.authenticate = security != "none";
+  options.encrypt = security == "encrypted";
   if (loss < 0 || loss >= 1) {
     std::cerr << "pagewire: --loss " << loss << ": expected a probability in [0, 1)\n";
     return 2;
@@ -99,7 +108,7 @@ int bench_transport(const std::vector<std::string>& args) {
   options.loss = loss;
   std::cout << "bench transport: " << region_mib << " MiB of 4 KiB RAW pages, " << options.streams
             << " stream(s), window " << options.window_frames << ", UDP checksum "
-            << (options.udp_checksum ? "on" : "off") << ", lossy rounds: " << loss << "\n";
+            << (options.udp_checksum ? "on" : "off") << ", security " << security << ", lossy rounds: " << loss << "\n";
   auto result = tools::run_transport_bench(options, std::cout);
   if (!result) {
     std::cerr << "pagewire: " << result.error().message << "\n";
@@ -109,7 +118,8 @@ int bench_transport(const std::vector<std::string>& args) {
   if (json) {
     std::cout << nlohmann::json{{"event", "result"}, {"region_mib", region_mib}, {"streams", options.streams},
                                 {"mtu", options.mtu}, {"path_mtu", r.path_mtu}, {"window", options.window_frames}, {"burst", options.burst},
-                                {"udp_checksum", options.udp_checksum}, {"crc", options.crc}, {"loss", loss},
+                                {"udp_checksum", options.udp_checksum}, {"crc", options.crc}, {"security", security},
+                                {"loss", loss},
                                 {"gbps", r.gbps}, {"memcpy_gbps", r.memcpy_gbps}, {"vs_memcpy", r.vs_memcpy},
                                 {"tcp_gbps", r.tcp_gbps}, {"vs_tcp", r.vs_tcp}, {"vs_cap", r.vs_cap},
                                 {"delay_ms", delay_ms}, {"jitter_ms", jitter_ms}, {"rate_gbps", rate_gbps}, {"lossy_gbps", r.lossy_gbps},

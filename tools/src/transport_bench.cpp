@@ -117,8 +117,11 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
     std::memcpy(guest->data() + i, &v, 8);
   }
 
+  const transport::PreSharedKey key = transport::PreSharedKey::generate();
   auto config_for = [&](const Port& self, const Port& peer, bool source) {
     SessionConfig c;
+    if (options.authenticate || options.encrypt) c.security.key = key;
+    c.security.encrypt = options.encrypt;
     c.streams = options.streams;
     c.page_size = kPage;
     c.region_pages = pages;

@@ -50,4 +50,17 @@ CoresNeeded cores_for(const StageCost& cost, double transport_ns_per_byte, doubl
 
 void print_cost_table(const std::vector<StageCost>& costs, const CostModelOptions& options, std::ostream& out);
 
+// What sealing frames (transport/frame_crypto.hpp) adds per wire byte on one core: the
+// source seals, the destination opens. Measured on frames of `payload_bytes` (MTU 9000's),
+// in place as the transport does, beside a memcpy of the same bytes in the same passes.
+struct SealCost {
+  std::string mode;  // "authenticated" or "encrypted"
+  double seal_ns_per_byte = 0, open_ns_per_byte = 0, memcpy_ns_per_byte = 0;  // medians
+  // Cores one side adds to carry `wire_gbps` sealed.
+  double seal_cores(double wire_gbps) const { return wire_gbps / 8 * seal_ns_per_byte; }
+  double open_cores(double wire_gbps) const { return wire_gbps / 8 * open_ns_per_byte; }
+};
+std::vector<SealCost> measure_seal_costs(std::size_t payload_bytes, int repeats);
+void print_seal_costs(const std::vector<SealCost>& costs, std::size_t payload_bytes, std::ostream& out);
+
 }  // namespace pagewire::tools

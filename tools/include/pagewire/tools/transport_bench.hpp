@@ -26,6 +26,9 @@ struct TransportBenchOptions {
   std::uint32_t window_frames = 1024;
   std::uint16_t burst = 32;
   double pace_bytes_per_second = 0;  // the source's own rate limit; 0: none
+  // Sealed frames (a key made for the run): AES-256-GCM authentication, and encryption too.
+  bool authenticate = false;
+  bool encrypt = false;
   // Impairments of the link itself (delay, jitter, rate cap, bursty loss...): a Middlebox
   // forwarder then stands between the ends. The kernel-TCP pass is skipped (it would not
   // cross the same link).
