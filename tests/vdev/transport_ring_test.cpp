@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -214,6 +215,80 @@ TEST(TransportRing, AdvertisedMtuBelowTheMinimumIsRefused) {
   fake.join();
   ASSERT_FALSE(connected.ok());
   EXPECT_NE(connected.error().message.find("advertises MTU 100"), std::string::npos) << connected.error().message;
+}
+
+// Every mbuf of both ports' pools is taken between two rounds and given back 300 ms later:
+// the ends count the failed allocations, wait, and the migration completes exactly.
+TEST(TransportRing, AnExhaustedMempoolIsWaitedOut) {
+  Harness harness(1, {});
+  Bytes guest = make_guest(1024, 8);
+  Bytes destination(guest.size());
+  std::thread releaser;
+  const auto result = migrate(harness, guest, destination, 2, harness.config(1, 1024, true),
+                              harness.config(1, 1024, false), [&](DestinationSession&) {
+                                if (releaser.joinable()) return;
+                                auto taken = std::make_shared<std::vector<rte_mbuf*>>();
+                                for (rte_mempool* pool : {harness.source_port().pool(), harness.destination_port().pool()}) {
+                                  while (rte_mbuf* mbuf = rte_pktmbuf_alloc(pool)) taken->push_back(mbuf);
+                                }
+                                releaser = std::thread([taken] {
+                                  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+                                  for (rte_mbuf* mbuf : *taken) rte_pktmbuf_free(mbuf);
+                                });
+                              });
+  releaser.join();
+  ASSERT_EQ(result.source_error, "");
+  ASSERT_EQ(result.destination_error, "");
+  EXPECT_TRUE(guest == destination);
+  EXPECT_GE(result.source.streams.mbuf_exhausted + result.destination.streams.mbuf_exhausted, 1u);
+}
+
+// The cable is pulled and the source's port reports its link down: both ends give up after
+// their peer timeout, each saying what it saw, instead of hanging.
+TEST(TransportRing, APulledCableEndsBothSidesWithAClearErrorInBoundedTime) {
+  Harness harness(1, {});
+  Bytes guest = make_guest(512, 9);
+  Bytes destination(guest.size());
+  auto source_config = harness.config(1, 512, true);
+  auto destination_config = harness.config(1, 512, false);
+  source_config.peer_timeout_ms = destination_config.peer_timeout_ms = 1000;
+  const auto start = std::chrono::steady_clock::now();
+  const auto result = migrate(harness, guest, destination, 1, source_config, destination_config,
+                              [&](DestinationSession&) {
+                                harness.link().set_cut(true);
+                                rte_eth_dev_set_link_down(harness.source_port().id());
+                              });
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  rte_eth_dev_set_link_up(harness.source_port().id());
+  EXPECT_NE(result.source_error.find("acknowledged nothing for 1000 ms"), std::string::npos) << result.source_error;
+  EXPECT_NE(result.source_error.find("this port's link is down"), std::string::npos) << result.source_error;
+  EXPECT_NE(result.destination_error.find("the source sent nothing for 1000 ms"), std::string::npos)
+      << result.destination_error;
+  EXPECT_LT(seconds, 10.0);
+  EXPECT_GE(harness.link().counters().cut.load(), 1u);
+}
+
+// A cable out for 300 ms mid-round: the retransmission timer brings the stream back.
+TEST(TransportRing, ACableOutForAMomentIsRecoveredFrom) {
+  Harness harness(2, {});
+  Bytes guest = make_guest(2048, 10);
+  Bytes destination(guest.size());
+  std::thread reconnect;
+  const auto result = migrate(harness, guest, destination, 2, harness.config(2, 2048, true),
+                              harness.config(2, 2048, false), [&](DestinationSession&) {
+                                if (reconnect.joinable()) return;
+                                reconnect = std::thread([&] {
+                                  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+                                  harness.link().set_cut(true);
+                                  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+                                  harness.link().set_cut(false);
+                                });
+                              });
+  reconnect.join();
+  ASSERT_EQ(result.source_error, "");
+  ASSERT_EQ(result.destination_error, "");
+  EXPECT_TRUE(guest == destination);
+  EXPECT_GE(harness.link().counters().cut.load(), 1u);
 }
 
 // Hand-made hostile frames on the destination's queue: each is counted and dropped, and a

@@ -175,6 +175,11 @@ std::size_t Middlebox::forward(Direction& d, std::uint64_t now) {
         continue;
       }
     }
+    if (cut_.load(std::memory_order_relaxed)) {
+      ++counters_.cut;
+      rte_pktmbuf_free(mbuf);
+      continue;
+    }
     if (chance(impairment_.drop)) {
       ++counters_.dropped;
       rte_pktmbuf_free(mbuf);

@@ -105,6 +105,15 @@ class SilenceWatch {
   std::uint64_t last_ = 0;
 };
 
+// For an error about a silent peer: what the port itself says about its link.
+std::string link_note(std::uint16_t port) {
+  rte_eth_link link{};
+  if (rte_eth_link_get_nowait(port, &link) == 0 && link.link_status == RTE_ETH_LINK_DOWN) {
+    return " (this port's link is down)";
+  }
+  return "";
+}
+
 template <typename Stream>
 std::vector<const PublishedCounters*> published_of(const std::vector<Stream>& streams) {
   std::vector<const PublishedCounters*> published;
@@ -323,7 +332,7 @@ Status SourceSession::run_until_idle(std::uint32_t timeout_ms, const std::functi
     if (!busy) return Ok{};
     if (peer.expired(acks, now)) {
       return make_error("the destination acknowledged nothing for " + std::to_string(config_.peer_timeout_ms) +
-                        " ms: it is gone or the path is down");
+                        " ms: it is gone or the path is down" + link_note(control_.port));
     }
     if (now > deadline) {
       return make_error("source: streams still busy after " + std::to_string(timeout_ms) +
@@ -616,6 +625,7 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
 
   std::unique_ptr<DestinationSession> destination(new DestinationSession());
   destination->config_ = config;
+  destination->port_ = port.id();
   destination->control_counters_ = control_counters;
   destination->generations_.assign(config.region_pages, 0);
   if (key) {
@@ -670,7 +680,7 @@ Status DestinationSession::run_until_finished(std::uint32_t timeout_ms) {
     }
     if (peer.expired(frames, now) && busy) {
       return make_error("the source sent nothing for " + std::to_string(config_.peer_timeout_ms) +
-                        " ms: it is gone or the path is down");
+                        " ms: it is gone or the path is down" + link_note(port_));
     }
     if (!responder_->aborted().empty()) return make_error(responder_->aborted());
     if (!busy) return Ok{};

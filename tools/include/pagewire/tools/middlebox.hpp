@@ -48,7 +48,7 @@ struct LinkImpairment {
 };
 
 struct MiddleboxCounters {
-  std::atomic<std::uint64_t> forwarded{0}, dropped{0}, burst_dropped{0}, queue_dropped{0}, duplicated{0},
+  std::atomic<std::uint64_t> forwarded{0}, cut{0}, dropped{0}, burst_dropped{0}, queue_dropped{0}, duplicated{0},
       reordered{0}, corrupted{0}, clamped{0};
 };
 
@@ -71,6 +71,9 @@ class Middlebox {
   // Sees every frame that enters the link, as it was sent, on the forwarder's thread: what
   // an eavesdropper on the path would see. Set before start().
   void set_tap(std::function<void(std::span<const std::byte>)> tap) { tap_ = std::move(tap); }
+
+  // A pulled cable: while cut, every frame in either direction is lost. Any thread.
+  void set_cut(bool cut) { cut_.store(cut, std::memory_order_relaxed); }
 
   // Puts a hand-made frame straight onto b's receive queue (hostile-input tests).
   bool inject_to_b(rte_mbuf* mbuf, std::uint16_t queue = 0);
@@ -112,6 +115,7 @@ class Middlebox {
   std::vector<Direction> directions_;
   int a_port_ = -1, b_port_ = -1;
   std::atomic<bool> running_{false};
+  std::atomic<bool> cut_{false};
   std::thread thread_;
   std::function<void(std::span<const std::byte>)> tap_;
   MiddleboxCounters counters_;

@@ -169,6 +169,7 @@ class DestinationSession {
   DestinationSession() = default;
   FrameCrypto* crypto(std::uint16_t s) { return crypto_.empty() ? nullptr : crypto_[s].get(); }
   SessionConfig config_;
+  std::uint16_t port_ = 0;
   StreamCounters control_counters_;  // frames refused while waiting for HELLO
   std::vector<std::uint32_t> generations_;
   std::vector<std::unique_ptr<FrameCrypto>> crypto_;  // per stream (queue); empty without a key
