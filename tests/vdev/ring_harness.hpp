@@ -92,6 +92,9 @@ class Harness {
     c.tuning.window_frames = 256;
     c.tuning.receive_window_frames = 1024;
     c.tuning.min_rto_us = 5000;  // three busy threads share two vCPUs here
+    // Deterministic: a descheduled thread can stretch a probe past auto's 1 ms; the tests
+    // of congestion control turn it on.
+    c.tuning.congestion_control = StreamTuning::CongestionControl::kOff;
     c.hello_timeout_ms = 10000;
     c.delta_cache_bytes = 8 << 20;
     return c;
@@ -133,6 +136,7 @@ inline std::vector<std::uint64_t> dirty_some(Bytes& guest, std::uint64_t pages, 
 
 struct MigrationResult {
   std::uint16_t path_mtu = 0;
+  bool congestion_controlled = false;
   SessionTotals source;
   SessionTotals destination;
   std::string source_error;
@@ -168,6 +172,7 @@ inline MigrationResult migrate(Harness& harness, Bytes& guest, Bytes& destinatio
   }
   auto& source = *connected.value();
   result.path_mtu = source.path_mtu();
+  result.congestion_controlled = source.stream(0).congestion_controlled();
   std::vector<std::uint64_t> all(pages);
   std::iota(all.begin(), all.end(), 0);
   source.begin_round(all, 1);

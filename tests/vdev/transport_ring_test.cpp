@@ -92,6 +92,34 @@ TEST(TransportRing, LongDistancePathWithJitterAndARateCapArrivesExactly) {
   EXPECT_GE(result.source.streams.srtt_us, 150000u);
 }
 
+// The same path with congestion control left to decide: a 150 ms round trip turns it on, the
+// sender paces itself to the bottleneck instead of overrunning its queue every round trip.
+TEST(TransportRing, CongestionControlComesOnForALongPathAndSparesItsQueue) {
+  const tools::LinkImpairment path{.delay_us = 75000, .jitter_us = 2000, .rate_bytes_per_second = 50e6};
+  std::uint64_t queue_drops[2] = {};
+  for (bool controlled : {false, true}) {
+    Harness harness(1, path, 9000, 8192);
+    Bytes guest = make_guest(4096, 12);
+    Bytes destination(guest.size());
+    auto source_config = harness.config(1, 4096, true);
+    auto destination_config = harness.config(1, 4096, false);
+    for (auto* c : {&source_config, &destination_config}) {
+      c->tuning.window_frames = 1024;
+      c->tuning.receive_window_frames = 4096;
+    }
+    source_config.tuning.congestion_control =
+        controlled ? StreamTuning::CongestionControl::kAuto : StreamTuning::CongestionControl::kOff;
+    const auto result = migrate(harness, guest, destination, 1, source_config, destination_config);
+    ASSERT_EQ(result.source_error, "");
+    ASSERT_EQ(result.destination_error, "");
+    EXPECT_TRUE(guest == destination);
+    EXPECT_EQ(result.congestion_controlled, controlled);
+    queue_drops[controlled] = harness.link().counters().queue_dropped.load();
+  }
+  EXPECT_GT(queue_drops[0], 0u) << "without control, the window overruns the bottleneck's queue";
+  EXPECT_LT(queue_drops[1], queue_drops[0] / 4 + 1);
+}
+
 TEST(TransportRing, BurstsOfLossArriveExactly) {
   // Gilbert-Elliott loss: bursts of ~5 frames, one burst every ~200 frames each way.
   Harness harness(2, {.burst_enter = 0.005, .burst_exit = 0.2});

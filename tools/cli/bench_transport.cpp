@@ -38,6 +38,7 @@ int bench_transport(const std::vector<std::string>& args) {
   bool json = false;
   double delay_ms = 0, jitter_ms = 0, rate_gbps = 0, queue_ms = 20, pace_gbps = 0;
   std::string security = "none";
+  std::string congestion_control = "auto";
   po::options_description d("bench transport options");
   d.add_options()
       ("help,h", "show this help")
@@ -63,6 +64,8 @@ int bench_transport(const std::vector<std::string>& args) {
       ("duplicate", po::value(&options.link.duplicate)->default_value(0), "link: share of frames sent twice")
       ("mtu-clamp", po::value(&options.link.mtu_clamp)->default_value(0), "link: drop IP packets above this size")
       ("crc", po::bool_switch(&options.crc), "carry CRC32C in every record")
+      ("congestion-control", po::value(&congestion_control)->default_value(congestion_control),
+       kCongestionControlHelp)
       ("security", po::value(&security)->default_value(security),
        "none, authenticated or encrypted (AES-256-GCM on every frame, a key made for the run)")
       ("no-udp-checksum", po::bool_switch()->notifier([&](bool off) { options.udp_checksum = !off; }),
@@ -73,6 +76,12 @@ int bench_transport(const std::vector<std::string>& args) {
     std::cerr << "pagewire: --security " << security << ": expected none, authenticated or encrypted\n";
     return 2;
   }
+  auto control = parse_congestion_control(congestion_control);
+  if (!control) {
+    std::cerr << "pagewire: " << control.error().message << "\n";
+    return 2;
+  }
+  options.congestion_control = *control;
   options.authenticate = security != "none";
   options.encrypt = security == "encrypted";
   if (loss < 0 || loss >= 1) {
@@ -119,6 +128,7 @@ int bench_transport(const std::vector<std::string>& args) {
     std::cout << nlohmann::json{{"event", "result"}, {"region_mib", region_mib}, {"streams", options.streams},
                                 {"mtu", options.mtu}, {"path_mtu", r.path_mtu}, {"window", options.window_frames}, {"burst", options.burst},
                                 {"udp_checksum", options.udp_checksum}, {"crc", options.crc}, {"security", security},
+                                {"congestion_control", r.congestion_controlled},
                                 {"loss", loss},
                                 {"gbps", r.gbps}, {"memcpy_gbps", r.memcpy_gbps}, {"vs_memcpy", r.vs_memcpy},
                                 {"tcp_gbps", r.tcp_gbps}, {"vs_tcp", r.vs_tcp}, {"vs_cap", r.vs_cap},
@@ -131,7 +141,7 @@ int bench_transport(const std::vector<std::string>& args) {
     return 0;
   }
   std::cout << std::fixed << std::setprecision(2) << r.memory_note << "\npath MTU " << r.path_mtu << ", srtt "
-            << r.srtt_us << " us\n"
+            << r.srtt_us << " us, congestion control " << (r.congestion_controlled ? "on" : "off") << "\n"
             << "lossless: " << r.gbps << " Gbit/s, memcpy " << r.memcpy_gbps << " Gbit/s: " << r.vs_memcpy
             << "x memcpy (medians of interleaved ratios)";
   if (r.tcp_gbps > 0) std::cout << "; kernel TCP " << r.tcp_gbps << " Gbit/s: " << r.vs_tcp << "x kernel TCP";

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "pagewire/result.hpp"
+#include "pagewire/transport/stream.hpp"
 
 namespace pagewire::cli {
 
@@ -24,6 +25,11 @@ std::optional<int> parse_options(const std::vector<std::string>& args,
 // a stream core), for the benchmarks that run both ends in one process. Prints the plan to
 // `out`; returns the NUMA node of the port.
 pagewire::Result<int> init_pair_eal(const std::string& what, std::ostream& out);
+
+// --congestion-control auto|on|off (transport/stream.hpp, StreamTuning).
+inline constexpr const char* kCongestionControlHelp =
+    "congestion control: auto (on across a router or beyond 1 ms RTT), on, off";
+pagewire::Result<transport::StreamTuning::CongestionControl> parse_congestion_control(const std::string& text);
 
 int bench_codec(const std::vector<std::string>& args, bool demo_defaults = false);
 int bench_transport(const std::vector<std::string>& args);

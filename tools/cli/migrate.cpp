@@ -309,6 +309,7 @@ int source(const std::vector<std::string>& args) {
   std::uint64_t delta_cache_mib = 64;
   std::uint16_t burst = 32;
   std::uint32_t window = 1024;
+  std::string congestion_control = "auto";
   po::options_description d("src options");
   add_link_options(d, o, true);
   d.add_options()
@@ -339,6 +340,8 @@ int source(const std::vector<std::string>& args) {
        "delta cache, split between the streams: size it to the hot set")
       ("max-gbps", po::value(&max_gbps)->default_value(0),
        "cap on the wire rate of all streams together (QEMU's max-bandwidth); 0: none")
+      ("congestion-control", po::value(&congestion_control)->default_value(congestion_control),
+       kCongestionControlHelp)
       ("burst", po::value(&burst)->default_value(burst), "frames per TX/RX burst, 1..64")
       ("window", po::value(&window)->default_value(window), "frames in flight per stream, a power of two")
       ("state-file", po::value(&state_file), "device state to send at switchover (default: 4 KiB generated)");
@@ -384,11 +387,14 @@ int source(const std::vector<std::string>& args) {
     return fail("src", "--window " + std::to_string(window) + ": expected a power of two up to 16384", o.json);
   }
   if (max_gbps < 0) return fail("src", "--max-gbps: expected 0 (no cap) or a positive rate", o.json);
+  auto control = parse_congestion_control(congestion_control);
+  if (!control) return fail("src", control.error().message, o.json);
   auto& config = endpoint->config;
   config.delta_cache_bytes = delta_cache_mib << 20;
   config.tuning.burst = burst;
   config.tuning.window_frames = window;
   config.tuning.rate_bytes_per_second = max_gbps * 1e9 / 8 / o.streams;
+  config.tuning.congestion_control = *control;
   config.policy = *policy;
   config.policy.deflate_level = deflate_level;
   config.policy.adaptive.link_bytes_per_second = link_gbps * 1e9 / 8 / o.streams;
@@ -424,6 +430,7 @@ int source(const std::vector<std::string>& args) {
   if (!o.json) {
     std::cout << "src: " << o.size_mib << " MiB " << profile_name << " image (digest " << initial_digest
               << "), path MTU " << (*session)->path_mtu() << ", security: " << security_name(config.security)
+              << ", congestion control " << ((*session)->stream(0).congestion_controlled() ? "on" : "off")
               << ", guest writing " << guest_config.pages_per_second
               << " pages/s (" << pattern << ", " << guest_config.bytes_per_write << " B each)\n"
               << "round     pages   wire MiB   seconds  Gbit/s  dirty pages/s  left   throttle  zero/raw/delta/deflate"

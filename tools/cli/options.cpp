@@ -30,4 +30,12 @@ std::optional<int> parse_options(const std::vector<std::string>& args, const po:
   return std::nullopt;
 }
 
+Result<transport::StreamTuning::CongestionControl> parse_congestion_control(const std::string& text) {
+  using Mode = transport::StreamTuning::CongestionControl;
+  if (text == "auto") return Mode::kAuto;
+  if (text == "on") return Mode::kOn;
+  if (text == "off") return Mode::kOff;
+  return make_error("--congestion-control " + text + ": expected auto, on or off");
+}
+
 }  // namespace pagewire::cli

@@ -131,6 +131,7 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
     c.tuning.window_frames = options.window_frames;
     c.tuning.burst = options.burst;
     c.tuning.rate_bytes_per_second = source ? options.pace_bytes_per_second / options.streams : 0;
+    c.tuning.congestion_control = options.congestion_control;
     c.tuning.receive_window_frames = 4 * options.window_frames;
     c.policy.zero = false;
     c.policy.delta = false;
@@ -157,6 +158,7 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
 
   TransportBenchResult result;
   result.path_mtu = source.path_mtu();
+  result.congestion_controlled = source.stream(0).congestion_controlled();
   result.memory_note = memory_note;
   // Cross-check the plan against DPDK's own view of the port, now that EAL is up.
   const int dpdk_node = rte_eth_dev_socket_id(source_port->id());

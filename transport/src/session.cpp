@@ -238,9 +238,13 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
   // 2. Path MTU (RFC 8899 in spirit): the largest IP packet both ports accept, confirmed by a
   // padded probe with DF set; otherwise a binary search down to kMinPathMtu.
   std::uint32_t probe_id = 0;
+  // The shortest probe round trip: unlike the HELLO's, not stretched by a destination that
+  // was not listening yet.
+  std::uint64_t probe_rtt_tsc = UINT64_MAX;
   auto probe = [&](std::uint16_t ip_bytes) {
     for (std::uint32_t attempt = 0; attempt < config.probe_tries; ++attempt) {
       const std::uint32_t id = ++probe_id;
+      const std::uint64_t sent = rte_rdtsc();
       send_control(control, config.path,
                    FrameFields{.type = FrameType::kProbe, .stream = 0, .session = session, .seq = id}, nullptr, 0,
                    control_crypto, ip_bytes);
@@ -252,6 +256,7 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
                           }
                           ProbeAckPayload ack;
                           std::memcpy(&ack, frame.payload, sizeof ack);
+                          if (frame.seq == id) probe_rtt_tsc = std::min(probe_rtt_tsc, rte_rdtsc() - sent);
                           return frame.seq == id || ack.received_ip_bytes.get() == ip_bytes;
                         })) {
         return true;
@@ -274,6 +279,16 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
       (probe(middle) ? good : bad) = middle;
     }
     path_mtu = good;
+  }
+  const std::uint64_t path_rtt_us =
+      probe_rtt_tsc == UINT64_MAX ? hello_rtt_us : probe_rtt_tsc * 1000000 / rte_get_tsc_hz();
+  // The congestion controller's first rate: its initial window per round trip.
+  config.tuning.initial_rtt_us = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(path_rtt_us, 10, 1000000));
+  if (config.tuning.congestion_control == StreamTuning::CongestionControl::kAuto) {
+    constexpr std::uint64_t kLanRttUs = 1000;
+    const bool shared_path = config.next_hop_ip != 0 || path_rtt_us > kLanRttUs;
+    config.tuning.congestion_control =
+        shared_path ? StreamTuning::CongestionControl::kOn : StreamTuning::CongestionControl::kOff;
   }
 
   std::unique_ptr<SourceSession> source(new SourceSession());

@@ -36,7 +36,12 @@ SourceStream::SourceStream(std::uint16_t index, QueueRef queue, const Path& path
       staging_(2 * (encoder_.max_record_bytes() + payload_bytes)),
       window_(tuning.receive_window_frames),
       peer_window_(tuning.receive_window_frames),
-      rto_(us_to_tsc(tuning.initial_rto_us, tsc_hz_)) {
+      rto_(us_to_tsc(tuning.initial_rto_us, tsc_hz_)),
+      frame_bytes_(static_cast<std::uint32_t>(kEthernetBytes + kIpOverhead + payload_bytes +
+                                              (crypto != nullptr ? sizeof(SealTrailer) : 0))),
+      pacing_(tsc_hz_, frame_bytes_, us_to_tsc(tuning.initial_rtt_us, tsc_hz_)),
+      // The session resolves kAuto from the path before it builds the streams.
+      pacing_on_(tuning.congestion_control == StreamTuning::CongestionControl::kOn) {
   resend_.reserve(kMaxResendPages);
   resending_.reserve(kMaxResendPages);
 }
@@ -127,11 +132,13 @@ void SourceStream::receive(std::uint64_t now) {
   }
 }
 
-void SourceStream::mark_sacked(std::uint32_t seq, std::uint32_t* highest, std::uint64_t* youngest_sent) {
+void SourceStream::mark_sacked(std::uint32_t seq, std::uint32_t* highest, std::uint64_t* youngest_sent,
+                               Delivered* delivered) {
   if (seq_diff(seq, snd_una_) < 0 || seq_diff(seq, snd_nxt_) >= 0) return;
   InFlight& entry = slot(seq);
-  if (!entry.sacked) {
+  if (!entry.sacked && entry.sent_tsc != 0) {
     if (!entry.retransmitted) *youngest_sent = std::max(*youngest_sent, entry.sent_tsc);
+    delivered->add(entry);
     rte_pktmbuf_free(entry.mbuf);
     entry.mbuf = nullptr;
     entry.sacked = true;
@@ -152,10 +159,12 @@ void SourceStream::on_ack(const ReceivedFrame& frame, std::uint64_t now) {
   // the frame whose arrival triggered it. The oldest newly acked frame may have waited
   // behind a repaired hole, and would count the repair as path delay.
   std::uint64_t youngest_sent = 0;
+  Delivered delivered;
   const bool advanced = snd_una_ != ack;
   for (; snd_una_ != ack; ++snd_una_) {
     InFlight& entry = slot(snd_una_);
     if (!entry.retransmitted && !entry.sacked) youngest_sent = std::max(youngest_sent, entry.sent_tsc);
+    if (!entry.sacked && entry.sent_tsc != 0) delivered.add(entry);
     if (entry.mbuf != nullptr) rte_pktmbuf_free(entry.mbuf);
     if (entry.sacked) --sacked_;
     entry = InFlight{};
@@ -167,7 +176,7 @@ void SourceStream::on_ack(const ReceivedFrame& frame, std::uint64_t now) {
   std::uint32_t highest = ack;
   std::uint64_t sack = frame.sack;
   for (std::uint32_t bit = 0; sack != 0 && bit < 64; ++bit, sack >>= 1) {
-    if (sack & 1) mark_sacked(ack + 1 + bit, &highest, &youngest_sent);
+    if (sack & 1) mark_sacked(ack + 1 + bit, &highest, &youngest_sent, &delivered);
   }
   const std::size_t blocks = std::min<std::size_t>(frame.payload_bytes / sizeof(SackBlock), kAckSackBlocks);
   for (std::size_t b = 0; b < blocks; ++b) {
@@ -175,7 +184,7 @@ void SourceStream::on_ack(const ReceivedFrame& frame, std::uint64_t now) {
     std::memcpy(&block, frame.payload + b * sizeof(SackBlock), sizeof block);
     std::uint64_t received = block.received.get();
     for (std::uint32_t bit = 0; received != 0 && bit < 64; ++bit, received >>= 1) {
-      if (received & 1) mark_sacked(block.base.get() + bit, &highest, &youngest_sent);
+      if (received & 1) mark_sacked(block.base.get() + bit, &highest, &youngest_sent, &delivered);
     }
   }
 
@@ -193,6 +202,10 @@ void SourceStream::on_ack(const ReceivedFrame& frame, std::uint64_t now) {
     counters_.srtt_us = srtt_ * 1000000 / tsc_hz_;
   }
   if (youngest_sent != 0 || advanced) recompute_rto();  // progress undoes the timeout backoff
+  if (pacing_on_ && delivered.bytes != 0) {
+    pacing_.on_ack(now, delivered.bytes, delivered.youngest, delivered.youngest_sent_tsc,
+                   youngest_sent != 0 ? now - youngest_sent : 0, inflight_bytes());
+  }
 
   // A hole is lost once a frame sent at least kReorderThreshold frames after it has arrived
   // (RFC 6675's DupThresh, counted in frames since ours go out in order) and it has been
@@ -217,7 +230,7 @@ void SourceStream::on_ack(const ReceivedFrame& frame, std::uint64_t now) {
       continue;
     }
     if (!send_one(entry.mbuf, now)) return;  // paced or TX full: the next ACK looks again
-    entry.sent_tsc = now;
+    stamp_sent(entry, now);
     entry.sent_before = snd_nxt_;
     entry.retransmitted = true;
     ++counters_.retransmits_sack;
@@ -257,13 +270,14 @@ void SourceStream::retransmit_due(std::uint64_t now) {
     if (entry.mbuf == nullptr) continue;
     if (now - entry.sent_tsc < timeout) break;
     if (!send_one(entry.mbuf, now)) break;
-    entry.sent_tsc = now;
+    stamp_sent(entry, now);
     entry.sent_before = snd_nxt_;
     entry.retransmitted = true;
     ++resent;
     ++(probe ? counters_.tail_probes : counters_.retransmits_timeout);
   }
   if (resent > 0 && !probe) rto_ = std::min<std::uint64_t>(2 * rto_, us_to_tsc(tuning_.max_rto_us, tsc_hz_));
+  if (resent > 0 && pacing_on_) pacing_.on_timeout(sent_inflight_bytes());
 }
 
 // Sends one frame we keep a reference to: the device releases its own reference when done.
@@ -279,11 +293,22 @@ bool SourceStream::send_one(rte_mbuf* mbuf, std::uint64_t now) {
   return true;
 }
 
+void SourceStream::stamp_sent(InFlight& entry, std::uint64_t now) {
+  if (pacing_on_) entry.stamp = pacing_.on_send(now, sent_inflight_bytes());
+  entry.sent_tsc = now;
+}
+
+// A token bucket at the lower of the configured cap and the congestion controller's rate.
 bool SourceStream::tokens_for(std::size_t bytes, std::uint64_t now) {
-  if (tuning_.rate_bytes_per_second <= 0) return true;
-  const double burst_bytes = std::max(64.0 * 1024, tuning_.rate_bytes_per_second / 1000);
-  tokens_ = std::min(burst_bytes, tokens_ + static_cast<double>(now - tokens_tsc_) *
-                                                tuning_.rate_bytes_per_second / static_cast<double>(tsc_hz_));
+  double rate = tuning_.rate_bytes_per_second;
+  if (pacing_on_) {
+    rate = rate > 0 ? std::min(rate, pacing_.pacing_bytes_per_second()) : pacing_.pacing_bytes_per_second();
+  }
+  if (rate <= 0) return true;
+  // Bursts of up to a millisecond's worth (64 KiB at least): a poll loop cannot send frames
+  // one by one at exact times, and a NIC's queue absorbs that much.
+  const double burst_bytes = std::max(64.0 * 1024, rate / 1000);
+  tokens_ = std::min(burst_bytes, tokens_ + static_cast<double>(now - tokens_tsc_) * rate / static_cast<double>(tsc_hz_));
   tokens_tsc_ = now;
   if (tokens_ < static_cast<double>(bytes)) return false;
   tokens_ -= static_cast<double>(bytes);
@@ -382,20 +407,32 @@ void SourceStream::transmit(std::uint64_t now) {
   while (unsent_ != snd_nxt_) {
     InFlight& entry = slot(unsent_);
     if (!send_one(entry.mbuf, now)) return;
-    entry.sent_tsc = now;
+    stamp_sent(entry, now);
     entry.sent_before = unsent_ + 1;
     ++unsent_;
   }
   // New frames go out as one burst; the device may take fewer, the rest wait in unsent_.
   rte_mbuf* burst[kMaxBurst];
   std::uint16_t built = 0;
+  const std::uint32_t window = pacing_on_
+                                    ? std::clamp<std::uint32_t>(static_cast<std::uint32_t>(pacing_.window_bytes() / frame_bytes_), 1,
+                                                                tuning_.window_frames)
+                                    : tuning_.window_frames;
   while (built < std::min<std::uint16_t>(tuning_.burst, kMaxBurst)) {
     const auto outstanding = static_cast<std::uint32_t>(snd_nxt_ - snd_una_);
-    if (outstanding >= peer_window_ || outstanding - sacked_ >= tuning_.window_frames) break;
+    if (outstanding >= peer_window_ || outstanding - sacked_ >= window) break;
     rte_mbuf* mbuf = encode_into_frame();
     if (mbuf == nullptr) mbuf = frame_from_staging();
-    if (mbuf == nullptr) break;
-    slot(snd_nxt_) = InFlight{.mbuf = mbuf, .sent_tsc = 0, .sent_before = 0, .retransmitted = false, .sacked = false};
+    if (mbuf == nullptr) {
+      // Nothing more to send with room in the window: the next rate samples are the
+      // sender's, not the path's.
+      if (pacing_on_ && pages_.empty()) pacing_.on_app_limited(inflight_bytes());
+      break;
+    }
+    InFlight& entry = slot(snd_nxt_);
+    entry = InFlight{};
+    entry.mbuf = mbuf;
+    entry.bytes = static_cast<std::uint16_t>(rte_pktmbuf_pkt_len(mbuf));
     ++snd_nxt_;
     if (!tokens_for(rte_pktmbuf_pkt_len(mbuf), now)) break;  // built, sent once tokens allow
     rte_mbuf_refcnt_update(mbuf, 1);                         // ours stays in the window
@@ -407,7 +444,7 @@ void SourceStream::transmit(std::uint64_t now) {
   if (sent < built) ++counters_.tx_queue_full;
   counters_.frames_sent += sent;
   for (std::uint16_t i = 0; i < sent; ++i, ++unsent_) {
-    slot(unsent_).sent_tsc = now;
+    stamp_sent(slot(unsent_), now);
     slot(unsent_).sent_before = unsent_ + 1;
   }
 }

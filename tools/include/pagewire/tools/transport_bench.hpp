@@ -12,6 +12,7 @@
 
 #include "pagewire/result.hpp"
 #include "pagewire/tools/middlebox.hpp"
+#include "pagewire/transport/stream.hpp"
 
 namespace pagewire::tools {
 
@@ -26,6 +27,7 @@ struct TransportBenchOptions {
   std::uint32_t window_frames = 1024;
   std::uint16_t burst = 32;
   double pace_bytes_per_second = 0;  // the source's own rate limit; 0: none
+  transport::StreamTuning::CongestionControl congestion_control = transport::StreamTuning::CongestionControl::kAuto;
   // Sealed frames (a key made for the run): AES-256-GCM authentication, and encryption too.
   bool authenticate = false;
   bool encrypt = false;
@@ -51,6 +53,7 @@ struct TransportBenchResult {
   std::uint64_t srtt_us = 0;
   std::uint64_t dropped = 0;
   std::uint16_t path_mtu = 0;
+  bool congestion_controlled = false;  // what kAuto chose, or what was asked
   std::string memory_note;  // what binding the regions to the port's node did
 };
 

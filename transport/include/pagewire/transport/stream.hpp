@@ -26,6 +26,7 @@
 #include "pagewire/pagecodec/decoder.hpp"
 #include "pagewire/pagecodec/encoder.hpp"
 #include "pagewire/transport/frame.hpp"
+#include "pagewire/transport/pacing_controller.hpp"
 #include "pagewire/transport/published_counters.hpp"
 #include "pagewire/transport/stream_counters.hpp"
 
@@ -44,6 +45,14 @@ struct StreamTuning {
   std::uint32_t max_rto_us = 1000000;
   std::uint16_t burst = 32;
   double rate_bytes_per_second = 0;    // 0: unlimited; else a token bucket (QEMU's max-bandwidth)
+  // Congestion control (pacing_controller.hpp): pace at the path's measured bottleneck rate
+  // and keep about two bandwidth-delay products in flight. Off: only the windows and
+  // rate_bytes_per_second limit the sender, as on a link of its own, where the model's
+  // small window costs throughput (docs/benchmarks.md). Auto: on when the session crosses a
+  // router or its handshake took more than 1 ms (a shared or long path), off on a LAN.
+  enum class CongestionControl : std::uint8_t { kAuto, kOn, kOff };
+  CongestionControl congestion_control = CongestionControl::kAuto;
+  std::uint32_t initial_rtt_us = 100;  // the handshake's RTT, set by the session
 };
 
 struct QueueRef {
@@ -77,20 +86,41 @@ class SourceStream {
   const PublishedCounters& published() const { return *published_; }
   const pagecodec::Encoder& encoder() const { return encoder_; }
   std::uint16_t payload_bytes() const { return payload_bytes_; }
+  bool congestion_controlled() const { return pacing_on_; }
 
  private:
   struct InFlight {
     rte_mbuf* mbuf = nullptr;     // our reference, until acknowledged
     std::uint64_t sent_tsc = 0;   // 0: built but not yet transmitted
     std::uint32_t sent_before = 0;  // snd_nxt_ when last sent: frames from here on went later
+    std::uint16_t bytes = 0;      // on the wire
     bool retransmitted = false;
     bool sacked = false;
+    DeliveryStamp stamp;          // the pacing controller's, from the last transmission
+  };
+  // What one ACK newly reports delivered, for the pacing controller.
+  struct Delivered {
+    std::uint64_t bytes = 0;
+    std::uint64_t youngest_sent_tsc = 0;  // the most recently sent of those frames
+    DeliveryStamp youngest;
+    void add(const InFlight& entry) {
+      bytes += entry.bytes;
+      if (entry.sent_tsc >= youngest_sent_tsc) {
+        youngest_sent_tsc = entry.sent_tsc;
+        youngest = entry.stamp;
+      }
+    }
   };
 
   void receive(std::uint64_t now);
   void on_ack(const ReceivedFrame& frame, std::uint64_t now);
   // Marks `seq` as arrived; keeps the youngest arrival's send time for an RTT sample.
-  void mark_sacked(std::uint32_t seq, std::uint32_t* highest, std::uint64_t* youngest_sent);
+  void mark_sacked(std::uint32_t seq, std::uint32_t* highest, std::uint64_t* youngest_sent, Delivered* delivered);
+  // Bookkeeping of every transmission (new or again) of the frame in `entry`.
+  void stamp_sent(InFlight& entry, std::uint64_t now);
+  std::uint64_t inflight_bytes() const { return std::uint64_t{snd_nxt_ - snd_una_ - sacked_} * frame_bytes_; }
+  // Sent and not known to have arrived: built frames waiting for tokens are not on the path.
+  std::uint64_t sent_inflight_bytes() const { return std::uint64_t{unsent_ - snd_una_ - sacked_} * frame_bytes_; }
   void retransmit_due(std::uint64_t now);
   void recompute_rto();
   void transmit(std::uint64_t now);
@@ -142,6 +172,9 @@ class SourceStream {
 
   double tokens_ = 0;
   std::uint64_t tokens_tsc_ = 0;
+  std::uint32_t frame_bytes_;  // a full frame on the wire
+  PacingController pacing_;
+  bool pacing_on_;
 
   bool fin_wanted_ = false;
   bool fin_acked_ = false;
