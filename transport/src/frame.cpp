@@ -22,7 +22,7 @@ std::string_view to_string(FrameDrop drop) {
     case FrameDrop::kWrongSession: return "another session";
     case FrameDrop::kUnknownType: return "unknown frame type";
     case FrameDrop::kMultiSegment: return "multi-segment mbuf";
-    case FrameDrop::kSealMismatch: return "sealed where not expected, or not sealed where required";
+    case FrameDrop::kSealMismatch: return "seal mismatch";
     case FrameDrop::kBadTag: return "authentication failed";
     case FrameDrop::kReplayed: return "replayed";
     case FrameDrop::kNoMbuf: return "no mbuf to decrypt into";
