@@ -284,6 +284,8 @@ int destination(const std::vector<std::string>& args) {
   }
   if (o.json) {
     std::cout << nlohmann::json{{"event", "received"}, {"digest", received->digest},
+                                {"checksum_offload", {{"tx", endpoint->port->tx_checksum_offload()},
+                                                      {"rx", endpoint->port->rx_checksum_offload()}}},
                                 {"device_state_bytes", received->device_state.size()}, {"prefault_ms", prefault_ms}}
                      .dump()
               << std::endl;
@@ -472,7 +474,9 @@ int source(const std::vector<std::string>& args) {
                                 {"wire_bytes", report->wire_bytes}, {"compression_ratio", guest_mib * (1 << 20) / std::max<double>(1, report->wire_bytes)},
                                 {"throughput_gbps", guest_mib * 8 * (1 << 20) / 1e9 / report->total_seconds},
                                 {"pages_by_encoding", report->pages_by_encoding}, {"final_throttle", report->final_throttle},
-                                {"security", security_name(config.security)}}
+                                {"security", security_name(config.security)},
+                                {"checksum_offload", {{"tx", endpoint->port->tx_checksum_offload()},
+                                                      {"rx", endpoint->port->rx_checksum_offload()}}}}
                      .dump()
               << std::endl;
   } else {

@@ -65,7 +65,11 @@ ReceivedFrame parse_frame(const rte_mbuf* mbuf, const Path& path, std::uint16_t 
     return dropped(FrameDrop::kNotForUs);
   }
   if (ip->next_proto_id != IPPROTO_UDP) return dropped(FrameDrop::kNotUdp);
-  if (rte_ipv4_cksum(ip) != 0) return dropped(FrameDrop::kBadChecksum);  // 0 when the header sums right
+  const std::uint64_t ip_checked = mbuf->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
+  if (ip_checked == RTE_MBUF_F_RX_IP_CKSUM_BAD ||
+      (ip_checked != RTE_MBUF_F_RX_IP_CKSUM_GOOD && rte_ipv4_cksum(ip) != 0)) {  // 0: the header sums right
+    return dropped(FrameDrop::kBadChecksum);
+  }
 
   const auto* udp = reinterpret_cast<const rte_udp_hdr*>(ip + 1);
   const std::uint16_t port = rte_be_to_cpu_16(udp->dst_port);
@@ -76,9 +80,12 @@ ReceivedFrame parse_frame(const rte_mbuf* mbuf, const Path& path, std::uint16_t 
   if (udp_bytes != ip_bytes - kIpv4Bytes || udp_bytes < kUdpBytes + sizeof(FrameHeader)) {
     return dropped(FrameDrop::kTruncated);
   }
-  if (udp->dgram_cksum == 0 ? path.udp_checksum : rte_ipv4_udptcp_cksum_verify(ip, udp) != 0) {
-    return dropped(FrameDrop::kBadChecksum);  // wrong, or missing where we require one
-  }
+  const std::uint64_t udp_checked = mbuf->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+  const bool udp_bad = udp->dgram_cksum == 0 ? path.udp_checksum  // missing where we require one
+                       : udp_checked == RTE_MBUF_F_RX_L4_CKSUM_BAD ? true
+                       : udp_checked == RTE_MBUF_F_RX_L4_CKSUM_GOOD ? false
+                                                                     : rte_ipv4_udptcp_cksum_verify(ip, udp) != 0;
+  if (udp_bad) return dropped(FrameDrop::kBadChecksum);
 
   FrameHeader header;
   std::memcpy(&header, udp + 1, sizeof header);
@@ -214,6 +221,18 @@ void finish_frame(rte_mbuf* mbuf, const Path& path, const FrameFields& fields,
     std::memcpy(frame_payload(mbuf) + payload_bytes, &trailer, sizeof trailer);
   }
 
+  if (path.tx_checksum_offload) {
+    // The port sums the IP header and the datagram; it wants the pseudo-header's sum in
+    // the UDP field to start from.
+    mbuf->l2_len = kEthernetBytes;
+    mbuf->l3_len = kIpv4Bytes;
+    mbuf->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
+    if (path.udp_checksum) {
+      mbuf->ol_flags |= RTE_MBUF_F_TX_UDP_CKSUM;
+      udp->dgram_cksum = rte_ipv4_phdr_cksum(ip, mbuf->ol_flags);
+    }
+    return;
+  }
   ip->hdr_checksum = rte_ipv4_cksum(ip);
   if (path.udp_checksum) udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
 }

@@ -65,6 +65,12 @@ Result<Port> Port::open(const PortConfig& config) {
 
   rte_eth_conf conf{};
   conf.rxmode.mtu = mtu;
+  constexpr std::uint64_t kTxChecksums = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
+  constexpr std::uint64_t kRxChecksums = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
+  const bool tx_checksums = (info.tx_offload_capa & kTxChecksums) == kTxChecksums;
+  const bool rx_checksums = (info.rx_offload_capa & kRxChecksums) == kRxChecksums;
+  if (tx_checksums) conf.txmode.offloads |= kTxChecksums;
+  if (rx_checksums) conf.rxmode.offloads |= kRxChecksums;
   if (int rc = rte_eth_dev_configure(config.port_id, config.queues, config.queues, &conf); rc != 0) {
     return port_error(config, "configure with MTU " + std::to_string(mtu) + " (device max_mtu " +
                                   std::to_string(info.max_mtu) + ", max_rx_pktlen " +
@@ -103,7 +109,10 @@ Result<Port> Port::open(const PortConfig& config) {
     rte_eth_dev_default_mac_addr_set(config.port_id, &mac);
   }
   if (int rc = rte_eth_dev_start(config.port_id); rc != 0) return port_error(config, "start", rc);
-  return Port(config.port_id, config.queues, std::min(accepted, mtu), mac, pool, config.name);
+  Port port(config.port_id, config.queues, std::min(accepted, mtu), mac, pool, config.name);
+  port.tx_checksum_offload_ = tx_checksums;
+  port.rx_checksum_offload_ = rx_checksums;
+  return port;
 }
 
 Port::Port(Port&& other) noexcept
@@ -113,6 +122,8 @@ Port::Port(Port&& other) noexcept
       mac_(other.mac_),
       pool_(std::exchange(other.pool_, nullptr)),
       name_(std::move(other.name_)),
+      tx_checksum_offload_(other.tx_checksum_offload_),
+      rx_checksum_offload_(other.rx_checksum_offload_),
       owned_(std::exchange(other.owned_, false)) {}
 
 Port::~Port() {

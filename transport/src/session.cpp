@@ -142,6 +142,7 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
   if (config.region_pages == 0 || config.region_pages >= kMaxRegionPages) {
     return make_error("region: expected 1 to 2^47 pages, got " + std::to_string(config.region_pages));
   }
+  config.path.tx_checksum_offload = port.tx_checksum_offload();
   const QueueRef control{port.id(), 0, port.pool()};
   const std::uint32_t session = new_session_id();
   StreamCounters control_counters;
@@ -540,6 +541,7 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
   }
   const std::optional<PreSharedKey>& key = config.security.key;
   if (config.security.encrypt && !key) return make_error("encryption needs a pre-shared key (--psk-file)");
+  config.path.tx_checksum_offload = port.tx_checksum_offload();
   const QueueRef control{port.id(), 0, port.pool()};
   StreamCounters control_counters;
   const HelloPayload own_hello = make_hello(config, port.mtu());

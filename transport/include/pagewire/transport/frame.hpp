@@ -29,6 +29,10 @@ struct Path {
   // memory links that cannot corrupt (net_ring, memif): it costs a pass over each frame in
   // software. Record CRC32C still covers page contents end to end when the policy asks.
   bool udp_checksum = true;
+  // The port computes the checksums of frames we send (Port::tx_checksum_offload()): we
+  // only fill in the UDP pseudo-header sum and flag the mbuf. The sessions set this from
+  // their port.
+  bool tx_checksum_offload = false;
 };
 
 // Why a received frame was dropped; each has a per-stream counter.
@@ -69,7 +73,8 @@ struct ReceivedFrame {
 };
 
 // Validates every header and length of `mbuf` against `path` before any payload byte is
-// exposed. `session` 0 accepts any session (a destination waiting for HELLO).
+// exposed. `session` 0 accepts any session (a destination waiting for HELLO). Checksums a
+// port verified (mbuf flags GOOD or BAD) are taken as it says; the rest are computed.
 ReceivedFrame parse_frame(const rte_mbuf* mbuf, const Path& path, std::uint16_t streams,
                           std::uint32_t session);
 
@@ -89,8 +94,8 @@ inline std::byte* frame_payload(rte_mbuf* mbuf) {
 }
 
 // Fills Ethernet/IPv4/UDP/FrameHeader around `payload_bytes` already written at
-// frame_payload(), sets the mbuf lengths, and computes the checksums (in software: the
-// offload path comes with real-NIC support). `pad_to_ip_bytes` > 0 pads the IP packet to
+// frame_payload(), sets the mbuf lengths, and computes the checksums (in software, or asks
+// the port to: Path::tx_checksum_offload). `pad_to_ip_bytes` > 0 pads the IP packet to
 // that size (path MTU probes); DF is always set: pagewire never relies on IP fragmentation.
 // With `crypto`, the frame is sealed: the payload is encrypted in place if the session
 // encrypts, and a SealTrailer follows it (the caller leaves room: payload_for_mtu(mtu, true)).

@@ -37,6 +37,11 @@ class Port {
   const rte_ether_addr& mac() const { return mac_; }
   rte_mempool* pool() const { return pool_; }
   const std::string& name() const { return name_; }
+  // The device computes IPv4 and UDP checksums of frames it sends (then Path's
+  // tx_checksum_offload may be set), and checks those of frames it receives (reported in
+  // each mbuf's flags, which parse_frame reads). Enabled whenever the device offers them.
+  bool tx_checksum_offload() const { return tx_checksum_offload_; }
+  bool rx_checksum_offload() const { return rx_checksum_offload_; }
 
  private:
   Port(std::uint16_t id, std::uint16_t queues, std::uint16_t mtu, rte_ether_addr mac,
@@ -49,6 +54,8 @@ class Port {
   rte_ether_addr mac_;
   rte_mempool* pool_;
   std::string name_;
+  bool tx_checksum_offload_ = false;
+  bool rx_checksum_offload_ = false;
   bool owned_ = true;
 };
 
