@@ -245,6 +245,43 @@ TEST(TransportRing, AdvertisedMtuBelowTheMinimumIsRefused) {
   EXPECT_NE(connected.error().message.find("advertises MTU 100"), std::string::npos) << connected.error().message;
 }
 
+// Both ends on VLAN 100: every frame on the wire carries the tag (ARP included), the MTU
+// clamp still finds the IP header behind it, frames of another VLAN are not ours, and the
+// pages arrive exactly.
+TEST(TransportRing, Vlan100TagsEveryFrameAndIgnoresOtherVlans) {
+  Harness harness(2, {.mtu_clamp = 3000});
+  std::atomic<std::uint64_t> untagged{0}, tagged{0};
+  harness.link().set_tap([&](std::span<const std::byte> frame) {
+    const bool is_tagged = frame.size() >= 18 && frame[12] == std::byte{0x81} && frame[13] == std::byte{0x00} &&
+                           (std::to_integer<unsigned>(frame[14]) << 8 | std::to_integer<unsigned>(frame[15])) == 100;
+    ++(is_tagged ? tagged : untagged);
+  });
+  Bytes guest = make_guest(1024, 13);
+  Bytes destination(guest.size());
+  auto source_config = harness.config(2, 1024, true);
+  auto destination_config = harness.config(2, 1024, false);
+  source_config.path.local.vlan = destination_config.path.local.vlan = 100;
+  source_config.path.peer.mac = rte_ether_addr{};  // resolved by ARP, on the VLAN
+  // The same frame on VLAN 200 is someone else's.
+  rte_mbuf* stranger = rte_pktmbuf_alloc(harness.source_port().pool());
+  Path other = source_config.path;
+  other.peer.mac = harness.destination_port().mac();
+  other.local.vlan = 200;
+  finish_frame(stranger, other, FrameFields{.type = FrameType::kHello, .stream = 0, .session = 9}, 0);
+  EXPECT_EQ(parse_frame(stranger, destination_config.path, 2, 0).drop, FrameDrop::kNotForUs);
+  ASSERT_TRUE(harness.link().inject_to_b(stranger));
+
+  const auto result = migrate(harness, guest, destination, 1, source_config, destination_config);
+  ASSERT_EQ(result.source_error, "");
+  ASSERT_EQ(result.destination_error, "");
+  EXPECT_TRUE(guest == destination);
+  EXPECT_LE(result.path_mtu, 3000);
+  EXPECT_GT(harness.link().counters().clamped.load(), 0u);
+  EXPECT_GT(tagged.load(), 0u);
+  EXPECT_EQ(untagged.load(), 0u);
+  EXPECT_GE(drops(result.destination, FrameDrop::kNotForUs), 1u);
+}
+
 // Every mbuf of both ports' pools is taken between two rounds and given back 300 ms later:
 // the ends count the failed allocations, wait, and the migration completes exactly.
 TEST(TransportRing, AnExhaustedMempoolIsWaitedOut) {

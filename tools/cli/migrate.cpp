@@ -50,6 +50,7 @@ struct LinkOptions {
   std::uint16_t mtu = 9000;
   std::string local_ip, peer_ip, gateway;
   std::uint16_t udp_port = 47000;
+  std::uint16_t vlan = 0;
   std::uint64_t max_state_kib = 64;
   std::uint32_t timeout_s = 120;
   int cpu = -1;  // -1: from the placement plan
@@ -72,6 +73,7 @@ void add_link_options(po::options_description& d, LinkOptions& o, bool source) {
       ("peer-ip", po::value(&o.peer_ip)->default_value(source ? "10.0.0.2" : "10.0.0.1"), "the other end's IPv4 address")
       ("gateway", po::value(&o.gateway)->default_value(""), "next-hop router (source); empty: the peer is on-link")
       ("udp-port", po::value(&o.udp_port)->default_value(o.udp_port), "first UDP port (stream s uses +s)")
+      ("vlan", po::value(&o.vlan)->default_value(o.vlan), "802.1Q VLAN of this end's link, 1..4094; 0: untagged")
       ("max-state-kib", po::value(&o.max_state_kib)->default_value(o.max_state_kib), "room for device state")
       ("timeout-s", po::value(&o.timeout_s)->default_value(o.timeout_s), "give up after this long without completion")
       ("cpu", po::value(&o.cpu), source ? "CPU for the data path (default: the plan's control core)"
@@ -135,6 +137,7 @@ Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
     return make_error("--page-size " + std::to_string(o.page_size) + ": expected a power of two from 4096 to 65536");
   }
   if (o.size_mib == 0) return make_error("--size-mib: expected at least 1");
+  if (o.vlan > 4094) return make_error("--vlan " + std::to_string(o.vlan) + ": expected 1..4094, or 0 for untagged");
   auto security = load_security(o);
   if (!security) return security.error();
   auto local = parse_ip("local-ip", o.local_ip);
@@ -182,7 +185,7 @@ Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
   c.streams = o.streams;
   c.page_size = o.page_size;
   c.region_pages = endpoint.guest_pages + endpoint.state_pages;
-  c.path.local = transport::Endpoint{endpoint.port->mac(), *local, o.udp_port};
+  c.path.local = transport::Endpoint{endpoint.port->mac(), *local, o.udp_port, o.vlan};
   c.path.peer = transport::Endpoint{{}, *peer, o.udp_port};  // resolved by ARP / learnt from HELLO
   c.next_hop_ip = gateway;
   c.hello_timeout_ms = o.timeout_s * 1000;

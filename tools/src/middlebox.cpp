@@ -1,5 +1,7 @@
 #include "pagewire/tools/middlebox.hpp"
 
+#include "pagewire/transport/frame.hpp"
+
 #include <rte_cycles.h>
 #include <rte_eth_ring.h>
 #include <rte_ether.h>
@@ -158,10 +160,10 @@ std::size_t Middlebox::forward(Direction& d, std::uint64_t now) {
   for (unsigned i = 0; i < n; ++i) {
     auto* mbuf = static_cast<rte_mbuf*>(burst[i]);
     if (tap_) tap_({rte_pktmbuf_mtod(mbuf, const std::byte*), rte_pktmbuf_data_len(mbuf)});
-    const auto* eth = rte_pktmbuf_mtod(mbuf, const rte_ether_hdr*);
-    const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(eth + 1);
-    const bool has_ip_header = rte_pktmbuf_data_len(mbuf) >= sizeof(rte_ether_hdr) + sizeof(rte_ipv4_hdr);
-    if (impairment_.mtu_clamp != 0 && has_ip_header && eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) &&
+    const transport::LinkHeader link = transport::link_header(mbuf);
+    const auto* ip = rte_pktmbuf_mtod_offset(mbuf, const rte_ipv4_hdr*, link.bytes);
+    const bool has_ip_header = link.bytes != 0 && rte_pktmbuf_data_len(mbuf) >= link.bytes + sizeof(rte_ipv4_hdr);
+    if (impairment_.mtu_clamp != 0 && has_ip_header && link.ether_type == RTE_ETHER_TYPE_IPV4 &&
         rte_be_to_cpu_16(ip->total_length) > impairment_.mtu_clamp) {
       ++counters_.clamped;
       rte_pktmbuf_free(mbuf);

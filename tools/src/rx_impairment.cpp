@@ -1,5 +1,7 @@
 #include "pagewire/tools/rx_impairment.hpp"
 
+#include "pagewire/transport/frame.hpp"
+
 #include <rte_ethdev.h>
 #include <rte_ether.h>
 #include <rte_ip.h>
@@ -44,9 +46,10 @@ std::uint16_t RxImpairment::on_receive(std::uint16_t, std::uint16_t, rte_mbuf* f
     impairment.state_ ^= impairment.state_ << 13;  // xorshift64: cheap and per queue
     impairment.state_ ^= impairment.state_ >> 7;
     impairment.state_ ^= impairment.state_ << 17;
-    const auto* eth = rte_pktmbuf_mtod(frame, const rte_ether_hdr*);
-    if (impairment.mtu_clamp_ != 0 && eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) {
-      const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(eth + 1);
+    const transport::LinkHeader link = transport::link_header(frame);
+    if (impairment.mtu_clamp_ != 0 && link.ether_type == RTE_ETHER_TYPE_IPV4 &&
+        rte_pktmbuf_data_len(frame) >= link.bytes + sizeof(rte_ipv4_hdr)) {
+      const auto* ip = rte_pktmbuf_mtod_offset(frame, const rte_ipv4_hdr*, link.bytes);
       if (rte_be_to_cpu_16(ip->total_length) > impairment.mtu_clamp_) {
         ++impairment.clamped_;
         rte_pktmbuf_free(frame);

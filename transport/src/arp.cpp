@@ -19,8 +19,10 @@ std::string ip_string(std::uint32_t ip) {
          std::to_string((ip >> 8) & 0xff) + "." + std::to_string(ip & 0xff);
 }
 
-bool send_arp(const QueueRef& queue, std::uint16_t opcode, const rte_ether_addr& local_mac, std::uint32_t local_ip,
-              const rte_ether_addr& target_mac, std::uint32_t target_ip, const rte_ether_addr& destination) {
+bool send_arp(const QueueRef& queue, std::uint16_t opcode, const Endpoint& local, const rte_ether_addr& target_mac,
+              std::uint32_t target_ip, const rte_ether_addr& destination) {
+  const rte_ether_addr& local_mac = local.mac;
+  const std::uint32_t local_ip = local.ip;
   rte_mbuf* mbuf = rte_pktmbuf_alloc(queue.pool);
   if (mbuf == nullptr) return false;
   auto* eth = rte_pktmbuf_mtod(mbuf, rte_ether_hdr*);
@@ -41,6 +43,7 @@ bool send_arp(const QueueRef& queue, std::uint16_t opcode, const rte_ether_addr&
   mbuf->data_len = mbuf->pkt_len = RTE_ETHER_MIN_LEN - RTE_ETHER_CRC_LEN;
   std::memset(reinterpret_cast<std::uint8_t*>(arp + 1), 0,
               mbuf->data_len - sizeof(rte_ether_hdr) - sizeof(rte_arp_hdr));
+  tag_vlan(mbuf, local.vlan);
   if (rte_eth_tx_burst(queue.port, queue.queue, &mbuf, 1) == 0) {
     rte_pktmbuf_free(mbuf);
     return false;
@@ -48,11 +51,14 @@ bool send_arp(const QueueRef& queue, std::uint16_t opcode, const rte_ether_addr&
   return true;
 }
 
-const rte_arp_hdr* arp_of(const rte_mbuf* mbuf) {
-  if (rte_pktmbuf_data_len(mbuf) < sizeof(rte_ether_hdr) + sizeof(rte_arp_hdr)) return nullptr;
-  const auto* eth = rte_pktmbuf_mtod(mbuf, const rte_ether_hdr*);
-  if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) return nullptr;
-  const auto* arp = reinterpret_cast<const rte_arp_hdr*>(eth + 1);
+// The ARP message of a frame on our VLAN, or nullptr.
+const rte_arp_hdr* arp_of(const rte_mbuf* mbuf, std::uint16_t vlan) {
+  const LinkHeader link = link_header(mbuf);
+  if (link.ether_type != RTE_ETHER_TYPE_ARP || link.vlan != vlan ||
+      rte_pktmbuf_data_len(mbuf) < link.bytes + sizeof(rte_arp_hdr)) {
+    return nullptr;
+  }
+  const auto* arp = rte_pktmbuf_mtod_offset(mbuf, const rte_arp_hdr*, link.bytes);
   if (arp->arp_hardware != rte_cpu_to_be_16(RTE_ARP_HRD_ETHER) ||
       arp->arp_protocol != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) || arp->arp_hlen != RTE_ETHER_ADDR_LEN ||
       arp->arp_plen != 4) {
@@ -64,15 +70,12 @@ const rte_arp_hdr* arp_of(const rte_mbuf* mbuf) {
 }  // namespace
 
 bool answer_arp(const rte_mbuf* mbuf, const Endpoint& local, const QueueRef& queue) {
-  const auto* eth = rte_pktmbuf_mtod(mbuf, const rte_ether_hdr*);
-  if (rte_pktmbuf_data_len(mbuf) < sizeof(rte_ether_hdr) || eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_ARP)) {
-    return false;
-  }
-  const rte_arp_hdr* arp = arp_of(mbuf);
+  if (link_header(mbuf).ether_type != RTE_ETHER_TYPE_ARP) return false;
+  const rte_arp_hdr* arp = arp_of(mbuf, local.vlan);
   if (arp != nullptr && arp->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REQUEST) &&
       rte_be_to_cpu_32(arp->arp_data.arp_tip) == local.ip) {
-    send_arp(queue, RTE_ARP_OP_REPLY, local.mac, local.ip, arp->arp_data.arp_sha,
-             rte_be_to_cpu_32(arp->arp_data.arp_sip), arp->arp_data.arp_sha);
+    send_arp(queue, RTE_ARP_OP_REPLY, local, arp->arp_data.arp_sha, rte_be_to_cpu_32(arp->arp_data.arp_sip),
+             arp->arp_data.arp_sha);
   }
   return true;
 }
@@ -84,13 +87,13 @@ Result<rte_ether_addr> resolve_mac(const QueueRef& queue, const Endpoint& local,
   const rte_ether_addr unknown{};
   rte_mbuf* burst[32];
   for (std::uint32_t attempt = 0; attempt < tries; ++attempt) {
-    send_arp(queue, RTE_ARP_OP_REQUEST, local.mac, local.ip, unknown, ip, broadcast);
+    send_arp(queue, RTE_ARP_OP_REQUEST, local, unknown, ip, broadcast);
     const std::uint64_t deadline = rte_rdtsc() + std::uint64_t{interval_ms} * rte_get_tsc_hz() / 1000;
     while (rte_rdtsc() < deadline) {
       const std::uint16_t n = rte_eth_rx_burst(queue.port, queue.queue, burst, 32);
       std::optional<rte_ether_addr> found;
       for (std::uint16_t i = 0; i < n; ++i) {
-        const rte_arp_hdr* arp = arp_of(burst[i]);
+        const rte_arp_hdr* arp = arp_of(burst[i], local.vlan);
         if (arp != nullptr && arp->arp_opcode == rte_cpu_to_be_16(RTE_ARP_OP_REPLY) &&
             rte_be_to_cpu_32(arp->arp_data.arp_sip) == ip) {
           found = arp->arp_data.arp_sha;

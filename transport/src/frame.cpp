@@ -32,8 +32,6 @@ std::string_view to_string(FrameDrop drop) {
 
 namespace {
 
-constexpr std::size_t kHeadersBytes = kEthernetBytes + kIpv4Bytes + kUdpBytes + sizeof(FrameHeader);
-
 ReceivedFrame dropped(FrameDrop drop) {
   ReceivedFrame frame;
   frame.drop = drop;
@@ -46,18 +44,51 @@ bool known_type(std::uint8_t type) {
 
 }  // namespace
 
+LinkHeader link_header(const rte_mbuf* mbuf) {
+  LinkHeader link;
+  const std::size_t length = rte_pktmbuf_data_len(mbuf);
+  if (length < kEthernetBytes) return link;
+  const auto* eth = rte_pktmbuf_mtod(mbuf, const rte_ether_hdr*);
+  link.ether_type = rte_be_to_cpu_16(eth->ether_type);
+  link.bytes = kEthernetBytes;
+  if (mbuf->ol_flags & RTE_MBUF_F_RX_VLAN_STRIPPED) link.vlan = mbuf->vlan_tci & 0xfff;
+  if (link.ether_type == RTE_ETHER_TYPE_VLAN) {
+    if (length < kEthernetBytes + sizeof(rte_vlan_hdr)) return LinkHeader{};
+    const auto* tag = reinterpret_cast<const rte_vlan_hdr*>(eth + 1);
+    link.vlan = rte_be_to_cpu_16(tag->vlan_tci) & 0xfff;
+    link.ether_type = rte_be_to_cpu_16(tag->eth_proto);
+    link.bytes = kEthernetBytes + sizeof(rte_vlan_hdr);
+  }
+  return link;
+}
+
+void tag_vlan(rte_mbuf* mbuf, std::uint16_t vlan) {
+  if (vlan == 0) return;
+  auto* moved = rte_pktmbuf_mtod(mbuf, std::uint8_t*);
+  auto* start = reinterpret_cast<std::uint8_t*>(rte_pktmbuf_prepend(mbuf, sizeof(rte_vlan_hdr)));
+  std::memmove(start, moved, 2 * RTE_ETHER_ADDR_LEN);
+  // The EtherType did not move: it is now the tag's inner type.
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(start);
+  auto* tag = reinterpret_cast<rte_vlan_hdr*>(eth + 1);
+  eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_VLAN);
+  tag->vlan_tci = rte_cpu_to_be_16(vlan);
+}
+
 ReceivedFrame parse_frame(const rte_mbuf* mbuf, const Path& path, std::uint16_t streams,
                           std::uint32_t session) {
   if (mbuf->nb_segs != 1) return dropped(FrameDrop::kMultiSegment);
   const std::size_t length = rte_pktmbuf_data_len(mbuf);
-  if (length < kEthernetBytes + kIpv4Bytes) return dropped(FrameDrop::kTruncated);
+  const LinkHeader link = link_header(mbuf);
+  if (link.bytes == 0 || length < link.bytes + kIpv4Bytes) return dropped(FrameDrop::kTruncated);
   const auto* eth = rte_pktmbuf_mtod(mbuf, const rte_ether_hdr*);
-  if (eth->ether_type != rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4)) return dropped(FrameDrop::kNotIpv4);
-  if (!rte_is_same_ether_addr(&eth->dst_addr, &path.local.mac)) return dropped(FrameDrop::kNotForUs);
+  if (link.ether_type != RTE_ETHER_TYPE_IPV4) return dropped(FrameDrop::kNotIpv4);
+  if (link.vlan != path.local.vlan || !rte_is_same_ether_addr(&eth->dst_addr, &path.local.mac)) {
+    return dropped(FrameDrop::kNotForUs);
+  }
 
-  const auto* ip = reinterpret_cast<const rte_ipv4_hdr*>(eth + 1);
+  const auto* ip = rte_pktmbuf_mtod_offset(mbuf, const rte_ipv4_hdr*, link.bytes);
   const std::size_t ip_bytes = rte_be_to_cpu_16(ip->total_length);
-  if (ip->version_ihl != 0x45 || ip_bytes < kIpv4Bytes + kUdpBytes || ip_bytes > length - kEthernetBytes ||
+  if (ip->version_ihl != 0x45 || ip_bytes < kIpv4Bytes + kUdpBytes || ip_bytes > length - link.bytes ||
       (rte_be_to_cpu_16(ip->fragment_offset) & (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) != 0) {
     return dropped(FrameDrop::kBadIpHeader);
   }
@@ -107,7 +138,7 @@ ReceivedFrame parse_frame(const rte_mbuf* mbuf, const Path& path, std::uint16_t 
   frame.seq = header.seq.get();
   frame.sack = header.sack.get();
   frame.window = header.window.get();
-  frame.payload = rte_pktmbuf_mtod_offset(mbuf, const std::byte*, kHeadersBytes);
+  frame.payload = reinterpret_cast<const std::byte*>(udp + 1) + sizeof(FrameHeader);
   frame.payload_bytes = payload_bytes;
   frame.ip_bytes = static_cast<std::uint16_t>(ip_bytes);
   if (sealed) frame.trailer = reinterpret_cast<const SealTrailer*>(frame.payload + payload_bytes);
@@ -121,8 +152,9 @@ bool handshake_frame(FrameType type) {
   return type == FrameType::kHello || type == FrameType::kHelloAck || type == FrameType::kRefuse;
 }
 
+// The FrameHeader of a frame that parse_frame() accepted.
 const FrameHeader& header_of(const rte_mbuf* mbuf) {
-  return *rte_pktmbuf_mtod_offset(mbuf, const FrameHeader*, kEthernetBytes + kIpv4Bytes + kUdpBytes);
+  return *rte_pktmbuf_mtod_offset(mbuf, const FrameHeader*, link_header(mbuf).bytes + kIpv4Bytes + kUdpBytes);
 }
 
 }  // namespace
@@ -133,7 +165,7 @@ FrameDrop open_frame(rte_mbuf** mbuf, ReceivedFrame* frame, FrameCrypto* crypto,
   }
   if (crypto == nullptr) return FrameDrop::kSealMismatch;
   FrameHeader header;
-  std::memcpy(&header, &header_of(*mbuf), sizeof header);
+  std::memcpy(&header, frame->payload - sizeof header, sizeof header);
   SealTrailer trailer;
   std::memcpy(&trailer, frame->trailer, sizeof trailer);
   const std::span<const std::byte> sealed(frame->payload, frame->payload_bytes);
@@ -143,14 +175,18 @@ FrameDrop open_frame(rte_mbuf** mbuf, ReceivedFrame* frame, FrameCrypto* crypto,
   if (crypto->encrypts() && shared) {
     target = rte_pktmbuf_alloc(pool);
     if (target == nullptr) return FrameDrop::kNoMbuf;
-    const std::size_t length = kHeadersBytes + frame->payload_bytes;
-    if (rte_pktmbuf_append(target, static_cast<std::uint16_t>(length)) == nullptr) {
+    const std::size_t headers = static_cast<std::size_t>(frame->payload - rte_pktmbuf_mtod(*mbuf, const std::byte*));
+    if (rte_pktmbuf_append(target, static_cast<std::uint16_t>(headers + frame->payload_bytes)) == nullptr) {
       rte_pktmbuf_free(target);
       return FrameDrop::kNoMbuf;
     }
-    std::memcpy(rte_pktmbuf_mtod(target, std::byte*), rte_pktmbuf_mtod(*mbuf, const std::byte*), kHeadersBytes);
+    // The copy keeps the headers as they arrived, a VLAN tag included (a tag the port
+    // stripped goes with the original's flags: the copy is untagged, as its bytes say).
+    std::memcpy(rte_pktmbuf_mtod(target, std::byte*), rte_pktmbuf_mtod(*mbuf, const std::byte*), headers);
   }
-  std::byte* out = rte_pktmbuf_mtod_offset(target, std::byte*, kHeadersBytes);
+  const std::size_t payload_offset =
+      static_cast<std::size_t>(frame->payload - rte_pktmbuf_mtod(*mbuf, const std::byte*));
+  std::byte* out = rte_pktmbuf_mtod_offset(target, std::byte*, payload_offset);
   const OpenOutcome outcome =
       crypto->open(header, sealed, out, trailer, frame->type == FrameType::kData);
   if (outcome != OpenOutcome::kOk) {
@@ -167,7 +203,8 @@ FrameDrop open_frame(rte_mbuf** mbuf, ReceivedFrame* frame, FrameCrypto* crypto,
 }
 
 std::span<const std::byte> held_payload(const rte_mbuf* mbuf) {
-  return {rte_pktmbuf_mtod_offset(mbuf, const std::byte*, kHeadersBytes), header_of(mbuf).payload_bytes.get()};
+  const FrameHeader& header = header_of(mbuf);
+  return {reinterpret_cast<const std::byte*>(&header + 1), header.payload_bytes.get()};
 }
 
 void finish_frame(rte_mbuf* mbuf, const Path& path, const FrameFields& fields,
@@ -224,17 +261,18 @@ void finish_frame(rte_mbuf* mbuf, const Path& path, const FrameFields& fields,
   if (path.tx_checksum_offload) {
     // The port sums the IP header and the datagram; it wants the pseudo-header's sum in
     // the UDP field to start from.
-    mbuf->l2_len = kEthernetBytes;
+    mbuf->l2_len = kEthernetBytes + (path.local.vlan != 0 ? sizeof(rte_vlan_hdr) : 0);
     mbuf->l3_len = kIpv4Bytes;
     mbuf->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
     if (path.udp_checksum) {
       mbuf->ol_flags |= RTE_MBUF_F_TX_UDP_CKSUM;
       udp->dgram_cksum = rte_ipv4_phdr_cksum(ip, mbuf->ol_flags);
     }
-    return;
+  } else {
+    ip->hdr_checksum = rte_ipv4_cksum(ip);
+    if (path.udp_checksum) udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
   }
-  ip->hdr_checksum = rte_ipv4_cksum(ip);
-  if (path.udp_checksum) udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
+  tag_vlan(mbuf, path.local.vlan);
 }
 
 }  // namespace pagewire::transport

@@ -19,7 +19,22 @@ struct Endpoint {
   rte_ether_addr mac;
   std::uint32_t ip;          // host byte order
   std::uint16_t udp_port;    // stream s uses udp_port + s, so NIC RSS/flow rules can split streams
+  // The 802.1Q VLAN of this end's link (1..4094); 0: untagged. Frames we send carry it;
+  // frames we take must carry it (in the frame, or stripped by the port into the mbuf).
+  std::uint16_t vlan = 0;
 };
+
+// The link-layer view of a received frame: its EtherType after any 802.1Q tag, how many
+// bytes precede the network header, and the VLAN it came on (0: untagged).
+struct LinkHeader {
+  std::uint16_t ether_type = 0;  // host byte order; 0 when the frame is too short
+  std::uint16_t bytes = 0;
+  std::uint16_t vlan = 0;
+};
+LinkHeader link_header(const rte_mbuf* mbuf);
+// Tags a frame built untagged for `vlan` (nothing for 0): moves its MAC addresses into the
+// mbuf's headroom. The frame must be ours alone (not yet handed to a device).
+void tag_vlan(rte_mbuf* mbuf, std::uint16_t vlan);
 
 // Who we talk to, and how frames on the way are protected.
 struct Path {
