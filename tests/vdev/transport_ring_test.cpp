@@ -69,20 +69,26 @@ TEST(TransportRing, LossDuplicationReorderingCorruptionAndAnMtuClampNeverProduce
   EXPECT_EQ(result.destination.streams.delta_base_mismatch, 0u);
 }
 
-TEST(TransportRing, LongDistancePathWithJitterAndARateCapArrivesExactly) {
-  // 150 ms RTT, as long-distance vMotion allows, +-2 ms jitter (frames overtake each other),
-  // and a 400 Mbit/s bottleneck whose 20 ms queue tail-drops what the window overshoots.
-  const tools::LinkImpairment path{.delay_us = 75000, .jitter_us = 2000, .rate_bytes_per_second = 50e6};
-  Harness harness(1, path, 9000, 8192);
-  Bytes guest = make_guest(2048, 8);
-  Bytes destination(guest.size());
-  auto source_config = harness.config(1, 2048, true);
-  auto destination_config = harness.config(1, 2048, false);
-  // The window must cover the bandwidth-delay product: 50 MB/s x 150 ms = 7.5 MB, ~840 frames.
-  for (auto* c : {&source_config, &destination_config}) {
+// 150 ms RTT, as long-distance vMotion allows, +-2 ms jitter (frames overtake each other),
+// and a 400 Mbit/s bottleneck whose 20 ms queue tail-drops what a window overshoots.
+const tools::LinkImpairment kLongPath{.delay_us = 75000, .jitter_us = 2000, .rate_bytes_per_second = 50e6};
+
+// Both ends' configurations for kLongPath: windows that cover its bandwidth-delay product
+// (50 MB/s x 150 ms = 7.5 MB, ~840 frames).
+std::pair<SessionConfig, SessionConfig> long_path_configs(const Harness& harness, std::uint64_t pages) {
+  std::pair<SessionConfig, SessionConfig> configs{harness.config(1, pages, true), harness.config(1, pages, false)};
+  for (auto* c : {&configs.first, &configs.second}) {
     c->tuning.window_frames = 1024;
     c->tuning.receive_window_frames = 4096;
   }
+  return configs;
+}
+
+TEST(TransportRing, LongDistancePathWithJitterAndARateCapArrivesExactly) {
+  Harness harness(1, kLongPath, 9000, 8192);
+  Bytes guest = make_guest(2048, 8);
+  Bytes destination(guest.size());
+  const auto [source_config, destination_config] = long_path_configs(harness, 2048);
   const auto result = migrate(harness, guest, destination, 2, source_config, destination_config);
   ASSERT_EQ(result.source_error, "");
   ASSERT_EQ(result.destination_error, "");
@@ -95,18 +101,12 @@ TEST(TransportRing, LongDistancePathWithJitterAndARateCapArrivesExactly) {
 // The same path with congestion control left to decide: a 150 ms round trip turns it on, the
 // sender paces itself to the bottleneck instead of overrunning its queue every round trip.
 TEST(TransportRing, CongestionControlComesOnForALongPathAndSparesItsQueue) {
-  const tools::LinkImpairment path{.delay_us = 75000, .jitter_us = 2000, .rate_bytes_per_second = 50e6};
   std::uint64_t queue_drops[2] = {};
   for (bool controlled : {false, true}) {
-    Harness harness(1, path, 9000, 8192);
+    Harness harness(1, kLongPath, 9000, 8192);
     Bytes guest = make_guest(4096, 12);
     Bytes destination(guest.size());
-    auto source_config = harness.config(1, 4096, true);
-    auto destination_config = harness.config(1, 4096, false);
-    for (auto* c : {&source_config, &destination_config}) {
-      c->tuning.window_frames = 1024;
-      c->tuning.receive_window_frames = 4096;
-    }
+    auto [source_config, destination_config] = long_path_configs(harness, 4096);
     source_config.tuning.congestion_control =
         controlled ? StreamTuning::CongestionControl::kAuto : StreamTuning::CongestionControl::kOff;
     const auto result = migrate(harness, guest, destination, 1, source_config, destination_config);
@@ -289,18 +289,20 @@ TEST(TransportRing, AnExhaustedMempoolIsWaitedOut) {
   Bytes guest = make_guest(1024, 8);
   Bytes destination(guest.size());
   std::thread releaser;
+  auto exhaust_the_pools_once = [&](DestinationSession&) {
+    if (releaser.joinable()) return;
+    // Taken here, before the next round starts: the source's own core then finds them empty.
+    auto taken = std::make_shared<std::vector<rte_mbuf*>>();
+    for (rte_mempool* pool : {harness.source_port().pool(), harness.destination_port().pool()}) {
+      while (rte_mbuf* mbuf = rte_pktmbuf_alloc(pool)) taken->push_back(mbuf);
+    }
+    releaser = std::thread([taken] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      for (rte_mbuf* mbuf : *taken) rte_pktmbuf_free(mbuf);
+    });
+  };
   const auto result = migrate(harness, guest, destination, 2, harness.config(1, 1024, true),
-                              harness.config(1, 1024, false), [&](DestinationSession&) {
-                                if (releaser.joinable()) return;
-                                auto taken = std::make_shared<std::vector<rte_mbuf*>>();
-                                for (rte_mempool* pool : {harness.source_port().pool(), harness.destination_port().pool()}) {
-                                  while (rte_mbuf* mbuf = rte_pktmbuf_alloc(pool)) taken->push_back(mbuf);
-                                }
-                                releaser = std::thread([taken] {
-                                  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-                                  for (rte_mbuf* mbuf : *taken) rte_pktmbuf_free(mbuf);
-                                });
-                              });
+                              harness.config(1, 1024, false), exhaust_the_pools_once);
   releaser.join();
   ASSERT_EQ(result.source_error, "");
   ASSERT_EQ(result.destination_error, "");
@@ -338,18 +340,19 @@ TEST(TransportRing, ACableOutForAMomentIsRecoveredFrom) {
   Harness harness(2, {});
   Bytes guest = make_guest(2048, 10);
   Bytes destination(guest.size());
-  std::thread reconnect;
+  std::thread outage;
+  auto pull_the_cable_once = [&](DestinationSession&) {
+    if (outage.joinable()) return;  // after the first round only, while the next one runs
+    outage = std::thread([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      harness.link().set_cut(true);
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      harness.link().set_cut(false);
+    });
+  };
   const auto result = migrate(harness, guest, destination, 2, harness.config(2, 2048, true),
-                              harness.config(2, 2048, false), [&](DestinationSession&) {
-                                if (reconnect.joinable()) return;
-                                reconnect = std::thread([&] {
-                                  std::this_thread::sleep_for(std::chrono::milliseconds(2));
-                                  harness.link().set_cut(true);
-                                  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-                                  harness.link().set_cut(false);
-                                });
-                              });
-  reconnect.join();
+                              harness.config(2, 2048, false), pull_the_cable_once);
+  outage.join();
   ASSERT_EQ(result.source_error, "");
   ASSERT_EQ(result.destination_error, "");
   EXPECT_TRUE(guest == destination);
