@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark harness keeps working: a tiny sweep (two points, one run each) writes its CSV
 # and JSON, the plot step draws from that JSON, a policy sweep of small migrations verifies
-# every run, and the cost model prints its table. Figures are not checked here: they live
+# every run, the two-process memif transport bench verifies its destination, and the cost
+# model prints its tables. Figures are not checked here: they live
 # in docs/benchmarks.md.
 set -u
 pw=$1
@@ -20,7 +21,12 @@ grep -q '</svg>' "$dir/chart.svg" || fail "chart.svg is not an SVG document"
   --out "$dir/migrate" || fail "bench sweep --kind migrate"
 grep -q '"verified": 1.0' "$dir/migrate.json" || fail "no verified migration in migrate.json"
 
+"$pw" bench transport --link memif --region-mib 8 --repeats 1 --json > "$dir/memif.txt" 2>&1 ||
+  fail "bench transport --link memif: $(tail -3 "$dir/memif.txt")"
+grep -q '"verified":true' "$dir/memif.txt" || fail "the memif destination did not verify"
+
 "$pw" bench cost --sample-mib 8 --repeats 1 --profile database --policy raw --policy full > "$dir/cost.txt" ||
   fail "bench cost"
 grep -q "database  full" "$dir/cost.txt" || fail "bench cost printed no row for database/full"
+grep -q "^encrypted" "$dir/cost.txt" || fail "bench cost printed no sealing cost"
 echo "bench smoke: ok"

@@ -8,6 +8,7 @@
 
 #include "cli/commands.hpp"
 #include "pagewire/pinning/plan.hpp"
+#include "pagewire/tools/memif_bench.hpp"
 #include "pagewire/tools/transport_bench.hpp"
 #include "pagewire/transport/eal.hpp"
 
@@ -31,6 +32,46 @@ Result<int> init_pair_eal(const std::string& what, std::ostream& out) {
   return placement->port.numa_node;
 }
 
+namespace {
+
+// --link memif: two processes; the impairments, loss rounds and kernel TCP are ring-only.
+int bench_memif(const tools::TransportBenchOptions& ring_options, std::uint64_t region_mib, bool json) {
+  if (ring_options.impaired_link || ring_options.authenticate) {
+    std::cerr << "pagewire: --link memif: the link impairments and --security are for --link ring\n";
+    return 2;
+  }
+  const tools::MemifBenchOptions options{.region_bytes = ring_options.region_bytes,
+                                         .streams = ring_options.streams,
+                                         .repeats = ring_options.repeats,
+                                         .window_frames = ring_options.window_frames,
+                                         .burst = ring_options.burst,
+                                         .udp_checksum = ring_options.udp_checksum};
+  std::cout << "bench transport: " << region_mib << " MiB of 4 KiB RAW pages over memif between two processes, "
+            << options.streams << " stream(s), window " << options.window_frames << std::endl;
+  auto result = tools::run_memif_bench(options, std::cout);
+  if (!result) {
+    std::cerr << "pagewire: " << result.error().message << "\n";
+    return 1;
+  }
+  const auto& r = *result;
+  if (json) {
+    std::cout << nlohmann::json{{"event", "result"}, {"link", "memif"}, {"region_mib", region_mib},
+                                {"streams", options.streams}, {"path_mtu", r.path_mtu},
+                                {"window", options.window_frames}, {"udp_checksum", options.udp_checksum},
+                                {"gbps", r.gbps}, {"memcpy_gbps", r.memcpy_gbps}, {"vs_memcpy", r.vs_memcpy},
+                                {"verified", r.verified}}
+                     .dump()
+              << std::endl;
+    return 0;
+  }
+  std::cout << std::fixed << std::setprecision(2) << "path MTU " << r.path_mtu << "; " << r.gbps
+            << " Gbit/s, memcpy " << r.memcpy_gbps << " Gbit/s: " << r.vs_memcpy
+            << "x memcpy (medians of interleaved ratios); destination verified\n";
+  return 0;
+}
+
+}  // namespace
+
 int bench_transport(const std::vector<std::string>& args) {
   tools::TransportBenchOptions options;
   std::uint64_t region_mib = options.region_bytes >> 20;
@@ -39,10 +80,14 @@ int bench_transport(const std::vector<std::string>& args) {
   double delay_ms = 0, jitter_ms = 0, rate_gbps = 0, queue_ms = 20, pace_gbps = 0;
   std::string security = "none";
   std::string congestion_control = "auto";
+  std::string link = "ring";
   po::options_description d("bench transport options");
   d.add_options()
       ("help,h", "show this help")
       ("region-mib", po::value(&region_mib)->default_value(region_mib), "guest region in MiB (4 KiB RAW pages)")
+      ("link", po::value(&link)->default_value(link),
+       "ring: both ends in this process on a net_ring pair (with kernel TCP and the impairments); "
+       "memif: the destination in a second process, over memif")
       ("streams", po::value(&options.streams)->default_value(options.streams), "streams (queue pairs)")
       ("mtu", po::value(&options.mtu)->default_value(options.mtu), "port MTU to request")
       ("repeats", po::value(&options.repeats)->default_value(options.repeats), "timed rounds; the median is reported")
@@ -108,6 +153,11 @@ int bench_transport(const std::vector<std::string>& args) {
   options.impaired_link = options.link.delays() || options.link.drop > 0 || options.link.burst_enter > 0 ||
                           options.link.reorder > 0 || options.link.duplicate > 0 || options.link.mtu_clamp != 0;
   options.region_bytes = region_mib << 20;
+  if (link == "memif") return bench_memif(options, region_mib, json);
+  if (link != "ring") {
+    std::cerr << "pagewire: --link " << link << ": expected ring or memif\n";
+    return 2;
+  }
   auto numa_node = init_pair_eal("bench transport", std::cout);
   if (!numa_node) {
     std::cerr << "pagewire: " << numa_node.error().message << "\n";

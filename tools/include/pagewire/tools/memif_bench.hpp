@@ -1,0 +1,36 @@
+// `pagewire bench transport --link memif`: the RAW page rounds of `bench transport`, between
+// two processes instead of two cores of one: the destination runs in a forked child with
+// its own EAL and address space, joined to the source by memif, each on its own core of the
+// placement plan. Each repeat times a memcpy of the same pages, then a round, back to back.
+// At the end the destination hashes what it holds and the source compares.
+//
+// Call before EAL is initialised in this process (it forks, and each side inits its own).
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+
+#include "pagewire/result.hpp"
+
+namespace pagewire::tools {
+
+struct MemifBenchOptions {
+  std::uint64_t region_bytes = 256ull << 20;
+  std::uint16_t streams = 1;
+  int repeats = 5;
+  std::uint32_t window_frames = 1024;
+  std::uint16_t burst = 32;
+  bool udp_checksum = false;  // a memory link: the frames cannot be corrupted on the way
+};
+
+struct MemifBenchResult {
+  double gbps = 0;         // guest bits per second, median round
+  double memcpy_gbps = 0;  // median memcpy of the same pages
+  double vs_memcpy = 0;    // median of per-repeat ratios
+  std::uint16_t path_mtu = 0;
+  bool verified = false;   // the destination holds exactly the source's pages
+};
+
+Result<MemifBenchResult> run_memif_bench(const MemifBenchOptions& options, std::ostream& progress);
+
+}  // namespace pagewire::tools
