@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "pagewire/transport/frame.hpp"
+#include "pagewire/transport/pre_shared_key.hpp"
 #include "ring_harness.hpp"
 
 namespace pagewire::transport {
@@ -281,6 +282,52 @@ TEST(TransportRing, Vlan100TagsEveryFrameAndIgnoresOtherVlans) {
   EXPECT_EQ(untagged.load(), 0u);
   EXPECT_GE(drops(result.destination, FrameDrop::kNotForUs), 1u);
 }
+
+// A route change mid-transfer: after the first round the path silently drops packets above
+// 1500 bytes (no ICMP, as a tunnel that loses DF packets). Each stream notices its frames
+// vanish while small probes pass, searches for the new MTU, and sends what it holds in
+// parts the destination rebuilds; frames built afterwards fit. With the path restored, the
+// streams find the larger MTU again. Sealed frames too: what is cut must be unsealed first.
+class BlackHole : public ::testing::TestWithParam<bool> {};
+
+TEST_P(BlackHole, AMidTransferMtuDropIsFoundAndCrossedInParts) {
+  const bool sealed = GetParam();
+  Harness harness(2, {});
+  Bytes guest = make_guest(2048, 14);
+  Bytes destination(guest.size());
+  auto source_config = harness.config(2, 2048, true);
+  auto destination_config = harness.config(2, 2048, false);
+  source_config.tuning.mtu_raise_interval_ms = 300;
+  if (sealed) {
+    std::array<std::uint8_t, 32> secret;
+    secret.fill(7);
+    for (auto* c : {&source_config, &destination_config}) {
+      c->security.key = std::move(PreSharedKey::from_bytes(secret, "test")).value();
+      c->security.encrypt = true;
+    }
+  }
+  int round = 0;
+  auto route_change = [&](DestinationSession&) {
+    ++round;
+    if (round == 1) harness.link().set_mtu_clamp(1500);
+    if (round == 3) {
+      harness.link().set_mtu_clamp(0);
+      std::this_thread::sleep_for(std::chrono::milliseconds(400));  // past the raise interval
+    }
+  };
+  const auto result = migrate(harness, guest, destination, 6, source_config, destination_config, route_change);
+  ASSERT_EQ(result.source_error, "");
+  ASSERT_EQ(result.destination_error, "");
+  EXPECT_TRUE(guest == destination);
+  EXPECT_EQ(result.path_mtu, 9000);
+  EXPECT_GE(result.source.streams.black_holes, 1u);
+  EXPECT_GT(result.source.streams.fragments_sent, 0u);
+  EXPECT_GT(result.destination.streams.fragments_received, 0u);
+  EXPECT_GT(harness.link().counters().clamped.load(), 0u);
+  EXPECT_EQ(result.source.streams.path_mtu, 9000u) << "the larger MTU was found again";
+}
+
+INSTANTIATE_TEST_SUITE_P(ClearAndSealed, BlackHole, ::testing::Bool());
 
 // Every mbuf of both ports' pools is taken between two rounds and given back 300 ms later:
 // the ends count the failed allocations, wait, and the migration completes exactly.

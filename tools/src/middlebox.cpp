@@ -14,7 +14,8 @@ namespace pagewire::tools {
 
 Middlebox::Middlebox(const std::string& name, std::uint16_t queues, rte_mempool* copy_pool,
                      const LinkImpairment& impairment, std::uint64_t seed)
-    : copy_pool_(copy_pool), impairment_(impairment), tsc_hz_(rte_get_tsc_hz()), rng_(seed) {
+    : copy_pool_(copy_pool), impairment_(impairment), tsc_hz_(rte_get_tsc_hz()), rng_(seed),
+      mtu_clamp_(impairment.mtu_clamp) {
   if (impairment_.rate_bytes_per_second > 0 && impairment_.queue_limit_bytes == 0) {
     impairment_.queue_limit_bytes = static_cast<std::uint64_t>(impairment_.rate_bytes_per_second * 0.02);
   }
@@ -163,8 +164,9 @@ std::size_t Middlebox::forward(Direction& d, std::uint64_t now) {
     const transport::LinkHeader link = transport::link_header(mbuf);
     const auto* ip = rte_pktmbuf_mtod_offset(mbuf, const rte_ipv4_hdr*, link.bytes);
     const bool has_ip_header = link.bytes != 0 && rte_pktmbuf_data_len(mbuf) >= link.bytes + sizeof(rte_ipv4_hdr);
-    if (impairment_.mtu_clamp != 0 && has_ip_header && link.ether_type == RTE_ETHER_TYPE_IPV4 &&
-        rte_be_to_cpu_16(ip->total_length) > impairment_.mtu_clamp) {
+    const std::uint16_t clamp = mtu_clamp_.load(std::memory_order_relaxed);
+    if (clamp != 0 && has_ip_header && link.ether_type == RTE_ETHER_TYPE_IPV4 &&
+        rte_be_to_cpu_16(ip->total_length) > clamp) {
       ++counters_.clamped;
       rte_pktmbuf_free(mbuf);
       continue;

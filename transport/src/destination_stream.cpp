@@ -45,6 +45,9 @@ DestinationStream::~DestinationStream() {
   for (rte_mbuf* mbuf : reorder_) {
     if (mbuf != nullptr) rte_pktmbuf_free(mbuf);
   }
+  for (const Rebuild& rebuild : rebuilds_) {
+    if (rebuild.mbuf != nullptr) rte_pktmbuf_free(rebuild.mbuf);
+  }
 }
 
 bool DestinationStream::poll(std::uint64_t now) {
@@ -62,9 +65,14 @@ bool DestinationStream::poll(std::uint64_t now) {
     if (frame.drop == FrameDrop::kNone) frame.drop = open_frame(&mbuf, &frame, crypto_, queue_.pool);
     if (frame.drop != FrameDrop::kNone) {
       ++counters_.drops[static_cast<std::size_t>(frame.drop)];
+    } else if (frame.type == FrameType::kData && frame.fragment) {
+      on_fragment(mbuf, frame, now);
+      continue;  // on_fragment owns the mbuf
     } else if (frame.type == FrameType::kData) {
       on_data(mbuf, {frame.payload, frame.payload_bytes}, frame.seq, now);
       continue;  // on_data owns the mbuf
+    } else if (frame.type == FrameType::kProbe) {
+      answer_probe(frame);  // the source is looking for its path's MTU, on this stream's queue
     } else if (frame.type == FrameType::kFin) {
       // A source that resends refused pages sends data after its first FIN, then a later
       // one: never go back to an earlier FIN that arrives late.
@@ -136,6 +144,85 @@ void DestinationStream::on_data(rte_mbuf* mbuf, std::span<const std::byte> paylo
     ack_due_tsc_ = now;
   } else if (ack_due_tsc_ == 0) {
     ack_due_tsc_ = now + delay;
+  }
+}
+
+void DestinationStream::on_fragment(rte_mbuf* mbuf, const ReceivedFrame& frame, std::uint64_t now) {
+  ++counters_.fragments_received;
+  const std::int32_t ahead = seq_diff(frame.seq, rcv_nxt_);
+  if (ahead < 0 || (ahead > 0 && static_cast<std::uint32_t>(ahead) < reorder_.size() && held(frame.seq) != nullptr)) {
+    ++counters_.duplicates;  // that frame is here already, whole
+    ack_due_tsc_ = now;
+    rte_pktmbuf_free(mbuf);
+    return;
+  }
+  if (static_cast<std::uint32_t>(ahead) >= reorder_.size()) {
+    ++counters_.outside_window;
+    rte_pktmbuf_free(mbuf);
+    return;
+  }
+  Rebuild* rebuild = nullptr;
+  Rebuild* free_slot = nullptr;
+  for (Rebuild& slot : rebuilds_) {
+    if (slot.mbuf != nullptr && seq_diff(slot.seq, rcv_nxt_) < 0) {  // delivered whole meanwhile
+      rte_pktmbuf_free(slot.mbuf);
+      slot = Rebuild{};
+    }
+    if (slot.mbuf != nullptr && slot.seq == frame.seq) rebuild = &slot;
+    if (slot.mbuf == nullptr && free_slot == nullptr) free_slot = &slot;
+  }
+  const std::size_t headers = static_cast<std::size_t>(frame.payload - rte_pktmbuf_mtod(mbuf, const std::byte*));
+  if (rebuild == nullptr) {
+    rte_mbuf* whole = free_slot != nullptr ? rte_pktmbuf_alloc(queue_.pool) : nullptr;
+    if (whole == nullptr ||
+        rte_pktmbuf_append(whole, static_cast<std::uint16_t>(headers + frame.fragment_total)) == nullptr) {
+      if (whole != nullptr) rte_pktmbuf_free(whole);
+      ++(free_slot == nullptr ? counters_.reassembly_full : counters_.mbuf_exhausted);
+      rte_pktmbuf_free(mbuf);  // the source sends it again
+      return;
+    }
+    // The part's headers, rewritten to describe the whole frame in clear.
+    std::memcpy(rte_pktmbuf_mtod(whole, std::byte*), rte_pktmbuf_mtod(mbuf, const std::byte*), headers);
+    FrameHeader header;
+    std::memcpy(&header, rte_pktmbuf_mtod_offset(whole, const std::byte*, headers - sizeof header), sizeof header);
+    header.payload_bytes.set(frame.fragment_total);
+    header.flags.set(0);
+    std::memcpy(rte_pktmbuf_mtod_offset(whole, std::byte*, headers - sizeof header), &header, sizeof header);
+    *free_slot = Rebuild{.seq = frame.seq, .mbuf = whole, .total = frame.fragment_total, .units_have = 0};
+    rebuild = free_slot;
+  } else if (rebuild->total != frame.fragment_total) {
+    ++counters_.drops[static_cast<std::size_t>(FrameDrop::kTruncated)];  // parts of two different frames
+    rte_pktmbuf_free(mbuf);
+    return;
+  }
+  std::memcpy(rte_pktmbuf_mtod_offset(rebuild->mbuf, std::byte*, headers + frame.fragment_offset), frame.payload,
+              frame.payload_bytes);
+  const std::uint32_t first = frame.fragment_offset / kFragmentUnit;
+  const std::uint32_t end = (frame.fragment_offset + frame.payload_bytes + kFragmentUnit - 1) / kFragmentUnit;
+  for (std::uint32_t unit = first; unit < end; ++unit) rebuild->units_have |= static_cast<std::uint16_t>(1u << unit);
+  rte_pktmbuf_free(mbuf);
+  const std::uint32_t units = (rebuild->total + kFragmentUnit - 1) / kFragmentUnit;
+  if (rebuild->units_have != (1u << units) - 1) return;
+  rte_mbuf* whole = rebuild->mbuf;
+  const std::uint32_t seq = rebuild->seq;
+  *rebuild = Rebuild{};
+  on_data(whole, held_payload(whole), seq, now);
+}
+
+void DestinationStream::answer_probe(const ReceivedFrame& frame) {
+  rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
+  if (mbuf == nullptr) {
+    ++counters_.mbuf_exhausted;
+    return;
+  }
+  ProbeAckPayload ack{};
+  ack.received_ip_bytes.set(frame.ip_bytes);
+  std::memcpy(frame_payload(mbuf), &ack, sizeof ack);
+  finish_frame(mbuf, path_, FrameFields{.type = FrameType::kProbeAck, .stream = index_, .session = session_, .seq = frame.seq},
+               sizeof ack, 0, crypto_);
+  if (rte_eth_tx_burst(queue_.port, queue_.queue, &mbuf, 1) == 0) {
+    rte_pktmbuf_free(mbuf);
+    ++counters_.tx_queue_full;
   }
 }
 

@@ -122,7 +122,9 @@ ReceivedFrame parse_frame(const rte_mbuf* mbuf, const Path& path, std::uint16_t 
   std::memcpy(&header, udp + 1, sizeof header);
   if (header.magic.get() != kFrameMagic) return dropped(FrameDrop::kBadMagic);
   if (header.version != kProtocolVersion) return dropped(FrameDrop::kBadVersion);
-  if (!known_type(header.type) || (header.flags.get() & ~kFrameSealed) != 0) return dropped(FrameDrop::kUnknownType);
+  if (!known_type(header.type) || (header.flags.get() & ~(kFrameSealed | kFrameFragment)) != 0) {
+    return dropped(FrameDrop::kUnknownType);
+  }
   if (session != 0 && header.session.get() != session) return dropped(FrameDrop::kWrongSession);
   const std::uint16_t payload_bytes = header.payload_bytes.get();
   const bool sealed = (header.flags.get() & kFrameSealed) != 0;
@@ -142,6 +144,21 @@ ReceivedFrame parse_frame(const rte_mbuf* mbuf, const Path& path, std::uint16_t 
   frame.payload_bytes = payload_bytes;
   frame.ip_bytes = static_cast<std::uint16_t>(ip_bytes);
   if (sealed) frame.trailer = reinterpret_cast<const SealTrailer*>(frame.payload + payload_bytes);
+  if (header.flags.get() & kFrameFragment) {
+    // A part must be DATA, start on a unit, hold whole units unless it ends the payload (so
+    // the receiver's per-unit bookkeeping is exact), and lie inside a payload no frame could
+    // exceed.
+    const std::uint64_t total = header.sack.get();
+    const std::uint32_t offset = header.window.get();
+    const std::uint64_t end = offset + std::uint64_t{payload_bytes};
+    if (frame.type != FrameType::kData || offset % kFragmentUnit != 0 || payload_bytes == 0 ||
+        total > payload_for_mtu(kMaxPathMtu) || end > total || (end != total && payload_bytes % kFragmentUnit != 0)) {
+      return dropped(FrameDrop::kTruncated);
+    }
+    frame.fragment = true;
+    frame.fragment_offset = offset;
+    frame.fragment_total = static_cast<std::uint16_t>(total);
+  }
   return frame;
 }
 
@@ -250,7 +267,8 @@ void finish_frame(rte_mbuf* mbuf, const Path& path, const FrameFields& fields,
   header.sack.set(fields.sack);
   header.window.set(fields.window);
   header.payload_bytes.set(payload_bytes);
-  header.flags.set(crypto != nullptr ? kFrameSealed : 0);
+  header.flags.set(static_cast<std::uint16_t>((crypto != nullptr ? kFrameSealed : 0) |
+                                              (fields.fragment ? kFrameFragment : 0)));
   std::memcpy(udp + 1, &header, sizeof header);
   if (crypto != nullptr) {
     SealTrailer trailer;

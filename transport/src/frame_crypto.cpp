@@ -129,12 +129,14 @@ Result<FrameCrypto> FrameCrypto::create(const SessionKeys& keys, Side side) {
   crypto.encrypt_ = keys.encrypt;
   crypto.sealer_.reset(EVP_CIPHER_CTX_new());
   crypto.opener_.reset(EVP_CIPHER_CTX_new());
+  crypto.own_opener_.reset(EVP_CIPHER_CTX_new());
   const bool source = side == Side::kSource;
   const SymmetricKey& own = source ? keys.source_to_destination : keys.destination_to_source;
   const SymmetricKey& peer = source ? keys.destination_to_source : keys.source_to_destination;
-  if (!crypto.sealer_ || !crypto.opener_ ||
+  if (!crypto.sealer_ || !crypto.opener_ || !crypto.own_opener_ ||
       EVP_EncryptInit_ex(crypto.sealer_.get(), EVP_aes_256_gcm(), nullptr, own.data(), nullptr) != 1 ||
-      EVP_DecryptInit_ex(crypto.opener_.get(), EVP_aes_256_gcm(), nullptr, peer.data(), nullptr) != 1) {
+      EVP_DecryptInit_ex(crypto.opener_.get(), EVP_aes_256_gcm(), nullptr, peer.data(), nullptr) != 1 ||
+      EVP_DecryptInit_ex(crypto.own_opener_.get(), EVP_aes_256_gcm(), nullptr, own.data(), nullptr) != 1) {
     return make_error("AES-256-GCM is not available from OpenSSL (libcrypto): cannot seal frames");
   }
   return crypto;
@@ -159,17 +161,18 @@ void FrameCrypto::seal(const FrameHeader& header, std::span<std::byte> payload, 
   trailer->counter.set(counter);
 }
 
-OpenOutcome FrameCrypto::open(const FrameHeader& header, std::span<const std::byte> in, std::byte* out,
-                              const SealTrailer& trailer, bool retransmitted_as_is) {
-  const std::uint64_t counter = trailer.counter.get();
-  const auto iv = nonce_of(header.stream.get(), counter);
-  EVP_CIPHER_CTX* context = opener_.get();
+namespace {
+
+// GCM decryption and tag check of one frame with `context`'s key.
+bool decrypt(EVP_CIPHER_CTX* context, bool encrypted, const FrameHeader& header, std::span<const std::byte> in,
+             std::byte* out, const SealTrailer& trailer) {
+  const auto iv = nonce_of(header.stream.get(), trailer.counter.get());
   int length = 0;
   const auto* bytes = reinterpret_cast<const unsigned char*>(in.data());
   const int size = static_cast<int>(in.size());
   EVP_DecryptInit_ex(context, nullptr, nullptr, nullptr, iv.data());
   EVP_DecryptUpdate(context, nullptr, &length, reinterpret_cast<const unsigned char*>(&header), sizeof header);
-  if (encrypt_) {
+  if (encrypted) {
     EVP_DecryptUpdate(context, reinterpret_cast<unsigned char*>(out), &length, bytes, size);
   } else {
     if (size > 0) EVP_DecryptUpdate(context, nullptr, &length, bytes, size);
@@ -179,7 +182,20 @@ OpenOutcome FrameCrypto::open(const FrameHeader& header, std::span<const std::by
   std::memcpy(tag, trailer.tag, sizeof tag);
   EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_TAG, kTagBytes, tag);
   std::uint8_t unused[16];
-  if (EVP_DecryptFinal_ex(context, unused, &length) != 1) return OpenOutcome::kBadTag;
+  return EVP_DecryptFinal_ex(context, unused, &length) == 1;
+}
+
+}  // namespace
+
+bool FrameCrypto::unseal_own(const FrameHeader& header, std::span<const std::byte> in, std::byte* out,
+                             const SealTrailer& trailer) {
+  return decrypt(own_opener_.get(), encrypt_, header, in, out, trailer);
+}
+
+OpenOutcome FrameCrypto::open(const FrameHeader& header, std::span<const std::byte> in, std::byte* out,
+                              const SealTrailer& trailer, bool retransmitted_as_is) {
+  const std::uint64_t counter = trailer.counter.get();
+  if (!decrypt(opener_.get(), encrypt_, header, in, out, trailer)) return OpenOutcome::kBadTag;
   // Only an authentic counter may move the window, or a forgery could push it ahead.
   if (!replay_.accept(counter, retransmitted_as_is)) return OpenOutcome::kReplayed;
   return OpenOutcome::kOk;

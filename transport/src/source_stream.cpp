@@ -29,6 +29,8 @@ SourceStream::SourceStream(std::uint16_t index, QueueRef queue, const Path& path
       path_(path),
       session_(session),
       payload_bytes_(payload_bytes),
+      initial_mtu_(static_cast<std::uint16_t>(kIpOverhead + payload_bytes + (crypto != nullptr ? sizeof(SealTrailer) : 0))),
+      path_mtu_(initial_mtu_),
       tuning_(tuning),
       encoder_(std::move(encoder)),
       crypto_(crypto),
@@ -44,6 +46,8 @@ SourceStream::SourceStream(std::uint16_t index, QueueRef queue, const Path& path
       pacing_on_(tuning.congestion_control == StreamTuning::CongestionControl::kOn) {
   resend_.reserve(kMaxResendPages);
   resending_.reserve(kMaxResendPages);
+  if (crypto != nullptr) clear_payload_.resize(payload_bytes);
+  counters_.path_mtu = path_mtu_;
 }
 
 SourceStream::~SourceStream() {
@@ -63,12 +67,18 @@ void SourceStream::finish() { fin_wanted_ = true; }
 
 bool SourceStream::poll(std::uint64_t now) {
   receive(now);
+  if (search_.active && now - search_.sent_tsc > std::max(2 * srtt_, rto_)) mtu_search_step(false, now);
+  if (!search_.active && path_mtu_ < initial_mtu_ && raise_due_tsc_ != 0 && now >= raise_due_tsc_) {
+    start_mtu_search(path_mtu_, static_cast<std::uint16_t>(initial_mtu_ + 1), initial_mtu_, now);  // the old size first
+  }
   if (pages_.empty() && !resend_.empty()) start_resend();
   retransmit_due(now);
   transmit(now);
   const bool data_left = !pages_.empty() || staged_begin_ != staged_end_ || snd_una_ != snd_nxt_;
   if (!data_left && fin_wanted_ && !fin_acked_) send_fin(now);
-  const bool busy = data_left || (fin_wanted_ && !fin_acked_);
+  // A search after a black hole is part of repairing the stream; one looking for a larger
+  // MTU again is not worth holding a round (or the switchover) for.
+  const bool busy = data_left || (fin_wanted_ && !fin_acked_) || (search_.active && search_.after_loss);
   if (publish_schedule_.due(now, !busy)) {
     published_->publish({.stream = counters_, .pages = encoder_.counters().pages});
     publish_schedule_.published(now, !busy, tsc_hz_);
@@ -127,6 +137,8 @@ void SourceStream::receive(std::uint64_t now) {
       fin_acked_ = true;
     } else if (frame.type == FrameType::kResend) {
       take_resend(frame);
+    } else if (frame.type == FrameType::kProbeAck) {
+      on_probe_ack(frame, now);
     }
     rte_pktmbuf_free(burst[i]);
   }
@@ -202,6 +214,7 @@ void SourceStream::on_ack(const ReceivedFrame& frame, std::uint64_t now) {
     counters_.srtt_us = srtt_ * 1000000 / tsc_hz_;
   }
   if (youngest_sent != 0 || advanced) recompute_rto();  // progress undoes the timeout backoff
+  if (advanced) timeouts_without_progress_ = 0;
   if (pacing_on_ && delivered.bytes != 0) {
     pacing_.on_ack(now, delivered.bytes, delivered.youngest, delivered.youngest_sent_tsc,
                    youngest_sent != 0 ? now - youngest_sent : 0, inflight_bytes());
@@ -229,7 +242,7 @@ void SourceStream::on_ack(const ReceivedFrame& frame, std::uint64_t now) {
       waiting = true;
       continue;
     }
-    if (!send_one(entry.mbuf, now)) return;  // paced or TX full: the next ACK looks again
+    if (!send_held(entry.mbuf, now)) return;  // paced or TX full: the next ACK looks again
     stamp_sent(entry, now);
     entry.sent_before = snd_nxt_;
     entry.retransmitted = true;
@@ -269,7 +282,7 @@ void SourceStream::retransmit_due(std::uint64_t now) {
     InFlight& entry = slot(seq);
     if (entry.mbuf == nullptr) continue;
     if (now - entry.sent_tsc < timeout) break;
-    if (!send_one(entry.mbuf, now)) break;
+    if (!send_held(entry.mbuf, now)) break;
     stamp_sent(entry, now);
     entry.sent_before = snd_nxt_;
     entry.retransmitted = true;
@@ -277,6 +290,12 @@ void SourceStream::retransmit_due(std::uint64_t now) {
     ++(probe ? counters_.tail_probes : counters_.retransmits_timeout);
   }
   if (resent > 0 && !probe) rto_ = std::min<std::uint64_t>(2 * rto_, us_to_tsc(tuning_.max_rto_us, tsc_hz_));
+  // Timers in a row (tail probes or timeouts) with nothing acknowledged: a dead peer, or a
+  // path that now drops frames of our size. A small probe tells them apart.
+  if (resent > 0 && ++timeouts_without_progress_ >= tuning_.black_hole_timeouts && !search_.active &&
+      path_mtu_ > kMinPathMtu) {
+    start_mtu_search(kMinPathMtu, path_mtu_, kMinPathMtu, now);
+  }
   if (resent > 0 && pacing_on_) pacing_.on_timeout(sent_inflight_bytes());
 }
 
@@ -299,6 +318,107 @@ void SourceStream::stamp_sent(InFlight& entry, std::uint64_t now) {
 }
 
 // A token bucket at the lower of the configured cap and the congestion controller's rate.
+bool SourceStream::send_held(rte_mbuf* mbuf, std::uint64_t now) {
+  const std::span<const std::byte> payload = held_payload(mbuf);
+  return payload.size() <= payload_bytes_ ? send_one(mbuf, now) : send_parts(payload, now);
+}
+
+// A frame built before the path's MTU fell goes as parts of whole kFragmentUnits that fit
+// (the receiver rebuilds it); the frame itself stays ours until acknowledged, whole.
+bool SourceStream::send_parts(std::span<const std::byte> payload, std::uint64_t now) {
+  const std::uint32_t part_bytes = payload_bytes_ / kFragmentUnit * kFragmentUnit;
+  const auto count = static_cast<unsigned>((payload.size() + part_bytes - 1) / part_bytes);
+  if (!tokens_for(payload.size() + count * (kEthernetBytes + kIpOverhead), now)) return false;
+  FrameHeader header;
+  std::memcpy(&header, payload.data() - sizeof header, sizeof header);
+  const std::byte* clear = payload.data();
+  if (crypto_ != nullptr && crypto_->encrypts()) {
+    SealTrailer trailer;
+    std::memcpy(&trailer, payload.data() + payload.size(), sizeof trailer);
+    if (!crypto_->unseal_own(header, payload, clear_payload_.data(), trailer)) return false;
+    clear = clear_payload_.data();
+  }
+  rte_mbuf* parts[kMaxPathMtu / kFragmentUnit + 1];
+  if (rte_pktmbuf_alloc_bulk(queue_.pool, parts, count) != 0) {
+    ++counters_.mbuf_exhausted;
+    return false;
+  }
+  for (unsigned p = 0; p < count; ++p) {
+    const std::size_t offset = std::size_t{p} * part_bytes;
+    const std::size_t bytes = std::min<std::size_t>(part_bytes, payload.size() - offset);
+    std::memcpy(frame_payload(parts[p]), clear + offset, bytes);
+    finish_frame(parts[p], path_,
+                 FrameFields{.type = FrameType::kData, .stream = index_, .session = session_, .seq = header.seq.get(),
+                             .sack = payload.size(), .window = static_cast<std::uint32_t>(offset), .fragment = true},
+                 static_cast<std::uint16_t>(bytes), 0, crypto_);
+  }
+  const std::uint16_t sent = rte_eth_tx_burst(queue_.port, queue_.queue, parts, static_cast<std::uint16_t>(count));
+  for (unsigned p = sent; p < count; ++p) rte_pktmbuf_free(parts[p]);
+  counters_.fragments_sent += sent;
+  counters_.frames_sent += sent;
+  if (sent < count) ++counters_.tx_queue_full;
+  return sent == count;  // a part short: the whole frame goes again later
+}
+
+void SourceStream::start_mtu_search(std::uint16_t low, std::uint16_t high, std::uint16_t first, std::uint64_t now) {
+  search_ = MtuSearch{.active = true, .after_loss = first == kMinPathMtu, .good = low, .bad = high,
+                      .testing = first, .probe_id = search_.probe_id, .sent_tsc = 0};
+  send_mtu_probe(now);
+}
+
+void SourceStream::send_mtu_probe(std::uint64_t now) {
+  search_.sent_tsc = now;
+  rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
+  if (mbuf == nullptr) {
+    ++counters_.mbuf_exhausted;
+    return;  // counts as lost when its time is up
+  }
+  finish_frame(mbuf, path_,
+               FrameFields{.type = FrameType::kProbe, .stream = index_, .session = session_, .seq = ++search_.probe_id},
+               0, search_.testing, crypto_);
+  if (rte_eth_tx_burst(queue_.port, queue_.queue, &mbuf, 1) == 0) {
+    rte_pktmbuf_free(mbuf);
+    ++counters_.tx_queue_full;
+  }
+}
+
+void SourceStream::on_probe_ack(const ReceivedFrame& frame, std::uint64_t now) {
+  if (search_.active && frame.seq == search_.probe_id) mtu_search_step(true, now);
+}
+
+// One answer (or a timeout) of the search: a binary search between the largest size known
+// to pass and the smallest known not to, to within 8 bytes, as the session's first probe.
+void SourceStream::mtu_search_step(bool passed, std::uint64_t now) {
+  if (search_.testing == kMinPathMtu && search_.good == kMinPathMtu && !passed) {
+    search_.active = false;  // not even small frames pass: the peer timeout decides
+    return;
+  }
+  if (passed) {
+    if (search_.testing == kMinPathMtu && path_mtu_ > kMinPathMtu && search_.bad == path_mtu_) {
+      ++counters_.black_holes;  // small frames pass where ours vanish: the MTU fell
+      use_path_mtu(kMinPathMtu);
+      recompute_rto();  // what is outstanding goes again, in parts, at the next timer
+    }
+    search_.good = search_.testing;
+    if (search_.good > path_mtu_) use_path_mtu(search_.good);
+  } else {
+    search_.bad = search_.testing;
+  }
+  if (search_.bad - search_.good <= 8) {
+    search_.active = false;
+    raise_due_tsc_ = now + us_to_tsc(std::uint64_t{tuning_.mtu_raise_interval_ms} * 1000, tsc_hz_);
+    return;
+  }
+  search_.testing = static_cast<std::uint16_t>((search_.good + search_.bad) / 2);
+  send_mtu_probe(now);
+}
+
+void SourceStream::use_path_mtu(std::uint16_t mtu) {
+  path_mtu_ = std::min(mtu, initial_mtu_);
+  payload_bytes_ = static_cast<std::uint16_t>(payload_for_mtu(path_mtu_, crypto_ != nullptr));
+  counters_.path_mtu = path_mtu_;
+}
+
 bool SourceStream::tokens_for(std::size_t bytes, std::uint64_t now) {
   double rate = tuning_.rate_bytes_per_second;
   if (pacing_on_) {
@@ -406,7 +526,7 @@ void SourceStream::transmit(std::uint64_t now) {
   // Frames built earlier but refused by a full TX queue or the rate limit go first.
   while (unsent_ != snd_nxt_) {
     InFlight& entry = slot(unsent_);
-    if (!send_one(entry.mbuf, now)) return;
+    if (!send_held(entry.mbuf, now)) return;
     stamp_sent(entry, now);
     entry.sent_before = unsent_ + 1;
     ++unsent_;

@@ -46,6 +46,11 @@ void add_counters(rte_tel_data* d, const StreamSnapshot& s) {
   rte_tel_data_add_dict_u64(d, "record_errors", c.record_errors);
   rte_tel_data_add_dict_u64(d, "resend_requests", c.resend_requests);
   rte_tel_data_add_dict_u64(d, "pages_resent", c.pages_resent);
+  rte_tel_data_add_dict_u64(d, "black_holes", c.black_holes);
+  rte_tel_data_add_dict_u64(d, "path_mtu", c.path_mtu);
+  rte_tel_data_add_dict_u64(d, "fragments_sent", c.fragments_sent);
+  rte_tel_data_add_dict_u64(d, "fragments_received", c.fragments_received);
+  rte_tel_data_add_dict_u64(d, "reassembly_full", c.reassembly_full);
   rte_tel_data_add_dict_u64(d, "srtt_us", c.srtt_us);
   for (int drop = 1; drop < kFrameDropCount; ++drop) {
     const std::string name = "drop_" + std::string(to_string(static_cast<FrameDrop>(drop)));

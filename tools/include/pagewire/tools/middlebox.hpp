@@ -74,6 +74,9 @@ class Middlebox {
 
   // A pulled cable: while cut, every frame in either direction is lost. Any thread.
   void set_cut(bool cut) { cut_.store(cut, std::memory_order_relaxed); }
+  // A route change mid-transfer: from now on IP packets above `mtu` are lost (0: none),
+  // silently, as a tunnel that drops DF packets without ICMP does. Any thread.
+  void set_mtu_clamp(std::uint16_t mtu) { mtu_clamp_.store(mtu, std::memory_order_relaxed); }
 
   // Puts a hand-made frame straight onto b's receive queue (hostile-input tests).
   bool inject_to_b(rte_mbuf* mbuf, std::uint16_t queue = 0);
@@ -116,6 +119,7 @@ class Middlebox {
   int a_port_ = -1, b_port_ = -1;
   std::atomic<bool> running_{false};
   std::atomic<bool> cut_{false};
+  std::atomic<std::uint16_t> mtu_clamp_;
   std::thread thread_;
   std::function<void(std::span<const std::byte>)> tap_;
   MiddleboxCounters counters_;

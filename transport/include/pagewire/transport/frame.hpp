@@ -85,6 +85,9 @@ struct ReceivedFrame {
   std::uint16_t payload_bytes = 0;
   std::uint16_t ip_bytes = 0;  // IPv4 total length: what the path carried
   const SealTrailer* trailer = nullptr;  // sealed frames: after the payload (unaligned)
+  bool fragment = false;                 // kFrameFragment: part of frame seq's payload
+  std::uint32_t fragment_offset = 0;     // where this part goes, a multiple of kFragmentUnit
+  std::uint16_t fragment_total = 0;      // the whole payload's length
 };
 
 // Validates every header and length of `mbuf` against `path` before any payload byte is
@@ -100,6 +103,7 @@ struct FrameFields {
   std::uint32_t seq = 0;
   std::uint64_t sack = 0;
   std::uint32_t window = 0;
+  bool fragment = false;  // DATA: sack = the whole payload's length, window = this part's offset
 };
 
 // Where the payload of a frame being built goes (after all headers).

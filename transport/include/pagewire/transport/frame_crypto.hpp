@@ -87,6 +87,11 @@ class FrameCrypto {
   // wire, flags already saying sealed) as additional data; fills `trailer`.
   void seal(const FrameHeader& header, std::span<std::byte> payload, SealTrailer* trailer);
 
+  // One of our own sealed frames' payload back in clear, into `out`: to cut a frame built
+  // before the path's MTU fell into parts. False only if the bytes are not what we sealed.
+  bool unseal_own(const FrameHeader& header, std::span<const std::byte> in, std::byte* out,
+                  const SealTrailer& trailer);
+
   // Checks the tag of a frame from the peer and decrypts `in` into `out` (the same or
   // non-overlapping memory, as long as `in`). `out` holds garbage if the tag fails.
   // `retransmitted_as_is`: DATA, whose counter may repeat (ReplayWindow).
@@ -102,6 +107,7 @@ class FrameCrypto {
 
   Cipher sealer_;
   Cipher opener_;
+  Cipher own_opener_;  // our direction's key, for unseal_own
   bool encrypt_ = false;
   std::uint64_t next_counter_ = 0;
   ReplayWindow replay_;

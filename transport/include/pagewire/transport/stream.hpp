@@ -53,6 +53,12 @@ struct StreamTuning {
   enum class CongestionControl : std::uint8_t { kAuto, kOn, kOff };
   CongestionControl congestion_control = CongestionControl::kAuto;
   std::uint32_t initial_rtt_us = 100;  // the handshake's RTT, set by the session
+  // Black-hole detection (RFC 8899): after this many retransmission timeouts in a row
+  // without progress, a stream probes whether small frames still pass; if they do, the
+  // path's MTU fell, and the stream searches for the new one and cuts what it holds into
+  // parts that fit. It looks for a larger MTU again after mtu_raise_interval_ms.
+  std::uint32_t black_hole_timeouts = 2;
+  std::uint32_t mtu_raise_interval_ms = 10000;
 };
 
 struct QueueRef {
@@ -85,6 +91,7 @@ class SourceStream {
   // The counters as other threads may read them (telemetry), refreshed every millisecond.
   const PublishedCounters& published() const { return *published_; }
   const pagecodec::Encoder& encoder() const { return encoder_; }
+  std::uint16_t path_mtu() const { return path_mtu_; }
   std::uint16_t payload_bytes() const { return payload_bytes_; }
   bool congestion_controlled() const { return pacing_on_; }
 
@@ -129,6 +136,15 @@ class SourceStream {
   bool refill_staging();
   std::size_t next_frame_bytes();
   bool send_one(rte_mbuf* mbuf, std::uint64_t now);
+  // Sends a frame we hold, whole, or in parts if the path's MTU has fallen below it.
+  bool send_held(rte_mbuf* mbuf, std::uint64_t now);
+  bool send_parts(std::span<const std::byte> payload, std::uint64_t now);
+  // Path-MTU search on this stream's queue (RFC 8899), after a black hole or to raise it.
+  void start_mtu_search(std::uint16_t low, std::uint16_t high, std::uint16_t first, std::uint64_t now);
+  void send_mtu_probe(std::uint64_t now);
+  void on_probe_ack(const ReceivedFrame& frame, std::uint64_t now);
+  void mtu_search_step(bool passed, std::uint64_t now);
+  void use_path_mtu(std::uint16_t mtu);
   bool tokens_for(std::size_t bytes, std::uint64_t now);
   void send_fin(std::uint64_t now);
   // RESEND: the destination refused these pages; they go again, in full, after this round.
@@ -140,7 +156,22 @@ class SourceStream {
   QueueRef queue_;
   Path path_;
   std::uint32_t session_;
-  std::uint16_t payload_bytes_;
+  std::uint16_t payload_bytes_;  // of frames built now: the current path MTU's
+  const std::uint16_t initial_mtu_;  // what the session's probe found; never exceeded
+
+  // Black-hole detection and the MTU search it starts.
+  std::uint16_t path_mtu_;
+  std::uint32_t timeouts_without_progress_ = 0;
+  struct MtuSearch {
+    bool active = false;
+    bool after_loss = false;  // a black hole's, not a raise
+    std::uint16_t good = 0, bad = 0;  // largest size known to pass, smallest known not to
+    std::uint16_t testing = 0;
+    std::uint32_t probe_id = 0;
+    std::uint64_t sent_tsc = 0;
+  } search_;
+  std::uint64_t raise_due_tsc_ = 0;
+  std::vector<std::byte> clear_payload_;  // an encrypted frame's payload, to cut into parts
   StreamTuning tuning_;
   pagecodec::Encoder encoder_;
   FrameCrypto* crypto_;
@@ -216,6 +247,10 @@ class DestinationStream {
 
  private:
   void on_data(rte_mbuf* mbuf, std::span<const std::byte> payload, std::uint32_t seq, std::uint64_t now);
+  // A part of frame seq (kFrameFragment): copied into that frame's rebuild, which goes to
+  // on_data() once every part has come. Takes the mbuf.
+  void on_fragment(rte_mbuf* mbuf, const ReceivedFrame& frame, std::uint64_t now);
+  void answer_probe(const ReceivedFrame& frame);
   void deliver(const std::byte* bytes, std::size_t length);
   void process_record(std::span<const std::byte> bytes);
   bool apply_record(const pagecodec::RecordView& record);
@@ -243,6 +278,16 @@ class DestinationStream {
 
   std::vector<rte_mbuf*> reorder_;
   std::uint32_t rcv_nxt_ = 0;
+  // Frames arriving in parts, being rebuilt: few at a time (only frames built before the
+  // path's MTU fell are cut), so a small table.
+  struct Rebuild {
+    std::uint32_t seq = 0;
+    rte_mbuf* mbuf = nullptr;  // null: the slot is free
+    std::uint16_t total = 0;
+    std::uint16_t units_have = 0;  // bit u: bytes [u, u + 1) x kFragmentUnit arrived
+  };
+  static constexpr std::size_t kRebuilds = 64;
+  std::array<Rebuild, kRebuilds> rebuilds_{};
   std::vector<std::byte> partial_;  // a record split across frames
   std::size_t partial_length_ = 0;
 

@@ -29,11 +29,17 @@ struct StreamCounters {
   std::uint64_t record_errors = 0;         // refused by the decoder (see decoder counters)
   std::uint64_t resend_requests = 0;       // RESEND frames sent (destination) or taken (source)
   std::uint64_t pages_resent = 0;          // source: pages sent again in full on request
+  std::uint64_t black_holes = 0;           // source: full-size frames lost while small probes passed
+  std::uint64_t path_mtu = 0;              // source: the MTU this stream now uses
+  std::uint64_t fragments_sent = 0;        // source: parts of frames built before the MTU fell
+  std::uint64_t fragments_received = 0;    // destination: such parts
+  std::uint64_t reassembly_full = 0;       // destination: parts dropped, every rebuild slot busy
   std::uint64_t srtt_us = 0;
   std::array<std::uint64_t, kFrameDropCount> drops{};
 };
 
-// Counters live per stream and are summed on read; srtt takes the slowest stream's.
+// Counters live per stream and are summed on read; srtt takes the slowest stream's, the
+// path MTU the smallest.
 inline StreamCounters& operator+=(StreamCounters& total, const StreamCounters& c) {
   total.frames_sent += c.frames_sent;
   total.payload_bytes_sent += c.payload_bytes_sent;
@@ -54,6 +60,11 @@ inline StreamCounters& operator+=(StreamCounters& total, const StreamCounters& c
   total.record_errors += c.record_errors;
   total.resend_requests += c.resend_requests;
   total.pages_resent += c.pages_resent;
+  total.black_holes += c.black_holes;
+  if (c.path_mtu != 0) total.path_mtu = total.path_mtu == 0 ? c.path_mtu : std::min(total.path_mtu, c.path_mtu);
+  total.fragments_sent += c.fragments_sent;
+  total.fragments_received += c.fragments_received;
+  total.reassembly_full += c.reassembly_full;
   total.srtt_us = std::max(total.srtt_us, c.srtt_us);
   for (std::size_t d = 0; d < total.drops.size(); ++d) total.drops[d] += c.drops[d];
   return total;

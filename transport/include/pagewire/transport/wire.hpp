@@ -54,6 +54,12 @@ static_assert(offsetof(FrameHeader, payload_bytes) == 28);
 // with AES-256-GCM under the session key of its direction: the FrameHeader is the
 // additional data, the payload the text, and a SealTrailer follows the payload.
 inline constexpr std::uint16_t kFrameSealed = 1;
+// FrameHeader.flags on DATA: this frame carries part of frame `seq`'s payload, cut because
+// the path's MTU fell below the size the frame was built at (black-hole detection,
+// docs/protocol.md). `window` is the part's byte offset, a multiple of kFragmentUnit; `sack`
+// the whole payload's length. The receiver rebuilds frame `seq` from its parts.
+inline constexpr std::uint16_t kFrameFragment = 2;
+inline constexpr std::uint32_t kFragmentUnit = 1024;
 
 struct [[gnu::packed]] SealTrailer {
   le64 counter;           // the sender's frame counter on this stream: the nonce is
