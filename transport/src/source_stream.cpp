@@ -362,12 +362,13 @@ bool SourceStream::send_parts(std::span<const std::byte> payload, std::uint64_t 
 
 void SourceStream::start_mtu_search(std::uint16_t low, std::uint16_t high, std::uint16_t first, std::uint64_t now) {
   search_ = MtuSearch{.active = true, .after_loss = first == kMinPathMtu, .good = low, .bad = high,
-                      .testing = first, .probe_id = search_.probe_id, .sent_tsc = 0};
+                      .testing = first, .probe_id = search_.probe_id};
   send_mtu_probe(now);
 }
 
 void SourceStream::send_mtu_probe(std::uint64_t now) {
   search_.sent_tsc = now;
+  if (search_.tries++ == 0) search_.first_probe_id = search_.probe_id + 1;
   rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
   if (mbuf == nullptr) {
     ++counters_.mbuf_exhausted;
@@ -383,22 +384,46 @@ void SourceStream::send_mtu_probe(std::uint64_t now) {
 }
 
 void SourceStream::on_probe_ack(const ReceivedFrame& frame, std::uint64_t now) {
-  if (search_.active && frame.seq == search_.probe_id) mtu_search_step(true, now);
+  if (search_.active && seq_diff(frame.seq, search_.first_probe_id) >= 0 && seq_diff(frame.seq, search_.probe_id) <= 0) {
+    mtu_search_step(true, now);
+  }
 }
 
 // One answer (or a timeout) of the search: a binary search between the largest size known
 // to pass and the smallest known not to, to within 8 bytes, as the session's first probe.
+// A size fails after kProbeTries unanswered probes (RFC 8899's MAX_PROBES): one lost probe
+// on a busy path must not shrink the MTU.
 void SourceStream::mtu_search_step(bool passed, std::uint64_t now) {
-  if (search_.testing == kMinPathMtu && search_.good == kMinPathMtu && !passed) {
-    search_.active = false;  // not even small frames pass: the peer timeout decides
+  constexpr std::uint32_t kProbeTries = 3;
+  if (!passed && search_.tries < kProbeTries) {
+    send_mtu_probe(now);
     return;
   }
-  if (passed) {
-    if (search_.testing == kMinPathMtu && path_mtu_ > kMinPathMtu && search_.bad == path_mtu_) {
-      ++counters_.black_holes;  // small frames pass where ours vanish: the MTU fell
-      use_path_mtu(kMinPathMtu);
-      recompute_rto();  // what is outstanding goes again, in parts, at the next timer
+  if (search_.after_loss && search_.testing == kMinPathMtu && search_.good == kMinPathMtu &&
+      search_.bad == path_mtu_ && !search_.confirming) {
+    if (!passed) {
+      search_.active = false;  // not even small frames pass: the peer timeout decides
+      return;
     }
+    // Small frames pass. Before anything shrinks, frames of our size must fail too: a
+    // descheduled peer or a congested queue also leaves timers silent for a while.
+    search_.confirming = true;
+    search_.testing = path_mtu_;
+    search_.tries = 0;
+    send_mtu_probe(now);
+    return;
+  }
+  if (search_.confirming) {
+    search_.confirming = false;
+    if (passed) {  // a false alarm: the path still takes our frames
+      search_.active = false;
+      return;
+    }
+    ++counters_.black_holes;  // small frames pass where ours vanish: the MTU fell
+    use_path_mtu(kMinPathMtu);
+    recompute_rto();  // what is outstanding goes again, in parts, at the next timer
+    search_.bad = search_.testing;
+  } else if (passed) {
     search_.good = search_.testing;
     if (search_.good > path_mtu_) use_path_mtu(search_.good);
   } else {
@@ -410,6 +435,7 @@ void SourceStream::mtu_search_step(bool passed, std::uint64_t now) {
     return;
   }
   search_.testing = static_cast<std::uint16_t>((search_.good + search_.bad) / 2);
+  search_.tries = 0;
   send_mtu_probe(now);
 }
 

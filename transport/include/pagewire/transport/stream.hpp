@@ -165,9 +165,12 @@ class SourceStream {
   struct MtuSearch {
     bool active = false;
     bool after_loss = false;  // a black hole's, not a raise
+    bool confirming = false;  // small frames pass; do ours (path_mtu_) really not?
     std::uint16_t good = 0, bad = 0;  // largest size known to pass, smallest known not to
     std::uint16_t testing = 0;
-    std::uint32_t probe_id = 0;
+    std::uint32_t probe_id = 0;        // of the last probe sent
+    std::uint32_t first_probe_id = 0;  // of the first probe at `testing`: a late answer counts
+    std::uint32_t tries = 0;           // probes sent at `testing`
     std::uint64_t sent_tsc = 0;
   } search_;
   std::uint64_t raise_due_tsc_ = 0;
