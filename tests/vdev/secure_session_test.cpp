@@ -150,7 +150,7 @@ TEST(SecureSession, AStrangersHelloNeitherTakesNorEndsTheWait) {
 TEST(SecureSession, CorruptedAndReplayedFramesAreDroppedAndCounted) {
   tools::LinkImpairment impairment;
   impairment.corrupt = 0.02;
-  impairment.duplicate = 0.05;
+  impairment.duplicate = 0.25;  // often enough that some of the few ACKs come twice
   Harness harness(1, impairment);
   Bytes guest = make_guest(2048, 5);
   Bytes destination(guest.size());

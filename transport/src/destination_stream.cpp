@@ -96,21 +96,27 @@ bool DestinationStream::poll(std::uint64_t now) {
   return busy;
 }
 
-void DestinationStream::on_data(rte_mbuf* mbuf, std::span<const std::byte> payload, std::uint32_t seq,
-                                std::uint64_t now) {
-  ++counters_.frames_received;
+bool DestinationStream::admit(rte_mbuf* mbuf, std::uint32_t seq, std::uint64_t now) {
   const std::int32_t ahead = seq_diff(seq, rcv_nxt_);
   if (ahead < 0) {
     ++counters_.duplicates;  // our ACK was lost: say again what we have
     ack_due_tsc_ = now;
     rte_pktmbuf_free(mbuf);
-    return;
+    return false;
   }
   if (static_cast<std::uint32_t>(ahead) >= reorder_.size()) {
     ++counters_.outside_window;
     rte_pktmbuf_free(mbuf);
-    return;
+    return false;
   }
+  return true;
+}
+
+void DestinationStream::on_data(rte_mbuf* mbuf, std::span<const std::byte> payload, std::uint32_t seq,
+                                std::uint64_t now) {
+  ++counters_.frames_received;
+  if (!admit(mbuf, seq, now)) return;
+  const std::int32_t ahead = seq_diff(seq, rcv_nxt_);
   if (ahead > 0) {
     rte_mbuf*& slot = held(seq);
     if (slot != nullptr) {
@@ -149,15 +155,10 @@ void DestinationStream::on_data(rte_mbuf* mbuf, std::span<const std::byte> paylo
 
 void DestinationStream::on_fragment(rte_mbuf* mbuf, const ReceivedFrame& frame, std::uint64_t now) {
   ++counters_.fragments_received;
-  const std::int32_t ahead = seq_diff(frame.seq, rcv_nxt_);
-  if (ahead < 0 || (ahead > 0 && static_cast<std::uint32_t>(ahead) < reorder_.size() && held(frame.seq) != nullptr)) {
+  if (!admit(mbuf, frame.seq, now)) return;
+  if (held(frame.seq) != nullptr) {
     ++counters_.duplicates;  // that frame is here already, whole
     ack_due_tsc_ = now;
-    rte_pktmbuf_free(mbuf);
-    return;
-  }
-  if (static_cast<std::uint32_t>(ahead) >= reorder_.size()) {
-    ++counters_.outside_window;
     rte_pktmbuf_free(mbuf);
     return;
   }

@@ -249,6 +249,10 @@ class DestinationStream {
   const pagecodec::Decoder& decoder() const { return decoder_; }
 
  private:
+  // Drops, counting and freeing it, a frame or part for `seq` that is old (a duplicate: our
+  // ACK may have been lost, so one goes out at once) or beyond the receive window. True if
+  // it may be taken.
+  bool admit(rte_mbuf* mbuf, std::uint32_t seq, std::uint64_t now);
   void on_data(rte_mbuf* mbuf, std::span<const std::byte> payload, std::uint32_t seq, std::uint64_t now);
   // A part of frame seq (kFrameFragment): copied into that frame's rebuild, which goes to
   // on_data() once every part has come. Takes the mbuf.
