@@ -175,11 +175,15 @@ void DestinationStream::on_fragment(rte_mbuf* mbuf, const ReceivedFrame& frame, 
   const std::size_t headers = static_cast<std::size_t>(frame.payload - rte_pktmbuf_mtod(mbuf, const std::byte*));
   if (rebuild == nullptr) {
     rte_mbuf* whole = free_slot != nullptr ? rte_pktmbuf_alloc(queue_.pool) : nullptr;
-    if (whole == nullptr ||
-        rte_pktmbuf_append(whole, static_cast<std::uint16_t>(headers + frame.fragment_total)) == nullptr) {
-      if (whole != nullptr) rte_pktmbuf_free(whole);
+    if (whole == nullptr) {
       ++(free_slot == nullptr ? counters_.reassembly_full : counters_.mbuf_exhausted);
       rte_pktmbuf_free(mbuf);  // the source sends it again
+      return;
+    }
+    if (rte_pktmbuf_append(whole, static_cast<std::uint16_t>(headers + frame.fragment_total)) == nullptr) {
+      ++counters_.drops[static_cast<std::size_t>(FrameDrop::kTruncated)];  // larger than any frame we take
+      rte_pktmbuf_free(whole);
+      rte_pktmbuf_free(mbuf);
       return;
     }
     // The part's headers, rewritten to describe the whole frame in clear.
@@ -196,8 +200,10 @@ void DestinationStream::on_fragment(rte_mbuf* mbuf, const ReceivedFrame& frame, 
     rte_pktmbuf_free(mbuf);
     return;
   }
-  std::memcpy(rte_pktmbuf_mtod_offset(rebuild->mbuf, std::byte*, headers + frame.fragment_offset), frame.payload,
-              frame.payload_bytes);
+  // Into the rebuild's own payload (its headers may be laid out otherwise than this part's):
+  // parse_frame() checked offset + length <= total, and total is the rebuild's.
+  std::byte* payload = const_cast<std::byte*>(held_payload(rebuild->mbuf).data());
+  std::memcpy(payload + frame.fragment_offset, frame.payload, frame.payload_bytes);
   const std::uint32_t first = frame.fragment_offset / kFragmentUnit;
   const std::uint32_t end = (frame.fragment_offset + frame.payload_bytes + kFragmentUnit - 1) / kFragmentUnit;
   for (std::uint32_t unit = first; unit < end; ++unit) rebuild->units_have |= static_cast<std::uint16_t>(1u << unit);

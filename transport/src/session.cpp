@@ -423,7 +423,8 @@ SessionTotals SourceSession::totals() const {
 
 // ---- Destination -----------------------------------------------------------------------
 
-// Answers HELLO (a lost HELLO_ACK) and PROBE frames that reach stream 0 once data flows.
+// Answers what reaches stream 0 for the session once data flows: HELLO (a lost HELLO_ACK),
+// VERIFY, COMMIT, ABORT. Probes each stream answers itself.
 // Lives on stream 0's core (or the control thread while no stream is polled), and seals
 // with stream 0's FrameCrypto, which belongs to the same queue.
 class DestinationSession::Responder final : public ControlResponder {
@@ -464,15 +465,7 @@ class DestinationSession::Responder final : public ControlResponder {
                    nullptr, 0, crypto_);
       return;
     }
-    if (frame.type == FrameType::kHello) {
-      send_hello_ack();
-    } else if (frame.type == FrameType::kProbe) {
-      ProbeAckPayload ack{};
-      ack.received_ip_bytes.set(frame.ip_bytes);
-      send_control(queue_, path_,
-                   FrameFields{.type = FrameType::kProbeAck, .stream = 0, .session = session_, .seq = frame.seq},
-                   &ack, sizeof ack, crypto_);
-    }
+    if (frame.type == FrameType::kHello) send_hello_ack();
   }
 
  private:
@@ -672,7 +665,8 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
   destination->telemetry_ = std::make_unique<TelemetryRegistration>(TelemetryEntry{
       .session = session, .role = "destination", .path_mtu = 0, .streams = published_of(destination->streams_)});
   if (key) {
-    destination->responder_->respond(first_sealed, rte_rdtsc());  // the PROBE that proved the key
+    // The frame that proved the key: the source's first PROBE, waiting for its answer.
+    if (first_sealed.type == FrameType::kProbe) destination->streams_[0].answer_probe(first_sealed);
   } else {
     destination->responder_->send_hello_ack();
   }

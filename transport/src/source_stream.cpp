@@ -39,8 +39,7 @@ SourceStream::SourceStream(std::uint16_t index, QueueRef queue, const Path& path
       window_(tuning.receive_window_frames),
       peer_window_(tuning.receive_window_frames),
       rto_(us_to_tsc(tuning.initial_rto_us, tsc_hz_)),
-      frame_bytes_(static_cast<std::uint32_t>(kEthernetBytes + kIpOverhead + payload_bytes +
-                                              (crypto != nullptr ? sizeof(SealTrailer) : 0))),
+      frame_bytes_(kEthernetBytes + initial_mtu_),
       pacing_(tsc_hz_, frame_bytes_, us_to_tsc(tuning.initial_rtt_us, tsc_hz_)),
       // The session resolves kAuto from the path before it builds the streams.
       pacing_on_(tuning.congestion_control == StreamTuning::CongestionControl::kOn) {
@@ -319,6 +318,7 @@ void SourceStream::stamp_sent(InFlight& entry, std::uint64_t now) {
 
 // A token bucket at the lower of the configured cap and the congestion controller's rate.
 bool SourceStream::send_held(rte_mbuf* mbuf, std::uint64_t now) {
+  if (path_mtu_ == initial_mtu_) return send_one(mbuf, now);  // every frame was built to fit
   const std::span<const std::byte> payload = held_payload(mbuf);
   return payload.size() <= payload_bytes_ ? send_one(mbuf, now) : send_parts(payload, now);
 }

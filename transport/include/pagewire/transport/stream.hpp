@@ -218,8 +218,8 @@ class SourceStream {
   PublishSchedule publish_schedule_;
 };
 
-// Replies to HELLO and PROBE frames that reach stream 0 after the handshake (a lost
-// HELLO_ACK or a late probe); set up by the destination session.
+// Replies to the session's control frames that reach stream 0 after the handshake (a lost
+// HELLO_ACK, VERIFY, COMMIT, ABORT); set up by the destination session.
 class ControlResponder {
  public:
   virtual ~ControlResponder() = default;
@@ -247,6 +247,9 @@ class DestinationStream {
   // The counters as other threads may read them (telemetry), refreshed every millisecond.
   const PublishedCounters& published() const { return *published_; }
   const pagecodec::Decoder& decoder() const { return decoder_; }
+  // Answers a PROBE on this stream's queue. The stream does so itself; the session hands it
+  // the one it took while accepting (the frame that proved the key).
+  void answer_probe(const ReceivedFrame& frame);
 
  private:
   // Drops, counting and freeing it, a frame or part for `seq` that is old (a duplicate: our
@@ -257,7 +260,6 @@ class DestinationStream {
   // A part of frame seq (kFrameFragment): copied into that frame's rebuild, which goes to
   // on_data() once every part has come. Takes the mbuf.
   void on_fragment(rte_mbuf* mbuf, const ReceivedFrame& frame, std::uint64_t now);
-  void answer_probe(const ReceivedFrame& frame);
   void deliver(const std::byte* bytes, std::size_t length);
   void process_record(std::span<const std::byte> bytes);
   bool apply_record(const pagecodec::RecordView& record);
