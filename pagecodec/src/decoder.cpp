@@ -28,6 +28,12 @@ ParsedRecord Decoder::parse(std::span<const std::byte> bytes) {
   return parsed;
 }
 
+ParsedRecord Decoder::parse(std::span<const std::byte> header, std::span<const std::byte> following) {
+  ParsedRecord parsed = parse_record(header, following, page_size_, region_pages_);
+  if (parsed.error != DecodeError::kNone) refuse(parsed.error);
+  return parsed;
+}
+
 DecodeError Decoder::apply(const RecordView& record, std::byte* region) {
   const std::size_t bytes = std::size_t{record.page_count} * page_size_;
   std::byte* target = region + record.first_page * page_size_;

@@ -43,8 +43,14 @@ ParsedRecord refused(DecodeError error) { return ParsedRecord{error, {}}; }
 ParsedRecord parse_record(std::span<const std::byte> bytes, std::uint32_t page_size,
                           std::uint64_t region_pages) {
   if (bytes.size() < kRecordHeaderBytes) return refused(DecodeError::kTruncated);
+  return parse_record(bytes.first(kRecordHeaderBytes), bytes.subspan(kRecordHeaderBytes), page_size, region_pages);
+}
+
+ParsedRecord parse_record(std::span<const std::byte> header_bytes, std::span<const std::byte> following,
+                          std::uint32_t page_size, std::uint64_t region_pages) {
+  if (header_bytes.size() < kRecordHeaderBytes) return refused(DecodeError::kTruncated);
   RecordHeader header;
-  std::memcpy(&header, bytes.data(), sizeof header);
+  std::memcpy(&header, header_bytes.data(), sizeof header);
 
   const auto encoding = static_cast<Encoding>(header.encoding);
   if (encoding != Encoding::kZero && encoding != Encoding::kRaw &&
@@ -63,7 +69,7 @@ ParsedRecord parse_record(std::span<const std::byte> bytes, std::uint32_t page_s
     return refused(DecodeError::kPageOutOfRange);
   }
   const std::uint64_t payload_bytes = header.payload_bytes.get();
-  if (payload_bytes > bytes.size() - kRecordHeaderBytes) return refused(DecodeError::kTruncated);
+  if (payload_bytes > following.size()) return refused(DecodeError::kTruncated);
 
   const std::uint64_t decoded_bytes = std::uint64_t{page_count} * page_size;
   bool length_ok = false;
@@ -85,7 +91,7 @@ ParsedRecord parse_record(std::span<const std::byte> bytes, std::uint32_t page_s
           .base_generation = header.base_generation.get(),
           .has_crc = (header.flags & kRecordFlagCrc) != 0,
           .crc32c = header.crc32c.get(),
-          .payload = bytes.subspan(kRecordHeaderBytes, payload_bytes),
+          .payload = following.first(payload_bytes),
           .record_bytes = kRecordHeaderBytes + payload_bytes,
       }};
 }

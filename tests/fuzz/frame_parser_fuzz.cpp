@@ -40,17 +40,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (frame.drop == FrameDrop::kNone) {
       const auto* begin = buffer + RTE_PKTMBUF_HEADROOM;
       const auto* payload = reinterpret_cast<const std::uint8_t*>(frame.payload);
-      if (payload < begin || payload + frame.payload_bytes > begin + size) std::abort();
-      const auto* trailer = reinterpret_cast<const std::uint8_t*>(frame.trailer);
-      if (trailer != nullptr && (trailer != payload + frame.payload_bytes ||
-                                 trailer + sizeof(SealTrailer) > begin + size)) {
-        std::abort();
-      }
+      if (payload != begin + frame.payload_offset || payload + frame.payload_bytes > begin + size) std::abort();
+      const bool sealed = frame.sealed;
+      if (sealed && payload + frame.payload_bytes + sizeof(SealTrailer) > begin + size) std::abort();
       if (!checksum) {  // the last pass: opening decrypts in place
         rte_mbuf* held = &mbuf;
         const FrameDrop drop = open_frame(&held, &frame, &crypto, nullptr);
         // Only the handshake's own frames pass unsealed; nothing forged passes sealed.
-        if (drop == FrameDrop::kNone && (trailer != nullptr || held != &mbuf)) std::abort();
+        if (drop == FrameDrop::kNone && (sealed || held != &mbuf)) std::abort();
       }
     }
   }

@@ -19,6 +19,14 @@ Middlebox::Middlebox(const std::string& name, std::uint16_t queues, rte_mempool*
   if (impairment_.rate_bytes_per_second > 0 && impairment_.queue_limit_bytes == 0) {
     impairment_.queue_limit_bytes = static_cast<std::uint64_t>(impairment_.rate_bytes_per_second * 0.02);
   }
+  if (impairment_.scatter_bytes != 0) {
+    // The receiver holds out-of-order frames, each over several buffers: room for a
+    // receive window's worth per queue, or the repair of a hole would find none.
+    const std::uint32_t per_frame = (transport::kMaxPathMtu + 64 + impairment_.scatter_bytes - 1) / impairment_.scatter_bytes;
+    scatter_pool_ = rte_pktmbuf_pool_create((name + "sc").c_str(), queues * 2048 * per_frame, 256, 0,
+                                            static_cast<std::uint16_t>(impairment_.scatter_bytes + RTE_PKTMBUF_HEADROOM),
+                                            SOCKET_ID_ANY);
+  }
   // Rings large enough for what a long, fast path holds in flight.
   constexpr unsigned kRingSize = 16384;
   auto make = [&](const std::string& what, std::uint16_t q) {
@@ -48,6 +56,7 @@ Middlebox::~Middlebox() {
   stop();
   drain();
   for (rte_ring* ring : rings_) rte_ring_free(ring);
+  rte_mempool_free(scatter_pool_);
 }
 
 void Middlebox::start() {
@@ -155,12 +164,40 @@ std::size_t Middlebox::release(Direction& d, std::uint64_t now) {
   return released;
 }
 
+// A copy of `mbuf` over buffers of impairment_.scatter_bytes each, as a port with RX
+// scatter would deliver it. Null when the copy pool runs short.
+rte_mbuf* Middlebox::scatter(const rte_mbuf* mbuf) {
+  rte_mbuf* head = nullptr;
+  const std::uint32_t length = rte_pktmbuf_pkt_len(mbuf);
+  for (std::uint32_t offset = 0; offset < length; offset += impairment_.scatter_bytes) {
+    rte_mbuf* segment = rte_pktmbuf_alloc(scatter_pool_);
+    const auto take = static_cast<std::uint16_t>(std::min<std::uint32_t>(impairment_.scatter_bytes, length - offset));
+    auto* bytes = segment != nullptr ? rte_pktmbuf_append(segment, take) : nullptr;
+    if (bytes == nullptr || (head != nullptr && rte_pktmbuf_chain(head, segment) != 0)) {
+      if (segment != nullptr) rte_pktmbuf_free(segment);
+      if (head != nullptr) rte_pktmbuf_free(head);
+      return nullptr;
+    }
+    transport::copy_bytes(mbuf, offset, take, reinterpret_cast<std::byte*>(bytes));
+    if (head == nullptr) head = segment;
+  }
+  return head;
+}
+
 std::size_t Middlebox::forward(Direction& d, std::uint64_t now) {
   void* burst[32];
   const unsigned n = rte_ring_dequeue_burst(d.in, burst, 32, nullptr);
   for (unsigned i = 0; i < n; ++i) {
     auto* mbuf = static_cast<rte_mbuf*>(burst[i]);
-    if (tap_) tap_({rte_pktmbuf_mtod(mbuf, const std::byte*), rte_pktmbuf_data_len(mbuf)});
+    if (tap_) {
+      if (mbuf->next == nullptr) {
+        tap_({rte_pktmbuf_mtod(mbuf, const std::byte*), rte_pktmbuf_data_len(mbuf)});
+      } else {  // a frame carrying pages by reference: the tap sees it whole
+        tap_copy_.resize(rte_pktmbuf_pkt_len(mbuf));
+        transport::copy_bytes(mbuf, 0, rte_pktmbuf_pkt_len(mbuf), tap_copy_.data());
+        tap_(tap_copy_);
+      }
+    }
     const transport::LinkHeader link = transport::link_header(mbuf);
     const auto* ip = rte_pktmbuf_mtod_offset(mbuf, const rte_ipv4_hdr*, link.bytes);
     const bool has_ip_header = link.bytes != 0 && rte_pktmbuf_data_len(mbuf) >= link.bytes + sizeof(rte_ipv4_hdr);
@@ -199,8 +236,15 @@ std::size_t Middlebox::forward(Direction& d, std::uint64_t now) {
       mbuf = copy;
       ++counters_.corrupted;
     }
+    if (scatter_pool_ != nullptr && rte_pktmbuf_pkt_len(mbuf) > impairment_.scatter_bytes) {
+      rte_mbuf* chain = scatter(mbuf);
+      rte_pktmbuf_free(mbuf);
+      if (chain == nullptr) continue;
+      mbuf = chain;
+      ++counters_.scattered;
+    }
     if (chance(impairment_.duplicate)) {
-      rte_mbuf_refcnt_update(mbuf, 1);
+      rte_pktmbuf_refcnt_update(mbuf, 1);
       admit(d, mbuf, now);
       ++counters_.duplicated;
     }

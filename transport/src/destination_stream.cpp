@@ -69,7 +69,7 @@ bool DestinationStream::poll(std::uint64_t now) {
       on_fragment(mbuf, frame, now);
       continue;  // on_fragment owns the mbuf
     } else if (frame.type == FrameType::kData) {
-      on_data(mbuf, {frame.payload, frame.payload_bytes}, frame.seq, now);
+      on_data(mbuf, PayloadRange{frame.payload_offset, frame.payload_bytes}, frame.seq, now);
       continue;  // on_data owns the mbuf
     } else if (frame.type == FrameType::kProbe) {
       answer_probe(frame);  // the source is looking for its path's MTU, on this stream's queue
@@ -112,8 +112,7 @@ bool DestinationStream::admit(rte_mbuf* mbuf, std::uint32_t seq, std::uint64_t n
   return true;
 }
 
-void DestinationStream::on_data(rte_mbuf* mbuf, std::span<const std::byte> payload, std::uint32_t seq,
-                                std::uint64_t now) {
+void DestinationStream::on_data(rte_mbuf* mbuf, PayloadRange payload, std::uint32_t seq, std::uint64_t now) {
   ++counters_.frames_received;
   if (!admit(mbuf, seq, now)) return;
   const std::int32_t ahead = seq_diff(seq, rcv_nxt_);
@@ -131,16 +130,13 @@ void DestinationStream::on_data(rte_mbuf* mbuf, std::span<const std::byte> paylo
     return;
   }
   // In order: apply it and every held frame that now follows.
-  counters_.payload_bytes_received += payload.size();
-  deliver(payload.data(), payload.size());
+  deliver(mbuf, payload);
   rte_pktmbuf_free(mbuf);
   ++rcv_nxt_;
   ++unacked_;
   while (rte_mbuf* next = held(rcv_nxt_)) {
     held(rcv_nxt_) = nullptr;
-    const std::span<const std::byte> again = held_payload(next);
-    counters_.payload_bytes_received += again.size();
-    deliver(again.data(), again.size());
+    deliver(next, held_payload(next));
     rte_pktmbuf_free(next);
     ++rcv_nxt_;
     ++unacked_;
@@ -172,16 +168,17 @@ void DestinationStream::on_fragment(rte_mbuf* mbuf, const ReceivedFrame& frame, 
     if (slot.mbuf != nullptr && slot.seq == frame.seq) rebuild = &slot;
     if (slot.mbuf == nullptr && free_slot == nullptr) free_slot = &slot;
   }
-  const std::size_t headers = static_cast<std::size_t>(frame.payload - rte_pktmbuf_mtod(mbuf, const std::byte*));
+  const std::uint32_t headers = frame.payload_offset;  // all in the first segment (parse_frame)
   if (rebuild == nullptr) {
-    rte_mbuf* whole = free_slot != nullptr ? rte_pktmbuf_alloc(queue_.pool) : nullptr;
+    // A chain when the port's buffers are smaller than a frame.
+    rte_mbuf* whole = free_slot != nullptr ? alloc_packet(queue_.pool, headers + frame.fragment_total) : nullptr;
     if (whole == nullptr) {
       ++(free_slot == nullptr ? counters_.reassembly_full : counters_.mbuf_exhausted);
       rte_pktmbuf_free(mbuf);  // the source sends it again
       return;
     }
-    if (rte_pktmbuf_append(whole, static_cast<std::uint16_t>(headers + frame.fragment_total)) == nullptr) {
-      ++counters_.drops[static_cast<std::size_t>(FrameDrop::kTruncated)];  // larger than any frame we take
+    if (rte_pktmbuf_data_len(whole) < headers) {
+      ++counters_.drops[static_cast<std::size_t>(FrameDrop::kMultiSegment)];  // buffers too small for headers
       rte_pktmbuf_free(whole);
       rte_pktmbuf_free(mbuf);
       return;
@@ -202,8 +199,12 @@ void DestinationStream::on_fragment(rte_mbuf* mbuf, const ReceivedFrame& frame, 
   }
   // Into the rebuild's own payload (its headers may be laid out otherwise than this part's):
   // parse_frame() checked offset + length <= total, and total is the rebuild's.
-  std::byte* payload = const_cast<std::byte*>(held_payload(rebuild->mbuf).data());
-  std::memcpy(payload + frame.fragment_offset, frame.payload, frame.payload_bytes);
+  const PayloadRange whole_payload = held_payload(rebuild->mbuf);
+  std::uint32_t at = whole_payload.offset + frame.fragment_offset;
+  visit_bytes(mbuf, frame.payload_offset, frame.payload_bytes, [&](const std::byte* piece, std::size_t bytes) {
+    write_bytes(rebuild->mbuf, at, piece, static_cast<std::uint32_t>(bytes));
+    at += static_cast<std::uint32_t>(bytes);
+  });
   const std::uint32_t first = frame.fragment_offset / kFragmentUnit;
   const std::uint32_t end = (frame.fragment_offset + frame.payload_bytes + kFragmentUnit - 1) / kFragmentUnit;
   for (std::uint32_t unit = first; unit < end; ++unit) rebuild->units_have |= static_cast<std::uint16_t>(1u << unit);
@@ -243,19 +244,35 @@ std::size_t record_bytes_at(const std::byte* header_bytes) {
 
 }  // namespace
 
+void DestinationStream::deliver(const rte_mbuf* mbuf, PayloadRange payload) {
+  counters_.payload_bytes_received += payload.bytes;
+  visit_bytes(mbuf, payload.offset, payload.bytes,
+              [this](const std::byte* piece, std::size_t bytes) { deliver(piece, bytes); });
+}
+
 // Feeds in-order stream bytes to the record decoder: whole records straight from the frame,
-// a record split across frames assembled in partial_.
+// a record split across frames or segments assembled in partial_. A header that came alone
+// (the end of a segment, a page sent by reference behind it) is applied with its payload
+// where it lies.
 void DestinationStream::deliver(const std::byte* bytes, std::size_t length) {
   constexpr std::size_t kHeader = pagecodec::kRecordHeaderBytes;
   while (length > 0 && failure_.empty()) {
     if (partial_length_ == 0 && length >= kHeader) {
       const std::size_t record = record_bytes_at(bytes);
       if (record <= length) {
-        process_record({bytes, record});
+        process_record(decoder_.parse({bytes, record}));
         bytes += record;
         length -= record;
         continue;
       }
+    }
+    if (partial_length_ == kHeader && record_bytes_at(partial_.data()) - kHeader <= length) {
+      const std::size_t payload = record_bytes_at(partial_.data()) - kHeader;
+      process_record(decoder_.parse({partial_.data(), kHeader}, {bytes, payload}));
+      partial_length_ = 0;
+      bytes += payload;
+      length -= payload;
+      continue;
     }
     const std::size_t need = partial_length_ < kHeader ? kHeader : record_bytes_at(partial_.data());
     const std::size_t take = std::min(length, need - partial_length_);
@@ -271,13 +288,12 @@ void DestinationStream::deliver(const std::byte* bytes, std::size_t length) {
       return;
     }
     if (partial_length_ < record) continue;
-    process_record({partial_.data(), record});
+    process_record(decoder_.parse({partial_.data(), record}));
     partial_length_ = 0;
   }
 }
 
-void DestinationStream::process_record(std::span<const std::byte> bytes) {
-  const pagecodec::ParsedRecord parsed = decoder_.parse(bytes);
+void DestinationStream::process_record(const pagecodec::ParsedRecord& parsed) {
   if (parsed.error != pagecodec::DecodeError::kNone) {
     // The frame passed its checksum, so this is how the sender framed it: the stream
     // cannot be resynchronised.

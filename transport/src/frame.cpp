@@ -21,7 +21,7 @@ std::string_view to_string(FrameDrop drop) {
     case FrameDrop::kBadVersion: return "unsupported protocol version";
     case FrameDrop::kWrongSession: return "another session";
     case FrameDrop::kUnknownType: return "unknown frame type";
-    case FrameDrop::kMultiSegment: return "multi-segment mbuf";
+    case FrameDrop::kMultiSegment: return "unusable segment chain";
     case FrameDrop::kSealMismatch: return "seal mismatch";
     case FrameDrop::kBadTag: return "authentication failed";
     case FrameDrop::kReplayed: return "replayed";
@@ -74,12 +74,71 @@ void tag_vlan(rte_mbuf* mbuf, std::uint16_t vlan) {
   tag->vlan_tci = rte_cpu_to_be_16(vlan);
 }
 
+void copy_bytes(const rte_mbuf* mbuf, std::uint32_t offset, std::uint32_t length, std::byte* out) {
+  visit_bytes(mbuf, offset, length, [&out](const std::byte* piece, std::size_t bytes) {
+    std::memcpy(out, piece, bytes);
+    out += bytes;
+  });
+}
+
+void write_bytes(rte_mbuf* mbuf, std::uint32_t offset, const std::byte* bytes, std::uint32_t length) {
+  visit_bytes(mbuf, offset, length, [&bytes](const std::byte* piece, std::size_t size) {
+    std::memcpy(const_cast<std::byte*>(piece), bytes, size);  // our own buffer (see the contract)
+    bytes += size;
+  });
+}
+
+rte_mbuf* alloc_packet(rte_mempool* pool, std::uint32_t bytes) {
+  rte_mbuf* head = nullptr;
+  std::uint32_t left = bytes;
+  do {
+    rte_mbuf* segment = rte_pktmbuf_alloc(pool);
+    if (segment == nullptr || rte_pktmbuf_tailroom(segment) == 0) {
+      if (segment != nullptr) rte_pktmbuf_free(segment);
+      if (head != nullptr) rte_pktmbuf_free(head);
+      return nullptr;
+    }
+    const auto take = static_cast<std::uint16_t>(std::min<std::uint32_t>(left, rte_pktmbuf_tailroom(segment)));
+    rte_pktmbuf_append(segment, take);
+    left -= take;
+    if (head == nullptr) {
+      head = segment;
+    } else if (rte_pktmbuf_chain(head, segment) != 0) {  // more segments than an mbuf can count
+      rte_pktmbuf_free(segment);
+      rte_pktmbuf_free(head);
+      return nullptr;
+    }
+  } while (left > 0);
+  return head;
+}
+
+namespace {
+
+// A chain's segment lengths must add up to its packet length, or offsets computed from the
+// packet length would run past the last segment.
+bool consistent_chain(const rte_mbuf* mbuf) {
+  if (mbuf->nb_segs > kMaxFrameSegments) return false;
+  std::uint32_t bytes = 0;
+  std::uint16_t segments = 0;
+  for (const rte_mbuf* segment = mbuf; segment != nullptr; segment = segment->next) {
+    if (++segments > kMaxFrameSegments) return false;
+    bytes += segment->data_len;
+  }
+  return bytes == rte_pktmbuf_pkt_len(mbuf);
+}
+
+}  // namespace
+
 ReceivedFrame parse_frame(const rte_mbuf* mbuf, const Path& path, std::uint16_t streams,
                           std::uint32_t session) {
-  if (mbuf->nb_segs != 1) return dropped(FrameDrop::kMultiSegment);
-  const std::size_t length = rte_pktmbuf_data_len(mbuf);
+  const bool chained = mbuf->next != nullptr;
+  if (chained && !consistent_chain(mbuf)) return dropped(FrameDrop::kMultiSegment);
+  // Headers are read from the first segment; the packet's length bounds the rest.
+  const std::size_t first_segment = rte_pktmbuf_data_len(mbuf);
+  const std::size_t length = rte_pktmbuf_pkt_len(mbuf);
   const LinkHeader link = link_header(mbuf);
   if (link.bytes == 0 || length < link.bytes + kIpv4Bytes) return dropped(FrameDrop::kTruncated);
+  if (chained && first_segment < link.bytes + kIpOverhead) return dropped(FrameDrop::kMultiSegment);
   const auto* eth = rte_pktmbuf_mtod(mbuf, const rte_ether_hdr*);
   if (link.ether_type != RTE_ETHER_TYPE_IPV4) return dropped(FrameDrop::kNotIpv4);
   if (link.vlan != path.local.vlan || !rte_is_same_ether_addr(&eth->dst_addr, &path.local.mac)) {
@@ -115,7 +174,8 @@ ReceivedFrame parse_frame(const rte_mbuf* mbuf, const Path& path, std::uint16_t 
   const bool udp_bad = udp->dgram_cksum == 0 ? path.udp_checksum  // missing where we require one
                        : udp_checked == RTE_MBUF_F_RX_L4_CKSUM_BAD ? true
                        : udp_checked == RTE_MBUF_F_RX_L4_CKSUM_GOOD ? false
-                                                                     : rte_ipv4_udptcp_cksum_verify(ip, udp) != 0;
+                       : chained ? rte_ipv4_udptcp_cksum_mbuf_verify(mbuf, ip, static_cast<std::uint16_t>(link.bytes + kIpv4Bytes)) != 0
+                                 : rte_ipv4_udptcp_cksum_verify(ip, udp) != 0;
   if (udp_bad) return dropped(FrameDrop::kBadChecksum);
 
   FrameHeader header;
@@ -140,10 +200,16 @@ ReceivedFrame parse_frame(const rte_mbuf* mbuf, const Path& path, std::uint16_t 
   frame.seq = header.seq.get();
   frame.sack = header.sack.get();
   frame.window = header.window.get();
-  frame.payload = reinterpret_cast<const std::byte*>(udp + 1) + sizeof(FrameHeader);
+  frame.payload_offset = static_cast<std::uint32_t>(link.bytes + kIpOverhead);
   frame.payload_bytes = payload_bytes;
   frame.ip_bytes = static_cast<std::uint16_t>(ip_bytes);
-  if (sealed) frame.trailer = reinterpret_cast<const SealTrailer*>(frame.payload + payload_bytes);
+  frame.sealed = sealed;
+  const std::size_t payload_end = frame.payload_offset + payload_bytes + (sealed ? sizeof(SealTrailer) : 0);
+  if (payload_end <= first_segment) {
+    frame.payload = reinterpret_cast<const std::byte*>(udp + 1) + sizeof(FrameHeader);
+  } else if (frame.type != FrameType::kData) {
+    return dropped(FrameDrop::kMultiSegment);  // control frames are small: one segment
+  }
   if (header.flags.get() & kFrameFragment) {
     // A part must be DATA, start on a unit, hold whole units unless it ends the payload (so
     // the receiver's per-unit bookkeeping is exact), and lie inside a payload no frame could
@@ -177,35 +243,33 @@ const FrameHeader& header_of(const rte_mbuf* mbuf) {
 }  // namespace
 
 FrameDrop open_frame(rte_mbuf** mbuf, ReceivedFrame* frame, FrameCrypto* crypto, rte_mempool* pool) {
-  if (frame->trailer == nullptr) {
+  if (!frame->sealed) {
     return crypto == nullptr || handshake_frame(frame->type) ? FrameDrop::kNone : FrameDrop::kSealMismatch;
   }
   if (crypto == nullptr) return FrameDrop::kSealMismatch;
   FrameHeader header;
-  std::memcpy(&header, frame->payload - sizeof header, sizeof header);
+  copy_bytes(*mbuf, frame->payload_offset - sizeof header, sizeof header, reinterpret_cast<std::byte*>(&header));
   SealTrailer trailer;
-  std::memcpy(&trailer, frame->trailer, sizeof trailer);
-  const std::span<const std::byte> sealed(frame->payload, frame->payload_bytes);
-  // Decrypting writes: only into a buffer nobody else holds.
+  copy_bytes(*mbuf, frame->payload_offset + frame->payload_bytes, sizeof trailer, reinterpret_cast<std::byte*>(&trailer));
+  // Decrypting writes: only into buffers nobody else holds (a sender's retransmission copy
+  // on an in-memory link, a page sent by reference). A shared frame is copied first.
   rte_mbuf* target = *mbuf;
-  const bool shared = rte_mbuf_refcnt_read(*mbuf) != 1 || !RTE_MBUF_DIRECT(*mbuf);
+  bool shared = false;
+  for (const rte_mbuf* segment = *mbuf; segment != nullptr; segment = segment->next) {
+    shared |= rte_mbuf_refcnt_read(segment) != 1 || !RTE_MBUF_DIRECT(segment);
+  }
   if (crypto->encrypts() && shared) {
-    target = rte_pktmbuf_alloc(pool);
-    if (target == nullptr) return FrameDrop::kNoMbuf;
-    const std::size_t headers = static_cast<std::size_t>(frame->payload - rte_pktmbuf_mtod(*mbuf, const std::byte*));
-    if (rte_pktmbuf_append(target, static_cast<std::uint16_t>(headers + frame->payload_bytes)) == nullptr) {
-      rte_pktmbuf_free(target);
-      return FrameDrop::kNoMbuf;
-    }
     // The copy keeps the headers as they arrived, a VLAN tag included (a tag the port
     // stripped goes with the original's flags: the copy is untagged, as its bytes say).
-    std::memcpy(rte_pktmbuf_mtod(target, std::byte*), rte_pktmbuf_mtod(*mbuf, const std::byte*), headers);
+    target = rte_pktmbuf_copy(*mbuf, pool, 0, frame->payload_offset + frame->payload_bytes);
+    if (target == nullptr) return FrameDrop::kNoMbuf;
   }
-  const std::size_t payload_offset =
-      static_cast<std::size_t>(frame->payload - rte_pktmbuf_mtod(*mbuf, const std::byte*));
-  std::byte* out = rte_pktmbuf_mtod_offset(target, std::byte*, payload_offset);
-  const OpenOutcome outcome =
-      crypto->open(header, sealed, out, trailer, frame->type == FrameType::kData);
+  std::array<CipherPiece, kMaxFrameSegments> pieces;
+  std::size_t count = 0;
+  visit_bytes(target, frame->payload_offset, frame->payload_bytes, [&](const std::byte* piece, std::size_t bytes) {
+    pieces[count++] = CipherPiece{.bytes = const_cast<std::byte*>(piece), .length = bytes};
+  });
+  const OpenOutcome outcome = crypto->open(header, {pieces.data(), count}, trailer, frame->type == FrameType::kData);
   if (outcome != OpenOutcome::kOk) {
     if (target != *mbuf) rte_pktmbuf_free(target);
     return outcome == OpenOutcome::kBadTag ? FrameDrop::kBadTag : FrameDrop::kReplayed;
@@ -214,14 +278,14 @@ FrameDrop open_frame(rte_mbuf** mbuf, ReceivedFrame* frame, FrameCrypto* crypto,
     rte_pktmbuf_free(*mbuf);
     *mbuf = target;
   }
-  frame->payload = out;
-  frame->trailer = nullptr;
+  if (frame->payload != nullptr) frame->payload = rte_pktmbuf_mtod_offset(target, const std::byte*, frame->payload_offset);
+  frame->sealed = false;
   return FrameDrop::kNone;
 }
 
-std::span<const std::byte> held_payload(const rte_mbuf* mbuf) {
-  const FrameHeader& header = header_of(mbuf);
-  return {reinterpret_cast<const std::byte*>(&header + 1), header.payload_bytes.get()};
+PayloadRange held_payload(const rte_mbuf* mbuf) {
+  const auto offset = static_cast<std::uint32_t>(link_header(mbuf).bytes + kIpOverhead);
+  return {offset, header_of(mbuf).payload_bytes.get()};
 }
 
 void finish_frame(rte_mbuf* mbuf, const Path& path, const FrameFields& fields,
@@ -231,8 +295,9 @@ void finish_frame(rte_mbuf* mbuf, const Path& path, const FrameFields& fields,
     std::memset(rte_pktmbuf_mtod_offset(mbuf, std::byte*, kEthernetBytes + ip_bytes), 0, pad_to_ip_bytes - ip_bytes);
     ip_bytes = pad_to_ip_bytes;
   }
-  mbuf->data_len = static_cast<std::uint16_t>(kEthernetBytes + ip_bytes);
-  mbuf->pkt_len = mbuf->data_len;
+  mbuf->pkt_len = static_cast<std::uint32_t>(kEthernetBytes + ip_bytes);
+  const bool chained = mbuf->next != nullptr;
+  if (!chained) mbuf->data_len = static_cast<std::uint16_t>(mbuf->pkt_len);
 
   auto* eth = rte_pktmbuf_mtod(mbuf, rte_ether_hdr*);
   rte_ether_addr_copy(&path.peer.mac, &eth->dst_addr);
@@ -288,7 +353,10 @@ void finish_frame(rte_mbuf* mbuf, const Path& path, const FrameFields& fields,
     }
   } else {
     ip->hdr_checksum = rte_ipv4_cksum(ip);
-    if (path.udp_checksum) udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
+    if (path.udp_checksum) {
+      udp->dgram_cksum = chained ? rte_ipv4_udptcp_cksum_mbuf(mbuf, ip, kEthernetBytes + kIpv4Bytes)
+                                 : rte_ipv4_udptcp_cksum(ip, udp);
+    }
   }
   tag_vlan(mbuf, path.local.vlan);
 }

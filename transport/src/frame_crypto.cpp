@@ -163,20 +163,31 @@ void FrameCrypto::seal(const FrameHeader& header, std::span<std::byte> payload, 
 
 namespace {
 
-// GCM decryption and tag check of one frame with `context`'s key.
-bool decrypt(EVP_CIPHER_CTX* context, bool encrypted, const FrameHeader& header, std::span<const std::byte> in,
-             std::byte* out, const SealTrailer& trailer) {
+// One piece of a payload being opened: from `in` to `out` (the same, or as long and apart).
+struct OpenPiece {
+  const std::byte* in;
+  std::byte* out;
+  std::size_t length;
+};
+
+// GCM decryption and tag check of one frame, its payload in `pieces`, with `context`'s key.
+bool decrypt(EVP_CIPHER_CTX* context, bool encrypted, const FrameHeader& header, std::span<const OpenPiece> pieces,
+             const SealTrailer& trailer) {
   const auto iv = nonce_of(header.stream.get(), trailer.counter.get());
   int length = 0;
-  const auto* bytes = reinterpret_cast<const unsigned char*>(in.data());
-  const int size = static_cast<int>(in.size());
   EVP_DecryptInit_ex(context, nullptr, nullptr, nullptr, iv.data());
   EVP_DecryptUpdate(context, nullptr, &length, reinterpret_cast<const unsigned char*>(&header), sizeof header);
-  if (encrypted) {
-    EVP_DecryptUpdate(context, reinterpret_cast<unsigned char*>(out), &length, bytes, size);
-  } else {
-    if (size > 0) EVP_DecryptUpdate(context, nullptr, &length, bytes, size);
-    if (out != in.data()) std::memcpy(out, in.data(), in.size());
+  for (const OpenPiece& piece : pieces) {
+    const auto* bytes = reinterpret_cast<const unsigned char*>(piece.in);
+    const int size = static_cast<int>(piece.length);
+    if (size == 0) continue;
+    if (encrypted) {
+      // GCM is a stream cipher: pieces of any length continue where the last one ended.
+      EVP_DecryptUpdate(context, reinterpret_cast<unsigned char*>(piece.out), &length, bytes, size);
+    } else {
+      EVP_DecryptUpdate(context, nullptr, &length, bytes, size);
+      if (piece.out != piece.in) std::memcpy(piece.out, piece.in, piece.length);
+    }
   }
   std::uint8_t tag[kTagBytes];
   std::memcpy(tag, trailer.tag, sizeof tag);
@@ -189,16 +200,29 @@ bool decrypt(EVP_CIPHER_CTX* context, bool encrypted, const FrameHeader& header,
 
 bool FrameCrypto::unseal_own(const FrameHeader& header, std::span<const std::byte> in, std::byte* out,
                              const SealTrailer& trailer) {
-  return decrypt(own_opener_.get(), encrypt_, header, in, out, trailer);
+  const OpenPiece piece{in.data(), out, in.size()};
+  return decrypt(own_opener_.get(), encrypt_, header, {&piece, 1}, trailer);
 }
 
 OpenOutcome FrameCrypto::open(const FrameHeader& header, std::span<const std::byte> in, std::byte* out,
                               const SealTrailer& trailer, bool retransmitted_as_is) {
-  const std::uint64_t counter = trailer.counter.get();
-  if (!decrypt(opener_.get(), encrypt_, header, in, out, trailer)) return OpenOutcome::kBadTag;
-  // Only an authentic counter may move the window, or a forgery could push it ahead.
-  if (!replay_.accept(counter, retransmitted_as_is)) return OpenOutcome::kReplayed;
-  return OpenOutcome::kOk;
+  const OpenPiece piece{in.data(), out, in.size()};
+  if (!decrypt(opener_.get(), encrypt_, header, {&piece, 1}, trailer)) return OpenOutcome::kBadTag;
+  return accept_counter(trailer, retransmitted_as_is);
+}
+
+OpenOutcome FrameCrypto::open(const FrameHeader& header, std::span<const CipherPiece> pieces,
+                              const SealTrailer& trailer, bool retransmitted_as_is) {
+  std::array<OpenPiece, 32> in_place;
+  if (pieces.size() > in_place.size()) return OpenOutcome::kBadTag;
+  for (std::size_t p = 0; p < pieces.size(); ++p) in_place[p] = {pieces[p].bytes, pieces[p].bytes, pieces[p].length};
+  if (!decrypt(opener_.get(), encrypt_, header, {in_place.data(), pieces.size()}, trailer)) return OpenOutcome::kBadTag;
+  return accept_counter(trailer, retransmitted_as_is);
+}
+
+// Only an authentic counter may move the window, or a forgery could push it ahead.
+OpenOutcome FrameCrypto::accept_counter(const SealTrailer& trailer, bool retransmitted_as_is) {
+  return replay_.accept(trailer.counter.get(), retransmitted_as_is) ? OpenOutcome::kOk : OpenOutcome::kReplayed;
 }
 
 }  // namespace pagewire::transport

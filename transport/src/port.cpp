@@ -44,23 +44,53 @@ Result<Port> Port::open(const PortConfig& config) {
                       " is below pagewire's minimum of " + std::to_string(kMinPathMtu));
   }
 
-  // Single-segment frames: the data room holds the largest frame the MTU allows, and never
-  // less than DPDK's default buffer or what the device asks for (af_packet sizes its RX
-  // copies by its ring's frame size, whatever the MTU).
-  const auto data_room = static_cast<std::uint16_t>(std::max<std::uint32_t>(
-      {static_cast<std::uint32_t>(RTE_PKTMBUF_HEADROOM + RTE_ETHER_HDR_LEN + mtu + RTE_ETHER_CRC_LEN + RTE_VLAN_HLEN),
-       RTE_MBUF_DEFAULT_BUF_SIZE, RTE_PKTMBUF_HEADROOM + info.min_rx_bufsize}));
+  // By default one buffer per frame: the data room holds the largest frame the MTU allows,
+  // and never less than DPDK's default buffer or what the device asks for (af_packet sizes
+  // its RX copies by its ring's frame size, whatever the MTU).
+  const std::uint32_t frame_room = RTE_ETHER_HDR_LEN + mtu + RTE_ETHER_CRC_LEN + RTE_VLAN_HLEN;
+  if (config.buffer_bytes != 0 && config.buffer_bytes < kMinBufferBytes) {
+    return make_error("port " + config.name + ": buffers of " + std::to_string(config.buffer_bytes) +
+                      " bytes: expected 0 (one frame per buffer) or at least " + std::to_string(kMinBufferBytes));
+  }
+  const bool scatter = config.buffer_bytes != 0 && config.buffer_bytes < frame_room;
+  if (scatter && (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER) == 0) {
+    return make_error("port " + config.name + ": buffers of " + std::to_string(config.buffer_bytes) +
+                      " bytes cannot hold a frame at MTU " + std::to_string(mtu) +
+                      " and the device cannot scatter frames over several (no RX scatter): use larger buffers");
+  }
+  // Frames we build are one buffer each (a chain only when pages go by reference), so the
+  // pool they come from always holds the largest frame; with scatter, received frames go to
+  // a second pool of small buffers.
+  const auto frame_data_room = static_cast<std::uint16_t>(std::max<std::uint32_t>(
+      {RTE_PKTMBUF_HEADROOM + frame_room, RTE_MBUF_DEFAULT_BUF_SIZE, RTE_PKTMBUF_HEADROOM + info.min_rx_bufsize}));
   const std::uint32_t mbufs =
       config.queues * (config.rx_descriptors + config.tx_descriptors + config.held_frames_per_queue +
                        kBurst + kMempoolCache) + 1024;
-  const std::string pool_name = "pw_" + std::to_string(config.port_id);
-  rte_mempool* pool = rte_pktmbuf_pool_create(pool_name.c_str(), mbufs, kMempoolCache, 0, data_room,
-                                              static_cast<int>(rte_eth_dev_socket_id(config.port_id) < 0
-                                                                   ? SOCKET_ID_ANY
-                                                                   : rte_eth_dev_socket_id(config.port_id)));
-  if (pool == nullptr) {
-    return make_error("port " + config.name + ": cannot create a mempool of " + std::to_string(mbufs) +
-                      " mbufs of " + std::to_string(data_room) + " bytes: " + rte_strerror(rte_errno));
+  const int pool_socket = rte_eth_dev_socket_id(config.port_id) < 0 ? SOCKET_ID_ANY : rte_eth_dev_socket_id(config.port_id);
+  auto create_pool = [&](const std::string& pool_name, std::uint32_t count, std::uint16_t data_room) -> Result<rte_mempool*> {
+    rte_mempool* created = rte_pktmbuf_pool_create(pool_name.c_str(), count, kMempoolCache, 0, data_room, pool_socket);
+    if (created == nullptr) {
+      return make_error("port " + config.name + ": cannot create a mempool of " + std::to_string(count) +
+                        " mbufs of " + std::to_string(data_room) + " bytes: " + rte_strerror(rte_errno));
+    }
+    return created;
+  };
+  auto frame_pool = create_pool("pw_" + std::to_string(config.port_id), mbufs, frame_data_room);
+  if (!frame_pool) return frame_pool.error();
+  rte_mempool* pool = frame_pool.value();
+  rte_mempool* rx_pool = pool;
+  if (scatter) {
+    // Received frames, in order or held, each over as many buffers as it takes.
+    const std::uint32_t per_frame = (frame_room + config.buffer_bytes - 1) / config.buffer_bytes;
+    const std::uint32_t scattered =
+        config.queues * (config.rx_descriptors + config.held_frames_per_queue + kBurst + kMempoolCache) * per_frame + 1024;
+    auto small_pool = create_pool("pw_rx_" + std::to_string(config.port_id), scattered,
+                                  static_cast<std::uint16_t>(RTE_PKTMBUF_HEADROOM + config.buffer_bytes));
+    if (!small_pool) {
+      rte_mempool_free(pool);
+      return small_pool.error();
+    }
+    rx_pool = small_pool.value();
   }
 
   rte_eth_conf conf{};
@@ -71,6 +101,9 @@ Result<Port> Port::open(const PortConfig& config) {
   const bool rx_checksums = (info.rx_offload_capa & kRxChecksums) == kRxChecksums;
   if (tx_checksums) conf.txmode.offloads |= kTxChecksums;
   if (rx_checksums) conf.rxmode.offloads |= kRxChecksums;
+  if (scatter) conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
+  const bool tx_chains = (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS) != 0;
+  if (tx_chains) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
   if (int rc = rte_eth_dev_configure(config.port_id, config.queues, config.queues, &conf); rc != 0) {
     return port_error(config, "configure with MTU " + std::to_string(mtu) + " (device max_mtu " +
                                   std::to_string(info.max_mtu) + ", max_rx_pktlen " +
@@ -85,7 +118,7 @@ Result<Port> Port::open(const PortConfig& config) {
   }
   const int socket = rte_eth_dev_socket_id(config.port_id);
   for (std::uint16_t q = 0; q < config.queues; ++q) {
-    if (int rc = rte_eth_rx_queue_setup(config.port_id, q, rxd, static_cast<unsigned>(socket), nullptr, pool);
+    if (int rc = rte_eth_rx_queue_setup(config.port_id, q, rxd, static_cast<unsigned>(socket), nullptr, rx_pool);
         rc != 0) {
       return port_error(config, "RX queue " + std::to_string(q) + " setup", rc);
     }
@@ -112,6 +145,26 @@ Result<Port> Port::open(const PortConfig& config) {
   Port port(config.port_id, config.queues, std::min(accepted, mtu), mac, pool, config.name);
   port.tx_checksum_offload_ = tx_checksums;
   port.rx_checksum_offload_ = rx_checksums;
+  port.rx_scatter_ = scatter;
+  if (rx_pool != pool) port.rx_pool_ = rx_pool;
+  if (config.zero_copy && tx_chains) {
+    // Buffer-less mbufs: each points at a guest page or at a record header in a frame's
+    // first buffer. Up to two per page of every frame a queue holds or has queued.
+    const std::uint32_t references =
+        config.queues * 2 * (config.tx_descriptors + config.held_frames_per_queue + kBurst + kMempoolCache) + 1024;
+    auto references_pool = create_pool("pw_ref_" + std::to_string(config.port_id), references, 0);
+    if (!references_pool) return references_pool.error();
+    port.reference_pool_ = references_pool.value();
+    port.reference_info_ = std::make_unique<rte_mbuf_ext_shared_info[]>(config.queues);
+    for (std::uint16_t q = 0; q < config.queues; ++q) {
+      // Guest memory is not ours to free: the callback does nothing. The port's own
+      // reference keeps the count above 1 while frames come and go, so that DPDK's
+      // non-atomic shortcut for a count of 1 never races a core freeing a frame.
+      port.reference_info_[q].free_cb = [](void*, void*) {};
+      port.reference_info_[q].fcb_opaque = nullptr;
+      rte_mbuf_ext_refcnt_set(&port.reference_info_[q], 1);
+    }
+  }
   return port;
 }
 
@@ -124,6 +177,10 @@ Port::Port(Port&& other) noexcept
       name_(std::move(other.name_)),
       tx_checksum_offload_(other.tx_checksum_offload_),
       rx_checksum_offload_(other.rx_checksum_offload_),
+      rx_scatter_(other.rx_scatter_),
+      rx_pool_(std::exchange(other.rx_pool_, nullptr)),
+      reference_pool_(std::exchange(other.reference_pool_, nullptr)),
+      reference_info_(std::move(other.reference_info_)),
       owned_(std::exchange(other.owned_, false)) {}
 
 Port::~Port() {
@@ -131,6 +188,8 @@ Port::~Port() {
   rte_eth_dev_stop(id_);
   rte_eth_dev_close(id_);
   rte_mempool_free(pool_);
+  rte_mempool_free(reference_pool_);
+  rte_mempool_free(rx_pool_);
 }
 
 }  // namespace pagewire::transport

@@ -550,7 +550,7 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
       control, config.path, config.streams, 0, rte_rdtsc() + ms_to_tsc(config.hello_timeout_ms), &control_counters,
       [&](ReceivedFrame& frame, rte_mbuf** mbuf) {
         auto count = [&](FrameDrop drop) { ++control_counters.drops[static_cast<std::size_t>(drop)]; };
-        if (frame.trailer != nullptr) {
+        if (frame.sealed) {
           auto source = std::find_if(pending.begin(), pending.end(),
                                      [&](const PendingSource& p) { return p.session == frame.session; });
           if (source == pending.end()) {

@@ -45,7 +45,7 @@ SourceStream::SourceStream(std::uint16_t index, QueueRef queue, const Path& path
       pacing_on_(tuning.congestion_control == StreamTuning::CongestionControl::kOn) {
   resend_.reserve(kMaxResendPages);
   resending_.reserve(kMaxResendPages);
-  if (crypto != nullptr) clear_payload_.resize(payload_bytes);
+  clear_payload_.resize(payload_bytes);
   counters_.path_mtu = path_mtu_;
 }
 
@@ -301,9 +301,9 @@ void SourceStream::retransmit_due(std::uint64_t now) {
 // Sends one frame we keep a reference to: the device releases its own reference when done.
 bool SourceStream::send_one(rte_mbuf* mbuf, std::uint64_t now) {
   if (!tokens_for(rte_pktmbuf_pkt_len(mbuf), now)) return false;
-  rte_mbuf_refcnt_update(mbuf, 1);
+  rte_pktmbuf_refcnt_update(mbuf, 1);
   if (rte_eth_tx_burst(queue_.port, queue_.queue, &mbuf, 1) == 0) {
-    rte_mbuf_refcnt_update(mbuf, -1);
+    rte_pktmbuf_refcnt_update(mbuf, -1);
     ++counters_.tx_queue_full;
     return false;
   }
@@ -319,23 +319,27 @@ void SourceStream::stamp_sent(InFlight& entry, std::uint64_t now) {
 // A token bucket at the lower of the configured cap and the congestion controller's rate.
 bool SourceStream::send_held(rte_mbuf* mbuf, std::uint64_t now) {
   if (path_mtu_ == initial_mtu_) return send_one(mbuf, now);  // every frame was built to fit
-  const std::span<const std::byte> payload = held_payload(mbuf);
-  return payload.size() <= payload_bytes_ ? send_one(mbuf, now) : send_parts(payload, now);
+  const PayloadRange payload = held_payload(mbuf);
+  return payload.bytes <= payload_bytes_ ? send_one(mbuf, now) : send_parts(mbuf, payload, now);
 }
 
 // A frame built before the path's MTU fell goes as parts of whole kFragmentUnits that fit
 // (the receiver rebuilds it); the frame itself stays ours until acknowledged, whole.
-bool SourceStream::send_parts(std::span<const std::byte> payload, std::uint64_t now) {
+bool SourceStream::send_parts(const rte_mbuf* frame, PayloadRange payload, std::uint64_t now) {
   const std::uint32_t part_bytes = payload_bytes_ / kFragmentUnit * kFragmentUnit;
-  const auto count = static_cast<unsigned>((payload.size() + part_bytes - 1) / part_bytes);
-  if (!tokens_for(payload.size() + count * (kEthernetBytes + kIpOverhead), now)) return false;
+  const auto count = static_cast<unsigned>((payload.bytes + part_bytes - 1) / part_bytes);
+  if (!tokens_for(payload.bytes + count * (kEthernetBytes + kIpOverhead), now)) return false;
   FrameHeader header;
-  std::memcpy(&header, payload.data() - sizeof header, sizeof header);
-  const std::byte* clear = payload.data();
+  copy_bytes(frame, payload.offset - sizeof header, sizeof header, reinterpret_cast<std::byte*>(&header));
+  // Sealed frames are one segment (only clear frames carry pages by reference).
+  const std::byte* clear = rte_pktmbuf_mtod_offset(frame, const std::byte*, payload.offset);
   if (crypto_ != nullptr && crypto_->encrypts()) {
     SealTrailer trailer;
-    std::memcpy(&trailer, payload.data() + payload.size(), sizeof trailer);
-    if (!crypto_->unseal_own(header, payload, clear_payload_.data(), trailer)) return false;
+    std::memcpy(&trailer, clear + payload.bytes, sizeof trailer);
+    if (!crypto_->unseal_own(header, {clear, payload.bytes}, clear_payload_.data(), trailer)) return false;
+    clear = clear_payload_.data();
+  } else if (frame->next != nullptr) {
+    copy_bytes(frame, payload.offset, payload.bytes, clear_payload_.data());
     clear = clear_payload_.data();
   }
   rte_mbuf* parts[kMaxPathMtu / kFragmentUnit + 1];
@@ -345,11 +349,11 @@ bool SourceStream::send_parts(std::span<const std::byte> payload, std::uint64_t 
   }
   for (unsigned p = 0; p < count; ++p) {
     const std::size_t offset = std::size_t{p} * part_bytes;
-    const std::size_t bytes = std::min<std::size_t>(part_bytes, payload.size() - offset);
+    const std::size_t bytes = std::min<std::size_t>(part_bytes, payload.bytes - offset);
     std::memcpy(frame_payload(parts[p]), clear + offset, bytes);
     finish_frame(parts[p], path_,
                  FrameFields{.type = FrameType::kData, .stream = index_, .session = session_, .seq = header.seq.get(),
-                             .sack = payload.size(), .window = static_cast<std::uint32_t>(offset), .fragment = true},
+                             .sack = payload.bytes, .window = static_cast<std::uint32_t>(offset), .fragment = true},
                  static_cast<std::uint16_t>(bytes), 0, crypto_);
   }
   const std::uint16_t sent = rte_eth_tx_burst(queue_.port, queue_.queue, parts, static_cast<std::uint16_t>(count));
@@ -581,12 +585,12 @@ void SourceStream::transmit(std::uint64_t now) {
     entry.bytes = static_cast<std::uint16_t>(rte_pktmbuf_pkt_len(mbuf));
     ++snd_nxt_;
     if (!tokens_for(rte_pktmbuf_pkt_len(mbuf), now)) break;  // built, sent once tokens allow
-    rte_mbuf_refcnt_update(mbuf, 1);                         // ours stays in the window
+    rte_pktmbuf_refcnt_update(mbuf, 1);                         // ours stays in the window
     burst[built++] = mbuf;
   }
   if (built == 0) return;
   const std::uint16_t sent = rte_eth_tx_burst(queue_.port, queue_.queue, burst, built);
-  for (std::uint16_t i = sent; i < built; ++i) rte_mbuf_refcnt_update(burst[i], -1);
+  for (std::uint16_t i = sent; i < built; ++i) rte_pktmbuf_refcnt_update(burst[i], -1);
   if (sent < built) ++counters_.tx_queue_full;
   counters_.frames_sent += sent;
   for (std::uint16_t i = 0; i < sent; ++i, ++unsent_) {

@@ -39,6 +39,7 @@ class Decoder {
   // Validates the record at the start of `bytes` (see parse_record); counts refusals.
   // The caller may then check generations before applying.
   ParsedRecord parse(std::span<const std::byte> bytes);
+  ParsedRecord parse(std::span<const std::byte> header, std::span<const std::byte> following);
 
   // Writes the record's pages into `region` (region_pages x page_size bytes). DELTA applies
   // to the page as it is, which must hold the record's base_generation content: that is the

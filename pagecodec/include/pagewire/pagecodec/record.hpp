@@ -92,5 +92,9 @@ struct ParsedRecord {
 // Never throws, never allocates.
 ParsedRecord parse_record(std::span<const std::byte> bytes, std::uint32_t page_size,
                           std::uint64_t region_pages);
+// The same for a header that arrived apart from its payload (a segment chain): the payload
+// is taken from the start of `following`.
+ParsedRecord parse_record(std::span<const std::byte> header, std::span<const std::byte> following,
+                          std::uint32_t page_size, std::uint64_t region_pages);
 
 }  // namespace pagewire::pagecodec

@@ -37,6 +37,9 @@ struct LinkImpairment {
   double reorder = 0;  // held back and released after a few later frames
   double corrupt = 0;  // one bit flipped in a copy of the frame (needs a copy pool)
   std::uint16_t mtu_clamp = 0;  // IP packets larger than this are dropped; 0 = none
+  // Frames arrive as chains of buffers of this many bytes, as from a port with RX scatter;
+  // 0 = as sent.
+  std::uint16_t scatter_bytes = 0;
   std::uint32_t delay_us = 0;   // one way, each direction
   std::uint32_t jitter_us = 0;  // added uniformly in [-jitter, +jitter]; frames may overtake
   // A bottleneck per direction and queue: frames leave at this rate and wait in a queue of
@@ -48,7 +51,7 @@ struct LinkImpairment {
 };
 
 struct MiddleboxCounters {
-  std::atomic<std::uint64_t> forwarded{0}, cut{0}, dropped{0}, burst_dropped{0}, queue_dropped{0}, duplicated{0},
+  std::atomic<std::uint64_t> forwarded{0}, cut{0}, scattered{0}, dropped{0}, burst_dropped{0}, queue_dropped{0}, duplicated{0},
       reordered{0}, corrupted{0}, clamped{0};
 };
 
@@ -103,6 +106,7 @@ class Middlebox {
   };
 
   std::size_t forward(Direction& d, std::uint64_t now);
+  rte_mbuf* scatter(const rte_mbuf* mbuf);
   void admit(Direction& d, rte_mbuf* mbuf, std::uint64_t now);
   void propagate(Direction& d, rte_mbuf* mbuf, std::uint64_t now);
   std::size_t release(Direction& d, std::uint64_t now);
@@ -122,6 +126,8 @@ class Middlebox {
   std::atomic<std::uint16_t> mtu_clamp_;
   std::thread thread_;
   std::function<void(std::span<const std::byte>)> tap_;
+  std::vector<std::byte> tap_copy_;
+  rte_mempool* scatter_pool_ = nullptr;  // impairment_.scatter_bytes buffers  // a chained frame, whole, for the tap
   MiddleboxCounters counters_;
 };
 

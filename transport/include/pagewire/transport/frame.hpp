@@ -1,10 +1,13 @@
-// Building and validating pagewire frames in DPDK mbufs. Frames are single-segment: ports
-// are configured with a data room that holds the largest frame (port.hpp).
+// Building and validating pagewire frames in DPDK mbufs. A frame is one segment, or a chain
+// when the port scatters what it receives into small buffers (port.hpp) or RAW pages go out
+// by reference (zero_copy_frame.hpp). Either way every header lies in the first segment;
+// only a DATA frame's payload may run over several.
 #pragma once
 
 #include <rte_ether.h>
 #include <rte_mbuf.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <span>
@@ -64,7 +67,8 @@ enum class FrameDrop : std::uint8_t {
   kBadVersion,
   kWrongSession,
   kUnknownType,
-  kMultiSegment,   // a scattered mbuf: not produced by our port set-up
+  kMultiSegment,   // a chain we do not take: headers or a control frame's payload split,
+                   // segment lengths that do not add up, more than kMaxFrameSegments
   kSealMismatch,   // sealed in a session without a key, or unsealed in one with a key
   kBadTag,         // the seal does not match: forged, corrupted, or another key
   kReplayed,       // an authentic frame seen before (or too old to tell)
@@ -81,14 +85,50 @@ struct ReceivedFrame {
   std::uint32_t seq = 0;
   std::uint64_t sack = 0;
   std::uint32_t window = 0;
+  // The payload's bytes are at payload_offset of the packet. `payload` points at them when
+  // they lie in one segment (always, except a scattered DATA frame's: visit_payload()).
   const std::byte* payload = nullptr;
+  std::uint32_t payload_offset = 0;
   std::uint16_t payload_bytes = 0;
   std::uint16_t ip_bytes = 0;  // IPv4 total length: what the path carried
-  const SealTrailer* trailer = nullptr;  // sealed frames: after the payload (unaligned)
+  bool sealed = false;         // a SealTrailer follows the payload
   bool fragment = false;                 // kFrameFragment: part of frame seq's payload
   std::uint32_t fragment_offset = 0;     // where this part goes, a multiple of kFragmentUnit
   std::uint16_t fragment_total = 0;      // the whole payload's length
 };
+
+// A chain longer than this is not a frame of ours (a 9000-byte frame in 2 KiB buffers takes
+// 5 segments; a zero-copy frame, two per page it carries).
+inline constexpr std::uint16_t kMaxFrameSegments = 16;
+
+// Calls visit(const std::byte*, std::size_t) for each piece of the bytes [offset, offset +
+// length) of the packet in `mbuf`, in order, over its segments. The range must lie in the
+// packet (parse_frame() checked it for a frame's payload).
+template <typename Visit>
+void visit_bytes(const rte_mbuf* mbuf, std::uint32_t offset, std::uint32_t length, Visit&& visit) {
+  for (const rte_mbuf* segment = mbuf; segment != nullptr && length > 0; segment = segment->next) {
+    const std::uint32_t here = segment->data_len;
+    if (offset >= here) {
+      offset -= here;
+      continue;
+    }
+    const std::uint32_t take = std::min(length, here - offset);
+    visit(rte_pktmbuf_mtod_offset(segment, const std::byte*, offset), std::size_t{take});
+    offset = 0;
+    length -= take;
+  }
+}
+
+// Copies bytes [offset, offset + length) of the packet to `out`, over its segments.
+void copy_bytes(const rte_mbuf* mbuf, std::uint32_t offset, std::uint32_t length, std::byte* out);
+
+// Writes `length` bytes to [offset, offset + length) of the packet in `mbuf`, which must be
+// ours alone and long enough.
+void write_bytes(rte_mbuf* mbuf, std::uint32_t offset, const std::byte* bytes, std::uint32_t length);
+
+// A packet of `bytes` from `pool`: one mbuf, or a chain where one cannot hold it. Null when
+// the pool runs short.
+rte_mbuf* alloc_packet(rte_mempool* pool, std::uint32_t bytes);
 
 // Validates every header and length of `mbuf` against `path` before any payload byte is
 // exposed. `session` 0 accepts any session (a destination waiting for HELLO). Checksums a
@@ -118,6 +158,8 @@ inline std::byte* frame_payload(rte_mbuf* mbuf) {
 // that size (path MTU probes); DF is always set: pagewire never relies on IP fragmentation.
 // With `crypto`, the frame is sealed: the payload is encrypted in place if the session
 // encrypts, and a SealTrailer follows it (the caller leaves room: payload_for_mtu(mtu, true)).
+// A chain (zero_copy_frame.hpp) comes with its segments' lengths set, the headers' room in
+// the first; it is neither padded nor sealed.
 void finish_frame(rte_mbuf* mbuf, const Path& path, const FrameFields& fields,
                   std::uint16_t payload_bytes, std::uint16_t pad_to_ip_bytes = 0,
                   FrameCrypto* crypto = nullptr);
@@ -129,8 +171,13 @@ void finish_frame(rte_mbuf* mbuf, const Path& path, const FrameFields& fields,
 // to a private mbuf from `pool`, which replaces *mbuf. kNone when the frame may be used.
 FrameDrop open_frame(rte_mbuf** mbuf, ReceivedFrame* frame, FrameCrypto* crypto, rte_mempool* pool);
 
-// The payload of a frame this process already parsed and opened (held for reordering).
-std::span<const std::byte> held_payload(const rte_mbuf* mbuf);
+// Where the payload of a frame this process built, or already parsed and opened (held for
+// reordering), lies in its packet: read it with visit_bytes() or copy_bytes().
+struct PayloadRange {
+  std::uint32_t offset = 0;
+  std::uint16_t bytes = 0;
+};
+PayloadRange held_payload(const rte_mbuf* mbuf);
 
 inline constexpr std::size_t frame_bytes_for_ip(std::size_t ip_bytes) { return kEthernetBytes + ip_bytes; }
 

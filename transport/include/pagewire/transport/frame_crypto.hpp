@@ -71,6 +71,12 @@ class ReplayWindow {
 
 enum class OpenOutcome : std::uint8_t { kOk, kBadTag, kReplayed };
 
+// One piece of a payload that lies in several buffers (a segment chain), opened in place.
+struct CipherPiece {
+  std::byte* bytes = nullptr;
+  std::size_t length = 0;
+};
+
 class FrameCrypto {
  public:
   enum class Side : std::uint8_t { kSource, kDestination };
@@ -97,6 +103,9 @@ class FrameCrypto {
   // `retransmitted_as_is`: DATA, whose counter may repeat (ReplayWindow).
   OpenOutcome open(const FrameHeader& header, std::span<const std::byte> in, std::byte* out,
                    const SealTrailer& trailer, bool retransmitted_as_is);
+  // The same for a payload in `pieces`, in order, decrypted in place.
+  OpenOutcome open(const FrameHeader& header, std::span<const CipherPiece> pieces, const SealTrailer& trailer,
+                   bool retransmitted_as_is);
 
  private:
   struct CipherDeleter {
@@ -104,6 +113,7 @@ class FrameCrypto {
   };
   using Cipher = std::unique_ptr<evp_cipher_ctx_st, CipherDeleter>;
   FrameCrypto() = default;
+  OpenOutcome accept_counter(const SealTrailer& trailer, bool retransmitted_as_is);
 
   Cipher sealer_;
   Cipher opener_;

@@ -3,14 +3,21 @@
 #pragma once
 
 #include <rte_ether.h>
+#include <rte_mbuf.h>
 #include <rte_mempool.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "pagewire/result.hpp"
 
 namespace pagewire::transport {
+
+// The smallest PortConfig::buffer_bytes: every header and any control frame's payload fit
+// in a frame's first buffer.
+inline constexpr std::uint16_t kMinBufferBytes = 1024;
 
 struct PortConfig {
   std::uint16_t port_id = 0;
@@ -19,6 +26,14 @@ struct PortConfig {
   std::uint16_t rx_descriptors = 1024;
   std::uint16_t tx_descriptors = 1024;
   std::uint32_t held_frames_per_queue = 4096;  // sent-unacked or out-of-order frames a stream keeps
+  // Data room of each mbuf. 0: one buffer holds the largest frame. Less (at least
+  // kMinBufferBytes): received frames are scattered over chains of buffers (RX scatter,
+  // which the device must offer), for PMDs that take no larger buffers or to spend less
+  // memory on small frames.
+  std::uint16_t buffer_bytes = 0;
+  // Make the segments that let frames carry guest pages by reference (zero-copy TX;
+  // zero_copy_frame.hpp). Only where the device sends chains (TX multi-segment offload).
+  bool zero_copy = false;
   std::string name;                    // for messages and the mempool name
 };
 
@@ -35,6 +50,7 @@ class Port {
   std::uint16_t queues() const { return queues_; }
   std::uint16_t mtu() const { return mtu_; }  // what the device accepted, read back
   const rte_ether_addr& mac() const { return mac_; }
+  // Buffers that hold a whole frame: what streams build frames in.
   rte_mempool* pool() const { return pool_; }
   const std::string& name() const { return name_; }
   // The device computes IPv4 and UDP checksums of frames it sends (then Path's
@@ -42,6 +58,14 @@ class Port {
   // each mbuf's flags, which parse_frame reads). Enabled whenever the device offers them.
   bool tx_checksum_offload() const { return tx_checksum_offload_; }
   bool rx_checksum_offload() const { return rx_checksum_offload_; }
+  // Received frames may come as chains of buffers (PortConfig::buffer_bytes).
+  bool rx_scatter() const { return rx_scatter_; }
+  // Frames may point at guest memory: the device sends chains, and the port has the
+  // segments for it. Null pool when not.
+  rte_mempool* reference_pool() const { return reference_pool_; }
+  // The bookkeeping of queue q's references to guest memory (one per queue: no two cores
+  // share its count).
+  rte_mbuf_ext_shared_info* reference_info(std::uint16_t queue) const { return &reference_info_[queue]; }
 
  private:
   Port(std::uint16_t id, std::uint16_t queues, std::uint16_t mtu, rte_ether_addr mac,
@@ -56,6 +80,10 @@ class Port {
   std::string name_;
   bool tx_checksum_offload_ = false;
   bool rx_checksum_offload_ = false;
+  bool rx_scatter_ = false;
+  rte_mempool* rx_pool_ = nullptr;  // scattered receive buffers; null: pool_ receives too
+  rte_mempool* reference_pool_ = nullptr;
+  std::unique_ptr<rte_mbuf_ext_shared_info[]> reference_info_;
   bool owned_ = true;
 };
 

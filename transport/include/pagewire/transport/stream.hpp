@@ -138,7 +138,7 @@ class SourceStream {
   bool send_one(rte_mbuf* mbuf, std::uint64_t now);
   // Sends a frame we hold, whole, or in parts if the path's MTU has fallen below it.
   bool send_held(rte_mbuf* mbuf, std::uint64_t now);
-  bool send_parts(std::span<const std::byte> payload, std::uint64_t now);
+  bool send_parts(const rte_mbuf* frame, PayloadRange payload, std::uint64_t now);
   // Path-MTU search on this stream's queue (RFC 8899), after a black hole or to raise it.
   void start_mtu_search(std::uint16_t low, std::uint16_t high, std::uint16_t first, std::uint64_t now);
   void send_mtu_probe(std::uint64_t now);
@@ -174,7 +174,7 @@ class SourceStream {
     std::uint64_t sent_tsc = 0;
   } search_;
   std::uint64_t raise_due_tsc_ = 0;
-  std::vector<std::byte> clear_payload_;  // an encrypted frame's payload, to cut into parts
+  std::vector<std::byte> clear_payload_;  // an encrypted or chained frame's payload, to cut into parts
   StreamTuning tuning_;
   pagecodec::Encoder encoder_;
   FrameCrypto* crypto_;
@@ -256,12 +256,13 @@ class DestinationStream {
   // ACK may have been lost, so one goes out at once) or beyond the receive window. True if
   // it may be taken.
   bool admit(rte_mbuf* mbuf, std::uint32_t seq, std::uint64_t now);
-  void on_data(rte_mbuf* mbuf, std::span<const std::byte> payload, std::uint32_t seq, std::uint64_t now);
+  void on_data(rte_mbuf* mbuf, PayloadRange payload, std::uint32_t seq, std::uint64_t now);
   // A part of frame seq (kFrameFragment): copied into that frame's rebuild, which goes to
   // on_data() once every part has come. Takes the mbuf.
   void on_fragment(rte_mbuf* mbuf, const ReceivedFrame& frame, std::uint64_t now);
+  void deliver(const rte_mbuf* mbuf, PayloadRange payload);
   void deliver(const std::byte* bytes, std::size_t length);
-  void process_record(std::span<const std::byte> bytes);
+  void process_record(const pagecodec::ParsedRecord& parsed);
   bool apply_record(const pagecodec::RecordView& record);
   void send_ack(FrameType type = FrameType::kAck);
   void remember_block(std::uint32_t base);
