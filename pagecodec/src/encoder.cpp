@@ -96,7 +96,7 @@ std::size_t Encoder::batch_length(const std::byte* region, std::span<const std::
 // Returns the record's size; `room` must hold the RAW record.
 std::size_t Encoder::write_batch(const std::byte* region, std::uint64_t first_page,
                                  std::uint32_t count, std::uint32_t generation, std::byte* out,
-                                 std::size_t room) {
+                                 std::size_t room, bool* leave_in_guest) {
   const std::size_t page_size = config_.page_size;
   const std::size_t raw_bytes = count * page_size;
   const std::byte* guest = region + first_page * page_size;
@@ -128,6 +128,9 @@ std::size_t Encoder::write_batch(const std::byte* region, std::uint64_t first_pa
     }
     ++counters_.deflate_overflows;
     std::memcpy(payload, scratch_.get(), raw_bytes);
+  } else if (leave_in_guest != nullptr) {
+    *leave_in_guest = true;
+    sent = guest;
   } else {
     const std::uint64_t started = adaptive ? now_ns() : 0;
     std::memcpy(payload, guest, raw_bytes);
@@ -142,7 +145,8 @@ std::size_t Encoder::write_batch(const std::byte* region, std::uint64_t first_pa
 }
 
 EncodeProgress Encoder::encode(const std::byte* region, std::span<const std::uint64_t> pages,
-                               std::uint32_t generation, std::span<std::byte> out) {
+                               std::uint32_t generation, std::span<std::byte> out,
+                               PageReferences* by_reference) {
   const std::size_t page_size = config_.page_size;
   const Policy& policy = config_.policy;
   const std::size_t delta_limit = page_size * policy.delta_max_percent / 100;
@@ -199,7 +203,15 @@ EncodeProgress Encoder::encode(const std::byte* region, std::span<const std::uin
     const std::size_t fits = (room - kRecordHeaderBytes) / page_size;
     const auto count = static_cast<std::uint32_t>(
         batch_length(region, pages, i, std::min<std::size_t>(policy.deflate_batch_pages, fits)));
-    w += write_batch(region, page, count, generation, &out[w], room);
+    if (by_reference != nullptr && by_reference->count == PageReferences::kMax) break;
+    bool referenced = false;
+    const std::size_t record = write_batch(region, page, count, generation, &out[w], room,
+                                           by_reference != nullptr ? &referenced : nullptr);
+    if (referenced) {
+      by_reference->items[by_reference->count++] =
+          PageReference{w + kRecordHeaderBytes, guest, static_cast<std::uint32_t>(record - kRecordHeaderBytes)};
+    }
+    w += record;
     i += count;
   }
   progress.stop = i == pages.size() ? EncodeStop::kDone : EncodeStop::kOutputFull;

@@ -148,7 +148,8 @@ struct MigrationResult {
 // destination's session running on its own.
 inline MigrationResult migrate(Harness& harness, Bytes& guest, Bytes& destination, int rounds,
                         SessionConfig source_config, SessionConfig destination_config,
-                        const std::function<void(DestinationSession&)>& after_round = {}) {
+                        const std::function<void(DestinationSession&)>& after_round = {},
+                        SourceSession::RoundPages kind = SourceSession::RoundPages::kMayChange) {
   MigrationResult result;
   const std::uint64_t pages = guest.size() / kPage;
   std::unique_ptr<DestinationSession> receiver;
@@ -175,7 +176,7 @@ inline MigrationResult migrate(Harness& harness, Bytes& guest, Bytes& destinatio
   result.congestion_controlled = source.stream(0).congestion_controlled();
   std::vector<std::uint64_t> all(pages);
   std::iota(all.begin(), all.end(), 0);
-  source.begin_round(all, 1);
+  source.begin_round(all, 1, kind);
   Status status = source.run_until_idle(60000);
   std::mt19937_64 rng(77);
   for (int round = 1; status && round <= rounds; ++round) {
@@ -184,7 +185,7 @@ inline MigrationResult migrate(Harness& harness, Bytes& guest, Bytes& destinatio
       if (session != nullptr) after_round(*session);
     }
     const auto dirty = dirty_some(guest, pages, rng);
-    source.begin_round(dirty, static_cast<std::uint32_t>(round + 1));
+    source.begin_round(dirty, static_cast<std::uint32_t>(round + 1), kind);
     status = source.run_until_idle(60000);
   }
   if (status) {

@@ -167,7 +167,6 @@ TEST(TransportRing, UnchecksummedMemoryLinkWithFramesEncodedInPlace) {
   auto source_config = harness.config(2, 1024, true);
   auto destination_config = harness.config(2, 1024, false);
   source_config.policy.deflate = false;
-  source_config.path.udp_checksum = destination_config.path.udp_checksum = false;
   const auto result = migrate(harness, guest, destination, 2, source_config, destination_config);
   ASSERT_EQ(result.source_error, "");
   ASSERT_EQ(result.destination_error, "");
@@ -227,6 +226,40 @@ INSTANTIATE_TEST_SUITE_P(TransportRing, ScatteredFrames,
                                               : info.param == Sealing::kAuthenticated ? "Authenticated"
                                                                                       : "Encrypted");
                          });
+
+// Rounds whose pages the guest cannot write (the switchover's, guest paused; this rig's
+// guest is only written between rounds) send RAW pages from guest memory by reference.
+// Retransmissions after loss read the guest again; duplicates, reordering and a port that
+// scatters the chains anew change nothing: the destination holds exactly the source.
+TEST(TransportRing, StableRoundsSendPagesByReferenceAndArriveExactly) {
+  Harness harness(2, {.drop = 0.01, .duplicate = 0.01, .reorder = 0.01, .corrupt = 0.002, .scatter_bytes = 1000});
+  Bytes guest = make_guest(2048, 9);
+  Bytes destination(guest.size());
+  auto source_config = harness.config(2, 2048, true);
+  source_config.policy.deflate = false;
+  auto destination_config = harness.config(2, 2048, false);
+  const auto result = migrate(harness, guest, destination, 2, source_config, destination_config, {},
+                              SourceSession::RoundPages::kStable);
+  ASSERT_EQ(result.source_error, "");
+  ASSERT_EQ(result.destination_error, "");
+  EXPECT_TRUE(guest == destination) << "destination memory differs from the source";
+  EXPECT_GT(result.source.streams.pages_by_reference, 1000u) << "pages went by reference";
+  EXPECT_GT(result.source.streams.retransmits_sack + result.source.streams.retransmits_timeout, 0u);
+  EXPECT_EQ(result.destination.streams.record_errors, 0u);
+}
+
+// The same rounds declared as changing (a running guest) copy every page.
+TEST(TransportRing, RoundsOfARunningGuestCopyEveryPage) {
+  Harness harness(1, {});
+  Bytes guest = make_guest(512, 10);
+  Bytes destination(guest.size());
+  auto source_config = harness.config(1, 512, true);
+  source_config.policy.deflate = false;
+  const auto result = migrate(harness, guest, destination, 1, source_config, harness.config(1, 512, false));
+  ASSERT_EQ(result.source_error, "");
+  EXPECT_TRUE(guest == destination);
+  EXPECT_EQ(result.source.streams.pages_by_reference, 0u);
+}
 
 TEST(TransportRing, HandshakeRefusalsSayWhatDiffersOnBothSides) {
   Harness harness(1, {});
@@ -533,4 +566,6 @@ int main(int argc, char** argv) {
   ::testing::AddGlobalTestEnvironment(new pagewire::transport::test_ring::EalEnvironment("test_transport_ring"));
   return RUN_ALL_TESTS();
 }
+
+
 

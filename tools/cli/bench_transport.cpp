@@ -113,6 +113,9 @@ int bench_transport(const std::vector<std::string>& args) {
        kCongestionControlHelp)
       ("security", po::value(&security)->default_value(security),
        "none, authenticated or encrypted (AES-256-GCM on every frame, a key made for the run)")
+      ("zero-copy", po::bool_switch(&options.zero_copy),
+       "also time rounds of pages declared stable (a paused guest), sent from guest memory by reference, "
+       "interleaved with the copying rounds")
       ("no-udp-checksum", po::bool_switch()->notifier([&](bool off) { options.udp_checksum = !off; }),
        "send frames without a UDP checksum (memory links only)")
       ("json", po::bool_switch(&json), "end with the result as one JSON object (event \"result\")");
@@ -185,7 +188,9 @@ int bench_transport(const std::vector<std::string>& args) {
                                 {"delay_ms", delay_ms}, {"jitter_ms", jitter_ms}, {"rate_gbps", rate_gbps}, {"lossy_gbps", r.lossy_gbps},
                                 {"lossy_vs_lossless", r.lossy_vs_lossless}, {"srtt_us", r.srtt_us},
                                 {"dropped", r.dropped}, {"retransmits_sack", r.retransmits_sack},
-                                {"retransmits_timeout", r.retransmits_timeout}}
+                                {"retransmits_timeout", r.retransmits_timeout},
+                                {"zero_copy_gbps", r.zero_copy_gbps}, {"zero_copy_vs_memcpy", r.zero_copy_vs_memcpy},
+                                {"zero_copy_vs_copy", r.zero_copy_vs_copy}, {"pages_by_reference", r.pages_by_reference}}
                      .dump()
               << std::endl;
     return 0;
@@ -197,6 +202,11 @@ int bench_transport(const std::vector<std::string>& args) {
   if (r.tcp_gbps > 0) std::cout << "; kernel TCP " << r.tcp_gbps << " Gbit/s: " << r.vs_tcp << "x kernel TCP";
   if (r.vs_cap > 0) std::cout << "; " << r.vs_cap << " of the link's " << rate_gbps << " Gbit/s cap";
   std::cout << "\n";
+  if (options.zero_copy) {
+    std::cout << "zero-copy: " << r.zero_copy_gbps << " Gbit/s: " << r.zero_copy_vs_memcpy << "x memcpy, "
+              << r.zero_copy_vs_copy << "x the copying rounds (medians of interleaved ratios); " << r.pages_by_reference
+              << " pages sent by reference\n";
+  }
   if (loss > 0) {
     std::cout << "loss " << loss << ": " << r.lossy_gbps << " Gbit/s: " << r.lossy_vs_lossless
               << " of lossless (median of interleaved ratios); " << r.dropped << " frames dropped, "

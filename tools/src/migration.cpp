@@ -35,10 +35,11 @@ SourceMigration::SourceMigration(transport::SourceSession& session, std::span<st
       log_(log),
       options_(options) {}
 
-Result<RoundReport> SourceMigration::send_round(std::span<const std::uint64_t> pages, std::uint32_t round) {
+Result<RoundReport> SourceMigration::send_round(std::span<const std::uint64_t> pages, std::uint32_t round,
+                                                transport::SourceSession::RoundPages kind) {
   const transport::SessionTotals before = session_.totals();
   const auto start = Clock::now();
-  session_.begin_round(pages, ++generation_);
+  session_.begin_round(pages, ++generation_, kind);
   auto show_progress = [&] {
     RoundProgress progress{.round = round, .pages = pages.size(), .seconds = seconds_since(start)};
     const transport::SessionTotals now = session_.totals();
@@ -185,7 +186,8 @@ Result<MigrationReport> SourceMigration::switch_over(std::span<const std::byte> 
     phase_start = now;
     return ms;
   };
-  auto last = send_round(pages, report.rounds);
+  // The guest is paused: its pages may go straight from its memory (zero-copy).
+  auto last = send_round(pages, report.rounds, transport::SourceSession::RoundPages::kStable);
   if (!last) return fail(last.error().message);
   report.final_round_ms = phase_ms();
   report.rounds += 1;

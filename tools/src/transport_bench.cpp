@@ -167,10 +167,10 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
                           std::to_string(dpdk_node) + ", the plan on node " + std::to_string(options.numa_node);
   }
   std::uint32_t generation = 0;
-  auto timed_round = [&](bool lossy, double* seconds) {
+  auto timed_round = [&](bool lossy, double* seconds, SourceSession::RoundPages kind = SourceSession::RoundPages::kMayChange) {
     for (auto& impairment : impairments) impairment->set_enabled(lossy);
     const auto start = std::chrono::steady_clock::now();
-    source.begin_round(all, ++generation);
+    source.begin_round(all, ++generation, kind);
     Status round = source.run_until_idle(120000);
     *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return round;
@@ -188,7 +188,8 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
   };
   const double bits = static_cast<double>(options.region_bytes) * 8;
   std::vector<double> rates, copy_rates, ratios, lossy_rates, lossy_ratios, tcp_rates, tcp_ratios;
-  double seconds = 0, lossy_seconds = 0;
+  std::vector<double> zero_copy_rates, zero_copy_ratios, zero_copy_vs_copy;
+  double seconds = 0, lossy_seconds = 0, zero_copy_seconds = 0;
   Status status = timed_round(false, &seconds);  // warm-up: first touch of mbufs and rings
   for (int repeat = 0; repeat < options.repeats && status; ++repeat) {
     const auto copy_start = std::chrono::steady_clock::now();
@@ -196,7 +197,14 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
       std::memcpy(copy_target->data() + p * kPage, guest->data() + p * kPage, kPage);
     }
     const double copy_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - copy_start).count();
-    status = timed_round(false, &seconds);
+    // Copying and zero-copy rounds take turns going first: a round right after another
+    // finds warmer caches.
+    const bool zero_copy_first = options.zero_copy && repeat % 2 == 1;
+    if (zero_copy_first) status = timed_round(false, &zero_copy_seconds, SourceSession::RoundPages::kStable);
+    if (status) status = timed_round(false, &seconds);
+    if (status && options.zero_copy && !zero_copy_first) {
+      status = timed_round(false, &zero_copy_seconds, SourceSession::RoundPages::kStable);
+    }
     if (status && !impairments.empty()) status = timed_round(true, &lossy_seconds);
     if (!status) break;
     auto tcp_seconds = options.impaired_link ? Result<double>(0.0) : timed_tcp_round();
@@ -214,6 +222,12 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
       progress << ", kernel TCP " << tcp_rates.back();
     }
     progress << ")";
+    if (options.zero_copy) {
+      zero_copy_rates.push_back(bits / zero_copy_seconds / 1e9);
+      zero_copy_ratios.push_back(copy_seconds / zero_copy_seconds);
+      zero_copy_vs_copy.push_back(seconds / zero_copy_seconds);
+      progress << ", zero-copy " << zero_copy_rates.back() << " Gbit/s";
+    }
     if (!impairments.empty()) {
       lossy_rates.push_back(bits / lossy_seconds / 1e9);
       lossy_ratios.push_back(seconds / lossy_seconds);
@@ -242,6 +256,12 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
   }
   if (options.impaired_link && options.link.rate_bytes_per_second > 0) {
     result.vs_cap = result.gbps / (options.link.rate_bytes_per_second * 8 / 1e9);
+  }
+  if (!zero_copy_rates.empty()) {
+    result.zero_copy_gbps = median(zero_copy_rates);
+    result.zero_copy_vs_memcpy = median(zero_copy_ratios);
+    result.zero_copy_vs_copy = median(zero_copy_vs_copy);
+    result.pages_by_reference = totals.streams.pages_by_reference;
   }
   if (!lossy_rates.empty()) {
     result.lossy_gbps = median(lossy_rates);

@@ -114,6 +114,25 @@ rte_mbuf* alloc_packet(rte_mempool* pool, std::uint32_t bytes) {
 
 namespace {
 
+// The UDP checksum field's value for a datagram over a segment chain (0 in the field while
+// summing, as sent): the sum of each piece, swapped where a piece starts at an odd offset.
+// DPDK 22.11's rte_ipv4_udptcp_cksum_mbuf() came out differently for two layouts of the
+// same bytes in our tests (a zero-copy chain and the same frame scattered anew), so chains
+// are summed here, the same way on both ends.
+std::uint16_t udp_checksum_of_chain(const rte_mbuf* mbuf, const rte_ipv4_hdr* ip, std::uint32_t udp_offset) {
+  const std::uint32_t udp_bytes = rte_be_to_cpu_16(ip->total_length) - kIpv4Bytes;
+  std::uint64_t sum = rte_ipv4_phdr_cksum(ip, 0);
+  std::uint32_t done = 0;
+  visit_bytes(mbuf, udp_offset, udp_bytes, [&](const std::byte* piece, std::size_t bytes) {
+    std::uint16_t part = __rte_raw_cksum_reduce(__rte_raw_cksum(piece, bytes, 0));
+    if (done & 1) part = rte_bswap16(part);
+    sum += part;
+    done += static_cast<std::uint32_t>(bytes);
+  });
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<std::uint16_t>(sum);  // all ones when the datagram sums right
+}
+
 // A chain's segment lengths must add up to its packet length, or offsets computed from the
 // packet length would run past the last segment.
 bool consistent_chain(const rte_mbuf* mbuf) {
@@ -174,7 +193,7 @@ ReceivedFrame parse_frame(const rte_mbuf* mbuf, const Path& path, std::uint16_t 
   const bool udp_bad = udp->dgram_cksum == 0 ? path.udp_checksum  // missing where we require one
                        : udp_checked == RTE_MBUF_F_RX_L4_CKSUM_BAD ? true
                        : udp_checked == RTE_MBUF_F_RX_L4_CKSUM_GOOD ? false
-                       : chained ? rte_ipv4_udptcp_cksum_mbuf_verify(mbuf, ip, static_cast<std::uint16_t>(link.bytes + kIpv4Bytes)) != 0
+                       : chained ? udp_checksum_of_chain(mbuf, ip, link.bytes + kIpv4Bytes) != 0xffff
                                  : rte_ipv4_udptcp_cksum_verify(ip, udp) != 0;
   if (udp_bad) return dropped(FrameDrop::kBadChecksum);
 
@@ -354,8 +373,12 @@ void finish_frame(rte_mbuf* mbuf, const Path& path, const FrameFields& fields,
   } else {
     ip->hdr_checksum = rte_ipv4_cksum(ip);
     if (path.udp_checksum) {
-      udp->dgram_cksum = chained ? rte_ipv4_udptcp_cksum_mbuf(mbuf, ip, kEthernetBytes + kIpv4Bytes)
-                                 : rte_ipv4_udptcp_cksum(ip, udp);
+      if (chained) {
+        const std::uint16_t sum = static_cast<std::uint16_t>(~udp_checksum_of_chain(mbuf, ip, kEthernetBytes + kIpv4Bytes));
+        udp->dgram_cksum = sum == 0 ? 0xffff : sum;  // 0 would mean "no checksum"
+      } else {
+        udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
+      }
     }
   }
   tag_vlan(mbuf, path.local.vlan);

@@ -1,7 +1,12 @@
 #include "pagewire/transport/port.hpp"
 
+#include <rte_bus.h>
+#include <rte_dev.h>
 #include <rte_ethdev.h>
+#include <rte_memory.h>
 #include <rte_mbuf.h>
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <utility>
@@ -146,6 +151,7 @@ Result<Port> Port::open(const PortConfig& config) {
   port.tx_checksum_offload_ = tx_checksums;
   port.rx_checksum_offload_ = rx_checksums;
   port.rx_scatter_ = scatter;
+  port.virtual_device_ = info.device != nullptr && std::string(rte_bus_name(rte_dev_bus(info.device))) == "vdev";
   if (rx_pool != pool) port.rx_pool_ = rx_pool;
   if (config.zero_copy && tx_chains) {
     // Buffer-less mbufs: each points at a guest page or at a record header in a frame's
@@ -168,6 +174,40 @@ Result<Port> Port::open(const PortConfig& config) {
   return port;
 }
 
+Status Port::map_for_dma(const void* start, std::size_t bytes) const {
+  if (virtual_device_) return Ok{};
+  if (rte_eal_iova_mode() != RTE_IOVA_VA) {
+    return make_error("port " + name_ + ": the device DMAs and EAL runs with physical IOVAs: frames cannot point at "
+                      "guest memory (bind the NIC to vfio-pci with an IOMMU for IOVA-as-VA)");
+  }
+  const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  auto* address = const_cast<void*>(start);
+  const std::size_t length = (bytes + page - 1) / page * page;
+  if (rte_extmem_register(address, length, nullptr, 0, page) != 0 && rte_errno != EEXIST) {
+    return make_error("port " + name_ + ": registering the guest region with DPDK failed: " + rte_strerror(rte_errno));
+  }
+  rte_eth_dev_info info{};
+  rte_eth_dev_info_get(id_, &info);
+  if (rte_dev_dma_map(info.device, address, reinterpret_cast<std::uintptr_t>(address), length) != 0 &&
+      rte_errno != ENOTSUP) {
+    const std::string why = rte_strerror(rte_errno);
+    rte_extmem_unregister(address, length);
+    return make_error("port " + name_ + ": mapping the guest region for the device's DMA failed: " + why);
+  }
+  return Ok{};
+}
+
+void Port::unmap_for_dma(const void* start, std::size_t bytes) const {
+  if (virtual_device_) return;
+  const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  auto* address = const_cast<void*>(start);
+  const std::size_t length = (bytes + page - 1) / page * page;
+  rte_eth_dev_info info{};
+  rte_eth_dev_info_get(id_, &info);
+  rte_dev_dma_unmap(info.device, address, reinterpret_cast<std::uintptr_t>(address), length);
+  rte_extmem_unregister(address, length);
+}
+
 Port::Port(Port&& other) noexcept
     : id_(other.id_),
       queues_(other.queues_),
@@ -178,6 +218,7 @@ Port::Port(Port&& other) noexcept
       tx_checksum_offload_(other.tx_checksum_offload_),
       rx_checksum_offload_(other.rx_checksum_offload_),
       rx_scatter_(other.rx_scatter_),
+      virtual_device_(other.virtual_device_),
       rx_pool_(std::exchange(other.rx_pool_, nullptr)),
       reference_pool_(std::exchange(other.reference_pool_, nullptr)),
       reference_info_(std::move(other.reference_info_)),

@@ -301,6 +301,19 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
   source->session_ = session;
   source->crypto_ = std::move(crypto);
   source->round_pages_.resize(config.streams);
+  source->region_bytes_ = config.region_pages * config.page_size;
+  if (!config.tuning.zero_copy) {
+    source->zero_copy_note_ = "off (tuning)";
+  } else if (port.reference_pool() == nullptr) {
+    source->zero_copy_note_ = "unavailable: port " + port.name() + " cannot send segment chains";
+  } else if (key.has_value()) {
+    source->zero_copy_note_ = "unavailable: sealed frames are written, not referenced";
+  } else if (Status mapped = port.map_for_dma(region, source->region_bytes_); !mapped) {
+    source->zero_copy_note_ = "unavailable: " + mapped.error().message;
+  } else {
+    source->zero_copy_ = true;
+    source->dma_port_ = &port;
+  }
   for (std::uint16_t s = 0; s < config.streams; ++s) {
     pagecodec::EncoderConfig codec{.page_size = config.page_size,
                                    .region_pages = config.region_pages,
@@ -308,7 +321,9 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
                                    .policy = config.policy};
     auto encoder = pagecodec::Encoder::create(codec);
     if (!encoder) return encoder.error();
-    source->streams_.emplace_back(s, QueueRef{port.id(), s, port.pool()}, config.path, session,
+    const ReferenceSegments references =
+        source->zero_copy_ ? ReferenceSegments{port.reference_pool(), port.reference_info(s)} : ReferenceSegments{};
+    source->streams_.emplace_back(s, QueueRef{port.id(), s, port.pool(), references}, config.path, session,
                                   static_cast<std::uint16_t>(payload_for_mtu(path_mtu, key.has_value())),
                                   config.tuning, std::move(encoder).value(), source->crypto(s));
     source->round_pages_[s].reserve(config.region_pages / config.streams + 1);
@@ -318,14 +333,21 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
   return source;
 }
 
-void SourceSession::begin_round(std::span<const std::uint64_t> pages, std::uint32_t generation) {
+void SourceSession::begin_round(std::span<const std::uint64_t> pages, std::uint32_t generation, RoundPages kind) {
   for (auto& list : round_pages_) list.clear();
   for (std::uint64_t page : pages) {
     if (page < config_.region_pages) {
       round_pages_[stream_of_page(page, config_.region_pages, config_.streams)].push_back(page);
     }
   }
-  for (std::uint16_t s = 0; s < streams_.size(); ++s) streams_[s].assign(round_pages_[s], region_, generation);
+  for (std::uint16_t s = 0; s < streams_.size(); ++s) {
+    streams_[s].assign(round_pages_[s], region_, generation, kind == RoundPages::kStable);
+  }
+}
+
+SourceSession::~SourceSession() {
+  streams_.clear();  // frees every frame that points at the region
+  if (dma_port_ != nullptr) dma_port_->unmap_for_dma(region_, region_bytes_);
 }
 
 void SourceSession::begin_finish() {

@@ -56,10 +56,11 @@ SourceStream::~SourceStream() {
 }
 
 void SourceStream::assign(std::span<const std::uint64_t> pages, const std::byte* region,
-                          std::uint32_t generation) {
+                          std::uint32_t generation, bool stable) {
   pages_ = pages;
   region_ = region;
   generation_ = generation;
+  by_reference_ = stable && tuning_.zero_copy && queue_.references && crypto_ == nullptr;
 }
 
 void SourceStream::finish() { fin_wanted_ = true; }
@@ -507,11 +508,12 @@ std::size_t SourceStream::next_frame_bytes() {
 }
 
 // Encodes straight into a new frame when records can be whole in it: no DEFLATE batch
-// (whose RAW fallback may exceed a frame) and nothing staged or half-framed. Returns the
-// frame, or nullptr when the staging path must be used.
+// (whose RAW fallback may exceed a frame), nothing staged or half-framed, and a frame that
+// holds a one-page record (RAW batches shrink to what fits; a DELTA is smaller than a
+// page). Returns the frame, or nullptr when the staging path must be used.
 rte_mbuf* SourceStream::encode_into_frame() {
   if (encoder_.config().policy.deflate || staged_begin_ != staged_end_ || fragment_left_ != 0 ||
-      pages_.empty() || payload_bytes_ < encoder_.max_record_bytes()) {
+      pages_.empty() || payload_bytes_ < pagecodec::kRecordHeaderBytes + encoder_.config().page_size) {
     return nullptr;
   }
   rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
@@ -519,12 +521,25 @@ rte_mbuf* SourceStream::encode_into_frame() {
     ++counters_.mbuf_exhausted;
     return nullptr;
   }
-  const pagecodec::EncodeProgress progress =
-      encoder_.encode(region_, pages_, generation_, {frame_payload(mbuf), payload_bytes_});
+  pagecodec::PageReferences references;
+  const pagecodec::EncodeProgress progress = encoder_.encode(region_, pages_, generation_, {frame_payload(mbuf), payload_bytes_},
+                                                             by_reference_ ? &references : nullptr);
   pages_ = pages_.subspan(progress.pages_consumed);
   if (progress.bytes_written == 0) {
     rte_pktmbuf_free(mbuf);
     return nullptr;
+  }
+  if (references.count > 0) {
+    if (attach_page_references(mbuf, static_cast<std::uint16_t>(progress.bytes_written), references, queue_.references)) {
+      for (std::size_t r = 0; r < references.count; ++r) {
+        counters_.pages_by_reference += references.items[r].length / encoder_.config().page_size;
+      }
+    } else {
+      ++counters_.mbuf_exhausted;  // the pages are encoded already: copy them into their places
+      for (std::size_t r = 0; r < references.count; ++r) {
+        std::memcpy(frame_payload(mbuf) + references.items[r].offset, references.items[r].bytes, references.items[r].length);
+      }
+    }
   }
   finish_frame(mbuf, path_, FrameFields{.type = FrameType::kData, .stream = index_, .session = session_, .seq = snd_nxt_},
                static_cast<std::uint16_t>(progress.bytes_written), 0, crypto_);

@@ -49,6 +49,7 @@ void add_counters(rte_tel_data* d, const StreamSnapshot& s) {
   rte_tel_data_add_dict_u64(d, "black_holes", c.black_holes);
   rte_tel_data_add_dict_u64(d, "path_mtu", c.path_mtu);
   rte_tel_data_add_dict_u64(d, "fragments_sent", c.fragments_sent);
+  rte_tel_data_add_dict_u64(d, "pages_by_reference", c.pages_by_reference);
   rte_tel_data_add_dict_u64(d, "fragments_received", c.fragments_received);
   rte_tel_data_add_dict_u64(d, "reassembly_full", c.reassembly_full);
   rte_tel_data_add_dict_u64(d, "srtt_us", c.srtt_us);

@@ -61,6 +61,20 @@ struct EncodeProgress {
   EncodeStop stop = EncodeStop::kDone;
 };
 
+// A RAW payload left in guest memory (zero-copy): its bytes belong at `offset` of encode()'s
+// output, which encode() reserves but does not write; the sender points its frame at
+// `bytes` instead.
+struct PageReference {
+  std::size_t offset = 0;
+  const std::byte* bytes = nullptr;
+  std::uint32_t length = 0;
+};
+struct PageReferences {
+  static constexpr std::size_t kMax = 7;  // with the gaps between them, 15 frame segments
+  std::array<PageReference, kMax> items{};
+  std::size_t count = 0;
+};
+
 class Encoder {
  public:
   static Result<Encoder> create(const EncoderConfig& config);
@@ -70,8 +84,14 @@ class Encoder {
   // max_record_bytes() always takes at least one record. `region` may be written by the
   // guest concurrently: every record is self-consistent and the delta cache keeps exactly
   // what was encoded.
+  //
+  // With `by_reference`, RAW payloads (not deflate's) are left in `region` and described
+  // there, up to PageReferences::kMax of them (then kOutputFull). Only for pages the guest
+  // cannot write until the receiver has them (a paused guest): the record's CRC and the
+  // delta cache take the page as it is now, and the sender reads it again later.
   EncodeProgress encode(const std::byte* region, std::span<const std::uint64_t> pages,
-                        std::uint32_t generation, std::span<std::byte> out);
+                        std::uint32_t generation, std::span<std::byte> out,
+                        PageReferences* by_reference = nullptr);
 
   // The peer no longer holds the version of `page` we last sent (it refused a DELTA): the
   // next encode of the page must not be a DELTA.
@@ -91,9 +111,10 @@ class Encoder {
   bool is_zero(const std::byte* page) const;
   std::size_t batch_length(const std::byte* region, std::span<const std::uint64_t> pages,
                            std::size_t first, std::size_t limit) const;
+  // `leave_in_guest`: a RAW payload is not copied, and *leave_in_guest says so.
   std::size_t write_batch(const std::byte* region, std::uint64_t first_page,
                           std::uint32_t count, std::uint32_t generation, std::byte* out,
-                          std::size_t room);
+                          std::size_t room, bool* leave_in_guest);
   void write_header(std::byte* out, Encoding encoding, std::uint32_t page_count,
                     std::size_t payload_bytes, std::uint64_t first_page,
                     std::uint32_t generation, std::uint32_t base_generation,

@@ -91,7 +91,8 @@ class SourceMigration {
                               const std::function<void(const RoundProgress&)>& on_progress = {});
 
  private:
-  Result<RoundReport> send_round(std::span<const std::uint64_t> pages, std::uint32_t round);
+  Result<RoundReport> send_round(std::span<const std::uint64_t> pages, std::uint32_t round,
+                                 transport::SourceSession::RoundPages kind = transport::SourceSession::RoundPages::kMayChange);
   // `pending`: pages dirtied during the last pre-copy round, already taken from the log.
   Result<MigrationReport> switch_over(std::span<const std::byte> device_state, MigrationReport report,
                                       std::vector<std::uint64_t> pending);

@@ -31,6 +31,9 @@ struct TransportBenchOptions {
   // Sealed frames (a key made for the run): AES-256-GCM authentication, and encryption too.
   bool authenticate = false;
   bool encrypt = false;
+  // Also time rounds declared stable (a paused guest), whose RAW pages go by reference
+  // (zero-copy), interleaved with the copying ones.
+  bool zero_copy = false;
   // Impairments of the link itself (delay, jitter, rate cap, bursty loss...): a Middlebox
   // forwarder then stands between the ends. The kernel-TCP pass is skipped (it would not
   // cross the same link).
@@ -46,6 +49,10 @@ struct TransportBenchResult {
   double vs_cap = 0;          // lossless rounds / the link's rate cap, when there is one
   double tcp_gbps = 0;        // the same pages and codec over kernel TCP (tcp_baseline.hpp)
   double vs_tcp = 0;          // median of per-repeat ratios lossless / kernel TCP
+  double zero_copy_gbps = 0;       // median stable round (pages by reference)
+  double zero_copy_vs_memcpy = 0;  // median of per-repeat ratios stable round / memcpy
+  double zero_copy_vs_copy = 0;    // median of per-repeat ratios stable round / copying round
+  std::uint64_t pages_by_reference = 0;
   double lossy_gbps = 0;      // median lossy round
   double lossy_vs_lossless = 0;  // median of per-repeat ratios lossy / lossless
   std::uint64_t retransmits_timeout = 0;

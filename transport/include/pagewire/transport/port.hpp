@@ -33,7 +33,7 @@ struct PortConfig {
   std::uint16_t buffer_bytes = 0;
   // Make the segments that let frames carry guest pages by reference (zero-copy TX;
   // zero_copy_frame.hpp). Only where the device sends chains (TX multi-segment offload).
-  bool zero_copy = false;
+  bool zero_copy = true;
   std::string name;                    // for messages and the mempool name
 };
 
@@ -63,6 +63,11 @@ class Port {
   // Frames may point at guest memory: the device sends chains, and the port has the
   // segments for it. Null pool when not.
   rte_mempool* reference_pool() const { return reference_pool_; }
+  // Lets frames point at `bytes` of memory from `start` (a guest region): nothing to do for
+  // a virtual device, which reads with the CPU; a device that DMAs needs IOVA-as-VA (VFIO
+  // with an IOMMU) and the region registered and mapped for it. The message says why not.
+  Status map_for_dma(const void* start, std::size_t bytes) const;
+  void unmap_for_dma(const void* start, std::size_t bytes) const;
   // The bookkeeping of queue q's references to guest memory (one per queue: no two cores
   // share its count).
   rte_mbuf_ext_shared_info* reference_info(std::uint16_t queue) const { return &reference_info_[queue]; }
@@ -81,6 +86,7 @@ class Port {
   bool tx_checksum_offload_ = false;
   bool rx_checksum_offload_ = false;
   bool rx_scatter_ = false;
+  bool virtual_device_ = false;  // on the vdev bus: no DMA
   rte_mempool* rx_pool_ = nullptr;  // scattered receive buffers; null: pool_ receives too
   rte_mempool* reference_pool_ = nullptr;
   std::unique_ptr<rte_mbuf_ext_shared_info[]> reference_info_;

@@ -84,8 +84,12 @@ class SourceSession {
   std::uint16_t path_mtu() const { return path_mtu_; }
   std::uint16_t streams() const { return static_cast<std::uint16_t>(streams_.size()); }
 
-  // Splits `pages` (ascending) between the streams for the next round.
-  void begin_round(std::span<const std::uint64_t> pages, std::uint32_t generation);
+  // Splits `pages` (ascending) between the streams for the next round. kStable: the guest
+  // cannot write these pages until the round is over (paused for the switchover, or the
+  // hypervisor write-protects them), so RAW pages may go by reference (zero-copy).
+  enum class RoundPages : std::uint8_t { kMayChange, kStable };
+  void begin_round(std::span<const std::uint64_t> pages, std::uint32_t generation,
+                   RoundPages kind = RoundPages::kMayChange);
   void begin_finish();
   // One step of stream `s`; true while it has work.
   bool poll(std::uint16_t s, std::uint64_t now_tsc) { return streams_[s].poll(now_tsc); }
@@ -106,6 +110,10 @@ class SourceSession {
 
   SessionTotals totals() const;
   const SourceStream& stream(std::uint16_t s) const { return streams_[s]; }
+  // Whether stable rounds send RAW pages by reference, and if not, why.
+  bool zero_copy() const { return zero_copy_; }
+  const std::string& zero_copy_note() const { return zero_copy_note_; }
+  ~SourceSession();
 
  private:
   SourceSession() = default;
@@ -121,6 +129,10 @@ class SourceSession {
   std::vector<std::unique_ptr<FrameCrypto>> crypto_;  // per stream (queue); empty without a key
   std::vector<SourceStream> streams_;
   std::vector<std::vector<std::uint64_t>> round_pages_;
+  std::uint64_t region_bytes_ = 0;
+  bool zero_copy_ = false;
+  std::string zero_copy_note_ = "on";
+  const Port* dma_port_ = nullptr;  // mapped the region for zero-copy: unmapped when the session ends
   std::unique_ptr<TelemetryRegistration> telemetry_;  // declared last: leaves telemetry first
 };
 

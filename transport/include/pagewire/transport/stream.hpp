@@ -29,6 +29,7 @@
 #include "pagewire/transport/pacing_controller.hpp"
 #include "pagewire/transport/published_counters.hpp"
 #include "pagewire/transport/stream_counters.hpp"
+#include "pagewire/transport/zero_copy_frame.hpp"
 
 namespace pagewire::transport {
 
@@ -59,12 +60,17 @@ struct StreamTuning {
   // parts that fit. It looks for a larger MTU again after mtu_raise_interval_ms.
   std::uint32_t black_hole_timeouts = 2;
   std::uint32_t mtu_raise_interval_ms = 10000;
+  // Zero-copy: in rounds whose pages the guest cannot write (SourceSession::begin_round),
+  // RAW pages go from guest memory by reference where the port can send them so
+  // (zero_copy_frame.hpp). Off: always copied into frames.
+  bool zero_copy = true;
 };
 
 struct QueueRef {
   std::uint16_t port;
   std::uint16_t queue;
   rte_mempool* pool;
+  ReferenceSegments references{};  // empty: the port cannot send pages by reference
 };
 
 class SourceStream {
@@ -78,7 +84,9 @@ class SourceStream {
   ~SourceStream();
 
   // Pages of this stream to send in this round (ascending), tagged with `generation`.
-  void assign(std::span<const std::uint64_t> pages, const std::byte* region, std::uint32_t generation);
+  // `stable`: the guest cannot write them until they are acknowledged (zero-copy allowed).
+  void assign(std::span<const std::uint64_t> pages, const std::byte* region, std::uint32_t generation,
+              bool stable = false);
   // After the last round: send FIN until the destination confirms.
   void finish();
 
@@ -187,6 +195,7 @@ class SourceStream {
   std::vector<std::uint64_t> resending_;  // what pages_ points into while resending
   const std::byte* region_ = nullptr;
   std::uint32_t generation_ = 0;
+  bool by_reference_ = false;  // this round's RAW pages go as references into region_
 
   // Encoded, not yet framed: [staged_begin_, staged_end_) of staging_.
   std::vector<std::byte> staging_;
