@@ -4,7 +4,9 @@
 # computes TX sums and checks RX sums itself, as a NIC would), so both ends enable it and
 # leave the sums to the port; the kernel bridge in between forwards real Ethernet frames.
 # Both ends are on VLAN 100: the bridge carries tagged frames, ARP included. The migration
-# must verify byte for byte, and both ends must report the offload in use. (802.1Q through
+# must verify byte for byte, and both ends must report the offload in use. The destination
+# receives into 1024-byte buffers, so the tap PMD scatters every full frame over a chain
+# (RX scatter, as a NIC with small buffers would). (802.1Q through
 # a kernel router's VLAN interface would be the next test; this kernel has no 8021q.)
 set -u
 pw=$1
@@ -36,7 +38,7 @@ attach() {
 }
 
 "$pw" dst --vdev "net_tap0,iface=$dst_if" --size-mib 32 --json --timeout-s 30 --file-prefix "$tag-dst" --vlan 100 \
-  > "$dir/dst.log" 2>&1 &
+  --rx-buffer-bytes 1024 > "$dir/dst.log" 2>&1 &
 dst_pid=$!
 attach "$dst_if" 02:00:5e:00:00:01
 for _ in $(seq 200); do grep -q '"event":"ready"' "$dir/dst.log" && break; sleep 0.05; done
@@ -49,4 +51,5 @@ wait "$dst_pid" || fail "the destination failed"
 grep -q '"verified":true' "$dir/src.log" || fail "not verified"
 grep -q '"checksum_offload":{"rx":true,"tx":true}' "$dir/src.log" || fail "the source did not use checksum offload"
 grep -q '"checksum_offload":{"rx":true,"tx":true}' "$dir/dst.log" || fail "the destination did not use checksum offload"
-echo "migrated over net_tap and a kernel bridge, on VLAN 100, with checksum offload; verified"
+grep -q '"rx_scatter":true' "$dir/dst.log" || fail "the destination did not scatter received frames"
+echo "migrated over net_tap and a kernel bridge, on VLAN 100, with checksum offload and RX scatter; verified"

@@ -358,7 +358,8 @@ TEST(TransportRing, Vlan100TagsEveryFrameAndIgnoresOtherVlans) {
 // 1500 bytes (no ICMP, as a tunnel that loses DF packets). Each stream notices its frames
 // vanish while small probes pass, searches for the new MTU, and sends what it holds in
 // parts the destination rebuilds; frames built afterwards fit. With the path restored, the
-// streams find the larger MTU again. Sealed frames too: what is cut must be unsealed first.
+// streams find the larger MTU again. Clear frames carry their pages by reference (chains
+// are cut from guest memory); sealed ones must be unsealed first.
 // (On this shared VM, silent timers without a black hole happen too: those end in a
 // confirming probe at the full size, which passes.)
 class BlackHole : public ::testing::TestWithParam<bool> {};
@@ -373,6 +374,7 @@ TEST_P(BlackHole, AMidTransferMtuDropIsFoundAndCrossedInParts) {
   // Longer than the black-hole search takes here, so the first look for a larger MTU comes
   // after the clamp is lifted.
   source_config.tuning.mtu_raise_interval_ms = 1000;
+  source_config.policy.deflate = sealed;  // clear: RAW pages, encoded straight into frames
   if (sealed) {
     std::array<std::uint8_t, 32> secret;
     secret.fill(7);
@@ -390,11 +392,15 @@ TEST_P(BlackHole, AMidTransferMtuDropIsFoundAndCrossedInParts) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // past the raise interval
     }
   };
-  const auto result = migrate(harness, guest, destination, 6, source_config, destination_config, route_change);
+  const auto result = migrate(harness, guest, destination, 6, source_config, destination_config, route_change,
+                              sealed ? SourceSession::RoundPages::kMayChange : SourceSession::RoundPages::kStable);
   ASSERT_EQ(result.source_error, "");
   ASSERT_EQ(result.destination_error, "");
   EXPECT_TRUE(guest == destination);
   EXPECT_EQ(result.path_mtu, 9000);
+  if (!sealed) {
+    EXPECT_GT(result.source.streams.pages_by_reference, 0u);
+  }
   EXPECT_GE(result.source.streams.black_holes, 1u);
   EXPECT_GT(result.source.streams.fragments_sent, 0u);
   EXPECT_GT(result.destination.streams.fragments_received, 0u);

@@ -57,6 +57,7 @@ struct LinkOptions {
   bool json = false;
   std::string psk_file;
   bool encrypt = false;
+  std::uint16_t rx_buffer_bytes = 0;
 };
 
 void add_link_options(po::options_description& d, LinkOptions& o, bool source) {
@@ -85,6 +86,9 @@ void add_link_options(po::options_description& d, LinkOptions& o, bool source) {
       ("encrypt", po::bool_switch(&o.encrypt),
        source ? "encrypt every frame too (AES-256-GCM); needs the key"
               : "refuse a source that does not encrypt; needs the key")
+      ("rx-buffer-bytes", po::value(&o.rx_buffer_bytes)->default_value(o.rx_buffer_bytes),
+       "receive buffers of this many bytes, at least 1024: larger frames are scattered over several (the device "
+       "must offer RX scatter); 0: one frame per buffer")
       ("config", po::value<std::string>(), "read options from this file: one `name = value` per line");
 }
 
@@ -175,7 +179,7 @@ Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
   }
 
   auto port = transport::Port::open({.port_id = 0, .queues = o.streams, .mtu = o.mtu, .held_frames_per_queue = 4096,
-                                     .name = role});
+                                     .buffer_bytes = o.rx_buffer_bytes, .name = role});
   if (!port) return port.error();
   Endpoint endpoint;
   endpoint.port = std::make_unique<transport::Port>(std::move(port).value());
@@ -287,6 +291,7 @@ int destination(const std::vector<std::string>& args) {
   }
   if (o.json) {
     std::cout << nlohmann::json{{"event", "received"}, {"digest", received->digest},
+                                {"rx_scatter", endpoint->port->rx_scatter()},
                                 {"checksum_offload", {{"tx", endpoint->port->tx_checksum_offload()},
                                                       {"rx", endpoint->port->rx_checksum_offload()}}},
                                 {"device_state_bytes", received->device_state.size()}, {"prefault_ms", prefault_ms}}
@@ -315,6 +320,7 @@ int source(const std::vector<std::string>& args) {
   std::uint16_t burst = 32;
   std::uint32_t window = 1024;
   std::string congestion_control = "auto";
+  bool no_zero_copy = false;
   po::options_description d("src options");
   add_link_options(d, o, true);
   d.add_options()
@@ -347,6 +353,9 @@ int source(const std::vector<std::string>& args) {
        "cap on the wire rate of all streams together (QEMU's max-bandwidth); 0: none")
       ("congestion-control", po::value(&congestion_control)->default_value(congestion_control),
        kCongestionControlHelp)
+      ("no-zero-copy", po::bool_switch(&no_zero_copy),
+       "copy every page into frames, the switchover's too (default: the paused guest's RAW pages are sent from its "
+       "memory by reference where the port can send segment chains)")
       ("burst", po::value(&burst)->default_value(burst), "frames per TX/RX burst, 1..64")
       ("window", po::value(&window)->default_value(window), "frames in flight per stream, a power of two")
       ("state-file", po::value(&state_file), "device state to send at switchover (default: 4 KiB generated)");
@@ -400,6 +409,7 @@ int source(const std::vector<std::string>& args) {
   config.tuning.window_frames = window;
   config.tuning.rate_bytes_per_second = max_gbps * 1e9 / 8 / o.streams;
   config.tuning.congestion_control = *control;
+  config.tuning.zero_copy = !no_zero_copy;
   config.policy = *policy;
   config.policy.deflate_level = deflate_level;
   config.policy.adaptive.link_bytes_per_second = link_gbps * 1e9 / 8 / o.streams;
@@ -436,7 +446,7 @@ int source(const std::vector<std::string>& args) {
     std::cout << "src: " << o.size_mib << " MiB " << profile_name << " image (digest " << initial_digest
               << "), path MTU " << (*session)->path_mtu() << ", security: " << security_name(config.security)
               << ", congestion control " << ((*session)->stream(0).congestion_controlled() ? "on" : "off")
-              << ", guest writing " << guest_config.pages_per_second
+              << ", zero-copy switchover " << (*session)->zero_copy_note() << ", guest writing " << guest_config.pages_per_second
               << " pages/s (" << pattern << ", " << guest_config.bytes_per_write << " B each)\n"
               << "round     pages   wire MiB   seconds  Gbit/s  dirty pages/s  left   throttle  zero/raw/delta/deflate"
               << std::endl;
@@ -478,6 +488,9 @@ int source(const std::vector<std::string>& args) {
                                 {"throughput_gbps", guest_mib * 8 * (1 << 20) / 1e9 / report->total_seconds},
                                 {"pages_by_encoding", report->pages_by_encoding}, {"final_throttle", report->final_throttle},
                                 {"security", security_name(config.security)},
+                                {"zero_copy", (*session)->zero_copy_note()},
+                                {"pages_by_reference", (*session)->totals().streams.pages_by_reference},
+                                {"rx_scatter", endpoint->port->rx_scatter()},
                                 {"checksum_offload", {{"tx", endpoint->port->tx_checksum_offload()},
                                                       {"rx", endpoint->port->rx_checksum_offload()}}}}
                      .dump()
