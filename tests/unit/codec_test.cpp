@@ -3,6 +3,8 @@
 // page size.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
 #include <numeric>
 #include <random>
 
@@ -58,6 +60,43 @@ class Migration {
                 DecodeError::kNone);
       rest = rest.subspan(progress.pages_consumed);
     }
+  }
+
+  // The same, RAW payloads left in the region (zero-copy): their places in the buffer are
+  // filled from the references, as a NIC gathers a frame's segments, before decoding.
+  // Returns the references made.
+  std::size_t send_by_reference(const std::vector<std::uint64_t>& indices, std::uint32_t generation,
+                                std::size_t buffer_bytes) {
+    std::size_t made = 0;
+    Bytes buffer(buffer_bytes);
+    std::span<const std::uint64_t> rest(indices);
+    while (!rest.empty()) {
+      std::fill(buffer.begin(), buffer.end(), std::byte{0xa5});
+      PageReferences references;
+      const EncodeProgress progress = encoder_->encode(source_.data(), rest, generation, buffer, &references);
+      EXPECT_GT(progress.pages_consumed, 0u);
+      if (progress.pages_consumed == 0) return made;
+      for (std::size_t r = 0; r < references.count; ++r) {
+        const PageReference& ref = references.items[r];
+        EXPECT_GE(ref.bytes, source_.data());
+        EXPECT_LE(ref.bytes + ref.length, source_.data() + source_.size());
+        EXPECT_LE(ref.offset + ref.length, progress.bytes_written);
+        // (Later rounds may leave a delta that did not pay there, unsent.)
+        if (generation == 1) {
+          EXPECT_TRUE(std::all_of(buffer.begin() + static_cast<std::ptrdiff_t>(ref.offset),
+                                buffer.begin() + static_cast<std::ptrdiff_t>(ref.offset + ref.length),
+                                  [](std::byte b) { return b == std::byte{0xa5}; }))
+              << "a referenced payload was copied";
+        }
+        std::memcpy(buffer.data() + ref.offset, ref.bytes, ref.length);
+      }
+      made += references.count;
+      std::size_t applied = 0;
+      EXPECT_EQ(decoder_->decode_all({buffer.data(), progress.bytes_written}, destination_.data(), &applied),
+                DecodeError::kNone);
+      rest = rest.subspan(progress.pages_consumed);
+    }
+    return made;
   }
 
   void send_all(std::uint32_t generation) {
@@ -216,6 +255,40 @@ TEST(Codec, ScatteredPagesAndASmallBufferStillArriveExactly) {
   }
   m.send(rest, 1, m.encoder().max_record_bytes() + 100);
   EXPECT_TRUE(m.identical());
+}
+
+// Zero-copy: RAW payloads stay in the region and are described instead; zero pages and
+// deltas are written as always, CRCs cover the referenced bytes, and the delta cache holds
+// what was referenced, so the next round's deltas apply exactly.
+TEST(Codec, RawPagesByReferenceAreDescribedNotCopied) {
+  Policy policy = only(true, true, false);
+  policy.crc = true;
+  Migration m(4096, 64, policy);
+  std::vector<std::uint64_t> all(64);
+  std::iota(all.begin(), all.end(), 0);
+  EXPECT_GT(m.send_by_reference(all, 1, 9000), 0u);
+  EXPECT_TRUE(m.identical());
+  m.send_by_reference(all, 2, 9000);  // sent twice: now in the delta cache, as referenced
+  std::mt19937_64 rng(5);
+  for (std::uint64_t p = 0; p < 64; p += 3) test::fill_page(m.page(p), 4096, PageKind::kSparse, rng);
+  for (std::uint64_t p = 1; p < 64; p += 7) m.page(p)[100] ^= std::byte{1};
+  m.send_by_reference(all, 3, 9000);
+  EXPECT_TRUE(m.identical());
+  EXPECT_GT(pages_as(m.sent(), Encoding::kDelta), 0u);
+  EXPECT_EQ(m.received().errors[static_cast<std::size_t>(DecodeError::kCrcMismatch)], 0u);
+  EXPECT_GT(m.received().pages[static_cast<std::size_t>(Encoding::kRaw)], 0u);
+}
+
+TEST(Codec, ReferencesBeyondTheLimitEndTheOutput) {
+  Migration m(4096, 64, only(false, false, false));
+  std::vector<std::uint64_t> every_other;
+  for (std::uint64_t p = 0; p < 64; p += 2) every_other.push_back(p);  // no batches: one record per page
+  Bytes large(1 << 20);
+  PageReferences references;
+  const EncodeProgress progress = m.encoder().encode(m.page(0), every_other, 1, large, &references);
+  EXPECT_EQ(references.count, PageReferences::kMax);
+  EXPECT_EQ(progress.pages_consumed, PageReferences::kMax);
+  EXPECT_EQ(progress.stop, EncodeStop::kOutputFull);
 }
 
 TEST(Codec, FullOutputStopsCleanlyAndResumes) {

@@ -117,6 +117,21 @@ TEST_P(Sealing, AnyChangeToHeaderPayloadCounterOrTagFails) {
   EXPECT_EQ(reflector.open(sealed.header, sealed.payload, out.data(), sealed.trailer, true), OpenOutcome::kBadTag);
 }
 
+// A payload scattered over segments opens piece by piece, at any cut (odd, inside a cipher
+// block); a changed byte in any piece still fails the tag.
+TEST_P(Sealing, OpensAPayloadInPieces) {
+  Sealed sealed = seal();
+  std::byte* bytes = sealed.payload.data();
+  const std::array<CipherPiece, 3> pieces{{{bytes, 7}, {bytes + 7, 513}, {bytes + 520, 480}}};
+  ASSERT_EQ(destination_.open(sealed.header, pieces, sealed.trailer, true), OpenOutcome::kOk);
+  EXPECT_EQ(sealed.payload, text_);
+  Sealed tampered = seal();
+  tampered.payload[600] ^= std::byte{1};
+  bytes = tampered.payload.data();
+  const std::array<CipherPiece, 3> again{{{bytes, 7}, {bytes + 7, 513}, {bytes + 520, 480}}};
+  EXPECT_EQ(destination_.open(tampered.header, again, tampered.trailer, true), OpenOutcome::kBadTag);
+}
+
 TEST_P(Sealing, DecryptsInPlace) {
   Sealed sealed = seal();
   ASSERT_EQ(destination_.open(sealed.header, sealed.payload, sealed.payload.data(), sealed.trailer, true),

@@ -121,6 +121,25 @@ TEST_F(HostileRecord, GarbageDeflateStream) {
   }
 }
 
+// A header that arrived apart from its payload (the end of a segment) is checked the same
+// way; the payload is taken from the start of what follows, and must all be there.
+TEST(SplitRecord, HeaderApartFromItsPayloadParsesAsWhole) {
+  const Bytes page = test::make_page(kPage, test::PageKind::kText, 3);
+  const Bytes whole = record(Encoding::kRaw, 1, 2, page);
+  const ParsedRecord contiguous = parse_record(whole, kPage, kRegionPages);
+  const std::span<const std::byte> header(whole.data(), kRecordHeaderBytes);
+  const std::span<const std::byte> following(whole.data() + kRecordHeaderBytes, whole.size() - kRecordHeaderBytes);
+  const ParsedRecord split = parse_record(header, following, kPage, kRegionPages);
+  ASSERT_EQ(contiguous.error, DecodeError::kNone);
+  ASSERT_EQ(split.error, DecodeError::kNone);
+  EXPECT_EQ(split.view.payload.data(), following.data());
+  EXPECT_EQ(split.view.payload.size(), kPage);
+  EXPECT_EQ(split.view.record_bytes, contiguous.view.record_bytes);
+  EXPECT_EQ(parse_record(header, following.first(kPage - 1), kPage, kRegionPages).error, DecodeError::kTruncated);
+  EXPECT_EQ(parse_record(header.first(kRecordHeaderBytes - 1), following, kPage, kRegionPages).error,
+            DecodeError::kTruncated);
+}
+
 TEST_F(HostileRecord, ValidRecordsStillApply) {
   Bytes payload = test::make_page(kPage, test::PageKind::kText, 1);
   const Bytes bytes = concat(record(Encoding::kRaw, 1, 7, payload), record(Encoding::kZero, 2, 0, {}));

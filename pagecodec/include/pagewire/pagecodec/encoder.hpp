@@ -62,8 +62,8 @@ struct EncodeProgress {
 };
 
 // A RAW payload left in guest memory (zero-copy): its bytes belong at `offset` of encode()'s
-// output, which encode() reserves but does not write; the sender points its frame at
-// `bytes` instead.
+// output, which encode() reserves but does not fill (it may hold a delta that did not pay);
+// the sender points its frame at `bytes` instead.
 struct PageReference {
   std::size_t offset = 0;
   const std::byte* bytes = nullptr;
