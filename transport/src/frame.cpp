@@ -124,7 +124,7 @@ std::uint16_t udp_checksum_of_chain(const rte_mbuf* mbuf, const rte_ipv4_hdr* ip
   std::uint64_t sum = rte_ipv4_phdr_cksum(ip, 0);
   std::uint32_t done = 0;
   visit_bytes(mbuf, udp_offset, udp_bytes, [&](const std::byte* piece, std::size_t bytes) {
-    std::uint16_t part = __rte_raw_cksum_reduce(__rte_raw_cksum(piece, bytes, 0));
+    std::uint16_t part = rte_raw_cksum(piece, bytes);
     if (done & 1) part = rte_bswap16(part);
     sum += part;
     done += static_cast<std::uint32_t>(bytes);

@@ -346,7 +346,8 @@ void SourceSession::begin_round(std::span<const std::uint64_t> pages, std::uint3
 }
 
 SourceSession::~SourceSession() {
-  streams_.clear();  // frees every frame that points at the region
+  telemetry_.reset();  // before the streams whose counters it reads
+  streams_.clear();    // frees every frame that points at the region
   if (dma_port_ != nullptr) dma_port_->unmap_for_dma(region_, region_bytes_);
 }
 
