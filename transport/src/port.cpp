@@ -3,6 +3,7 @@
 #include <rte_bus.h>
 #include <rte_dev.h>
 #include <rte_ethdev.h>
+#include <rte_flow.h>
 #include <rte_memory.h>
 #include <rte_mbuf.h>
 
@@ -151,6 +152,8 @@ Result<Port> Port::open(const PortConfig& config) {
   port.tx_checksum_offload_ = tx_checksums;
   port.rx_checksum_offload_ = rx_checksums;
   port.rx_scatter_ = scatter;
+  const std::string driver = info.driver_name != nullptr ? info.driver_name : "";
+  port.paired_queues_ = driver == "net_ring" || driver == "net_memif";
   port.virtual_device_ = info.device != nullptr && std::string(rte_bus_name(rte_dev_bus(info.device))) == "vdev";
   if (rx_pool != pool) port.rx_pool_ = rx_pool;
   if (config.zero_copy && tx_chains) {
@@ -172,6 +175,38 @@ Result<Port> Port::open(const PortConfig& config) {
     }
   }
   return port;
+}
+
+Status Port::steer_streams(std::uint32_t local_ip, std::uint16_t first_udp_port, std::uint16_t streams) const {
+  if (streams <= 1 || paired_queues_) return Ok{};
+  rte_flow_error error{};
+  rte_flow_flush(id_, &error);  // an earlier session's rules
+  const rte_flow_attr attributes{.group = 0, .priority = 0, .ingress = 1, .egress = 0, .transfer = 0, .reserved = 0};
+  rte_flow_item_ipv4 ip{}, ip_mask{};
+  ip.hdr.dst_addr = rte_cpu_to_be_32(local_ip);
+  ip_mask.hdr.dst_addr = UINT32_MAX;
+  rte_flow_item_udp udp{}, udp_mask{};
+  udp_mask.hdr.dst_port = UINT16_MAX;
+  const rte_flow_item pattern[] = {{RTE_FLOW_ITEM_TYPE_ETH, nullptr, nullptr, nullptr},
+                                   {RTE_FLOW_ITEM_TYPE_IPV4, &ip, nullptr, &ip_mask},
+                                   {RTE_FLOW_ITEM_TYPE_UDP, &udp, nullptr, &udp_mask},
+                                   {RTE_FLOW_ITEM_TYPE_END, nullptr, nullptr, nullptr}};
+  rte_flow_action_queue queue{};
+  const rte_flow_action actions[] = {{RTE_FLOW_ACTION_TYPE_QUEUE, &queue}, {RTE_FLOW_ACTION_TYPE_END, nullptr}};
+  for (std::uint16_t s = 0; s < streams; ++s) {
+    udp.hdr.dst_port = rte_cpu_to_be_16(static_cast<std::uint16_t>(first_udp_port + s));
+    queue.index = s;
+    error = rte_flow_error{};
+    if (rte_flow_create(id_, &attributes, pattern, actions, &error) == nullptr) {
+      rte_flow_flush(id_, &error);
+      return make_error("port " + name_ + ": cannot steer stream " + std::to_string(s) + " (UDP port " +
+                        std::to_string(first_udp_port + s) + ") to its queue " + std::to_string(s) + ": " +
+                        (error.message != nullptr ? error.message : rte_strerror(rte_errno)) +
+                        ". This device spreads frames over queues by its own hash, so more than one stream needs "
+                        "flow rules (rte_flow): use --streams 1, or a NIC that offers them");
+    }
+  }
+  return Ok{};
 }
 
 Status Port::map_for_dma(const void* start, std::size_t bytes) const {
@@ -219,6 +254,7 @@ Port::Port(Port&& other) noexcept
       rx_checksum_offload_(other.rx_checksum_offload_),
       rx_scatter_(other.rx_scatter_),
       virtual_device_(other.virtual_device_),
+      paired_queues_(other.paired_queues_),
       rx_pool_(std::exchange(other.rx_pool_, nullptr)),
       reference_pool_(std::exchange(other.reference_pool_, nullptr)),
       reference_info_(std::move(other.reference_info_)),
@@ -226,6 +262,8 @@ Port::Port(Port&& other) noexcept
 
 Port::~Port() {
   if (!owned_) return;
+  rte_flow_error error{};
+  if (queues_ > 1 && !paired_queues_) rte_flow_flush(id_, &error);
   rte_eth_dev_stop(id_);
   rte_eth_dev_close(id_);
   rte_mempool_free(pool_);

@@ -128,13 +128,9 @@ std::uint32_t new_session_id() {
   return id;
 }
 
-}  // namespace
-
-// ---- Source ----------------------------------------------------------------------------
-
-Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfig& requested, const Port& port,
-                                                              const std::byte* region) {
-  SessionConfig config = requested;
+// What both ends check before a handshake: a queue pair per stream, each stream's frames
+// steered to its own queue, and a region the protocol can address.
+Status check_port_and_region(const SessionConfig& config, const Port& port) {
   if (config.streams == 0 || config.streams > port.queues()) {
     return make_error("streams: " + std::to_string(config.streams) + " requested, port " + port.name() +
                       " has " + std::to_string(port.queues()) + " queue pairs");
@@ -142,6 +138,17 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
   if (config.region_pages == 0 || config.region_pages >= kMaxRegionPages) {
     return make_error("region: expected 1 to 2^47 pages, got " + std::to_string(config.region_pages));
   }
+  return port.steer_streams(config.path.local.ip, config.path.local.udp_port, config.streams);
+}
+
+}  // namespace
+
+// ---- Source ----------------------------------------------------------------------------
+
+Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfig& requested, const Port& port,
+                                                              const std::byte* region) {
+  SessionConfig config = requested;
+  if (Status usable = check_port_and_region(config, port); !usable) return usable.error();
   config.path.tx_checksum_offload = port.tx_checksum_offload();
   const QueueRef control{port.id(), 0, port.pool()};
   const std::uint32_t session = new_session_id();
@@ -548,13 +555,7 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
                                                                        std::byte* region) {
   SessionConfig config = requested;
   const bool learn_peer_mac = is_zero_mac(config.path.peer.mac);
-  if (config.streams == 0 || config.streams > port.queues()) {
-    return make_error("streams: " + std::to_string(config.streams) + " requested, port " + port.name() +
-                      " has " + std::to_string(port.queues()) + " queue pairs");
-  }
-  if (config.region_pages == 0 || config.region_pages >= kMaxRegionPages) {
-    return make_error("region: expected 1 to 2^47 pages, got " + std::to_string(config.region_pages));
-  }
+  if (Status usable = check_port_and_region(config, port); !usable) return usable.error();
   const std::optional<PreSharedKey>& key = config.security.key;
   if (config.security.encrypt && !key) return make_error("encryption needs a pre-shared key (--psk-file)");
   config.path.tx_checksum_offload = port.tx_checksum_offload();
