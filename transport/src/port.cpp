@@ -177,30 +177,35 @@ Result<Port> Port::open(const PortConfig& config) {
   return port;
 }
 
-Status Port::steer_streams(std::uint32_t local_ip, std::uint16_t first_udp_port, std::uint16_t streams) const {
+Status Port::steer_streams(const Endpoint& local, std::uint16_t streams) const {
   if (streams <= 1 || paired_queues_) return Ok{};
   rte_flow_error error{};
   rte_flow_flush(id_, &error);  // an earlier session's rules
   const rte_flow_attr attributes{.group = 0, .priority = 0, .ingress = 1, .egress = 0, .transfer = 0, .reserved = 0};
+  rte_flow_item_vlan vlan{}, vlan_mask{};
+  vlan.hdr.vlan_tci = rte_cpu_to_be_16(local.vlan);
+  vlan_mask.hdr.vlan_tci = rte_cpu_to_be_16(0x0fff);
   rte_flow_item_ipv4 ip{}, ip_mask{};
-  ip.hdr.dst_addr = rte_cpu_to_be_32(local_ip);
+  ip.hdr.dst_addr = rte_cpu_to_be_32(local.ip);
   ip_mask.hdr.dst_addr = UINT32_MAX;
   rte_flow_item_udp udp{}, udp_mask{};
   udp_mask.hdr.dst_port = UINT16_MAX;
-  const rte_flow_item pattern[] = {{RTE_FLOW_ITEM_TYPE_ETH, nullptr, nullptr, nullptr},
-                                   {RTE_FLOW_ITEM_TYPE_IPV4, &ip, nullptr, &ip_mask},
-                                   {RTE_FLOW_ITEM_TYPE_UDP, &udp, nullptr, &udp_mask},
-                                   {RTE_FLOW_ITEM_TYPE_END, nullptr, nullptr, nullptr}};
+  // Tagged frames are matched on their VLAN too: a NIC parses the tag before the IP header.
+  std::vector<rte_flow_item> pattern = {{RTE_FLOW_ITEM_TYPE_ETH, nullptr, nullptr, nullptr}};
+  if (local.vlan != 0) pattern.push_back({RTE_FLOW_ITEM_TYPE_VLAN, &vlan, nullptr, &vlan_mask});
+  pattern.push_back({RTE_FLOW_ITEM_TYPE_IPV4, &ip, nullptr, &ip_mask});
+  pattern.push_back({RTE_FLOW_ITEM_TYPE_UDP, &udp, nullptr, &udp_mask});
+  pattern.push_back({RTE_FLOW_ITEM_TYPE_END, nullptr, nullptr, nullptr});
   rte_flow_action_queue queue{};
   const rte_flow_action actions[] = {{RTE_FLOW_ACTION_TYPE_QUEUE, &queue}, {RTE_FLOW_ACTION_TYPE_END, nullptr}};
   for (std::uint16_t s = 0; s < streams; ++s) {
-    udp.hdr.dst_port = rte_cpu_to_be_16(static_cast<std::uint16_t>(first_udp_port + s));
+    udp.hdr.dst_port = rte_cpu_to_be_16(static_cast<std::uint16_t>(local.udp_port + s));
     queue.index = s;
     error = rte_flow_error{};
-    if (rte_flow_create(id_, &attributes, pattern, actions, &error) == nullptr) {
+    if (rte_flow_create(id_, &attributes, pattern.data(), actions, &error) == nullptr) {
       rte_flow_flush(id_, &error);
       return make_error("port " + name_ + ": cannot steer stream " + std::to_string(s) + " (UDP port " +
-                        std::to_string(first_udp_port + s) + ") to its queue " + std::to_string(s) + ": " +
+                        std::to_string(local.udp_port + s) + ") to its queue " + std::to_string(s) + ": " +
                         (error.message != nullptr ? error.message : rte_strerror(rte_errno)) +
                         ". This device spreads frames over queues by its own hash, so more than one stream needs "
                         "flow rules (rte_flow): use --streams 1, or a NIC that offers them");

@@ -138,7 +138,7 @@ Status check_port_and_region(const SessionConfig& config, const Port& port) {
   if (config.region_pages == 0 || config.region_pages >= kMaxRegionPages) {
     return make_error("region: expected 1 to 2^47 pages, got " + std::to_string(config.region_pages));
   }
-  return port.steer_streams(config.path.local.ip, config.path.local.udp_port, config.streams);
+  return port.steer_streams(config.path.local, config.streams);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "pagewire/result.hpp"
+#include "pagewire/transport/frame.hpp"
 
 namespace pagewire::transport {
 
@@ -63,13 +64,13 @@ class Port {
   // Frames may point at guest memory: the device sends chains, and the port has the
   // segments for it. Null pool when not.
   rte_mempool* reference_pool() const { return reference_pool_; }
-  // Sends what arrives for stream s (IPv4 to `local_ip`, UDP to first_udp_port + s) to RX
-  // queue s, for `streams` streams: each stream's core must see its own frames. Nothing to
+  // Sends what arrives for stream s (IPv4 to local.ip, UDP to local.udp_port + s, on
+  // local.vlan) to RX queue s, for `streams` streams: each stream's core must see its own frames. Nothing to
   // do for one stream, or for a device whose queues are paired end to end (net_ring,
   // net_memif); anything else (a NIC, net_tap, af_packet) spreads frames by its own hash,
   // so each stream gets a flow rule (rte_flow). The message says which rule the device
   // refused and what to do instead. Rules are replaced at each call, removed with the port.
-  Status steer_streams(std::uint32_t local_ip, std::uint16_t first_udp_port, std::uint16_t streams) const;
+  Status steer_streams(const Endpoint& local, std::uint16_t streams) const;
   // Lets frames point at `bytes` of memory from `start` (a guest region): nothing to do for
   // a virtual device, which reads with the CPU; a device that DMAs needs IOVA-as-VA (VFIO
   // with an IOMMU) and the region registered and mapped for it. The message says why not.
