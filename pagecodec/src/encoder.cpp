@@ -200,10 +200,10 @@ EncodeProgress Encoder::encode(const std::byte* region, std::span<const std::uin
     }
 
     if (room < kRecordHeaderBytes + page_size) break;
+    if (by_reference != nullptr && by_reference->count == PageReferences::kMax) break;
     const std::size_t fits = (room - kRecordHeaderBytes) / page_size;
     const auto count = static_cast<std::uint32_t>(
         batch_length(region, pages, i, std::min<std::size_t>(policy.deflate_batch_pages, fits)));
-    if (by_reference != nullptr && by_reference->count == PageReferences::kMax) break;
     bool referenced = false;
     const std::size_t record = write_batch(region, page, count, generation, &out[w], room,
                                            by_reference != nullptr ? &referenced : nullptr);

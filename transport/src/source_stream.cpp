@@ -531,9 +531,9 @@ rte_mbuf* SourceStream::encode_into_frame() {
   }
   if (references.count > 0) {
     if (attach_page_references(mbuf, static_cast<std::uint16_t>(progress.bytes_written), references, queue_.references)) {
-      for (std::size_t r = 0; r < references.count; ++r) {
-        counters_.pages_by_reference += references.items[r].length / encoder_.config().page_size;
-      }
+      std::size_t referenced = 0;
+      for (std::size_t r = 0; r < references.count; ++r) referenced += references.items[r].length;
+      counters_.pages_by_reference += referenced / encoder_.config().page_size;
     } else {
       ++counters_.mbuf_exhausted;  // the pages are encoded already: copy them into their places
       for (std::size_t r = 0; r < references.count; ++r) {
@@ -600,7 +600,7 @@ void SourceStream::transmit(std::uint64_t now) {
     entry.bytes = static_cast<std::uint16_t>(rte_pktmbuf_pkt_len(mbuf));
     ++snd_nxt_;
     if (!tokens_for(rte_pktmbuf_pkt_len(mbuf), now)) break;  // built, sent once tokens allow
-    rte_pktmbuf_refcnt_update(mbuf, 1);                         // ours stays in the window
+    rte_pktmbuf_refcnt_update(mbuf, 1);                      // ours stays in the window
     burst[built++] = mbuf;
   }
   if (built == 0) return;

@@ -1,5 +1,7 @@
 #include "pagewire/transport/zero_copy_frame.hpp"
 
+#include <utility>
+
 #include "pagewire/transport/frame.hpp"
 
 namespace pagewire::transport {
@@ -7,11 +9,16 @@ namespace pagewire::transport {
 bool attach_page_references(rte_mbuf* frame, std::uint16_t payload_bytes, const pagecodec::PageReferences& references,
                             const ReferenceSegments& segments) {
   if (references.count == 0) return true;
-  // One segment per page, and one per run of record bytes between pages or after the last.
-  std::uint16_t needed = 0;
-  for (std::size_t r = 0; r < references.count; ++r) {
+  // The record bytes after page r: up to the next page, or to the payload's end.
+  auto gap_after = [&](std::size_t r) {
     const std::size_t end = references.items[r].offset + references.items[r].length;
     const std::size_t next = r + 1 < references.count ? references.items[r + 1].offset : payload_bytes;
+    return std::pair<std::size_t, std::size_t>{end, next};
+  };
+  // One segment per page, and one per non-empty gap.
+  std::uint16_t needed = 0;
+  for (std::size_t r = 0; r < references.count; ++r) {
+    const auto [end, next] = gap_after(r);
     needed = static_cast<std::uint16_t>(needed + 1 + (next > end ? 1 : 0));
   }
   rte_mbuf* parts[2 * pagecodec::PageReferences::kMax];
@@ -33,8 +40,7 @@ bool attach_page_references(rte_mbuf* frame, std::uint16_t payload_bytes, const 
     guest->data_len = static_cast<std::uint16_t>(page.length);
     tail->next = guest;
     tail = guest;
-    const std::size_t end = page.offset + page.length;
-    const std::size_t next = r + 1 < references.count ? references.items[r + 1].offset : payload_bytes;
+    const auto [end, next] = gap_after(r);
     if (next > end) {
       rte_mbuf* records = parts[used++];
       rte_pktmbuf_attach(records, frame);  // holds the frame's buffer until it is freed
