@@ -16,6 +16,7 @@
 
 #include "pagewire/transport/frame.hpp"
 #include "pagewire/transport/pre_shared_key.hpp"
+#include "pagewire/tools/ring_pair.hpp"
 #include "ring_harness.hpp"
 
 namespace pagewire::transport {
@@ -231,11 +232,15 @@ INSTANTIATE_TEST_SUITE_P(TransportRing, ScatteredFrames,
                          });
 
 // Rounds whose pages the guest cannot write (the switchover's, guest paused; this rig's
-// guest is only written between rounds) send RAW pages from guest memory by reference.
-// Retransmissions after loss read the guest again; duplicates, reordering and a port that
-// scatters the chains anew change nothing: the destination holds exactly the source.
-TEST(TransportRing, StableRoundsSendPagesByReferenceAndArriveExactly) {
-  Harness harness(2, {.drop = 0.01, .duplicate = 0.01, .reorder = 0.01, .corrupt = 0.002, .scatter_bytes = 1000});
+// guest is only written between rounds) send RAW pages from guest memory by reference:
+// whole pages at MTU 9000, slices of pages split over frames at MTU 1500. Retransmissions
+// after loss read the guest again; duplicates, reordering and a port that scatters the
+// chains anew change nothing: the destination holds exactly the source.
+class StableRounds : public ::testing::TestWithParam<std::uint16_t> {};
+
+TEST_P(StableRounds, SendPagesByReferenceAndArriveExactly) {
+  Harness harness(2, {.drop = 0.01, .duplicate = 0.01, .reorder = 0.01, .corrupt = 0.002, .scatter_bytes = 1000},
+                  GetParam());
   Bytes guest = make_guest(2048, 9);
   Bytes destination(guest.size());
   auto source_config = harness.config(2, 2048, true);
@@ -245,11 +250,15 @@ TEST(TransportRing, StableRoundsSendPagesByReferenceAndArriveExactly) {
                               SourceSession::RoundPages::kStable);
   ASSERT_EQ(result.source_error, "");
   ASSERT_EQ(result.destination_error, "");
+  EXPECT_EQ(result.path_mtu, GetParam());
   EXPECT_TRUE(guest == destination) << "destination memory differs from the source";
   EXPECT_GT(result.source.streams.pages_by_reference, 1000u) << "pages went by reference";
   EXPECT_GT(result.source.streams.retransmits_sack + result.source.streams.retransmits_timeout, 0u);
   EXPECT_EQ(result.destination.streams.record_errors, 0u);
 }
+
+INSTANTIATE_TEST_SUITE_P(TransportRing, StableRounds, ::testing::Values(9000, 1500),
+                         [](const auto& info) { return "Mtu" + std::to_string(info.param); });
 
 TEST(TransportRing, HandshakeRefusalsSayWhatDiffersOnBothSides) {
   Harness harness(1, {});
@@ -305,6 +314,41 @@ TEST(TransportRing, AdvertisedMtuBelowTheMinimumIsRefused) {
   fake.join();
   ASSERT_FALSE(connected.ok());
   EXPECT_NE(connected.error().message.find("advertises MTU 100"), std::string::npos) << connected.error().message;
+}
+
+// A port whose last allocation fails (here a pool already holds the name its zero-copy
+// segments want) frees what it made and leaves the device as it was: the next open of the
+// same device succeeds and carries a frame.
+TEST(TransportRing, AFailedPortOpenLeavesNothingBehind) {
+  auto pair = tools::RingPair::create("fo", 1);
+  ASSERT_TRUE(pair.ok()) << pair.error().message;
+  auto config = [&](std::uint16_t id, const char* name) {
+    return PortConfig{.port_id = id, .queues = 1, .mtu = 9000, .rx_descriptors = 256, .tx_descriptors = 256,
+                      .held_frames_per_queue = 256, .name = name};
+  };
+  const std::uint16_t a = pair.value().a_port();
+  rte_mempool* squatter =
+      rte_pktmbuf_pool_create(("pw_ref_" + std::to_string(a)).c_str(), 63, 0, 0, 0, SOCKET_ID_ANY);
+  ASSERT_NE(squatter, nullptr);
+  auto refused = Port::open(config(a, "foa"));
+  rte_mempool_free(squatter);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("cannot create a mempool"), std::string::npos) << refused.error().message;
+
+  auto sender = Port::open(config(a, "foa"));
+  ASSERT_TRUE(sender.ok()) << sender.error().message;
+  auto receiver = Port::open(config(pair.value().b_port(), "fob"));
+  ASSERT_TRUE(receiver.ok()) << receiver.error().message;
+  EXPECT_NE(sender.value().reference_pool(), nullptr);
+  rte_mbuf* frame = rte_pktmbuf_alloc(sender.value().pool());
+  ASSERT_NE(frame, nullptr);
+  const std::string bytes = "the same device, opened again";
+  std::memcpy(rte_pktmbuf_append(frame, static_cast<std::uint16_t>(bytes.size())), bytes.data(), bytes.size());
+  ASSERT_EQ(rte_eth_tx_burst(a, 0, &frame, 1), 1);
+  rte_mbuf* received = nullptr;
+  ASSERT_EQ(rte_eth_rx_burst(pair.value().b_port(), 0, &received, 1), 1);
+  EXPECT_EQ(std::string(rte_pktmbuf_mtod(received, const char*), received->data_len), bytes);
+  rte_pktmbuf_free(received);
 }
 
 // Both ends on VLAN 100: every frame on the wire carries the tag (ARP included), the MTU

@@ -73,18 +73,19 @@ Result<Port> Port::open(const PortConfig& config) {
       config.queues * (config.rx_descriptors + config.tx_descriptors + config.held_frames_per_queue +
                        kBurst + kMempoolCache) + 1024;
   const int pool_socket = rte_eth_dev_socket_id(config.port_id) < 0 ? SOCKET_ID_ANY : rte_eth_dev_socket_id(config.port_id);
-  auto create_pool = [&](const std::string& pool_name, std::uint32_t count, std::uint16_t data_room) -> Result<rte_mempool*> {
+  // Every pool is made before the device is touched: running out of memory leaves it as it was.
+  auto create_pool = [&](const std::string& pool_name, std::uint32_t count, std::uint16_t data_room) -> Result<Mempool> {
     rte_mempool* created = rte_pktmbuf_pool_create(pool_name.c_str(), count, kMempoolCache, 0, data_room, pool_socket);
     if (created == nullptr) {
       return make_error("port " + config.name + ": cannot create a mempool of " + std::to_string(count) +
                         " mbufs of " + std::to_string(data_room) + " bytes: " + rte_strerror(rte_errno));
     }
-    return created;
+    return Mempool(created);
   };
+  Port port(config.port_id, config.queues, config.name);
   auto frame_pool = create_pool("pw_" + std::to_string(config.port_id), mbufs, frame_data_room);
   if (!frame_pool) return frame_pool.error();
-  rte_mempool* pool = frame_pool.value();
-  rte_mempool* rx_pool = pool;
+  port.pool_ = std::move(frame_pool).value();
   if (scatter) {
     // Received frames, in order or held, each over as many buffers as it takes.
     const std::uint32_t per_frame = (frame_room + config.buffer_bytes - 1) / config.buffer_bytes;
@@ -92,11 +93,27 @@ Result<Port> Port::open(const PortConfig& config) {
         config.queues * (config.rx_descriptors + config.held_frames_per_queue + kBurst + kMempoolCache) * per_frame + 1024;
     auto small_pool = create_pool("pw_rx_" + std::to_string(config.port_id), scattered,
                                   static_cast<std::uint16_t>(RTE_PKTMBUF_HEADROOM + config.buffer_bytes));
-    if (!small_pool) {
-      rte_mempool_free(pool);
-      return small_pool.error();
+    if (!small_pool) return small_pool.error();
+    port.rx_pool_ = std::move(small_pool).value();
+  }
+  const bool tx_chains = (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS) != 0;
+  if (config.zero_copy && tx_chains) {
+    // Buffer-less mbufs: each points at a guest page or at a record header in a frame's
+    // first buffer. Up to two per page of every frame a queue holds or has queued.
+    const std::uint32_t references =
+        config.queues * 2 * (config.tx_descriptors + config.held_frames_per_queue + kBurst + kMempoolCache) + 1024;
+    auto references_pool = create_pool("pw_ref_" + std::to_string(config.port_id), references, 0);
+    if (!references_pool) return references_pool.error();
+    port.reference_pool_ = std::move(references_pool).value();
+    port.reference_info_ = std::make_unique<rte_mbuf_ext_shared_info[]>(config.queues);
+    for (std::uint16_t q = 0; q < config.queues; ++q) {
+      // Guest memory is not ours to free: the callback does nothing. The port's own
+      // reference keeps the count above 1 while frames come and go, so that DPDK's
+      // non-atomic shortcut for a count of 1 never races a core freeing a frame.
+      port.reference_info_[q].free_cb = [](void*, void*) {};
+      port.reference_info_[q].fcb_opaque = nullptr;
+      rte_mbuf_ext_refcnt_set(&port.reference_info_[q], 1);
     }
-    rx_pool = small_pool.value();
   }
 
   rte_eth_conf conf{};
@@ -108,7 +125,6 @@ Result<Port> Port::open(const PortConfig& config) {
   if (tx_checksums) conf.txmode.offloads |= kTxChecksums;
   if (rx_checksums) conf.rxmode.offloads |= kRxChecksums;
   if (scatter) conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
-  const bool tx_chains = (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS) != 0;
   if (tx_chains) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
   if (int rc = rte_eth_dev_configure(config.port_id, config.queues, config.queues, &conf); rc != 0) {
     return port_error(config, "configure with MTU " + std::to_string(mtu) + " (device max_mtu " +
@@ -117,63 +133,50 @@ Result<Port> Port::open(const PortConfig& config) {
                                   " queue pairs",
                       rc);
   }
+  // From here on a failure closes the device (~Port), which releases its queues' mbufs
+  // before the pools they came from are freed.
+  port.device_configured_ = true;
+  auto device_error = [&](const std::string& what, int rc) {
+    return make_error(port_error(config, what, rc).message + "; the port is closed");
+  };
   std::uint16_t rxd = config.rx_descriptors;
   std::uint16_t txd = config.tx_descriptors;
   if (int rc = rte_eth_dev_adjust_nb_rx_tx_desc(config.port_id, &rxd, &txd); rc != 0) {
-    return port_error(config, "adjusting descriptors", rc);
+    return device_error("adjusting descriptors", rc);
   }
   const int socket = rte_eth_dev_socket_id(config.port_id);
+  rte_mempool* rx_pool = port.rx_pool_ ? port.rx_pool_.get() : port.pool_.get();
   for (std::uint16_t q = 0; q < config.queues; ++q) {
     if (int rc = rte_eth_rx_queue_setup(config.port_id, q, rxd, static_cast<unsigned>(socket), nullptr, rx_pool);
         rc != 0) {
-      return port_error(config, "RX queue " + std::to_string(q) + " setup", rc);
+      return device_error("RX queue " + std::to_string(q) + " setup", rc);
     }
     if (int rc = rte_eth_tx_queue_setup(config.port_id, q, txd, static_cast<unsigned>(socket), nullptr);
         rc != 0) {
-      return port_error(config, "TX queue " + std::to_string(q) + " setup", rc);
+      return device_error("TX queue " + std::to_string(q) + " setup", rc);
     }
   }
   if (int rc = rte_eth_dev_set_mtu(config.port_id, mtu); rc != 0 && rc != -ENOTSUP) {
-    return port_error(config, "setting MTU " + std::to_string(mtu), rc);
+    return device_error("setting MTU " + std::to_string(mtu), rc);
   }
   std::uint16_t accepted = mtu;
   if (rte_eth_dev_get_mtu(config.port_id, &accepted) != 0) accepted = mtu;
-  rte_ether_addr mac{};
-  rte_eth_macaddr_get(config.port_id, &mac);
-  if (rte_is_zero_ether_addr(&mac)) {
+  port.mtu_ = std::min(accepted, mtu);
+  rte_eth_macaddr_get(config.port_id, &port.mac_);
+  if (rte_is_zero_ether_addr(&port.mac_)) {
     // Some virtual devices (net_ring) come without an address; a zero MAC is not a unicast
     // address anyone can send to, so take a random locally administered one. A device that
     // cannot store it (net_ring again) filters nothing, so frames still carry it.
-    rte_eth_random_addr(mac.addr_bytes);
-    rte_eth_dev_default_mac_addr_set(config.port_id, &mac);
+    rte_eth_random_addr(port.mac_.addr_bytes);
+    rte_eth_dev_default_mac_addr_set(config.port_id, &port.mac_);
   }
-  if (int rc = rte_eth_dev_start(config.port_id); rc != 0) return port_error(config, "start", rc);
-  Port port(config.port_id, config.queues, std::min(accepted, mtu), mac, pool, config.name);
+  if (int rc = rte_eth_dev_start(config.port_id); rc != 0) return device_error("start", rc);
   port.tx_checksum_offload_ = tx_checksums;
   port.rx_checksum_offload_ = rx_checksums;
   port.rx_scatter_ = scatter;
   const std::string driver = info.driver_name != nullptr ? info.driver_name : "";
   port.paired_queues_ = driver == "net_ring" || driver == "net_memif";
   port.virtual_device_ = info.device != nullptr && std::string(rte_bus_name(rte_dev_bus(info.device))) == "vdev";
-  if (rx_pool != pool) port.rx_pool_ = rx_pool;
-  if (config.zero_copy && tx_chains) {
-    // Buffer-less mbufs: each points at a guest page or at a record header in a frame's
-    // first buffer. Up to two per page of every frame a queue holds or has queued.
-    const std::uint32_t references =
-        config.queues * 2 * (config.tx_descriptors + config.held_frames_per_queue + kBurst + kMempoolCache) + 1024;
-    auto references_pool = create_pool("pw_ref_" + std::to_string(config.port_id), references, 0);
-    if (!references_pool) return references_pool.error();
-    port.reference_pool_ = references_pool.value();
-    port.reference_info_ = std::make_unique<rte_mbuf_ext_shared_info[]>(config.queues);
-    for (std::uint16_t q = 0; q < config.queues; ++q) {
-      // Guest memory is not ours to free: the callback does nothing. The port's own
-      // reference keeps the count above 1 while frames come and go, so that DPDK's
-      // non-atomic shortcut for a count of 1 never races a core freeing a frame.
-      port.reference_info_[q].free_cb = [](void*, void*) {};
-      port.reference_info_[q].fcb_opaque = nullptr;
-      rte_mbuf_ext_refcnt_set(&port.reference_info_[q], 1);
-    }
-  }
   return port;
 }
 
@@ -253,27 +256,24 @@ Port::Port(Port&& other) noexcept
       queues_(other.queues_),
       mtu_(other.mtu_),
       mac_(other.mac_),
-      pool_(std::exchange(other.pool_, nullptr)),
+      pool_(std::move(other.pool_)),
       name_(std::move(other.name_)),
       tx_checksum_offload_(other.tx_checksum_offload_),
       rx_checksum_offload_(other.rx_checksum_offload_),
       rx_scatter_(other.rx_scatter_),
       virtual_device_(other.virtual_device_),
       paired_queues_(other.paired_queues_),
-      rx_pool_(std::exchange(other.rx_pool_, nullptr)),
-      reference_pool_(std::exchange(other.reference_pool_, nullptr)),
+      rx_pool_(std::move(other.rx_pool_)),
+      reference_pool_(std::move(other.reference_pool_)),
       reference_info_(std::move(other.reference_info_)),
-      owned_(std::exchange(other.owned_, false)) {}
+      device_configured_(std::exchange(other.device_configured_, false)) {}
 
 Port::~Port() {
-  if (!owned_) return;
+  if (!device_configured_) return;  // the pools, if any, go with their handles
   rte_flow_error error{};
   if (queues_ > 1 && !paired_queues_) rte_flow_flush(id_, &error);
   rte_eth_dev_stop(id_);
   rte_eth_dev_close(id_);
-  rte_mempool_free(pool_);
-  rte_mempool_free(reference_pool_);
-  rte_mempool_free(rx_pool_);
 }
 
 }  // namespace pagewire::transport

@@ -35,7 +35,7 @@ SourceStream::SourceStream(std::uint16_t index, QueueRef queue, const Path& path
       encoder_(std::move(encoder)),
       crypto_(crypto),
       tsc_hz_(rte_get_tsc_hz()),
-      staging_(2 * (encoder_.max_record_bytes() + payload_bytes)),
+      staged_(encoder_.max_record_bytes(), payload_bytes),
       window_(tuning.receive_window_frames),
       peer_window_(tuning.receive_window_frames),
       rto_(us_to_tsc(tuning.initial_rto_us, tsc_hz_)),
@@ -74,7 +74,7 @@ bool SourceStream::poll(std::uint64_t now) {
   if (pages_.empty() && !resend_.empty()) start_resend();
   retransmit_due(now);
   transmit(now);
-  const bool data_left = !pages_.empty() || staged_begin_ != staged_end_ || snd_una_ != snd_nxt_;
+  const bool data_left = !pages_.empty() || !staged_.empty() || snd_una_ != snd_nxt_;
   if (!data_left && fin_wanted_ && !fin_acked_) send_fin(now);
   // A search after a black hole is part of repairing the stream; one looking for a larger
   // MTU again is not worth holding a round (or the switchover) for.
@@ -267,7 +267,7 @@ void SourceStream::retransmit_due(std::uint64_t now) {
   // fires after 2 SRTT + the ACK delay (RFC 8985) instead of a full RTO; only the RTO backs
   // off (RFC 6298 5.5). Frames go out in order, so the scan stops at the first one not yet
   // due; SACKed frames (no mbuf) are skipped.
-  const bool all_sent = pages_.empty() && staged_begin_ == staged_end_ && unsent_ == snd_nxt_;
+  const bool all_sent = pages_.empty() && staged_.empty() && unsent_ == snd_nxt_;
   std::uint64_t timeout = rto_;
   bool probe = false;
   if (all_sent && srtt_ != 0) {
@@ -466,54 +466,13 @@ bool SourceStream::tokens_for(std::size_t bytes, std::uint64_t now) {
   return true;
 }
 
-// Moves not-yet-framed bytes to the front and encodes more pages behind them.
-bool SourceStream::refill_staging() {
-  if (pages_.empty()) return false;
-  if (staged_begin_ > 0) {
-    std::memmove(staging_.data(), staging_.data() + staged_begin_, staged_end_ - staged_begin_);
-    staged_end_ -= staged_begin_;
-    staged_begin_ = 0;
-  }
-  const std::span<std::byte> room(staging_.data() + staged_end_, staging_.size() - staged_end_);
-  if (room.size() < encoder_.max_record_bytes()) return false;
-  const pagecodec::EncodeProgress progress = encoder_.encode(region_, pages_, generation_, room);
-  pages_ = pages_.subspan(progress.pages_consumed);
-  staged_end_ += progress.bytes_written;
-  return progress.bytes_written > 0;
-}
-
-// How many staged bytes the next frame carries: the rest of a split record, then whole
-// records while they fit; a record larger than a frame is split.
-std::size_t SourceStream::next_frame_bytes() {
-  std::size_t take = 0;
-  if (fragment_left_ > 0) {
-    take = std::min<std::size_t>(fragment_left_, payload_bytes_);
-    fragment_left_ -= take;
-    if (fragment_left_ > 0) return take;
-  }
-  while (staged_begin_ + take + pagecodec::kRecordHeaderBytes <= staged_end_) {
-    pagecodec::RecordHeader header;
-    std::memcpy(&header, staging_.data() + staged_begin_ + take, sizeof header);
-    const std::size_t record = pagecodec::kRecordHeaderBytes + header.payload_bytes.get();
-    if (take + record <= payload_bytes_) {
-      take += record;
-    } else if (take == 0) {
-      fragment_left_ = record - payload_bytes_;
-      return payload_bytes_;
-    } else {
-      break;
-    }
-  }
-  return take;
-}
-
 // Encodes straight into a new frame when records can be whole in it: no DEFLATE batch
 // (whose RAW fallback may exceed a frame), nothing staged or half-framed, and a frame that
 // holds a one-page record (RAW batches shrink to what fits; a DELTA is smaller than a
 // page). Returns the frame, or nullptr when the staging path must be used.
 rte_mbuf* SourceStream::encode_into_frame() {
-  if (encoder_.config().policy.deflate || staged_begin_ != staged_end_ || fragment_left_ != 0 ||
-      pages_.empty() || payload_bytes_ < pagecodec::kRecordHeaderBytes + encoder_.config().page_size) {
+  if (encoder_.config().policy.deflate || !staged_.empty() || pages_.empty() ||
+      payload_bytes_ < pagecodec::kRecordHeaderBytes + encoder_.config().page_size) {
     return nullptr;
   }
   rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
@@ -529,38 +488,43 @@ rte_mbuf* SourceStream::encode_into_frame() {
     rte_pktmbuf_free(mbuf);
     return nullptr;
   }
-  if (references.count > 0) {
-    if (attach_page_references(mbuf, static_cast<std::uint16_t>(progress.bytes_written), references, queue_.references)) {
-      std::size_t referenced = 0;
-      for (std::size_t r = 0; r < references.count; ++r) referenced += references.items[r].length;
-      counters_.pages_by_reference += referenced / encoder_.config().page_size;
-    } else {
-      ++counters_.mbuf_exhausted;  // the pages are encoded already: copy them into their places
-      for (std::size_t r = 0; r < references.count; ++r) {
-        std::memcpy(frame_payload(mbuf) + references.items[r].offset, references.items[r].bytes, references.items[r].length);
-      }
-    }
-  }
+  attach_references(mbuf, progress.bytes_written, references);
   finish_frame(mbuf, path_, FrameFields{.type = FrameType::kData, .stream = index_, .session = session_, .seq = snd_nxt_},
                static_cast<std::uint16_t>(progress.bytes_written), 0, crypto_);
   counters_.payload_bytes_sent += progress.bytes_written;
   return mbuf;
 }
 
-// Cuts the next frame from the staged bytes; nullptr when nothing is staged.
+void SourceStream::attach_references(rte_mbuf* frame, std::size_t payload_bytes,
+                                     const pagecodec::PageReferences& references) {
+  if (references.count == 0) return;
+  if (!attach_page_references(frame, static_cast<std::uint16_t>(payload_bytes), references, queue_.references)) {
+    ++counters_.mbuf_exhausted;  // the pages are encoded already: copy them into their places
+    for (std::size_t r = 0; r < references.count; ++r) {
+      std::memcpy(frame_payload(frame) + references.items[r].offset, references.items[r].bytes, references.items[r].length);
+    }
+    return;
+  }
+  for (std::size_t r = 0; r < references.count; ++r) referenced_bytes_ += references.items[r].length;
+  counters_.pages_by_reference += referenced_bytes_ / encoder_.config().page_size;
+  referenced_bytes_ %= encoder_.config().page_size;
+}
+
+// Cuts the next frame from the staged records; nullptr when nothing is staged.
 rte_mbuf* SourceStream::frame_from_staging() {
-  if (staged_end_ - staged_begin_ < payload_bytes_ && fragment_left_ == 0) refill_staging();
-  const std::size_t fragment_before = fragment_left_;
-  const std::size_t bytes = next_frame_bytes();
+  if (staged_.bytes() < payload_bytes_ && !staged_.splitting()) {
+    staged_.refill(encoder_, region_, &pages_, generation_, by_reference_);
+  }
+  const std::size_t bytes = staged_.next_frame_bytes(payload_bytes_);
   if (bytes == 0) return nullptr;
   rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
   if (mbuf == nullptr) {
     ++counters_.mbuf_exhausted;
-    fragment_left_ = fragment_before;  // nothing was framed; try again next poll
-    return nullptr;
+    return nullptr;  // nothing was taken; try again next poll
   }
-  std::memcpy(frame_payload(mbuf), staging_.data() + staged_begin_, bytes);
-  staged_begin_ += bytes;
+  pagecodec::PageReferences references;
+  staged_.take(bytes, frame_payload(mbuf), &references);
+  attach_references(mbuf, bytes, references);
   finish_frame(mbuf, path_, FrameFields{.type = FrameType::kData, .stream = index_, .session = session_, .seq = snd_nxt_},
                static_cast<std::uint16_t>(bytes), 0, crypto_);
   counters_.payload_bytes_sent += bytes;

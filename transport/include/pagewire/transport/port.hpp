@@ -40,7 +40,10 @@ struct PortConfig {
 
 class Port {
  public:
-  // Configures and starts the port. The message names the port and what it refused.
+  // Configures and starts the port. The message names the port and what it refused. A
+  // failure to allocate leaves the device as it was; one the device reports after it was
+  // configured (queue setup, MTU, start) closes it, and the message says so. Nothing is
+  // left allocated either way.
   static Result<Port> open(const PortConfig& config);
 
   Port(Port&& other) noexcept;
@@ -52,7 +55,7 @@ class Port {
   std::uint16_t mtu() const { return mtu_; }  // what the device accepted, read back
   const rte_ether_addr& mac() const { return mac_; }
   // Buffers that hold a whole frame: what streams build frames in.
-  rte_mempool* pool() const { return pool_; }
+  rte_mempool* pool() const { return pool_.get(); }
   const std::string& name() const { return name_; }
   // The device computes IPv4 and UDP checksums of frames it sends (then Path's
   // tx_checksum_offload may be set), and checks those of frames it receives (reported in
@@ -63,7 +66,7 @@ class Port {
   bool rx_scatter() const { return rx_scatter_; }
   // Frames may point at guest memory: the device sends chains, and the port has the
   // segments for it. Null pool when not.
-  rte_mempool* reference_pool() const { return reference_pool_; }
+  rte_mempool* reference_pool() const { return reference_pool_.get(); }
   // Sends what arrives for stream s (IPv4 to local.ip, UDP to local.udp_port + s, on
   // local.vlan) to RX queue s, for `streams` streams: each stream's core must see its own frames. Nothing to
   // do for one stream, or for a device whose queues are paired end to end (net_ring,
@@ -81,25 +84,30 @@ class Port {
   rte_mbuf_ext_shared_info* reference_info(std::uint16_t queue) const { return &reference_info_[queue]; }
 
  private:
-  Port(std::uint16_t id, std::uint16_t queues, std::uint16_t mtu, rte_ether_addr mac,
-       rte_mempool* pool, std::string name)
-      : id_(id), queues_(queues), mtu_(mtu), mac_(mac), pool_(pool), name_(std::move(name)) {}
+  struct MempoolFree {
+    void operator()(rte_mempool* pool) const { rte_mempool_free(pool); }
+  };
+  using Mempool = std::unique_ptr<rte_mempool, MempoolFree>;
+
+  Port(std::uint16_t id, std::uint16_t queues, std::string name) : id_(id), queues_(queues), name_(std::move(name)) {}
 
   std::uint16_t id_;
   std::uint16_t queues_;
-  std::uint16_t mtu_;
-  rte_ether_addr mac_;
-  rte_mempool* pool_;
+  std::uint16_t mtu_ = 0;
+  rte_ether_addr mac_{};
+  Mempool pool_;
   std::string name_;
   bool tx_checksum_offload_ = false;
   bool rx_checksum_offload_ = false;
   bool rx_scatter_ = false;
   bool virtual_device_ = false;  // on the vdev bus: no DMA
   bool paired_queues_ = false;   // queue q reaches the peer's queue q (net_ring, net_memif)
-  rte_mempool* rx_pool_ = nullptr;  // scattered receive buffers; null: pool_ receives too
-  rte_mempool* reference_pool_ = nullptr;
+  Mempool rx_pool_;  // scattered receive buffers; null: pool_ receives too
+  Mempool reference_pool_;
   std::unique_ptr<rte_mbuf_ext_shared_info[]> reference_info_;
-  bool owned_ = true;
+  // The device was configured by this object, which stops and closes it before its pools
+  // go (the device's queues hold their mbufs until then).
+  bool device_configured_ = false;
 };
 
 }  // namespace pagewire::transport

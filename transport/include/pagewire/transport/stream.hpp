@@ -28,6 +28,7 @@
 #include "pagewire/transport/frame.hpp"
 #include "pagewire/transport/pacing_controller.hpp"
 #include "pagewire/transport/published_counters.hpp"
+#include "pagewire/transport/staged_records.hpp"
 #include "pagewire/transport/stream_counters.hpp"
 #include "pagewire/transport/zero_copy_frame.hpp"
 
@@ -141,8 +142,9 @@ class SourceStream {
   void transmit(std::uint64_t now);
   rte_mbuf* encode_into_frame();
   rte_mbuf* frame_from_staging();
-  bool refill_staging();
-  std::size_t next_frame_bytes();
+  // Points the frame being built at the guest where `references` say (copies instead when
+  // the port runs short of segments), and counts what went by reference.
+  void attach_references(rte_mbuf* frame, std::size_t payload_bytes, const pagecodec::PageReferences& references);
   bool send_one(rte_mbuf* mbuf, std::uint64_t now);
   // Sends a frame we hold, whole, or in parts if the path's MTU has fallen below it.
   bool send_held(rte_mbuf* mbuf, std::uint64_t now);
@@ -197,11 +199,8 @@ class SourceStream {
   std::uint32_t generation_ = 0;
   bool by_reference_ = false;  // this round's RAW pages go as references into region_
 
-  // Encoded, not yet framed: [staged_begin_, staged_end_) of staging_.
-  std::vector<std::byte> staging_;
-  std::size_t staged_begin_ = 0;
-  std::size_t staged_end_ = 0;
-  std::size_t fragment_left_ = 0;  // bytes of a split record still to frame
+  StagedRecords staged_;
+  std::size_t referenced_bytes_ = 0;  // sent by reference, short of a whole page
 
   std::vector<InFlight> window_;
   std::uint32_t snd_una_ = 0;   // oldest unacknowledged
