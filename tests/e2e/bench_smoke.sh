@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark harness keeps working: a tiny sweep (two points, one run each) writes its CSV
 # and JSON, the plot step draws from that JSON, a policy sweep of small migrations verifies
-# every run, the two-process memif transport bench verifies its destination, and the cost
+# every run, the two-process memif transport bench verifies its destination (with pages sent
+# by reference too), the source-core bench sends every page by reference, and the cost
 # model prints its tables. Figures are not checked here: they live
 # in docs/benchmarks.md.
 set -u
@@ -21,9 +22,14 @@ grep -q '</svg>' "$dir/chart.svg" || fail "chart.svg is not an SVG document"
   --out "$dir/migrate" || fail "bench sweep --kind migrate"
 grep -q '"verified": 1.0' "$dir/migrate.json" || fail "no verified migration in migrate.json"
 
-"$pw" bench transport --link memif --region-mib 8 --repeats 1 --json > "$dir/memif.txt" 2>&1 ||
+"$pw" bench transport --link memif --region-mib 8 --repeats 2 --zero-copy --json > "$dir/memif.txt" 2>&1 ||
   fail "bench transport --link memif: $(tail -3 "$dir/memif.txt")"
 grep -q '"verified":true' "$dir/memif.txt" || fail "the memif destination did not verify"
+grep -q '"pages_by_reference":4096' "$dir/memif.txt" || fail "memif: not every stable-round page went by reference"
+
+"$pw" bench transport --link null --region-mib 8 --repeats 1 --mtu 1500 --json > "$dir/null.txt" 2>&1 ||
+  fail "bench transport --link null: $(tail -3 "$dir/null.txt")"
+grep -q '"pages_by_reference":2048' "$dir/null.txt" || fail "--link null: not every page went by reference"
 
 "$pw" bench cost --sample-mib 8 --repeats 1 --profile database --policy raw --policy full > "$dir/cost.txt" ||
   fail "bench cost"

@@ -9,6 +9,7 @@
 #include "cli/commands.hpp"
 #include "pagewire/pinning/plan.hpp"
 #include "pagewire/tools/memif_bench.hpp"
+#include "pagewire/tools/source_cost_bench.hpp"
 #include "pagewire/tools/transport_bench.hpp"
 #include "pagewire/transport/eal.hpp"
 
@@ -45,7 +46,8 @@ int bench_memif(const tools::TransportBenchOptions& ring_options, std::uint64_t 
                                          .repeats = ring_options.repeats,
                                          .window_frames = ring_options.window_frames,
                                          .burst = ring_options.burst,
-                                         .udp_checksum = ring_options.udp_checksum};
+                                         .udp_checksum = ring_options.udp_checksum,
+                                         .zero_copy = ring_options.zero_copy};
   std::cout << "bench transport: " << region_mib << " MiB of 4 KiB RAW pages over memif between two processes, "
             << options.streams << " stream(s), window " << options.window_frames << std::endl;
   auto result = tools::run_memif_bench(options, std::cout);
@@ -59,7 +61,8 @@ int bench_memif(const tools::TransportBenchOptions& ring_options, std::uint64_t 
                                 {"streams", options.streams}, {"path_mtu", r.path_mtu},
                                 {"window", options.window_frames}, {"udp_checksum", options.udp_checksum},
                                 {"gbps", r.gbps}, {"memcpy_gbps", r.memcpy_gbps}, {"vs_memcpy", r.vs_memcpy},
-                                {"verified", r.verified}}
+                                {"verified", r.verified}, {"zero_copy_gbps", r.zero_copy_gbps},
+                                {"zero_copy_vs_copy", r.zero_copy_vs_copy}, {"pages_by_reference", r.pages_by_reference}}
                      .dump()
               << std::endl;
     return 0;
@@ -67,6 +70,53 @@ int bench_memif(const tools::TransportBenchOptions& ring_options, std::uint64_t 
   std::cout << std::fixed << std::setprecision(2) << "path MTU " << r.path_mtu << "; " << r.gbps
             << " Gbit/s, memcpy " << r.memcpy_gbps << " Gbit/s: " << r.vs_memcpy
             << "x memcpy (medians of interleaved ratios); destination verified\n";
+  if (options.zero_copy) {
+    std::cout << "zero-copy: " << r.zero_copy_gbps << " Gbit/s, " << r.zero_copy_vs_copy
+              << "x the copying rounds (medians of interleaved ratios); " << r.pages_by_reference
+              << " pages sent by reference\n";
+  }
+  return 0;
+}
+
+// --link null: the source core alone, copying beside by reference.
+int bench_source_cost(const tools::TransportBenchOptions& ring_options, std::uint64_t region_mib, bool json) {
+  if (ring_options.impaired_link || ring_options.authenticate || ring_options.streams != 1) {
+    std::cerr << "pagewire: --link null: one stream, no link impairments and no --security\n";
+    return 2;
+  }
+  auto numa_node = init_pair_eal("bench transport", std::cout);
+  if (!numa_node) {
+    std::cerr << "pagewire: " << numa_node.error().message << "\n";
+    return 1;
+  }
+  const tools::SourceCostOptions options{.region_bytes = ring_options.region_bytes,
+                                         .mtu = ring_options.mtu,
+                                         .repeats = ring_options.repeats,
+                                         .burst = ring_options.burst,
+                                         .crc = ring_options.crc};
+  std::cout << "bench transport: one source core, " << region_mib << " MiB of 4 KiB RAW pages into a sink "
+            << "(frames freed on the source core, as by a NIC's TX completion; nothing acknowledged)" << std::endl;
+  auto result = tools::run_source_cost_bench(options, std::cout);
+  if (!result) {
+    std::cerr << "pagewire: " << result.error().message << "\n";
+    return 1;
+  }
+  const auto& r = *result;
+  if (json) {
+    std::cout << nlohmann::json{{"event", "result"}, {"link", "null"}, {"region_mib", region_mib}, {"mtu", r.mtu},
+                                {"crc", options.crc}, {"copy_gbps", r.copy_gbps}, {"reference_gbps", r.reference_gbps},
+                                {"memcpy_gbps", r.memcpy_gbps}, {"copy_vs_memcpy", r.copy_vs_memcpy},
+                                {"reference_vs_copy", r.reference_vs_copy}, {"copy_ns_per_page", r.copy_ns_per_page},
+                                {"reference_ns_per_page", r.reference_ns_per_page},
+                                {"pages_by_reference", r.pages_by_reference}}
+                     .dump()
+              << std::endl;
+    return 0;
+  }
+  std::cout << std::fixed << std::setprecision(2) << "MTU " << r.mtu << ": copying " << r.copy_gbps << " Gbit/s ("
+            << r.copy_ns_per_page << " ns/page, " << r.copy_vs_memcpy << "x memcpy " << r.memcpy_gbps
+            << " Gbit/s); by reference " << r.reference_gbps << " Gbit/s (" << r.reference_ns_per_page
+            << " ns/page): " << r.reference_vs_copy << "x the copying rounds (medians of interleaved ratios)\n";
   return 0;
 }
 
@@ -87,7 +137,8 @@ int bench_transport(const std::vector<std::string>& args) {
       ("region-mib", po::value(&region_mib)->default_value(region_mib), "guest region in MiB (4 KiB RAW pages)")
       ("link", po::value(&link)->default_value(link),
        "ring: both ends in this process on a net_ring pair (with kernel TCP and the impairments); "
-       "memif: the destination in a second process, over memif")
+       "memif: the destination in a second process, over memif; "
+       "null: the source core alone, its frames freed on that core as by a NIC, copying beside by reference")
       ("streams", po::value(&options.streams)->default_value(options.streams), "streams (queue pairs)")
       ("mtu", po::value(&options.mtu)->default_value(options.mtu), "port MTU to request")
       ("repeats", po::value(&options.repeats)->default_value(options.repeats), "timed rounds; the median is reported")
@@ -157,8 +208,9 @@ int bench_transport(const std::vector<std::string>& args) {
                           options.link.reorder > 0 || options.link.duplicate > 0 || options.link.mtu_clamp != 0;
   options.region_bytes = region_mib << 20;
   if (link == "memif") return bench_memif(options, region_mib, json);
+  if (link == "null") return bench_source_cost(options, region_mib, json);
   if (link != "ring") {
-    std::cerr << "pagewire: --link " << link << ": expected ring or memif\n";
+    std::cerr << "pagewire: --link " << link << ": expected ring, memif or null\n";
     return 2;
   }
   auto numa_node = init_pair_eal("bench transport", std::cout);

@@ -105,14 +105,15 @@ Result<Port> Port::open(const PortConfig& config) {
     auto references_pool = create_pool("pw_ref_" + std::to_string(config.port_id), references, 0);
     if (!references_pool) return references_pool.error();
     port.reference_pool_ = std::move(references_pool).value();
-    port.reference_info_ = std::make_unique<rte_mbuf_ext_shared_info[]>(config.queues);
+    port.reference_info_ = std::make_unique<QueueReferenceInfo[]>(config.queues);
     for (std::uint16_t q = 0; q < config.queues; ++q) {
       // Guest memory is not ours to free: the callback does nothing. The port's own
       // reference keeps the count above 1 while frames come and go, so that DPDK's
       // non-atomic shortcut for a count of 1 never races a core freeing a frame.
-      port.reference_info_[q].free_cb = [](void*, void*) {};
-      port.reference_info_[q].fcb_opaque = nullptr;
-      rte_mbuf_ext_refcnt_set(&port.reference_info_[q], 1);
+      rte_mbuf_ext_shared_info& info = port.reference_info_[q].info;
+      info.free_cb = [](void*, void*) {};
+      info.fcb_opaque = nullptr;
+      rte_mbuf_ext_refcnt_set(&info, 1);
     }
   }
 

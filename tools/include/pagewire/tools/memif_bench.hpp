@@ -1,8 +1,10 @@
 // `pagewire bench transport --link memif`: the RAW page rounds of `bench transport`, between
 // two processes instead of two cores of one: the destination runs in a forked child with
 // its own EAL and address space, joined to the source by memif, each on its own core of the
-// placement plan. Each repeat times a memcpy of the same pages, then a round, back to back.
-// At the end the destination hashes what it holds and the source compares.
+// placement plan. Each repeat times a memcpy of the same pages, then a round, back to back;
+// with zero_copy also a round of pages declared stable (sent from guest memory by
+// reference), the two rounds taking turns going first. At the end the destination hashes
+// what it holds and the source compares.
 //
 // Call before EAL is initialised in this process (it forks, and each side inits its own).
 #pragma once
@@ -21,6 +23,7 @@ struct MemifBenchOptions {
   std::uint32_t window_frames = 1024;
   std::uint16_t burst = 32;
   bool udp_checksum = false;  // a memory link: the frames cannot be corrupted on the way
+  bool zero_copy = false;
 };
 
 struct MemifBenchResult {
@@ -29,6 +32,11 @@ struct MemifBenchResult {
   double vs_memcpy = 0;    // median of per-repeat ratios
   std::uint16_t path_mtu = 0;
   bool verified = false;   // the destination holds exactly the source's pages
+  // With zero_copy: the stable rounds, and their median ratio to the copying round of the
+  // same repeat.
+  double zero_copy_gbps = 0;
+  double zero_copy_vs_copy = 0;
+  std::uint64_t pages_by_reference = 0;
 };
 
 Result<MemifBenchResult> run_memif_bench(const MemifBenchOptions& options, std::ostream& progress);

@@ -81,7 +81,7 @@ class Port {
   void unmap_for_dma(const void* start, std::size_t bytes) const;
   // The bookkeeping of queue q's references to guest memory (one per queue: no two cores
   // share its count).
-  rte_mbuf_ext_shared_info* reference_info(std::uint16_t queue) const { return &reference_info_[queue]; }
+  rte_mbuf_ext_shared_info* reference_info(std::uint16_t queue) const { return &reference_info_[queue].info; }
 
  private:
   struct MempoolFree {
@@ -104,7 +104,11 @@ class Port {
   bool paired_queues_ = false;   // queue q reaches the peer's queue q (net_ring, net_memif)
   Mempool rx_pool_;  // scattered receive buffers; null: pool_ receives too
   Mempool reference_pool_;
-  std::unique_ptr<rte_mbuf_ext_shared_info[]> reference_info_;
+  // A cache line each: every frame that points at guest memory updates its queue's count.
+  struct alignas(RTE_CACHE_LINE_SIZE) QueueReferenceInfo {
+    rte_mbuf_ext_shared_info info;
+  };
+  std::unique_ptr<QueueReferenceInfo[]> reference_info_;
   // The device was configured by this object, which stops and closes it before its pools
   // go (the device's queues hold their mbufs until then).
   bool device_configured_ = false;
