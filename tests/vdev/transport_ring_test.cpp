@@ -39,10 +39,12 @@ TEST(TransportRing, CleanPathTwoStreamsThreeRoundsArriveExactly) {
   EXPECT_GT(result.source.encoded.pages[delta], 0u) << "re-dirtied pages went as DELTA";
   EXPECT_EQ(result.destination.decoded.pages[delta], result.source.encoded.pages[delta]);
   EXPECT_EQ(result.destination.streams.delta_base_mismatch, 0u);
-  // No hole can exist on a lossless, in-order link; a slow machine (sanitizers) may still
-  // time out now and then.
+  // No hole can exist on a lossless, in-order link. Timers may still fire: three threads
+  // share two vCPUs here, and a thread descheduled for longer than the 5 ms RTO makes a
+  // stream resend up to a burst (32 frames) at once. More than two such stalls per stream
+  // would be a timer firing early.
   EXPECT_EQ(result.source.streams.retransmits_sack, 0u);
-  EXPECT_LE(result.source.streams.retransmits_timeout, result.source.streams.frames_sent / 20);
+  EXPECT_LE(result.source.streams.retransmits_timeout, 2u * 2 * 32);
 }
 
 TEST(TransportRing, LossDuplicationReorderingCorruptionAndAnMtuClampNeverProduceWrongData) {
