@@ -156,7 +156,7 @@ int main(int argc, char** argv) {
   test::Bytes destination(guest.size());
   auto session = DestinationSession::accept(config, *port, destination.data());
   if (!session) return fail(role, session.error().message);
-  if (auto status = (*session)->run_until_finished(120000); !status) return fail(role, status.error().message);
+  if (auto status = (*session)->run_until_finished(); !status) return fail(role, status.error().message);
   (*session)->linger();
   for (int round = 1; round <= rounds; ++round) write_round(guest, writes);  // what the source holds now
   if (destination != guest) {

@@ -41,6 +41,7 @@ struct Scenario {
   GuestModelConfig guest;
   MigrationOptions migration;
   bool destination_dies = false;  // stops answering after its first frames
+  double source_rate_bytes_per_second = 0;  // 0: as fast as the ring goes
 };
 
 struct Outcome {
@@ -96,7 +97,9 @@ Outcome migrate(const Scenario& scenario) {
     outcome.received_state = received->device_state;
   });
 
-  auto session = transport::SourceSession::connect(config(*source_port, 1, 2), *source_port, source_region->data());
+  transport::SessionConfig source_config = config(*source_port, 1, 2);
+  source_config.tuning.rate_bytes_per_second = scenario.source_rate_bytes_per_second;
+  auto session = transport::SourceSession::connect(source_config, *source_port, source_region->data());
   if (!session) {
     destination.join();
     outcome.report = session.error();
@@ -175,6 +178,22 @@ TEST(MigrationRing, DestinationGoneMidRoundLeavesTheSourceGuestRunning) {
   ASSERT_FALSE(outcome.report.ok());
   EXPECT_NE(outcome.report.error().message.find("keeps running on the source"), std::string::npos)
       << outcome.report.error().message;
+  EXPECT_GT(outcome.writes_after, 0u) << "the guest kept running after the failure";
+}
+
+TEST(MigrationRing, MaxSecondsEndsARoundThatRunsTooLong) {
+  // A round has no time limit of its own, since a large guest's first round can take minutes:
+  // the migration's budget is what ends one that never finishes, mid-round.
+  Scenario scenario;
+  scenario.guest.pages_per_second = 20000;
+  scenario.source_rate_bytes_per_second = 1e6;  // round 0 alone would take several seconds
+  scenario.migration.max_seconds = 1;
+  const Outcome outcome = migrate(scenario);
+  ASSERT_FALSE(outcome.report.ok());
+  EXPECT_NE(outcome.report.error().message.find("round 0: max_seconds (1 s) ran out"), std::string::npos)
+      << outcome.report.error().message;
+  EXPECT_NE(outcome.report.error().message.find("keeps running on the source"), std::string::npos);
+  EXPECT_NE(outcome.destination_error, "") << "the destination must discard what it received";
   EXPECT_GT(outcome.writes_after, 0u) << "the guest kept running after the failure";
 }
 

@@ -162,7 +162,7 @@ inline MigrationResult migrate(Harness& harness, Bytes& guest, Bytes& destinatio
     }
     receiver = std::move(accepted).value();
     running.store(receiver.get(), std::memory_order_release);
-    if (auto status = receiver->run_until_finished(60000); !status) result.destination_error = status.error().message;
+    if (auto status = receiver->run_until_finished(); !status) result.destination_error = status.error().message;
     receiver->linger();
   });
   auto connected = SourceSession::connect(source_config, harness.source_port(), guest.data());

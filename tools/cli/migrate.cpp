@@ -61,6 +61,12 @@ struct LinkOptions {
 };
 
 void add_link_options(po::options_description& d, LinkOptions& o, bool source) {
+  const std::string timeout_help =
+      source ? "wait this long for the link and the destination's answer (the migration itself is bounded by "
+               "--max-seconds)"
+             : "wait this long for the link, the source's HELLO and, after the last round, its commit; the rounds "
+               "take as long as the source keeps sending (it is given up after " +
+                   std::to_string(transport::SessionConfig{}.peer_timeout_ms / 1000) + " s of silence)";
   d.add_options()
       ("help,h", "show this help")
       ("vdev", po::value(&o.vdev), "a virtual port, e.g. net_memif0,role=server,socket=/tmp/pw.sock")
@@ -76,7 +82,7 @@ void add_link_options(po::options_description& d, LinkOptions& o, bool source) {
       ("udp-port", po::value(&o.udp_port)->default_value(o.udp_port), "first UDP port (stream s uses +s)")
       ("vlan", po::value(&o.vlan)->default_value(o.vlan), "802.1Q VLAN of this end's link, 1..4094; 0: untagged")
       ("max-state-kib", po::value(&o.max_state_kib)->default_value(o.max_state_kib), "room for device state")
-      ("timeout-s", po::value(&o.timeout_s)->default_value(o.timeout_s), "give up after this long without completion")
+      ("timeout-s", po::value(&o.timeout_s)->default_value(o.timeout_s), timeout_help.c_str())
       ("cpu", po::value(&o.cpu), source ? "CPU for the data path (default: the plan's control core)"
                                         : "CPU for the data path (default: the plan's first stream core)")
       ("json", po::bool_switch(&o.json), "one JSON object per event instead of text")

@@ -93,7 +93,7 @@ Result<std::unique_ptr<Port>> open_memif(const MemifBenchOptions& options, const
     say("error " + session.error().message);
     _exit(1);
   }
-  if (auto finished = (*session)->run_until_finished(600000); !finished) {
+  if (auto finished = (*session)->run_until_finished(); !finished) {
     say("error " + finished.error().message);
     _exit(1);
   }

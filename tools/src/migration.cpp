@@ -17,6 +17,11 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
+// Once the guest is paused every second is downtime, but giving up would only trade it for a
+// resume: the switchover gets this long whatever is left of max_seconds. A silent
+// destination still fails it within its peer timeout.
+constexpr std::uint32_t kSwitchoverPhaseLimitMs = 60000;
+
 }  // namespace
 
 std::uint64_t state_pages_for(std::uint64_t max_state_bytes, std::uint32_t page_size) {
@@ -35,8 +40,13 @@ SourceMigration::SourceMigration(transport::SourceSession& session, std::span<st
       log_(log),
       options_(options) {}
 
+std::uint32_t SourceMigration::pre_copy_ms_left() const {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(give_up_at_ - Clock::now()).count();
+  return static_cast<std::uint32_t>(std::clamp<std::int64_t>(left, 1, UINT32_MAX));
+}
+
 Result<RoundReport> SourceMigration::send_round(std::span<const std::uint64_t> pages, std::uint32_t round,
-                                                transport::SourceSession::RoundPages kind) {
+                                                std::uint32_t timeout_ms, transport::SourceSession::RoundPages kind) {
   const transport::SessionTotals before = session_.totals();
   const auto start = Clock::now();
   session_.begin_round(pages, ++generation_, kind);
@@ -47,7 +57,13 @@ Result<RoundReport> SourceMigration::send_round(std::span<const std::uint64_t> p
     on_progress_(progress);
   };
   const std::function<void()> tick = on_progress_ ? std::function<void()>(show_progress) : nullptr;
-  if (auto status = session_.run_until_idle(60000, tick); !status) return status.error();
+  if (auto status = session_.run_until_idle(timeout_ms, tick); !status) {
+    if (kind == transport::SourceSession::RoundPages::kMayChange && Clock::now() >= give_up_at_) {
+      return make_error("max_seconds (" + std::to_string(options_.max_seconds) +
+                        " s) ran out before every page of the round was acknowledged");
+    }
+    return status.error();
+  }
   const transport::SessionTotals after = session_.totals();
   RoundReport report;
   report.round = round;
@@ -79,6 +95,7 @@ Result<MigrationReport> SourceMigration::run(std::span<const std::byte> device_s
   block_hash_seconds_ = seconds_since(digest_start) / static_cast<double>(digest_.blocks());
 
   const auto start = Clock::now();
+  give_up_at_ = start + std::chrono::seconds(options_.max_seconds);
   MigrationReport report;
   report.guest_pages = guest_pages_;
   std::vector<std::uint64_t> pages(guest_pages_);
@@ -90,7 +107,7 @@ Result<MigrationReport> SourceMigration::run(std::span<const std::byte> device_s
   std::uint64_t previous_dirty = UINT64_MAX;
   int stalled = 0;
   for (std::uint32_t round = 0;; ++round) {
-    auto sent = send_round(pages, round);
+    auto sent = send_round(pages, round, pre_copy_ms_left());
     if (!sent) {
       const std::string why = "round " + std::to_string(round) + ": " + sent.error().message;
       session_.abort(why);
@@ -187,7 +204,7 @@ Result<MigrationReport> SourceMigration::switch_over(std::span<const std::byte> 
     return ms;
   };
   // The guest is paused: its pages may go straight from its memory (zero-copy).
-  auto last = send_round(pages, report.rounds, transport::SourceSession::RoundPages::kStable);
+  auto last = send_round(pages, report.rounds, kSwitchoverPhaseLimitMs, transport::SourceSession::RoundPages::kStable);
   if (!last) return fail(last.error().message);
   report.final_round_ms = phase_ms();
   report.rounds += 1;
@@ -195,7 +212,7 @@ Result<MigrationReport> SourceMigration::switch_over(std::span<const std::byte> 
   report.wire_bytes += last->wire_bytes;
   for (int e = 0; e < pagecodec::kEncodingCount; ++e) report.pages_by_encoding[e] += last->pages_by_encoding[e];
   session_.begin_finish();
-  if (auto status = session_.run_until_idle(60000); !status) return fail(status.error().message);
+  if (auto status = session_.run_until_idle(kSwitchoverPhaseLimitMs); !status) return fail(status.error().message);
   report.finish_ms = phase_ms();
 
   auto theirs = session_.verify(options_.verify_timeout_ms);
@@ -239,7 +256,8 @@ class ReceivedPages {
 }  // namespace
 
 Result<ReceiveReport> receive_migration(transport::DestinationSession& session, std::span<const std::byte> region,
-                                        std::uint64_t guest_pages, std::uint32_t page_size, std::uint32_t timeout_ms) {
+                                        std::uint64_t guest_pages, std::uint32_t page_size,
+                                        std::uint32_t commit_timeout_ms) {
   RegionDigest digest_keeper(region);
   ReceivedPages received(session, page_size);
   // Hashes what has arrived while the rounds go on; it owns digest_keeper until joined.
@@ -255,7 +273,7 @@ Result<ReceiveReport> receive_migration(transport::DestinationSession& session, 
       lock.lock();
     }
   });
-  const Status finished = session.run_until_finished(timeout_ms);
+  const Status finished = session.run_until_finished();
   {
     std::lock_guard lock(mutex);
     receiving = false;
@@ -270,7 +288,7 @@ Result<ReceiveReport> receive_migration(transport::DestinationSession& session, 
   const Digest digest = digest_keeper.digest();
   const auto waiting = Clock::now();
   report.digest_ms = std::chrono::duration<double, std::milli>(waiting - hashed).count();
-  if (auto status = session.await_commit(digest, region.size(), timeout_ms); !status) return status.error();
+  if (auto status = session.await_commit(digest, region.size(), commit_timeout_ms); !status) return status.error();
   report.commit_wait_ms = std::chrono::duration<double, std::milli>(Clock::now() - waiting).count();
   session.linger();
   report.digest = to_hex(digest);

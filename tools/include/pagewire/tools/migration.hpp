@@ -10,6 +10,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -27,7 +28,9 @@ namespace pagewire::tools {
 struct MigrationOptions {
   std::uint32_t downtime_limit_ms = 300;  // QEMU's default
   std::uint32_t max_rounds = 30;
-  std::uint32_t max_seconds = 600;        // past this the migration aborts
+  // Past this the migration aborts, mid-round too: a round has no limit of its own, since a
+  // large guest's first round alone can take minutes. The switchover, once begun, runs on.
+  std::uint32_t max_seconds = 600;
   // Rounds that shrink the dirty set by less than 10% twice in a row are not converging:
   // auto-converge throttles the guest (20%, then +10% a step, as QEMU's cpu-throttle does);
   // without it the migration switches over anyway and takes the longer downtime.
@@ -91,8 +94,9 @@ class SourceMigration {
                               const std::function<void(const RoundProgress&)>& on_progress = {});
 
  private:
-  Result<RoundReport> send_round(std::span<const std::uint64_t> pages, std::uint32_t round,
+  Result<RoundReport> send_round(std::span<const std::uint64_t> pages, std::uint32_t round, std::uint32_t timeout_ms,
                                  transport::SourceSession::RoundPages kind = transport::SourceSession::RoundPages::kMayChange);
+  std::uint32_t pre_copy_ms_left() const;
   // `pending`: pages dirtied during the last pre-copy round, already taken from the log.
   Result<MigrationReport> switch_over(std::span<const std::byte> device_state, MigrationReport report,
                                       std::vector<std::uint64_t> pending);
@@ -113,6 +117,7 @@ class SourceMigration {
   DirtyLog& log_;
   MigrationOptions options_;
   std::uint32_t generation_ = 0;
+  std::chrono::steady_clock::time_point give_up_at_;  // run()'s start + max_seconds
   std::function<void(const RoundProgress&)> on_progress_;
 };
 
@@ -127,8 +132,11 @@ struct ReceiveReport {
 };
 
 // The destination's half: applies rounds until the source's FIN, answers VERIFY with its
-// digest, and succeeds only when the source commits. Any failure means: discard the image.
+// digest, and succeeds only when the source commits within `commit_timeout_ms` of the FIN.
+// Rounds take as long as the source keeps sending (run_until_finished). Any failure means:
+// discard the image.
 Result<ReceiveReport> receive_migration(transport::DestinationSession& session, std::span<const std::byte> region,
-                                        std::uint64_t guest_pages, std::uint32_t page_size, std::uint32_t timeout_ms);
+                                        std::uint64_t guest_pages, std::uint32_t page_size,
+                                        std::uint32_t commit_timeout_ms);
 
 }  // namespace pagewire::tools

@@ -145,9 +145,12 @@ class DestinationSession {
   ~DestinationSession();
 
   bool poll(std::uint16_t s, std::uint64_t now_tsc) { return streams_[s].poll(now_tsc); }
-  // Polls every stream until all have reached their FIN, one fails, or `timeout_ms` passes.
-  // Returns at once: the caller goes on polling, in await_commit() or linger().
-  Status run_until_finished(std::uint32_t timeout_ms);
+  // Polls every stream until all have reached their FIN, one fails, the source aborts, or it
+  // sends nothing for peer_timeout_ms. There is no overall limit: how long a migration may
+  // take is the source's call (a large guest's first round alone can take minutes), and a
+  // total here would cut off migrations the source still allows. Returns at once: the
+  // caller goes on polling, in await_commit() or linger().
+  Status run_until_finished();
   // TIME-WAIT, after run_until_finished() or await_commit(): our FIN_ACK or COMMIT_ACK may
   // be lost and the source then repeats its FIN or COMMIT, so answer until the line has
   // been quiet for 100 ms (2 s at most).
