@@ -2,7 +2,8 @@
 # The benchmark harness keeps working: a tiny sweep (two points, one run each) writes its CSV
 # and JSON, the plot step draws from that JSON, a policy sweep of small migrations verifies
 # every run, the two-process memif transport bench verifies its destination (with pages sent
-# by reference too), the source-core bench sends every page by reference, and the cost
+# by reference too), the source-core bench sends every page by reference (on two cores
+# too, where there are two), and the cost
 # model prints its tables. Figures are not checked here: they live
 # in docs/benchmarks.md.
 set -u
@@ -30,6 +31,12 @@ grep -q '"pages_by_reference":4096' "$dir/memif.txt" || fail "memif: not every s
 "$pw" bench transport --link null --region-mib 8 --repeats 1 --mtu 1500 --json > "$dir/null.txt" 2>&1 ||
   fail "bench transport --link null: $(tail -3 "$dir/null.txt")"
 grep -q '"pages_by_reference":2048' "$dir/null.txt" || fail "--link null: not every page went by reference"
+if [ "$(nproc)" -ge 2 ]; then  # a stream on each of two cores, beside one
+  "$pw" bench transport --link null --region-mib 8 --repeats 1 --streams 2 --json > "$dir/null2.txt" 2>&1 ||
+    fail "bench transport --link null --streams 2: $(tail -3 "$dir/null2.txt")"
+  grep -q '"cores":2' "$dir/null2.txt" && grep -q '"pages_by_reference":2048' "$dir/null2.txt" &&
+    ! grep -q '"copy_speedup":0' "$dir/null2.txt" || fail "--link null --streams 2: no two-core rounds"
+fi
 
 "$pw" bench cost --sample-mib 8 --repeats 1 --profile database --policy raw --policy full > "$dir/cost.txt" ||
   fail "bench cost"

@@ -17,13 +17,16 @@ namespace po = boost::program_options;
 
 namespace pagewire::cli {
 
-Result<int> init_pair_eal(const std::string& what, std::ostream& out) {
-  // One source and one destination core pair: the plan for one stream gives the control
-  // core (source) and a stream core (destination).
+Result<int> init_pair_eal(const std::string& what, std::ostream& out, std::uint16_t lcores) {
+  // A core pair by default: the plan for one stream gives the control core (the source,
+  // main lcore) and a stream core (the destination). More lcores: more stream cores.
   auto topology = pinning::Topology::from_system();
   if (!topology) return topology.error();
-  auto placement = pinning::plan(*topology, {.streams = 1, .port = "net_ring0", .helper_threads = 0});
-  if (!placement) return make_error(what + " needs a core pair: " + placement.error().message);
+  const auto streams = static_cast<std::uint16_t>(std::max(lcores, std::uint16_t{2}) - 1);
+  auto placement = pinning::plan(*topology, {.streams = streams, .port = "net_ring0", .helper_threads = 0});
+  if (!placement) {
+    return make_error(what + " needs " + std::to_string(streams + 1) + " cores: " + placement.error().message);
+  }
   out << placement->to_text();
   transport::EalOptions eal;
   eal.program = "pagewire";
@@ -80,11 +83,12 @@ int bench_memif(const tools::TransportBenchOptions& ring_options, std::uint64_t 
 
 // --link null: the source core alone, copying beside by reference.
 int bench_source_cost(const tools::TransportBenchOptions& ring_options, std::uint64_t region_mib, bool json) {
-  if (ring_options.impaired_link || ring_options.authenticate || ring_options.streams != 1) {
-    std::cerr << "pagewire: --link null: one stream, no link impairments and no --security\n";
+  if (ring_options.impaired_link || ring_options.authenticate) {
+    std::cerr << "pagewire: --link null: no link impairments and no --security\n";
     return 2;
   }
-  auto numa_node = init_pair_eal("bench transport", std::cout);
+  auto numa_node = init_pair_eal("bench transport --link null --streams " + std::to_string(ring_options.streams),
+                                 std::cout, ring_options.streams);
   if (!numa_node) {
     std::cerr << "pagewire: " << numa_node.error().message << "\n";
     return 1;
@@ -93,8 +97,12 @@ int bench_source_cost(const tools::TransportBenchOptions& ring_options, std::uin
                                          .mtu = ring_options.mtu,
                                          .repeats = ring_options.repeats,
                                          .burst = ring_options.burst,
-                                         .crc = ring_options.crc};
-  std::cout << "bench transport: one source core, " << region_mib << " MiB of 4 KiB RAW pages into a sink "
+                                         .crc = ring_options.crc,
+                                         .cores = ring_options.streams};
+  std::cout << "bench transport: "
+            << (options.cores == 1 ? std::string("one source core")
+                                   : "source cores, 1 beside " + std::to_string(options.cores) + " (a stream each)")
+            << ", " << region_mib << " MiB of 4 KiB RAW pages into a sink "
             << "(frames freed on the source core, as by a NIC's TX completion; nothing acknowledged)" << std::endl;
   auto result = tools::run_source_cost_bench(options, std::cout);
   if (!result) {
@@ -108,7 +116,14 @@ int bench_source_cost(const tools::TransportBenchOptions& ring_options, std::uin
                                 {"memcpy_gbps", r.memcpy_gbps}, {"copy_vs_memcpy", r.copy_vs_memcpy},
                                 {"reference_vs_copy", r.reference_vs_copy}, {"copy_ns_per_page", r.copy_ns_per_page},
                                 {"reference_ns_per_page", r.reference_ns_per_page},
-                                {"pages_by_reference", r.pages_by_reference}}
+                                {"pages_by_reference", r.pages_by_reference},
+                                {"cores", options.cores},
+                                {"all_cores", {{"copy_gbps", r.scaling.copy_gbps},
+                                               {"reference_gbps", r.scaling.reference_gbps},
+                                               {"memcpy_gbps", r.scaling.memcpy_gbps},
+                                               {"copy_speedup", r.scaling.copy_speedup},
+                                               {"reference_speedup", r.scaling.reference_speedup},
+                                               {"memcpy_speedup", r.scaling.memcpy_speedup}}}}
                      .dump()
               << std::endl;
     return 0;
@@ -117,6 +132,13 @@ int bench_source_cost(const tools::TransportBenchOptions& ring_options, std::uin
             << r.copy_ns_per_page << " ns/page, " << r.copy_vs_memcpy << "x memcpy " << r.memcpy_gbps
             << " Gbit/s); by reference " << r.reference_gbps << " Gbit/s (" << r.reference_ns_per_page
             << " ns/page): " << r.reference_vs_copy << "x the copying rounds (medians of interleaved ratios)\n";
+  if (r.scaling.cores > 1) {
+    const auto& s = r.scaling;
+    std::cout << "on " << s.cores << " cores at once: copying " << s.copy_gbps << " Gbit/s (" << s.copy_speedup
+              << "x one core), by reference " << s.reference_gbps << " Gbit/s (" << s.reference_speedup
+              << "x), memcpy " << s.memcpy_gbps << " Gbit/s (" << s.memcpy_speedup << "x); " << s.cores
+              << "x would be linear\n";
+  }
   return 0;
 }
 
@@ -139,7 +161,8 @@ int bench_transport(const std::vector<std::string>& args) {
        "ring: both ends in this process on a net_ring pair (with kernel TCP and the impairments); "
        "memif: the destination in a second process, over memif; "
        "null: the source core alone, its frames freed on that core as by a NIC, copying beside by reference")
-      ("streams", po::value(&options.streams)->default_value(options.streams), "streams (queue pairs)")
+      ("streams", po::value(&options.streams)->default_value(options.streams),
+       "streams (queue pairs); --link null: source cores, each with a stream, timed beside one")
       ("mtu", po::value(&options.mtu)->default_value(options.mtu), "port MTU to request")
       ("repeats", po::value(&options.repeats)->default_value(options.repeats), "timed rounds; the median is reported")
       ("loss", po::value(&loss)->default_value(loss), "drop probability for the lossy run (0 skips it)")

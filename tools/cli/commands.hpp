@@ -22,9 +22,10 @@ std::optional<int> parse_options(const std::vector<std::string>& args,
                                  const boost::program_options::positional_options_description* positional = nullptr);
 
 // EAL on the placement plan's core pair for one stream (source: control core, destination:
-// a stream core), for the benchmarks that run both ends in one process. Prints the plan to
-// `out`; returns the NUMA node of the port.
-pagewire::Result<int> init_pair_eal(const std::string& what, std::ostream& out);
+// a stream core), for the benchmarks that run both ends in one process; or on `lcores`
+// cores (the control core and lcores - 1 stream cores). Prints the plan to `out`; returns
+// the NUMA node of the port.
+pagewire::Result<int> init_pair_eal(const std::string& what, std::ostream& out, std::uint16_t lcores = 2);
 
 // --congestion-control auto|on|off (transport/stream.hpp, StreamTuning).
 inline constexpr const char* kCongestionControlHelp =

@@ -36,11 +36,23 @@ RingPair::RingPair(RingPair&& other) noexcept
   other.rings_.clear();
 }
 
+namespace {
+
+void free_all(rte_ring* ring) {
+  void* mbuf = nullptr;
+  while (rte_ring_dequeue(ring, &mbuf) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(mbuf));
+}
+
+}  // namespace
+
 void RingPair::drain() {
-  for (rte_ring* ring : rings_) {
-    void* mbuf = nullptr;
-    while (rte_ring_dequeue(ring, &mbuf) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(mbuf));
-  }
+  for (rte_ring* ring : rings_) free_all(ring);
+}
+
+void RingPair::drain(std::uint16_t queue) {
+  // create() pushes each queue's two rings in turn.
+  free_all(rings_[2 * std::size_t{queue}]);
+  free_all(rings_[2 * std::size_t{queue} + 1]);
 }
 
 RingPair::~RingPair() {

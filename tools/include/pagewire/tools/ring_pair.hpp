@@ -31,6 +31,9 @@ class RingPair {
   // Frees the frames still in flight. They come from the ports' mempools, so this must run
   // before the ports close; RingLink below keeps that order.
   void drain();
+  // The same for one queue's two rings only: safe on the core that owns that queue while
+  // other cores drain theirs.
+  void drain(std::uint16_t queue);
 
  private:
   RingPair() = default;
