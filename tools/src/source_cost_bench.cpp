@@ -1,6 +1,7 @@
 #include "pagewire/tools/source_cost_bench.hpp"
 
 #include <rte_cycles.h>
+#include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
@@ -42,7 +43,7 @@ double median(std::vector<double> values) {
 // Runs `work[c]` on `lcores[c]`, all at once: lcores[0] is the caller's. They are released
 // from one start line once every core has arrived (a worker's launch takes microseconds,
 // which would otherwise count). Returns the seconds from the start until the last finished.
-double run_together(std::span<const unsigned> lcores, const std::vector<std::function<void()>>& work) {
+Result<double> run_together(std::span<const unsigned> lcores, const std::vector<std::function<void()>>& work) {
   struct StartLine {
     std::atomic<std::size_t> arrived{0};
     std::atomic<bool> go{false};
@@ -71,7 +72,13 @@ double run_together(std::span<const unsigned> lcores, const std::vector<std::fun
   };
   std::vector<Runner> runners;
   for (std::size_t c = 0; c < work.size(); ++c) runners.push_back(Runner{&line, &work[c], c});
-  for (std::size_t c = 1; c < work.size(); ++c) rte_eal_remote_launch(&Runner::launched, &runners[c], lcores[c]);
+  for (std::size_t c = 1; c < work.size(); ++c) {
+    if (const int failed = rte_eal_remote_launch(&Runner::launched, &runners[c], lcores[c]); failed != 0) {
+      line.go.store(true, std::memory_order_release);  // those launched run their share and return
+      for (std::size_t launched = 1; launched < c; ++launched) rte_eal_wait_lcore(lcores[launched]);
+      return make_error("lcore " + std::to_string(lcores[c]) + " did not take its share: " + rte_strerror(-failed));
+    }
+  }
   runners[0].run();
   for (std::size_t c = 1; c < work.size(); ++c) rte_eal_wait_lcore(lcores[c]);
   return std::chrono::duration<double>(*std::max_element(line.finished.begin(), line.finished.end()) - line.start)
@@ -179,8 +186,8 @@ Result<SourceCostResult> run_source_cost_bench(const SourceCostOptions& options,
         }
       });
     }
-    const double seconds = run_together(std::span(lcores).first(cores), work);
-    if (by_reference) {
+    const Result<double> seconds = run_together(std::span(lcores).first(cores), work);
+    if (seconds && by_reference) {
       pages_by_reference = 0;
       for (const auto& stream : streams) pages_by_reference += stream.counters().pages_by_reference;
     }
@@ -213,10 +220,16 @@ Result<SourceCostResult> run_source_cost_bench(const SourceCostOptions& options,
   std::vector<double> memcpy_one, memcpy_all;
   // Untimed: the first pass over the pre-faulted regions still ran at a twentieth of the
   // speed of the later ones here.
-  timed_memcpy(options.cores);
+  if (auto warm = timed_memcpy(options.cores); !warm) return warm.error();
   for (int r = 0; r < options.repeats; ++r) {
-    memcpy_one.push_back(timed_memcpy(1));
-    if (options.cores > 1) memcpy_all.push_back(timed_memcpy(options.cores));
+    const Result<double> on_one = timed_memcpy(1);
+    if (!on_one) return on_one.error();
+    memcpy_one.push_back(*on_one);
+    if (options.cores > 1) {
+      const Result<double> on_all = timed_memcpy(options.cores);
+      if (!on_all) return on_all.error();
+      memcpy_all.push_back(*on_all);
+    }
     for (std::size_t k = 0; k < kinds.size(); ++k) {
       Kind& kind = kinds[(k + static_cast<std::size_t>(r)) % kinds.size()];
       auto seconds = timed_round(kind.cores, kind.by_reference);
