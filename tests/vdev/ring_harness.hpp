@@ -145,11 +145,13 @@ struct MigrationResult {
 
 // Pre-copy in miniature: round 0 sends everything, then `rounds` rounds of dirtied pages.
 // `after_round` (optional) runs on the source's thread after each round, with the
-// destination's session running on its own.
+// destination's session running on its own; `source_between_rounds` (optional) next, with
+// the source's session.
 inline MigrationResult migrate(Harness& harness, Bytes& guest, Bytes& destination, int rounds,
                         SessionConfig source_config, SessionConfig destination_config,
                         const std::function<void(DestinationSession&)>& after_round = {},
-                        SourceSession::RoundPages kind = SourceSession::RoundPages::kMayChange) {
+                        SourceSession::RoundPages kind = SourceSession::RoundPages::kMayChange,
+                        const std::function<void(SourceSession&)>& source_between_rounds = {}) {
   MigrationResult result;
   const std::uint64_t pages = guest.size() / kPage;
   std::unique_ptr<DestinationSession> receiver;
@@ -184,6 +186,7 @@ inline MigrationResult migrate(Harness& harness, Bytes& guest, Bytes& destinatio
       DestinationSession* session = running.load(std::memory_order_acquire);
       if (session != nullptr) after_round(*session);
     }
+    if (source_between_rounds) source_between_rounds(source);
     const auto dirty = dirty_some(guest, pages, rng);
     source.begin_round(dirty, static_cast<std::uint32_t>(round + 1), kind);
     status = source.run_until_idle(60000);

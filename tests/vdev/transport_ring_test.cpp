@@ -499,6 +499,44 @@ TEST(TransportRing, APulledCableEndsBothSidesWithAClearErrorInBoundedTime) {
   EXPECT_GE(harness.link().counters().cut.load(), 1u);
 }
 
+// Between rounds a source may be busy for longer than the peer timeout (rehashing a large
+// guest, syncing its dirty log). With keepalives the destination waits; without, it gives
+// up, which shows the keepalives are what kept it.
+MigrationResult migrate_with_a_pause(bool keep_alive, Bytes& guest, Bytes& destination) {
+  Harness harness(1, {});
+  auto source_config = harness.config(1, 512, true);
+  auto destination_config = harness.config(1, 512, false);
+  source_config.peer_timeout_ms = destination_config.peer_timeout_ms = 300;
+  return migrate(harness, guest, destination, 2, source_config, destination_config, {},
+                 SourceSession::RoundPages::kMayChange, [&](SourceSession& source) {
+                   const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1000);
+                   if (keep_alive) {
+                     source.keep_alive_while([&] { return std::chrono::steady_clock::now() < until; });
+                   } else {
+                     std::this_thread::sleep_until(until);
+                   }
+                 });
+}
+
+TEST(TransportRing, ASourceBusyBetweenRoundsKeepsTheDestinationWithKeepalives) {
+  Bytes guest = make_guest(512, 12);
+  Bytes destination(guest.size());
+  const auto result = migrate_with_a_pause(true, guest, destination);
+  ASSERT_EQ(result.source_error, "");
+  ASSERT_EQ(result.destination_error, "");
+  EXPECT_TRUE(guest == destination);
+  EXPECT_GE(result.destination.streams.probes_received, 2 * 1000 / 300u) << "two pauses of 1 s, a keepalive per 75 ms";
+}
+
+TEST(TransportRing, ASourceSilentBetweenRoundsForLongerThanThePeerTimeoutIsGivenUp) {
+  Bytes guest = make_guest(512, 12);
+  Bytes destination(guest.size());
+  const auto result = migrate_with_a_pause(false, guest, destination);
+  EXPECT_NE(result.destination_error.find("the source sent nothing for 300 ms"), std::string::npos)
+      << result.destination_error;
+  EXPECT_NE(result.source_error, "") << "the next round finds no destination";
+}
+
 // A cable out for 300 ms mid-round: the retransmission timer brings the stream back.
 TEST(TransportRing, ACableOutForAMomentIsRecoveredFrom) {
   Harness harness(2, {});

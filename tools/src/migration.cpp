@@ -40,6 +40,15 @@ SourceMigration::SourceMigration(transport::SourceSession& session, std::span<st
       log_(log),
       options_(options) {}
 
+void SourceMigration::refresh_digest() {
+  // A full hash takes about 0.1 s per GiB (docs/design.md): from 50 GiB on, longer than the
+  // destination waits for a silent source. The session sends keepalives meanwhile.
+  std::future<void> hashed = std::async(std::launch::async, [this] { digest_.refresh(); });
+  session_.keep_alive_while(
+      [&] { return hashed.wait_for(std::chrono::seconds(0)) != std::future_status::ready; });
+  hashed.get();
+}
+
 std::uint32_t SourceMigration::pre_copy_ms_left() const {
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(give_up_at_ - Clock::now()).count();
   return static_cast<std::uint32_t>(std::clamp<std::int64_t>(left, 1, UINT32_MAX));
@@ -91,7 +100,7 @@ Result<MigrationReport> SourceMigration::run(std::span<const std::byte> device_s
   // The switchover ends with both sides rehashing the pages the last round carried: time a
   // full hash here to budget for that per block.
   const auto digest_start = Clock::now();
-  digest_.refresh();
+  refresh_digest();
   block_hash_seconds_ = seconds_since(digest_start) / static_cast<double>(digest_.blocks());
 
   const auto start = Clock::now();
@@ -135,7 +144,7 @@ Result<MigrationReport> SourceMigration::run(std::span<const std::byte> device_s
     if (expected_ms <= options_.downtime_limit_ms) break;
     // Another round: bring the digest up to date with what this one saw the guest write
     // (more writes during the hash are marked by the next collect).
-    digest_.refresh();
+    refresh_digest();
     if (seconds_since(start) > options_.max_seconds) {
       session_.abort("no convergence");
       return make_error("no convergence within " + std::to_string(options_.max_seconds) + " s (" +

@@ -72,7 +72,10 @@ bool DestinationStream::poll(std::uint64_t now) {
       on_data(mbuf, PayloadRange{frame.payload_offset, frame.payload_bytes}, frame.seq, now);
       continue;  // on_data owns the mbuf
     } else if (frame.type == FrameType::kProbe) {
-      answer_probe(frame);  // the source is looking for its path's MTU, on this stream's queue
+      // The source is looking for its path's MTU on this stream's queue, or, between rounds,
+      // says it is still there.
+      ++counters_.probes_received;
+      answer_probe(frame);
     } else if (frame.type == FrameType::kFin) {
       // A source that resends refused pages sends data after its first FIN, then a later
       // one: never go back to an earlier FIN that arrives late.

@@ -391,6 +391,20 @@ Status SourceSession::run_until_idle(std::uint32_t timeout_ms, const std::functi
   }
 }
 
+void SourceSession::keep_alive_while(const std::function<bool()>& busy) {
+  const std::uint64_t interval = std::max<std::uint64_t>(ms_to_tsc(config_.peer_timeout_ms) / 4, 1);
+  std::uint64_t next_keepalive = rte_rdtsc();
+  while (busy()) {
+    const std::uint64_t now = rte_rdtsc();
+    for (auto& stream : streams_) stream.poll(now);
+    if (now >= next_keepalive) {
+      streams_[0].send_keepalive();
+      next_keepalive = now + interval;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
 template <typename Handle>
 bool SourceSession::exchange(FrameType request, std::uint32_t timeout_ms, Handle&& handle) {
   const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(timeout_ms);
@@ -706,11 +720,12 @@ Status DestinationSession::run_until_finished() {
   for (;;) {
     bool busy = false;
     const std::uint64_t now = rte_rdtsc();
-    std::uint64_t frames = 0;
+    std::uint64_t frames = 0;  // anything the source sent: data, or a keepalive between rounds
     for (std::uint16_t s = 0; s < streams_.size(); ++s) {
       busy |= streams_[s].poll(now);
       if (streams_[s].failed()) return make_error("destination " + streams_[s].failure());
-      frames += streams_[s].counters().frames_received + streams_[s].counters().duplicates;
+      const StreamCounters& counters = streams_[s].counters();
+      frames += counters.frames_received + counters.duplicates + counters.probes_received;
     }
     if (peer.expired(frames, now) && busy) {
       return make_error("the source sent nothing for " + std::to_string(config_.peer_timeout_ms) +

@@ -371,6 +371,21 @@ void SourceStream::start_mtu_search(std::uint16_t low, std::uint16_t high, std::
   send_mtu_probe(now);
 }
 
+void SourceStream::send_keepalive() {
+  rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
+  if (mbuf == nullptr) {
+    ++counters_.mbuf_exhausted;
+    return;  // the next one will do
+  }
+  finish_frame(mbuf, path_,
+               FrameFields{.type = FrameType::kProbe, .stream = index_, .session = session_, .seq = kKeepaliveProbeSeq},
+               0, 0, crypto_);
+  if (rte_eth_tx_burst(queue_.port, queue_.queue, &mbuf, 1) == 0) {
+    rte_pktmbuf_free(mbuf);
+    ++counters_.tx_queue_full;
+  }
+}
+
 void SourceStream::send_mtu_probe(std::uint64_t now) {
   search_.sent_tsc = now;
   if (search_.tries++ == 0) search_.first_probe_id = search_.probe_id + 1;

@@ -34,6 +34,7 @@ void add_counters(rte_tel_data* d, const StreamSnapshot& s) {
   rte_tel_data_add_dict_u64(d, "retransmits_timeout", c.retransmits_timeout);
   rte_tel_data_add_dict_u64(d, "retransmits_sack", c.retransmits_sack);
   rte_tel_data_add_dict_u64(d, "tail_probes", c.tail_probes);
+  rte_tel_data_add_dict_u64(d, "probes_received", c.probes_received);
   rte_tel_data_add_dict_u64(d, "acks_sent", c.acks_sent);
   rte_tel_data_add_dict_u64(d, "acks_received", c.acks_received);
   rte_tel_data_add_dict_u64(d, "duplicates", c.duplicates);

@@ -98,6 +98,11 @@ class SourceSession {
   // `timeout_ms` without progress being completed. `tick`, if given, is called about every
   // 100 ms from the same thread (a progress display; keep it short).
   Status run_until_idle(std::uint32_t timeout_ms, const std::function<void()>& tick = {});
+  // Between rounds, while `busy()` is true (the caller's own work, such as rehashing or
+  // syncing the dirty log, running on another thread): sends a keepalive every quarter of
+  // peer_timeout_ms, so the destination does not take a source that works for longer than
+  // that for gone, and polls the streams for late ACKs. Sleeps 1 ms between looks.
+  void keep_alive_while(const std::function<bool()>& busy);
 
   // After the FIN round: asks the destination for the digest of its region.
   Result<Digest> verify(std::uint32_t timeout_ms);

@@ -90,6 +90,9 @@ class SourceStream {
               bool stable = false);
   // After the last round: send FIN until the destination confirms.
   void finish();
+  // A small PROBE the destination answers: a sign of life from a source busy with its own
+  // work between rounds (SourceSession::keep_alive_while).
+  void send_keepalive();
 
   // One data-path step: ACKs in, timers, frames out. Returns true while work remains (pages
   // to encode, frames unacknowledged, or a FIN unconfirmed).

@@ -35,6 +35,7 @@ struct StreamCounters {
   std::uint64_t fragments_received = 0;    // destination: such parts
   std::uint64_t reassembly_full = 0;       // destination: parts dropped, every rebuild slot busy
   std::uint64_t pages_by_reference = 0;    // source: RAW payloads sent from guest memory (zero-copy)
+  std::uint64_t probes_received = 0;       // destination: PROBEs answered (path probes and keepalives)
   std::uint64_t srtt_us = 0;
   std::array<std::uint64_t, kFrameDropCount> drops{};
 };
@@ -67,6 +68,7 @@ inline StreamCounters& operator+=(StreamCounters& total, const StreamCounters& c
   total.fragments_received += c.fragments_received;
   total.reassembly_full += c.reassembly_full;
   total.pages_by_reference += c.pages_by_reference;
+  total.probes_received += c.probes_received;
   total.srtt_us = std::max(total.srtt_us, c.srtt_us);
   for (std::size_t d = 0; d < total.drops.size(); ++d) total.drops[d] += c.drops[d];
   return total;

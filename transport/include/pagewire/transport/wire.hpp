@@ -33,6 +33,9 @@ enum class FrameType : std::uint8_t {
                       // hold): send them again in full. Payload: ResendPayload.
 };
 inline constexpr std::uint8_t kLastFrameType = 15;
+// The seq of a keepalive PROBE (an idle source's sign of life, not padded); path probes
+// count from 1.
+inline constexpr std::uint32_t kKeepaliveProbeSeq = 0;
 
 struct [[gnu::packed]] FrameHeader {
   le32 magic;
