@@ -46,8 +46,12 @@ TEST(Handshake, GeometryAndMtuMismatchesSayWhatDiffers) {
   EXPECT_EQ(check_hello(hello, config)->message, "source region of 4096 pages > destination region of 1024 pages");
 
   hello = make_hello(config, 9000);
-  hello.streams.set(3);
-  EXPECT_EQ(check_hello(hello, config)->message, "3 streams != destination's 2");
+  hello.streams.set(0);
+  EXPECT_EQ(check_hello(hello, config)->message, "the source offers no stream");
+  hello.streams.set(3);  // more or fewer than ours: the session runs the smaller offer
+  EXPECT_FALSE(check_hello(hello, config));
+  hello.streams.set(1);
+  EXPECT_FALSE(check_hello(hello, config));
 
   hello = make_hello(config, 9000);
   hello.encodings.set(hello.encodings.get() | 1u << 9);

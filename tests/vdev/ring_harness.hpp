@@ -136,6 +136,8 @@ inline std::vector<std::uint64_t> dirty_some(Bytes& guest, std::uint64_t pages, 
 
 struct MigrationResult {
   std::uint16_t path_mtu = 0;
+  std::uint16_t source_streams = 0, destination_streams = 0;  // what the sessions ran
+  std::string source_streams_note, destination_streams_note;
   bool congestion_controlled = false;
   SessionTotals source;
   SessionTotals destination;
@@ -163,6 +165,8 @@ inline MigrationResult migrate(Harness& harness, Bytes& guest, Bytes& destinatio
       return;
     }
     receiver = std::move(accepted).value();
+    result.destination_streams = receiver->streams();
+    result.destination_streams_note = receiver->streams_note();
     running.store(receiver.get(), std::memory_order_release);
     if (auto status = receiver->run_until_finished(); !status) result.destination_error = status.error().message;
     receiver->linger();
@@ -175,6 +179,8 @@ inline MigrationResult migrate(Harness& harness, Bytes& guest, Bytes& destinatio
   }
   auto& source = *connected.value();
   result.path_mtu = source.path_mtu();
+  result.source_streams = source.streams();
+  result.source_streams_note = source.streams_note();
   result.congestion_controlled = source.stream(0).congestion_controlled();
   std::vector<std::uint64_t> all(pages);
   std::iota(all.begin(), all.end(), 0);

@@ -47,6 +47,40 @@ TEST(TransportRing, CleanPathTwoStreamsThreeRoundsArriveExactly) {
   EXPECT_LE(result.source.streams.retransmits_timeout, 2u * 2 * 32);
 }
 
+// Stream counts asked for by each end over a link of two queue pairs: the session runs the
+// smallest of both offers and the pairs, each end saying why when it runs fewer than it
+// asked for. The pages split differently but arrive exactly.
+MigrationResult migrate_asking_for(std::uint16_t source_streams, std::uint16_t destination_streams) {
+  Harness harness(2, {});
+  Bytes guest = make_guest(2048, 13);
+  Bytes destination(guest.size());
+  auto result = migrate(harness, guest, destination, 2, harness.config(source_streams, 2048, true),
+                        harness.config(destination_streams, 2048, false));
+  EXPECT_EQ(result.source_error, "");
+  EXPECT_EQ(result.destination_error, "");
+  EXPECT_TRUE(guest == destination);
+  return result;
+}
+
+TEST(TransportRing, EndsOfferingDifferentStreamCountsRunTheSmaller) {
+  const auto result = migrate_asking_for(2, 1);
+  EXPECT_EQ(result.source_streams, 1);
+  EXPECT_EQ(result.destination_streams, 1);
+  EXPECT_EQ(result.source_streams_note, "1 of the 2 streams asked for: the peer takes 1");
+  EXPECT_EQ(result.destination_streams_note, "");
+}
+
+TEST(TransportRing, MoreStreamsThanQueuePairsDegradeToThePairs) {
+  const auto result = migrate_asking_for(3, 4);
+  EXPECT_EQ(result.source_streams, 2);
+  EXPECT_EQ(result.destination_streams, 2);
+  EXPECT_NE(result.source_streams_note.find("2 of the 3 streams asked for: port "), std::string::npos)
+      << result.source_streams_note;
+  EXPECT_NE(result.source_streams_note.find(" has 2 queue pairs"), std::string::npos) << result.source_streams_note;
+  EXPECT_NE(result.destination_streams_note.find("2 of the 4 streams asked for"), std::string::npos)
+      << result.destination_streams_note;
+}
+
 TEST(TransportRing, LossDuplicationReorderingCorruptionAndAnMtuClampNeverProduceWrongData) {
   // Both ends advertise 9000; a middlebox drops anything above 3000 bytes.
   Harness harness(2, {.drop = 0.01, .duplicate = 0.01, .reorder = 0.02, .corrupt = 0.005, .mtu_clamp = 3000});
@@ -324,8 +358,8 @@ TEST(TransportRing, AdvertisedMtuBelowTheMinimumIsRefused) {
 TEST(TransportRing, AFailedPortOpenLeavesNothingBehind) {
   auto pair = tools::RingPair::create("fo", 1);
   ASSERT_TRUE(pair.ok()) << pair.error().message;
-  auto config = [&](std::uint16_t id, const char* name) {
-    return PortConfig{.port_id = id, .queues = 1, .mtu = 9000, .rx_descriptors = 256, .tx_descriptors = 256,
+  auto config = [&](std::uint16_t id, const char* name) {  // more queue pairs than the device has
+    return PortConfig{.port_id = id, .queues = 4, .mtu = 9000, .rx_descriptors = 256, .tx_descriptors = 256,
                       .held_frames_per_queue = 256, .name = name};
   };
   const std::uint16_t a = pair.value().a_port();
@@ -339,6 +373,7 @@ TEST(TransportRing, AFailedPortOpenLeavesNothingBehind) {
 
   auto sender = Port::open(config(a, "foa"));
   ASSERT_TRUE(sender.ok()) << sender.error().message;
+  EXPECT_EQ(sender.value().queues(), 1) << "one queue pair, however many were asked for";
   auto receiver = Port::open(config(pair.value().b_port(), "fob"));
   ASSERT_TRUE(receiver.ok()) << receiver.error().message;
   EXPECT_NE(sender.value().reference_pool(), nullptr);

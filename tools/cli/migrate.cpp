@@ -17,6 +17,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include "cli/commands.hpp"
@@ -211,7 +212,13 @@ Status await_link(const transport::Port& port, std::uint32_t timeout_s) {
     rte_eth_link_get_nowait(port.id(), &link);
     if (link.link_status == RTE_ETH_LINK_UP) return Ok{};
   } while (rte_rdtsc() < deadline);
-  return make_error("port " + port.name() + ": link did not come up within " + std::to_string(timeout_s) + " s");
+  // Sessions settle on the smaller stream count, but a memif link pairs its rings itself and
+  // drops a peer with another count ("Invalid ring index" in its debug log).
+  rte_eth_dev_info info{};
+  const bool memif = rte_eth_dev_info_get(port.id(), &info) == 0 && info.driver_name != nullptr &&
+                     std::string_view(info.driver_name).find("memif") != std::string_view::npos;
+  return make_error("port " + port.name() + ": link did not come up within " + std::to_string(timeout_s) + " s" +
+                    (memif ? " (a memif link comes up only between ends with the same --streams)" : ""));
 }
 
 std::string encoding_mix(const std::array<std::uint64_t, pagecodec::kEncodingCount>& pages) {
@@ -286,6 +293,7 @@ int destination(const std::vector<std::string>& args) {
   if (auto status = await_link(*endpoint->port, o.timeout_s); !status) return fail("dst", status.error().message, o.json);
   auto session = transport::DestinationSession::accept(endpoint->config, *endpoint->port, region->data());
   if (!session) return fail("dst", session.error().message, o.json);
+  if (!o.json && !(*session)->streams_note().empty()) std::cout << "dst: " << (*session)->streams_note() << std::endl;
   auto received = tools::receive_migration(**session, region->bytes(), endpoint->guest_pages, o.page_size,
                                            o.timeout_s * 1000);
   if (!received) return fail("dst", received.error().message + "; the partial image is discarded", o.json);
@@ -300,7 +308,8 @@ int destination(const std::vector<std::string>& args) {
                                 {"rx_scatter", endpoint->port->rx_scatter()},
                                 {"checksum_offload", {{"tx", endpoint->port->tx_checksum_offload()},
                                                       {"rx", endpoint->port->rx_checksum_offload()}}},
-                                {"device_state_bytes", received->device_state.size()}, {"prefault_ms", prefault_ms}}
+                                {"device_state_bytes", received->device_state.size()}, {"prefault_ms", prefault_ms},
+                                {"streams", (*session)->streams()}}
                      .dump()
               << std::endl;
   } else {
@@ -453,8 +462,9 @@ int source(const std::vector<std::string>& args) {
               << "), path MTU " << (*session)->path_mtu() << ", security: " << security_name(config.security)
               << ", congestion control " << ((*session)->stream(0).congestion_controlled() ? "on" : "off")
               << ", zero-copy switchover " << (*session)->zero_copy_note() << ", guest writing " << guest_config.pages_per_second
-              << " pages/s (" << pattern << ", " << guest_config.bytes_per_write << " B each)\n"
-              << "round     pages   wire MiB   seconds  Gbit/s  dirty pages/s  left   throttle  zero/raw/delta/deflate"
+              << " pages/s (" << pattern << ", " << guest_config.bytes_per_write << " B each)\n";
+    if (!(*session)->streams_note().empty()) std::cout << "src: " << (*session)->streams_note() << "\n";
+    std::cout << "round     pages   wire MiB   seconds  Gbit/s  dirty pages/s  left   throttle  zero/raw/delta/deflate"
               << std::endl;
   }
   tools::SourceMigration run(**session, region->bytes(), endpoint->guest_pages, o.page_size, guest, log, migration);
@@ -495,6 +505,7 @@ int source(const std::vector<std::string>& args) {
                                 {"pages_by_encoding", report->pages_by_encoding}, {"final_throttle", report->final_throttle},
                                 {"security", security_name(config.security)},
                                 {"zero_copy", (*session)->zero_copy_note()},
+                                {"streams", (*session)->streams()},
                                 {"pages_by_reference", (*session)->totals().streams.pages_by_reference},
                                 {"rx_scatter", endpoint->port->rx_scatter()},
                                 {"checksum_offload", {{"tx", endpoint->port->tx_checksum_offload()},

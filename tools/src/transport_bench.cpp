@@ -53,7 +53,7 @@ int run_destination(void* arg) {
       std::this_thread::sleep_for(std::chrono::microseconds(200));
       continue;
     }
-    for (std::uint16_t s = 0; s < job.config->streams; ++s) {
+    for (std::uint16_t s = 0; s < (*session)->streams(); ++s) {
       (*session)->poll(s, rte_rdtsc());
       if ((*session)->stream(s).failed()) {
         job.error = (*session)->stream(s).failure();

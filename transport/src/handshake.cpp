@@ -140,10 +140,8 @@ std::optional<Refusal> check_hello(const HelloPayload& hello, const SessionConfi
                    "source region of " + std::to_string(hello.region_pages.get()) +
                        " pages > destination region of " + std::to_string(config.region_pages) + " pages"};
   }
-  if (hello.streams.get() != config.streams) {
-    return Refusal{RefuseReason::kStreams, std::to_string(hello.streams.get()) + " streams != destination's " +
-                                               std::to_string(config.streams)};
-  }
+  // Any other count is fine: the session runs the smaller of the two offers.
+  if (hello.streams.get() == 0) return Refusal{RefuseReason::kStreams, "the source offers no stream"};
   if ((hello.encodings.get() & ~kAllEncodings) != 0) {
     return Refusal{RefuseReason::kEncodings, "source uses encodings the destination cannot decode"};
   }

@@ -28,7 +28,8 @@ Error port_error(const PortConfig& config, const std::string& what, int rc) {
 
 }  // namespace
 
-Result<Port> Port::open(const PortConfig& config) {
+Result<Port> Port::open(const PortConfig& requested) {
+  PortConfig config = requested;
   if (!rte_eth_dev_is_valid_port(config.port_id)) {
     return make_error("port " + std::to_string(config.port_id) + ": no such DPDK port");
   }
@@ -36,11 +37,9 @@ Result<Port> Port::open(const PortConfig& config) {
   if (int rc = rte_eth_dev_info_get(config.port_id, &info); rc != 0) {
     return port_error(config, "reading device info", rc);
   }
-  if (config.queues > info.max_rx_queues || config.queues > info.max_tx_queues) {
-    return make_error("port " + config.name + ": " + std::to_string(config.queues) +
-                      " streams need as many queue pairs; the device has " +
-                      std::to_string(std::min(info.max_rx_queues, info.max_tx_queues)));
-  }
+  // Fewer queue pairs than asked for: fewer streams (the session says so), not a refusal.
+  config.queues = std::min({config.queues, info.max_rx_queues, info.max_tx_queues});
+  if (config.queues == 0) return make_error("port " + config.name + ": the device has no queue pair to use");
   // The device's limit, never more than a jumbo frame; it must still carry the minimum path.
   const auto frame_limit = static_cast<std::uint16_t>(
       std::min<std::uint32_t>(info.max_rx_pktlen - RTE_ETHER_HDR_LEN - RTE_ETHER_CRC_LEN, UINT16_MAX));

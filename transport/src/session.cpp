@@ -128,17 +128,31 @@ std::uint32_t new_session_id() {
   return id;
 }
 
-// What both ends check before a handshake: a queue pair per stream, each stream's frames
-// steered to its own queue, and a region the protocol can address.
-Status check_port_and_region(const SessionConfig& config, const Port& port) {
-  if (config.streams == 0 || config.streams > port.queues()) {
-    return make_error("streams: " + std::to_string(config.streams) + " requested, port " + port.name() +
-                      " has " + std::to_string(port.queues()) + " queue pairs");
-  }
+// What both ends check before a handshake: a region the protocol can address, and a queue
+// pair per stream, each stream's frames steered to its own queue. A port with fewer queue
+// pairs than the streams asked for carries as many streams as it has: the handshake then
+// settles on the smaller offer of the two ends. Returns this end's offer.
+Result<std::uint16_t> prepare_port(const SessionConfig& config, const Port& port) {
+  if (config.streams == 0) return make_error("streams: at least one is needed");
   if (config.region_pages == 0 || config.region_pages >= kMaxRegionPages) {
     return make_error("region: expected 1 to 2^47 pages, got " + std::to_string(config.region_pages));
   }
-  return port.steer_streams(config.path.local, config.streams);
+  const std::uint16_t offered = std::min(config.streams, port.queues());
+  if (Status steered = port.steer_streams(config.path.local, offered); !steered) return steered.error();
+  return offered;
+}
+
+// Why a session runs fewer streams than were asked for; empty when it runs them all.
+std::string fewer_streams_note(std::uint16_t asked, std::uint16_t agreed, const Port& port) {
+  if (agreed == asked) return "";
+  std::string note = std::to_string(agreed) + " of the " + std::to_string(asked) + " streams asked for: ";
+  if (port.queues() < asked) {
+    note += "port " + port.name() + " has " + std::to_string(port.queues()) + " queue pairs";
+    if (agreed < port.queues()) note += ", and the peer takes " + std::to_string(agreed);
+  } else {
+    note += "the peer takes " + std::to_string(agreed);
+  }
+  return note;
 }
 
 }  // namespace
@@ -148,7 +162,9 @@ Status check_port_and_region(const SessionConfig& config, const Port& port) {
 Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfig& requested, const Port& port,
                                                               const std::byte* region) {
   SessionConfig config = requested;
-  if (Status usable = check_port_and_region(config, port); !usable) return usable.error();
+  auto offered = prepare_port(config, port);
+  if (!offered) return offered.error();
+  config.streams = *offered;
   config.path.tx_checksum_offload = port.tx_checksum_offload();
   const QueueRef control{port.id(), 0, port.pool()};
   const std::uint32_t session = new_session_id();
@@ -220,6 +236,19 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
   if (answer->security.get() != hello.security.get()) {
     return make_error("the destination answered with security options " + std::to_string(answer->security.get()) +
                       ", asked for " + std::to_string(hello.security.get()));
+  }
+  const std::uint16_t agreed_streams = answer->streams.get();
+  if (agreed_streams == 0 || agreed_streams > config.streams) {
+    return make_error("the destination answered with " + std::to_string(agreed_streams) + " streams; this source offered " +
+                      std::to_string(config.streams));
+  }
+  config.streams = agreed_streams;
+  if (agreed_streams < requested.streams) {
+    // Rates are per stream, shares of totals split over the streams asked for: the same
+    // totals over fewer streams.
+    const double share = static_cast<double>(requested.streams) / agreed_streams;
+    config.tuning.rate_bytes_per_second *= share;
+    config.policy.adaptive.link_bytes_per_second *= share;
   }
   // Every frame from here on is sealed with keys only the two of us can derive.
   std::vector<std::unique_ptr<FrameCrypto>> crypto;
@@ -301,6 +330,7 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
 
   std::unique_ptr<SourceSession> source(new SourceSession());
   source->config_ = config;
+  source->streams_note_ = fewer_streams_note(requested.streams, agreed_streams, port);
   source->region_ = region;
   source->path_mtu_ = path_mtu;
   source->control_counters_ = control_counters;
@@ -540,6 +570,7 @@ struct PendingSource {
   std::uint32_t session = 0;
   rte_ether_addr mac{};
   std::uint64_t region_pages = 0;
+  std::uint16_t streams = 0;  // the smaller of its offer and ours: what the session runs
   std::vector<std::byte> hello_ack;
   SessionKeys keys;
   std::unique_ptr<FrameCrypto> control_crypto;
@@ -569,7 +600,9 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
                                                                        std::byte* region) {
   SessionConfig config = requested;
   const bool learn_peer_mac = is_zero_mac(config.path.peer.mac);
-  if (Status usable = check_port_and_region(config, port); !usable) return usable.error();
+  auto offered = prepare_port(config, port);
+  if (!offered) return offered.error();
+  config.streams = *offered;
   const std::optional<PreSharedKey>& key = config.security.key;
   if (config.security.encrypt && !key) return make_error("encryption needs a pre-shared key (--psk-file)");
   config.path.tx_checksum_offload = port.tx_checksum_offload();
@@ -635,8 +668,12 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
           // A source that proved the key but does not fit ends the wait; a stranger does not.
           return !key || refusal->reason != RefuseReason::kAuthentication;
         }
+        // The session runs the smaller offer; the HELLO_ACK says which.
+        source.streams = std::min(hello.streams.get(), config.streams);
+        HelloPayload answer = own_hello;
+        answer.streams.set(source.streams);
         if (!key) {
-          source.hello_ack = bytes_of(own_hello, nullptr);
+          source.hello_ack = bytes_of(answer, nullptr);
           chosen = std::move(source);
           return true;
         }
@@ -645,7 +682,6 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
         auto known = std::find_if(pending.begin(), pending.end(),
                                   [&](const PendingSource& p) { return p.session == frame.session; });
         if (known == pending.end()) {
-          HelloPayload answer = own_hello;
           answer.security.set(hello.security.get());
           const Nonce nonce = random_nonce();
           const HelloAuth answer_auth = make_destination_auth(*key, frame.session, hello, source_auth, answer, nonce);
@@ -670,9 +706,11 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
                       (pending.empty() ? "" : " from a source that then proved the pre-shared key"));
   }
   if (learn_peer_mac) config.path.peer.mac = chosen->mac;
+  config.streams = chosen->streams;
 
   std::unique_ptr<DestinationSession> destination(new DestinationSession());
   destination->config_ = config;
+  destination->streams_note_ = fewer_streams_note(requested.streams, config.streams, port);
   destination->port_ = port.id();
   destination->control_counters_ = control_counters;
   destination->generations_.assign(config.region_pages, 0);

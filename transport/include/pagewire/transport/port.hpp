@@ -22,7 +22,7 @@ inline constexpr std::uint16_t kMinBufferBytes = 1024;
 
 struct PortConfig {
   std::uint16_t port_id = 0;
-  std::uint16_t queues = 1;            // one RX/TX pair per stream
+  std::uint16_t queues = 1;            // one RX/TX pair per stream; fewer where the device has fewer
   std::uint16_t mtu = 9000;            // requested; the device may accept less
   std::uint16_t rx_descriptors = 1024;
   std::uint16_t tx_descriptors = 1024;
@@ -51,7 +51,7 @@ class Port {
   ~Port();
 
   std::uint16_t id() const { return id_; }
-  std::uint16_t queues() const { return queues_; }
+  std::uint16_t queues() const { return queues_; }  // what the device gave: at most PortConfig::queues
   std::uint16_t mtu() const { return mtu_; }  // what the device accepted, read back
   const rte_ether_addr& mac() const { return mac_; }
   // Buffers that hold a whole frame: what streams build frames in.

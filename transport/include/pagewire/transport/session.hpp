@@ -35,6 +35,10 @@ struct SessionSecurity {
 };
 
 struct SessionConfig {
+  // Asked for. A session runs the smallest of this, the port's queue pairs and the peer's
+  // offer (the handshake settles it; streams() and streams_note() say what it runs). Rates
+  // in `tuning` and `policy` are per stream, for this count: over fewer streams they are
+  // scaled up to the same totals.
   std::uint16_t streams = 1;
   std::uint32_t page_size = 4096;
   std::uint64_t region_pages = 0;
@@ -83,6 +87,8 @@ class SourceSession {
 
   std::uint16_t path_mtu() const { return path_mtu_; }
   std::uint16_t streams() const { return static_cast<std::uint16_t>(streams_.size()); }
+  // Why it runs fewer streams than SessionConfig::streams asked for; empty if it runs all.
+  const std::string& streams_note() const { return streams_note_; }
 
   // Splits `pages` (ascending) between the streams for the next round. kStable: the guest
   // cannot write these pages until the round is over (paused for the switchover, or the
@@ -137,6 +143,7 @@ class SourceSession {
   std::uint64_t region_bytes_ = 0;
   bool zero_copy_ = false;
   std::string zero_copy_note_ = "on";
+  std::string streams_note_;
   const Port* dma_port_ = nullptr;  // mapped the region for zero-copy: unmapped when the session ends
   std::unique_ptr<TelemetryRegistration> telemetry_;  // declared last: leaves telemetry first
 };
@@ -150,6 +157,9 @@ class DestinationSession {
   ~DestinationSession();
 
   bool poll(std::uint16_t s, std::uint64_t now_tsc) { return streams_[s].poll(now_tsc); }
+  std::uint16_t streams() const { return static_cast<std::uint16_t>(streams_.size()); }
+  // Why it runs fewer streams than SessionConfig::streams asked for; empty if it runs all.
+  const std::string& streams_note() const { return streams_note_; }
   // Polls every stream until all have reached their FIN, one fails, the source aborts, or it
   // sends nothing for peer_timeout_ms. There is no overall limit: how long a migration may
   // take is the source's call (a large guest's first round alone can take minutes), and a
@@ -190,6 +200,7 @@ class DestinationSession {
   FrameCrypto* crypto(std::uint16_t s) { return crypto_.empty() ? nullptr : crypto_[s].get(); }
   SessionConfig config_;
   std::uint16_t port_ = 0;
+  std::string streams_note_;
   StreamCounters control_counters_;  // frames refused while waiting for HELLO
   std::vector<std::uint32_t> generations_;
   std::vector<std::unique_ptr<FrameCrypto>> crypto_;  // per stream (queue); empty without a key
