@@ -40,13 +40,17 @@ SourceMigration::SourceMigration(transport::SourceSession& session, std::span<st
       log_(log),
       options_(options) {}
 
-void SourceMigration::refresh_digest() {
+double SourceMigration::refresh_digest() {
   // A full hash takes about 0.1 s per GiB (docs/design.md): from 50 GiB on, longer than the
   // destination waits for a silent source. The session sends keepalives meanwhile.
-  std::future<void> hashed = std::async(std::launch::async, [this] { digest_.refresh(); });
+  std::future<double> hashed = std::async(std::launch::async, [this] {
+    const auto start = Clock::now();
+    digest_.refresh();
+    return seconds_since(start);  // the hash alone, not the keepalive loop's last sleep
+  });
   session_.keep_alive_while(
       [&] { return hashed.wait_for(std::chrono::seconds(0)) != std::future_status::ready; });
-  hashed.get();
+  return hashed.get();
 }
 
 std::uint32_t SourceMigration::pre_copy_ms_left() const {
@@ -99,9 +103,7 @@ Result<MigrationReport> SourceMigration::run(std::span<const std::byte> device_s
   }
   // The switchover ends with both sides rehashing the pages the last round carried: time a
   // full hash here to budget for that per block.
-  const auto digest_start = Clock::now();
-  refresh_digest();
-  block_hash_seconds_ = seconds_since(digest_start) / static_cast<double>(digest_.blocks());
+  block_hash_seconds_ = refresh_digest() / static_cast<double>(digest_.blocks());
 
   const auto start = Clock::now();
   give_up_at_ = start + std::chrono::seconds(options_.max_seconds);

@@ -142,6 +142,18 @@ Result<std::uint16_t> prepare_port(const SessionConfig& config, const Port& port
   return offered;
 }
 
+// For an error about a handshake that never completed: what arrived and was dropped, and
+// why (frames of ours that a path or a port mangles end here, not in silence).
+std::string drops_note(const StreamCounters& counters) {
+  std::string note;
+  for (std::size_t d = 0; d < counters.drops.size(); ++d) {
+    if (counters.drops[d] == 0 || d == static_cast<std::size_t>(FrameDrop::kNone)) continue;
+    note += (note.empty() ? " (frames dropped: " : ", ") + std::to_string(counters.drops[d]) + " " +
+            std::string(to_string(static_cast<FrameDrop>(d)));
+  }
+  return note.empty() ? note : note + ")";
+}
+
 // Why a session runs fewer streams than were asked for; empty when it runs them all.
 std::string fewer_streams_note(std::uint16_t asked, std::uint16_t agreed, const Port& port) {
   if (agreed == asked) return "";
@@ -231,7 +243,7 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
   }
   if (!answer) {
     return make_error("no answer to HELLO within " + std::to_string(config.hello_timeout_ms) +
-                      " ms: is the destination listening, and are the addresses right?");
+                      " ms: is the destination listening, and are the addresses right?" + drops_note(control_counters));
   }
   if (answer->security.get() != hello.security.get()) {
     return make_error("the destination answered with security options " + std::to_string(answer->security.get()) +
@@ -703,7 +715,8 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
   if (!chosen) {
     if (refusal) return make_error("refused the source's session: " + refusal->message);
     return make_error("no HELLO within " + std::to_string(config.hello_timeout_ms) + " ms" +
-                      (pending.empty() ? "" : " from a source that then proved the pre-shared key"));
+                      (pending.empty() ? "" : " from a source that then proved the pre-shared key") +
+                      drops_note(control_counters));
   }
   if (learn_peer_mac) config.path.peer.mac = chosen->mac;
   config.streams = chosen->streams;

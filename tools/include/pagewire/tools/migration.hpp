@@ -97,7 +97,7 @@ class SourceMigration {
   Result<RoundReport> send_round(std::span<const std::uint64_t> pages, std::uint32_t round, std::uint32_t timeout_ms,
                                  transport::SourceSession::RoundPages kind = transport::SourceSession::RoundPages::kMayChange);
   std::uint32_t pre_copy_ms_left() const;
-  void refresh_digest();  // between rounds, the session kept alive
+  double refresh_digest();  // between rounds, the session kept alive; returns the hash's seconds
   // `pending`: pages dirtied during the last pre-copy round, already taken from the log.
   Result<MigrationReport> switch_over(std::span<const std::byte> device_state, MigrationReport report,
                                       std::vector<std::uint64_t> pending);
