@@ -41,7 +41,7 @@ SourceMigration::SourceMigration(transport::SourceSession& session, std::span<st
       options_(options) {}
 
 double SourceMigration::refresh_digest() {
-  // A full hash takes about 0.1 s per GiB (docs/design.md): from 50 GiB on, longer than the
+  // A full hash takes about 0.1 s per GiB (docs/benchmarks.md): from 50 GiB on, longer than the
   // destination waits for a silent source. The session sends keepalives meanwhile.
   std::future<double> hashed = std::async(std::launch::async, [this] {
     const auto start = Clock::now();

@@ -36,23 +36,17 @@ RingPair::RingPair(RingPair&& other) noexcept
   other.rings_.clear();
 }
 
-namespace {
-
-void free_all(rte_ring* ring) {
-  void* mbuf = nullptr;
-  while (rte_ring_dequeue(ring, &mbuf) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(mbuf));
-}
-
-}  // namespace
-
 void RingPair::drain() {
-  for (rte_ring* ring : rings_) free_all(ring);
+  for (std::uint16_t queue = 0; queue < rings_.size() / 2; ++queue) drain(queue);
 }
 
 void RingPair::drain(std::uint16_t queue) {
+  if (2 * std::size_t{queue} + 1 >= rings_.size()) return;  // no such queue: nothing in flight
   // create() pushes each queue's two rings in turn.
-  free_all(rings_[2 * std::size_t{queue}]);
-  free_all(rings_[2 * std::size_t{queue} + 1]);
+  for (rte_ring* ring : {rings_[2 * std::size_t{queue}], rings_[2 * std::size_t{queue} + 1]}) {
+    void* mbuf = nullptr;
+    while (rte_ring_dequeue(ring, &mbuf) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(mbuf));
+  }
 }
 
 RingPair::~RingPair() {

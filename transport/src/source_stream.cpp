@@ -371,36 +371,30 @@ void SourceStream::start_mtu_search(std::uint16_t low, std::uint16_t high, std::
   send_mtu_probe(now);
 }
 
-void SourceStream::send_keepalive() {
+bool SourceStream::send_probe(std::uint32_t seq, std::uint16_t pad_to_ip_bytes) {
   rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
   if (mbuf == nullptr) {
     ++counters_.mbuf_exhausted;
-    return;  // the next one will do
+    return false;
   }
-  finish_frame(mbuf, path_,
-               FrameFields{.type = FrameType::kProbe, .stream = index_, .session = session_, .seq = kKeepaliveProbeSeq},
-               0, 0, crypto_);
+  finish_frame(mbuf, path_, FrameFields{.type = FrameType::kProbe, .stream = index_, .session = session_, .seq = seq},
+               0, pad_to_ip_bytes, crypto_);
   if (rte_eth_tx_burst(queue_.port, queue_.queue, &mbuf, 1) == 0) {
     rte_pktmbuf_free(mbuf);
     ++counters_.tx_queue_full;
   }
+  return true;
+}
+
+void SourceStream::send_keepalive() {
+  send_probe(kKeepaliveProbeSeq, 0);  // not built: the next one will do
 }
 
 void SourceStream::send_mtu_probe(std::uint64_t now) {
   search_.sent_tsc = now;
   if (search_.tries++ == 0) search_.first_probe_id = search_.probe_id + 1;
-  rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
-  if (mbuf == nullptr) {
-    ++counters_.mbuf_exhausted;
-    return;  // counts as lost when its time is up
-  }
-  finish_frame(mbuf, path_,
-               FrameFields{.type = FrameType::kProbe, .stream = index_, .session = session_, .seq = ++search_.probe_id},
-               0, search_.testing, crypto_);
-  if (rte_eth_tx_burst(queue_.port, queue_.queue, &mbuf, 1) == 0) {
-    rte_pktmbuf_free(mbuf);
-    ++counters_.tx_queue_full;
-  }
+  // Not built: it counts as lost when its time is up.
+  if (send_probe(search_.probe_id + 1, search_.testing)) ++search_.probe_id;
 }
 
 void SourceStream::on_probe_ack(const ReceivedFrame& frame, std::uint64_t now) {

@@ -155,6 +155,8 @@ class SourceStream {
   // Path-MTU search on this stream's queue (RFC 8899), after a black hole or to raise it.
   void start_mtu_search(std::uint16_t low, std::uint16_t high, std::uint16_t first, std::uint64_t now);
   void send_mtu_probe(std::uint64_t now);
+  // A PROBE padded to `pad_to_ip_bytes` (0: not padded). False when no mbuf was free.
+  bool send_probe(std::uint32_t seq, std::uint16_t pad_to_ip_bytes);
   void on_probe_ack(const ReceivedFrame& frame, std::uint64_t now);
   void mtu_search_step(bool passed, std::uint64_t now);
   void use_path_mtu(std::uint16_t mtu);
