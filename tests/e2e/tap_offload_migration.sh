@@ -30,31 +30,45 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; echo "--- dst"; cat "$dir/dst.log"; echo "--- src"; cat "$dir/src.log"; exit 1; }
+fail() {
+  echo "FAIL: $*"
+  echo "--- dst"; cat "$dir/dst.log"
+  echo "--- src"; cat "$dir/src.log"
+  echo "--- the bridge's forwarding table, 1 s after the source started"; cat "$dir/fdb" 2>/dev/null
+  exit 1
+}
 ip link add "$bridge" type bridge || { echo "SKIP: no bridge support"; exit 77; }
 ip link set "$bridge" mtu 9000 up
 
-# Attaches a tap interface, once its process has made it, to the bridge. The kernel side
-# gets an address of its own: the PMD gives it the DPDK port's, and a bridge drops frames
-# that arrive from a port with that port's own address. No IPv6 chatter on the test's wire.
-attach() {
-  for _ in $(seq 200); do ip link show "$1" >/dev/null 2>&1 && break; sleep 0.05; done
+# The DPDK ports' own addresses, and their kernel interfaces' (the PMD gives an interface its
+# port's address, and a bridge takes frames to or from a port's own address for itself).
+dst_port_mac=02:00:5e:00:01:01 dst_kernel_mac=02:00:5e:00:00:01
+src_port_mac=02:00:5e:00:01:02 src_kernel_mac=02:00:5e:00:00:02
+
+# Attaches a tap interface, once its process has made it, to the bridge, with an address of
+# its own. The PMD creates the interface, sets its MTU and then its address: changed before
+# that last write, the interface would be enslaved with the port's address, and the bridge
+# would keep every frame sent to the port. No IPv6 chatter on the test's wire.
+attach() {  # attach IFACE PORT_MAC KERNEL_MAC
+  for _ in $(seq 200); do [ "$(cat "/sys/class/net/$1/address" 2>/dev/null)" = "$2" ] && break; sleep 0.05; done
   sysctl -qw "net.ipv6.conf.$1.disable_ipv6=1" 2>/dev/null
-  ip link set "$1" address "$2" mtu 9000 master "$bridge" up && return
+  ip link set "$1" address "$3" mtu 9000 master "$bridge" up && return
   # An end that refused its streams has gone, and its interface with it.
   ((streams > 1)) && grep -q "needs flow rules" "$dir"/*.log && return
   fail "cannot attach $1"
 }
 
-"$pw" dst --vdev "net_tap0,iface=$dst_if" --size-mib 32 --json --timeout-s 30 --file-prefix "$tag-dst" --vlan 100 \
+"$pw" dst --vdev "net_tap0,iface=$dst_if,mac=$dst_port_mac" --size-mib 32 --json --timeout-s 30 --file-prefix "$tag-dst" --vlan 100 \
   --rx-buffer-bytes 1024 --streams "$streams" > "$dir/dst.log" 2>&1 &
 dst_pid=$!
-attach "$dst_if" 02:00:5e:00:00:01
+attach "$dst_if" "$dst_port_mac" "$dst_kernel_mac"
 for _ in $(seq 200); do grep -q '"event":"ready"' "$dir/dst.log" && break; sleep 0.05; done
-"$pw" src --vdev "net_tap0,iface=$src_if" --size-mib 32 --json --timeout-s 30 --file-prefix "$tag-src" --vlan 100 \
+"$pw" src --vdev "net_tap0,iface=$src_if,mac=$src_port_mac" --size-mib 32 --json --timeout-s 30 --file-prefix "$tag-src" --vlan 100 \
   --dirty-rate 5000 --streams "$streams" > "$dir/src.log" 2>&1 &
 src_pid=$!
-attach "$src_if" 02:00:5e:00:00:02
+attach "$src_if" "$src_port_mac" "$src_kernel_mac"
+# For a failure's report: the ports are gone with their processes by then.
+(sleep 1; bridge fdb show br "$bridge" > "$dir/fdb" 2>&1) &
 wait "$src_pid"
 src_status=$?
 wait "$dst_pid"

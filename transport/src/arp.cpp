@@ -14,11 +14,6 @@ namespace pagewire::transport {
 
 namespace {
 
-std::string ip_string(std::uint32_t ip) {
-  return std::to_string(ip >> 24) + "." + std::to_string((ip >> 16) & 0xff) + "." +
-         std::to_string((ip >> 8) & 0xff) + "." + std::to_string(ip & 0xff);
-}
-
 bool send_arp(const QueueRef& queue, std::uint16_t opcode, const Endpoint& local, const rte_ether_addr& target_mac,
               std::uint32_t target_ip, const rte_ether_addr& destination) {
   const rte_ether_addr& local_mac = local.mac;
@@ -106,7 +101,7 @@ Result<rte_ether_addr> resolve_mac(const QueueRef& queue, const Endpoint& local,
       if (n == 0) rte_pause();
     }
   }
-  return make_error("no ARP reply from " + ip_string(ip) + " after " + std::to_string(tries) +
+  return make_error("no ARP reply from " + ip_text(ip) + " after " + std::to_string(tries) +
                     " requests: is the next hop up and the address right? (a static peer MAC skips ARP)");
 }
 

@@ -7,6 +7,19 @@
 
 namespace pagewire::transport {
 
+std::string ip_text(std::uint32_t ip) {
+  return std::to_string(ip >> 24) + "." + std::to_string((ip >> 16) & 0xff) + "." +
+         std::to_string((ip >> 8) & 0xff) + "." + std::to_string(ip & 0xff);
+}
+
+std::string endpoint_text(const Endpoint& endpoint) {
+  char mac[RTE_ETHER_ADDR_FMT_SIZE];
+  rte_ether_format_addr(mac, sizeof mac, &endpoint.mac);
+  std::string text = ip_text(endpoint.ip) + " at " + mac;
+  if (endpoint.vlan != 0) text += " on VLAN " + std::to_string(endpoint.vlan);
+  return text;
+}
+
 std::string_view to_string(FrameDrop drop) {
   switch (drop) {
     case FrameDrop::kNone: return "none";

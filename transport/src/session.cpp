@@ -242,8 +242,11 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
                       " answers to HELLO failed authentication: the destination's pre-shared key differs from ours");
   }
   if (!answer) {
-    return make_error("no answer to HELLO within " + std::to_string(config.hello_timeout_ms) +
-                      " ms: is the destination listening, and are the addresses right?" + drops_note(control_counters));
+    Endpoint peer = config.path.peer;
+    peer.vlan = config.path.local.vlan;  // one link, one VLAN
+    return make_error("no answer to HELLO within " + std::to_string(config.hello_timeout_ms) + " ms from " +
+                      endpoint_text(peer) + ": is the destination listening, and are the addresses right?" +
+                      drops_note(control_counters));
   }
   if (answer->security.get() != hello.security.get()) {
     return make_error("the destination answered with security options " + std::to_string(answer->security.get()) +
@@ -714,7 +717,8 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
       });
   if (!chosen) {
     if (refusal) return make_error("refused the source's session: " + refusal->message);
-    return make_error("no HELLO within " + std::to_string(config.hello_timeout_ms) + " ms" +
+    return make_error("no HELLO to " + endpoint_text(config.path.local) + " within " +
+                      std::to_string(config.hello_timeout_ms) + " ms" +
                       (pending.empty() ? "" : " from a source that then proved the pre-shared key") +
                       drops_note(control_counters));
   }

@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "pagewire/transport/frame_crypto.hpp"
@@ -26,6 +27,11 @@ struct Endpoint {
   // frames we take must carry it (in the frame, or stripped by the port into the mbuf).
   std::uint16_t vlan = 0;
 };
+
+// "10.0.0.2" for an address in host byte order.
+std::string ip_text(std::uint32_t ip);
+// "10.0.0.2 at 02:00:5e:00:01:01 on VLAN 100", for messages about a peer that stays silent.
+std::string endpoint_text(const Endpoint& endpoint);
 
 // The link-layer view of a received frame: its EtherType after any 802.1Q tag, how many
 // bytes precede the network header, and the VLAN it came on (0: untagged).
