@@ -13,7 +13,6 @@ DeltaCache::DeltaCache(std::uint32_t page_size, std::uint64_t region_pages, std:
       sent_before_(slots > 0 ? (region_pages + 63) / 64 : 0, 0),
       slot_pages_(slots, 0),
       slot_generations_(slots, 0),
-      slot_referenced_(slots, 0),
       data_(slots > 0 ? std::make_unique<std::byte[]>(slots * page_size) : nullptr) {
   free_slots_.reserve(slots);
   for (std::size_t slot = slots; slot-- > 0;) free_slots_.push_back(static_cast<std::uint32_t>(slot));
@@ -40,30 +39,27 @@ std::byte* DeltaCache::lookup(std::uint64_t page, std::uint32_t* generation_out)
   }
   const std::uint32_t slot = slot_of_page_[page];
   ++counters_.hits;
-  slot_referenced_[slot] = 1;
   *generation_out = slot_generations_[slot];
   return slot_data(slot);
 }
 
-std::uint32_t DeltaCache::take_slot() {
+std::uint32_t DeltaCache::take_slot(std::uint32_t generation) {
   if (!free_slots_.empty()) {
     const std::uint32_t slot = free_slots_.back();
     free_slots_.pop_back();
     return slot;
   }
-  // Full: CLOCK. Every slot is in use here, so the hand always finds a victim within two
-  // turns.
-  for (;;) {
+  for (int probe = 0; probe < kVictimProbes; ++probe) {
     const std::uint32_t slot = clock_hand_;
     clock_hand_ = (clock_hand_ + 1) % static_cast<std::uint32_t>(slot_pages_.size());
-    if (slot_referenced_[slot] != 0) {
-      slot_referenced_[slot] = 0;  // second chance
-      continue;
-    }
+    // Unsigned: a slot from a later round than `generation` (rounds restarted) is stale too.
+    if (generation - slot_generations_[slot] <= 1) continue;
     slot_of_page_[slot_pages_[slot]] = kNoSlot;
     ++counters_.evictions;
     return slot;
   }
+  ++counters_.refusals;
+  return kNoSlot;
 }
 
 void DeltaCache::record_sent(std::uint64_t page, const std::byte* content,
@@ -77,8 +73,8 @@ void DeltaCache::record_sent(std::uint64_t page, const std::byte* content,
       word |= bit;
       return;
     }
-    slot = take_slot();
-    slot_referenced_[slot] = 0;
+    slot = take_slot(generation);
+    if (slot == kNoSlot) return;
     slot_pages_[slot] = page;
     slot_of_page_[page] = slot;
     ++counters_.insertions;
@@ -101,7 +97,6 @@ void DeltaCache::invalidate(std::uint64_t page) {
   if (page >= slot_of_page_.size() || slot_of_page_[page] == kNoSlot) return;
   const std::uint32_t slot = slot_of_page_[page];
   slot_of_page_[page] = kNoSlot;
-  slot_referenced_[slot] = 0;
   free_slots_.push_back(slot);
   ++counters_.invalidations;
 }

@@ -45,12 +45,13 @@ ip link set "$bridge" mtu 9000 up
 dst_port_mac=02:00:5e:00:01:01 dst_kernel_mac=02:00:5e:00:00:01
 src_port_mac=02:00:5e:00:01:02 src_kernel_mac=02:00:5e:00:00:02
 
-# Attaches a tap interface, once its process has made it, to the bridge, with an address of
-# its own. The PMD creates the interface, sets its MTU and then its address: changed before
-# that last write, the interface would be enslaved with the port's address, and the bridge
-# would keep every frame sent to the port. No IPv6 chatter on the test's wire.
-attach() {  # attach IFACE PORT_MAC KERNEL_MAC
-  for _ in $(seq 200); do [ "$(cat "/sys/class/net/$1/address" 2>/dev/null)" = "$2" ] && break; sleep 0.05; done
+# Attaches a tap interface to the bridge, with an address of its own, once its process has
+# started the port. The PMD gives the interface the port's address when it makes it and
+# again when the port starts: changed before that, the interface would be enslaved with the
+# port's address, and the bridge would keep every frame sent to the port for itself.
+# No IPv6 chatter on the test's wire.
+attach() {  # attach IFACE LOG KERNEL_MAC
+  for _ in $(seq 400); do grep -q '"event":"port"' "$2" && break; sleep 0.05; done
   sysctl -qw "net.ipv6.conf.$1.disable_ipv6=1" 2>/dev/null
   ip link set "$1" address "$3" mtu 9000 master "$bridge" up && return
   # An end that refused its streams has gone, and its interface with it.
@@ -61,12 +62,12 @@ attach() {  # attach IFACE PORT_MAC KERNEL_MAC
 "$pw" dst --vdev "net_tap0,iface=$dst_if,mac=$dst_port_mac" --size-mib 32 --json --timeout-s 30 --file-prefix "$tag-dst" --vlan 100 \
   --rx-buffer-bytes 1024 --streams "$streams" > "$dir/dst.log" 2>&1 &
 dst_pid=$!
-attach "$dst_if" "$dst_port_mac" "$dst_kernel_mac"
+attach "$dst_if" "$dir/dst.log" "$dst_kernel_mac"
 for _ in $(seq 200); do grep -q '"event":"ready"' "$dir/dst.log" && break; sleep 0.05; done
 "$pw" src --vdev "net_tap0,iface=$src_if,mac=$src_port_mac" --size-mib 32 --json --timeout-s 30 --file-prefix "$tag-src" --vlan 100 \
   --dirty-rate 5000 --streams "$streams" > "$dir/src.log" 2>&1 &
 src_pid=$!
-attach "$src_if" "$src_port_mac" "$src_kernel_mac"
+attach "$src_if" "$dir/src.log" "$src_kernel_mac"
 # For a failure's report: the ports are gone with their processes by then.
 (sleep 1; bridge fdb show br "$bridge" > "$dir/fdb" 2>&1) &
 wait "$src_pid"

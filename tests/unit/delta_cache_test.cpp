@@ -37,12 +37,15 @@ TEST(DeltaCache, FirstSendIsOnlyRememberedSecondSendIsCached) {
 }
 
 TEST(DeltaCache, NeverHoldsMoreThanItsCapacity) {
+  // Every page is sent in round r and again in round r + 3, so each insertion finds the
+  // slots of three rounds back stale.
   DeltaCache cache = make_cache(1000, 8);
   EXPECT_EQ(cache.capacity_bytes(), 8u * kPage);
   for (std::uint64_t page = 0; page < 1000; ++page) {
     const Bytes c = content(page);
-    cache.record_sent(page, c.data(), 0);
-    cache.record_sent(page, c.data(), 1);
+    const auto round = static_cast<std::uint32_t>(page);
+    cache.record_sent(page, c.data(), round);
+    cache.record_sent(page, c.data(), round + 3);
     ASSERT_LE(cache.used_slots(), 8u);
   }
   EXPECT_EQ(cache.counters().insertions, 1000u);
@@ -54,7 +57,7 @@ TEST(DeltaCache, NeverHoldsMoreThanItsCapacity) {
 
 TEST(DeltaCache, PagesThatKeepGettingDirtiedSurviveOneOffWrites) {
   // 8 hot pages were inserted first; every round 6 one-off pages are inserted too. FIFO
-  // would have evicted the hot pages by round 3; CLOCK must keep them for good.
+  // would have evicted the hot pages by round 3; aging must keep them for good.
   DeltaCache cache = make_cache(10000, 16);
   const Bytes c = content(3);
   std::uint32_t generation = 0;
@@ -75,6 +78,50 @@ TEST(DeltaCache, PagesThatKeepGettingDirtiedSurviveOneOffWrites) {
     }
   }
   EXPECT_GT(cache.counters().evictions, 0u);
+}
+
+TEST(DeltaCache, ARoundOfMorePagesThanSlotsKeepsThoseItCachedInsteadOfCyclingThrough) {
+  // The demo's pattern: a hot set sent every round, in page order, with one-off pages after
+  // it, more than the cache holds. Evicting the oldest slot per insertion would evict each
+  // hot page just before the next round reaches it, and never hit.
+  constexpr std::uint64_t kSlots = 64;
+  constexpr std::uint64_t kHot = 48;
+  DeltaCache cache = make_cache(10000, kSlots);
+  const Bytes c = content(8);
+  std::uint64_t cold = 1000;
+  for (std::uint64_t page = 0; page < 10000; ++page) cache.record_sent(page, nullptr, 0);  // the bulk round
+  std::uint64_t hits_in_last_round = 0;
+  for (std::uint32_t round = 1; round <= 6; ++round) {
+    hits_in_last_round = 0;
+    std::uint32_t generation = 0;
+    for (std::uint64_t page = 0; page < kHot; ++page) {
+      if (cache.lookup(page, &generation) != nullptr) {
+        ++hits_in_last_round;
+        cache.set_generation(page, round);
+      } else {
+        cache.record_sent(page, c.data(), round);
+      }
+    }
+    for (std::uint64_t k = 0; k < kSlots; ++k) cache.record_sent(cold++, c.data(), round);  // sent a second time
+    ASSERT_LE(cache.used_slots(), kSlots);
+  }
+  EXPECT_EQ(hits_in_last_round, kHot) << "every hot page is a hit once the set is cached";
+  EXPECT_GT(cache.counters().refusals, 0u) << "one-off pages met a cache of fresh ones";
+}
+
+TEST(DeltaCache, SlotsUnusedForTwoRoundsGoToNewPages) {
+  DeltaCache cache = make_cache(100, 2);
+  const Bytes c = content(9);
+  for (std::uint64_t page : {1, 2, 3}) cache.record_sent(page, nullptr, 0);
+  cache.record_sent(1, c.data(), 1);
+  cache.record_sent(2, c.data(), 1);
+  cache.record_sent(3, c.data(), 2);
+  EXPECT_FALSE(cache.contains(3)) << "pages 1 and 2 were sent in the round before: fresh";
+  EXPECT_EQ(cache.counters().refusals, 1u);
+  cache.record_sent(3, c.data(), 3);
+  EXPECT_TRUE(cache.contains(3)) << "by round 3 they are stale";
+  EXPECT_EQ(cache.counters().evictions, 1u);
+  EXPECT_EQ(cache.used_slots(), 2u);
 }
 
 TEST(DeltaCache, InvalidateFreesTheSlot) {

@@ -42,6 +42,7 @@ struct Scenario {
   MigrationOptions migration;
   bool destination_dies = false;  // stops answering after its first frames
   double source_rate_bytes_per_second = 0;  // 0: as fast as the ring goes
+  std::uint64_t delta_cache_bytes = 16 << 20;
 };
 
 struct Outcome {
@@ -50,6 +51,7 @@ struct Outcome {
   bool regions_equal = false;
   std::vector<std::byte> received_state;
   std::uint64_t writes_after = 0;  // guest writes seen after the migration returned
+  transport::SessionTotals source_totals;
 };
 
 Outcome migrate(const Scenario& scenario) {
@@ -69,7 +71,7 @@ Outcome migrate(const Scenario& scenario) {
     c.path.local = transport::Endpoint{self.mac(), local, 47000};
     c.path.peer = transport::Endpoint{{}, peer, 47000};
     c.peer_timeout_ms = 1000;
-    c.delta_cache_bytes = 16 << 20;
+    c.delta_cache_bytes = scenario.delta_cache_bytes;
     return c;
   };
   auto source_region = MappedMemory::allocate(config(*source_port, 1, 2).region_pages * kPage);
@@ -112,6 +114,7 @@ Outcome migrate(const Scenario& scenario) {
   for (std::size_t i = 0; i < state.size(); ++i) state[i] = std::byte(i * 13);
   SourceMigration run(**session, source_region->bytes(), guest_pages, kPage, guest, log, scenario.migration);
   outcome.report = run.run(state, nullptr);
+  outcome.source_totals = (*session)->totals();
   const std::uint64_t writes = guest.writes();
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   outcome.writes_after = guest.writes() - writes;
@@ -134,6 +137,25 @@ TEST(MigrationRing, MigratesWhileTheGuestWritesAndArrivesByteForByte) {
   EXPECT_TRUE(outcome.regions_equal) << "destination memory differs from the source";
   EXPECT_EQ(outcome.writes_after, 0u) << "after a successful switchover the source guest stays paused";
   EXPECT_GE(outcome.report->rounds, 2u);
+}
+
+TEST(MigrationRing, AHotSetLargerThanTheDeltaCacheStillGoesAsDeltas) {
+  // 819 hot pages, re-dirtied every round by small writes, and a delta cache of 256 pages:
+  // every round re-sends more pages than the cache holds, in the same order. The cache must
+  // keep the pages it holds rather than cycle through them and never hit.
+  Scenario scenario;
+  scenario.guest = {.pages_per_second = 20000, .pattern = WritePattern::kHotSet, .hot_fraction = 0.1,
+                    .hot_share = 1.0, .bytes_per_write = 64};
+  scenario.delta_cache_bytes = 256 * kPage;
+  scenario.migration.downtime_limit_ms = 1;  // rounds until they stop shrinking
+  scenario.migration.auto_converge = false;
+  const Outcome outcome = migrate(scenario);
+  ASSERT_TRUE(outcome.report.ok()) << outcome.report.error().message;
+  EXPECT_TRUE(outcome.regions_equal) << "destination memory differs from the source";
+  ASSERT_GE(outcome.report->rounds, 4u) << "a page's first delta is its third send";
+  const auto delta = static_cast<std::size_t>(pagecodec::Encoding::kDelta);
+  EXPECT_GT(outcome.report->pages_by_encoding[delta], 128u) << "hits: " << outcome.source_totals.delta_cache.hits;
+  EXPECT_GT(outcome.source_totals.delta_cache.refusals, 0u) << "the cache was smaller than what the rounds re-sent";
 }
 
 TEST(MigrationRing, AutoConvergeThrottlesAGuestThatOutrunsTheLink) {

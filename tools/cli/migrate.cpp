@@ -188,6 +188,17 @@ Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
   auto port = transport::Port::open({.port_id = 0, .queues = o.streams, .mtu = o.mtu, .held_frames_per_queue = 4096,
                                      .buffer_bytes = o.rx_buffer_bytes, .name = role});
   if (!port) return port.error();
+  if (o.json) {
+    // The port is started: its address (to find in a capture or a switch's table), and for
+    // scripts the moment the device has settled (a tap PMD rewrites its kernel interface's
+    // address until then).
+    char mac[RTE_ETHER_ADDR_FMT_SIZE];
+    rte_ether_format_addr(mac, sizeof mac, &port->mac());
+    std::cout << nlohmann::json{{"event", "port"}, {"role", role}, {"name", port->name()}, {"mac", mac},
+                                {"mtu", port->mtu()}, {"queues", port->queues()}}
+                     .dump()
+              << std::endl;
+  }
   Endpoint endpoint;
   endpoint.port = std::make_unique<transport::Port>(std::move(port).value());
   endpoint.guest_pages = (o.size_mib << 20) / o.page_size;
@@ -219,6 +230,13 @@ Status await_link(const transport::Port& port, std::uint32_t timeout_s) {
                      std::string_view(info.driver_name).find("memif") != std::string_view::npos;
   return make_error("port " + port.name() + ": link did not come up within " + std::to_string(timeout_s) + " s" +
                     (memif ? " (a memif link comes up only between ends with the same --streams)" : ""));
+}
+
+// Whether the delta cache holds the pages that keep coming back: refusals mean it is smaller
+// than what each round re-sends (--delta-cache-mib).
+nlohmann::json delta_cache_json(const pagecodec::DeltaCacheCounters& c) {
+  return {{"hits", c.hits},           {"misses", c.misses},       {"insertions", c.insertions},
+          {"evictions", c.evictions}, {"refusals", c.refusals}, {"invalidations", c.invalidations}};
 }
 
 std::string encoding_mix(const std::array<std::uint64_t, pagecodec::kEncodingCount>& pages) {
@@ -507,6 +525,7 @@ int source(const std::vector<std::string>& args) {
                                 {"zero_copy", (*session)->zero_copy_note()},
                                 {"streams", (*session)->streams()},
                                 {"pages_by_reference", (*session)->totals().streams.pages_by_reference},
+                                {"delta_cache", delta_cache_json((*session)->totals().delta_cache)},
                                 {"rx_scatter", endpoint->port->rx_scatter()},
                                 {"checksum_offload", {{"tx", endpoint->port->tx_checksum_offload()},
                                                       {"rx", endpoint->port->rx_checksum_offload()}}}}

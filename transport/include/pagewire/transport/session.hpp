@@ -75,6 +75,7 @@ using Digest = std::array<std::uint8_t, 16>;
 struct SessionTotals {
   StreamCounters streams;               // summed over streams
   pagecodec::EncoderCounters encoded;   // source side
+  pagecodec::DeltaCacheCounters delta_cache;  // source side
   pagecodec::DecoderCounters decoded;   // destination side
 };
 
