@@ -506,7 +506,7 @@ SessionTotals SourceSession::totals() const {
   for (const auto& stream : streams_) {
     totals.streams += stream.counters();
     totals.encoded += stream.encoder().counters();
-    totals.delta_cache += stream.encoder().delta_cache_counters();
+    totals.delta_cache += stream.encoder().delta_cache().counters();
   }
   return totals;
 }

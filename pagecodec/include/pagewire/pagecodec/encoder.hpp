@@ -102,7 +102,6 @@ class Encoder {
 
   const EncoderConfig& config() const { return config_; }
   const EncoderCounters& counters() const { return counters_; }
-  const DeltaCacheCounters& delta_cache_counters() const { return cache_.counters(); }
   const DeltaCache& delta_cache() const { return cache_; }
   const DeflateAdvisor& advisor() const { return advisor_; }
 
