@@ -51,7 +51,7 @@ std::uint32_t DeltaCache::take_slot(std::uint32_t generation) {
   }
   for (int probe = 0; probe < kVictimProbes; ++probe) {
     const std::uint32_t slot = clock_hand_;
-    clock_hand_ = (clock_hand_ + 1) % static_cast<std::uint32_t>(slot_pages_.size());
+    if (++clock_hand_ == slot_pages_.size()) clock_hand_ = 0;  // no division per probe
     // Unsigned: a slot from a later round than `generation` (rounds restarted) is stale too.
     if (generation - slot_generations_[slot] <= 1) continue;
     slot_of_page_[slot_pages_[slot]] = kNoSlot;

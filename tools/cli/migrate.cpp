@@ -192,9 +192,8 @@ Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
     // The port is started: its address (to find in a capture or a switch's table), and for
     // scripts the moment the device has settled (a tap PMD rewrites its kernel interface's
     // address until then).
-    char mac[RTE_ETHER_ADDR_FMT_SIZE];
-    rte_ether_format_addr(mac, sizeof mac, &port->mac());
-    std::cout << nlohmann::json{{"event", "port"}, {"role", role}, {"name", port->name()}, {"mac", mac},
+    std::cout << nlohmann::json{{"event", "port"}, {"role", role}, {"name", port->name()},
+                                {"mac", transport::mac_text(port->mac())},
                                 {"mtu", port->mtu()}, {"queues", port->queues()}}
                      .dump()
               << std::endl;

@@ -12,10 +12,14 @@ std::string ip_text(std::uint32_t ip) {
          std::to_string((ip >> 8) & 0xff) + "." + std::to_string(ip & 0xff);
 }
 
+std::string mac_text(const rte_ether_addr& mac) {
+  char text[RTE_ETHER_ADDR_FMT_SIZE];
+  rte_ether_format_addr(text, sizeof text, &mac);
+  return text;
+}
+
 std::string endpoint_text(const Endpoint& endpoint) {
-  char mac[RTE_ETHER_ADDR_FMT_SIZE];
-  rte_ether_format_addr(mac, sizeof mac, &endpoint.mac);
-  std::string text = ip_text(endpoint.ip) + " at " + mac;
+  std::string text = ip_text(endpoint.ip) + " at " + mac_text(endpoint.mac);
   if (endpoint.vlan != 0) text += " on VLAN " + std::to_string(endpoint.vlan);
   return text;
 }

@@ -63,9 +63,9 @@ class DeltaCache {
   }
 
   // Records that `page` was sent with `content` (nullptr: sent as a ZERO page) in round
-  // `generation` (rounds count up; the latest seen is the current one): refreshes its slot
-  // when present, inserts it when this is at least its second send and a slot is free or
-  // stale, otherwise only remembers that it was sent.
+  // `generation`, the current one (rounds count up): refreshes its slot when present,
+  // inserts it when this is at least its second send and a slot is free or stale (last
+  // sent or hit before the previous round), otherwise only remembers that it was sent.
   void record_sent(std::uint64_t page, const std::byte* content, std::uint32_t generation);
 
   // After a delta was encoded in place into a slot returned by lookup(): the slot holds
@@ -82,8 +82,9 @@ class DeltaCache {
 
  private:
   static constexpr std::uint32_t kNoSlot = UINT32_MAX;
-  // Slots a full cache looks at for a stale one before it refuses a page: a few compares per
-  // refusal on the data path, while a cache with any share of stale slots finds one.
+  // Slots a full cache looks at for a stale one before it refuses a page: at most 16 compares
+  // per refusal on the data path, and a cache with a quarter of its slots stale still finds
+  // one 99 % of the time (1 - 0.75^16).
   static constexpr int kVictimProbes = 16;
   DeltaCache(std::uint32_t page_size, std::uint64_t region_pages, std::size_t slots);
   // A free slot, or a stale one (its page dropped), or kNoSlot.

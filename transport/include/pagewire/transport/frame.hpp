@@ -30,6 +30,8 @@ struct Endpoint {
 
 // "10.0.0.2" for an address in host byte order.
 std::string ip_text(std::uint32_t ip);
+// "02:00:5E:00:01:01".
+std::string mac_text(const rte_ether_addr& mac);
 // "10.0.0.2 at 02:00:5e:00:01:01 on VLAN 100", for messages about a peer that stays silent.
 std::string endpoint_text(const Endpoint& endpoint);
 
