@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <algorithm>
 #include <cstring>
 #include <thread>
 
@@ -22,11 +23,22 @@
 namespace pagewire::tools {
 namespace {
 
+constexpr unsigned kLcores = 7;  // main, then up to 3 stream cores per end
+const std::vector<unsigned> kSourceLcores{1, 2, 3};
+const std::vector<unsigned> kDestinationLcores{4, 5, 6};
+
 class EalEnvironment : public ::testing::Environment {
  public:
   void SetUp() override {
     transport::EalOptions options;
     options.program = "test_migration_ring";
+    // Main lcore plus stream lcores for both ends, every one free to run on any CPU: more
+    // lcores than this machine may have CPUs (correctness here, not speed).
+    const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
+    const std::string any_cpu = cpus == 1 ? "0" : "(0-" + std::to_string(cpus - 1) + ")";
+    std::string lcores;
+    for (unsigned lcore = 0; lcore < kLcores; ++lcore) lcores += (lcore ? "," : "") + std::to_string(lcore) + "@" + any_cpu;
+    options.placement = {"--lcores", lcores, "--main-lcore", "0"};
     options.file_prefix = "pw-migration-" + std::to_string(getpid());
     options.no_huge_megabytes = 1024;
     const Status status = transport::init_eal(options);
@@ -43,6 +55,9 @@ struct Scenario {
   bool destination_dies = false;  // stops answering after its first frames
   double source_rate_bytes_per_second = 0;  // 0: as fast as the ring goes
   std::uint64_t delta_cache_bytes = 16 << 20;
+  std::uint16_t streams = 1;
+  bool stream_cores = false;  // each stream on an lcore of its own, both ends
+  const LinkImpairment* impairment = nullptr;
 };
 
 struct Outcome {
@@ -52,12 +67,61 @@ struct Outcome {
   std::vector<std::byte> received_state;
   std::uint64_t writes_after = 0;  // guest writes seen after the migration returned
   transport::SessionTotals source_totals;
+  // Per stream and end: the lcore the session put it on, and the lcore that polled it.
+  std::vector<unsigned> source_assigned, source_polled, destination_assigned, destination_polled;
+  bool a_stream_polled_by_two_lcores = false;
+  // Published totals read from another thread while the stream cores ran.
+  std::uint64_t totals_reads = 0;
+  std::uint64_t totals_went_back = 0;  // a counter smaller than in the read before: torn
 };
+
+// Reads a source session's published totals from its own thread until told to stop, and
+// counts reads in which a counter went back: a torn or mixed-up snapshot would.
+class TotalsWatcher {
+ public:
+  explicit TotalsWatcher(const transport::SourceSession& session)
+      : thread_([this, &session] {
+          transport::SessionTotals last = session.published_totals();
+          while (!stop_.load()) {
+            const transport::SessionTotals now = session.published_totals();
+            ++reads_;
+            const bool back = now.streams.frames_sent < last.streams.frames_sent ||
+                              now.streams.acks_received < last.streams.acks_received ||
+                              now.streams.payload_bytes_sent < last.streams.payload_bytes_sent ||
+                              std::any_of(now.encoded.pages.begin(), now.encoded.pages.end(),
+                                          [&, e = 0](std::uint64_t pages) mutable { return pages < last.encoded.pages[e++]; });
+            went_back_ += back ? 1 : 0;
+            last = now;
+          }
+        }) {}
+  void finish(Outcome* outcome) {
+    stop_ = true;
+    thread_.join();
+    outcome->totals_reads = reads_;
+    outcome->totals_went_back = went_back_;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::uint64_t reads_ = 0, went_back_ = 0;
+  std::thread thread_;
+};
+
+// Where each stream of a session ran: the lcore it was given, the lcore that polled it.
+template <typename Session>
+void record_pollers(const Session& session, std::vector<unsigned>* assigned, std::vector<unsigned>* polled,
+                    bool* shared) {
+  for (std::uint16_t s = 0; s < session.streams(); ++s) {
+    assigned->push_back(session.stream_lcore(s));
+    polled->push_back(session.stream(s).poll_owner().lcore());
+    *shared |= session.stream(s).poll_owner().shared();
+  }
+}
 
 Outcome migrate(const Scenario& scenario) {
   static int instance = 0;
   Outcome outcome;
-  auto link = RingLink::create("mig" + std::to_string(instance++), 1, 9000, 4096);
+  auto link = RingLink::create("mig" + std::to_string(instance++), scenario.streams, 9000, 4096, scenario.impairment);
   EXPECT_TRUE(link.ok()) << (link.ok() ? "" : link.error().message);
   const transport::Port* source_port = &(*link)->a();
   const transport::Port* destination_port = &(*link)->b();
@@ -72,6 +136,9 @@ Outcome migrate(const Scenario& scenario) {
     c.path.peer = transport::Endpoint{{}, peer, 47000};
     c.peer_timeout_ms = 1000;
     c.delta_cache_bytes = scenario.delta_cache_bytes;
+    c.streams = scenario.streams;
+    // Shared CPUs: an idle stream core yields to the busy ones.
+    c.runner.idle_sleep_us = 20;
     return c;
   };
   auto source_region = MappedMemory::allocate(config(*source_port, 1, 2).region_pages * kPage);
@@ -79,7 +146,9 @@ Outcome migrate(const Scenario& scenario) {
   EXPECT_TRUE(fill_image({source_region->data(), guest_pages * kPage}, kPage, ImageProfile::kIdleVm, 3).ok());
 
   std::thread destination([&] {
-    auto accepted = transport::DestinationSession::accept(config(*destination_port, 2, 1), *destination_port,
+    transport::SessionConfig destination_config = config(*destination_port, 2, 1);
+    if (scenario.stream_cores) destination_config.stream_lcores = kDestinationLcores;
+    auto accepted = transport::DestinationSession::accept(destination_config, *destination_port,
                                                           destination_region->data());
     if (!accepted) {
       outcome.destination_error = accepted.error().message;
@@ -97,10 +166,13 @@ Outcome migrate(const Scenario& scenario) {
       return;
     }
     outcome.received_state = received->device_state;
+    record_pollers(**accepted, &outcome.destination_assigned, &outcome.destination_polled,
+                   &outcome.a_stream_polled_by_two_lcores);
   });
 
   transport::SessionConfig source_config = config(*source_port, 1, 2);
   source_config.tuning.rate_bytes_per_second = scenario.source_rate_bytes_per_second;
+  if (scenario.stream_cores) source_config.stream_lcores = kSourceLcores;
   auto session = transport::SourceSession::connect(source_config, *source_port, source_region->data());
   if (!session) {
     destination.join();
@@ -113,8 +185,11 @@ Outcome migrate(const Scenario& scenario) {
   std::vector<std::byte> state(5000);
   for (std::size_t i = 0; i < state.size(); ++i) state[i] = std::byte(i * 13);
   SourceMigration run(**session, source_region->bytes(), guest_pages, kPage, guest, log, scenario.migration);
+  TotalsWatcher watcher(**session);
   outcome.report = run.run(state, nullptr);
+  watcher.finish(&outcome);
   outcome.source_totals = (*session)->totals();
+  record_pollers(**session, &outcome.source_assigned, &outcome.source_polled, &outcome.a_stream_polled_by_two_lcores);
   const std::uint64_t writes = guest.writes();
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   outcome.writes_after = guest.writes() - writes;
@@ -137,6 +212,54 @@ TEST(MigrationRing, MigratesWhileTheGuestWritesAndArrivesByteForByte) {
   EXPECT_TRUE(outcome.regions_equal) << "destination memory differs from the source";
   EXPECT_EQ(outcome.writes_after, 0u) << "after a successful switchover the source guest stays paused";
   EXPECT_GE(outcome.report->rounds, 2u);
+}
+
+// Stream cores: every stream of both ends on an lcore of its own, through a middlebox that
+// loses and reorders frames, while the guest writes. The destination must end byte for
+// byte equal, and each stream must have been polled by its own lcore and no other.
+void expect_streams_on_their_own_cores(std::uint16_t streams) {
+  LinkImpairment lossy;
+  lossy.drop = 0.005;
+  lossy.reorder = 0.01;
+  Scenario scenario;
+  scenario.guest.pages_per_second = 20000;
+  scenario.streams = streams;
+  scenario.stream_cores = true;
+  scenario.impairment = &lossy;
+  const Outcome outcome = migrate(scenario);
+  ASSERT_TRUE(outcome.report.ok()) << outcome.report.error().message;
+  EXPECT_EQ(outcome.destination_error, "");
+  EXPECT_TRUE(outcome.report->verified);
+  EXPECT_TRUE(outcome.regions_equal) << "destination memory differs from the source";
+  EXPECT_GT(outcome.source_totals.streams.retransmits_sack + outcome.source_totals.streams.retransmits_timeout, 0u)
+      << "the middlebox lost frames: some must have gone again";
+  const std::vector<unsigned> source_expected(kSourceLcores.begin(), kSourceLcores.begin() + streams);
+  const std::vector<unsigned> destination_expected(kDestinationLcores.begin(), kDestinationLcores.begin() + streams);
+  EXPECT_EQ(outcome.source_assigned, source_expected);
+  EXPECT_EQ(outcome.source_polled, source_expected) << "each source stream is polled by its own lcore";
+  EXPECT_EQ(outcome.destination_assigned, destination_expected);
+  EXPECT_EQ(outcome.destination_polled, destination_expected) << "each destination stream is polled by its own lcore";
+  EXPECT_FALSE(outcome.a_stream_polled_by_two_lcores) << "no stream is ever polled by a second lcore";
+  EXPECT_GT(outcome.totals_reads, 100u);
+  EXPECT_EQ(outcome.totals_went_back, 0u) << "totals read beside the stream cores never tear";
+}
+
+TEST(MigrationRing, TwoStreamCoresPerSideThroughLossAndReordering) { expect_streams_on_their_own_cores(2); }
+
+TEST(MigrationRing, ThreeStreamCoresPerSideThroughLossAndReordering) { expect_streams_on_their_own_cores(3); }
+
+TEST(MigrationRing, StreamCoresGiveUpOnASilentDestinationAndTheGuestRunsOn) {
+  Scenario scenario;
+  scenario.destination_dies = true;
+  scenario.streams = 2;
+  scenario.stream_cores = true;
+  scenario.guest.pages_per_second = 20000;
+  const Outcome outcome = migrate(scenario);
+  ASSERT_FALSE(outcome.report.ok());
+  EXPECT_NE(outcome.report.error().message.find("acknowledged nothing"), std::string::npos)
+      << outcome.report.error().message;
+  EXPECT_NE(outcome.report.error().message.find("keeps running on the source"), std::string::npos);
+  EXPECT_GT(outcome.writes_after, 0u) << "the guest kept running after the failure";
 }
 
 TEST(MigrationRing, AHotSetLargerThanTheDeltaCacheStillGoesAsDeltas) {

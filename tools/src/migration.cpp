@@ -61,12 +61,16 @@ std::uint32_t SourceMigration::pre_copy_ms_left() const {
 Result<RoundReport> SourceMigration::send_round(std::span<const std::uint64_t> pages, std::uint32_t round,
                                                 std::uint32_t timeout_ms, transport::SourceSession::RoundPages kind) {
   const transport::SessionTotals before = session_.totals();
+  // The stream cores run while progress is shown: it reads what they publish.
+  const transport::SessionTotals published_before = session_.published_totals();
   const auto start = Clock::now();
   session_.begin_round(pages, ++generation_, kind);
   auto show_progress = [&] {
     RoundProgress progress{.round = round, .pages = pages.size(), .seconds = seconds_since(start)};
-    const transport::SessionTotals now = session_.totals();
-    for (int e = 0; e < pagecodec::kEncodingCount; ++e) progress.pages_done += now.encoded.pages[e] - before.encoded.pages[e];
+    const transport::SessionTotals now = session_.published_totals();
+    for (int e = 0; e < pagecodec::kEncodingCount; ++e) {
+      progress.pages_done += now.encoded.pages[e] - published_before.encoded.pages[e];
+    }
     on_progress_(progress);
   };
   const std::function<void()> tick = on_progress_ ? std::function<void()>(show_progress) : nullptr;

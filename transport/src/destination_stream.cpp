@@ -7,6 +7,8 @@
 
 #include "pagewire/transport/stream.hpp"
 
+#include <rte_lcore.h>
+
 #include "pagewire/transport/arp.hpp"
 
 namespace pagewire::transport {
@@ -51,6 +53,7 @@ DestinationStream::~DestinationStream() {
 }
 
 bool DestinationStream::poll(std::uint64_t now) {
+  poll_owner_.note(rte_lcore_id());
   rte_mbuf* burst[64];
   const std::uint16_t n = rte_eth_rx_burst(queue_.port, queue_.queue, burst,
                                            std::min<std::uint16_t>(tuning_.burst, 64));

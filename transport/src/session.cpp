@@ -5,6 +5,7 @@
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
+#include <rte_lcore.h>
 
 #include <algorithm>
 #include <chrono>
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <optional>
 #include <random>
+#include <span>
 #include <string>
 
 namespace pagewire::transport {
@@ -138,6 +140,10 @@ Result<std::uint16_t> prepare_port(const SessionConfig& config, const Port& port
     return make_error("region: expected 1 to 2^47 pages, got " + std::to_string(config.region_pages));
   }
   const std::uint16_t offered = std::min(config.streams, port.queues());
+  if (!config.stream_lcores.empty() && config.stream_lcores.size() < offered) {
+    return make_error("stream lcores: " + std::to_string(config.stream_lcores.size()) + " for " +
+                      std::to_string(offered) + " streams; each stream needs an lcore of its own");
+  }
   if (Status steered = port.steer_streams(config.path.local, offered); !steered) return steered.error();
   return offered;
 }
@@ -165,6 +171,40 @@ std::string fewer_streams_note(std::uint16_t asked, std::uint16_t agreed, const 
     note += "the peer takes " + std::to_string(agreed);
   }
   return note;
+}
+
+// The stream cores, when the configuration names them: one lcore per stream the session runs.
+Result<std::unique_ptr<StreamRunner>> launch_runner(const SessionConfig& config) {
+  if (config.stream_lcores.empty()) return std::unique_ptr<StreamRunner>{};
+  return StreamRunner::launch(std::span(config.stream_lcores).first(config.streams), config.runner);
+}
+
+// Anything a stream's traffic changes: what IdleBackoff watches.
+std::uint64_t traffic(const StreamCounters& counters) {
+  return counters.frames_sent + counters.frames_received + counters.acks_sent + counters.acks_received;
+}
+
+// How often a control thread looks at the stream cores it waits for. Short next to any
+// round, the switchover's included; a sleep, so the control core stays free on a machine
+// whose lcores share CPUs.
+constexpr auto kControlLook = std::chrono::microseconds(50);
+
+// The streams' published counters only: the control frames' drops change on stream 0's
+// core during an exchange and are read once it is done (totals()).
+template <typename Stream>
+SessionTotals published_totals_of(const std::vector<Stream>& streams) {
+  SessionTotals totals;
+  for (const auto& stream : streams) {
+    const StreamSnapshot snapshot = stream.published().read();
+    totals.streams += snapshot.stream;
+    for (std::size_t e = 0; e < snapshot.pages.size(); ++e) totals.encoded.pages[e] += snapshot.pages[e];
+  }
+  return totals;
+}
+
+template <typename Runner>
+unsigned lcore_of(const Runner& runner, std::uint16_t s) {
+  return runner == nullptr ? LCORE_ID_ANY : runner->lcore(s);
 }
 
 }  // namespace
@@ -380,6 +420,9 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
                                   config.tuning, std::move(encoder).value(), source->crypto(s));
     source->round_pages_[s].reserve(config.region_pages / config.streams + 1);
   }
+  auto runner = launch_runner(config);
+  if (!runner) return runner.error();
+  source->runner_ = std::move(runner).value();
   source->telemetry_ = std::make_unique<TelemetryRegistration>(
       TelemetryEntry{.session = session, .role = "source", .path_mtu = path_mtu, .streams = published_of(source->streams_)});
   return source;
@@ -398,6 +441,7 @@ void SourceSession::begin_round(std::span<const std::uint64_t> pages, std::uint3
 }
 
 SourceSession::~SourceSession() {
+  runner_.reset();     // every stream core parked and ended before its stream goes
   telemetry_.reset();  // before the streams whose counters it reads
   streams_.clear();    // frees every frame that points at the region
   if (dma_port_ != nullptr) dma_port_->unmap_for_dma(region_, region_bytes_);
@@ -408,6 +452,28 @@ void SourceSession::begin_finish() {
 }
 
 Status SourceSession::run_until_idle(std::uint32_t timeout_ms, const std::function<void()>& tick) {
+  if (runner_ == nullptr) return poll_here_until_idle(timeout_ms, tick);
+  runner_->start([this](std::uint16_t s) {
+    SourceStream& stream = streams_[s];
+    IdleBackoff backoff(runner_->options().idle_sleep_us);
+    while (!runner_->stop_requested() && stream.poll(rte_rdtsc())) backoff.after_poll(traffic(stream.counters()));
+  });
+  return await_stream_cores(timeout_ms, tick);
+}
+
+Status SourceSession::silent_destination() const {
+  return make_error("the destination acknowledged nothing for " + std::to_string(config_.peer_timeout_ms) +
+                    " ms: it is gone or the path is down" + link_note(control_.port));
+}
+
+namespace {
+Error streams_busy(std::uint32_t timeout_ms) {
+  return make_error("source: streams still busy after " + std::to_string(timeout_ms) +
+                    " ms (destination gone, or the path lost every frame)");
+}
+}  // namespace
+
+Status SourceSession::poll_here_until_idle(std::uint32_t timeout_ms, const std::function<void()>& tick) {
   const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(timeout_ms);
   const std::uint64_t tick_interval = ms_to_tsc(100);
   std::uint64_t next_tick = rte_rdtsc() + tick_interval;
@@ -421,14 +487,8 @@ Status SourceSession::run_until_idle(std::uint32_t timeout_ms, const std::functi
       acks += streams_[s].counters().acks_received;
     }
     if (!busy) return Ok{};
-    if (peer.expired(acks, now)) {
-      return make_error("the destination acknowledged nothing for " + std::to_string(config_.peer_timeout_ms) +
-                        " ms: it is gone or the path is down" + link_note(control_.port));
-    }
-    if (now > deadline) {
-      return make_error("source: streams still busy after " + std::to_string(timeout_ms) +
-                        " ms (destination gone, or the path lost every frame)");
-    }
+    if (peer.expired(acks, now)) return silent_destination();
+    if (now > deadline) return streams_busy(timeout_ms);
     if (tick && now > next_tick) {
       tick();
       next_tick = rte_rdtsc() + tick_interval;
@@ -436,38 +496,93 @@ Status SourceSession::run_until_idle(std::uint32_t timeout_ms, const std::functi
   }
 }
 
+// The control thread's side of a round on the stream cores: it watches the counters they
+// publish, and calls them back when the destination falls silent or time runs out.
+Status SourceSession::await_stream_cores(std::uint32_t timeout_ms, const std::function<void()>& tick) {
+  const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(timeout_ms);
+  const std::uint64_t tick_interval = ms_to_tsc(100);
+  std::uint64_t next_tick = rte_rdtsc() + tick_interval;
+  SilenceWatch peer(ms_to_tsc(config_.peer_timeout_ms));
+  while (!runner_->all_done()) {
+    const std::uint64_t now = rte_rdtsc();
+    if (peer.expired(published_totals().streams.acks_received, now)) {
+      runner_->stop();
+      return silent_destination();
+    }
+    if (now > deadline) {
+      runner_->stop();
+      return streams_busy(timeout_ms);
+    }
+    if (tick && now > next_tick) {
+      tick();
+      next_tick = rte_rdtsc() + tick_interval;
+    }
+    std::this_thread::sleep_for(kControlLook);
+  }
+  return Ok{};
+}
+
 void SourceSession::keep_alive_while(const std::function<bool()>& busy) {
   const std::uint64_t interval = std::max<std::uint64_t>(ms_to_tsc(config_.peer_timeout_ms) / 4, 1);
-  std::uint64_t next_keepalive = rte_rdtsc();
-  while (busy()) {
-    const std::uint64_t now = rte_rdtsc();
-    for (auto& stream : streams_) stream.poll(now);
-    if (now >= next_keepalive) {
-      streams_[0].send_keepalive();
-      next_keepalive = now + interval;
+  // One stream's share: late ACKs in; on stream 0, a keepalive every interval.
+  auto keep_alive = [interval](SourceStream& stream, std::uint16_t s, std::uint64_t now, std::uint64_t* next) {
+    stream.poll(now);
+    if (s == 0 && now >= *next) {
+      stream.send_keepalive();
+      *next = now + interval;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  };
+  if (runner_ == nullptr) {
+    std::uint64_t next_keepalive = rte_rdtsc();
+    while (busy()) {
+      const std::uint64_t now = rte_rdtsc();
+      for (std::uint16_t s = 0; s < streams_.size(); ++s) keep_alive(streams_[s], s, now, &next_keepalive);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return;
   }
+  runner_->start([&](std::uint16_t s) {
+    std::uint64_t next_keepalive = rte_rdtsc();
+    while (!runner_->stop_requested()) {
+      keep_alive(streams_[s], s, rte_rdtsc(), &next_keepalive);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // nothing to send between rounds
+    }
+  });
+  while (busy()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  runner_->stop();
+}
+
+void SourceSession::on_control_queue(const std::function<void()>& work) {
+  if (runner_ == nullptr) {
+    work();
+    return;
+  }
+  runner_->start([&](std::uint16_t s) {
+    if (s == 0) work();
+  });
+  while (!runner_->all_done()) std::this_thread::sleep_for(kControlLook);
 }
 
 template <typename Handle>
 bool SourceSession::exchange(FrameType request, std::uint32_t timeout_ms, Handle&& handle) {
-  const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(timeout_ms);
   // These run while the guest is paused: repeat a lost request soon, after twice the
   // smoothed RTT (2 ms at least), backing off to 100 ms or 2 RTT.
-  const std::uint64_t srtt_us = totals().streams.srtt_us;
-  std::uint64_t wait_us = std::max<std::uint64_t>(2000, 2 * srtt_us);
-  const std::uint64_t max_wait_us = std::max<std::uint64_t>(100000, 2 * srtt_us);
-  for (std::uint32_t id = 1; rte_rdtsc() < deadline; ++id, wait_us = std::min(2 * wait_us, max_wait_us)) {
-    send_control(control_, config_.path, FrameFields{.type = request, .stream = 0, .session = session_, .seq = id},
-                 nullptr, 0, crypto(0));
-    if (await_control(control_, config_.path, config_.streams, session_,
-                      std::min(deadline, rte_rdtsc() + wait_us * rte_get_tsc_hz() / 1000000), &control_counters_,
-                      crypto(0), [&](const ReceivedFrame& frame, const rte_mbuf*) { return handle(frame); })) {
-      return true;
+  const std::uint64_t srtt_us = totals().streams.srtt_us;  // here: the stream cores are parked
+  bool answered = false;
+  on_control_queue([&] {
+    const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(timeout_ms);
+    std::uint64_t wait_us = std::max<std::uint64_t>(2000, 2 * srtt_us);
+    const std::uint64_t max_wait_us = std::max<std::uint64_t>(100000, 2 * srtt_us);
+    for (std::uint32_t id = 1; !answered && rte_rdtsc() < deadline; ++id, wait_us = std::min(2 * wait_us, max_wait_us)) {
+      send_control(control_, config_.path, FrameFields{.type = request, .stream = 0, .session = session_, .seq = id},
+                   nullptr, 0, crypto(0));
+      answered = await_control(control_, config_.path, config_.streams, session_,
+                               std::min(deadline, rte_rdtsc() + wait_us * rte_get_tsc_hz() / 1000000),
+                               &control_counters_, crypto(0),
+                               [&](const ReceivedFrame& frame, const rte_mbuf*) { return handle(frame); });
     }
-  }
-  return false;
+  });
+  return answered;
 }
 
 Result<Digest> SourceSession::verify(std::uint32_t timeout_ms) {
@@ -494,10 +609,12 @@ Status SourceSession::commit(std::uint32_t timeout_ms) {
 
 void SourceSession::abort(const std::string& reason) {
   const std::string text = reason.substr(0, 200);
-  for (int i = 0; i < 3; ++i) {
-    send_control(control_, config_.path, FrameFields{.type = FrameType::kAbort, .stream = 0, .session = session_},
-                 text.data(), static_cast<std::uint16_t>(text.size()), crypto(0));
-  }
+  on_control_queue([&] {
+    for (int i = 0; i < 3; ++i) {
+      send_control(control_, config_.path, FrameFields{.type = FrameType::kAbort, .stream = 0, .session = session_},
+                   text.data(), static_cast<std::uint16_t>(text.size()), crypto(0));
+    }
+  });
 }
 
 SessionTotals SourceSession::totals() const {
@@ -510,6 +627,10 @@ SessionTotals SourceSession::totals() const {
   }
   return totals;
 }
+
+SessionTotals SourceSession::published_totals() const { return published_totals_of(streams_); }
+
+unsigned SourceSession::stream_lcore(std::uint16_t s) const { return lcore_of(runner_, s); }
 
 // ---- Destination -----------------------------------------------------------------------
 
@@ -531,6 +652,8 @@ class DestinationSession::Responder final : public ControlResponder {
     if (early_verify_seq_ != 0) send_verify_reply(early_verify_seq_);
   }
   bool committed() const { return committed_; }
+  // Any thread: the source aborted. The reason (aborted()) is written once, before this.
+  bool was_aborted() const { return was_aborted_.load(std::memory_order_acquire); }
   const std::string& aborted() const { return aborted_; }
   void send_hello_ack() {
     send_control(queue_, path_, FrameFields{.type = FrameType::kHelloAck, .stream = 0, .session = session_},
@@ -544,8 +667,10 @@ class DestinationSession::Responder final : public ControlResponder {
       return;
     }
     if (frame.type == FrameType::kAbort) {
+      if (was_aborted()) return;  // the source says it three times; the first is kept
       aborted_ = "the source aborted the migration: " +
                  std::string(reinterpret_cast<const char*>(frame.payload), std::min<std::size_t>(frame.payload_bytes, 200));
+      was_aborted_.store(true, std::memory_order_release);
       return;
     }
     if (frame.type == FrameType::kCommit && can_verify_) {
@@ -574,9 +699,12 @@ class DestinationSession::Responder final : public ControlResponder {
   bool can_verify_ = false;
   bool committed_ = false;
   std::string aborted_;
+  std::atomic<bool> was_aborted_{false};
 };
 
-DestinationSession::~DestinationSession() = default;
+DestinationSession::~DestinationSession() {
+  runner_.reset();  // every stream core parked and ended before its stream goes
+}
 
 namespace {
 
@@ -756,6 +884,9 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
                                                             config.streams),
                                        destination->crypto(s));
   }
+  auto runner = launch_runner(config);
+  if (!runner) return runner.error();
+  destination->runner_ = std::move(runner).value();
   destination->telemetry_ = std::make_unique<TelemetryRegistration>(TelemetryEntry{
       .session = session, .role = "destination", .path_mtu = 0, .streams = published_of(destination->streams_)});
   if (key) {
@@ -771,55 +902,137 @@ bool DestinationSession::finished() const {
   return std::all_of(streams_.begin(), streams_.end(), [](const auto& s) { return s.finished(); });
 }
 
+Status DestinationSession::failed_stream() const {
+  for (const auto& stream : streams_) {
+    if (stream.failed()) return make_error("destination " + stream.failure());
+  }
+  return Ok{};
+}
+
+namespace {
+Error silent_source(std::uint32_t peer_timeout_ms, std::uint16_t port) {
+  return make_error("the source sent nothing for " + std::to_string(peer_timeout_ms) +
+                    " ms: it is gone or the path is down" + link_note(port));
+}
+// Anything the source sent: data, or a keepalive between rounds.
+std::uint64_t frames_from_source(const StreamCounters& counters) {
+  return counters.frames_received + counters.duplicates + counters.probes_received;
+}
+}  // namespace
+
 Status DestinationSession::run_until_finished() {
+  if (runner_ != nullptr) return run_stream_cores_until_finished();
   SilenceWatch peer(ms_to_tsc(config_.peer_timeout_ms));
   for (;;) {
     bool busy = false;
     const std::uint64_t now = rte_rdtsc();
-    std::uint64_t frames = 0;  // anything the source sent: data, or a keepalive between rounds
+    std::uint64_t frames = 0;
     for (std::uint16_t s = 0; s < streams_.size(); ++s) {
       busy |= streams_[s].poll(now);
-      if (streams_[s].failed()) return make_error("destination " + streams_[s].failure());
-      const StreamCounters& counters = streams_[s].counters();
-      frames += counters.frames_received + counters.duplicates + counters.probes_received;
+      if (streams_[s].failed()) return failed_stream();
+      frames += frames_from_source(streams_[s].counters());
     }
-    if (peer.expired(frames, now) && busy) {
-      return make_error("the source sent nothing for " + std::to_string(config_.peer_timeout_ms) +
-                        " ms: it is gone or the path is down" + link_note(port_));
-    }
-    if (!responder_->aborted().empty()) return make_error(responder_->aborted());
+    if (peer.expired(frames, now) && busy) return silent_source(config_.peer_timeout_ms, port_);
+    if (responder_->was_aborted()) return make_error(responder_->aborted());
     if (!busy) return Ok{};
   }
 }
 
-void DestinationSession::linger() {
-  SilenceWatch line(ms_to_tsc(100));
-  const std::uint64_t give_up = rte_rdtsc() + ms_to_tsc(2000);
-  for (std::uint64_t now = rte_rdtsc(); now < give_up; now = rte_rdtsc()) {
-    std::uint64_t frames = 0;
-    for (auto& stream : streams_) {
-      stream.poll(now);
-      frames += stream.counters().frames_received + stream.counters().duplicates + stream.counters().acks_sent;
+Status DestinationSession::run_stream_cores_until_finished() {
+  runner_->start([this](std::uint16_t s) {
+    DestinationStream& stream = streams_[s];
+    IdleBackoff backoff(runner_->options().idle_sleep_us);
+    while (!runner_->stop_requested() && stream.poll(rte_rdtsc())) backoff.after_poll(traffic(stream.counters()));
+  });
+  SilenceWatch peer(ms_to_tsc(config_.peer_timeout_ms));
+  for (;;) {
+    bool all_done = true;
+    for (std::uint16_t s = 0; s < streams_.size(); ++s) {
+      if (!runner_->done(s)) {
+        all_done = false;
+      } else if (streams_[s].failed()) {  // done: its state is ours to read
+        runner_->stop();
+        return failed_stream();
+      }
     }
-    if (line.expired(frames, now)) return;
+    if (all_done) return Ok{};
+    if (responder_->was_aborted()) {
+      runner_->stop();
+      return make_error(responder_->aborted());
+    }
+    if (peer.expired(frames_from_source(published_totals().streams), rte_rdtsc())) {
+      runner_->stop();
+      return silent_source(config_.peer_timeout_ms, port_);
+    }
+    std::this_thread::sleep_for(kControlLook);
   }
 }
 
-Status DestinationSession::await_commit(const Digest& digest, std::uint64_t region_bytes, std::uint32_t timeout_ms) {
-  responder_->set_verification(digest, region_bytes);
-  const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(timeout_ms);
-  while (!responder_->committed()) {
-    if (!responder_->aborted().empty()) return make_error(responder_->aborted());
-    const std::uint64_t now = rte_rdtsc();
-    if (now > deadline) {
-      return make_error("no commit from the source within " + std::to_string(timeout_ms) +
-                        " ms: the image must be discarded");
-    }
-    // Keep every stream answering: a lost FIN_ACK is asked for again, VERIFY and COMMIT
-    // arrive on stream 0.
-    for (auto& stream : streams_) stream.poll(now);
+namespace {
+// TIME-WAIT for one stream: answers until its line has been quiet for 100 ms (2 s at most).
+template <typename Stream>
+void linger_on(Stream& stream) {
+  SilenceWatch line(ms_to_tsc(100));
+  const std::uint64_t give_up = rte_rdtsc() + ms_to_tsc(2000);
+  for (std::uint64_t now = rte_rdtsc(); now < give_up; now = rte_rdtsc()) {
+    stream.poll(now);
+    const StreamCounters& counters = stream.counters();
+    if (line.expired(counters.frames_received + counters.duplicates + counters.acks_sent, now)) return;
   }
-  return Ok{};
+}
+}  // namespace
+
+void DestinationSession::linger() {
+  if (runner_ == nullptr) {
+    SilenceWatch line(ms_to_tsc(100));
+    const std::uint64_t give_up = rte_rdtsc() + ms_to_tsc(2000);
+    for (std::uint64_t now = rte_rdtsc(); now < give_up; now = rte_rdtsc()) {
+      std::uint64_t frames = 0;
+      for (auto& stream : streams_) {
+        stream.poll(now);
+        frames += stream.counters().frames_received + stream.counters().duplicates + stream.counters().acks_sent;
+      }
+      if (line.expired(frames, now)) return;
+    }
+    return;
+  }
+  runner_->start([this](std::uint16_t s) { linger_on(streams_[s]); });
+  while (!runner_->all_done()) std::this_thread::sleep_for(kControlLook);
+}
+
+Status DestinationSession::await_commit(const Digest& digest, std::uint64_t region_bytes, std::uint32_t timeout_ms) {
+  responder_->set_verification(digest, region_bytes);  // the stream cores are parked
+  const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(timeout_ms);
+  auto no_commit = [&] {
+    return make_error("no commit from the source within " + std::to_string(timeout_ms) +
+                      " ms: the image must be discarded");
+  };
+  // Keep every stream answering: a lost FIN_ACK is asked for again, VERIFY and COMMIT
+  // arrive on stream 0.
+  if (runner_ == nullptr) {
+    while (!responder_->committed()) {
+      if (responder_->was_aborted()) return make_error(responder_->aborted());
+      const std::uint64_t now = rte_rdtsc();
+      if (now > deadline) return no_commit();
+      for (auto& stream : streams_) stream.poll(now);
+    }
+    return Ok{};
+  }
+  runner_->start([this](std::uint16_t s) {
+    DestinationStream& stream = streams_[s];
+    IdleBackoff backoff(runner_->options().idle_sleep_us);
+    while (!runner_->stop_requested()) {
+      stream.poll(rte_rdtsc());
+      // The responder lives on stream 0's core: only it reads the outcome here.
+      if (s == 0 && (responder_->committed() || responder_->was_aborted())) return;
+      backoff.after_poll(traffic(stream.counters()));
+    }
+  });
+  while (!runner_->done(0) && rte_rdtsc() <= deadline) std::this_thread::sleep_for(kControlLook);
+  runner_->stop();
+  if (responder_->committed()) return Ok{};
+  if (responder_->was_aborted()) return make_error(responder_->aborted());
+  return no_commit();
 }
 
 SessionTotals DestinationSession::totals() const {
@@ -831,5 +1044,9 @@ SessionTotals DestinationSession::totals() const {
   }
   return totals;
 }
+
+SessionTotals DestinationSession::published_totals() const { return published_totals_of(streams_); }
+
+unsigned DestinationSession::stream_lcore(std::uint16_t s) const { return lcore_of(runner_, s); }
 
 }  // namespace pagewire::transport

@@ -6,6 +6,8 @@
 
 #include "pagewire/transport/stream.hpp"
 
+#include <rte_lcore.h>
+
 #include "pagewire/transport/arp.hpp"
 
 namespace pagewire::transport {
@@ -66,6 +68,7 @@ void SourceStream::assign(std::span<const std::uint64_t> pages, const std::byte*
 void SourceStream::finish() { fin_wanted_ = true; }
 
 bool SourceStream::poll(std::uint64_t now) {
+  poll_owner_.note(rte_lcore_id());
   receive(now);
   if (search_.active && now - search_.sent_tsc > std::max(2 * srtt_, rto_)) mtu_search_step(false, now);
   if (!search_.active && path_mtu_ < initial_mtu_ && raise_due_tsc_ != 0 && now >= raise_due_tsc_) {

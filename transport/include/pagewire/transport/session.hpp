@@ -2,10 +2,19 @@
 // capabilities, refused on both sides with what differs), path-MTU probing, then N streams
 // that carry rounds of pages.
 //
-// This is the API the control tool and a hypervisor prototype use. Threading: connect(),
-// accept(), begin_round() and begin_finish() belong to the control thread and are called
-// while no stream is being polled; poll(s) belongs to the core that owns stream s (one
-// core per stream; one core may also poll all of them in turn).
+// This is the API the control tool and a hypervisor prototype use.
+//
+// Threading. Every method belongs to the one control thread that made the session, except
+// poll(s), published_totals() and the destination's page_generation()/forget_page().
+// - With SessionConfig::stream_lcores (the default of the CLI), each stream runs on an EAL
+//   lcore of its own (StreamRunner): run_until_idle(), keep_alive_while(), verify(),
+//   commit(), abort(), run_until_finished(), await_commit() and linger() hand their work
+//   to the stream cores and wait for it; the control thread never polls a stream, and
+//   only touches one (begin_round(), totals()) while every core is parked. Control frames
+//   go out on queue 0 from stream 0's core.
+// - Without: those methods poll every stream from the calling thread, or an embedder with
+//   threads of its own calls poll(s) from the one thread that owns stream s and calls the
+//   control methods only while no stream is being polled.
 #pragma once
 
 #include <array>
@@ -22,6 +31,7 @@
 #include "pagewire/transport/port.hpp"
 #include "pagewire/transport/pre_shared_key.hpp"
 #include "pagewire/transport/stream.hpp"
+#include "pagewire/transport/stream_runner.hpp"
 #include "pagewire/transport/telemetry.hpp"
 
 namespace pagewire::transport {
@@ -56,6 +66,10 @@ struct SessionConfig {
   std::uint32_t probe_timeout_ms = 30;
   std::uint32_t probe_tries = 3;
   SessionSecurity security;
+  // EAL worker lcores, stream s on stream_lcores[s] (the first streams() of them are used):
+  // each stream is polled by its own core. Empty: the calling thread polls (see Threading).
+  std::vector<unsigned> stream_lcores;
+  StreamRunnerOptions runner;
 };
 
 // The stream that carries `page`: contiguous ranges, so each stream's pages (and its delta
@@ -98,12 +112,12 @@ class SourceSession {
   void begin_round(std::span<const std::uint64_t> pages, std::uint32_t generation,
                    RoundPages kind = RoundPages::kMayChange);
   void begin_finish();
-  // One step of stream `s`; true while it has work.
+  // One step of stream `s`, from the thread that owns it (no runner); true while it has work.
   bool poll(std::uint16_t s, std::uint64_t now_tsc) { return streams_[s].poll(now_tsc); }
 
-  // Polls every stream from the calling thread until all are idle, or fails after
-  // `timeout_ms` without progress being completed. `tick`, if given, is called about every
-  // 100 ms from the same thread (a progress display; keep it short).
+  // Runs every stream until all are idle, or fails after `timeout_ms` without progress
+  // being completed. `tick`, if given, is called about every 100 ms from the calling thread
+  // (a progress display; keep it short).
   Status run_until_idle(std::uint32_t timeout_ms, const std::function<void()>& tick = {});
   // Between rounds, while `busy()` is true (the caller's own work, such as rehashing or
   // syncing the dirty log, running on another thread): sends a keepalive every quarter of
@@ -120,8 +134,14 @@ class SourceSession {
   // discards its image at once instead of waiting for its timeout.
   void abort(const std::string& reason);
 
+  // Exact, from the streams' own counters: control thread, while no stream core runs.
   SessionTotals totals() const;
+  // Any thread, any time: the counters the streams published (at most a millisecond old;
+  // the encoder's are those of pages by encoding only).
+  SessionTotals published_totals() const;
   const SourceStream& stream(std::uint16_t s) const { return streams_[s]; }
+  // The EAL lcore that runs stream `s`; LCORE_ID_ANY without a runner.
+  unsigned stream_lcore(std::uint16_t s) const;
   // Whether stable rounds send RAW pages by reference, and if not, why.
   bool zero_copy() const { return zero_copy_; }
   const std::string& zero_copy_note() const { return zero_copy_note_; }
@@ -131,6 +151,11 @@ class SourceSession {
   SourceSession() = default;
   template <typename Handle>
   bool exchange(FrameType request, std::uint32_t timeout_ms, Handle&& handle);
+  // Runs `work` where queue 0 may be used: on stream 0's core, or here without a runner.
+  void on_control_queue(const std::function<void()>& work);
+  Status poll_here_until_idle(std::uint32_t timeout_ms, const std::function<void()>& tick);
+  Status await_stream_cores(std::uint32_t timeout_ms, const std::function<void()>& tick);
+  Status silent_destination() const;
   FrameCrypto* crypto(std::uint16_t s) { return crypto_.empty() ? nullptr : crypto_[s].get(); }
   QueueRef control_{};
   std::uint32_t session_ = 0;
@@ -146,6 +171,7 @@ class SourceSession {
   std::string zero_copy_note_ = "on";
   std::string streams_note_;
   const Port* dma_port_ = nullptr;  // mapped the region for zero-copy: unmapped when the session ends
+  std::unique_ptr<StreamRunner> runner_;  // null: the calling thread polls
   std::unique_ptr<TelemetryRegistration> telemetry_;  // declared last: leaves telemetry first
 };
 
@@ -157,11 +183,12 @@ class DestinationSession {
 
   ~DestinationSession();
 
+  // One step of stream `s`, from the thread that owns it (no runner).
   bool poll(std::uint16_t s, std::uint64_t now_tsc) { return streams_[s].poll(now_tsc); }
   std::uint16_t streams() const { return static_cast<std::uint16_t>(streams_.size()); }
   // Why it runs fewer streams than SessionConfig::streams asked for; empty if it runs all.
   const std::string& streams_note() const { return streams_note_; }
-  // Polls every stream until all have reached their FIN, one fails, the source aborts, or it
+  // Runs every stream until all have reached their FIN, one fails, the source aborts, or it
   // sends nothing for peer_timeout_ms. There is no overall limit: how long a migration may
   // take is the source's call (a large guest's first round alone can take minutes), and a
   // total here would cut off migrations the source still allows. Returns at once: the
@@ -177,8 +204,11 @@ class DestinationSession {
   // the source COMMITs, or fails after `timeout_ms`: then the image must be discarded.
   // Call linger() after it.
   Status await_commit(const Digest& digest, std::uint64_t region_bytes, std::uint32_t timeout_ms);
+  // As SourceSession's: exact while no stream core runs; published from any thread.
   SessionTotals totals() const;
+  SessionTotals published_totals() const;
   const DestinationStream& stream(std::uint16_t s) const { return streams_[s]; }
+  unsigned stream_lcore(std::uint16_t s) const;  // LCORE_ID_ANY without a runner
   // Generation last applied to `page` (0: never received, or unusable). Any thread may
   // read it while the streams run: the page's bytes are written before its generation
   // (release/acquire), so a reader that sees a generation change and then reads the page
@@ -198,6 +228,8 @@ class DestinationSession {
 
  private:
   DestinationSession() = default;
+  Status run_stream_cores_until_finished();
+  Status failed_stream() const;  // the first stream that failed, if one has
   FrameCrypto* crypto(std::uint16_t s) { return crypto_.empty() ? nullptr : crypto_[s].get(); }
   SessionConfig config_;
   std::uint16_t port_ = 0;
@@ -207,6 +239,7 @@ class DestinationSession {
   std::vector<std::unique_ptr<FrameCrypto>> crypto_;  // per stream (queue); empty without a key
   std::unique_ptr<Responder> responder_;
   std::vector<DestinationStream> streams_;
+  std::unique_ptr<StreamRunner> runner_;  // null: the calling thread polls
   std::unique_ptr<TelemetryRegistration> telemetry_;  // declared last: leaves telemetry first
 };
 

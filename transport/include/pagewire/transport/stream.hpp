@@ -67,6 +67,23 @@ struct StreamTuning {
   bool zero_copy = true;
 };
 
+// Which lcores poll a stream. One for its whole life is the threading contract (a stream
+// core of its own, or the one thread that polls them all); tests check it.
+class PollOwner {
+ public:
+  static constexpr unsigned kNone = ~0u - 1;  // never polled (LCORE_ID_ANY is ~0u: a non-EAL thread)
+  void note(unsigned lcore) {
+    if (lcore_ == kNone) lcore_ = lcore;
+    else if (lcore != lcore_) shared_ = true;
+  }
+  unsigned lcore() const { return lcore_; }  // the first poller's
+  bool shared() const { return shared_; }    // another lcore polled it too
+
+ private:
+  unsigned lcore_ = kNone;
+  bool shared_ = false;
+};
+
 struct QueueRef {
   std::uint16_t port;
   std::uint16_t queue;
@@ -106,6 +123,7 @@ class SourceStream {
   std::uint16_t path_mtu() const { return path_mtu_; }
   std::uint16_t payload_bytes() const { return payload_bytes_; }
   bool congestion_controlled() const { return pacing_on_; }
+  const PollOwner& poll_owner() const { return poll_owner_; }
 
  private:
   struct InFlight {
@@ -226,6 +244,7 @@ class SourceStream {
   bool fin_wanted_ = false;
   bool fin_acked_ = false;
   std::uint64_t fin_sent_tsc_ = 0;
+  PollOwner poll_owner_;
   StreamCounters counters_;
   std::unique_ptr<PublishedCounters> published_ = std::make_unique<PublishedCounters>();
   PublishSchedule publish_schedule_;
@@ -260,6 +279,7 @@ class DestinationStream {
   // The counters as other threads may read them (telemetry), refreshed every millisecond.
   const PublishedCounters& published() const { return *published_; }
   const pagecodec::Decoder& decoder() const { return decoder_; }
+  const PollOwner& poll_owner() const { return poll_owner_; }
   // Answers a PROBE on this stream's queue. The stream does so itself; the session hands it
   // the one it took while accepting (the frame that proved the key).
   void answer_probe(const ReceivedFrame& frame);
@@ -326,6 +346,7 @@ class DestinationStream {
   std::uint32_t fin_seq_ = 0;
   bool fin_applied_ = false;
   std::string failure_;
+  PollOwner poll_owner_;
   StreamCounters counters_;
   std::unique_ptr<PublishedCounters> published_ = std::make_unique<PublishedCounters>();
   PublishSchedule publish_schedule_;
