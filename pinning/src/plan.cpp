@@ -47,6 +47,121 @@ std::string join(const std::vector<unsigned>& values, char separator) {
   return out;
 }
 
+// The core holding PU `pu`; null if the topology has no such PU.
+const Core* core_of_pu(const std::vector<Core>& cores, unsigned pu) {
+  for (const Core& core : cores) {
+    if (std::find(core.pus.begin(), core.pus.end(), pu) != core.pus.end()) return &core;
+  }
+  return nullptr;
+}
+
+// Streams: a physical core each on the NIC's node; then SMT siblings there; then cores,
+// then siblings, on other nodes. Never the control core or its sibling, unless the request
+// lets streams share CPUs and the machine has too few.
+Status place_streams(const Topology& topology, const std::vector<Core>& cores, const Core& control, int nic,
+                     const PlanRequest& request, Plan* result) {
+  struct Candidate {
+    unsigned pu;
+    const Core* core;
+    int tier;  // 0 own core on the NIC's node, 1 sibling there, 2 own core elsewhere, 3 sibling elsewhere
+  };
+  std::vector<Candidate> candidates;
+  for (int tier = 0; tier < 4; ++tier) {
+    const bool sibling = tier % 2 == 1;
+    const bool local = tier < 2;
+    for (const Core& core : cores) {
+      if (core.os_index == control.os_index && core.node == control.node) continue;
+      if ((core.node == nic) != local) continue;
+      if (!sibling) {
+        candidates.push_back({core.pus[0], &core, tier});
+      } else {
+        for (std::size_t k = 1; k < core.pus.size(); ++k) candidates.push_back({core.pus[k], &core, tier});
+      }
+    }
+  }
+  if (candidates.size() < request.streams && !request.share_cpus) {
+    return make_error(std::to_string(request.streams) + " streams need as many CPUs besides the control core " +
+                      std::to_string(control.pus[0]) + " and its siblings; " + topology.source() + " (" +
+                      topology.summary() + ") offers " + std::to_string(candidates.size()));
+  }
+  // Sharing: round the streams left over across every CPU, the control core's last.
+  std::vector<Candidate> shared = candidates;
+  for (unsigned pu : control.pus) shared.push_back({pu, &control, 4});
+  for (std::uint16_t s = 0; s < request.streams; ++s) {
+    const Candidate& c = s < candidates.size() ? candidates[s] : shared[(s - candidates.size()) % shared.size()];
+    std::string why;
+    if (s >= candidates.size()) {
+      why = "shares CPU " + std::to_string(c.pu) + ": the machine has too few CPUs for a stream each";
+    } else {
+      switch (c.tier) {
+        case 0: why = "a physical core of its own on the NIC's node " + std::to_string(nic); break;
+        case 1: why = "SMT sibling on the NIC's node: not enough physical cores there"; break;
+        case 2: why = "own core on node " + std::to_string(c.core->node) + ": the NIC's node is full"; break;
+        default: why = "SMT sibling on node " + std::to_string(c.core->node) + ": every other CPU is taken"; break;
+      }
+    }
+    result->streams.push_back({c.pu, c.core->os_index, c.core->node, why});
+  }
+  return Ok{};
+}
+
+// --cores: the CPUs given, one per stream, whatever they share.
+Status place_chosen_streams(const Topology& topology, const std::vector<Core>& cores, const PlanRequest& request,
+                            Plan* result) {
+  if (request.stream_cpus.size() != request.streams) {
+    return make_error("--cores: " + std::to_string(request.stream_cpus.size()) + " CPUs for " +
+                      std::to_string(request.streams) + " streams: expected one per stream");
+  }
+  for (unsigned pu : request.stream_cpus) {
+    const Core* core = core_of_pu(cores, pu);
+    if (core == nullptr) {
+      return make_error("--cores: CPU " + std::to_string(pu) + " is not one of " + topology.source() + " (" +
+                        topology.summary() + ")");
+    }
+    result->streams.push_back({pu, core->os_index, core->node, "chosen with --cores"});
+  }
+  return Ok{};
+}
+
+// Names the cost of every fallback: a stream away from the NIC, or sharing a core or a CPU.
+void warn_about_sharing(int nic, Plan* result) {
+  for (std::size_t s = 0; s < result->streams.size(); ++s) {
+    const PlacedCpu& placed = result->streams[s];
+    const std::string stream = "stream " + std::to_string(s);
+    if (placed.numa_node != nic) {
+      result->warnings.push_back(stream + " runs on node " + std::to_string(placed.numa_node) +
+                                 ", away from the NIC on node " + std::to_string(nic) +
+                                 ": its frames and pages cross the socket interconnect");
+    }
+    if (placed.pu == result->control.pu) {
+      result->warnings.push_back(stream + " shares CPU " + std::to_string(placed.pu) +
+                                 " with the control thread: lcores oversubscribed (correctness, not speed)");
+    }
+    for (std::size_t other = 0; other < s; ++other) {
+      const PlacedCpu& them = result->streams[other];
+      if (them.pu == placed.pu) {
+        result->warnings.push_back("streams " + std::to_string(other) + " and " + std::to_string(s) + " share CPU " +
+                                   std::to_string(placed.pu) +
+                                   ": lcores oversubscribed, each gets a share of it (correctness, not speed)");
+      } else if (them.core == placed.core && them.numa_node == placed.numa_node) {
+        result->warnings.push_back("streams " + std::to_string(other) + " and " + std::to_string(s) +
+                                   " share physical core " + std::to_string(placed.core) +
+                                   " (SMT siblings): each gets roughly half of it");
+      }
+    }
+  }
+}
+
+// EAL lcore ids: each CPU's own number while every role has a CPU of its own; when some
+// share, 0 for the control thread and 1.. for the streams, mapped with --lcores.
+void assign_lcores(Plan* plan) {
+  const bool shared = plan->shares_cpus();
+  plan->control.lcore = shared ? 0 : plan->control.pu;
+  for (std::size_t s = 0; s < plan->streams.size(); ++s) {
+    plan->streams[s].lcore = shared ? static_cast<unsigned>(s + 1) : plan->streams[s].pu;
+  }
+}
+
 }  // namespace
 
 Result<PortLocation> locate_port(const Topology& topology, const std::string& port, int vdev_node) {
@@ -96,70 +211,36 @@ Result<Plan> plan(const Topology& topology, const PlanRequest& request) {
 
   // The control thread: off the NIC's node when there is another, so every NIC-local core
   // is free for streams; otherwise the first core, where the OS keeps its own housekeeping.
-  auto off_node = std::find_if(cores.begin(), cores.end(), [&](const Core& c) { return c.node != nic; });
-  const Core& control = off_node != cores.end() ? *off_node : *std::find_if(cores.begin(), cores.end(), [&](const Core& c) {
-    return c.node == nic;
-  });
-  result.control = {control.pus[0], control.os_index, control.node,
-                    off_node != cores.end() ? "off the NIC's node, so every core on node " + std::to_string(nic) +
-                                                  " is left for streams"
-                                            : "first core of the NIC's node; the machine has no other node"};
-
-  // Streams: a physical core each on the NIC's node; then SMT siblings there; then cores,
-  // then siblings, on other nodes. Never the control core or its sibling.
-  struct Candidate {
-    unsigned pu;
-    const Core* core;
-    int tier;  // 0 own core on the NIC's node, 1 sibling there, 2 own core elsewhere, 3 sibling elsewhere
-  };
-  std::vector<Candidate> candidates;
-  for (int tier = 0; tier < 4; ++tier) {
-    const bool sibling = tier % 2 == 1;
-    const bool local = tier < 2;
-    for (const Core& core : cores) {
-      if (core.os_index == control.os_index && core.node == control.node) continue;
-      if ((core.node == nic) != local) continue;
-      if (!sibling) {
-        candidates.push_back({core.pus[0], &core, tier});
-      } else {
-        for (std::size_t k = 1; k < core.pus.size(); ++k) candidates.push_back({core.pus[k], &core, tier});
-      }
+  const Core* control_core = nullptr;
+  if (request.control_cpu >= 0) {
+    control_core = core_of_pu(cores, static_cast<unsigned>(request.control_cpu));
+    if (control_core == nullptr) {
+      return make_error("--cpu " + std::to_string(request.control_cpu) + ": not a CPU of " + topology.source() + " (" +
+                        topology.summary() + ")");
     }
+    result.control = {static_cast<unsigned>(request.control_cpu), control_core->os_index, control_core->node,
+                      "chosen with --cpu"};
+  } else {
+    auto off_node = std::find_if(cores.begin(), cores.end(), [&](const Core& c) { return c.node != nic; });
+    control_core = off_node != cores.end() ? &*off_node : &*std::find_if(cores.begin(), cores.end(), [&](const Core& c) {
+      return c.node == nic;
+    });
+    result.control = {control_core->pus[0], control_core->os_index, control_core->node,
+                      off_node != cores.end() ? "off the NIC's node, so every core on node " + std::to_string(nic) +
+                                                    " is left for streams"
+                                              : "first core of the NIC's node; the machine has no other node"};
   }
-  if (candidates.size() < request.streams) {
-    return make_error(std::to_string(request.streams) + " streams need as many CPUs besides the control core " +
-                      std::to_string(control.pus[0]) + " and its siblings; " + topology.source() + " (" +
-                      topology.summary() + ") offers " + std::to_string(candidates.size()));
+  const Core& control = *control_core;
+
+  if (auto placed = request.stream_cpus.empty() ? place_streams(topology, cores, control, nic, request, &result)
+                                                : place_chosen_streams(topology, cores, request, &result);
+      !placed) {
+    return placed.error();
   }
   std::set<unsigned> used{control.pus.begin(), control.pus.end()};
-  for (std::uint16_t s = 0; s < request.streams; ++s) {
-    const Candidate& c = candidates[s];
-    std::string why;
-    switch (c.tier) {
-      case 0: why = "a physical core of its own on the NIC's node " + std::to_string(nic); break;
-      case 1: why = "SMT sibling on the NIC's node: not enough physical cores there"; break;
-      case 2: why = "own core on node " + std::to_string(c.core->node) + ": the NIC's node is full"; break;
-      default: why = "SMT sibling on node " + std::to_string(c.core->node) + ": every other CPU is taken"; break;
-    }
-    result.streams.push_back({c.pu, c.core->os_index, c.core->node, why});
-    used.insert(c.pu);
-  }
-  // Name the cost of every fallback.
-  for (std::uint16_t s = 0; s < request.streams; ++s) {
-    const PlacedCpu& placed = result.streams[s];
-    if (placed.numa_node != nic) {
-      result.warnings.push_back("stream " + std::to_string(s) + " runs on node " + std::to_string(placed.numa_node) +
-                                ", away from the NIC on node " + std::to_string(nic) +
-                                ": its frames and pages cross the socket interconnect");
-    }
-    for (std::uint16_t other = 0; other < s; ++other) {
-      if (result.streams[other].core == placed.core && result.streams[other].numa_node == placed.numa_node) {
-        result.warnings.push_back("streams " + std::to_string(other) + " and " + std::to_string(s) +
-                                  " share physical core " + std::to_string(placed.core) +
-                                  " (SMT siblings): each gets roughly half of it");
-      }
-    }
-  }
+  for (const auto& stream : result.streams) used.insert(stream.pu);
+  warn_about_sharing(nic, &result);
+  assign_lcores(&result);
 
   // Helpers (guest model, I/O, reporting): free cores off the NIC's node first, then free
   // cores on it, then the control core's siblings, then the control core itself.
@@ -183,10 +264,29 @@ Result<Plan> plan(const Topology& topology, const PlanRequest& request) {
   return result;
 }
 
+bool Plan::shares_cpus() const {
+  std::set<unsigned> pus{control.pu};
+  for (const auto& stream : streams) pus.insert(stream.pu);
+  return pus.size() != streams.size() + 1;
+}
+
+std::vector<unsigned> Plan::stream_lcores() const {
+  std::vector<unsigned> lcores;
+  for (const auto& stream : streams) lcores.push_back(stream.lcore);
+  return lcores;
+}
+
 std::vector<std::string> Plan::eal_arguments() const {
-  std::vector<unsigned> lcores{control.pu};
-  for (const auto& stream : streams) lcores.push_back(stream.pu);
-  std::vector<std::string> args{"-l", join(lcores, ','), "--main-lcore", std::to_string(control.pu)};
+  std::vector<std::string> args;
+  if (shares_cpus()) {
+    std::string map = "0@" + std::to_string(control.pu);
+    for (const auto& stream : streams) map += "," + std::to_string(stream.lcore) + "@" + std::to_string(stream.pu);
+    args = {"--lcores", map, "--main-lcore", "0"};
+  } else {
+    std::vector<unsigned> lcores{control.pu};
+    for (const auto& stream : streams) lcores.push_back(stream.pu);
+    args = {"-l", join(lcores, ','), "--main-lcore", std::to_string(control.pu)};
+  }
   if (numa_nodes > 1) {
     // Hugepage memory on the NIC's node; a little on the control core's for EAL itself.
     std::vector<unsigned> megabytes(static_cast<std::size_t>(numa_nodes), 0);
@@ -219,13 +319,18 @@ std::string Plan::to_json() const {
   auto cpu = [](const PlacedCpu& c) {
     return nlohmann::json{{"cpu", c.pu}, {"core", c.core}, {"numa_node", c.numa_node}, {"why", c.why}};
   };
+  auto lcore = [&](const PlacedCpu& c) {  // the control thread and the streams are EAL lcores; helpers are not
+    nlohmann::json placed = cpu(c);
+    placed["lcore"] = c.lcore;
+    return placed;
+  };
   nlohmann::json json{{"port", {{"name", port.port}, {"pci", port.pci}, {"numa_node", port.numa_node}, {"how", port.how}}},
-                      {"control", cpu(control)},
+                      {"control", lcore(control)},
                       {"streams", nlohmann::json::array()},
                       {"helpers", nlohmann::json::array()},
                       {"warnings", warnings},
                       {"eal_arguments", eal_arguments()}};
-  for (const auto& s : streams) json["streams"].push_back(cpu(s));
+  for (const auto& s : streams) json["streams"].push_back(lcore(s));
   for (const auto& h : helpers) json["helpers"].push_back(cpu(h));
   return json.dump(2);
 }

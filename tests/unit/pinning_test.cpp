@@ -100,6 +100,40 @@ TEST(Pinning, TwoCoreVmLikeThisOne) {
   EXPECT_NE(two.error().message.find("2 streams need as many CPUs"), std::string::npos);
 }
 
+TEST(Pinning, StreamsMayShareTheCpusOfASmallMachineWithLcoresOfTheirOwn) {
+  const Topology vm = load("vm-2-cores.xml");
+  auto three = plan(vm, {.streams = 3, .port = "0000:00:03.0", .share_cpus = true});
+  ASSERT_TRUE(three.ok()) << three.error().message;
+  ASSERT_EQ(three->streams.size(), 3u);
+  EXPECT_EQ(three->streams[0].pu, 1u) << "the free core first";
+  EXPECT_TRUE(three->shares_cpus());
+  EXPECT_EQ(three->control.lcore, 0u);
+  EXPECT_EQ(three->stream_lcores(), (std::vector<unsigned>{1, 2, 3})) << "each stream an lcore of its own";
+  EXPECT_TRUE(any_warning_contains(*three, "oversubscribed"));
+  const std::vector<std::string> args = three->eal_arguments();
+  ASSERT_GE(args.size(), 4u);
+  EXPECT_EQ(args[0], "--lcores");
+  EXPECT_EQ(args[1], "0@0,1@1,2@1,3@0");
+  EXPECT_EQ(args[3], "0") << "the control thread is the main lcore";
+}
+
+TEST(Pinning, CoresChosenByHandAreTakenAndCheckedAgainstTheMachine) {
+  const Topology two_socket = load("two-socket-smt-nic-on-1.xml");
+  auto chosen = plan(two_socket, {.streams = 2, .port = "0000:81:00.0", .control_cpu = 0, .stream_cpus = {9, 10}});
+  ASSERT_TRUE(chosen.ok()) << chosen.error().message;
+  EXPECT_EQ(chosen->control.pu, 0u);
+  EXPECT_EQ(chosen->streams[0].pu, 9u);
+  EXPECT_EQ(chosen->streams[1].pu, 10u);
+  EXPECT_EQ(chosen->stream_lcores(), (std::vector<unsigned>{9, 10})) << "no sharing: the lcore is the CPU";
+  EXPECT_EQ(chosen->eal_arguments()[0], "-l");
+  auto miscounted = plan(two_socket, {.streams = 3, .port = "0000:81:00.0", .stream_cpus = {9, 10}});
+  ASSERT_FALSE(miscounted.ok());
+  EXPECT_NE(miscounted.error().message.find("--cores: 2 CPUs for 3 streams"), std::string::npos);
+  auto missing = plan(two_socket, {.streams = 1, .port = "0000:81:00.0", .stream_cpus = {999}});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("CPU 999 is not one of"), std::string::npos);
+}
+
 TEST(Pinning, VirtualDevicesLiveWhereTheirMemoryIs) {
   const Topology two_socket = load("two-socket-smt-nic-on-1.xml");
   const Plan p = must_plan(two_socket, 2, "net_memif0");

@@ -32,6 +32,9 @@ inline constexpr const char* kCongestionControlHelp =
     "congestion control: auto (on across a router or beyond 1 ms RTT), on, off";
 pagewire::Result<transport::StreamTuning::CongestionControl> parse_congestion_control(const std::string& text);
 
+// --cores 2,3,4 -> {2, 3, 4}; empty -> {}. The error names --`option`.
+pagewire::Result<std::vector<unsigned>> parse_cpu_list(const std::string& option, const std::string& text);
+
 int bench_codec(const std::vector<std::string>& args, bool demo_defaults = false);
 int bench_transport(const std::vector<std::string>& args);
 int bench_sweep(const std::vector<std::string>& args);

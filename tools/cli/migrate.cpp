@@ -54,7 +54,8 @@ struct LinkOptions {
   std::uint16_t vlan = 0;
   std::uint64_t max_state_kib = 64;
   std::uint32_t timeout_s = 120;
-  int cpu = -1;  // -1: from the placement plan
+  int cpu = -1;  // the control thread's CPU; -1: from the placement plan
+  std::string cores;  // the stream cores' CPUs, one per stream; empty: from the plan
   bool json = false;
   std::string psk_file;
   bool encrypt = false;
@@ -84,8 +85,11 @@ void add_link_options(po::options_description& d, LinkOptions& o, bool source) {
       ("vlan", po::value(&o.vlan)->default_value(o.vlan), "802.1Q VLAN of this end's link, 1..4094; 0: untagged")
       ("max-state-kib", po::value(&o.max_state_kib)->default_value(o.max_state_kib), "room for device state")
       ("timeout-s", po::value(&o.timeout_s)->default_value(o.timeout_s), timeout_help.c_str())
-      ("cpu", po::value(&o.cpu), source ? "CPU for the data path (default: the plan's control core)"
-                                        : "CPU for the data path (default: the plan's first stream core)")
+      ("cpu", po::value(&o.cpu), "CPU for the control thread (default: the placement plan's control core)")
+      ("cores", po::value(&o.cores),
+       "CPUs for the stream cores, one per stream, e.g. 2,3,4,5 (default: the placement plan's: NIC-local physical "
+       "cores of their own; `pagewire topo` shows it). A CPU given twice, or more streams than CPUs, is shared by "
+       "several lcores, with a warning: correctness, not speed")
       ("json", po::bool_switch(&o.json), "one JSON object per event instead of text")
       ("psk-file", po::value(&o.psk_file),
        "pre-shared key (hex or raw, at least 32 bytes, readable by its owner only), the same on both ends: the "
@@ -134,7 +138,33 @@ Result<std::uint32_t> parse_ip(const std::string& option, const std::string& tex
   return a << 24 | b << 16 | c << 8 | d;
 }
 
+std::vector<unsigned> cpus_of(const std::vector<pinning::PlacedCpu>& placed) {
+  std::vector<unsigned> cpus;
+  for (const auto& p : placed) cpus.push_back(p.pu);
+  return cpus;
+}
+
+// Which CPU ran each stream the session settled on: the plan's, by the lcore the session gave it.
+template <typename Session>
+nlohmann::json stream_cores_json(const Session& session, const pinning::Plan& plan) {
+  nlohmann::json cores = nlohmann::json::array();
+  for (std::uint16_t s = 0; s < session.streams(); ++s) {
+    cores.push_back({{"stream", s}, {"lcore", session.stream_lcore(s)}, {"cpu", plan.streams[s].pu}});
+  }
+  return cores;
+}
+
+template <typename Session>
+std::string stream_cores_text(const Session& session, const pinning::Plan& plan) {
+  std::ostringstream text;
+  text << session.streams() << (session.streams() == 1 ? " stream" : " streams")
+       << " on lcores of their own, control on cpu " << plan.control.pu << ":";
+  for (std::uint16_t s = 0; s < session.streams(); ++s) text << " " << s << "@cpu" << plan.streams[s].pu;
+  return text.str();
+}
+
 struct Endpoint {
+  pinning::Plan plan;
   std::unique_ptr<transport::Port> port;
   transport::SessionConfig config;
   std::uint64_t guest_pages = 0;
@@ -161,22 +191,26 @@ Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
     if (!parsed) return parsed.error();
     gateway = *parsed;
   }
+  auto stream_cpus = parse_cpu_list("cores", o.cores);
+  if (!stream_cpus) return stream_cpus.error();
   auto topology = pinning::Topology::from_system();
   if (!topology) return topology.error();
-  // Threads the data path starts (guest model, hashing) inherit its CPU. On one machine the
-  // two ends take different cores of the same plan: the source its control core, the
-  // destination its first stream core; on two hosts each takes its own.
-  auto plan = pinning::plan(*topology, {.streams = 1, .port = o.pci.empty() ? "vdev" : o.pci, .helper_threads = 1});
-  unsigned cpu = 0;
-  if (o.cpu >= 0) {
-    cpu = static_cast<unsigned>(o.cpu);
-  } else if (plan) {
-    cpu = std::string(role) == "src" || plan->streams.empty() ? plan->control.pu : plan->streams[0].pu;
+  // The control thread on the plan's control core, each stream on a core of its own; on a
+  // machine with too few CPUs, lcores share them (EAL --lcores) and the plan says so.
+  auto plan = pinning::plan(*topology, {.streams = o.streams,
+                                        .port = o.pci.empty() ? "vdev" : o.pci,
+                                        .helper_threads = 1,
+                                        .control_cpu = o.cpu,
+                                        .stream_cpus = *stream_cpus,
+                                        .share_cpus = true});
+  if (!plan) return plan.error();
+  for (const auto& warning : plan->warnings) {
+    if (!o.json) std::cerr << role << ": placement: " << warning << "\n";
   }
   transport::EalOptions eal;
   eal.program = std::string("pagewire-") + role;
   eal.file_prefix = o.file_prefix.empty() ? std::string("pagewire-") + role + "-" + std::to_string(getpid()) : o.file_prefix;
-  eal.placement = {"-l", std::to_string(cpu)};
+  eal.placement = plan->eal_arguments();
   if (!o.vdev.empty()) eal.vdevs = {o.vdev};
   if (!o.pci.empty()) eal.pci_devices = {o.pci};
   if (auto status = transport::init_eal(eal); !status) return status.error();
@@ -186,7 +220,8 @@ Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
   }
 
   auto port = transport::Port::open({.port_id = 0, .queues = o.streams, .mtu = o.mtu, .held_frames_per_queue = 4096,
-                                     .buffer_bytes = o.rx_buffer_bytes, .name = role});
+                                     .buffer_bytes = o.rx_buffer_bytes, .start_wait_ms = o.timeout_s * 1000,
+                                     .name = role});
   if (!port) return port.error();
   if (o.json) {
     // The port is started: its address (to find in a capture or a switch's table), and for
@@ -194,7 +229,9 @@ Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
     // address until then).
     std::cout << nlohmann::json{{"event", "port"}, {"role", role}, {"name", port->name()},
                                 {"mac", transport::mac_text(port->mac())},
-                                {"mtu", port->mtu()}, {"queues", port->queues()}}
+                                {"mtu", port->mtu()}, {"queues", port->queues()},
+                                {"control_cpu", plan->control.pu}, {"stream_cpus", cpus_of(plan->streams)},
+                                {"placement_warnings", plan->warnings}}
                      .dump()
               << std::endl;
   }
@@ -211,6 +248,10 @@ Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
   c.next_hop_ip = gateway;
   c.hello_timeout_ms = o.timeout_s * 1000;
   c.security = std::move(security).value();
+  c.stream_lcores = plan->stream_lcores();
+  // Lcores that share a CPU yield it while their stream is idle.
+  c.runner.idle_sleep_us = plan->shares_cpus() ? 20 : 0;
+  endpoint.plan = std::move(plan).value();
   return endpoint;
 }
 
@@ -310,7 +351,10 @@ int destination(const std::vector<std::string>& args) {
   if (auto status = await_link(*endpoint->port, o.timeout_s); !status) return fail("dst", status.error().message, o.json);
   auto session = transport::DestinationSession::accept(endpoint->config, *endpoint->port, region->data());
   if (!session) return fail("dst", session.error().message, o.json);
-  if (!o.json && !(*session)->streams_note().empty()) std::cout << "dst: " << (*session)->streams_note() << std::endl;
+  if (!o.json) {
+    if (!(*session)->streams_note().empty()) std::cout << "dst: " << (*session)->streams_note() << "\n";
+    std::cout << "dst: " << stream_cores_text(**session, endpoint->plan) << std::endl;
+  }
   auto received = tools::receive_migration(**session, region->bytes(), endpoint->guest_pages, o.page_size,
                                            o.timeout_s * 1000);
   if (!received) return fail("dst", received.error().message + "; the partial image is discarded", o.json);
@@ -326,7 +370,8 @@ int destination(const std::vector<std::string>& args) {
                                 {"checksum_offload", {{"tx", endpoint->port->tx_checksum_offload()},
                                                       {"rx", endpoint->port->rx_checksum_offload()}}},
                                 {"device_state_bytes", received->device_state.size()}, {"prefault_ms", prefault_ms},
-                                {"streams", (*session)->streams()}}
+                                {"streams", (*session)->streams()},
+                                {"stream_cores", stream_cores_json(**session, endpoint->plan)}}
                      .dump()
               << std::endl;
   } else {
@@ -479,7 +524,8 @@ int source(const std::vector<std::string>& args) {
               << "), path MTU " << (*session)->path_mtu() << ", security: " << security_name(config.security)
               << ", congestion control " << ((*session)->stream(0).congestion_controlled() ? "on" : "off")
               << ", zero-copy switchover " << (*session)->zero_copy_note() << ", guest writing " << guest_config.pages_per_second
-              << " pages/s (" << pattern << ", " << guest_config.bytes_per_write << " B each)\n";
+              << " pages/s (" << pattern << ", " << guest_config.bytes_per_write << " B each)\n"
+              << "src: " << stream_cores_text(**session, endpoint->plan) << "\n";
     if (!(*session)->streams_note().empty()) std::cout << "src: " << (*session)->streams_note() << "\n";
     std::cout << "round     pages   wire MiB   seconds  Gbit/s  dirty pages/s  left   throttle  zero/raw/delta/deflate"
               << std::endl;
@@ -523,6 +569,7 @@ int source(const std::vector<std::string>& args) {
                                 {"security", security_name(config.security)},
                                 {"zero_copy", (*session)->zero_copy_note()},
                                 {"streams", (*session)->streams()},
+                                {"stream_cores", stream_cores_json(**session, endpoint->plan)},
                                 {"pages_by_reference", (*session)->totals().streams.pages_by_reference},
                                 {"delta_cache", delta_cache_json((*session)->totals().delta_cache)},
                                 {"rx_scatter", endpoint->port->rx_scatter()},
@@ -542,6 +589,31 @@ int source(const std::vector<std::string>& args) {
   }
   return 0;
 }
+
+namespace {
+
+// Both ends of the demo share one host: each end's stream cores start where the other
+// end's control thread sits (it mostly sleeps), so that on a small machine the two ends'
+// busy cores spread over the CPUs instead of piling up on the same ones.
+struct DemoPlacement {
+  std::string source_control, source_streams, destination_control, destination_streams;
+};
+
+DemoPlacement place_demo(std::uint16_t streams) {
+  const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
+  auto list = [&](unsigned first) {
+    std::string text;
+    for (unsigned s = 0; s < streams; ++s) {
+      if (s > 0) text += ',';
+      text += std::to_string((first + s) % cpus);
+    }
+    return text;
+  };
+  const unsigned other = cpus > 1 ? 1 : 0;
+  return {"0", list(other), std::to_string(other), list(0)};
+}
+
+}  // namespace
 
 int demo(const std::vector<std::string>& args, const char* self) {
   // Options after `--` go to the source as they are (e.g. `-- --policy deflate --profile database`).
@@ -573,6 +645,7 @@ int demo(const std::vector<std::string>& args, const char* self) {
     return *done;
   }
   const std::string socket = "/tmp/pagewire-demo-" + std::to_string(getpid()) + ".sock";
+  const DemoPlacement placement = place_demo(streams);
   const std::string size = std::to_string(size_mib);
   const std::string stream_count = std::to_string(streams);
   const std::string page_bytes = std::to_string(page_size);
@@ -605,7 +678,8 @@ int demo(const std::vector<std::string>& args, const char* self) {
     close(ready[0]);
     const std::string vdev = "net_memif0,role=server,socket=" + socket;
     std::vector<std::string> words = {self, "dst", "--vdev", vdev, "--size-mib", size, "--streams", stream_count,
-                                      "--page-size", page_bytes};
+                                      "--page-size", page_bytes, "--cpu", placement.destination_control,
+                                      "--cores", placement.destination_streams};
     if (json) words.push_back("--json");
     words.insert(words.end(), security_args.begin(), security_args.end());
     std::vector<char*> argv;
@@ -636,6 +710,8 @@ int demo(const std::vector<std::string>& args, const char* self) {
                                           "--streams", stream_count,
                                           "--page-size", page_bytes,
                                           "--dirty-rate", rate.str(),
+                                          "--cpu", placement.source_control,
+                                          "--cores", placement.source_streams,
                                           "--file-prefix", "pagewire-demo-src-" + std::to_string(getpid())};
   if (json) source_args.push_back("--json");
   source_args.insert(source_args.end(), security_args.begin(), security_args.end());

@@ -1,4 +1,5 @@
 #include <fstream>
+#include <sstream>
 #include <iostream>
 
 #include "cli/commands.hpp"
@@ -36,6 +37,25 @@ Result<transport::StreamTuning::CongestionControl> parse_congestion_control(cons
   if (text == "on") return Mode::kOn;
   if (text == "off") return Mode::kOff;
   return make_error("--congestion-control " + text + ": expected auto, on or off");
+}
+
+Result<std::vector<unsigned>> parse_cpu_list(const std::string& option, const std::string& text) {
+  std::vector<unsigned> cpus;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    std::size_t used = 0;
+    unsigned long cpu = 0;
+    try {
+      cpu = std::stoul(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size() || item[0] == '-' || cpu >= 4096) {
+      return make_error("--" + option + " " + text + ": expected CPU numbers separated by commas, e.g. 2,3");
+    }
+    cpus.push_back(static_cast<unsigned>(cpu));
+  }
+  return cpus;
 }
 
 }  // namespace pagewire::cli

@@ -14,6 +14,7 @@ int topo(const std::vector<std::string>& args) {
   pinning::PlanRequest request;
   std::string topology_file, synthetic;
   bool json = false;
+  std::string cores;
   po::options_description d("topo options");
   d.add_options()
       ("help,h", "show this help")
@@ -26,8 +27,18 @@ int topo(const std::vector<std::string>& args) {
        "hugepage memory for the port's NUMA node")
       ("topology", po::value(&topology_file), "plan for a saved topology (lstopo --of xml) instead of this machine")
       ("synthetic", po::value(&synthetic), "plan for a synthetic topology, e.g. \"pack:2 [numa] core:8 pu:2\"")
+      ("cpu", po::value(&request.control_cpu), "the control thread's CPU, as src/dst --cpu")
+      ("cores", po::value(&cores), "the stream cores' CPUs, one per stream, as src/dst --cores")
+      ("share-cpus", po::bool_switch(&request.share_cpus),
+       "on a machine with too few CPUs, let streams share them (lcores of their own, EAL --lcores), as src/dst do")
       ("json", po::bool_switch(&json), "print the plan as JSON");
   if (auto done = parse_options(args, d, "pagewire topo [options]")) return *done;
+  auto stream_cpus = parse_cpu_list("cores", cores);
+  if (!stream_cpus) {
+    std::cerr << "pagewire: " << stream_cpus.error().message << "\n";
+    return 2;
+  }
+  request.stream_cpus = *stream_cpus;
   if (!topology_file.empty() && !synthetic.empty()) {
     std::cerr << "pagewire: --topology and --synthetic: expected at most one of them\n";
     return 2;

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <utility>
 
 #include "pagewire/transport/wire.hpp"
@@ -17,6 +19,19 @@
 namespace pagewire::transport {
 
 namespace {
+
+// rte_eth_dev_start, again every 100 ms for up to `wait_ms` while the device refuses: a
+// memif client fails to start until its server listens, and two processes started together
+// cannot know which comes first.
+int start_waiting(std::uint16_t port_id, std::uint32_t wait_ms) {
+  constexpr std::uint32_t kRetryMs = 100;
+  int rc = rte_eth_dev_start(port_id);
+  for (std::uint32_t waited = 0; rc != 0 && waited < wait_ms; waited += kRetryMs) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(kRetryMs));
+    rc = rte_eth_dev_start(port_id);
+  }
+  return rc;
+}
 
 constexpr std::uint32_t kMempoolCache = 256;
 constexpr std::uint32_t kBurst = 32;
@@ -170,7 +185,7 @@ Result<Port> Port::open(const PortConfig& requested) {
     rte_eth_random_addr(port.mac_.addr_bytes);
     rte_eth_dev_default_mac_addr_set(config.port_id, &port.mac_);
   }
-  if (int rc = rte_eth_dev_start(config.port_id); rc != 0) return device_error("start", rc);
+  if (int rc = start_waiting(config.port_id, config.start_wait_ms); rc != 0) return device_error("start", rc);
   port.tx_checksum_offload_ = tx_checksums;
   port.rx_checksum_offload_ = rx_checksums;
   port.rx_scatter_ = scatter;

@@ -24,10 +24,11 @@ struct PortLocation {
 Result<PortLocation> locate_port(const Topology& topology, const std::string& port, int vdev_node = 0);
 
 struct PlacedCpu {
-  unsigned pu = 0;       // OS index of the processing unit (Linux CPU number, EAL lcore id)
+  unsigned pu = 0;       // OS index of the processing unit (Linux CPU number)
   unsigned core = 0;     // OS index of its physical core
   int numa_node = 0;
   std::string why;
+  unsigned lcore = 0;    // EAL lcore id: the PU's number, unless roles share PUs (--lcores)
 };
 
 struct PlanRequest {
@@ -35,6 +36,14 @@ struct PlanRequest {
   std::string port;                 // PCI address or vdev name
   unsigned helper_threads = 1;      // guest model, I/O, reporting: kept off the stream cores
   std::uint64_t memory_megabytes = 1024;  // hugepage memory for the NIC's node
+  // Chosen by hand (--cpu, --cores): the control CPU, and one CPU per stream. Unset/empty:
+  // planned. CPUs given twice are shared, as with share_cpus.
+  int control_cpu = -1;
+  std::vector<unsigned> stream_cpus = {};
+  // When the machine has fewer CPUs than the streams need, let them share: each stream keeps
+  // an EAL lcore of its own, several lcores mapped to one CPU (EAL --lcores). For tests and
+  // demos on small machines: correctness, not speed, and a warning says so. Off: an error.
+  bool share_cpus = false;
 };
 
 struct Plan {
@@ -46,7 +55,11 @@ struct Plan {
   int numa_nodes = 1;
   std::uint64_t memory_megabytes = 0;
 
-  // -l <control,streams...> --main-lcore <control> and, on several nodes, --socket-mem.
+  // Several roles on one CPU: lcores are mapped with --lcores instead of -l.
+  bool shares_cpus() const;
+  std::vector<unsigned> stream_lcores() const;
+  // -l <control,streams...> --main-lcore <control> (or --lcores 0@cpu,1@cpu,... when CPUs
+  // are shared) and, on several nodes, --socket-mem.
   std::vector<std::string> eal_arguments() const;
   std::string to_text() const;
   std::string to_json() const;

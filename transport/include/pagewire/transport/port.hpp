@@ -35,6 +35,9 @@ struct PortConfig {
   // Make the segments that let frames carry guest pages by reference (zero-copy TX;
   // zero_copy_frame.hpp). Only where the device sends chains (TX multi-segment offload).
   bool zero_copy = true;
+  // A device that cannot start until its peer is there (a memif client before its server
+  // listens) is started again every 100 ms for this long; 0: the first refusal is final.
+  std::uint32_t start_wait_ms = 0;
   std::string name;                    // for messages and the mempool name
 };
 
