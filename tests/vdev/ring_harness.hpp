@@ -89,6 +89,8 @@ class Harness {
     const Port& peer = for_source ? *destination_port_ : *source_port_;
     c.path.local = Endpoint{self.mac(), for_source ? 0x0a000001u : 0x0a000002u, 47000};
     c.path.peer = Endpoint{peer.mac(), for_source ? 0x0a000002u : 0x0a000001u, 47000};
+    // The middlebox stands for a network: frames checked, congestion control chosen, as on one.
+    c.emulated_network = true;
     c.tuning.window_frames = 256;
     c.tuning.receive_window_frames = 1024;
     c.tuning.min_rto_us = 5000;  // three busy threads share two vCPUs here

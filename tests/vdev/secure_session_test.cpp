@@ -156,7 +156,7 @@ TEST(SecureSession, CorruptedAndReplayedFramesAreDroppedAndCounted) {
   Bytes destination(guest.size());
   auto source_config = secured(harness.config(1, 2048, true), key_of(3), true);
   auto destination_config = secured(harness.config(1, 2048, false), key_of(3), true);
-  source_config.path.udp_checksum = destination_config.path.udp_checksum = false;
+  source_config.udp_checksum = destination_config.udp_checksum = UdpChecksum::kOff;
   const auto result = migrate(harness, guest, destination, 2, source_config, destination_config);
   ASSERT_EQ(result.source_error, "");
   ASSERT_EQ(result.destination_error, "");

@@ -45,7 +45,7 @@ SessionConfig config_for(const MemifBenchOptions& options, const Port& port, boo
   c.path.local = Endpoint{source ? source_mac : destination_mac, source ? 0x0a000001u : 0x0a000002u, 47000};
   c.path.peer = Endpoint{source ? destination_mac : source_mac, source ? 0x0a000002u : 0x0a000001u, 47000};
   rte_eth_dev_default_mac_addr_set(port.id(), &c.path.local.mac);
-  c.path.udp_checksum = options.udp_checksum;
+  c.udp_checksum = options.udp_checksum ? UdpChecksum::kOn : UdpChecksum::kOff;
   c.tuning.window_frames = options.window_frames;
   c.tuning.receive_window_frames = 4 * options.window_frames;
   c.tuning.burst = options.burst;

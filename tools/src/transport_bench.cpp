@@ -127,7 +127,7 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
     c.region_pages = pages;
     c.path.local = Endpoint{self.mac(), source ? 0x0a000001u : 0x0a000002u, 47000};
     c.path.peer = Endpoint{peer.mac(), source ? 0x0a000002u : 0x0a000001u, 47000};
-    c.path.udp_checksum = options.udp_checksum;
+    c.udp_checksum = options.udp_checksum ? UdpChecksum::kOn : UdpChecksum::kOff;
     c.tuning.window_frames = options.window_frames;
     c.tuning.burst = options.burst;
     c.tuning.rate_bytes_per_second = source ? options.pace_bytes_per_second / options.streams : 0;

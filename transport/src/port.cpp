@@ -2,6 +2,7 @@
 
 #include <rte_bus.h>
 #include <rte_dev.h>
+#include <rte_devargs.h>
 #include <rte_ethdev.h>
 #include <rte_flow.h>
 #include <rte_memory.h>
@@ -12,6 +13,8 @@
 #include <algorithm>
 #include <chrono>
 #include <thread>
+#include <cstdlib>
+#include <string_view>
 #include <utility>
 
 #include "pagewire/transport/wire.hpp"
@@ -19,6 +22,35 @@
 namespace pagewire::transport {
 
 namespace {
+
+// memif's buffer size (its `bsize` devarg; 2048 by default): what one ring descriptor holds.
+constexpr std::uint32_t kMemifDefaultBufferBytes = 2048;
+std::uint32_t memif_buffer_bytes(const rte_device* device) {
+  const rte_devargs* devargs = device != nullptr ? rte_dev_devargs(device) : nullptr;
+  if (devargs == nullptr || devargs->args == nullptr) return kMemifDefaultBufferBytes;
+  std::string args = std::string(",") + devargs->args;
+  const std::size_t at = args.find(",bsize=");
+  if (at == std::string::npos) return kMemifDefaultBufferBytes;
+  return static_cast<std::uint32_t>(std::strtoul(args.c_str() + at + 7, nullptr, 0));
+}
+
+// The largest MTU a device carries. Its ethdev report, except memif's: it reports Ethernet's
+// 1518 bytes (DPDK 22.11), yet its rings carry a frame of any length, as one descriptor of
+// `bsize` bytes or a chain of them. Chains are not used: DPDK 22.11's copying transmit path
+// leaves a stale "next" flag on a ring slot that later holds a whole frame, so after the ring
+// wraps the receiver glues two frames together (fixed upstream in 2026, DPDK commit
+// f7a52200d4, after Debian 12's 22.11.11). So a memif port's MTU is what fits in one
+// descriptor: bsize=9216 in the vdev carries 9000-byte frames. The session's path-MTU probe
+// confirms it before any data goes.
+std::uint16_t device_mtu(const rte_eth_dev_info& info) {
+  const auto frame_limit = static_cast<std::uint16_t>(
+      std::min<std::uint32_t>(info.max_rx_pktlen - RTE_ETHER_HDR_LEN - RTE_ETHER_CRC_LEN, UINT16_MAX));
+  const auto reported = std::min<std::uint16_t>(info.max_mtu, frame_limit);
+  if (info.driver_name == nullptr || std::string_view(info.driver_name) != "net_memif") return reported;
+  const std::uint32_t descriptor = memif_buffer_bytes(info.device);
+  const std::uint32_t overhead = RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN;
+  return static_cast<std::uint16_t>(std::clamp<std::uint32_t>(descriptor, overhead, UINT16_MAX) - overhead);
+}
 
 // rte_eth_dev_start, again every 100 ms for up to `wait_ms` while the device refuses: a
 // memif client fails to start until its server listens, and two processes started together
@@ -56,9 +88,9 @@ Result<Port> Port::open(const PortConfig& requested) {
   config.queues = std::min({config.queues, info.max_rx_queues, info.max_tx_queues});
   if (config.queues == 0) return make_error("port " + config.name + ": the device has no queue pair to use");
   // The device's limit, never more than a jumbo frame; it must still carry the minimum path.
-  const auto frame_limit = static_cast<std::uint16_t>(
-      std::min<std::uint32_t>(info.max_rx_pktlen - RTE_ETHER_HDR_LEN - RTE_ETHER_CRC_LEN, UINT16_MAX));
-  const std::uint16_t mtu = std::min<std::uint16_t>({config.mtu, info.max_mtu, frame_limit, kMaxPathMtu});
+  const std::uint16_t reported_mtu = std::min<std::uint16_t>(info.max_mtu, static_cast<std::uint16_t>(std::min<std::uint32_t>(
+      info.max_rx_pktlen - RTE_ETHER_HDR_LEN - RTE_ETHER_CRC_LEN, UINT16_MAX)));
+  const std::uint16_t mtu = std::min<std::uint16_t>({config.mtu, device_mtu(info), kMaxPathMtu});
   if (mtu < kMinPathMtu) {
     return make_error("port " + config.name + ": MTU " + std::to_string(mtu) +
                       " is below pagewire's minimum of " + std::to_string(kMinPathMtu));
@@ -132,7 +164,7 @@ Result<Port> Port::open(const PortConfig& requested) {
   }
 
   rte_eth_conf conf{};
-  conf.rxmode.mtu = mtu;
+  conf.rxmode.mtu = std::min(mtu, reported_mtu);  // ethdev refuses more than the device reports
   constexpr std::uint64_t kTxChecksums = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
   constexpr std::uint64_t kRxChecksums = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
   const bool tx_checksums = (info.tx_offload_capa & kTxChecksums) == kTxChecksums;
@@ -171,12 +203,12 @@ Result<Port> Port::open(const PortConfig& requested) {
       return device_error("TX queue " + std::to_string(q) + " setup", rc);
     }
   }
-  if (int rc = rte_eth_dev_set_mtu(config.port_id, mtu); rc != 0 && rc != -ENOTSUP) {
-    return device_error("setting MTU " + std::to_string(mtu), rc);
+  if (int rc = rte_eth_dev_set_mtu(config.port_id, conf.rxmode.mtu); rc != 0 && rc != -ENOTSUP) {
+    return device_error("setting MTU " + std::to_string(conf.rxmode.mtu), rc);
   }
   std::uint16_t accepted = mtu;
   if (rte_eth_dev_get_mtu(config.port_id, &accepted) != 0) accepted = mtu;
-  port.mtu_ = std::min(accepted, mtu);
+  port.mtu_ = mtu > reported_mtu ? mtu : std::min(accepted, mtu);  // beyond the report: device_mtu() knows
   rte_eth_macaddr_get(config.port_id, &port.mac_);
   if (rte_is_zero_ether_addr(&port.mac_)) {
     // Some virtual devices (net_ring) come without an address; a zero MAC is not a unicast

@@ -209,6 +209,18 @@ unsigned lcore_of(const Runner& runner, std::uint16_t s) {
 
 }  // namespace
 
+void apply_udp_checksum(const SessionConfig& config, const Port& port, Path* path) {
+  const bool network = !port.memory_link() || config.emulated_network;
+  path->udp_checksum =
+      config.udp_checksum == UdpChecksum::kOn || (config.udp_checksum == UdpChecksum::kAuto && network);
+  path->tx_checksum_offload = port.tx_checksum_offload();
+}
+
+const char* checksum_note(const Path& path) {
+  if (!path.udp_checksum) return "off";
+  return path.tx_checksum_offload ? "offloaded" : "software";
+}
+
 // ---- Source ----------------------------------------------------------------------------
 
 Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfig& requested, const Port& port,
@@ -217,7 +229,7 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
   auto offered = prepare_port(config, port);
   if (!offered) return offered.error();
   config.streams = *offered;
-  config.path.tx_checksum_offload = port.tx_checksum_offload();
+  apply_udp_checksum(config, port, &config.path);
   const QueueRef control{port.id(), 0, port.pool()};
   const std::uint32_t session = new_session_id();
   StreamCounters control_counters;
@@ -378,7 +390,9 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
   config.tuning.initial_rtt_us = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(path_rtt_us, 10, 1000000));
   if (config.tuning.congestion_control == StreamTuning::CongestionControl::kAuto) {
     constexpr std::uint64_t kLanRttUs = 1000;
-    const bool shared_path = config.next_hop_ip != 0 || path_rtt_us > kLanRttUs;
+    // A memory link is shared with no one, however long a busy machine took to answer.
+    const bool network = !port.memory_link() || config.emulated_network;
+    const bool shared_path = network && (config.next_hop_ip != 0 || path_rtt_us > kLanRttUs);
     config.tuning.congestion_control =
         shared_path ? StreamTuning::CongestionControl::kOn : StreamTuning::CongestionControl::kOff;
   }
@@ -749,7 +763,7 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
   config.streams = *offered;
   const std::optional<PreSharedKey>& key = config.security.key;
   if (config.security.encrypt && !key) return make_error("encryption needs a pre-shared key (--psk-file)");
-  config.path.tx_checksum_offload = port.tx_checksum_offload();
+  apply_udp_checksum(config, port, &config.path);
   const QueueRef control{port.id(), 0, port.pool()};
   StreamCounters control_counters;
   const HelloPayload own_hello = make_hello(config, port.mtu());

@@ -65,6 +65,9 @@ class Port {
   // each mbuf's flags, which parse_frame reads). Enabled whenever the device offers them.
   bool tx_checksum_offload() const { return tx_checksum_offload_; }
   bool rx_checksum_offload() const { return rx_checksum_offload_; }
+  // Frames cross shared memory only (net_ring, net_memif): nothing on the way can corrupt
+  // them, so a checksum over each would protect nothing (SessionConfig::udp_checksum).
+  bool memory_link() const { return paired_queues_; }
   // Received frames may come as chains of buffers (PortConfig::buffer_bytes).
   bool rx_scatter() const { return rx_scatter_; }
   // Frames may point at guest memory: the device sends chains, and the port has the
@@ -104,7 +107,7 @@ class Port {
   bool rx_checksum_offload_ = false;
   bool rx_scatter_ = false;
   bool virtual_device_ = false;  // on the vdev bus: no DMA
-  bool paired_queues_ = false;   // queue q reaches the peer's queue q (net_ring, net_memif)
+  bool paired_queues_ = false;   // queue q reaches the peer's queue q, in memory (net_ring, net_memif)
   Mempool rx_pool_;  // scattered receive buffers; null: pool_ receives too
   Mempool reference_pool_;
   // A cache line each: every frame that points at guest memory updates its queue's count.

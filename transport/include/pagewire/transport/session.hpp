@@ -44,6 +44,14 @@ struct SessionSecurity {
   bool encrypt = false;
 };
 
+// The UDP checksum of every frame. kAuto leaves it out on memory links (Port::memory_link():
+// nothing on the way can corrupt a frame, it would cost a pass over every byte at both
+// ends, and the region digest checks the result) and has the port compute and check it
+// where it can (Port::tx_checksum_offload()); elsewhere it is summed in software. kOn
+// keeps it everywhere (a memory link that stands for a network, as a test middlebox does).
+// The record CRC32C (pagecodec::Policy::crc) covers pages end to end either way.
+enum class UdpChecksum : std::uint8_t { kAuto, kOn, kOff };
+
 struct SessionConfig {
   // Asked for. A session runs the smallest of this, the port's queue pairs and the peer's
   // offer (the handshake settles it; streams() and streams_note() say what it runs). Rates
@@ -52,10 +60,15 @@ struct SessionConfig {
   std::uint16_t streams = 1;
   std::uint32_t page_size = 4096;
   std::uint64_t region_pages = 0;
+  // path.udp_checksum and path.tx_checksum_offload are set from `udp_checksum` and the port.
   // path.peer.mac all zero: the source resolves it with ARP (of next_hop_ip, or of the peer
   // when that is 0); the destination answers to the MAC its HELLO came from.
   Path path;
   std::uint32_t next_hop_ip = 0;  // the router towards the peer; 0: the peer is on this link
+  UdpChecksum udp_checksum = UdpChecksum::kAuto;
+  // The memory link stands for a network (a test middlebox between net_ring ports): the
+  // automatic choices of checksums and congestion control are made as on a network.
+  bool emulated_network = false;
   StreamTuning tuning;
   pagecodec::Policy policy;
   std::uint64_t delta_cache_bytes = 64ull << 20;  // split evenly between the streams
@@ -85,6 +98,11 @@ inline std::uint64_t first_page_of_stream(std::uint16_t stream, std::uint64_t re
 }
 
 using Digest = std::array<std::uint8_t, 16>;
+
+// Sets path.udp_checksum and path.tx_checksum_offload for `port` as `config` asks.
+void apply_udp_checksum(const SessionConfig& config, const Port& port, Path* path);
+// How a session with this path checks frames: "off", "offloaded" (by the port) or "software".
+const char* checksum_note(const Path& path);
 
 struct SessionTotals {
   StreamCounters streams;               // summed over streams
@@ -145,6 +163,8 @@ class SourceSession {
   // Whether stable rounds send RAW pages by reference, and if not, why.
   bool zero_copy() const { return zero_copy_; }
   const std::string& zero_copy_note() const { return zero_copy_note_; }
+  // How frames are checked on the way: "off", "offloaded" or "software".
+  const char* udp_checksum_note() const { return checksum_note(config_.path); }
   ~SourceSession();
 
  private:
@@ -217,6 +237,7 @@ class DestinationSession {
     return std::atomic_ref(const_cast<std::uint32_t&>(generations_[page])).load(std::memory_order_acquire);
   }
   std::uint64_t region_pages() const { return generations_.size(); }
+  const char* udp_checksum_note() const { return checksum_note(config_.path); }
   // The page no longer holds a version the source could build on (the hypervisor discarded
   // or reused it): its next DELTA is refused and the page asked for again in full (RESEND).
   // Any thread, while the streams run.

@@ -51,7 +51,8 @@ struct StreamTuning {
   // and keep about two bandwidth-delay products in flight. Off: only the windows and
   // rate_bytes_per_second limit the sender, as on a link of its own, where the model's
   // small window costs throughput (docs/benchmarks.md). Auto: on when the session crosses a
-  // router or its handshake took more than 1 ms (a shared or long path), off on a LAN.
+  // router or its handshake took more than 1 ms (a shared or long path), off on a LAN and
+  // on a memory link (net_ring, memif), which nothing else shares.
   enum class CongestionControl : std::uint8_t { kAuto, kOn, kOff };
   CongestionControl congestion_control = CongestionControl::kAuto;
   std::uint32_t initial_rtt_us = 100;  // the handshake's RTT, set by the session
