@@ -291,6 +291,9 @@ Status await_link(const transport::Port& port, std::uint32_t timeout_s) {
   do {
     rte_eth_link_get_nowait(port.id(), &link);
     if (link.link_status == RTE_ETH_LINK_UP) return Ok{};
+    // The peer may take seconds to start (a source fills and hashes its image first): wait
+    // without taking a CPU it may share.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   } while (rte_rdtsc() < deadline);
   // Sessions settle on the smaller stream count, but a memif link pairs its rings itself and
   // drops a peer with another count ("Invalid ring index" in its debug log).

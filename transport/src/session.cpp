@@ -184,10 +184,20 @@ std::uint64_t traffic(const StreamCounters& counters) {
   return counters.frames_sent + counters.frames_received + counters.acks_sent + counters.acks_received;
 }
 
-// How often a control thread looks at the stream cores it waits for. Short next to any
-// round, the switchover's included; a sleep, so the control core stays free on a machine
-// whose lcores share CPUs.
-constexpr auto kControlLook = std::chrono::microseconds(50);
+// How a control thread waits for the stream cores: it looks again after 20 us, then twice as
+// long each time up to 1 ms. The switchover's short phases end within microseconds of
+// their last frame, and a round of seconds costs a thousand wake-ups a second, not tens of
+// thousands (each one preempts a stream core where lcores share CPUs).
+class ControlWait {
+ public:
+  void pause() {
+    std::this_thread::sleep_for(interval_);
+    interval_ = std::min(interval_ * 2, std::chrono::microseconds(1000));
+  }
+
+ private:
+  std::chrono::microseconds interval_{20};
+};
 
 // The streams' published counters only: the control frames' drops change on stream 0's
 // core during an exchange and are read once it is done (totals()).
@@ -517,6 +527,7 @@ Status SourceSession::await_stream_cores(std::uint32_t timeout_ms, const std::fu
   const std::uint64_t tick_interval = ms_to_tsc(100);
   std::uint64_t next_tick = rte_rdtsc() + tick_interval;
   SilenceWatch peer(ms_to_tsc(config_.peer_timeout_ms));
+  ControlWait wait;
   while (!runner_->all_done()) {
     const std::uint64_t now = rte_rdtsc();
     if (peer.expired(published_totals().streams.acks_received, now)) {
@@ -531,7 +542,7 @@ Status SourceSession::await_stream_cores(std::uint32_t timeout_ms, const std::fu
       tick();
       next_tick = rte_rdtsc() + tick_interval;
     }
-    std::this_thread::sleep_for(kControlLook);
+    wait.pause();
   }
   return Ok{};
 }
@@ -574,7 +585,8 @@ void SourceSession::on_control_queue(const std::function<void()>& work) {
   runner_->start([&](std::uint16_t s) {
     if (s == 0) work();
   });
-  while (!runner_->all_done()) std::this_thread::sleep_for(kControlLook);
+  ControlWait wait;
+  while (!runner_->all_done()) wait.pause();
 }
 
 template <typename Handle>
@@ -959,6 +971,7 @@ Status DestinationSession::run_stream_cores_until_finished() {
     while (!runner_->stop_requested() && stream.poll(rte_rdtsc())) backoff.after_poll(traffic(stream.counters()));
   });
   SilenceWatch peer(ms_to_tsc(config_.peer_timeout_ms));
+  ControlWait wait;
   for (;;) {
     bool all_done = true;
     for (std::uint16_t s = 0; s < streams_.size(); ++s) {
@@ -978,7 +991,7 @@ Status DestinationSession::run_stream_cores_until_finished() {
       runner_->stop();
       return silent_source(config_.peer_timeout_ms, port_);
     }
-    std::this_thread::sleep_for(kControlLook);
+    wait.pause();
   }
 }
 
@@ -1011,7 +1024,8 @@ void DestinationSession::linger() {
     return;
   }
   runner_->start([this](std::uint16_t s) { linger_on(streams_[s]); });
-  while (!runner_->all_done()) std::this_thread::sleep_for(kControlLook);
+  ControlWait wait;
+  while (!runner_->all_done()) wait.pause();
 }
 
 Status DestinationSession::await_commit(const Digest& digest, std::uint64_t region_bytes, std::uint32_t timeout_ms) {
@@ -1042,7 +1056,8 @@ Status DestinationSession::await_commit(const Digest& digest, std::uint64_t regi
       backoff.after_poll(traffic(stream.counters()));
     }
   });
-  while (!runner_->done(0) && rte_rdtsc() <= deadline) std::this_thread::sleep_for(kControlLook);
+  ControlWait wait;
+  while (!runner_->done(0) && rte_rdtsc() <= deadline) wait.pause();
   runner_->stop();
   if (responder_->committed()) return Ok{};
   if (responder_->was_aborted()) return make_error(responder_->aborted());
