@@ -1,6 +1,7 @@
 #include "pagewire/pagecodec/policy.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <string>
 
 #include "pagewire/pagecodec/deflate.hpp"
@@ -42,8 +43,8 @@ Status Policy::validate() const {
   if (adaptive.enabled && !deflate) {
     return make_error("adaptive mode chooses when to deflate: it needs deflate enabled");
   }
-  if (adaptive.enabled && !(adaptive.link_bytes_per_second > 0)) {
-    return make_error("adaptive mode needs the link rate: expected a rate > 0 bytes/s");
+  if (adaptive.enabled && !(adaptive.link_bytes_per_second >= 0)) {
+    return make_error("adaptive mode's link rate: expected a rate > 0 bytes/s, or 0 to measure it");
   }
   if (adaptive.enabled && !(adaptive.cpu_budget > 0 && adaptive.cpu_budget <= 1)) {
     return make_error("adaptive CPU budget: expected a fraction in (0, 1]");
@@ -55,23 +56,39 @@ namespace {
 
 constexpr double kWeight = 0.125;  // EWMA weight of a new sample, as TCP's SRTT
 
+// A per-byte cost sample is wall time: a core that was preempted mid-batch (lcores sharing a
+// CPU, an interrupt) reports a batch many times slower than the codec is. Samples above
+// twice the estimate count as twice it, so such spikes move it little while a real change
+// still shows within a few batches.
+void blend_cost(double* estimate, double sample) {
+  if (*estimate == 0) {
+    *estimate = sample;
+    return;
+  }
+  *estimate += kWeight * (std::min(sample, 2 * *estimate) - *estimate);
+}
+
 void blend(double* estimate, double sample) {
   *estimate = *estimate == 0 ? sample : *estimate + kWeight * (sample - *estimate);
 }
 
 }  // namespace
 
+double DeflateAdvisor::wire_seconds_per_byte(double ratio) const {
+  const double link = policy_.link_bytes_per_second > 0 ? policy_.link_bytes_per_second : measured_link_;
+  return link > 0 ? ratio / link : 0;
+}
+
 double DeflateAdvisor::deflate_rate() const {
   if (deflate_seconds_per_byte_ == 0) return 0;
   const double cpu = deflate_seconds_per_byte_ / policy_.cpu_budget;
-  const double wire = deflate_ratio_ / policy_.link_bytes_per_second;
-  return 1.0 / std::max(cpu, wire);
+  return 1.0 / std::max(cpu, wire_seconds_per_byte(deflate_ratio_));
 }
 
 double DeflateAdvisor::raw_rate() const {
   const double cpu = raw_seconds_per_byte_ / policy_.cpu_budget;
-  const double wire = 1.0 / policy_.link_bytes_per_second;
-  return 1.0 / std::max(cpu, wire);
+  const double slowest = std::max(cpu, wire_seconds_per_byte(1.0));
+  return slowest > 0 ? 1.0 / slowest : std::numeric_limits<double>::infinity();
 }
 
 bool DeflateAdvisor::should_deflate() {
@@ -87,14 +104,14 @@ bool DeflateAdvisor::should_deflate() {
 void DeflateAdvisor::record_deflate(std::uint64_t input_bytes, std::uint64_t output_bytes,
                                     std::uint64_t nanoseconds) {
   if (input_bytes == 0) return;
-  blend(&deflate_seconds_per_byte_, static_cast<double>(nanoseconds) * 1e-9 /
+  blend_cost(&deflate_seconds_per_byte_, static_cast<double>(nanoseconds) * 1e-9 /
                                         static_cast<double>(input_bytes));
   blend(&deflate_ratio_, static_cast<double>(output_bytes) / static_cast<double>(input_bytes));
 }
 
 void DeflateAdvisor::record_raw(std::uint64_t input_bytes, std::uint64_t nanoseconds) {
   if (input_bytes == 0) return;
-  blend(&raw_seconds_per_byte_, static_cast<double>(nanoseconds) * 1e-9 /
+  blend_cost(&raw_seconds_per_byte_, static_cast<double>(nanoseconds) * 1e-9 /
                                     static_cast<double>(input_bytes));
 }
 

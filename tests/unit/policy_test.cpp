@@ -16,6 +16,8 @@ TEST(Policy, ErrorsSayWhatWasExpected) {
   EXPECT_NE(p.validate().error().message.find("expected 1..256"), std::string::npos);
   p = Policy{};
   p.adaptive.enabled = true;
+  EXPECT_TRUE(p.validate().ok()) << "no link rate: it is measured";
+  p.adaptive.link_bytes_per_second = -1;
   ASSERT_FALSE(p.validate().ok());
   EXPECT_NE(p.validate().error().message.find("link rate"), std::string::npos);
   p.adaptive.link_bytes_per_second = 1e9;
@@ -69,6 +71,30 @@ TEST(DeflateAdvisor, IncompressibleDataStopsDeflating) {
   }
   EXPECT_LT(advisor.deflate_rate(), advisor.raw_rate() * 1.0001);
   EXPECT_FALSE(advisor.should_deflate());
+}
+
+TEST(DeflateAdvisor, AnUnmeasuredLinkIsUnboundedAndSendsRaw) {
+  DeflateAdvisor advisor({.enabled = true, .link_bytes_per_second = 0, .cpu_budget = 1});
+  teach(&advisor);
+  EXPECT_NEAR(advisor.raw_rate(), 16e9, 1e8) << "only the copy limits raw";
+  int deflated = 0;
+  for (std::uint32_t i = 0; i < 10 * DeflateAdvisor::kProbeInterval; ++i) deflated += advisor.should_deflate() ? 1 : 0;
+  EXPECT_EQ(deflated, 10) << "raw, with one probe per interval";
+}
+
+TEST(DeflateAdvisor, AMeasuredSlowLinkDeflatesAndAFastOneDoesNot) {
+  DeflateAdvisor advisor({.enabled = true, .link_bytes_per_second = 0, .cpu_budget = 1});
+  teach(&advisor);
+  advisor.set_measured_link(0.125e9);  // 1 Gbit/s: raw 0.125 GB/s, deflate min(0.5, 0.5) GB/s
+  EXPECT_NEAR(advisor.raw_rate(), 0.125e9, 1e6);
+  EXPECT_GT(advisor.deflate_rate(), advisor.raw_rate());
+  EXPECT_TRUE(advisor.should_deflate());
+  advisor.set_measured_link(3e9);  // faster than deflate can feed it
+  EXPECT_LT(advisor.deflate_rate(), advisor.raw_rate());
+  advisor.should_deflate();  // may be the probe
+  int deflated = 0;
+  for (std::uint32_t i = 0; i < DeflateAdvisor::kProbeInterval - 1; ++i) deflated += advisor.should_deflate() ? 1 : 0;
+  EXPECT_LE(deflated, 1);
 }
 
 TEST(DeflateAdvisor, DisabledAlwaysDeflates) {

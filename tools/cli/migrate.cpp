@@ -423,7 +423,7 @@ int source(const std::vector<std::string>& args) {
   std::uint64_t seed = 1;
   std::string state_file, image_file, trace_file;
   bool no_auto_converge = false;
-  std::string policy_name = "full";
+  std::string policy_name = "adaptive";
   int deflate_level = 1;
   double link_gbps = 0, max_gbps = 0;
   std::uint64_t delta_cache_mib = 64;
@@ -454,9 +454,11 @@ int source(const std::vector<std::string>& args) {
       ("no-auto-converge", po::bool_switch(&no_auto_converge), "switch over anyway instead of throttling the guest")
       ("policy", po::value(&policy_name)->default_value(policy_name),
        "codec policy: raw (zero pages detected, the rest raw), delta (XBZRLE against the last sent copy), "
-       "deflate (ISA-L), full (delta, else deflate), adaptive (full, deflating only while it pays at --link-gbps)")
+       "deflate (ISA-L), full (delta, else deflate), adaptive (full, deflating only while that makes the round "
+       "finish sooner, judged from the measured link rate and per-page costs, or from --link-gbps)")
       ("deflate-level", po::value(&deflate_level)->default_value(deflate_level), "ISA-L level 0..3")
-      ("link-gbps", po::value(&link_gbps)->default_value(0), "the link's rate, for --policy adaptive")
+      ("link-gbps", po::value(&link_gbps)->default_value(0),
+       "the link's rate, for --policy adaptive; 0: measured while the migration runs")
       ("delta-cache-mib", po::value(&delta_cache_mib)->default_value(delta_cache_mib),
        "delta cache, split between the streams: size it to the hot set")
       ("max-gbps", po::value(&max_gbps)->default_value(0),
@@ -480,9 +482,9 @@ int source(const std::vector<std::string>& args) {
   guest_config.seed = seed;
   auto policy = pagecodec::policy_named(policy_name);
   if (!policy) return fail("src", "--" + policy.error().message, o.json);
-  if ((policy_name == "adaptive") != (link_gbps > 0)) {
-    return fail("src", "--policy adaptive and --link-gbps go together: the adaptive policy needs the link's rate (got "
-                       "--policy " + policy_name + ", --link-gbps " + std::to_string(link_gbps) + ")", o.json);
+  if (link_gbps < 0 || (link_gbps > 0 && policy_name != "adaptive")) {
+    return fail("src", "--link-gbps " + std::to_string(link_gbps) + ": expected 0 (measured) or a rate, and only "
+                       "with --policy adaptive (got --policy " + policy_name + ")", o.json);
   }
 
   std::vector<std::byte> device_state(4096);

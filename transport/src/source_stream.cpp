@@ -44,7 +44,10 @@ SourceStream::SourceStream(std::uint16_t index, QueueRef queue, const Path& path
       frame_bytes_(kEthernetBytes + initial_mtu_),
       pacing_(tsc_hz_, frame_bytes_, us_to_tsc(tuning.initial_rtt_us, tsc_hz_)),
       // The session resolves kAuto from the path before it builds the streams.
-      pacing_on_(tuning.congestion_control == StreamTuning::CongestionControl::kOn) {
+      pacing_on_(tuning.congestion_control == StreamTuning::CongestionControl::kOn),
+      link_rate_(tsc_hz_),
+      measures_link_(encoder_.config().policy.adaptive.enabled &&
+                     encoder_.config().policy.adaptive.link_bytes_per_second == 0) {
   resend_.reserve(kMaxResendPages);
   resending_.reserve(kMaxResendPages);
   clear_payload_.resize(payload_bytes);
@@ -82,6 +85,9 @@ bool SourceStream::poll(std::uint64_t now) {
   // A search after a black hole is part of repairing the stream; one looking for a larger
   // MTU again is not worth holding a round (or the switchover) for.
   const bool busy = data_left || (fin_wanted_ && !fin_acked_) || (search_.active && search_.after_loss);
+  if (measures_link_ && link_rate_.on_poll(now, acked_bytes_, held_by_path_, srtt_)) {
+    encoder_.set_measured_link_rate(link_rate_.bytes_per_second());
+  }
   if (publish_schedule_.due(now, !busy)) {
     published_->publish({.stream = counters_, .pages = encoder_.counters().pages});
     publish_schedule_.published(now, !busy, tsc_hz_);
@@ -218,6 +224,7 @@ void SourceStream::on_ack(const ReceivedFrame& frame, std::uint64_t now) {
   }
   if (youngest_sent != 0 || advanced) recompute_rto();  // progress undoes the timeout backoff
   if (advanced) timeouts_without_progress_ = 0;
+  acked_bytes_ += delivered.bytes;
   if (pacing_on_ && delivered.bytes != 0) {
     pacing_.on_ack(now, delivered.bytes, delivered.youngest, delivered.youngest_sent_tsc,
                    youngest_sent != 0 ? now - youngest_sent : 0, inflight_bytes());
@@ -559,9 +566,13 @@ void SourceStream::transmit(std::uint64_t now) {
                                     ? std::clamp<std::uint32_t>(static_cast<std::uint32_t>(pacing_.window_bytes() / frame_bytes_), 1,
                                                                 tuning_.window_frames)
                                     : tuning_.window_frames;
+  held_by_path_ = false;
   while (built < std::min<std::uint16_t>(tuning_.burst, kMaxBurst)) {
     const auto outstanding = static_cast<std::uint32_t>(snd_nxt_ - snd_una_);
-    if (outstanding >= peer_window_ || outstanding - sacked_ >= window) break;
+    if (outstanding >= peer_window_ || outstanding - sacked_ >= window) {
+      held_by_path_ = true;  // the path (or the receiver) takes less than we could send
+      break;
+    }
     rte_mbuf* mbuf = encode_into_frame();
     if (mbuf == nullptr) mbuf = frame_from_staging();
     if (mbuf == nullptr) {
@@ -575,7 +586,10 @@ void SourceStream::transmit(std::uint64_t now) {
     entry.mbuf = mbuf;
     entry.bytes = static_cast<std::uint16_t>(rte_pktmbuf_pkt_len(mbuf));
     ++snd_nxt_;
-    if (!tokens_for(rte_pktmbuf_pkt_len(mbuf), now)) break;  // built, sent once tokens allow
+    if (!tokens_for(rte_pktmbuf_pkt_len(mbuf), now)) {  // built, sent once tokens allow
+      held_by_path_ = true;
+      break;
+    }
     rte_pktmbuf_refcnt_update(mbuf, 1);                      // ours stays in the window
     burst[built++] = mbuf;
   }

@@ -104,6 +104,9 @@ class Encoder {
   const EncoderCounters& counters() const { return counters_; }
   const DeltaCache& delta_cache() const { return cache_; }
   const DeflateAdvisor& advisor() const { return advisor_; }
+  // What the path delivers for this encoder's stream, for the adaptive policy when it was
+  // given no link rate (AdaptivePolicy::link_bytes_per_second 0); 0: not known yet.
+  void set_measured_link_rate(double bytes_per_second) { advisor_.set_measured_link(bytes_per_second); }
 
  private:
   Encoder(const EncoderConfig& config, DeltaCache cache, DeflateCompressor compressor);

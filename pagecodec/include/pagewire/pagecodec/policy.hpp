@@ -17,7 +17,9 @@ namespace pagewire::pagecodec {
 // (QEMU users see compressed migrations go slower on 10 GbE and up).
 struct AdaptivePolicy {
   bool enabled = false;
-  // This stream's share of the link, bytes per second (link rate / streams).
+  // This stream's share of the link, bytes per second (link rate / streams). 0: measured
+  // while the migration runs (Encoder::set_measured_link_rate: the transport tells what the
+  // path delivers when it holds the sender back); until then the link counts as unbounded.
   double link_bytes_per_second = 0;
   // Fraction of this core's time that encoding may use (the rest is TX/RX work).
   double cpu_budget = 1.0;
@@ -62,6 +64,9 @@ class DeflateAdvisor {
   void record_deflate(std::uint64_t input_bytes, std::uint64_t output_bytes,
                       std::uint64_t nanoseconds);
   void record_raw(std::uint64_t input_bytes, std::uint64_t nanoseconds);
+  // What the path delivers, bytes per second, when AdaptivePolicy::link_bytes_per_second is
+  // 0; 0: not known yet (unbounded).
+  void set_measured_link(double bytes_per_second) { measured_link_ = bytes_per_second; }
 
   // Input bytes per second each choice sustains on this core and link share; 0 = unknown.
   double deflate_rate() const;
@@ -72,7 +77,10 @@ class DeflateAdvisor {
   double deflate_seconds_per_byte_ = 0;
   double deflate_ratio_ = 0;
   double raw_seconds_per_byte_ = 0;
+  double measured_link_ = 0;
   std::uint32_t batches_since_deflate_ = 0;
+  // Seconds per input byte the link takes at `ratio` wire bytes per input byte; 0 unbounded.
+  double wire_seconds_per_byte(double ratio) const;
 };
 
 }  // namespace pagewire::pagecodec

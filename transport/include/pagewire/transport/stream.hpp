@@ -26,6 +26,7 @@
 #include "pagewire/pagecodec/decoder.hpp"
 #include "pagewire/pagecodec/encoder.hpp"
 #include "pagewire/transport/frame.hpp"
+#include "pagewire/transport/link_rate_estimate.hpp"
 #include "pagewire/transport/pacing_controller.hpp"
 #include "pagewire/transport/published_counters.hpp"
 #include "pagewire/transport/staged_records.hpp"
@@ -241,6 +242,11 @@ class SourceStream {
   std::uint32_t frame_bytes_;  // a full frame on the wire
   PacingController pacing_;
   bool pacing_on_;
+  // The adaptive policy's link rate, when it was given none: measured here.
+  LinkRateEstimate link_rate_;
+  bool measures_link_;
+  std::uint64_t acked_bytes_ = 0;  // wire bytes the peer has acknowledged
+  bool held_by_path_ = false;      // the last transmit() stopped at the window or rate cap
 
   bool fin_wanted_ = false;
   bool fin_acked_ = false;
