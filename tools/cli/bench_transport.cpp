@@ -49,6 +49,7 @@ int bench_memif(const tools::TransportBenchOptions& ring_options, std::uint64_t 
                                          .repeats = ring_options.repeats,
                                          .window_frames = ring_options.window_frames,
                                          .burst = ring_options.burst,
+                                         .mtu = ring_options.mtu,
                                          .udp_checksum = ring_options.udp_checksum,
                                          .zero_copy = ring_options.zero_copy};
   std::cout << "bench transport: " << region_mib << " MiB of 4 KiB RAW pages over memif between two processes, "
@@ -190,8 +191,9 @@ int bench_transport(const std::vector<std::string>& args) {
       ("zero-copy", po::bool_switch(&options.zero_copy),
        "also time rounds of pages declared stable (a paused guest), sent from guest memory by reference, "
        "interleaved with the copying rounds")
-      ("no-udp-checksum", po::bool_switch()->notifier([&](bool off) { options.udp_checksum = !off; }),
-       "send frames without a UDP checksum (memory links only)")
+      ("udp-checksum", po::bool_switch(&options.udp_checksum),
+       "sum every frame in software (UDP checksum); by default the memory links these benchmarks use carry none")
+      ("no-udp-checksum", po::bool_switch(), "no UDP checksum: the default, kept for older command lines")
       ("json", po::bool_switch(&json), "end with the result as one JSON object (event \"result\")");
   if (auto done = parse_options(args, d, "pagewire bench transport [options]")) return *done;
   if (security != "none" && security != "authenticated" && security != "encrypted") {

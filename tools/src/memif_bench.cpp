@@ -2,6 +2,7 @@
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
+#include <rte_ether.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -61,9 +62,11 @@ Result<std::unique_ptr<Port>> open_memif(const MemifBenchOptions& options, const
   eal.program = "pagewire-bench-" + role;
   eal.file_prefix = prefix;
   eal.lcores = std::to_string(cpu);
-  eal.vdevs = {"net_memif0,role=" + role + ",socket=" + socket};
+  // One memif buffer holds a whole frame (transport/src/port.cpp says why).
+  const unsigned buffer_bytes = options.mtu + RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN;
+  eal.vdevs = {"net_memif0,role=" + role + ",socket=" + socket + ",bsize=" + std::to_string(buffer_bytes)};
   if (auto status = init_eal(eal); !status) return status.error();
-  auto port = Port::open({.port_id = 0, .queues = options.streams, .mtu = 9000,
+  auto port = Port::open({.port_id = 0, .queues = options.streams, .mtu = options.mtu,
                           .held_frames_per_queue = 4 * options.window_frames, .name = role});
   if (!port) return port.error();
   return std::make_unique<Port>(std::move(port).value());

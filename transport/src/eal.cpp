@@ -38,7 +38,14 @@ std::vector<std::string> eal_arguments(const EalOptions& options) {
     args.push_back("-m");
     args.push_back(std::to_string(options.no_huge_megabytes));
   }
-  for (const auto& vdev : options.vdevs) args.push_back("--vdev=" + vdev);
+  for (const auto& vdev : options.vdevs) {
+    args.push_back("--vdev=" + vdev);
+    // memif's zero-copy client shares EAL's memory with its server as memif regions, one
+    // per memory file: the PMD refuses it unless hugepages are single-file segments.
+    if (vdev.rfind("net_memif", 0) == 0 && vdev.find("zero-copy=yes") != std::string::npos) {
+      args.push_back("--single-file-segments");
+    }
+  }
   args.insert(args.end(), options.extra.begin(), options.extra.end());
   return args;
 }

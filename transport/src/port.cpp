@@ -23,15 +23,25 @@ namespace pagewire::transport {
 
 namespace {
 
-// memif's buffer size (its `bsize` devarg; 2048 by default): what one ring descriptor holds.
-constexpr std::uint32_t kMemifDefaultBufferBytes = 2048;
-std::uint32_t memif_buffer_bytes(const rte_device* device) {
+// A memif devarg's value (`bsize=9216`), or "" when the vdev does not set it.
+std::string memif_devarg(const rte_device* device, const std::string& key) {
   const rte_devargs* devargs = device != nullptr ? rte_dev_devargs(device) : nullptr;
-  if (devargs == nullptr || devargs->args == nullptr) return kMemifDefaultBufferBytes;
-  std::string args = std::string(",") + devargs->args;
-  const std::size_t at = args.find(",bsize=");
-  if (at == std::string::npos) return kMemifDefaultBufferBytes;
-  return static_cast<std::uint32_t>(std::strtoul(args.c_str() + at + 7, nullptr, 0));
+  if (devargs == nullptr || devargs->args == nullptr) return "";
+  const std::string args = std::string(",") + devargs->args + ",";
+  const std::size_t at = args.find("," + key + "=");
+  if (at == std::string::npos) return "";
+  const std::size_t start = at + key.size() + 2;
+  return args.substr(start, args.find(',', start) - start);
+}
+
+bool is_memif(const rte_eth_dev_info& info) {
+  return info.driver_name != nullptr && std::string_view(info.driver_name) == "net_memif";
+}
+
+// memif's buffer size (its `bsize` devarg; 2048 by default): what one ring descriptor holds.
+std::uint32_t memif_buffer_bytes(const rte_device* device) {
+  const std::string bsize = memif_devarg(device, "bsize");
+  return bsize.empty() ? 2048 : static_cast<std::uint32_t>(std::strtoul(bsize.c_str(), nullptr, 0));
 }
 
 // The largest MTU a device carries. Its ethdev report, except memif's: it reports Ethernet's
@@ -46,7 +56,7 @@ std::uint16_t device_mtu(const rte_eth_dev_info& info) {
   const auto frame_limit = static_cast<std::uint16_t>(
       std::min<std::uint32_t>(info.max_rx_pktlen - RTE_ETHER_HDR_LEN - RTE_ETHER_CRC_LEN, UINT16_MAX));
   const auto reported = std::min<std::uint16_t>(info.max_mtu, frame_limit);
-  if (info.driver_name == nullptr || std::string_view(info.driver_name) != "net_memif") return reported;
+  if (!is_memif(info)) return reported;
   const std::uint32_t descriptor = memif_buffer_bytes(info.device);
   const std::uint32_t overhead = RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN;
   return static_cast<std::uint16_t>(std::clamp<std::uint32_t>(descriptor, overhead, UINT16_MAX) - overhead);
@@ -143,7 +153,11 @@ Result<Port> Port::open(const PortConfig& requested) {
     port.rx_pool_ = std::move(small_pool).value();
   }
   const bool tx_chains = (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS) != 0;
-  if (config.zero_copy && tx_chains) {
+  // memif's own zero-copy client hands the peer offsets into EAL memory it registered: a
+  // segment pointing at guest memory would reach the server as a descriptor outside every
+  // region (its receive path then reads wild memory). Such a port copies pages into frames.
+  const bool references_leave_eal_memory = is_memif(info) && memif_devarg(info.device, "zero-copy") == "yes";
+  if (config.zero_copy && tx_chains && !references_leave_eal_memory) {
     // Buffer-less mbufs: each points at a guest page or at a record header in a frame's
     // first buffer. Up to two per page of every frame a queue holds or has queued.
     const std::uint32_t references =

@@ -421,7 +421,7 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
   if (!config.tuning.zero_copy) {
     source->zero_copy_note_ = "off (tuning)";
   } else if (port.reference_pool() == nullptr) {
-    source->zero_copy_note_ = "unavailable: port " + port.name() + " cannot send segment chains";
+    source->zero_copy_note_ = "unavailable: port " + port.name() + " cannot send segments that point into guest memory (no TX segment chains, or memif in its own zero-copy mode)";
   } else if (key.has_value()) {
     source->zero_copy_note_ = "unavailable: sealed frames are written, not referenced";
   } else if (Status mapped = port.map_for_dma(region, source->region_bytes_); !mapped) {

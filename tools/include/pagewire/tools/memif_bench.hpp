@@ -22,6 +22,7 @@ struct MemifBenchOptions {
   int repeats = 5;
   std::uint32_t window_frames = 1024;
   std::uint16_t burst = 32;
+  std::uint16_t mtu = 9000;  // memif's buffers (bsize) are sized to hold such a frame whole
   bool udp_checksum = false;  // a memory link: the frames cannot be corrupted on the way
   bool zero_copy = false;
 };

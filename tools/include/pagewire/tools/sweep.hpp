@@ -34,7 +34,7 @@ struct SweepKind {
 Result<SweepKind> sweep_kind(const std::string& name);
 
 // One parameter and its values: "streams=1,2,4". A value "on" passes a bare flag
-// (--no-udp-checksum), "off" leaves it out.
+// (--udp-checksum), "off" leaves it out.
 struct SweepAxis {
   std::string name;
   std::vector<std::string> values;
