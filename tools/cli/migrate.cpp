@@ -61,6 +61,7 @@ struct LinkOptions {
   bool encrypt = false;
   std::uint16_t rx_buffer_bytes = 0;
   std::string udp_checksum = "auto";
+  std::uint32_t idle_sleep_us = 0;
 };
 
 void add_link_options(po::options_description& d, LinkOptions& o, bool source) {
@@ -103,6 +104,10 @@ void add_link_options(po::options_description& d, LinkOptions& o, bool source) {
       ("rx-buffer-bytes", po::value(&o.rx_buffer_bytes)->default_value(o.rx_buffer_bytes),
        "receive buffers of this many bytes, at least 1024: larger frames are scattered over several (the device "
        "must offer RX scatter); 0: one frame per buffer")
+      ("idle-sleep-us", po::value(&o.idle_sleep_us)->default_value(o.idle_sleep_us),
+       "a stream core whose stream has been quiet for a while sleeps this long between polls: for hosts where "
+       "other work (the other end, on one machine) shares the stream cores' CPUs. 0: poll without pause "
+       "(20 us anyway where the plan shares CPUs between lcores)")
       ("udp-checksum", po::value(&o.udp_checksum)->default_value(o.udp_checksum),
        "UDP checksum of every frame: auto (none on memory links such as memif, which cannot corrupt a frame; "
        "computed by the port where it can), on (always; in software where the port cannot), off; both ends alike")
@@ -279,7 +284,7 @@ Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
   c.udp_checksum = *udp_checksum;
   c.stream_lcores = plan->stream_lcores();
   // Lcores that share a CPU yield it while their stream is idle.
-  c.runner.idle_sleep_us = plan->shares_cpus() ? 20 : 0;
+  c.runner.idle_sleep_us = o.idle_sleep_us != 0 ? o.idle_sleep_us : plan->shares_cpus() ? 20 : 0;
   endpoint.plan = std::move(plan).value();
   return endpoint;
 }
@@ -634,6 +639,9 @@ namespace {
 // One memif descriptor holds a whole 9000-byte frame (transport/src/port.cpp says why
 // frames are not chained over several).
 constexpr const char* kDemoMemifBuffers = ",bsize=9216";
+// The two ends share the host's CPUs with each other and with their hashing threads: a
+// stream core with nothing to do lets the others run.
+constexpr const char* kDemoIdleSleepUs = "20";
 
 struct DemoPlacement {
   std::string source_control, source_streams, destination_control, destination_streams;
@@ -719,7 +727,7 @@ int demo(const std::vector<std::string>& args, const char* self) {
     const std::string vdev = "net_memif0,role=server,socket=" + socket + kDemoMemifBuffers;
     std::vector<std::string> words = {self, "dst", "--vdev", vdev, "--size-mib", size, "--streams", stream_count,
                                       "--page-size", page_bytes, "--cpu", placement.destination_control,
-                                      "--cores", placement.destination_streams};
+                                      "--cores", placement.destination_streams, "--idle-sleep-us", kDemoIdleSleepUs};
     if (json) words.push_back("--json");
     words.insert(words.end(), security_args.begin(), security_args.end());
     std::vector<char*> argv;
@@ -752,6 +760,7 @@ int demo(const std::vector<std::string>& args, const char* self) {
                                           "--dirty-rate", rate.str(),
                                           "--cpu", placement.source_control,
                                           "--cores", placement.source_streams,
+                                          "--idle-sleep-us", kDemoIdleSleepUs,
                                           "--file-prefix", "pagewire-demo-src-" + std::to_string(getpid())};
   if (json) source_args.push_back("--json");
   source_args.insert(source_args.end(), security_args.begin(), security_args.end());

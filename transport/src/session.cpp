@@ -11,6 +11,7 @@
 #include <chrono>
 #include <thread>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <random>
 #include <span>
@@ -398,10 +399,15 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
       probe_rtt_tsc == UINT64_MAX ? hello_rtt_us : probe_rtt_tsc * 1000000 / rte_get_tsc_hz();
   // The congestion controller's first rate: its initial window per round trip.
   config.tuning.initial_rtt_us = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(path_rtt_us, 10, 1000000));
+  const bool network = !port.memory_link() || config.emulated_network;
+  if (!network && config.policy.adaptive.link_bytes_per_second == 0) {
+    // A memory link has no wire to save bytes on: what holds a sender back there is the
+    // receiver's core, which deflate would only give more work. Adaptive sends raw.
+    config.policy.adaptive.link_bytes_per_second = std::numeric_limits<double>::infinity();
+  }
   if (config.tuning.congestion_control == StreamTuning::CongestionControl::kAuto) {
     constexpr std::uint64_t kLanRttUs = 1000;
     // A memory link is shared with no one, however long a busy machine took to answer.
-    const bool network = !port.memory_link() || config.emulated_network;
     const bool shared_path = network && (config.next_hop_ip != 0 || path_rtt_us > kLanRttUs);
     config.tuning.congestion_control =
         shared_path ? StreamTuning::CongestionControl::kOn : StreamTuning::CongestionControl::kOff;
