@@ -44,6 +44,13 @@ std::uint32_t memif_buffer_bytes(const rte_device* device) {
   return bsize.empty() ? 2048 : static_cast<std::uint32_t>(std::strtoul(bsize.c_str(), nullptr, 0));
 }
 
+// The MTU ethdev lets the device be configured with: its max_mtu and its max_rx_pktlen.
+std::uint16_t reported_mtu(const rte_eth_dev_info& info) {
+  const auto frame_limit = static_cast<std::uint16_t>(
+      std::min<std::uint32_t>(info.max_rx_pktlen - RTE_ETHER_HDR_LEN - RTE_ETHER_CRC_LEN, UINT16_MAX));
+  return std::min<std::uint16_t>(info.max_mtu, frame_limit);
+}
+
 // The largest MTU a device carries. Its ethdev report, except memif's: it reports Ethernet's
 // 1518 bytes (DPDK 22.11), yet its rings carry a frame of any length, as one descriptor of
 // `bsize` bytes or a chain of them. Chains are not used: DPDK 22.11's copying transmit path
@@ -53,10 +60,7 @@ std::uint32_t memif_buffer_bytes(const rte_device* device) {
 // descriptor: bsize=9216 in the vdev carries 9000-byte frames. The session's path-MTU probe
 // confirms it before any data goes.
 std::uint16_t device_mtu(const rte_eth_dev_info& info) {
-  const auto frame_limit = static_cast<std::uint16_t>(
-      std::min<std::uint32_t>(info.max_rx_pktlen - RTE_ETHER_HDR_LEN - RTE_ETHER_CRC_LEN, UINT16_MAX));
-  const auto reported = std::min<std::uint16_t>(info.max_mtu, frame_limit);
-  if (!is_memif(info)) return reported;
+  if (!is_memif(info)) return reported_mtu(info);
   const std::uint32_t descriptor = memif_buffer_bytes(info.device);
   const std::uint32_t overhead = RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN;
   return static_cast<std::uint16_t>(std::clamp<std::uint32_t>(descriptor, overhead, UINT16_MAX) - overhead);
@@ -98,8 +102,7 @@ Result<Port> Port::open(const PortConfig& requested) {
   config.queues = std::min({config.queues, info.max_rx_queues, info.max_tx_queues});
   if (config.queues == 0) return make_error("port " + config.name + ": the device has no queue pair to use");
   // The device's limit, never more than a jumbo frame; it must still carry the minimum path.
-  const std::uint16_t reported_mtu = std::min<std::uint16_t>(info.max_mtu, static_cast<std::uint16_t>(std::min<std::uint32_t>(
-      info.max_rx_pktlen - RTE_ETHER_HDR_LEN - RTE_ETHER_CRC_LEN, UINT16_MAX)));
+  const std::uint16_t configurable_mtu = reported_mtu(info);
   const std::uint16_t mtu = std::min<std::uint16_t>({config.mtu, device_mtu(info), kMaxPathMtu});
   if (mtu < kMinPathMtu) {
     return make_error("port " + config.name + ": MTU " + std::to_string(mtu) +
@@ -178,7 +181,7 @@ Result<Port> Port::open(const PortConfig& requested) {
   }
 
   rte_eth_conf conf{};
-  conf.rxmode.mtu = std::min(mtu, reported_mtu);  // ethdev refuses more than the device reports
+  conf.rxmode.mtu = std::min(mtu, configurable_mtu);  // ethdev refuses more than the device reports
   constexpr std::uint64_t kTxChecksums = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
   constexpr std::uint64_t kRxChecksums = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
   const bool tx_checksums = (info.tx_offload_capa & kTxChecksums) == kTxChecksums;
@@ -222,7 +225,7 @@ Result<Port> Port::open(const PortConfig& requested) {
   }
   std::uint16_t accepted = mtu;
   if (rte_eth_dev_get_mtu(config.port_id, &accepted) != 0) accepted = mtu;
-  port.mtu_ = mtu > reported_mtu ? mtu : std::min(accepted, mtu);  // beyond the report: device_mtu() knows
+  port.mtu_ = mtu > configurable_mtu ? mtu : std::min(accepted, mtu);  // beyond the report: device_mtu() knows
   rte_eth_macaddr_get(config.port_id, &port.mac_);
   if (rte_is_zero_ether_addr(&port.mac_)) {
     // Some virtual devices (net_ring) come without an address; a zero MAC is not a unicast

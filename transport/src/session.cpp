@@ -185,6 +185,30 @@ std::uint64_t traffic(const StreamCounters& counters) {
   return counters.frames_sent + counters.frames_received + counters.acks_sent + counters.acks_received;
 }
 
+// A stream core's task for a round (source) or for the rounds up to FIN (destination):
+// poll until the stream has nothing left, or the control thread calls the core back.
+template <typename Stream>
+void poll_until_done(Stream& stream, const StreamRunner& runner) {
+  IdleBackoff backoff(runner.options().idle_sleep_us);
+  while (!runner.stop_requested() && stream.poll(rte_rdtsc())) backoff.after_poll(traffic(stream.counters()));
+}
+
+// Calls `tick` (if any) about every 100 ms of a control loop.
+class Ticker {
+ public:
+  explicit Ticker(const std::function<void()>& tick) : tick_(tick), next_(rte_rdtsc() + interval()) {}
+  void at(std::uint64_t now) {
+    if (!tick_ || now <= next_) return;
+    tick_();
+    next_ = rte_rdtsc() + interval();
+  }
+
+ private:
+  static std::uint64_t interval() { return rte_get_tsc_hz() / 10; }
+  const std::function<void()>& tick_;
+  std::uint64_t next_;
+};
+
 // How a control thread waits for the stream cores: it looks again after 20 us, then twice as
 // long each time up to 1 ms. The switchover's short phases end within microseconds of
 // their last frame, and a round of seconds costs a thousand wake-ups a second, not tens of
@@ -220,8 +244,15 @@ unsigned lcore_of(const Runner& runner, std::uint16_t s) {
 
 }  // namespace
 
+namespace {
+// Frames cross a network (or a test middlebox that stands for one), not only memory.
+bool crosses_network(const SessionConfig& config, const Port& port) {
+  return !port.memory_link() || config.emulated_network;
+}
+}  // namespace
+
 void apply_udp_checksum(const SessionConfig& config, const Port& port, Path* path) {
-  const bool network = !port.memory_link() || config.emulated_network;
+  const bool network = crosses_network(config, port);
   path->udp_checksum =
       config.udp_checksum == UdpChecksum::kOn || (config.udp_checksum == UdpChecksum::kAuto && network);
   path->tx_checksum_offload = port.tx_checksum_offload();
@@ -399,7 +430,7 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
       probe_rtt_tsc == UINT64_MAX ? hello_rtt_us : probe_rtt_tsc * 1000000 / rte_get_tsc_hz();
   // The congestion controller's first rate: its initial window per round trip.
   config.tuning.initial_rtt_us = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(path_rtt_us, 10, 1000000));
-  const bool network = !port.memory_link() || config.emulated_network;
+  const bool network = crosses_network(config, port);
   if (!network && config.policy.adaptive.link_bytes_per_second == 0) {
     // A memory link has no wire to save bytes on: what holds a sender back there is the
     // receiver's core, which deflate would only give more work. Adaptive sends raw.
@@ -483,11 +514,7 @@ void SourceSession::begin_finish() {
 
 Status SourceSession::run_until_idle(std::uint32_t timeout_ms, const std::function<void()>& tick) {
   if (runner_ == nullptr) return poll_here_until_idle(timeout_ms, tick);
-  runner_->start([this](std::uint16_t s) {
-    SourceStream& stream = streams_[s];
-    IdleBackoff backoff(runner_->options().idle_sleep_us);
-    while (!runner_->stop_requested() && stream.poll(rte_rdtsc())) backoff.after_poll(traffic(stream.counters()));
-  });
+  runner_->start([this](std::uint16_t s) { poll_until_done(streams_[s], *runner_); });
   return await_stream_cores(timeout_ms, tick);
 }
 
@@ -505,8 +532,7 @@ Error streams_busy(std::uint32_t timeout_ms) {
 
 Status SourceSession::poll_here_until_idle(std::uint32_t timeout_ms, const std::function<void()>& tick) {
   const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(timeout_ms);
-  const std::uint64_t tick_interval = ms_to_tsc(100);
-  std::uint64_t next_tick = rte_rdtsc() + tick_interval;
+  Ticker ticker(tick);
   SilenceWatch peer(ms_to_tsc(config_.peer_timeout_ms));
   for (;;) {
     bool busy = false;
@@ -519,10 +545,7 @@ Status SourceSession::poll_here_until_idle(std::uint32_t timeout_ms, const std::
     if (!busy) return Ok{};
     if (peer.expired(acks, now)) return silent_destination();
     if (now > deadline) return streams_busy(timeout_ms);
-    if (tick && now > next_tick) {
-      tick();
-      next_tick = rte_rdtsc() + tick_interval;
-    }
+    ticker.at(now);
   }
 }
 
@@ -530,8 +553,7 @@ Status SourceSession::poll_here_until_idle(std::uint32_t timeout_ms, const std::
 // publish, and calls them back when the destination falls silent or time runs out.
 Status SourceSession::await_stream_cores(std::uint32_t timeout_ms, const std::function<void()>& tick) {
   const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(timeout_ms);
-  const std::uint64_t tick_interval = ms_to_tsc(100);
-  std::uint64_t next_tick = rte_rdtsc() + tick_interval;
+  Ticker ticker(tick);
   SilenceWatch peer(ms_to_tsc(config_.peer_timeout_ms));
   ControlWait wait;
   while (!runner_->all_done()) {
@@ -544,10 +566,7 @@ Status SourceSession::await_stream_cores(std::uint32_t timeout_ms, const std::fu
       runner_->stop();
       return streams_busy(timeout_ms);
     }
-    if (tick && now > next_tick) {
-      tick();
-      next_tick = rte_rdtsc() + tick_interval;
-    }
+    ticker.at(now);
     wait.pause();
   }
   return Ok{};
@@ -971,11 +990,7 @@ Status DestinationSession::run_until_finished() {
 }
 
 Status DestinationSession::run_stream_cores_until_finished() {
-  runner_->start([this](std::uint16_t s) {
-    DestinationStream& stream = streams_[s];
-    IdleBackoff backoff(runner_->options().idle_sleep_us);
-    while (!runner_->stop_requested() && stream.poll(rte_rdtsc())) backoff.after_poll(traffic(stream.counters()));
-  });
+  runner_->start([this](std::uint16_t s) { poll_until_done(streams_[s], *runner_); });
   SilenceWatch peer(ms_to_tsc(config_.peer_timeout_ms));
   ControlWait wait;
   for (;;) {
@@ -1002,34 +1017,28 @@ Status DestinationSession::run_stream_cores_until_finished() {
 }
 
 namespace {
-// TIME-WAIT for one stream: answers until its line has been quiet for 100 ms (2 s at most).
-template <typename Stream>
-void linger_on(Stream& stream) {
+// TIME-WAIT for `streams` (all of them from one thread, or one on its own core): answers
+// until their line has been quiet for 100 ms (2 s at most).
+void linger_on(std::span<DestinationStream> streams) {
   SilenceWatch line(ms_to_tsc(100));
   const std::uint64_t give_up = rte_rdtsc() + ms_to_tsc(2000);
   for (std::uint64_t now = rte_rdtsc(); now < give_up; now = rte_rdtsc()) {
-    stream.poll(now);
-    const StreamCounters& counters = stream.counters();
-    if (line.expired(counters.frames_received + counters.duplicates + counters.acks_sent, now)) return;
+    std::uint64_t frames = 0;
+    for (auto& stream : streams) {
+      stream.poll(now);
+      frames += stream.counters().frames_received + stream.counters().duplicates + stream.counters().acks_sent;
+    }
+    if (line.expired(frames, now)) return;
   }
 }
 }  // namespace
 
 void DestinationSession::linger() {
   if (runner_ == nullptr) {
-    SilenceWatch line(ms_to_tsc(100));
-    const std::uint64_t give_up = rte_rdtsc() + ms_to_tsc(2000);
-    for (std::uint64_t now = rte_rdtsc(); now < give_up; now = rte_rdtsc()) {
-      std::uint64_t frames = 0;
-      for (auto& stream : streams_) {
-        stream.poll(now);
-        frames += stream.counters().frames_received + stream.counters().duplicates + stream.counters().acks_sent;
-      }
-      if (line.expired(frames, now)) return;
-    }
+    linger_on(streams_);
     return;
   }
-  runner_->start([this](std::uint16_t s) { linger_on(streams_[s]); });
+  runner_->start([this](std::uint16_t s) { linger_on(std::span(&streams_[s], 1)); });
   ControlWait wait;
   while (!runner_->all_done()) wait.pause();
 }
