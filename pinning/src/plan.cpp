@@ -64,18 +64,19 @@ Status place_streams(const Topology& topology, const std::vector<Core>& cores, c
     unsigned pu;
     const Core* core;
     int tier;  // 0 own core on the NIC's node, 1 sibling there, 2 own core elsewhere, 3 sibling elsewhere
+    bool busy;  // another pagewire process's stream core polls it: taken only when nothing else is left
   };
   std::vector<Candidate> candidates;
-  for (int tier = 0; tier < 4; ++tier) {
-    const bool sibling = tier % 2 == 1;
-    const bool local = tier < 2;
-    for (const Core& core : cores) {
-      if (core.os_index == control.os_index && core.node == control.node) continue;
-      if ((core.node == nic) != local) continue;
-      if (!sibling) {
-        candidates.push_back({core.pus[0], &core, tier});
-      } else {
-        for (std::size_t k = 1; k < core.pus.size(); ++k) candidates.push_back({core.pus[k], &core, tier});
+  for (const bool busy : {false, true}) {
+    for (int tier = 0; tier < 4; ++tier) {
+      const bool sibling = tier % 2 == 1;
+      const bool local = tier < 2;
+      for (const Core& core : cores) {
+        if (core.os_index == control.os_index && core.node == control.node) continue;
+        if ((core.node == nic) != local) continue;
+        for (std::size_t k = sibling ? 1 : 0; k < (sibling ? core.pus.size() : 1); ++k) {
+          if ((request.busy_cpus.count(core.pus[k]) != 0) == busy) candidates.push_back({core.pus[k], &core, tier, busy});
+        }
       }
     }
   }
@@ -86,12 +87,14 @@ Status place_streams(const Topology& topology, const std::vector<Core>& cores, c
   }
   // Sharing: round the streams left over across every CPU, the control core's last.
   std::vector<Candidate> shared = candidates;
-  for (unsigned pu : control.pus) shared.push_back({pu, &control, 4});
+  for (unsigned pu : control.pus) shared.push_back({pu, &control, 4, false});
   for (std::uint16_t s = 0; s < request.streams; ++s) {
     const Candidate& c = s < candidates.size() ? candidates[s] : shared[(s - candidates.size()) % shared.size()];
     std::string why;
     if (s >= candidates.size()) {
       why = "shares CPU " + std::to_string(c.pu) + ": the machine has too few CPUs for a stream each";
+    } else if (c.busy) {
+      why = "a CPU another pagewire process's stream core polls: no free CPU is left";
     } else {
       switch (c.tier) {
         case 0: why = "a physical core of its own on the NIC's node " + std::to_string(nic); break;
@@ -162,6 +165,45 @@ void assign_lcores(Plan* plan) {
   }
 }
 
+// The control thread: off the NIC's node when there is another, so every NIC-local core is
+// free for streams; otherwise the first core, where the OS keeps its own housekeeping. Cores
+// other pagewire processes' streams poll are avoided, unless too few free ones are left for
+// streams and control: then the control thread, which mostly sleeps, shares one of those.
+Result<const Core*> place_control(const Topology& topology, const std::vector<Core>& cores, int nic,
+                                  const PlanRequest& request, Plan* result) {
+  if (request.control_cpu >= 0) {
+    const Core* chosen = core_of_pu(cores, static_cast<unsigned>(request.control_cpu));
+    if (chosen == nullptr) {
+      return make_error("--cpu " + std::to_string(request.control_cpu) + ": not a CPU of " + topology.source() + " (" +
+                        topology.summary() + ")");
+    }
+    result->control = {static_cast<unsigned>(request.control_cpu), chosen->os_index, chosen->node, "chosen with --cpu"};
+    return chosen;
+  }
+  auto busy = [&](const Core& core) {
+    return std::any_of(core.pus.begin(), core.pus.end(), [&](unsigned pu) { return request.busy_cpus.count(pu) != 0; });
+  };
+  const auto free_cores = static_cast<std::size_t>(std::count_if(cores.begin(), cores.end(), [&](const Core& c) { return !busy(c); }));
+  const bool onto_busy = free_cores > 0 && free_cores < std::size_t{request.streams} + 1 && free_cores < cores.size();
+  // Off the NIC's node first, among the cores of the wanted kind (free, or busy as above).
+  const Core* chosen = nullptr;
+  for (const bool off_node : {true, false}) {
+    for (const Core& core : cores) {
+      if (chosen == nullptr && busy(core) == onto_busy && (core.node != nic) == off_node) chosen = &core;
+    }
+  }
+  if (chosen == nullptr) chosen = &cores.front();  // every core busy: plan as if none were
+  std::string why = chosen->node != nic ? "off the NIC's node, so every core on node " + std::to_string(nic) +
+                                              " is left for streams"
+                                        : "on the NIC's node: no core off it is free";
+  if (onto_busy) {
+    why = "shares a CPU another pagewire process's stream core polls (the control thread mostly sleeps), leaving the " +
+          std::to_string(free_cores) + " free one(s) to this process's streams";
+  }
+  result->control = {chosen->pus[0], chosen->os_index, chosen->node, why};
+  return chosen;
+}
+
 }  // namespace
 
 Result<PortLocation> locate_port(const Topology& topology, const std::string& port, int vdev_node) {
@@ -207,30 +249,12 @@ Result<Plan> plan(const Topology& topology, const PlanRequest& request) {
   result.port = *location;
   result.numa_nodes = std::max(1, hwloc_get_nbobjs_by_type(topology.handle(), HWLOC_OBJ_NUMANODE));
   result.memory_megabytes = request.memory_megabytes;
+  result.busy_cpus = request.busy_cpus;
   const int nic = location->numa_node;
 
-  // The control thread: off the NIC's node when there is another, so every NIC-local core
-  // is free for streams; otherwise the first core, where the OS keeps its own housekeeping.
-  const Core* control_core = nullptr;
-  if (request.control_cpu >= 0) {
-    control_core = core_of_pu(cores, static_cast<unsigned>(request.control_cpu));
-    if (control_core == nullptr) {
-      return make_error("--cpu " + std::to_string(request.control_cpu) + ": not a CPU of " + topology.source() + " (" +
-                        topology.summary() + ")");
-    }
-    result.control = {static_cast<unsigned>(request.control_cpu), control_core->os_index, control_core->node,
-                      "chosen with --cpu"};
-  } else {
-    auto off_node = std::find_if(cores.begin(), cores.end(), [&](const Core& c) { return c.node != nic; });
-    control_core = off_node != cores.end() ? &*off_node : &*std::find_if(cores.begin(), cores.end(), [&](const Core& c) {
-      return c.node == nic;
-    });
-    result.control = {control_core->pus[0], control_core->os_index, control_core->node,
-                      off_node != cores.end() ? "off the NIC's node, so every core on node " + std::to_string(nic) +
-                                                    " is left for streams"
-                                              : "first core of the NIC's node; the machine has no other node"};
-  }
-  const Core& control = *control_core;
+  auto control_core = place_control(topology, cores, nic, request, &result);
+  if (!control_core) return control_core.error();
+  const Core& control = **control_core;
 
   if (auto placed = request.stream_cpus.empty() ? place_streams(topology, cores, control, nic, request, &result)
                                                 : place_chosen_streams(topology, cores, request, &result);
@@ -268,6 +292,11 @@ bool Plan::shares_cpus() const {
   std::set<unsigned> pus{control.pu};
   for (const auto& stream : streams) pus.insert(stream.pu);
   return pus.size() != streams.size() + 1;
+}
+
+bool Plan::shares_cpus_with_others() const {
+  if (busy_cpus.count(control.pu) != 0) return true;
+  return std::any_of(streams.begin(), streams.end(), [&](const PlacedCpu& s) { return busy_cpus.count(s.pu) != 0; });
 }
 
 std::vector<unsigned> Plan::stream_lcores() const {

@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
+#include <thread>
 #include <vector>
 
 namespace pagewire::tools {
@@ -58,6 +60,30 @@ TEST(RegionDigest, LargePagesMarkEveryBlockTheyCover) {
   bytes[5 * kHugePage + 15 * kPage] ^= std::byte{1};  // the last block of page 5
   digest.mark_page(5, kHugePage);
   EXPECT_EQ(digest.refresh(), 16u);
+  EXPECT_EQ(digest.digest(), digest_of(bytes));
+}
+
+TEST(RegionDigest, PagesRehashedAsTheyAreWrittenByTwoThreadsMatchAFreshDigest) {
+  // As a destination's stream cores do: each writes, then rehashes, the pages of its own
+  // half, the large pages covering several blocks, the region ending in a short block.
+  constexpr std::uint32_t kLargePage = 4 * kPage;
+  auto bytes = random_bytes(64 * kLargePage + 100, 6);
+  RegionDigest digest(bytes);
+  digest.refresh();
+  auto write_half = [&](std::uint64_t first, std::uint64_t end, std::uint32_t seed) {
+    std::mt19937_64 random(seed);
+    for (int write = 0; write < 200; ++write) {
+      const std::uint64_t page = first + random() % (end - first);
+      const std::uint64_t offset = std::min<std::uint64_t>(page * kLargePage + random() % kLargePage, bytes.size() - 1);
+      bytes[offset] ^= std::byte{0x81};
+      digest.rehash_pages(page, 1, kLargePage);
+    }
+  };
+  std::thread low(write_half, 0, 32, 7);
+  std::thread high(write_half, 32, 65, 8);  // page 64 is the region's short tail
+  low.join();
+  high.join();
+  EXPECT_EQ(digest.stale_blocks(), 0u) << "rehash_pages leaves the marks alone";
   EXPECT_EQ(digest.digest(), digest_of(bytes));
 }
 

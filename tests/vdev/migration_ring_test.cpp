@@ -153,6 +153,8 @@ Outcome migrate(const Scenario& scenario) {
   std::thread destination([&] {
     transport::SessionConfig destination_config = config(*destination_port, 2, 1);
     if (scenario.stream_cores) destination_config.stream_lcores = kDestinationLcores;
+    DestinationDigest digest(destination_region->bytes(), kPage);
+    destination_config.applied_pages = &digest;
     auto accepted = transport::DestinationSession::accept(destination_config, *destination_port,
                                                           destination_region->data());
     if (!accepted) {
@@ -165,7 +167,7 @@ Outcome migrate(const Scenario& scenario) {
       outcome.destination_error = "died";
       return;
     }
-    auto received = receive_migration(**accepted, destination_region->bytes(), guest_pages, kPage, 30000);
+    auto received = receive_migration(**accepted, digest, guest_pages, 30000);
     if (!received) {
       outcome.destination_error = received.error().message;
       return;

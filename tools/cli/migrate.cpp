@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "cli/commands.hpp"
+#include "pagewire/pinning/cpu_claims.hpp"
 #include "pagewire/pinning/plan.hpp"
 #include "pagewire/tools/guest_model.hpp"
 #include "pagewire/tools/digest.hpp"
@@ -74,8 +75,8 @@ void add_link_options(po::options_description& d, LinkOptions& o, bool source) {
   d.add_options()
       ("help,h", "show this help")
       ("vdev", po::value(&o.vdev),
-       "a virtual port, e.g. net_memif0,role=server,socket=/tmp/pw.sock,bsize=9216 (memif carries frames up to its "
-       "bsize: 9216 for 9000-byte jumbo frames, the same on both ends)")
+       "a virtual port, e.g. net_memif0,role=server,socket=/tmp/pw.sock (memif carries frames up to its bsize; "
+       "without one it gets bsize=9216, for 9000-byte jumbo frames: give both ends the same)")
       ("pci", po::value(&o.pci), "or a NIC: its PCI address, e.g. 0000:81:00.0 (bound to vfio-pci)")
       ("file-prefix", po::value(&o.file_prefix), "DPDK file prefix (default: pagewire-<role>-<pid>)")
       ("size-mib", po::value(&o.size_mib)->default_value(o.size_mib), "guest memory in MiB; both ends must agree")
@@ -196,11 +197,20 @@ std::string stream_cores_text(const Session& session, const pinning::Plan& plan)
 
 struct Endpoint {
   pinning::Plan plan;
+  pinning::CpuClaims cpu_claims;  // released when the endpoint goes
   std::unique_ptr<transport::Port> port;
   transport::SessionConfig config;
   std::uint64_t guest_pages = 0;
   std::uint64_t state_pages = 0;
 };
+
+// memif carries a frame in one descriptor of its buffer size (transport/src/port.cpp says why
+// frames are not chained), 2048 bytes unless the vdev says otherwise: a memif vdev without a
+// size gets room for 9000-byte frames. Both ends default alike, so they agree.
+std::string with_jumbo_memif_buffers(const std::string& vdev) {
+  const bool memif = vdev.rfind("net_memif", 0) == 0;
+  return memif && vdev.find("bsize=") == std::string::npos ? vdev + ",bsize=9216" : vdev;
+}
 
 // EAL (with the placement plan's core arguments), the port, and the session configuration.
 Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
@@ -230,13 +240,18 @@ Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
   if (!topology) return topology.error();
   // The control thread on the plan's control core, each stream on a core of its own; on a
   // machine with too few CPUs, lcores share them (EAL --lcores) and the plan says so.
-  auto plan = pinning::plan(*topology, {.streams = o.streams,
-                                        .port = o.pci.empty() ? "vdev" : o.pci,
-                                        .helper_threads = 1,
-                                        .control_cpu = o.cpu,
-                                        .stream_cpus = *stream_cpus,
-                                        .share_cpus = true});
-  if (!plan) return plan.error();
+  // Around the CPUs other pagewire processes' stream cores hold (a source and a destination
+  // on one host, two migrations at once), claiming this one's for as long as it runs.
+  auto claimed = pinning::plan_and_claim(*topology,
+                                         {.streams = o.streams,
+                                          .port = o.pci.empty() ? "vdev" : o.pci,
+                                          .helper_threads = 1,
+                                          .control_cpu = o.cpu,
+                                          .stream_cpus = *stream_cpus,
+                                          .share_cpus = true},
+                                         pinning::CpuClaims::default_directory());
+  if (!claimed) return claimed.error();
+  pinning::Plan* plan = &claimed->plan;
   for (const auto& warning : plan->warnings) {
     if (!o.json) std::cerr << role << ": placement: " << warning << "\n";
   }
@@ -244,7 +259,7 @@ Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
   eal.program = std::string("pagewire-") + role;
   eal.file_prefix = o.file_prefix.empty() ? std::string("pagewire-") + role + "-" + std::to_string(getpid()) : o.file_prefix;
   eal.placement = plan->eal_arguments();
-  if (!o.vdev.empty()) eal.vdevs = {o.vdev};
+  if (!o.vdev.empty()) eal.vdevs = {with_jumbo_memif_buffers(o.vdev)};
   if (!o.pci.empty()) eal.pci_devices = {o.pci};
   if (auto status = transport::init_eal(eal); !status) return status.error();
   if (rte_eth_dev_count_avail() == 0) {
@@ -283,9 +298,12 @@ Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
   c.security = std::move(security).value();
   c.udp_checksum = *udp_checksum;
   c.stream_lcores = plan->stream_lcores();
-  // Lcores that share a CPU yield it while their stream is idle.
-  c.runner.idle_sleep_us = o.idle_sleep_us != 0 ? o.idle_sleep_us : plan->shares_cpus() ? 20 : 0;
-  endpoint.plan = std::move(plan).value();
+  // Lcores that share a CPU, with each other or with another process, yield it while their
+  // stream is idle.
+  const bool sharing = plan->shares_cpus() || plan->shares_cpus_with_others();
+  c.runner.idle_sleep_us = o.idle_sleep_us != 0 ? o.idle_sleep_us : sharing ? 20 : 0;
+  endpoint.plan = std::move(claimed->plan);
+  endpoint.cpu_claims = std::move(claimed->claims);
   return endpoint;
 }
 
@@ -375,6 +393,9 @@ int destination(const std::vector<std::string>& args) {
   auto region = tools::MappedMemory::allocate(endpoint->config.region_pages * o.page_size);
   if (!region) return fail("dst", region.error().message, o.json);
   const double prefault_ms = std::chrono::duration<double, std::milli>(Clock::now() - prefault_start).count();
+  // The region's digest before any page arrives; the stream cores keep it current.
+  tools::DestinationDigest digest(region->bytes(), o.page_size);
+  endpoint->config.applied_pages = &digest;
   // The demo starts the source on this line.
   if (o.json) {
     std::cout << nlohmann::json{{"event", "ready"}, {"prefault_ms", prefault_ms},
@@ -392,8 +413,7 @@ int destination(const std::vector<std::string>& args) {
     if (!(*session)->streams_note().empty()) std::cout << "dst: " << (*session)->streams_note() << "\n";
     std::cout << "dst: " << stream_cores_text(**session, endpoint->plan) << std::endl;
   }
-  auto received = tools::receive_migration(**session, region->bytes(), endpoint->guest_pages, o.page_size,
-                                           o.timeout_s * 1000);
+  auto received = tools::receive_migration(**session, digest, endpoint->guest_pages, o.timeout_s * 1000);
   if (!received) return fail("dst", received.error().message + "; the partial image is discarded", o.json);
   if (!output.empty()) {
     std::ofstream out(output, std::ios::binary | std::ios::trunc);
@@ -413,7 +433,7 @@ int destination(const std::vector<std::string>& args) {
                      .dump()
               << std::endl;
   } else {
-    std::cout << "dst: committed, image digest " << received->digest << " (hashed in " << std::setprecision(0)
+    std::cout << "dst: committed, image digest " << received->digest << " (ready " << std::setprecision(0)
               << received->digest_ms << " ms, commit " << received->commit_wait_ms << " ms later), device state "
               << received->device_state.size() << " bytes" << std::endl;
   }
@@ -454,6 +474,9 @@ int source(const std::vector<std::string>& args) {
        "bytes per write: a few (delta pays) up to a whole page")
       ("downtime-ms", po::value(&migration.downtime_limit_ms)->default_value(migration.downtime_limit_ms),
        "switch over once the rest fits in this")
+      ("switchover-gbps", po::value(&migration.switchover_gbps)->default_value(migration.switchover_gbps),
+       "the rate to expect of the final round when deciding to switch over (as QEMU's avail-switchover-bandwidth); "
+       "0: the last round's measured rate")
       ("max-rounds", po::value(&migration.max_rounds)->default_value(migration.max_rounds), "pre-copy rounds at most")
       ("max-seconds", po::value(&migration.max_seconds)->default_value(migration.max_seconds), "abort after this")
       ("no-auto-converge", po::bool_switch(&no_auto_converge), "switch over anyway instead of throttling the guest")
@@ -518,6 +541,9 @@ int source(const std::vector<std::string>& args) {
     return fail("src", "--window " + std::to_string(window) + ": expected a power of two up to 16384", o.json);
   }
   if (max_gbps < 0) return fail("src", "--max-gbps: expected 0 (no cap) or a positive rate", o.json);
+  if (migration.switchover_gbps < 0) {
+    return fail("src", "--switchover-gbps: expected 0 (measured) or a positive rate", o.json);
+  }
   auto control = parse_congestion_control(congestion_control);
   if (!control) return fail("src", control.error().message, o.json);
   auto& config = endpoint->config;
@@ -636,9 +662,6 @@ namespace {
 // Both ends of the demo share one host: each end's stream cores start where the other
 // end's control thread sits (it mostly sleeps), so that on a small machine the two ends'
 // busy cores spread over the CPUs instead of piling up on the same ones.
-// One memif descriptor holds a whole 9000-byte frame (transport/src/port.cpp says why
-// frames are not chained over several).
-constexpr const char* kDemoMemifBuffers = ",bsize=9216";
 // The two ends share the host's CPUs with each other and with their hashing threads: a
 // stream core with nothing to do lets the others run.
 constexpr const char* kDemoIdleSleepUs = "20";
@@ -724,7 +747,7 @@ int demo(const std::vector<std::string>& args, const char* self) {
   if (child == 0) {
     dup2(ready[1], STDOUT_FILENO);
     close(ready[0]);
-    const std::string vdev = "net_memif0,role=server,socket=" + socket + kDemoMemifBuffers;
+    const std::string vdev = "net_memif0,role=server,socket=" + socket;
     std::vector<std::string> words = {self, "dst", "--vdev", vdev, "--size-mib", size, "--streams", stream_count,
                                       "--page-size", page_bytes, "--cpu", placement.destination_control,
                                       "--cores", placement.destination_streams, "--idle-sleep-us", kDemoIdleSleepUs};
@@ -753,7 +776,7 @@ int demo(const std::vector<std::string>& args, const char* self) {
   }
   std::ostringstream rate;
   rate << dirty_rate;
-  std::vector<std::string> source_args = {"--vdev", "net_memif0,role=client,socket=" + socket + kDemoMemifBuffers,
+  std::vector<std::string> source_args = {"--vdev", "net_memif0,role=client,socket=" + socket,
                                           "--size-mib", size,
                                           "--streams", stream_count,
                                           "--page-size", page_bytes,

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
+#include "pagewire/pinning/cpu_claims.hpp"
 #include "pagewire/pinning/plan.hpp"
 
 namespace po = boost::program_options;
@@ -49,6 +50,15 @@ int topo(const std::vector<std::string>& args) {
   if (!topology) {
     std::cerr << "pagewire: " << topology.error().message << "\n";
     return 1;
+  }
+  if (topology_file.empty() && synthetic.empty()) {
+    // This machine: plan around the CPUs running pagewire processes' stream cores hold, as src/dst do.
+    auto held = pinning::CpuClaims::held_elsewhere(pinning::CpuClaims::default_directory());
+    if (!held) {
+      std::cerr << "pagewire: " << held.error().message << "\n";
+      return 1;
+    }
+    for (const auto& [cpu, pid] : *held) request.busy_cpus.insert(cpu);
   }
   auto placement = pinning::plan(*topology, request);
   if (!placement) {

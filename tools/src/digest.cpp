@@ -38,18 +38,28 @@ void RegionDigest::mark_pages(std::span<const std::uint64_t> pages, std::uint32_
   for (std::uint64_t page : pages) mark_page(page, page_size);
 }
 
+void RegionDigest::rehash_block(std::uint64_t block) {
+  const std::uint64_t begin = block * kBlockBytes;
+  const std::uint64_t length = std::min<std::uint64_t>(kBlockBytes, region_.size() - begin);
+  block_digests_[block] = to_digest(XXH3_128bits(region_.data() + begin, length));
+}
+
 std::uint64_t RegionDigest::refresh() {
   std::uint64_t rehashed = 0;
   for (std::uint64_t block = 0; block < stale_.size() && stale_count_ > 0; ++block) {
     if (!stale_[block]) continue;
     stale_[block] = 0;
     --stale_count_;
-    const std::uint64_t begin = block * kBlockBytes;
-    const std::uint64_t length = std::min<std::uint64_t>(kBlockBytes, region_.size() - begin);
-    block_digests_[block] = to_digest(XXH3_128bits(region_.data() + begin, length));
+    rehash_block(block);
     ++rehashed;
   }
   return rehashed;
+}
+
+void RegionDigest::rehash_pages(std::uint64_t first_page, std::uint32_t count, std::uint32_t page_size) {
+  const std::uint64_t blocks_per_page = page_size / kBlockBytes;
+  const std::uint64_t end = std::min<std::uint64_t>((first_page + count) * blocks_per_page, block_digests_.size());
+  for (std::uint64_t block = first_page * blocks_per_page; block < end; ++block) rehash_block(block);
 }
 
 Digest RegionDigest::digest() const {

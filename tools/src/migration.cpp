@@ -2,12 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cstring>
 #include <future>
-#include <mutex>
 #include <numeric>
-#include <thread>
 
 namespace pagewire::tools {
 
@@ -176,13 +173,14 @@ Result<MigrationReport> SourceMigration::run(std::span<const std::byte> device_s
 
 double SourceMigration::expected_downtime_seconds(std::uint64_t dirty_pages, double bytes_per_second) const {
   constexpr double kRoundTrips = 0.005;  // FIN, VERIFY and COMMIT exchanges on a quiet link
-  // Both ends rehash the same blocks at once, sharing memory bandwidth where they share a
-  // machine: budget twice one quiet hash. The state pages are not marked yet.
-  constexpr double kConcurrentDigests = 2.0;
+  // The source rehashes the blocks the final round carries while it goes out (switch_over),
+  // so the two overlap; the destination's stream cores hash pages as they write them. The
+  // state pages are not marked yet.
   const std::uint64_t state_blocks = (region_.size() - guest_pages_ * page_size_) / RegionDigest::kBlockBytes;
   const std::uint64_t blocks = digest_.stale_blocks() + state_blocks;
-  return static_cast<double>(dirty_pages) * page_size_ / std::max(bytes_per_second, 1.0) +
-         kConcurrentDigests * block_hash_seconds_ * static_cast<double>(blocks) + kRoundTrips;
+  const double rate = options_.switchover_gbps > 0 ? options_.switchover_gbps * 1e9 / 8 : bytes_per_second;
+  const double send = static_cast<double>(dirty_pages) * page_size_ / std::max(rate, 1.0);
+  return std::max(send, block_hash_seconds_ * static_cast<double>(blocks)) + kRoundTrips;
 }
 
 Result<MigrationReport> SourceMigration::switch_over(std::span<const std::byte> device_state, MigrationReport report,
@@ -245,72 +243,32 @@ Result<MigrationReport> SourceMigration::switch_over(std::span<const std::byte> 
   return report;  // the guest stays paused: it now runs on the destination
 }
 
-namespace {
+DestinationDigest::DestinationDigest(std::span<const std::byte> region, std::uint32_t page_size)
+    : region_(region), page_size_(page_size), blocks_(region) {
+  blocks_.refresh();
+}
 
-// Marks the pages the streams changed since the last look, by generation.
-class ReceivedPages {
- public:
-  ReceivedPages(const transport::DestinationSession& session, std::uint32_t page_size)
-      : session_(session), page_size_(page_size), seen_(session.region_pages(), 0) {}
+void DestinationDigest::pages_written(std::uint64_t first_page, std::uint32_t count) noexcept {
+  blocks_.rehash_pages(first_page, count, page_size_);
+}
 
-  void mark_changed(RegionDigest& digest) {
-    for (std::uint64_t page = 0; page < seen_.size(); ++page) {
-      const std::uint32_t generation = session_.page_generation(page);
-      if (generation == seen_[page]) continue;
-      seen_[page] = generation;
-      digest.mark_page(page, page_size_);
-    }
-  }
-
- private:
-  const transport::DestinationSession& session_;
-  std::uint32_t page_size_;
-  std::vector<std::uint32_t> seen_;
-};
-
-}  // namespace
-
-Result<ReceiveReport> receive_migration(transport::DestinationSession& session, std::span<const std::byte> region,
-                                        std::uint64_t guest_pages, std::uint32_t page_size,
-                                        std::uint32_t commit_timeout_ms) {
-  RegionDigest digest_keeper(region);
-  ReceivedPages received(session, page_size);
-  // Hashes what has arrived while the rounds go on; it owns digest_keeper until joined.
-  std::mutex mutex;
-  std::condition_variable wake;
-  bool receiving = true;
-  std::thread hasher([&] {
-    std::unique_lock lock(mutex);
-    while (!wake.wait_for(lock, std::chrono::milliseconds(10), [&] { return !receiving; })) {
-      lock.unlock();
-      received.mark_changed(digest_keeper);
-      digest_keeper.refresh();
-      lock.lock();
-    }
-  });
-  const Status finished = session.run_until_finished();
-  {
-    std::lock_guard lock(mutex);
-    receiving = false;
-  }
-  wake.notify_one();
-  hasher.join();
-  if (!finished) return finished.error();
+Result<ReceiveReport> receive_migration(transport::DestinationSession& session, const DestinationDigest& digest,
+                                        std::uint64_t guest_pages, std::uint32_t commit_timeout_ms) {
+  if (auto finished = session.run_until_finished(); !finished) return finished.error();
   ReceiveReport report;
-  const auto hashed = Clock::now();
-  received.mark_changed(digest_keeper);
-  report.blocks_rehashed_after_fin = digest_keeper.refresh();
-  const Digest digest = digest_keeper.digest();
+  const auto fin = Clock::now();
+  const Digest ours = digest.digest();  // the stream cores kept every block current
   const auto waiting = Clock::now();
-  report.digest_ms = std::chrono::duration<double, std::milli>(waiting - hashed).count();
-  if (auto status = session.await_commit(digest, region.size(), commit_timeout_ms); !status) return status.error();
+  report.digest_ms = std::chrono::duration<double, std::milli>(waiting - fin).count();
+  const std::span<const std::byte> region = digest.region();
+  if (auto status = session.await_commit(ours, region.size(), commit_timeout_ms); !status) return status.error();
   report.commit_wait_ms = std::chrono::duration<double, std::milli>(Clock::now() - waiting).count();
   session.linger();
-  report.digest = to_hex(digest);
-  const std::byte* state = region.data() + guest_pages * page_size;
+  report.digest = to_hex(ours);
+  const std::byte* state = region.data() + guest_pages * digest.page_size();
   std::uint64_t length = 0;
   std::memcpy(&length, state, sizeof length);
-  const std::uint64_t capacity = region.size() - guest_pages * page_size - sizeof length;
+  const std::uint64_t capacity = region.size() - guest_pages * digest.page_size() - sizeof length;
   if (length > capacity) return make_error("device state claims " + std::to_string(length) + " bytes; at most " +
                                            std::to_string(capacity) + " fit");
   report.device_state.assign(state + sizeof length, state + sizeof length + length);

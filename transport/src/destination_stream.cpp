@@ -24,7 +24,7 @@ DestinationStream::DestinationStream(std::uint16_t index, QueueRef queue, const 
                                      pagecodec::Decoder decoder, std::byte* region,
                                      std::uint32_t* page_generations, std::size_t max_record_bytes,
                                      ControlResponder* control, std::uint64_t first_page, std::uint64_t end_page,
-                                     FrameCrypto* crypto)
+                                     FrameCrypto* crypto, AppliedPagesObserver* applied_pages)
     : index_(index),
       queue_(queue),
       path_(path),
@@ -35,6 +35,7 @@ DestinationStream::DestinationStream(std::uint16_t index, QueueRef queue, const 
       page_generations_(page_generations),
       control_(control),
       crypto_(crypto),
+      applied_pages_(applied_pages),
       first_page_(first_page),
       end_page_(end_page),
       tsc_hz_(rte_get_tsc_hz()),
@@ -345,7 +346,9 @@ bool DestinationStream::apply_record(const pagecodec::RecordView& record) {
       }
     }
   }
-  if (decoder_.apply(record, region_) != pagecodec::DecodeError::kNone) {
+  const pagecodec::DecodeError applied = decoder_.apply(record, region_);
+  if (applied_pages_ != nullptr) applied_pages_->pages_written(record.first_page, record.page_count);
+  if (applied != pagecodec::DecodeError::kNone) {
     ++counters_.record_errors;
     // The pages hold unspecified bytes now: no DELTA may build on them, and they must come
     // again in full.

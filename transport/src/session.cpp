@@ -933,7 +933,7 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
                                        first_page_of_stream(s, source_pages, config.streams),
                                        first_page_of_stream(static_cast<std::uint16_t>(s + 1), source_pages,
                                                             config.streams),
-                                       destination->crypto(s));
+                                       destination->crypto(s), config.applied_pages);
   }
   auto runner = launch_runner(config);
   if (!runner) return runner.error();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,10 @@ struct PlanRequest {
   // an EAL lcore of its own, several lcores mapped to one CPU (EAL --lcores). For tests and
   // demos on small machines: correctness, not speed, and a warning says so. Off: an error.
   bool share_cpus = false;
+  // CPUs other pagewire processes' stream cores poll (CpuClaims): streams take them last,
+  // and when free CPUs are too few for streams and control, the control thread (which mostly
+  // sleeps) shares one of them so that the free ones go to this process's streams.
+  std::set<unsigned> busy_cpus = {};
 };
 
 struct Plan {
@@ -54,9 +59,12 @@ struct Plan {
   std::vector<std::string> warnings;  // each names the cost of a fallback
   int numa_nodes = 1;
   std::uint64_t memory_megabytes = 0;
+  std::set<unsigned> busy_cpus;  // as requested: other processes' stream CPUs
 
   // Several roles on one CPU: lcores are mapped with --lcores instead of -l.
   bool shares_cpus() const;
+  // The control thread or a stream on a CPU another pagewire process's stream core polls.
+  bool shares_cpus_with_others() const;
   std::vector<unsigned> stream_lcores() const;
   // -l <control,streams...> --main-lcore <control> (or --lcores 0@cpu,1@cpu,... when CPUs
   // are shared) and, on several nodes, --socket-mem.

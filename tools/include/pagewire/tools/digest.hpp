@@ -29,7 +29,7 @@ std::string to_hex(const Digest& digest);
 // marked blocks. A write that races with refresh() is harmless as long as it is marked
 // afterwards: its block is rehashed on the next refresh.
 //
-// Threading: not thread-safe; one thread at a time (the owner may hand it over).
+// Threading: one thread at a time (the owner may hand it over), except rehash_pages().
 class RegionDigest {
  public:
   static constexpr std::uint64_t kBlockBytes = 4096;
@@ -45,10 +45,15 @@ class RegionDigest {
 
   // Rehashes the stale blocks; returns how many.
   std::uint64_t refresh();
+  // Rehashes the blocks of pages [first_page, first_page + count) now, marked or not, and
+  // leaves their marks alone. The one call several threads may make at once, for disjoint
+  // pages, while no other method runs: each writes only its own blocks' digests.
+  void rehash_pages(std::uint64_t first_page, std::uint32_t count, std::uint32_t page_size);
   // The region's digest as of the last refresh(): call it with no block stale.
   Digest digest() const;
 
  private:
+  void rehash_block(std::uint64_t block);
   std::span<const std::byte> region_;
   std::vector<Digest> block_digests_;
   std::vector<std::uint8_t> stale_;  // bytes, not bits: marking stays a single store

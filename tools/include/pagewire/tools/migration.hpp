@@ -27,6 +27,9 @@ namespace pagewire::tools {
 
 struct MigrationOptions {
   std::uint32_t downtime_limit_ms = 300;  // QEMU's default
+  // The rate the final round is expected to go at, for the switchover decision (as QEMU's
+  // avail-switchover-bandwidth). 0: the last round's measured rate for pages with content.
+  double switchover_gbps = 0;
   std::uint32_t max_rounds = 30;
   // Past this the migration aborts, mid-round too: a round has no limit of its own, since a
   // large guest's first round alone can take minutes. The switchover, once begun, runs on.
@@ -122,22 +125,40 @@ class SourceMigration {
   std::function<void(const RoundProgress&)> on_progress_;
 };
 
+// The destination's digest, kept by its stream cores: each rehashes the pages it writes
+// while they are still in its cache (transport::AppliedPagesObserver: set it as the
+// session's SessionConfig::applied_pages before accept()). At the FIN it is already current,
+// so the switchover waits for no hashing, however far a hashing thread would have fallen
+// behind on a machine whose cores are all polling.
+class DestinationDigest final : public transport::AppliedPagesObserver {
+ public:
+  // Hashes the whole region as it is now: what holds until pages arrive.
+  DestinationDigest(std::span<const std::byte> region, std::uint32_t page_size);
+  // On a stream core (transport's contract): rehashes those pages' blocks.
+  void pages_written(std::uint64_t first_page, std::uint32_t count) noexcept override;
+  // Once the streams have stopped (run_until_finished() returned): the region's digest.
+  Digest digest() const { return blocks_.digest(); }
+  std::span<const std::byte> region() const { return region_; }
+  std::uint32_t page_size() const { return page_size_; }
+
+ private:
+  std::span<const std::byte> region_;
+  std::uint32_t page_size_;
+  RegionDigest blocks_;
+};
+
 struct ReceiveReport {
   std::string digest;
-  // The digest is kept current while rounds arrive (a thread rehashes the pages that
-  // changed); after the FIN only the last round's pages are left to hash.
-  double digest_ms = 0;       // the rehash after the FIN
-  std::uint64_t blocks_rehashed_after_fin = 0;
+  double digest_ms = 0;       // from the FIN to the digest: combining the block digests
   double commit_wait_ms = 0;  // from the digest to the source's COMMIT
   std::vector<std::byte> device_state;
 };
 
 // The destination's half: applies rounds until the source's FIN, answers VERIFY with its
 // digest, and succeeds only when the source commits within `commit_timeout_ms` of the FIN.
-// Rounds take as long as the source keeps sending (run_until_finished). Any failure means:
-// discard the image.
-Result<ReceiveReport> receive_migration(transport::DestinationSession& session, std::span<const std::byte> region,
-                                        std::uint64_t guest_pages, std::uint32_t page_size,
-                                        std::uint32_t commit_timeout_ms);
+// Rounds take as long as the source keeps sending (run_until_finished). `digest` is the
+// session's SessionConfig::applied_pages. Any failure means: discard the image.
+Result<ReceiveReport> receive_migration(transport::DestinationSession& session, const DestinationDigest& digest,
+                                        std::uint64_t guest_pages, std::uint32_t commit_timeout_ms);
 
 }  // namespace pagewire::tools

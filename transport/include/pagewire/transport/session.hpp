@@ -28,6 +28,7 @@
 
 #include "pagewire/pagecodec/policy.hpp"
 #include "pagewire/result.hpp"
+#include "pagewire/transport/applied_pages.hpp"
 #include "pagewire/transport/port.hpp"
 #include "pagewire/transport/pre_shared_key.hpp"
 #include "pagewire/transport/stream.hpp"
@@ -83,6 +84,9 @@ struct SessionConfig {
   // each stream is polled by its own core. Empty: the calling thread polls (see Threading).
   std::vector<unsigned> stream_lcores;
   StreamRunnerOptions runner;
+  // Destination: told of every page a stream writes, on that stream's core (null: nobody).
+  // It must outlive the session.
+  AppliedPagesObserver* applied_pages = nullptr;
 };
 
 // The stream that carries `page`: contiguous ranges, so each stream's pages (and its delta

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "pagewire/pagecodec/decoder.hpp"
+#include "pagewire/transport/applied_pages.hpp"
 #include "pagewire/pagecodec/encoder.hpp"
 #include "pagewire/transport/frame.hpp"
 #include "pagewire/transport/link_rate_estimate.hpp"
@@ -271,7 +272,7 @@ class DestinationStream {
                     const StreamTuning& tuning, pagecodec::Decoder decoder, std::byte* region,
                     std::uint32_t* page_generations, std::size_t max_record_bytes,
                     ControlResponder* control, std::uint64_t first_page, std::uint64_t end_page,
-                    FrameCrypto* crypto);
+                    FrameCrypto* crypto, AppliedPagesObserver* applied_pages);
   DestinationStream(DestinationStream&&) noexcept = default;
   ~DestinationStream();
 
@@ -321,6 +322,7 @@ class DestinationStream {
   std::uint32_t* page_generations_;
   ControlResponder* control_;
   FrameCrypto* crypto_;
+  AppliedPagesObserver* applied_pages_;  // null: nobody is told
   // The pages this stream owns: a record for another stream's pages is refused, or two
   // cores would write the same page.
   std::uint64_t first_page_, end_page_;

@@ -1,0 +1,23 @@
+// Told of every page a destination stream writes, on that stream's core, right after the
+// write: whoever keeps something per page (a digest, a "page has arrived" map for postcopy,
+// a hypervisor's own bookkeeping) updates it while the bytes are still in that core's cache,
+// instead of a thread of its own finding and rereading them later.
+#pragma once
+
+#include <cstdint>
+
+namespace pagewire::transport {
+
+class AppliedPagesObserver {
+ public:
+  virtual ~AppliedPagesObserver() = default;
+
+  // Pages [first_page, first_page + count) of the region changed: written by a record, or
+  // left with unspecified bytes by one that failed to apply (they will come again).
+  // Called on the core that polls the stream owning those pages, once per record. Streams
+  // own disjoint page ranges, so calls for one page never run at once; calls for different
+  // streams do. It runs on the data path: no allocation, locks, syscalls or exceptions.
+  virtual void pages_written(std::uint64_t first_page, std::uint32_t count) noexcept = 0;
+};
+
+}  // namespace pagewire::transport
