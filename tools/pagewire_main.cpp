@@ -23,6 +23,7 @@ constexpr const char* kUsage =
     "  bench sweep   a benchmark over a grid of parameters: CSV, JSON, summary\n"
     "  bench plot    an SVG chart of a sweep: one metric against one parameter\n"
     "  bench cost    CPU cost per page of each stage, and the cores 25/40/100 GbE need\n"
+    "  bench qemu    QEMU and pagewire migrate the same image, interleaved: total, downtime, ratio\n"
     "  topo          the core, queue and memory placement for a number of streams and a port\n"
     "Run 'pagewire <command> --help' for its options.\n";
 
@@ -44,6 +45,9 @@ int main(int argc, char** argv) {
     if (command == "image") return cli::image(rest);
     if (command == "bench" && args.size() >= 2 && args[1] == "transport") {
       return cli::bench_transport({args.begin() + 2, args.end()});
+    }
+    if (command == "bench" && args.size() >= 2 && args[1] == "qemu") {
+      return cli::bench_qemu({args.begin() + 2, args.end()});
     }
     if (command == "bench" && args.size() >= 2 && args[1] == "cost") {
       return cli::bench_cost({args.begin() + 2, args.end()});

@@ -13,6 +13,7 @@ readonly PACKAGES=(
   libgtest-dev libgmock-dev nlohmann-json3-dev libxxhash-dev
   clang libclang-rt-14-dev  # the sanitizer build and libFuzzer
   iproute2                  # network namespaces and veth for the real-host tests
+  qemu-system-x86           # `pagewire bench qemu` and its test: the peer to beat
 )
 readonly HUGEPAGES_2M=512  # 1 GiB for DPDK mempools; images live in ordinary memory
 readonly LOG_DIR=build-logs

@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "pagewire/tools/child_process.hpp"
 #include "pagewire_version.hpp"
 
 namespace pagewire::tools {
@@ -28,38 +29,11 @@ using Clock = std::chrono::steady_clock;
 
 // Runs `executable args...` and returns what it printed on stdout; its stderr goes to ours.
 Result<std::string> run_child(const std::string& executable, const std::vector<std::string>& args) {
-  int out[2];
-  if (pipe(out) != 0) return make_error("cannot create a pipe for a benchmark run");
-  const pid_t child = fork();
-  if (child < 0) return make_error("cannot fork a benchmark run");
-  if (child == 0) {
-    dup2(out[1], STDOUT_FILENO);
-    close(out[0]);
-    close(out[1]);
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(executable.c_str()));
-    for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
-    argv.push_back(nullptr);
-    execv(executable.c_str(), argv.data());
-    _exit(127);
-  }
-  close(out[1]);
-  std::string text;
-  char buffer[4096];
-  for (ssize_t n; (n = read(out[0], buffer, sizeof buffer)) != 0;) {
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    text.append(buffer, static_cast<std::size_t>(n));
-  }
-  close(out[0]);
-  int status = 0;
-  waitpid(child, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return make_error("`pagewire " + (args.empty() ? std::string() : args[0]) + " ...` " +
-                      (WIFEXITED(status) ? "exited with " + std::to_string(WEXITSTATUS(status))
-                                         : "died of signal " + std::to_string(WTERMSIG(status))));
+  auto child = ChildProcess::start(executable, args);
+  if (!child) return child.error();
+  std::string text = child->read_all();
+  if (auto status = child->wait(); !status) {
+    return make_error("`pagewire " + (args.empty() ? std::string() : args[0]) + " ...`: " + status.error().message);
   }
   return text;
 }
