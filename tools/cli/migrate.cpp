@@ -76,7 +76,8 @@ void add_link_options(po::options_description& d, LinkOptions& o, bool source) {
       ("help,h", "show this help")
       ("vdev", po::value(&o.vdev),
        "a virtual port, e.g. net_memif0,role=server,socket=/tmp/pw.sock (memif carries frames up to its bsize; "
-       "without one it gets bsize=9216, for 9000-byte jumbo frames: give both ends the same)")
+       "without one it gets bsize=9216, for 9000-byte jumbo frames: give both ends the same; net_af_packet0,iface=IF "
+       "gets ring frames that hold a frame of IF's MTU, which it leaves as it is)")
       ("pci", po::value(&o.pci), "or a NIC: its PCI address, e.g. 0000:81:00.0 (bound to vfio-pci)")
       ("file-prefix", po::value(&o.file_prefix), "DPDK file prefix (default: pagewire-<role>-<pid>)")
       ("size-mib", po::value(&o.size_mib)->default_value(o.size_mib), "guest memory in MiB; both ends must agree")
@@ -204,14 +205,6 @@ struct Endpoint {
   std::uint64_t state_pages = 0;
 };
 
-// memif carries a frame in one descriptor of its buffer size (transport/src/port.cpp says why
-// frames are not chained), 2048 bytes unless the vdev says otherwise: a memif vdev without a
-// size gets room for 9000-byte frames. Both ends default alike, so they agree.
-std::string with_jumbo_memif_buffers(const std::string& vdev) {
-  const bool memif = vdev.rfind("net_memif", 0) == 0;
-  return memif && vdev.find("bsize=") == std::string::npos ? vdev + ",bsize=9216" : vdev;
-}
-
 // EAL (with the placement plan's core arguments), the port, and the session configuration.
 Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
   if (o.vdev.empty() == o.pci.empty()) return make_error("--vdev or --pci: expected exactly one port");
@@ -259,7 +252,7 @@ Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
   eal.program = std::string("pagewire-") + role;
   eal.file_prefix = o.file_prefix.empty() ? std::string("pagewire-") + role + "-" + std::to_string(getpid()) : o.file_prefix;
   eal.placement = plan->eal_arguments();
-  if (!o.vdev.empty()) eal.vdevs = {with_jumbo_memif_buffers(o.vdev)};
+  if (!o.vdev.empty()) eal.vdevs = {transport::sized_for_jumbo_frames(o.vdev)};
   if (!o.pci.empty()) eal.pci_devices = {o.pci};
   if (auto status = transport::init_eal(eal); !status) return status.error();
   if (rte_eth_dev_count_avail() == 0) {

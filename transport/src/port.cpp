@@ -2,7 +2,6 @@
 
 #include <rte_bus.h>
 #include <rte_dev.h>
-#include <rte_devargs.h>
 #include <rte_ethdev.h>
 #include <rte_flow.h>
 #include <rte_memory.h>
@@ -17,54 +16,12 @@
 #include <string_view>
 #include <utility>
 
+#include "device_limits.hpp"
 #include "pagewire/transport/wire.hpp"
 
 namespace pagewire::transport {
 
 namespace {
-
-// A memif devarg's value (`bsize=9216`), or "" when the vdev does not set it.
-std::string memif_devarg(const rte_device* device, const std::string& key) {
-  const rte_devargs* devargs = device != nullptr ? rte_dev_devargs(device) : nullptr;
-  if (devargs == nullptr || devargs->args == nullptr) return "";
-  const std::string args = std::string(",") + devargs->args + ",";
-  const std::size_t at = args.find("," + key + "=");
-  if (at == std::string::npos) return "";
-  const std::size_t start = at + key.size() + 2;
-  return args.substr(start, args.find(',', start) - start);
-}
-
-bool is_memif(const rte_eth_dev_info& info) {
-  return info.driver_name != nullptr && std::string_view(info.driver_name) == "net_memif";
-}
-
-// memif's buffer size (its `bsize` devarg; 2048 by default): what one ring descriptor holds.
-std::uint32_t memif_buffer_bytes(const rte_device* device) {
-  const std::string bsize = memif_devarg(device, "bsize");
-  return bsize.empty() ? 2048 : static_cast<std::uint32_t>(std::strtoul(bsize.c_str(), nullptr, 0));
-}
-
-// The MTU ethdev lets the device be configured with: its max_mtu and its max_rx_pktlen.
-std::uint16_t reported_mtu(const rte_eth_dev_info& info) {
-  const auto frame_limit = static_cast<std::uint16_t>(
-      std::min<std::uint32_t>(info.max_rx_pktlen - RTE_ETHER_HDR_LEN - RTE_ETHER_CRC_LEN, UINT16_MAX));
-  return std::min<std::uint16_t>(info.max_mtu, frame_limit);
-}
-
-// The largest MTU a device carries. Its ethdev report, except memif's: it reports Ethernet's
-// 1518 bytes (DPDK 22.11), yet its rings carry a frame of any length, as one descriptor of
-// `bsize` bytes or a chain of them. Chains are not used: DPDK 22.11's copying transmit path
-// leaves a stale "next" flag on a ring slot that later holds a whole frame, so after the ring
-// wraps the receiver glues two frames together (fixed upstream in 2026, DPDK commit
-// f7a52200d4, after Debian 12's 22.11.11). So a memif port's MTU is what fits in one
-// descriptor: bsize=9216 in the vdev carries 9000-byte frames. The session's path-MTU probe
-// confirms it before any data goes.
-std::uint16_t device_mtu(const rte_eth_dev_info& info) {
-  if (!is_memif(info)) return reported_mtu(info);
-  const std::uint32_t descriptor = memif_buffer_bytes(info.device);
-  const std::uint32_t overhead = RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN;
-  return static_cast<std::uint16_t>(std::clamp<std::uint32_t>(descriptor, overhead, UINT16_MAX) - overhead);
-}
 
 // rte_eth_dev_start, again every 100 ms for up to `wait_ms` while the device refuses: a
 // memif client fails to start until its server listens, and two processes started together
@@ -102,8 +59,8 @@ Result<Port> Port::open(const PortConfig& requested) {
   config.queues = std::min({config.queues, info.max_rx_queues, info.max_tx_queues});
   if (config.queues == 0) return make_error("port " + config.name + ": the device has no queue pair to use");
   // The device's limit, never more than a jumbo frame; it must still carry the minimum path.
-  const std::uint16_t configurable_mtu = reported_mtu(info);
-  const std::uint16_t mtu = std::min<std::uint16_t>({config.mtu, device_mtu(info), kMaxPathMtu});
+  const std::uint16_t configurable_mtu = device_limits::reported_mtu(info);
+  const std::uint16_t mtu = std::min<std::uint16_t>({config.mtu, device_limits::device_mtu(info), kMaxPathMtu});
   if (mtu < kMinPathMtu) {
     return make_error("port " + config.name + ": MTU " + std::to_string(mtu) +
                       " is below pagewire's minimum of " + std::to_string(kMinPathMtu));
@@ -127,7 +84,8 @@ Result<Port> Port::open(const PortConfig& requested) {
   // pool they come from always holds the largest frame; with scatter, received frames go to
   // a second pool of small buffers.
   const auto frame_data_room = static_cast<std::uint16_t>(std::max<std::uint32_t>(
-      {RTE_PKTMBUF_HEADROOM + frame_room, RTE_MBUF_DEFAULT_BUF_SIZE, RTE_PKTMBUF_HEADROOM + info.min_rx_bufsize}));
+      {RTE_PKTMBUF_HEADROOM + frame_room, RTE_MBUF_DEFAULT_BUF_SIZE,
+       RTE_PKTMBUF_HEADROOM + device_limits::receive_buffer_bytes(info)}));
   const std::uint32_t mbufs =
       config.queues * (config.rx_descriptors + config.tx_descriptors + config.held_frames_per_queue +
                        kBurst + kMempoolCache) + 1024;
@@ -159,7 +117,7 @@ Result<Port> Port::open(const PortConfig& requested) {
   // memif's own zero-copy client hands the peer offsets into EAL memory it registered: a
   // segment pointing at guest memory would reach the server as a descriptor outside every
   // region (its receive path then reads wild memory). Such a port copies pages into frames.
-  const bool references_leave_eal_memory = is_memif(info) && memif_devarg(info.device, "zero-copy") == "yes";
+  const bool references_leave_eal_memory = device_limits::memif_zero_copy(info);
   if (config.zero_copy && tx_chains && !references_leave_eal_memory) {
     // Buffer-less mbufs: each points at a guest page or at a record header in a frame's
     // first buffer. Up to two per page of every frame a queue holds or has queued.
@@ -220,8 +178,10 @@ Result<Port> Port::open(const PortConfig& requested) {
       return device_error("TX queue " + std::to_string(q) + " setup", rc);
     }
   }
-  if (int rc = rte_eth_dev_set_mtu(config.port_id, conf.rxmode.mtu); rc != 0 && rc != -ENOTSUP) {
-    return device_error("setting MTU " + std::to_string(conf.rxmode.mtu), rc);
+  if (!device_limits::leave_mtu_alone(info)) {
+    if (int rc = rte_eth_dev_set_mtu(config.port_id, conf.rxmode.mtu); rc != 0 && rc != -ENOTSUP) {
+      return device_error("setting MTU " + std::to_string(conf.rxmode.mtu), rc);
+    }
   }
   std::uint16_t accepted = mtu;
   if (rte_eth_dev_get_mtu(config.port_id, &accepted) != 0) accepted = mtu;

@@ -41,6 +41,12 @@ struct PortConfig {
   std::string name;                    // for messages and the mempool name
 };
 
+// A vdev string with the buffer sizes its driver needs for jumbo frames, where it leaves them
+// small: memif gets bsize=9216 (9000-byte frames); af_packet gets a ring frame size that holds
+// a frame of its interface's MTU. A vdev that sizes them itself, or any other, is unchanged.
+// Two ends that both use it agree.
+std::string sized_for_jumbo_frames(const std::string& vdev);
+
 class Port {
  public:
   // Configures and starts the port. The message names the port and what it refused. A
