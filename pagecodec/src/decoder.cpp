@@ -53,6 +53,9 @@ DecodeError Decoder::apply(const RecordView& record, std::byte* region) {
         return refuse(DecodeError::kBadDeflate);
       }
       break;
+    case Encoding::kCopy:  // parse_record checked: another page, inside the region
+      std::memcpy(target, region + record.copy_source * page_size_, bytes);
+      break;
   }
   if (record.has_crc && crc32c({target, bytes}) != record.crc32c) {
     return refuse(DecodeError::kCrcMismatch);

@@ -13,6 +13,9 @@ namespace pagewire::pagecodec {
 
 namespace {
 
+// A page the duplicate index did not look at (a real fingerprint equal to it only loses a saving).
+constexpr std::uint64_t kNotLooked = 0;
+
 std::uint64_t now_ns() {
   return static_cast<std::uint64_t>(
       std::chrono::steady_clock::now().time_since_epoch() / std::chrono::nanoseconds(1));
@@ -32,17 +35,74 @@ Result<Encoder> Encoder::create(const EncoderConfig& config) {
   if (!cache) return cache.error();
   auto compressor = DeflateCompressor::create(config.policy.deflate_level);
   if (!compressor) return compressor.error();
-  return Encoder(config, std::move(cache).value(), std::move(compressor).value());
+  auto index = DuplicateIndex::create(config.policy.duplicates ? config.duplicate_slots : 0);
+  if (!index) return index.error();
+  return Encoder(config, std::move(cache).value(), std::move(compressor).value(), std::move(index).value());
 }
 
-Encoder::Encoder(const EncoderConfig& config, DeltaCache cache, DeflateCompressor compressor)
+Encoder::Encoder(const EncoderConfig& config, DeltaCache cache, DeflateCompressor compressor, DuplicateIndex index)
     : config_(config),
       cache_(std::move(cache)),
       compressor_(std::move(compressor)),
       advisor_(config.policy.adaptive),
       delta_encode_(xbzrle::best_encoder()),
       scratch_(std::make_unique<std::byte[]>(std::size_t{config.policy.deflate_batch_pages} *
-                                             config.page_size)) {}
+                                             config.page_size)),
+      duplicates_(std::move(index)) {
+  // A COPY per page of the region at most; bounded by the index's size times four.
+  copies_.reserve(duplicates_.enabled() ? std::min<std::uint64_t>(config.region_pages, 4 * config.duplicate_slots) : 0);
+}
+
+void Encoder::note_looked(bool copied) {
+  ++duplicate_counters_.looked;
+  duplicates_.looked(copied);
+}
+
+void Encoder::begin_round(std::span<const std::uint64_t> round_pages) {
+  round_pages_ = round_pages;
+  copies_.clear();
+}
+
+const DuplicateIndex::Entry* Encoder::duplicate_of(const std::byte* region, std::uint64_t page,
+                                                   std::uint64_t fingerprint, std::uint32_t generation) {
+  const DuplicateIndex::Entry* source = duplicates_.find(fingerprint);
+  if (source == nullptr || source->page == page) return nullptr;
+  ++duplicate_counters_.candidates;
+  // The receiver holds the source page as it was sent at source->generation. If the page is
+  // in this round and was not sent again yet (its entry is older), it changed since: a COPY
+  // would hand the receiver its stale bytes.
+  if (source->generation != generation &&
+      std::binary_search(round_pages_.begin(), round_pages_.end(), source->page)) {
+    ++duplicate_counters_.pending;
+    return nullptr;
+  }
+  const std::size_t page_size = config_.page_size;
+  if (std::memcmp(region + page * page_size, region + source->page * page_size, page_size) != 0) {
+    ++duplicate_counters_.differed;
+    return nullptr;
+  }
+  if (copies_.size() == copies_.capacity()) {
+    ++duplicate_counters_.dependencies_full;
+    return nullptr;
+  }
+  return source;
+}
+
+std::size_t Encoder::write_copy(const std::byte* region, std::uint64_t page, const DuplicateIndex::Entry& source,
+                                std::uint32_t generation, std::byte* out) {
+  const std::byte* guest = region + page * config_.page_size;
+  write_header(out, Encoding::kCopy, 1, kCopyPayloadBytes, page, generation, source.generation, guest,
+               config_.page_size);
+  le64 source_page;
+  source_page.set(source.page);
+  std::memcpy(out + kRecordHeaderBytes, &source_page, sizeof source_page);
+  copies_.push_back(PageCopy{page, source.page});
+  ++duplicate_counters_.confirmed;
+  // The receiver's copy is the source page's bytes, which a later DELTA must not assume it
+  // knows better than "the same as the page now": send the next version in full.
+  cache_.invalidate(page);
+  return kRecordHeaderBytes + kCopyPayloadBytes;
+}
 
 std::size_t Encoder::max_record_bytes() const {
   return kRecordHeaderBytes + std::size_t{config_.policy.deflate_batch_pages} * config_.page_size;
@@ -77,16 +137,32 @@ void Encoder::write_header(std::byte* out, Encoding encoding, std::uint32_t page
 }
 
 // How many pages from pages[first] on form one DEFLATE/RAW batch: contiguous indices in the
-// region, not zero, not in the delta cache (those take their own paths), at most `limit`.
+// region, not zero, not duplicates of a page the receiver holds, not in the delta cache
+// (those take their own paths), at most `limit`. pages[first] itself was checked by encode().
 std::size_t Encoder::batch_length(const std::byte* region, std::span<const std::uint64_t> pages,
-                                  std::size_t first, std::size_t limit) const {
+                                  std::size_t first, std::size_t limit) {
   const std::uint64_t first_page = pages[first];
   std::size_t count = 1;
   while (count < limit && first + count < pages.size()) {
     const std::uint64_t page = pages[first + count];
     if (page != first_page + count || page >= config_.region_pages) break;
-    if (config_.policy.zero && is_zero(region + page * config_.page_size)) break;
+    const std::byte* guest = region + page * config_.page_size;
+    if (config_.policy.zero && is_zero(guest)) break;
     if (config_.policy.delta && cache_.contains(page)) break;
+    batch_fingerprints_[count] = kNotLooked;
+    if (duplicates_.should_look()) {
+      // A page like one sent before, or like one earlier in this batch, ends the batch:
+      // encode() looks at it again next, once the batch is in the index.
+      const std::uint64_t fingerprint = DuplicateIndex::fingerprint(guest, config_.page_size);
+      const auto batched = batch_fingerprints_.begin();
+      const DuplicateIndex::Entry* sent = duplicates_.find(fingerprint);
+      if ((sent != nullptr && sent->page != page) ||
+          std::find(batched, batched + static_cast<std::ptrdiff_t>(count), fingerprint) != batched + count) {
+        break;
+      }
+      batch_fingerprints_[count] = fingerprint;
+      note_looked(false);
+    }
     ++count;
   }
   return count;
@@ -178,6 +254,19 @@ EncodeProgress Encoder::encode(const std::byte* region, std::span<const std::uin
       continue;
     }
 
+    std::uint64_t fingerprint = kNotLooked;
+    if (room < kRecordHeaderBytes + kCopyPayloadBytes) break;  // no record but ZERO is smaller
+    if (duplicates_.should_look()) {
+      fingerprint = DuplicateIndex::fingerprint(guest, page_size);
+      const DuplicateIndex::Entry* source = duplicate_of(region, page, fingerprint, generation);
+      note_looked(source != nullptr);
+      if (source != nullptr) {
+        w += write_copy(region, page, *source, generation, &out[w]);
+        ++i;
+        continue;
+      }
+    }
+
     if (policy.delta) {
       std::uint32_t base_generation = 0;
       if (std::byte* cached = cache_.lookup(page, &base_generation)) {
@@ -188,6 +277,7 @@ EncodeProgress Encoder::encode(const std::byte* region, std::span<const std::uin
           write_header(&out[w], Encoding::kDelta, 1, delta, page, generation, base_generation,
                        cached, page_size);
           cache_.set_generation(page, generation);
+          if (fingerprint != kNotLooked) duplicates_.record_sent(fingerprint, page, generation);
           w += kRecordHeaderBytes + delta;
           ++i;
           continue;
@@ -202,6 +292,7 @@ EncodeProgress Encoder::encode(const std::byte* region, std::span<const std::uin
     if (room < kRecordHeaderBytes + page_size) break;
     if (by_reference != nullptr && by_reference->count == PageReferences::kMax) break;
     const std::size_t fits = (room - kRecordHeaderBytes) / page_size;
+    batch_fingerprints_[0] = fingerprint;
     const auto count = static_cast<std::uint32_t>(
         batch_length(region, pages, i, std::min<std::size_t>(policy.deflate_batch_pages, fits)));
     bool referenced = false;
@@ -210,6 +301,11 @@ EncodeProgress Encoder::encode(const std::byte* region, std::span<const std::uin
     if (referenced) {
       by_reference->items[by_reference->count++] =
           PageReference{w + kRecordHeaderBytes, guest, static_cast<std::uint32_t>(record - kRecordHeaderBytes)};
+    }
+    // The receiver will hold these pages at this generation: later pages with the same
+    // bytes may name them.
+    for (std::uint32_t k = 0; k < count && duplicates_.enabled(); ++k) {
+      if (batch_fingerprints_[k] != kNotLooked) duplicates_.record_sent(batch_fingerprints_[k], page + k, generation);
     }
     w += record;
     i += count;

@@ -10,6 +10,7 @@ std::string_view to_string(Encoding encoding) {
     case Encoding::kRaw: return "raw";
     case Encoding::kDelta: return "delta";
     case Encoding::kDeflate: return "deflate";
+    case Encoding::kCopy: return "copy";
   }
   return "unknown";
 }
@@ -53,15 +54,16 @@ ParsedRecord parse_record(std::span<const std::byte> header_bytes, std::span<con
   std::memcpy(&header, header_bytes.data(), sizeof header);
 
   const auto encoding = static_cast<Encoding>(header.encoding);
-  if (encoding != Encoding::kZero && encoding != Encoding::kRaw &&
-      encoding != Encoding::kDelta && encoding != Encoding::kDeflate) {
+  if (encoding != Encoding::kZero && encoding != Encoding::kRaw && encoding != Encoding::kDelta &&
+      encoding != Encoding::kDeflate && encoding != Encoding::kCopy) {
     return refused(DecodeError::kUnknownEncoding);
   }
   if ((header.flags & ~kRecordKnownFlags) != 0 || header.reserved.get() != 0) {
     return refused(DecodeError::kUnknownFlags);
   }
   const std::uint32_t page_count = header.page_count.get();
-  if (page_count == 0 || (encoding == Encoding::kDelta && page_count != 1)) {
+  const bool single_page = encoding == Encoding::kDelta || encoding == Encoding::kCopy;
+  if (page_count == 0 || (single_page && page_count != 1)) {
     return refused(DecodeError::kBadPageCount);
   }
   const std::uint64_t first_page = header.first_page.get();
@@ -78,8 +80,16 @@ ParsedRecord parse_record(std::span<const std::byte> header_bytes, std::span<con
     case Encoding::kRaw: length_ok = payload_bytes == decoded_bytes; break;
     case Encoding::kDelta: length_ok = payload_bytes <= kMaxDeltaPayloadPages * page_size; break;
     case Encoding::kDeflate: length_ok = payload_bytes > 0 && payload_bytes <= decoded_bytes; break;
+    case Encoding::kCopy: length_ok = payload_bytes == kCopyPayloadBytes; break;
   }
   if (!length_ok) return refused(DecodeError::kBadPayloadLength);
+  std::uint64_t copy_source = 0;
+  if (encoding == Encoding::kCopy) {
+    le64 source;
+    std::memcpy(&source, following.data(), sizeof source);
+    copy_source = source.get();
+    if (copy_source >= region_pages || copy_source == first_page) return refused(DecodeError::kPageOutOfRange);
+  }
 
   return ParsedRecord{
       DecodeError::kNone,
@@ -89,6 +99,7 @@ ParsedRecord parse_record(std::span<const std::byte> header_bytes, std::span<con
           .first_page = first_page,
           .generation = header.generation.get(),
           .base_generation = header.base_generation.get(),
+          .copy_source = copy_source,
           .has_crc = (header.flags & kRecordFlagCrc) != 0,
           .crc32c = header.crc32c.get(),
           .payload = following.first(payload_bytes),

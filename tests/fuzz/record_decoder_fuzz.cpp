@@ -1,6 +1,7 @@
 // libFuzzer target for the page-record decoder. Two attacks per input:
 //  1. the input itself as a record stream, decoded into a region fenced by guard bytes;
-//  2. genuine records made from the input's bytes (all four encodings, deltas included),
+//  2. genuine records made from the input's bytes (every encoding: deltas, and copies of a
+//     page the input may repeat),
 //     corrupted at offsets the input chooses, decoded the same way. With no corruption the
 //     destination must equal the source.
 // Either way nothing may be written outside the region and nothing may crash.
@@ -48,6 +49,7 @@ void corrupt_genuine_records(const std::uint8_t* data, std::size_t size) {
   for (std::uint64_t p = 1; p < kPages; p += 2) {
     for (std::size_t i = 0; i < kPage; ++i) source[p * kPage + i] = std::byte(data[(i * p) % size]);
   }
+  if ((data[2] & 1) != 0) std::memcpy(&source[5 * kPage], &source[1 * kPage], kPage);  // a COPY of page 1
   EncoderConfig config{.page_size = kPage, .region_pages = kPages, .delta_cache_bytes = kPages * kPage};
   config.policy.deflate = (data[0] & 1) != 0;
   config.policy.deflate_batch_pages = 1 + data[1] % 4;
@@ -61,6 +63,7 @@ void corrupt_genuine_records(const std::uint8_t* data, std::size_t size) {
   for (std::uint32_t generation = 0; generation < 3; ++generation) {
     // Each round changes a few bytes, so the third round sends deltas.
     source[(generation * 977) % source.size()] ^= std::byte{0x3c};
+    encoder->begin_round(all);
     const EncodeProgress progress = encoder->encode(source.data(), all, generation, records);
     std::span<std::byte> stream(records.data(), progress.bytes_written);
     const bool corrupt = generation == 2 && size > 8;

@@ -106,6 +106,9 @@ class Migration {
   }
 
   bool identical() const { return source_ == destination_; }
+  bool identical_page(std::uint64_t index) const {
+    return std::memcmp(source_.data() + index * page_size_, destination_.data() + index * page_size_, page_size_) == 0;
+  }
   const EncoderCounters& sent() const { return encoder_->counters(); }
   Encoder& encoder() { return *encoder_; }
   const DecoderCounters& received() const { return decoder_->counters(); }
@@ -127,6 +130,12 @@ Policy only(bool zero, bool delta, bool deflate) {
   p.zero = zero;
   p.delta = delta;
   p.deflate = deflate;
+  p.duplicates = false;
+  return p;
+}
+
+Policy with_duplicates(Policy p) {
+  p.duplicates = true;
   return p;
 }
 
@@ -324,6 +333,118 @@ TEST(Codec, CrcCatchesACorruptedPayload) {
   EXPECT_EQ(decoder->decode_all({out.data(), progress.bytes_written}, destination.data(), &applied),
             DecodeError::kCrcMismatch);
   EXPECT_EQ(decoder->counters().errors[static_cast<std::size_t>(DecodeError::kCrcMismatch)], 1u);
+}
+
+// Two pages whose fingerprints agree (the samples at 0, 1/4, 1/2 and the last 64 bytes)
+// while their bytes differ in between.
+void make_sample_twins(std::byte* a, std::byte* b, std::uint32_t page_size) {
+  std::mt19937_64 rng(21);
+  test::fill_page(a, page_size, PageKind::kRandom, rng);
+  std::memcpy(b, a, page_size);
+  b[page_size / 8] ^= std::byte{0xff};
+  ASSERT_EQ(DuplicateIndex::fingerprint(a, page_size), DuplicateIndex::fingerprint(b, page_size));
+}
+
+TEST(Duplicates, PagesEqualToOnesAlreadySentGoAsCopies) {
+  Migration m(4096, 32, with_duplicates(only(true, false, false)));
+  for (std::uint64_t p = 0; p < 8; ++p) m.page(p)[0] = std::byte(p + 1);  // no zero page among them
+  for (std::uint64_t p = 8; p < 32; ++p) std::memcpy(m.page(p), m.page(p % 8), 4096);
+  std::vector<std::uint64_t> all(32);
+  std::iota(all.begin(), all.end(), 0);
+  m.encoder().begin_round(all);
+  m.send_all(1);
+  EXPECT_TRUE(m.identical());
+  EXPECT_EQ(pages_as(m.sent(), Encoding::kCopy), 24u);
+  EXPECT_EQ(m.received().pages[static_cast<std::size_t>(Encoding::kCopy)], 24u);
+  EXPECT_EQ(m.sent().output_bytes, 8 * (kRecordHeaderBytes + 4096) - 7 * kRecordHeaderBytes +
+                                       24 * (kRecordHeaderBytes + kCopyPayloadBytes))
+      << "one RAW batch of the 8 originals, a 40-byte COPY for each duplicate";
+  ASSERT_EQ(m.encoder().copies().size(), 24u);
+  for (const PageCopy& copy : m.encoder().copies()) EXPECT_EQ(copy.source, copy.page % 8);
+}
+
+TEST(Duplicates, AFingerprintCollisionIsComparedAndSentInFull) {
+  Migration m(4096, 2, with_duplicates(only(true, false, false)));
+  make_sample_twins(m.page(0), m.page(1), 4096);
+  m.encoder().begin_round(std::vector<std::uint64_t>{0, 1});
+  m.send_all(1);
+  EXPECT_TRUE(m.identical());
+  EXPECT_EQ(pages_as(m.sent(), Encoding::kCopy), 0u);
+  EXPECT_EQ(m.encoder().duplicates().candidates, 1u);
+  EXPECT_EQ(m.encoder().duplicates().differed, 1u);
+}
+
+TEST(Duplicates, APageStillToBeSentAgainThisRoundIsNeverNamed) {
+  // Round 1: page 3 holds X. Then page 3 becomes Y and page 1 too, where X and Y share a
+  // fingerprint. Round 2 encodes page 1 before page 3: a COPY "1 = 3 as sent in round 1"
+  // would give page 1 the receiver's X.
+  Migration m(4096, 4, with_duplicates(only(true, false, false)));
+  Bytes y(4096);
+  make_sample_twins(m.page(3), y.data(), 4096);
+  std::vector<std::uint64_t> first{3};
+  m.encoder().begin_round(first);
+  m.send(first, 1);
+  std::memcpy(m.page(3), y.data(), 4096);
+  std::memcpy(m.page(1), y.data(), 4096);
+  std::vector<std::uint64_t> second{1, 3};
+  m.encoder().begin_round(second);
+  m.send(second, 2);
+  EXPECT_EQ(m.encoder().duplicates().pending, 1u) << "page 1 did not name page 3";
+  // Page 1 went in full; page 3, sent after it, may and does name page 1 as just sent.
+  ASSERT_EQ(m.encoder().copies().size(), 1u);
+  EXPECT_EQ(m.encoder().copies()[0].page, 3u);
+  EXPECT_EQ(m.encoder().copies()[0].source, 1u);
+  // Pages 0 and 2 were never sent; the two that were hold Y.
+  EXPECT_TRUE(m.identical_page(1) && m.identical_page(3));
+}
+
+TEST(Duplicates, APageSentAgainEarlierInTheRoundMayBeNamed) {
+  Migration m(4096, 6, with_duplicates(only(true, false, false)));
+  std::vector<std::uint64_t> first{3};
+  m.encoder().begin_round(first);
+  m.send(first, 1);
+  std::mt19937_64 rng(5);
+  test::fill_page(m.page(3), 4096, PageKind::kText, rng);
+  std::memcpy(m.page(5), m.page(3), 4096);
+  std::vector<std::uint64_t> second{3, 5};
+  m.encoder().begin_round(second);
+  m.send(second, 2);
+  ASSERT_EQ(m.encoder().copies().size(), 1u);
+  EXPECT_EQ(m.encoder().copies()[0].page, 5u);
+  EXPECT_EQ(m.encoder().copies()[0].source, 3u);
+  EXPECT_TRUE(m.identical_page(3) && m.identical_page(5));
+}
+
+TEST(Duplicates, WhereFewPagesAreDuplicatesOnlyOneInSixteenIsLookedAt) {
+  auto index = DuplicateIndex::create(1024);
+  ASSERT_TRUE(index.ok());
+  for (std::uint32_t k = 0; k < DuplicateIndex::kWindowLooks; ++k) {
+    ASSERT_TRUE(index->should_look());
+    index->looked(k < 5);  // 5 of 1024: under 1 %
+  }
+  EXPECT_FALSE(index->dense());
+  int looks = 0;
+  for (int page = 0; page < 1600; ++page) looks += index->should_look() ? 1 : 0;
+  EXPECT_EQ(looks, 1600 / static_cast<int>(DuplicateIndex::kSparseStride));
+  // Sparse, a duplicate finds its twin in the table one time in 16 (only one page in 16 went
+  // in): a window without a copy stays sparse; one copy in 1024 looks stands for 1.6 % of the
+  // pages, and turns it back to every page.
+  for (std::uint32_t k = 0; k < DuplicateIndex::kWindowLooks; ++k) index->looked(false);
+  EXPECT_FALSE(index->dense());
+  for (std::uint32_t k = 0; k < DuplicateIndex::kWindowLooks; ++k) index->looked(k == 0);
+  EXPECT_TRUE(index->dense());
+  EXPECT_TRUE(index->should_look());
+}
+
+TEST(Duplicates, OffByPolicyNothingIsFingerprinted) {
+  Policy policy = only(true, false, false);
+  policy.duplicates = false;
+  Migration m(4096, 8, policy);
+  for (std::uint64_t p = 1; p < 8; ++p) std::memcpy(m.page(p), m.page(0), 4096);
+  m.send_all(1);
+  EXPECT_TRUE(m.identical());
+  EXPECT_EQ(pages_as(m.sent(), Encoding::kCopy), 0u);
+  EXPECT_EQ(m.encoder().duplicates().candidates, 0u);
 }
 
 TEST(Codec, ConfigErrorsNameWhatWasExpected) {

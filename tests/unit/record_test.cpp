@@ -2,6 +2,7 @@
 // used, and a refused record leaves the destination untouched.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "pages.hpp"
@@ -101,6 +102,34 @@ TEST_F(HostileRecord, PayloadLengthImpossibleForTheEncoding) {
   expect_refused(record(Encoding::kDeflate, 1, 0, {}), DecodeError::kBadPayloadLength);
   expect_refused(record(Encoding::kDeflate, 1, 0, Bytes(kPage + 1)), DecodeError::kBadPayloadLength);
   expect_refused(record(Encoding::kDelta, 1, 0, Bytes(2 * kPage + 1)), DecodeError::kBadPayloadLength);
+}
+
+Bytes page_index(std::uint64_t page) {
+  Bytes bytes(8);
+  le64 value;
+  value.set(page);
+  std::memcpy(bytes.data(), &value, sizeof value);
+  return bytes;
+}
+
+TEST_F(HostileRecord, CopyOfAPageOutsideTheRegionOrOfItselfOrOfSeveral) {
+  expect_refused(record(Encoding::kCopy, 1, 2, page_index(kRegionPages)), DecodeError::kPageOutOfRange);
+  expect_refused(record(Encoding::kCopy, 1, 2, page_index(UINT64_MAX)), DecodeError::kPageOutOfRange);
+  expect_refused(record(Encoding::kCopy, 1, 2, page_index(2)), DecodeError::kPageOutOfRange);
+  expect_refused(record(Encoding::kCopy, 2, 2, page_index(5)), DecodeError::kBadPageCount);
+  expect_refused(record(Encoding::kCopy, 1, 2, Bytes(7)), DecodeError::kBadPayloadLength);
+  expect_refused(record(Encoding::kCopy, 1, 2, Bytes(9)), DecodeError::kBadPayloadLength);
+  expect_refused(record(Encoding::kCopy, 1, 2, Bytes(4), 0, 8), DecodeError::kTruncated);
+}
+
+TEST_F(HostileRecord, CopyTakesTheOtherPagesBytes) {
+  Bytes region(kPage * kRegionPages, std::byte{0x77});
+  std::memset(region.data() + 5 * kPage, 0x3c, kPage);
+  ASSERT_EQ(decode(record(Encoding::kCopy, 1, 2, page_index(5)), &region), DecodeError::kNone);
+  EXPECT_TRUE(std::all_of(region.begin() + 2 * kPage, region.begin() + 3 * kPage, [](std::byte b) {
+    return b == std::byte{0x3c};
+  }));
+  EXPECT_EQ(region[3 * kPage], std::byte{0x77}) << "no other page changed";
 }
 
 TEST_F(HostileRecord, MalformedDeltaLeavesThePageAsItWas) {

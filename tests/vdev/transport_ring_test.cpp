@@ -6,11 +6,13 @@
 #include <rte_mbuf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <numeric>
 #include <random>
 #include <thread>
 
@@ -199,6 +201,45 @@ TEST(TransportRing, RefusedDeltasAreAskedForAndResentInFull) {
   EXPECT_GT(result.destination.streams.resend_requests, 0u);
   EXPECT_GE(result.source.streams.pages_resent, result.destination.streams.delta_base_mismatch / 2);
   EXPECT_GT(result.source.streams.pages_resent, 0u);
+}
+
+TEST(TransportRing, DuplicatePagesGoAsCopiesOfPagesTheDestinationHolds) {
+  // The second half of the guest repeats the first: each such page goes as a 40-byte COPY of
+  // its twin, which the destination copies from its own memory. After the bulk round the
+  // source can name every page it sent as a copy of a given one (what a dirty twin calls for).
+  Harness harness(2, {});
+  Bytes guest(1024 * kPage);
+  std::mt19937_64 rng(14);
+  for (std::uint64_t p = 0; p < 512; ++p) {
+    pagewire::test::fill_page(guest.data() + p * kPage, kPage, pagewire::test::PageKind::kRandom, rng);
+  }
+  std::memcpy(guest.data() + 512 * kPage, guest.data(), 512 * kPage);
+  Bytes destination(guest.size());
+  const auto copy = static_cast<std::size_t>(pagecodec::Encoding::kCopy);
+  std::uint64_t copies_after_bulk = 0, named = 0;
+  bool checked = false;
+  const auto result = migrate(
+      harness, guest, destination, 2, harness.config(1, 1024, true), harness.config(1, 1024, false), {},
+      SourceSession::RoundPages::kMayChange, [&](SourceSession& source) {
+        if (checked) return;
+        checked = true;
+        copies_after_bulk = source.totals().encoded.pages[copy];
+        std::vector<std::uint64_t> first_half(512), stale;
+        std::iota(first_half.begin(), first_half.end(), 0);
+        source.append_copies_of(first_half, &stale);
+        named = stale.size();
+        EXPECT_TRUE(std::all_of(stale.begin(), stale.end(), [](std::uint64_t page) { return page >= 512; }));
+        stale.clear();
+        source.append_copies_of(std::vector<std::uint64_t>{1000}, &stale);
+        EXPECT_TRUE(stale.empty()) << "page 1000 is no page's source";
+      });
+  ASSERT_EQ(result.source_error, "");
+  ASSERT_EQ(result.destination_error, "");
+  EXPECT_TRUE(guest == destination) << "destination memory differs from the source";
+  EXPECT_EQ(copies_after_bulk, 512u) << "every page of the second half went as a COPY";
+  EXPECT_EQ(named, copies_after_bulk);
+  EXPECT_EQ(result.destination.decoded.pages[copy], result.source.encoded.pages[copy]);
+  EXPECT_EQ(result.destination.streams.copy_source_mismatch, 0u);
 }
 
 TEST(TransportRing, UnchecksummedMemoryLinkWithFramesEncodedInPlace) {

@@ -329,8 +329,13 @@ nlohmann::json delta_cache_json(const pagecodec::DeltaCacheCounters& c) {
 
 std::string encoding_mix(const std::array<std::uint64_t, pagecodec::kEncodingCount>& pages) {
   std::ostringstream out;
-  out << pages[1] << "/" << pages[2] << "/" << pages[3] << "/" << pages[4];
+  out << pages[1] << "/" << pages[2] << "/" << pages[3] << "/" << pages[4] << "/" << pages[5];
   return out.str();
+}
+
+nlohmann::json duplicates_json(const pagecodec::DuplicateCounters& c) {
+  return {{"candidates", c.candidates}, {"confirmed", c.confirmed}, {"differed", c.differed},
+          {"pending", c.pending}, {"dependencies_full", c.dependencies_full}, {"looked", c.looked}};
 }
 
 // On a terminal, one line redrawn in place shows where the current round is; the round's
@@ -441,6 +446,7 @@ int source(const std::vector<std::string>& args) {
   std::uint64_t seed = 1;
   std::string state_file, image_file, trace_file;
   bool no_auto_converge = false;
+  bool no_duplicates = false;
   std::string policy_name = "adaptive";
   int deflate_level = 1;
   double link_gbps = 0, max_gbps = 0;
@@ -473,6 +479,9 @@ int source(const std::vector<std::string>& args) {
       ("max-rounds", po::value(&migration.max_rounds)->default_value(migration.max_rounds), "pre-copy rounds at most")
       ("max-seconds", po::value(&migration.max_seconds)->default_value(migration.max_seconds), "abort after this")
       ("no-auto-converge", po::bool_switch(&no_auto_converge), "switch over anyway instead of throttling the guest")
+      ("no-duplicates", po::bool_switch(&no_duplicates),
+       "send every page's bytes, even where the destination already holds a page equal to it (COPY records are "
+       "on by default; a destination from before them needs this)")
       ("policy", po::value(&policy_name)->default_value(policy_name),
        "codec policy: raw (zero pages detected, the rest raw), delta (XBZRLE against the last sent copy), "
        "deflate (ISA-L), full (delta, else deflate), adaptive (full, deflating only while that makes the round "
@@ -547,6 +556,7 @@ int source(const std::vector<std::string>& args) {
   config.tuning.congestion_control = *control;
   config.tuning.zero_copy = !no_zero_copy;
   config.policy = *policy;
+  config.policy.duplicates = !no_duplicates;
   config.policy.deflate_level = deflate_level;
   config.policy.adaptive.link_bytes_per_second = link_gbps * 1e9 / 8 / o.streams;
   if (auto status = config.policy.validate(); !status) return fail("src", status.error().message, o.json);
@@ -586,7 +596,7 @@ int source(const std::vector<std::string>& args) {
               << " pages/s (" << pattern << ", " << guest_config.bytes_per_write << " B each)\n"
               << "src: " << stream_cores_text(**session, endpoint->plan) << "\n";
     if (!(*session)->streams_note().empty()) std::cout << "src: " << (*session)->streams_note() << "\n";
-    std::cout << "round     pages   wire MiB   seconds  Gbit/s  dirty pages/s  left   throttle  zero/raw/delta/deflate"
+    std::cout << "round     pages   wire MiB   seconds  Gbit/s  dirty pages/s  left   throttle  zero/raw/delta/deflate/copy"
               << std::endl;
   }
   tools::SourceMigration run(**session, region->bytes(), endpoint->guest_pages, o.page_size, guest, log, migration);
@@ -632,6 +642,7 @@ int source(const std::vector<std::string>& args) {
                                 {"integrity", with_record_crc(integrity_json(**session, config), config.policy.crc)},
                                 {"pages_by_reference", (*session)->totals().streams.pages_by_reference},
                                 {"delta_cache", delta_cache_json((*session)->totals().delta_cache)},
+                                {"duplicates", duplicates_json((*session)->totals().duplicates)},
                                 {"rx_scatter", endpoint->port->rx_scatter()},
                                 {"checksum_offload", {{"tx", endpoint->port->tx_checksum_offload()},
                                                       {"rx", endpoint->port->rx_checksum_offload()}}}}
@@ -645,7 +656,7 @@ int source(const std::vector<std::string>& args) {
               << "), " << report->rounds << " rounds, " << std::setprecision(0) << guest_mib << " MiB of pages as "
               << static_cast<double>(report->wire_bytes) / (1 << 20) << " MiB on the wire ("
               << std::setprecision(2) << guest_mib * (1 << 20) / std::max<double>(1, report->wire_bytes)
-              << "x), zero/raw/delta/deflate pages " << encoding_mix(report->pages_by_encoding) << std::endl;
+              << "x), zero/raw/delta/deflate/copy pages " << encoding_mix(report->pages_by_encoding) << std::endl;
   }
   return 0;
 }

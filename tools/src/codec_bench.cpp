@@ -145,6 +145,7 @@ class CorpusBench {
     p.delta = delta;
     p.deflate = deflate;
     p.crc = crc;
+    p.duplicates = false;
     return p;
   }
 
@@ -152,9 +153,15 @@ class CorpusBench {
     Policy whole = make_policy(true, true, true, true);
     whole.deflate_level = options_.deflate_level;
     whole.deflate_batch_pages = options_.deflate_batch_pages;
+    whole.duplicates = true;
+    // What looking for duplicates costs: every page fingerprinted and looked up (after the
+    // first pass, each page finds only itself, so nothing is copied).
+    Policy copies = make_policy(true, false, false, true);
+    copies.duplicates = true;
     return {{"encode raw (no crc)", make_policy(false, false, false, false)},
             {"encode raw + crc", make_policy(false, false, false, true)},
             {"encode zero+raw", make_policy(true, false, false, true)},
+            {"encode zero+raw+copies", copies},
             {"encode default policy", whole}};
   }
 

@@ -127,6 +127,7 @@ Result<MigrationReport> SourceMigration::run(std::span<const std::byte> device_s
     }
     pages.clear();
     log_.collect(&pages);
+    add_stale_copies(&pages);
     digest_.mark_pages(pages, page_size_);
     sent->dirty_pages = pages.size();
     sent->dirty_pages_per_second = static_cast<double>(pages.size()) / sent->seconds;
@@ -171,6 +172,15 @@ Result<MigrationReport> SourceMigration::run(std::span<const std::byte> device_s
   return done;
 }
 
+void SourceMigration::add_stale_copies(std::vector<std::uint64_t>* dirty) const {
+  std::vector<std::uint64_t> stale;
+  session_.append_copies_of(*dirty, &stale);
+  if (stale.empty()) return;
+  dirty->insert(dirty->end(), stale.begin(), stale.end());
+  std::sort(dirty->begin(), dirty->end());
+  dirty->erase(std::unique(dirty->begin(), dirty->end()), dirty->end());
+}
+
 double SourceMigration::expected_downtime_seconds(std::uint64_t dirty_pages, double bytes_per_second) const {
   constexpr double kRoundTrips = 0.005;  // FIN, VERIFY and COMMIT exchanges on a quiet link
   // The source rehashes the blocks the final round carries while it goes out (switch_over),
@@ -196,6 +206,7 @@ Result<MigrationReport> SourceMigration::switch_over(std::span<const std::byte> 
   log_.collect(&pages);
   std::sort(pages.begin(), pages.end());
   pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
+  add_stale_copies(&pages);
   // The device state, length first, in the pages after the guest's.
   std::byte* state = region_.data() + guest_pages_ * page_size_;
   const std::uint64_t length = device_state.size();

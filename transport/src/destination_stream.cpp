@@ -338,6 +338,24 @@ bool DestinationStream::apply_record(const pagecodec::RecordView& record) {
       refuse(record.first_page, 1);
       return false;
     }
+  } else if (record.encoding == pagecodec::Encoding::kCopy) {
+    // Another stream's page may be changing under its own core: only our own pages, and only
+    // the version of the source page the sender compared with.
+    if (record.copy_source < first_page_ || record.copy_source >= end_page_) {
+      ++counters_.record_errors;
+      return false;
+    }
+    if (generation_of(0) > record.generation) {
+      ++counters_.stale_records;
+      return false;
+    }
+    const std::uint32_t source_generation =
+        std::atomic_ref(page_generations_[record.copy_source]).load(std::memory_order_relaxed);
+    if (source_generation != record.base_generation) {
+      ++counters_.copy_source_mismatch;
+      refuse(record.first_page, 1);
+      return false;
+    }
   } else {
     for (std::uint32_t k = 0; k < record.page_count; ++k) {
       if (generation_of(k) > record.generation) {

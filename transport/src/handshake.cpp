@@ -13,10 +13,10 @@ namespace pagewire::transport {
 
 namespace {
 
-constexpr std::uint32_t kAllEncodings = (1u << static_cast<int>(pagecodec::Encoding::kZero)) |
-                                        (1u << static_cast<int>(pagecodec::Encoding::kRaw)) |
-                                        (1u << static_cast<int>(pagecodec::Encoding::kDelta)) |
-                                        (1u << static_cast<int>(pagecodec::Encoding::kDeflate));
+constexpr std::uint32_t bit_of(pagecodec::Encoding encoding) { return 1u << static_cast<int>(encoding); }
+constexpr std::uint32_t kAllEncodings = bit_of(pagecodec::Encoding::kZero) | bit_of(pagecodec::Encoding::kRaw) |
+                                        bit_of(pagecodec::Encoding::kDelta) | bit_of(pagecodec::Encoding::kDeflate) |
+                                        bit_of(pagecodec::Encoding::kCopy);
 
 std::uint32_t security_of(const SessionConfig& config) {
   if (!config.security.key) return 0;
@@ -116,7 +116,8 @@ HelloPayload make_hello(const SessionConfig& config, std::uint16_t mtu) {
   hello.region_pages.set(config.region_pages);
   hello.streams.set(config.streams);
   hello.mtu.set(mtu);
-  hello.encodings.set(kAllEncodings);
+  // COPY only when the policy sends it: a destination from before it still takes the rest.
+  hello.encodings.set(config.policy.duplicates ? kAllEncodings : kAllEncodings & ~bit_of(pagecodec::Encoding::kCopy));
   hello.max_record_bytes.set(static_cast<std::uint32_t>(max_record_bytes(config)));
   hello.security.set(security_of(config));
   return hello;

@@ -675,8 +675,17 @@ SessionTotals SourceSession::totals() const {
     totals.streams += stream.counters();
     totals.encoded += stream.encoder().counters();
     totals.delta_cache += stream.encoder().delta_cache().counters();
+    totals.duplicates += stream.encoder().duplicates();
   }
   return totals;
+}
+
+void SourceSession::append_copies_of(std::span<const std::uint64_t> dirty, std::vector<std::uint64_t>* pages) const {
+  for (const auto& stream : streams_) {
+    for (const pagecodec::PageCopy& copy : stream.encoder().copies()) {
+      if (std::binary_search(dirty.begin(), dirty.end(), copy.source)) pages->push_back(copy.page);
+    }
+  }
 }
 
 SessionTotals SourceSession::published_totals() const { return published_totals_of(streams_); }

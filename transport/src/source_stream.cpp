@@ -65,6 +65,7 @@ void SourceStream::assign(std::span<const std::uint64_t> pages, const std::byte*
   pages_ = pages;
   region_ = region;
   generation_ = generation;
+  encoder_.begin_round(pages);
   by_reference_ = stable && tuning_.zero_copy && queue_.references && crypto_ == nullptr;
 }
 

@@ -44,6 +44,7 @@ void add_counters(rte_tel_data* d, const StreamSnapshot& s) {
   rte_tel_data_add_dict_u64(d, "tx_queue_full", c.tx_queue_full);
   rte_tel_data_add_dict_u64(d, "stale_records", c.stale_records);
   rte_tel_data_add_dict_u64(d, "delta_base_mismatch", c.delta_base_mismatch);
+  rte_tel_data_add_dict_u64(d, "copy_source_mismatch", c.copy_source_mismatch);
   rte_tel_data_add_dict_u64(d, "record_errors", c.record_errors);
   rte_tel_data_add_dict_u64(d, "resend_requests", c.resend_requests);
   rte_tel_data_add_dict_u64(d, "pages_resent", c.pages_resent);

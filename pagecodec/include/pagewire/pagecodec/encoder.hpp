@@ -10,9 +10,11 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "pagewire/pagecodec/deflate.hpp"
 #include "pagewire/pagecodec/delta_cache.hpp"
+#include "pagewire/pagecodec/duplicate_index.hpp"
 #include "pagewire/pagecodec/policy.hpp"
 #include "pagewire/pagecodec/record.hpp"
 #include "pagewire/pagecodec/xbzrle.hpp"
@@ -24,7 +26,18 @@ struct EncoderConfig {
   std::uint32_t page_size = 4096;
   std::uint64_t region_pages = 0;  // pages in the guest region that page indices refer to
   std::uint64_t delta_cache_bytes = 64ull << 20;
+  // Slots of the duplicate index (24 bytes each), used when policy.duplicates. One round sends
+  // at most four times as many COPY records (or one per region page), 16 bytes each to remember.
+  std::size_t duplicate_slots = std::size_t{1} << 18;
   Policy policy;
+};
+
+// A COPY the encoder sent this round: `page` now holds what `source` held. Should `source`
+// turn out to have been written after it was sent (it is in the next dirty log), `page`
+// holds stale bytes at the receiver and must be sent again.
+struct PageCopy {
+  std::uint64_t page;
+  std::uint64_t source;
 };
 
 struct EncoderCounters {
@@ -93,6 +106,12 @@ class Encoder {
                         std::uint32_t generation, std::span<std::byte> out,
                         PageReferences* by_reference = nullptr);
 
+  // The pages of the round about to be encoded (ascending; kept by the caller until the next
+  // begin_round). A COPY never names one of them before it has been sent again: the receiver
+  // still holds its older content. Clears copies().
+  void begin_round(std::span<const std::uint64_t> round_pages);
+  // The COPY records sent since begin_round, for the caller's dirty-log check (PageCopy).
+  std::span<const PageCopy> copies() const { return copies_; }
   // The peer no longer holds the version of `page` we last sent (it refused a DELTA): the
   // next encode of the page must not be a DELTA.
   void forget(std::uint64_t page) { cache_.invalidate(page); }
@@ -103,17 +122,26 @@ class Encoder {
   const EncoderConfig& config() const { return config_; }
   const EncoderCounters& counters() const { return counters_; }
   const DeltaCache& delta_cache() const { return cache_; }
+  const DuplicateCounters& duplicates() const { return duplicate_counters_; }
   const DeflateAdvisor& advisor() const { return advisor_; }
   // What the path delivers for this encoder's stream, for the adaptive policy when it was
   // given no link rate (AdaptivePolicy::link_bytes_per_second 0); 0: not known yet.
   void set_measured_link_rate(double bytes_per_second) { advisor_.set_measured_link(bytes_per_second); }
 
  private:
-  Encoder(const EncoderConfig& config, DeltaCache cache, DeflateCompressor compressor);
+  Encoder(const EncoderConfig& config, DeltaCache cache, DeflateCompressor compressor, DuplicateIndex index);
 
   bool is_zero(const std::byte* page) const;
+  // Fingerprints the pages after pages[first], as the batch grows, into batch_fingerprints_.
   std::size_t batch_length(const std::byte* region, std::span<const std::uint64_t> pages,
-                           std::size_t first, std::size_t limit) const;
+                           std::size_t first, std::size_t limit);
+  // A page the receiver already holds with the same bytes as `page` (and the generation it
+  // holds it at), or nullptr.
+  const DuplicateIndex::Entry* duplicate_of(const std::byte* region, std::uint64_t page, std::uint64_t fingerprint,
+                                            std::uint32_t generation);
+  std::size_t write_copy(const std::byte* region, std::uint64_t page, const DuplicateIndex::Entry& source,
+                         std::uint32_t generation, std::byte* out);
+  void note_looked(bool copied);
   // `leave_in_guest`: a RAW payload is not copied, and *leave_in_guest says so.
   std::size_t write_batch(const std::byte* region, std::uint64_t first_page,
                           std::uint32_t count, std::uint32_t generation, std::byte* out,
@@ -129,7 +157,12 @@ class Encoder {
   DeflateAdvisor advisor_;
   xbzrle::EncodeFn delta_encode_;
   std::unique_ptr<std::byte[]> scratch_;  // a snapshot of one deflate batch
+  DuplicateIndex duplicates_;
+  std::span<const std::uint64_t> round_pages_;
+  std::vector<PageCopy> copies_;  // reserved at creation: never grows on the data path
+  std::array<std::uint64_t, kMaxDeflateBatchPages> batch_fingerprints_{};
   EncoderCounters counters_;
+  DuplicateCounters duplicate_counters_;
 };
 
 }  // namespace pagewire::pagecodec

@@ -1,8 +1,9 @@
 // Which encodings the encoder may use, in what order, and when they pay.
 //
-// Per page the encoder tries, in this order: ZERO (header only), DELTA (when the cache holds
-// the page's last sent content and the delta is small enough), then DEFLATE over a batch of
-// contiguous pages, falling back to RAW when deflate does not shrink the batch enough.
+// Per page the encoder tries, in this order: ZERO (header only), COPY (when the receiver holds
+// another page with exactly these bytes), DELTA (when the cache holds the page's last sent
+// content and the delta is small enough), then DEFLATE over a batch of contiguous pages,
+// falling back to RAW when deflate does not shrink the batch enough.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +30,8 @@ struct Policy {
   bool zero = true;
   bool delta = true;
   bool deflate = true;
+  // COPY for a page byte-for-byte equal to one the receiver already holds (duplicate_index.hpp).
+  bool duplicates = true;
   int deflate_level = 1;
   // Pages per DEFLATE record: one stateless call per 4 KiB page is slow and loses
   // cross-page redundancy; 16 x 4 KiB was the knee measured here (docs/benchmarks.md).

@@ -16,8 +16,11 @@ enum class Encoding : std::uint8_t {
   kRaw = 2,      // page_count pages verbatim
   kDelta = 3,    // one page as XBZRLE runs against the page's base_generation content
   kDeflate = 4,  // page_count pages as one raw-deflate stream (ISA-L igzip)
+  kCopy = 5,     // one page equal to another page of the region, as the receiver holds it at
+                 // base_generation; payload: that page's index (le64)
 };
-inline constexpr int kEncodingCount = 5;  // array size for per-encoding counters, index = value
+inline constexpr int kEncodingCount = 6;  // array size for per-encoding counters, index = value
+inline constexpr std::size_t kCopyPayloadBytes = 8;
 
 std::string_view to_string(Encoding encoding);
 
@@ -28,11 +31,12 @@ inline constexpr std::uint8_t kRecordKnownFlags = kRecordFlagCrc;
 struct [[gnu::packed]] RecordHeader {
   std::uint8_t encoding;  // Encoding
   std::uint8_t flags;     // kRecordFlag*; unknown bits are refused
-  le16 page_count;        // contiguous pages from first_page; 1 for kDelta
+  le16 page_count;        // contiguous pages from first_page; 1 for kDelta and kCopy
   le32 payload_bytes;
   le64 first_page;        // page index within the destination region
   le32 generation;        // pre-copy round that produced this content (opaque to pagecodec)
-  le32 base_generation;   // kDelta: generation of the content the delta applies to; else 0
+  le32 base_generation;   // kDelta: generation of the content the delta applies to; kCopy:
+                          // generation of the source page's content; else 0
   le32 crc32c;            // crc32_iscsi(decoded bytes, seed 0) when kRecordFlagCrc; else 0
   le32 reserved;          // sent as 0, refused otherwise (room for a future field)
 };
@@ -57,8 +61,8 @@ enum class DecodeError : std::uint8_t {
   kTruncated,         // fewer bytes than the header or its payload_bytes
   kUnknownEncoding,
   kUnknownFlags,      // flag bits or reserved field this version does not know
-  kBadPageCount,      // 0 pages, or more than one for kDelta
-  kPageOutOfRange,    // first_page + page_count beyond the destination region
+  kBadPageCount,      // 0 pages, or more than one for kDelta or kCopy
+  kPageOutOfRange,    // first_page + page_count (or a kCopy's source) beyond the region
   kBadPayloadLength,  // payload length impossible for the encoding (e.g. kRaw != pages*size)
   kBadDelta,          // malformed run list: bad ULEB128, run past the page end, empty run
   kBadDeflate,        // inflate failed or produced a different number of bytes
@@ -76,6 +80,7 @@ struct RecordView {
   std::uint64_t first_page;
   std::uint32_t generation;
   std::uint32_t base_generation;
+  std::uint64_t copy_source;  // kCopy: the page to copy (in the region, not first_page); else 0
   bool has_crc;
   std::uint32_t crc32c;
   std::span<const std::byte> payload;

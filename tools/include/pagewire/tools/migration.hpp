@@ -101,6 +101,8 @@ class SourceMigration {
                                  transport::SourceSession::RoundPages kind = transport::SourceSession::RoundPages::kMayChange);
   std::uint32_t pre_copy_ms_left() const;
   double refresh_digest();  // between rounds, the session kept alive; returns the hash's seconds
+  // `dirty` (ascending) plus the pages sent as COPYs of one of them: they go again, ascending.
+  void add_stale_copies(std::vector<std::uint64_t>* dirty) const;
   // `pending`: pages dirtied during the last pre-copy round, already taken from the log.
   Result<MigrationReport> switch_over(std::span<const std::byte> device_state, MigrationReport report,
                                       std::vector<std::uint64_t> pending);

@@ -112,6 +112,7 @@ struct SessionTotals {
   StreamCounters streams;               // summed over streams
   pagecodec::EncoderCounters encoded;   // source side
   pagecodec::DeltaCacheCounters delta_cache;  // source side
+  pagecodec::DuplicateCounters duplicates;    // source side
   pagecodec::DecoderCounters decoded;   // destination side
 };
 
@@ -131,6 +132,12 @@ class SourceSession {
   // cannot write these pages until the round is over (paused for the switchover, or the
   // hypervisor write-protects them), so RAW pages may go by reference (zero-copy).
   enum class RoundPages : std::uint8_t { kMayChange, kStable };
+  // Pages the last round sent as a COPY of a page in `dirty` (ascending), appended to
+  // `pages`: the receiver holds what that page held when it was sent, and the guest has since
+  // written it, so they must go again. Call between rounds, before begin_round(), with the
+  // dirty log of the round; a caller that sends COPYs (policy.duplicates) must, or those pages
+  // may stay stale. Control thread, every stream core parked.
+  void append_copies_of(std::span<const std::uint64_t> dirty, std::vector<std::uint64_t>* pages) const;
   void begin_round(std::span<const std::uint64_t> pages, std::uint32_t generation,
                    RoundPages kind = RoundPages::kMayChange);
   void begin_finish();

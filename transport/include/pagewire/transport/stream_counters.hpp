@@ -26,6 +26,7 @@ struct StreamCounters {
   std::uint64_t tx_queue_full = 0;
   std::uint64_t stale_records = 0;         // older than the page's applied generation
   std::uint64_t delta_base_mismatch = 0;   // DELTA for a base the page does not hold
+  std::uint64_t copy_source_mismatch = 0;  // COPY of a page not held at the version it names
   std::uint64_t record_errors = 0;         // refused by the decoder (see decoder counters)
   std::uint64_t resend_requests = 0;       // RESEND frames sent (destination) or taken (source)
   std::uint64_t pages_resent = 0;          // source: pages sent again in full on request
@@ -59,6 +60,7 @@ inline StreamCounters& operator+=(StreamCounters& total, const StreamCounters& c
   total.tx_queue_full += c.tx_queue_full;
   total.stale_records += c.stale_records;
   total.delta_base_mismatch += c.delta_base_mismatch;
+  total.copy_source_mismatch += c.copy_source_mismatch;
   total.record_errors += c.record_errors;
   total.resend_requests += c.resend_requests;
   total.pages_resent += c.pages_resent;
