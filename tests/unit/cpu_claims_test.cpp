@@ -10,15 +10,12 @@
 #include <string>
 
 #include "pagewire/pinning/cpu_claims.hpp"
+#include "saved_topology.hpp"
 
 namespace pagewire::pinning {
 namespace {
 
-Topology load(const std::string& name) {
-  auto topology = Topology::from_xml_file(std::string(PAGEWIRE_TOPOLOGY_DIR) + "/" + name);
-  EXPECT_TRUE(topology.ok()) << (topology.ok() ? "" : topology.error().message);
-  return std::move(topology).value();
-}
+Topology load(const std::string& name) { return test::load_saved_topology(name); }
 
 // A claims directory of this test's own, removed afterwards.
 class CpuClaimsTest : public ::testing::Test {

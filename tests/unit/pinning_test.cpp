@@ -12,15 +12,12 @@
 
 #include "pagewire/pinning/bind.hpp"
 #include "pagewire/pinning/plan.hpp"
+#include "saved_topology.hpp"
 
 namespace pagewire::pinning {
 namespace {
 
-Topology load(const std::string& name) {
-  auto topology = Topology::from_xml_file(std::string(PAGEWIRE_TOPOLOGY_DIR) + "/" + name);
-  EXPECT_TRUE(topology.ok()) << (topology.ok() ? "" : topology.error().message);
-  return std::move(topology).value();
-}
+Topology load(const std::string& name) { return test::load_saved_topology(name); }
 
 Plan must_plan(const Topology& topology, std::uint16_t streams, const std::string& port, unsigned helpers = 1) {
   auto result = plan(topology, {.streams = streams, .port = port, .helper_threads = helpers});
