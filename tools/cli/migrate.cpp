@@ -14,6 +14,7 @@
 #include <cstring>
 #include <fstream>
 #include <iomanip>
+#include <optional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -21,6 +22,7 @@
 #include <thread>
 
 #include "cli/commands.hpp"
+#include "pagewire/pinning/bind.hpp"
 #include "pagewire/pinning/cpu_claims.hpp"
 #include "pagewire/pinning/plan.hpp"
 #include "pagewire/tools/guest_model.hpp"
@@ -197,6 +199,7 @@ std::string stream_cores_text(const Session& session, const pinning::Plan& plan)
 }
 
 struct Endpoint {
+  std::optional<pinning::Topology> topology;
   pinning::Plan plan;
   pinning::CpuClaims cpu_claims;  // released when the endpoint goes
   std::unique_ptr<transport::Port> port;
@@ -204,6 +207,16 @@ struct Endpoint {
   std::uint64_t guest_pages = 0;
   std::uint64_t state_pages = 0;
 };
+
+// Guest memory on the port's NUMA node, where its stream cores read and write it; already
+// there on a machine of one node. Returns a note when the kernel refuses (the migration runs
+// on, paying the interconnect), else "".
+std::string bind_to_port_node(const Endpoint& endpoint, std::span<std::byte> region) {
+  if (endpoint.plan.numa_nodes <= 1 || !endpoint.topology) return "";
+  const Status bound =
+      pinning::bind_memory(*endpoint.topology, region.data(), region.size(), endpoint.plan.port.numa_node);
+  return bound ? "" : "note: " + bound.error().message;
+}
 
 // EAL (with the placement plan's core arguments), the port, and the session configuration.
 Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
@@ -296,6 +309,7 @@ Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
   const bool sharing = plan->shares_cpus() || plan->shares_cpus_with_others();
   c.runner.idle_sleep_us = o.idle_sleep_us != 0 ? o.idle_sleep_us : sharing ? 20 : 0;
   endpoint.plan = std::move(claimed->plan);
+  endpoint.topology.emplace(std::move(topology).value());
   endpoint.cpu_claims = std::move(claimed->claims);
   return endpoint;
 }
@@ -390,6 +404,9 @@ int destination(const std::vector<std::string>& args) {
   const auto prefault_start = Clock::now();
   auto region = tools::MappedMemory::allocate(endpoint->config.region_pages * o.page_size);
   if (!region) return fail("dst", region.error().message, o.json);
+  if (const std::string note = bind_to_port_node(*endpoint, region->bytes()); !note.empty() && !o.json) {
+    std::cerr << "dst: " << note << "\n";
+  }
   const double prefault_ms = std::chrono::duration<double, std::milli>(Clock::now() - prefault_start).count();
   // The region's digest before any page arrives; the stream cores keep it current.
   tools::DestinationDigest digest(region->bytes(), o.page_size);
@@ -565,6 +582,9 @@ int source(const std::vector<std::string>& args) {
                     ? tools::MappedMemory::allocate(config.region_pages * o.page_size)
                     : tools::MappedMemory::map_file_private(image_file, endpoint->state_pages * o.page_size);
   if (!region) return fail("src", region.error().message, o.json);
+  if (const std::string note = bind_to_port_node(*endpoint, region->bytes()); !note.empty() && !o.json) {
+    std::cerr << "src: " << note << "\n";
+  }
   const std::span<std::byte> guest_bytes(region->data(), endpoint->guest_pages * o.page_size);
   if (image_file.empty()) {
     if (auto status = tools::fill_image(guest_bytes, o.page_size, *profile, seed); !status) {
