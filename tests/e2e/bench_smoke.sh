@@ -28,6 +28,13 @@ grep -q '"verified": 1.0' "$dir/migrate.json" || fail "no verified migration in 
 grep -q '"verified":true' "$dir/memif.txt" || fail "the memif destination did not verify"
 grep -q '"pages_by_reference":4096' "$dir/memif.txt" || fail "memif: not every stable-round page went by reference"
 
+# Two stream cores per side (four lcores on however many CPUs), through 1 % loss; the bench
+# fails unless the destination region equals the source.
+"$pw" bench transport --stream-cores --streams 2 --region-mib 8 --repeats 1 --loss 0.01 --json > "$dir/cores.txt" 2>&1 ||
+  fail "bench transport --stream-cores: $(tail -3 "$dir/cores.txt")"
+grep -q '"source_lcores":\[[0-9]*,[0-9]*\]' "$dir/cores.txt" && grep -q '"destination_lcores":\[[0-9]*,[0-9]*\]' "$dir/cores.txt" ||
+  fail "--stream-cores: not two stream lcores per side: $(tail -1 "$dir/cores.txt")"
+
 "$pw" bench transport --link null --region-mib 8 --repeats 1 --mtu 1500 --json > "$dir/null.txt" 2>&1 ||
   fail "bench transport --link null: $(tail -3 "$dir/null.txt")"
 grep -q '"pages_by_reference":2048' "$dir/null.txt" || fail "--link null: not every page went by reference"

@@ -26,10 +26,12 @@ run_case() {
   local dst_pid=$!
   for _ in $(seq 200); do grep -q "dst: ready" "$dst_log" && break; sleep 0.05; done
   ip netns exec "$ns_a" "$pw" src --vdev "net_af_packet0,iface=$tag-x,framecnt=1024" --size-mib 256 \
-    --dirty-rate 50000 --timeout-s 30 --mtu 1500 >"$src_log" 2>&1 &
+    --dirty-rate 50000 --timeout-s 30 --mtu 1500 --max-gbps 0.5 >"$src_log" 2>&1 &
   local src_pid=$!
-  for _ in $(seq 400); do grep -q "^round" "$src_log" && break; sleep 0.05; done  # data is flowing
-  sleep 0.3
+  # Connected, then half a second into round 0, which the rate cap stretches to seconds (a
+  # migration uncapped here ends in a quarter of a second, before any kill).
+  for _ in $(seq 400); do grep -q "lcores of their own" "$src_log" && break; sleep 0.05; done
+  sleep 0.5
   local survivor_pid survivor_log expected
   if [ "$victim" = dst ]; then
     kill -9 $dst_pid; survivor_pid=$src_pid; survivor_log=$src_log; expected="keeps running on the source"

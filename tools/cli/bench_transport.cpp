@@ -17,13 +17,14 @@ namespace po = boost::program_options;
 
 namespace pagewire::cli {
 
-Result<int> init_pair_eal(const std::string& what, std::ostream& out, std::uint16_t lcores) {
+Result<int> init_pair_eal(const std::string& what, std::ostream& out, std::uint16_t lcores, bool share_cpus) {
   // A core pair by default: the plan for one stream gives the control core (the source,
   // main lcore) and a stream core (the destination). More lcores: more stream cores.
   auto topology = pinning::Topology::from_system();
   if (!topology) return topology.error();
   const auto streams = static_cast<std::uint16_t>(std::max(lcores, std::uint16_t{2}) - 1);
-  auto placement = pinning::plan(*topology, {.streams = streams, .port = "net_ring0", .helper_threads = 0});
+  auto placement = pinning::plan(
+      *topology, {.streams = streams, .port = "net_ring0", .helper_threads = 0, .share_cpus = share_cpus});
   if (!placement) {
     return make_error(what + " needs " + std::to_string(streams + 1) + " cores: " + placement.error().message);
   }
@@ -191,6 +192,9 @@ int bench_transport(const std::vector<std::string>& args) {
       ("zero-copy", po::bool_switch(&options.zero_copy),
        "also time rounds of pages declared stable (a paused guest), sent from guest memory by reference, "
        "interleaved with the copying rounds")
+      ("stream-cores", po::bool_switch(&options.stream_cores),
+       "--link ring: each stream polled by an lcore of its own at both ends, as src/dst run (2 x --streams "
+       "lcores, shared where the machine has fewer CPUs); memcpy on as many threads; no kernel-TCP pass")
       ("udp-checksum", po::bool_switch(&options.udp_checksum),
        "sum every frame in software (UDP checksum); by default the memory links these benchmarks use carry none")
       ("no-udp-checksum", po::bool_switch(), "no UDP checksum: the default, kept for older command lines")
@@ -238,7 +242,9 @@ int bench_transport(const std::vector<std::string>& args) {
     std::cerr << "pagewire: --link " << link << ": expected ring, memif or null\n";
     return 2;
   }
-  auto numa_node = init_pair_eal("bench transport", std::cout);
+  // Stream cores: the control thread on the main lcore, a stream core per stream at each end.
+  const auto lcores = static_cast<std::uint16_t>(options.stream_cores ? 1 + 2 * options.streams : 2);
+  auto numa_node = init_pair_eal("bench transport", std::cout, lcores, options.stream_cores);
   if (!numa_node) {
     std::cerr << "pagewire: " << numa_node.error().message << "\n";
     return 1;
@@ -267,10 +273,21 @@ int bench_transport(const std::vector<std::string>& args) {
                                 {"dropped", r.dropped}, {"retransmits_sack", r.retransmits_sack},
                                 {"retransmits_timeout", r.retransmits_timeout},
                                 {"zero_copy_gbps", r.zero_copy_gbps}, {"zero_copy_vs_memcpy", r.zero_copy_vs_memcpy},
-                                {"zero_copy_vs_copy", r.zero_copy_vs_copy}, {"pages_by_reference", r.pages_by_reference}}
+                                {"zero_copy_vs_copy", r.zero_copy_vs_copy}, {"pages_by_reference", r.pages_by_reference},
+                                {"stream_cores", options.stream_cores},
+                                {"gbps_per_stream_core", options.stream_cores ? r.gbps / options.streams : 0.0},
+                                {"source_lcores", r.source_lcores}, {"destination_lcores", r.destination_lcores}}
                      .dump()
               << std::endl;
     return 0;
+  }
+  if (options.stream_cores) {
+    std::cout << "stream cores: source lcores";
+    for (unsigned lcore : r.source_lcores) std::cout << " " << lcore;
+    std::cout << ", destination lcores";
+    for (unsigned lcore : r.destination_lcores) std::cout << " " << lcore;
+    std::cout << "; " << std::fixed << std::setprecision(2) << r.gbps / options.streams
+              << " Gbit/s per stream core, memcpy on " << options.streams << " thread(s)\n";
   }
   std::cout << std::fixed << std::setprecision(2) << r.memory_note << "\npath MTU " << r.path_mtu << ", srtt "
             << r.srtt_us << " us, congestion control " << (r.congestion_controlled ? "on" : "off") << "\n"

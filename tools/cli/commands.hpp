@@ -25,7 +25,9 @@ std::optional<int> parse_options(const std::vector<std::string>& args,
 // a stream core), for the benchmarks that run both ends in one process; or on `lcores`
 // cores (the control core and lcores - 1 stream cores). Prints the plan to `out`; returns
 // the NUMA node of the port.
-pagewire::Result<int> init_pair_eal(const std::string& what, std::ostream& out, std::uint16_t lcores = 2);
+// With `share_cpus`, lcores beyond the machine's CPUs share them (EAL --lcores).
+pagewire::Result<int> init_pair_eal(const std::string& what, std::ostream& out, std::uint16_t lcores = 2,
+                                    bool share_cpus = false);
 
 // --congestion-control auto|on|off (transport/stream.hpp, StreamTuning).
 inline constexpr const char* kCongestionControlHelp =

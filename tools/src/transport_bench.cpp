@@ -65,6 +65,61 @@ int run_destination(void* arg) {
   return 0;
 }
 
+// The destination end of the bench, on its worker lcore (one thread polls every stream), or
+// with stream cores on a control thread whose session runs each stream on an lcore of its own.
+class DestinationEnd {
+ public:
+  Status start(DestinationJob* job, bool stream_cores, unsigned worker) {
+    if (stream_cores) {
+      control_ = std::thread([job] {
+        auto session = DestinationSession::accept(*job->config, *job->port, job->region);
+        if (!session) {
+          job->error = session.error().message;
+          return;
+        }
+        if (auto finished = (*session)->run_until_finished(); !finished) job->error = finished.error().message;
+        (*session)->linger();
+      });
+      return Ok{};
+    }
+    worker_ = worker;
+    if (rte_eal_remote_launch(run_destination, job, worker) != 0) {
+      return make_error("cannot launch the destination on lcore " + std::to_string(worker));
+    }
+    return Ok{};
+  }
+  void join() {
+    if (control_.joinable()) control_.join();
+    if (worker_ < RTE_MAX_LCORE) rte_eal_wait_lcore(worker_);
+    worker_ = RTE_MAX_LCORE;
+  }
+  ~DestinationEnd() { join(); }
+
+ private:
+  std::thread control_;
+  unsigned worker_ = RTE_MAX_LCORE;
+};
+
+// Every worker lcore EAL runs, in order.
+std::vector<unsigned> worker_lcores() {
+  std::vector<unsigned> workers;
+  unsigned lcore = 0;
+  RTE_LCORE_FOREACH_WORKER(lcore) workers.push_back(lcore);
+  return workers;
+}
+
+// Copies `pages` pages from `from` to `to` on `threads` threads, each its share: the memcpy
+// baseline for as many cores as the streams use.
+void copy_pages(std::byte* to, const std::byte* from, std::uint64_t pages, unsigned threads) {
+  auto copy_range = [&](std::uint64_t first, std::uint64_t end) {
+    for (std::uint64_t p = first; p < end; ++p) std::memcpy(to + p * kPage, from + p * kPage, kPage);
+  };
+  if (threads <= 1) return copy_range(0, pages);
+  std::vector<std::thread> copiers;
+  for (unsigned t = 0; t < threads; ++t) copiers.emplace_back(copy_range, pages * t / threads, pages * (t + 1) / threads);
+  for (auto& copier : copiers) copier.join();
+}
+
 double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   return values[values.size() / 2];
@@ -79,6 +134,12 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
   const unsigned worker = rte_get_next_lcore(rte_get_main_lcore(), 1, 0);
   if (worker >= RTE_MAX_LCORE) {
     return make_error("bench transport needs two lcores (source and destination): run on a machine with 2+ cores");
+  }
+  const std::vector<unsigned> workers = worker_lcores();
+  if (options.stream_cores && workers.size() < 2u * options.streams) {
+    return make_error("bench transport with stream cores needs " + std::to_string(2 * options.streams) +
+                      " worker lcores (a stream core per stream at each end); EAL runs " +
+                      std::to_string(workers.size()));
   }
   static int instance = 0;
   auto link = RingLink::create("bt" + std::to_string(instance++), options.streams, options.mtu, 4 * options.window_frames,
@@ -138,18 +199,22 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
     c.policy.deflate = false;
     c.policy.crc = options.crc;
     c.delta_cache_bytes = 0;
+    if (options.stream_cores) {
+      const auto first = workers.begin() + (source ? 0 : options.streams);
+      c.stream_lcores.assign(first, first + options.streams);
+      c.runner.idle_sleep_us = 20;  // an idle core yields to the others sharing its CPU
+    }
     return c;
   };
   const SessionConfig source_config = config_for(*source_port, *destination_port, true);
   const SessionConfig destination_config = config_for(*destination_port, *source_port, false);
 
   DestinationJob job{&destination_config, destination_port, destination->data(), {}, {}};
-  if (rte_eal_remote_launch(run_destination, &job, worker) != 0) {
-    return make_error("cannot launch the destination on lcore " + std::to_string(worker));
-  }
+  DestinationEnd destination_end;
+  if (auto started = destination_end.start(&job, options.stream_cores, worker); !started) return started.error();
   auto connected = SourceSession::connect(source_config, *source_port, guest->data());
   if (!connected) {
-    rte_eal_wait_lcore(worker);
+    destination_end.join();
     return make_error(connected.error().message + (job.error.empty() ? "" : "; destination: " + job.error));
   }
   SourceSession& source = *connected.value();
@@ -157,6 +222,8 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
   std::iota(all.begin(), all.end(), 0);
 
   TransportBenchResult result;
+  result.source_lcores = source_config.stream_lcores;
+  result.destination_lcores = destination_config.stream_lcores;
   result.path_mtu = source.path_mtu();
   result.congestion_controlled = source.stream(0).congestion_controlled();
   result.memory_note = memory_note;
@@ -193,9 +260,7 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
   Status status = timed_round(false, &seconds);  // warm-up: first touch of mbufs and rings
   for (int repeat = 0; repeat < options.repeats && status; ++repeat) {
     const auto copy_start = std::chrono::steady_clock::now();
-    for (std::uint64_t p = 0; p < pages; ++p) {
-      std::memcpy(copy_target->data() + p * kPage, guest->data() + p * kPage, kPage);
-    }
+    copy_pages(copy_target->data(), guest->data(), pages, options.stream_cores ? options.streams : 1);
     const double copy_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - copy_start).count();
     // Copying and zero-copy rounds take turns going first: a round right after another
     // finds warmer caches.
@@ -207,7 +272,7 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
     }
     if (status && !impairments.empty()) status = timed_round(true, &lossy_seconds);
     if (!status) break;
-    auto tcp_seconds = options.impaired_link ? Result<double>(0.0) : timed_tcp_round();
+    auto tcp_seconds = options.impaired_link || options.stream_cores ? Result<double>(0.0) : timed_tcp_round();
     if (!tcp_seconds) {
       status = tcp_seconds.error();
       break;
@@ -239,7 +304,7 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
     source.begin_finish();
     status = source.run_until_idle(60000);
   }
-  rte_eal_wait_lcore(worker);
+  destination_end.join();
   if (!status) return make_error(status.error().message + (job.error.empty() ? "" : "; destination: " + job.error));
   if (!job.error.empty()) return make_error("destination: " + job.error);
   if (std::memcmp(guest->data(), destination->data(), options.region_bytes) != 0 ||

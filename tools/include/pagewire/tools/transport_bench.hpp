@@ -40,6 +40,12 @@ struct TransportBenchOptions {
   LinkImpairment link;
   bool impaired_link = false;
   int numa_node = -1;      // bind the page regions to this node (the port's); -1: leave them
+  // Each stream polled by an EAL lcore of its own at both ends (StreamRunner), as src/dst
+  // run: 2 x streams worker lcores besides the main one, whose control threads only wait. Off:
+  // the source's streams on the main lcore, the destination's on one worker. The kernel-TCP
+  // pass is skipped (its two threads would compete with idle stream cores), and memcpy runs
+  // on as many threads as there are streams.
+  bool stream_cores = false;
 };
 
 struct TransportBenchResult {
@@ -62,6 +68,7 @@ struct TransportBenchResult {
   std::uint16_t path_mtu = 0;
   bool congestion_controlled = false;  // what kAuto chose, or what was asked
   std::string memory_note;  // what binding the regions to the port's node did
+  std::vector<unsigned> source_lcores, destination_lcores;  // stream cores, when stream_cores
 };
 
 Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& options, std::ostream& progress);
