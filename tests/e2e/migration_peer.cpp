@@ -110,12 +110,7 @@ int main(int argc, char** argv) {
   // Without ARP, both ends use fixed test MACs (memif ports have role-independent defaults).
   rte_ether_addr src_mac{{0x02, 0x50, 0x57, 0, 0, 1}}, dst_mac{{0x02, 0x50, 0x57, 0, 0, 2}};
   if (!use_arp) rte_eth_dev_default_mac_addr_set(port->id(), source ? &src_mac : &dst_mac);
-  const std::uint64_t link_deadline = rte_rdtsc() + 10 * rte_get_tsc_hz();
-  rte_eth_link link{};
-  do {
-    rte_eth_link_get_nowait(port->id(), &link);
-  } while (link.link_status != RTE_ETH_LINK_UP && rte_rdtsc() < link_deadline);
-  if (link.link_status != RTE_ETH_LINK_UP) return fail(role, "memif link did not come up within 10 s");
+  if (auto linked = port->await_link(10000); !linked) return fail(role, linked.error().message);
 
   SessionConfig config;
   config.streams = streams;

@@ -314,26 +314,6 @@ Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
   return endpoint;
 }
 
-// Waits until the port's link is up (memif connects asynchronously).
-Status await_link(const transport::Port& port, std::uint32_t timeout_s) {
-  const std::uint64_t deadline = rte_rdtsc() + std::uint64_t{timeout_s} * rte_get_tsc_hz();
-  rte_eth_link link{};
-  do {
-    rte_eth_link_get_nowait(port.id(), &link);
-    if (link.link_status == RTE_ETH_LINK_UP) return Ok{};
-    // The peer may take seconds to start (a source fills and hashes its image first): wait
-    // without taking a CPU it may share.
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  } while (rte_rdtsc() < deadline);
-  // Sessions settle on the smaller stream count, but a memif link pairs its rings itself and
-  // drops a peer with another count ("Invalid ring index" in its debug log).
-  rte_eth_dev_info info{};
-  const bool memif = rte_eth_dev_info_get(port.id(), &info) == 0 && info.driver_name != nullptr &&
-                     std::string_view(info.driver_name).find("memif") != std::string_view::npos;
-  return make_error("port " + port.name() + ": link did not come up within " + std::to_string(timeout_s) + " s" +
-                    (memif ? " (a memif link comes up only between ends with the same --streams)" : ""));
-}
-
 // Whether the delta cache holds the pages that keep coming back: refusals mean it is smaller
 // than what each round re-sends (--delta-cache-mib).
 nlohmann::json delta_cache_json(const pagecodec::DeltaCacheCounters& c) {
@@ -421,7 +401,7 @@ int destination(const std::vector<std::string>& args) {
     std::cout << "dst: ready, " << o.size_mib << " MiB pre-faulted in " << std::fixed << std::setprecision(0)
               << prefault_ms << " ms, security: " << security_name(endpoint->config.security) << std::endl;
   }
-  if (auto status = await_link(*endpoint->port, o.timeout_s); !status) return fail("dst", status.error().message, o.json);
+  if (auto status = endpoint->port->await_link(o.timeout_s * 1000); !status) return fail("dst", status.error().message, o.json);
   auto session = transport::DestinationSession::accept(endpoint->config, *endpoint->port, region->data());
   if (!session) return fail("dst", session.error().message, o.json);
   if (!o.json) {
@@ -594,7 +574,7 @@ int source(const std::vector<std::string>& args) {
     profile_name = image_file;
   }
   const std::string initial_digest = tools::to_hex(tools::digest_of(guest_bytes));
-  if (auto status = await_link(*endpoint->port, o.timeout_s); !status) return fail("src", status.error().message, o.json);
+  if (auto status = endpoint->port->await_link(o.timeout_s * 1000); !status) return fail("src", status.error().message, o.json);
   auto session = transport::SourceSession::connect(config, *endpoint->port, region->data());
   if (!session) return fail("src", session.error().message, o.json);
 

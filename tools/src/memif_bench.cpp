@@ -151,12 +151,7 @@ Result<MemifBenchResult> run_memif_bench(const MemifBenchOptions& options, std::
 
   auto port = open_memif(options, "client", socket, source_cpu, "pagewire-bench-src-" + tag);
   if (!port) return finish(port.error());
-  const std::uint64_t link_deadline = rte_rdtsc() + 10 * rte_get_tsc_hz();
-  rte_eth_link link{};
-  do {
-    rte_eth_link_get_nowait((*port)->id(), &link);
-  } while (link.link_status != RTE_ETH_LINK_UP && rte_rdtsc() < link_deadline);
-  if (link.link_status != RTE_ETH_LINK_UP) return finish(make_error("memif link did not come up within 10 s"));
+  if (auto linked = (*port)->await_link(10000); !linked) return finish(linked.error());
 
   auto guest = MappedMemory::allocate(options.region_bytes);
   auto copy_target = MappedMemory::allocate(options.region_bytes);

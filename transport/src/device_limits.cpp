@@ -109,6 +109,11 @@ bool memif_zero_copy(const rte_eth_dev_info& info) {
   return driver_is(info, "net_memif") && devarg(info.device, "zero-copy") == "yes";
 }
 
+bool memif_client(const rte_eth_dev_info& info) {
+  const std::string role = devarg(info.device, "role");
+  return driver_is(info, "net_memif") && role != "server" && role != "master";
+}
+
 }  // namespace device_limits
 
 std::string sized_for_jumbo_frames(const std::string& vdev) {

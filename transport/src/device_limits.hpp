@@ -21,5 +21,7 @@ std::uint32_t receive_buffer_bytes(const rte_eth_dev_info& info);
 bool leave_mtu_alone(const rte_eth_dev_info& info);
 // memif's own zero-copy client: segments outside EAL memory must never reach it.
 bool memif_zero_copy(const rte_eth_dev_info& info);
+// A memif client (its default role): it connects to its server when started, and only then.
+bool memif_client(const rte_eth_dev_info& info);
 
 }  // namespace pagewire::transport::device_limits

@@ -200,6 +200,7 @@ Result<Port> Port::open(const PortConfig& requested) {
   port.rx_scatter_ = scatter;
   const std::string driver = info.driver_name != nullptr ? info.driver_name : "";
   port.paired_queues_ = driver == "net_ring" || driver == "net_memif";
+  port.relinks_by_restart_ = device_limits::memif_client(info);
   port.virtual_device_ = info.device != nullptr && std::string(rte_bus_name(rte_dev_bus(info.device))) == "vdev";
   return port;
 }
@@ -287,6 +288,7 @@ Port::Port(Port&& other) noexcept
       rx_scatter_(other.rx_scatter_),
       virtual_device_(other.virtual_device_),
       paired_queues_(other.paired_queues_),
+      relinks_by_restart_(other.relinks_by_restart_),
       rx_pool_(std::move(other.rx_pool_)),
       reference_pool_(std::move(other.reference_pool_)),
       reference_info_(std::move(other.reference_info_)),
@@ -298,6 +300,33 @@ Port::~Port() {
   if (queues_ > 1 && !paired_queues_) rte_flow_flush(id_, &error);
   rte_eth_dev_stop(id_);
   rte_eth_dev_close(id_);
+}
+
+Status Port::await_link(std::uint32_t timeout_ms) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  auto relink_at = Clock::now() + std::chrono::milliseconds(kRelinkMs);
+  for (;;) {
+    rte_eth_link link{};
+    rte_eth_link_get_nowait(id_, &link);
+    if (link.link_status == RTE_ETH_LINK_UP) return Ok{};
+    const auto now = Clock::now();
+    if (now >= deadline) break;
+    if (relinks_by_restart_ && now >= relink_at) {
+      rte_eth_dev_stop(id_);
+      start_waiting(id_, static_cast<std::uint32_t>(
+                             std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count()));
+      relink_at = Clock::now() + std::chrono::milliseconds(kRelinkMs);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  // Sessions settle on the smaller stream count, but a memif link pairs its rings itself and
+  // drops a peer with another count ("Invalid ring index" in its debug log).
+  rte_eth_dev_info info{};
+  const bool memif = rte_eth_dev_info_get(id_, &info) == 0 && info.driver_name != nullptr &&
+                     std::string_view(info.driver_name) == "net_memif";
+  return make_error("port " + name_ + ": link did not come up within " + std::to_string(timeout_ms / 1000) + " s" +
+                    (memif ? " (a memif link comes up only between ends with the same --streams)" : ""));
 }
 
 }  // namespace pagewire::transport

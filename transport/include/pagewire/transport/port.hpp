@@ -74,6 +74,14 @@ class Port {
   // Frames cross shared memory only (net_ring, net_memif): nothing on the way can corrupt
   // them, so a checksum over each would protect nothing (SessionConfig::udp_checksum).
   bool memory_link() const { return paired_queues_; }
+  // Waits up to `timeout_ms` for the link to come up, sleeping between looks (a peer may take
+  // seconds to start, and may share our CPU). A memif client whose link stays down for
+  // kRelinkMs is stopped and started again, which reconnects it: DPDK 22.11's memif server
+  // takes a connection that arrives while it is still being set up (between its probe and its
+  // start) and then never completes it, so a client that came first could wait forever. The
+  // error names the port, and for memif the usual cause.
+  Status await_link(std::uint32_t timeout_ms);
+  static constexpr std::uint32_t kRelinkMs = 2000;
   // Received frames may come as chains of buffers (PortConfig::buffer_bytes).
   bool rx_scatter() const { return rx_scatter_; }
   // Frames may point at guest memory: the device sends chains, and the port has the
@@ -114,6 +122,7 @@ class Port {
   bool rx_scatter_ = false;
   bool virtual_device_ = false;  // on the vdev bus: no DMA
   bool paired_queues_ = false;   // queue q reaches the peer's queue q, in memory (net_ring, net_memif)
+  bool relinks_by_restart_ = false;  // a memif client: restarting reconnects it
   Mempool rx_pool_;  // scattered receive buffers; null: pool_ receives too
   Mempool reference_pool_;
   // A cache line each: every frame that points at guest memory updates its queue's count.
