@@ -15,6 +15,7 @@ namespace pagewire::tools {
 namespace {
 
 constexpr int kReplyTimeoutMs = 10000;  // QEMU answers at once; this is for a wedged one
+constexpr std::size_t kMaxMessageBytes = 1 << 20;  // query-migrate is a few hundred bytes
 
 }  // namespace
 
@@ -88,6 +89,7 @@ Result<nlohmann::json> QmpClient::read_message() {
     const ssize_t n = recv(fd_, chunk, sizeof chunk, 0);
     if (n <= 0) return make_error("QEMU closed the connection");
     buffered_.append(chunk, static_cast<std::size_t>(n));
+    if (buffered_.size() > kMaxMessageBytes) return make_error("a message longer than 1 MiB without a line end");
   }
 }
 
