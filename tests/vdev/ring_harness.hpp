@@ -147,6 +147,39 @@ struct MigrationResult {
   std::string destination_error;
 };
 
+// The destination's half of a test migration: accepts, runs until finished and lingers on
+// a thread of its own, recording its errors in `result`.
+class DestinationThread {
+ public:
+  DestinationThread(Harness& harness, const SessionConfig& config, Bytes& destination, MigrationResult* result)
+      : thread_([this, &harness, config, &destination, result] {
+          auto accepted = DestinationSession::accept(config, harness.destination_port(), destination.data());
+          if (!accepted) {
+            result->destination_error = accepted.error().message;
+            return;
+          }
+          receiver_ = std::move(accepted).value();
+          result->destination_streams = receiver_->streams();
+          result->destination_streams_note = receiver_->streams_note();
+          running_.store(receiver_.get(), std::memory_order_release);
+          if (auto status = receiver_->run_until_finished(); !status) result->destination_error = status.error().message;
+          receiver_->linger();
+        }) {}
+  ~DestinationThread() { join(); }
+  void join() {
+    if (thread_.joinable()) thread_.join();
+  }
+  // The session while it runs (null before it was accepted); any thread.
+  DestinationSession* running() const { return running_.load(std::memory_order_acquire); }
+  // After join(): the session, if one was accepted.
+  const DestinationSession* session() const { return receiver_.get(); }
+
+ private:
+  std::unique_ptr<DestinationSession> receiver_;
+  std::atomic<DestinationSession*> running_{nullptr};
+  std::thread thread_;
+};
+
 // Pre-copy in miniature: round 0 sends everything, then `rounds` rounds of dirtied pages.
 // `after_round` (optional) runs on the source's thread after each round, with the
 // destination's session running on its own; `source_between_rounds` (optional) next, with
@@ -158,25 +191,10 @@ inline MigrationResult migrate(Harness& harness, Bytes& guest, Bytes& destinatio
                         const std::function<void(SourceSession&)>& source_between_rounds = {}) {
   MigrationResult result;
   const std::uint64_t pages = guest.size() / kPage;
-  std::unique_ptr<DestinationSession> receiver;
-  std::atomic<DestinationSession*> running{nullptr};
-  std::thread destination_thread([&] {
-    auto accepted = DestinationSession::accept(destination_config, harness.destination_port(), destination.data());
-    if (!accepted) {
-      result.destination_error = accepted.error().message;
-      return;
-    }
-    receiver = std::move(accepted).value();
-    result.destination_streams = receiver->streams();
-    result.destination_streams_note = receiver->streams_note();
-    running.store(receiver.get(), std::memory_order_release);
-    if (auto status = receiver->run_until_finished(); !status) result.destination_error = status.error().message;
-    receiver->linger();
-  });
+  DestinationThread receiver(harness, destination_config, destination, &result);
   auto connected = SourceSession::connect(source_config, harness.source_port(), guest.data());
   if (!connected) {
     result.source_error = connected.error().message;
-    destination_thread.join();
     return result;
   }
   auto& source = *connected.value();
@@ -191,8 +209,7 @@ inline MigrationResult migrate(Harness& harness, Bytes& guest, Bytes& destinatio
   std::mt19937_64 rng(77);
   for (int round = 1; status && round <= rounds; ++round) {
     if (after_round) {
-      DestinationSession* session = running.load(std::memory_order_acquire);
-      if (session != nullptr) after_round(*session);
+      if (DestinationSession* session = receiver.running()) after_round(*session);
     }
     if (source_between_rounds) source_between_rounds(source);
     const auto dirty = dirty_some(guest, pages, rng);
@@ -204,9 +221,9 @@ inline MigrationResult migrate(Harness& harness, Bytes& guest, Bytes& destinatio
     status = source.run_until_idle(60000);
   }
   if (!status) result.source_error = status.error().message;
-  destination_thread.join();
+  receiver.join();
   result.source = source.totals();
-  if (receiver) result.destination = receiver->totals();
+  if (receiver.session() != nullptr) result.destination = receiver.session()->totals();
   return result;
 }
 

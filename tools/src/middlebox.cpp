@@ -129,7 +129,7 @@ void Middlebox::propagate(Direction& d, rte_mbuf* mbuf, std::uint64_t now) {
     delay_us += std::uniform_real_distribution<double>(-1.0, 1.0)(rng_) * impairment_.jitter_us;
   }
   const auto delay_tsc = static_cast<std::uint64_t>(std::max(delay_us, 0.0) * static_cast<double>(tsc_hz_) / 1e6);
-  d.in_flight.push_back({now + delay_tsc, mbuf});
+  d.in_flight.push_back({now + delay_tsc, d.admitted++, mbuf});
   std::push_heap(d.in_flight.begin(), d.in_flight.end(), std::greater<>{});
 }
 

@@ -39,7 +39,7 @@ DestinationStream::DestinationStream(std::uint16_t index, QueueRef queue, const 
       first_page_(first_page),
       end_page_(end_page),
       tsc_hz_(rte_get_tsc_hz()),
-      reorder_(tuning.receive_window_frames, nullptr),
+      reorder_(window_slots(tuning, rte_pktmbuf_data_room_size(queue.pool)), nullptr),
       partial_(max_record_bytes) {
   refused_.reserve(kMaxRefusedPages);
 }
@@ -129,7 +129,7 @@ void DestinationStream::on_data(rte_mbuf* mbuf, PayloadRange payload, std::uint3
       ++counters_.duplicates;
       rte_pktmbuf_free(mbuf);
     } else {
-      slot = mbuf;  // held as parsed and opened: read by held_payload() when its turn comes
+      slot = hold(mbuf);  // as parsed and opened: read by held_payload() when its turn comes
       ++counters_.out_of_order;
       remember_block(seq & ~63u);
     }
@@ -143,6 +143,7 @@ void DestinationStream::on_data(rte_mbuf* mbuf, PayloadRange payload, std::uint3
   ++unacked_;
   while (rte_mbuf* next = held(rcv_nxt_)) {
     held(rcv_nxt_) = nullptr;
+    --held_frames_;
     deliver(next, held_payload(next));
     rte_pktmbuf_free(next);
     ++rcv_nxt_;
@@ -154,6 +155,32 @@ void DestinationStream::on_data(rte_mbuf* mbuf, PayloadRange payload, std::uint3
   } else if (ack_due_tsc_ == 0) {
     ack_due_tsc_ = now + delay;
   }
+}
+
+// Frames held out of order beyond the stream's share of the receive pool move into frames
+// of its own (FrameReserve), so that a long path's holes never leave the device without
+// buffers to receive into; the reserve grows with what the holes need. Kept as it came
+// when the reserve has none free (asked for, counted).
+rte_mbuf* DestinationStream::hold(rte_mbuf* mbuf) {
+  ++held_frames_;
+  FrameReserve* reserve = queue_.reserve;
+  if (reserve == nullptr || held_frames_ <= reserve->base_frames()) return mbuf;
+  rte_mbuf* copy = reserve->alloc(nullptr);
+  if (copy == nullptr || rte_pktmbuf_tailroom(copy) < rte_pktmbuf_pkt_len(mbuf)) {
+    if (copy != nullptr) rte_pktmbuf_free(copy);
+    ++counters_.mbuf_exhausted;
+    reserve->ask(held_frames_ + 2 * tuning_.burst);
+    return mbuf;
+  }
+  const std::uint32_t bytes = rte_pktmbuf_pkt_len(mbuf);
+  auto* to = rte_pktmbuf_mtod(copy, std::byte*);
+  const void* from = rte_pktmbuf_read(mbuf, 0, bytes, to);  // copies a chain into `to` itself
+  if (from != to) std::memcpy(to, from, bytes);
+  copy->data_len = static_cast<std::uint16_t>(bytes);
+  copy->pkt_len = bytes;
+  rte_pktmbuf_free(mbuf);
+  ++counters_.held_in_reserve;
+  return copy;
 }
 
 void DestinationStream::on_fragment(rte_mbuf* mbuf, const ReceivedFrame& frame, std::uint64_t now) {

@@ -87,6 +87,20 @@ void PacingController::on_ack(std::uint64_t now, std::uint64_t bytes, const Deli
   update_targets();
 }
 
+void PacingController::on_loss(std::uint64_t bytes) {
+  round_lost_ += bytes;
+  if (mode_ != Mode::kStartup || bottleneck_bytes_per_second() <= 0) return;
+  constexpr double kStartupLossShare = 0.02;
+  constexpr std::uint64_t kStartupLossFrames = 8;
+  const std::uint64_t round_delivered = std::max<std::uint64_t>(delivered_ - round_start_delivered_, frame_bytes_);
+  if (round_lost_ >= kStartupLossFrames * frame_bytes_ &&
+      static_cast<double>(round_lost_) > kStartupLossShare * static_cast<double>(round_delivered)) {
+    full_bandwidth_ = bottleneck_bytes_per_second();
+    mode_ = Mode::kDrain;
+    update_targets();
+  }
+}
+
 void PacingController::next_phase(std::uint64_t now) {
   probe_phase_ = (probe_phase_ + 1) % kProbePhases;
   phase_start_tsc_ = now;
@@ -112,7 +126,8 @@ void PacingController::measure_aggregation(std::uint64_t now, std::uint64_t byte
 
 void PacingController::new_round(std::uint64_t) {
   ++round_;
-  next_round_delivered_ = delivered_;
+  round_start_delivered_ = next_round_delivered_ = delivered_;
+  round_lost_ = 0;
   // The bandwidth of the round that just ended decides whether start-up goes on.
   if (mode_ == Mode::kStartup && app_limited_until_ == 0) {
     const double bandwidth = bottleneck_bytes_per_second();

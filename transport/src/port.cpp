@@ -113,6 +113,10 @@ Result<Port> Port::open(const PortConfig& requested) {
     if (!small_pool) return small_pool.error();
     port.rx_pool_ = std::move(small_pool).value();
   }
+  for (std::uint16_t q = 0; q < config.queues; ++q) {
+    port.reserves_.push_back(std::make_unique<FrameReserve>("pw" + std::to_string(config.port_id) + "q" + std::to_string(q),
+                                                            frame_data_room, pool_socket, config.held_frames_per_queue));
+  }
   const bool tx_chains = (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS) != 0;
   // memif's own zero-copy client hands the peer offsets into EAL memory it registered: a
   // segment pointing at guest memory would reach the server as a descriptor outside every
@@ -292,6 +296,7 @@ Port::Port(Port&& other) noexcept
       rx_pool_(std::move(other.rx_pool_)),
       reference_pool_(std::move(other.reference_pool_)),
       reference_info_(std::move(other.reference_info_)),
+      reserves_(std::move(other.reserves_)),
       device_configured_(std::exchange(other.device_configured_, false)) {}
 
 Port::~Port() {

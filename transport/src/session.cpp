@@ -2,6 +2,7 @@
 
 #include "pagewire/transport/arp.hpp"
 #include "pagewire/transport/handshake.hpp"
+#include "window_growth.hpp"
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
@@ -476,11 +477,12 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
     if (!encoder) return encoder.error();
     const ReferenceSegments references =
         source->zero_copy_ ? ReferenceSegments{port.reference_pool(), port.reference_info(s)} : ReferenceSegments{};
-    source->streams_.emplace_back(s, QueueRef{port.id(), s, port.pool(), references}, config.path, session,
+    source->streams_.emplace_back(s, QueueRef{port.id(), s, port.pool(), references, port.frame_reserve(s)}, config.path, session,
                                   static_cast<std::uint16_t>(payload_for_mtu(path_mtu, key.has_value())),
                                   config.tuning, std::move(encoder).value(), source->crypto(s));
     source->round_pages_[s].reserve(config.region_pages / config.streams + 1);
   }
+  source->windows_ = std::make_unique<WindowGrowth>(port, config.streams, config.tuning.window_memory_bytes);
   auto runner = launch_runner(config);
   if (!runner) return runner.error();
   source->runner_ = std::move(runner).value();
@@ -545,6 +547,7 @@ Status SourceSession::poll_here_until_idle(std::uint32_t timeout_ms, const std::
     if (!busy) return Ok{};
     if (peer.expired(acks, now)) return silent_destination();
     if (now > deadline) return streams_busy(timeout_ms);
+    windows_->look();
     ticker.at(now);
   }
 }
@@ -566,6 +569,7 @@ Status SourceSession::await_stream_cores(std::uint32_t timeout_ms, const std::fu
       runner_->stop();
       return streams_busy(timeout_ms);
     }
+    windows_->look();
     ticker.at(now);
     wait.pause();
   }
@@ -936,7 +940,7 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
   for (std::uint16_t s = 0; s < config.streams; ++s) {
     auto decoder = pagecodec::Decoder::create(config.page_size, config.region_pages);
     if (!decoder) return decoder.error();
-    destination->streams_.emplace_back(s, QueueRef{port.id(), s, port.pool()}, config.path, session, config.tuning,
+    destination->streams_.emplace_back(s, QueueRef{port.id(), s, port.pool(), {}, port.frame_reserve(s)}, config.path, session, config.tuning,
                                        std::move(decoder).value(), region, destination->generations_.data(),
                                        max_record_bytes(config), s == 0 ? destination->responder_.get() : nullptr,
                                        first_page_of_stream(s, source_pages, config.streams),
@@ -944,6 +948,7 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
                                                             config.streams),
                                        destination->crypto(s), config.applied_pages);
   }
+  destination->windows_ = std::make_unique<WindowGrowth>(port, config.streams, config.tuning.window_memory_bytes);
   auto runner = launch_runner(config);
   if (!runner) return runner.error();
   destination->runner_ = std::move(runner).value();
@@ -995,6 +1000,7 @@ Status DestinationSession::run_until_finished() {
     if (peer.expired(frames, now) && busy) return silent_source(config_.peer_timeout_ms, port_);
     if (responder_->was_aborted()) return make_error(responder_->aborted());
     if (!busy) return Ok{};
+    windows_->look();
   }
 }
 
@@ -1021,6 +1027,7 @@ Status DestinationSession::run_stream_cores_until_finished() {
       runner_->stop();
       return silent_source(config_.peer_timeout_ms, port_);
     }
+    windows_->look();
     wait.pause();
   }
 }
@@ -1097,6 +1104,9 @@ SessionTotals DestinationSession::totals() const {
   }
   return totals;
 }
+
+const std::string& DestinationSession::window_note() const { return windows_->note(); }
+const std::string& SourceSession::window_note() const { return windows_->note(); }
 
 SessionTotals DestinationSession::published_totals() const { return published_totals_of(streams_); }
 

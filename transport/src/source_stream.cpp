@@ -38,8 +38,8 @@ SourceStream::SourceStream(std::uint16_t index, QueueRef queue, const Path& path
       crypto_(crypto),
       tsc_hz_(rte_get_tsc_hz()),
       staged_(encoder_.max_record_bytes(), payload_bytes),
-      window_(tuning.receive_window_frames),
-      peer_window_(tuning.receive_window_frames),
+      window_(window_slots(tuning, kEthernetBytes + initial_mtu_)),
+      peer_window_(static_cast<std::uint32_t>(window_.size()) - 1),
       rto_(us_to_tsc(tuning.initial_rto_us, tsc_hz_)),
       frame_bytes_(kEthernetBytes + initial_mtu_),
       pacing_(tsc_hz_, frame_bytes_, us_to_tsc(tuning.initial_rtt_us, tsc_hz_)),
@@ -79,6 +79,7 @@ bool SourceStream::poll(std::uint64_t now) {
     start_mtu_search(path_mtu_, static_cast<std::uint16_t>(initial_mtu_ + 1), initial_mtu_, now);  // the old size first
   }
   if (pages_.empty() && !resend_.empty()) start_resend();
+  if (holes_waiting_) repair_holes(now);
   retransmit_due(now);
   transmit(now);
   const bool data_left = !pages_.empty() || !staged_.empty() || snd_una_ != snd_nxt_;
@@ -159,7 +160,7 @@ void SourceStream::mark_sacked(std::uint32_t seq, std::uint32_t* highest, std::u
   if (seq_diff(seq, snd_una_) < 0 || seq_diff(seq, snd_nxt_) >= 0) return;
   InFlight& entry = slot(seq);
   if (!entry.sacked && entry.sent_tsc != 0) {
-    if (!entry.retransmitted) *youngest_sent = std::max(*youngest_sent, entry.sent_tsc);
+    if (rtt_sample(entry, seq)) *youngest_sent = std::max(*youngest_sent, entry.sent_tsc);
     delivered->add(entry);
     rte_pktmbuf_free(entry.mbuf);
     entry.mbuf = nullptr;
@@ -169,6 +170,14 @@ void SourceStream::mark_sacked(std::uint32_t seq, std::uint32_t* highest, std::u
   if (seq_diff(seq, *highest) > 0) *highest = seq;
 }
 
+// Whether a frame this ACK newly reports times the path: sent once (Karn's rule), and
+// beyond every frame reported before, so it has just arrived. An ACK reports the blocks the
+// receiver touched last, and when a retransmission fills a hole, its block brings along
+// frames that arrived long ago; their age is the repair's, not the path's.
+bool SourceStream::rtt_sample(const InFlight& entry, std::uint32_t seq) const {
+  return !entry.retransmitted && seq_diff(seq, reported_end_) >= 0;
+}
+
 void SourceStream::on_ack(const ReceivedFrame& frame, std::uint64_t now) {
   ++counters_.acks_received;
   const std::uint32_t ack = frame.seq;
@@ -176,7 +185,8 @@ void SourceStream::on_ack(const ReceivedFrame& frame, std::uint64_t now) {
     ++counters_.outside_window;  // acknowledges what we never sent, or an old ACK
     return;
   }
-  peer_window_ = std::min<std::uint32_t>(frame.window, tuning_.receive_window_frames);
+  peer_window_ = std::min<std::uint32_t>(frame.window, static_cast<std::uint32_t>(window_.size()) - 1);
+  counters_.peer_window = peer_window_;
   // The RTT sample is the youngest frame this ACK newly reports, sent once (Karn's rule):
   // the frame whose arrival triggered it. The oldest newly acked frame may have waited
   // behind a repaired hole, and would count the repair as path delay.
@@ -185,7 +195,7 @@ void SourceStream::on_ack(const ReceivedFrame& frame, std::uint64_t now) {
   const bool advanced = snd_una_ != ack;
   for (; snd_una_ != ack; ++snd_una_) {
     InFlight& entry = slot(snd_una_);
-    if (!entry.retransmitted && !entry.sacked) youngest_sent = std::max(youngest_sent, entry.sent_tsc);
+    if (!entry.sacked && rtt_sample(entry, snd_una_)) youngest_sent = std::max(youngest_sent, entry.sent_tsc);
     if (!entry.sacked && entry.sent_tsc != 0) delivered.add(entry);
     if (entry.mbuf != nullptr) rte_pktmbuf_free(entry.mbuf);
     if (entry.sacked) --sacked_;
@@ -210,6 +220,9 @@ void SourceStream::on_ack(const ReceivedFrame& frame, std::uint64_t now) {
     }
   }
 
+  // An ACK after a repair reports the blocks around the hole, below what came before.
+  const std::uint32_t reported_end = seq_diff(highest, ack) > 0 ? highest + 1 : ack;
+  if (seq_diff(reported_end, reported_end_) > 0) reported_end_ = reported_end;
   if (youngest_sent != 0) {
     // RFC 6298.
     const std::uint64_t rtt = now - youngest_sent;
@@ -231,36 +244,56 @@ void SourceStream::on_ack(const ReceivedFrame& frame, std::uint64_t now) {
                    youngest_sent != 0 ? now - youngest_sent : 0, inflight_bytes());
   }
 
-  // A hole is lost once a frame sent at least kReorderThreshold frames after it has arrived
-  // (RFC 6675's DupThresh, counted in frames since ours go out in order) and it has been
-  // out for more than an RTT and a quarter (RACK's reordering window, RFC 8985): a path
-  // with jitter reorders frames by more than three places, and resending those would spend
-  // the link on copies. A retransmitted hole is only resent again once frames sent after
-  // the retransmission arrive, so a lost retransmission is found without a timer. Until a
-  // higher frame arrives or a hole's time comes, there is nothing new to find.
-  constexpr std::uint32_t kReorderThreshold = 3;
   if (seq_diff(highest_sacked_, snd_una_) < 0) highest_sacked_ = snd_una_;
-  if ((seq_diff(highest, highest_sacked_) <= 0 && !holes_waiting_) || highest == ack) return;
-  if (seq_diff(highest_sacked_, highest) > 0) highest = highest_sacked_;
+  if (seq_diff(highest, ack) <= 0 || seq_diff(highest, highest_sacked_) <= 0) {
+    if (holes_waiting_) repair_holes(now);  // a hole's time may have come
+    return;
+  }
+  highest_sacked_ = highest;
+  repair_from_ = snd_una_;  // a higher frame arrived: every hole below it may now be lost
+  repair_holes(now);
+}
+
+// A hole is lost once a frame sent at least kReorderThreshold frames after it has arrived
+// (RFC 6675's DupThresh, counted in frames since ours go out in order) and it has been out
+// for more than an RTT and a quarter (RACK's reordering window, RFC 8985): a path with
+// jitter reorders frames by more than three places, and resending those would spend the
+// link on copies. A retransmitted hole is only resent again once frames sent after the
+// retransmission arrive, so a lost retransmission is found without a timer. The scan
+// resumes where pacing cut it short (poll() calls again), so a burst of thousands of
+// losses is resent at the pacing rate, each hole looked at once per new SACK frontier.
+void SourceStream::repair_holes(std::uint64_t now) {
+  constexpr std::uint32_t kReorderThreshold = 3;
+  if (seq_diff(repair_from_, snd_una_) < 0) repair_from_ = snd_una_;
   const std::uint64_t reordering_window = srtt_ + srtt_ / 4;
   bool waiting = false;
-  for (std::uint32_t seq = snd_una_; seq_diff(seq, highest) < 0 && seq_diff(seq, unsent_) < 0; ++seq) {
+  std::uint32_t first_waiting = 0;
+  std::uint32_t seq = repair_from_;
+  for (; seq_diff(seq, highest_sacked_) < 0 && seq_diff(seq, unsent_) < 0; ++seq) {
     InFlight& entry = slot(seq);
-    if (entry.mbuf == nullptr || seq_diff(highest, entry.sent_before) + 1 < static_cast<std::int32_t>(kReorderThreshold)) {
+    if (entry.mbuf == nullptr ||
+        seq_diff(highest_sacked_, entry.sent_before) + 1 < static_cast<std::int32_t>(kReorderThreshold)) {
       continue;
     }
     if (now - entry.sent_tsc < reordering_window) {
+      if (!waiting) first_waiting = seq;
       waiting = true;
+      // Frames sent once go out in order: every later one is younger still, and so is any
+      // later retransmission.
+      if (!entry.retransmitted) break;
       continue;
     }
-    if (!send_held(entry.mbuf, now)) return;  // paced or TX full: the next ACK looks again
+    if (!send_held(entry.mbuf, now)) break;  // paced or TX full: poll() goes on from here
+    if (pacing_on_) pacing_.on_loss(entry.bytes);
     stamp_sent(entry, now);
     entry.sent_before = snd_nxt_;
     entry.retransmitted = true;
     ++counters_.retransmits_sack;
   }
-  highest_sacked_ = highest;
-  holes_waiting_ = waiting;
+  const bool cut_short = seq_diff(seq, highest_sacked_) < 0 && seq_diff(seq, unsent_) < 0;
+  // The next look starts at the first hole still too young, else where this one stopped.
+  repair_from_ = waiting ? first_waiting : seq;
+  holes_waiting_ = waiting || cut_short;
 }
 
 void SourceStream::recompute_rto() {
@@ -383,11 +416,8 @@ void SourceStream::start_mtu_search(std::uint16_t low, std::uint16_t high, std::
 }
 
 bool SourceStream::send_probe(std::uint32_t seq, std::uint16_t pad_to_ip_bytes) {
-  rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
-  if (mbuf == nullptr) {
-    ++counters_.mbuf_exhausted;
-    return false;
-  }
+  rte_mbuf* mbuf = alloc_frame();
+  if (mbuf == nullptr) return false;
   finish_frame(mbuf, path_, FrameFields{.type = FrameType::kProbe, .stream = index_, .session = session_, .seq = seq},
                0, pad_to_ip_bytes, crypto_);
   if (rte_eth_tx_burst(queue_.port, queue_.queue, &mbuf, 1) == 0) {
@@ -495,11 +525,8 @@ rte_mbuf* SourceStream::encode_into_frame() {
       payload_bytes_ < pagecodec::kRecordHeaderBytes + encoder_.config().page_size) {
     return nullptr;
   }
-  rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
-  if (mbuf == nullptr) {
-    ++counters_.mbuf_exhausted;
-    return nullptr;
-  }
+  rte_mbuf* mbuf = alloc_frame();
+  if (mbuf == nullptr) return nullptr;
   pagecodec::PageReferences references;
   const pagecodec::EncodeProgress progress = encoder_.encode(region_, pages_, generation_, {frame_payload(mbuf), payload_bytes_},
                                                              by_reference_ ? &references : nullptr);
@@ -537,11 +564,8 @@ rte_mbuf* SourceStream::frame_from_staging() {
   }
   const std::size_t bytes = staged_.next_frame_bytes(payload_bytes_);
   if (bytes == 0) return nullptr;
-  rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
-  if (mbuf == nullptr) {
-    ++counters_.mbuf_exhausted;
-    return nullptr;  // nothing was taken; try again next poll
-  }
+  rte_mbuf* mbuf = alloc_frame();
+  if (mbuf == nullptr) return nullptr;  // nothing was taken; try again next poll
   pagecodec::PageReferences references;
   staged_.take(bytes, frame_payload(mbuf), &references);
   attach_references(mbuf, bytes, references);
@@ -549,6 +573,24 @@ rte_mbuf* SourceStream::frame_from_staging() {
                static_cast<std::uint16_t>(bytes), 0, crypto_);
   counters_.payload_bytes_sent += bytes;
   return mbuf;
+}
+
+// Frames in flight the path allows (see StreamTuning::window_frames).
+std::uint32_t SourceStream::send_window() const {
+  const auto slots = static_cast<std::uint32_t>(window_.size()) - 1;
+  const std::uint32_t cap = tuning_.window_frames != 0 ? std::min(tuning_.window_frames, slots) : slots;
+  if (!pacing_on_) return tuning_.window_frames != 0 ? cap : std::min(StreamTuning::kUncontrolledWindowFrames, slots);
+  return std::clamp<std::uint32_t>(static_cast<std::uint32_t>(pacing_.window_bytes() / frame_bytes_), 1, cap);
+}
+
+// A frame to build into. None free: counted, and the stream asks its reserve for room for
+// what it holds and a burst more, which the control thread adds (FrameReserve).
+rte_mbuf* SourceStream::alloc_frame() {
+  rte_mbuf* mbuf = queue_.reserve != nullptr ? queue_.reserve->alloc(queue_.pool) : rte_pktmbuf_alloc(queue_.pool);
+  if (mbuf != nullptr) return mbuf;
+  ++counters_.mbuf_exhausted;
+  if (queue_.reserve != nullptr) queue_.reserve->ask(snd_nxt_ - snd_una_ + 2u * kMaxBurst);
+  return nullptr;
 }
 
 void SourceStream::transmit(std::uint64_t now) {
@@ -563,10 +605,7 @@ void SourceStream::transmit(std::uint64_t now) {
   // New frames go out as one burst; the device may take fewer, the rest wait in unsent_.
   rte_mbuf* burst[kMaxBurst];
   std::uint16_t built = 0;
-  const std::uint32_t window = pacing_on_
-                                    ? std::clamp<std::uint32_t>(static_cast<std::uint32_t>(pacing_.window_bytes() / frame_bytes_), 1,
-                                                                tuning_.window_frames)
-                                    : tuning_.window_frames;
+  const std::uint32_t window = send_window();
   held_by_path_ = false;
   while (built < std::min<std::uint16_t>(tuning_.burst, kMaxBurst)) {
     const auto outstanding = static_cast<std::uint32_t>(snd_nxt_ - snd_una_);
@@ -603,15 +642,13 @@ void SourceStream::transmit(std::uint64_t now) {
     stamp_sent(slot(unsent_), now);
     slot(unsent_).sent_before = unsent_ + 1;
   }
+  counters_.peak_in_flight = std::max<std::uint64_t>(counters_.peak_in_flight, unsent_ - snd_una_ - sacked_);
 }
 
 void SourceStream::send_fin(std::uint64_t now) {
   if (fin_sent_tsc_ != 0 && now - fin_sent_tsc_ < rto_) return;
-  rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
-  if (mbuf == nullptr) {
-    ++counters_.mbuf_exhausted;
-    return;
-  }
+  rte_mbuf* mbuf = alloc_frame();
+  if (mbuf == nullptr) return;
   finish_frame(mbuf, path_,
                FrameFields{.type = FrameType::kFin, .stream = index_, .session = session_, .seq = snd_nxt_}, 0, 0,
                crypto_);

@@ -55,6 +55,8 @@ void add_counters(rte_tel_data* d, const StreamSnapshot& s) {
   rte_tel_data_add_dict_u64(d, "fragments_received", c.fragments_received);
   rte_tel_data_add_dict_u64(d, "reassembly_full", c.reassembly_full);
   rte_tel_data_add_dict_u64(d, "srtt_us", c.srtt_us);
+  rte_tel_data_add_dict_u64(d, "peer_window", c.peer_window);
+  rte_tel_data_add_dict_u64(d, "peak_in_flight", c.peak_in_flight);
   for (int drop = 1; drop < kFrameDropCount; ++drop) {
     const std::string name = "drop_" + std::string(to_string(static_cast<FrameDrop>(drop)));
     rte_tel_data_add_dict_u64(d, name.c_str(), c.drops[static_cast<std::size_t>(drop)]);

@@ -89,8 +89,9 @@ class Middlebox {
  private:
   struct Timed {
     std::uint64_t due;
+    std::uint64_t order;  // frames due at the same tick leave in the order they came
     rte_mbuf* mbuf;
-    bool operator>(const Timed& other) const { return due > other.due; }
+    bool operator>(const Timed& other) const { return due != other.due ? due > other.due : order > other.order; }
   };
   // One direction of one queue.
   struct Direction {
@@ -101,7 +102,8 @@ class Middlebox {
     std::uint64_t bottleneck_bytes = 0;
     double tokens = 0;
     std::uint64_t tokens_tsc = 0;
-    std::vector<Timed> in_flight;  // a min-heap on due
+    std::vector<Timed> in_flight;  // a min-heap on (due, order)
+    std::uint64_t admitted = 0;    // frames put in flight so far: the next one's order
     bool bad = false;              // Gilbert-Elliott state
   };
 

@@ -49,6 +49,13 @@ class PacingController {
   // loss does not collapse the rate the sender recovers at.
   void on_timeout(std::uint64_t inflight_bytes) { on_app_limited(inflight_bytes); }
 
+  // SACK found `bytes` lost. In start-up, losses above 2 % of what a round delivered (and
+  // at least 8 frames) mean the bottleneck's queue overflows: the pipe is full, and start-up
+  // ends at once instead of after three rounds without growth (as BBR v2), which on a long
+  // path with a shallow queue would drop most of a window per round. Random loss below
+  // that share is still not taken for congestion.
+  void on_loss(std::uint64_t bytes);
+
   // An ACK reports `bytes` newly delivered (cumulatively or selectively). `youngest` is the
   // stamp of the most recently sent of those frames, sent at `youngest_sent_tsc`; `rtt_tsc`
   // is an RTT sample (0: none, e.g. only retransmissions were acknowledged).
@@ -83,6 +90,8 @@ class PacingController {
   // Round trips, counted as in BBR: a round ends when a frame sent after it began is delivered.
   std::uint64_t round_ = 0;
   std::uint64_t next_round_delivered_ = 0;
+  std::uint64_t round_start_delivered_ = 0;
+  std::uint64_t round_lost_ = 0;  // bytes SACK found lost since the round began
   static constexpr std::size_t kBandwidthRounds = 10;
   std::array<double, kBandwidthRounds> round_max_{};  // bytes per second, per round (ring)
 

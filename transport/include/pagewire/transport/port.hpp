@@ -13,6 +13,7 @@
 
 #include "pagewire/result.hpp"
 #include "pagewire/transport/frame.hpp"
+#include "pagewire/transport/frame_reserve.hpp"
 
 namespace pagewire::transport {
 
@@ -65,6 +66,8 @@ class Port {
   const rte_ether_addr& mac() const { return mac_; }
   // Buffers that hold a whole frame: what streams build frames in.
   rte_mempool* pool() const { return pool_.get(); }
+  // Queue q's frames beyond its share of pool(): what a long path's window grows into.
+  FrameReserve* frame_reserve(std::uint16_t queue) const { return reserves_[queue].get(); }
   const std::string& name() const { return name_; }
   // The device computes IPv4 and UDP checksums of frames it sends (then Path's
   // tx_checksum_offload may be set), and checks those of frames it receives (reported in
@@ -130,6 +133,7 @@ class Port {
     rte_mbuf_ext_shared_info info;
   };
   std::unique_ptr<QueueReferenceInfo[]> reference_info_;
+  std::vector<std::unique_ptr<FrameReserve>> reserves_;  // one per queue
   // The device was configured by this object, which stops and closes it before its pools
   // go (the device's queues hold their mbufs until then).
   bool device_configured_ = false;

@@ -37,6 +37,8 @@
 
 namespace pagewire::transport {
 
+class WindowGrowth;
+
 struct SessionSecurity {
   // Set: the peer must prove the same key in the handshake, and every frame after it is
   // sealed (AES-256-GCM: authenticated, replays dropped). Both sides or neither.
@@ -174,6 +176,8 @@ class SourceSession {
   // Whether stable rounds send RAW pages by reference, and if not, why.
   bool zero_copy() const { return zero_copy_; }
   const std::string& zero_copy_note() const { return zero_copy_note_; }
+  // Why a stream's window stopped growing short of the path's need (memory); empty if none.
+  const std::string& window_note() const;
   // How frames are checked on the way: "off", "offloaded" or "software".
   const char* udp_checksum_note() const { return checksum_note(config_.path); }
   ~SourceSession();
@@ -194,6 +198,7 @@ class SourceSession {
   const std::byte* region_ = nullptr;
   std::uint16_t path_mtu_ = 0;
   StreamCounters control_counters_;  // frames refused during handshake and probing
+  std::unique_ptr<WindowGrowth> windows_;
   std::vector<std::unique_ptr<FrameCrypto>> crypto_;  // per stream (queue); empty without a key
   std::vector<SourceStream> streams_;
   std::vector<std::vector<std::uint64_t>> round_pages_;
@@ -249,6 +254,7 @@ class DestinationSession {
   }
   std::uint64_t region_pages() const { return generations_.size(); }
   const char* udp_checksum_note() const { return checksum_note(config_.path); }
+  const std::string& window_note() const;  // as SourceSession's
   // The page no longer holds a version the source could build on (the hypervisor discarded
   // or reused it): its next DELTA is refused and the page asked for again in full (RESEND).
   // Any thread, while the streams run.
@@ -267,6 +273,7 @@ class DestinationSession {
   std::uint16_t port_ = 0;
   std::string streams_note_;
   StreamCounters control_counters_;  // frames refused while waiting for HELLO
+  std::unique_ptr<WindowGrowth> windows_;
   std::vector<std::uint32_t> generations_;
   std::vector<std::unique_ptr<FrameCrypto>> crypto_;  // per stream (queue); empty without a key
   std::unique_ptr<Responder> responder_;

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <span>
 #include <memory>
@@ -27,6 +28,7 @@
 #include "pagewire/transport/applied_pages.hpp"
 #include "pagewire/pagecodec/encoder.hpp"
 #include "pagewire/transport/frame.hpp"
+#include "pagewire/transport/frame_reserve.hpp"
 #include "pagewire/transport/link_rate_estimate.hpp"
 #include "pagewire/transport/pacing_controller.hpp"
 #include "pagewire/transport/published_counters.hpp"
@@ -37,11 +39,21 @@
 namespace pagewire::transport {
 
 struct StreamTuning {
-  // Frames in flight and not yet known to have arrived (RFC 6675's "pipe"): a power of two.
-  std::uint32_t window_frames = 1024;
+  // Frames in flight and not yet known to have arrived (RFC 6675's "pipe"). 0: chosen by
+  // the path — kUncontrolledWindowFrames where congestion control is off (a LAN, a memory
+  // link), else about two bandwidth-delay products as the pacing controller measures them,
+  // up to what window_memory_bytes holds. Set: a cap in either case.
+  std::uint32_t window_frames = 0;
+  static constexpr std::uint32_t kUncontrolledWindowFrames = 1024;
   // Frames a receiver holds beyond its cumulative ACK, a power of two; larger than the
-  // window, so the sender keeps sending while a hole is being repaired.
-  std::uint32_t receive_window_frames = 4096;
+  // window, so the sender keeps sending while a hole is being repaired. 0: what
+  // window_memory_bytes holds (window_slots()).
+  std::uint32_t receive_window_frames = 0;
+  // The memory one stream's window may take at each end: frames sent and not yet
+  // acknowledged at the source, frames held out of order at the destination. Frames beyond
+  // the port's pool are added as the window grows (FrameReserve), never up front; 256 MiB
+  // covers 10 Gbit/s per stream over a 150 ms round trip.
+  std::uint64_t window_memory_bytes = std::uint64_t{256} << 20;
   std::uint32_t ack_every = 8;         // in-order frames per ACK (out-of-order: at once)
   std::uint32_t ack_delay_us = 100;    // a pending ACK goes out after this long
   std::uint32_t initial_rto_us = 20000;
@@ -70,6 +82,15 @@ struct StreamTuning {
   bool zero_copy = true;
 };
 
+// Sequence slots of a stream's window at either end (frames of `frame_bytes` each):
+// receive_window_frames if set, else what window_memory_bytes holds, a power of two
+// between the old fixed 4096 and 2^18 (a slot costs 64 bytes at the source).
+inline std::uint32_t window_slots(const StreamTuning& tuning, std::uint32_t frame_bytes) {
+  if (tuning.receive_window_frames != 0) return tuning.receive_window_frames;
+  const std::uint64_t frames = tuning.window_memory_bytes / (frame_bytes + sizeof(rte_mbuf));
+  return static_cast<std::uint32_t>(std::bit_ceil(std::clamp<std::uint64_t>(frames, 4096, 1u << 18)));
+}
+
 // Which lcores poll a stream. One for its whole life is the threading contract (a stream
 // core of its own, or the one thread that polls them all); tests check it.
 class PollOwner {
@@ -92,6 +113,7 @@ struct QueueRef {
   std::uint16_t queue;
   rte_mempool* pool;
   ReferenceSegments references{};  // empty: the port cannot send pages by reference
+  FrameReserve* reserve = nullptr;  // where the window grows beyond `pool`; null: it does not
 };
 
 class SourceStream {
@@ -186,6 +208,10 @@ class SourceStream {
   // RESEND: the destination refused these pages; they go again, in full, after this round.
   void take_resend(const ReceivedFrame& frame);
   void start_resend();
+  std::uint32_t send_window() const;
+  bool rtt_sample(const InFlight& entry, std::uint32_t seq) const;
+  void repair_holes(std::uint64_t now);
+  rte_mbuf* alloc_frame();
   InFlight& slot(std::uint32_t seq) { return window_[seq & (window_.size() - 1)]; }
 
   std::uint16_t index_;
@@ -233,9 +259,11 @@ class SourceStream {
   std::uint32_t snd_nxt_ = 0;   // next to build
   std::uint32_t unsent_ = 0;    // first built frame not yet transmitted
   std::uint32_t peer_window_;   // frames the receiver can hold beyond snd_una_
+  std::uint32_t reported_end_ = 0;  // one past the highest frame any ACK has reported received
   std::uint32_t sacked_ = 0;    // frames in [snd_una_, snd_nxt_) known to have arrived
-  std::uint32_t highest_sacked_ = 0;  // loss detection has looked up to here
-  bool holes_waiting_ = false;        // holes below it still inside the reordering window
+  std::uint32_t highest_sacked_ = 0;  // the highest frame an ACK reported: holes below it may be lost
+  std::uint32_t repair_from_ = 0;     // where repair_holes() looks next
+  bool holes_waiting_ = false;        // holes below highest_sacked_ not yet resent (too young, or paced)
   std::uint64_t srtt_ = 0, rttvar_ = 0, rto_;
 
   double tokens_ = 0;
@@ -311,6 +339,7 @@ class DestinationStream {
   void refuse(std::uint64_t first_page, std::uint32_t count);
   void send_resend(std::uint64_t now);
   rte_mbuf*& held(std::uint32_t seq) { return reorder_[seq & (reorder_.size() - 1)]; }
+  rte_mbuf* hold(rte_mbuf* mbuf);
 
   std::uint16_t index_;
   QueueRef queue_;
@@ -330,6 +359,7 @@ class DestinationStream {
 
   std::vector<rte_mbuf*> reorder_;
   std::uint32_t rcv_nxt_ = 0;
+  std::uint32_t held_frames_ = 0;  // out of order in reorder_
   // Frames arriving in parts, being rebuilt: few at a time (only frames built before the
   // path's MTU fell are cut), so a small table.
   struct Rebuild {

@@ -38,11 +38,14 @@ struct StreamCounters {
   std::uint64_t pages_by_reference = 0;    // source: RAW payloads sent from guest memory (zero-copy)
   std::uint64_t probes_received = 0;       // destination: PROBEs answered (path probes and keepalives)
   std::uint64_t srtt_us = 0;
+  std::uint64_t peer_window = 0;           // source: frames the destination last said it would hold
+  std::uint64_t peak_in_flight = 0;        // source: most frames in flight at once (the window reached)
+  std::uint64_t held_in_reserve = 0;       // destination: out-of-order frames moved to the stream's own pools
   std::array<std::uint64_t, kFrameDropCount> drops{};
 };
 
 // Counters live per stream and are summed on read; srtt takes the slowest stream's, the
-// path MTU the smallest.
+// path MTU and the peer's window the smallest, the peak in flight the largest.
 inline StreamCounters& operator+=(StreamCounters& total, const StreamCounters& c) {
   total.frames_sent += c.frames_sent;
   total.payload_bytes_sent += c.payload_bytes_sent;
@@ -72,6 +75,11 @@ inline StreamCounters& operator+=(StreamCounters& total, const StreamCounters& c
   total.pages_by_reference += c.pages_by_reference;
   total.probes_received += c.probes_received;
   total.srtt_us = std::max(total.srtt_us, c.srtt_us);
+  if (c.peer_window != 0) {
+    total.peer_window = total.peer_window == 0 ? c.peer_window : std::min(total.peer_window, c.peer_window);
+  }
+  total.held_in_reserve += c.held_in_reserve;
+  total.peak_in_flight = std::max(total.peak_in_flight, c.peak_in_flight);
   for (std::size_t d = 0; d < total.drops.size(); ++d) total.drops[d] += c.drops[d];
   return total;
 }
