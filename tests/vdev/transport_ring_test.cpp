@@ -166,6 +166,41 @@ TEST(TransportRing, CongestionControlComesOnForALongPathAndSparesItsQueue) {
   EXPECT_LT(queue_drops[1], queue_drops[0] / 4 + 1);
 }
 
+// A stream's frames beyond the port's pool: none until it asks, then doubling, never past
+// the memory bound, and every frame handed out once.
+TEST(FrameReserve, GrowsWhenAskedAndStopsAtItsBound) {
+  constexpr std::uint16_t kRoom = 2048 + RTE_PKTMBUF_HEADROOM;
+  rte_mempool* shared = rte_pktmbuf_pool_create("fr_shared", 63, 0, 0, kRoom, SOCKET_ID_ANY);
+  ASSERT_NE(shared, nullptr);
+  const std::uint64_t bound_bytes = std::uint64_t{150} * (kRoom + sizeof(rte_mbuf));
+  std::vector<rte_mbuf*> taken;
+  {
+    FrameReserve reserve("fr_test", kRoom, SOCKET_ID_ANY, 63);
+    auto take_all = [&] {
+      while (rte_mbuf* mbuf = reserve.alloc(shared)) taken.push_back(mbuf);
+    };
+    take_all();
+    EXPECT_EQ(taken.size(), 63u) << "the shared pool first";
+    EXPECT_FALSE(*reserve.grow(bound_bytes)) << "nobody asked";
+    reserve.ask(100);
+    EXPECT_TRUE(*reserve.grow(bound_bytes));
+    EXPECT_EQ(reserve.frames(), 126u) << "at least doubled";
+    take_all();
+    EXPECT_EQ(taken.size(), 126u);
+    reserve.ask(1000);
+    EXPECT_TRUE(*reserve.grow(bound_bytes));
+    EXPECT_EQ(reserve.frames(), 150u) << "stopped at the bound";
+    EXPECT_FALSE(*reserve.grow(bound_bytes));
+    take_all();
+    EXPECT_EQ(taken.size(), 150u);
+    std::sort(taken.begin(), taken.end());
+    EXPECT_EQ(std::adjacent_find(taken.begin(), taken.end()), taken.end()) << "a frame handed out twice";
+    EXPECT_EQ(reserve.grown_bytes(), std::uint64_t{87} * (kRoom + sizeof(rte_mbuf)));
+    for (rte_mbuf* mbuf : taken) rte_pktmbuf_free(mbuf);  // before the reserve's pools go
+  }
+  rte_mempool_free(shared);
+}
+
 // 150 ms and 2 Gbit/s with every window option left alone: a bandwidth-delay product of
 // 37.5 MB, 36 times the window of a LAN and 4 times the frames the port keeps for a stream.
 // The window follows what the pacing controller measures and the frames behind it are
