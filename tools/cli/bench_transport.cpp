@@ -169,7 +169,8 @@ int bench_transport(const std::vector<std::string>& args) {
       ("repeats", po::value(&options.repeats)->default_value(options.repeats), "timed rounds; the median is reported")
       ("loss", po::value(&loss)->default_value(loss), "drop probability for the lossy run (0 skips it)")
       ("window", po::value(&options.window_frames)->default_value(options.window_frames),
-       "frames in flight per stream (a power of two)")
+       "frames in flight per stream (a power of two); 0: the path decides (1024 without congestion control, else "
+       "about twice the measured bandwidth x delay)")
       ("burst", po::value(&options.burst)->default_value(options.burst), "frames per TX/RX burst, 1..64")
       ("pace-gbps", po::value(&pace_gbps)->default_value(0), "the source's own rate limit (token bucket); 0: none")
       ("delay-ms", po::value(&delay_ms)->default_value(0), "link: one-way delay (75 = 150 ms RTT)")
@@ -216,8 +217,8 @@ int bench_transport(const std::vector<std::string>& args) {
     std::cerr << "pagewire: --loss " << loss << ": expected a probability in [0, 1)\n";
     return 2;
   }
-  if (options.window_frames == 0 || (options.window_frames & (options.window_frames - 1)) != 0) {
-    std::cerr << "pagewire: --window " << options.window_frames << ": expected a power of two\n";
+  if ((options.window_frames & (options.window_frames - 1)) != 0) {
+    std::cerr << "pagewire: --window " << options.window_frames << ": expected 0 (the path decides) or a power of two\n";
     return 2;
   }
   if (options.burst < 1 || options.burst > 64) {

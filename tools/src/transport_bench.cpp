@@ -142,7 +142,8 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
                       std::to_string(workers.size()));
   }
   static int instance = 0;
-  auto link = RingLink::create("bt" + std::to_string(instance++), options.streams, options.mtu, 4 * options.window_frames,
+  auto link = RingLink::create("bt" + std::to_string(instance++), options.streams, options.mtu,
+                               std::max(StreamTuning::kUncontrolledWindowFrames, 4 * options.window_frames),
                                options.impaired_link ? &options.link : nullptr);
   if (!link) return link.error();
   const Port* source_port = &(*link)->a();
@@ -189,11 +190,12 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
     c.path.local = Endpoint{self.mac(), source ? 0x0a000001u : 0x0a000002u, 47000};
     c.path.peer = Endpoint{peer.mac(), source ? 0x0a000002u : 0x0a000001u, 47000};
     c.udp_checksum = options.udp_checksum ? UdpChecksum::kOn : UdpChecksum::kOff;
+    c.emulated_network = options.impaired_link;  // --congestion-control auto decides as on a network
     c.tuning.window_frames = options.window_frames;
     c.tuning.burst = options.burst;
     c.tuning.rate_bytes_per_second = source ? options.pace_bytes_per_second / options.streams : 0;
     c.tuning.congestion_control = options.congestion_control;
-    c.tuning.receive_window_frames = 4 * options.window_frames;
+    c.tuning.receive_window_frames = 4 * options.window_frames;  // 0: from the window memory
     c.policy.zero = false;
     c.policy.delta = false;
     c.policy.deflate = false;
