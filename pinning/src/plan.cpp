@@ -85,9 +85,11 @@ Status place_streams(const Topology& topology, const std::vector<Core>& cores, c
                       std::to_string(control.pus[0]) + " and its siblings; " + topology.source() + " (" +
                       topology.summary() + ") offers " + std::to_string(candidates.size()));
   }
-  // Sharing: round the streams left over across every CPU, the control core's last.
-  std::vector<Candidate> shared = candidates;
+  // Sharing: the streams left over go round every CPU, the control core's first: the
+  // control thread mostly sleeps, while a stream core beside another stream gets half a CPU.
+  std::vector<Candidate> shared;
   for (unsigned pu : control.pus) shared.push_back({pu, &control, 4, false});
+  shared.insert(shared.end(), candidates.begin(), candidates.end());
   for (std::uint16_t s = 0; s < request.streams; ++s) {
     const Candidate& c = s < candidates.size() ? candidates[s] : shared[(s - candidates.size()) % shared.size()];
     std::string why;
