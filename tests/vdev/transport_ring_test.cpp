@@ -204,12 +204,10 @@ TEST(FrameReserve, GrowsWhenAskedAndStopsAtItsBound) {
 // 150 ms and 2 Gbit/s with every window option left alone: a bandwidth-delay product of
 // 37.5 MB, 36 times the window of a LAN and 4 times the frames the port keeps for a stream.
 // The window follows what the pacing controller measures and the frames behind it are
-// added as it grows (FrameReserve). Once the path is measured (round 0), a second pass
-// over the guest must go at more than 0.4 of the cap, which the old fixed window (1024
-// frames: at most 0.24 of it) could not reach; the last round trip, which no window
-// shortens, is left out of its time. RAW pages: the wire, not a codec, sets the pace.
-// The target is 0.8; this rig on two shared vCPUs reaches 0.5-0.65 behind the
-// default 20 ms queue (docs/benchmarks.md, "Long distance").
+// added as it grows (FrameReserve). Once the path is measured (round 0), a second pass over
+// the guest goes at >= 0.8 of the cap (the old fixed window, 1024 frames, allowed at most
+// 0.24); the last round trip, which no window shortens, is left out of its time. RAW pages:
+// the wire, not a codec, sets the pace. Measured 0.85-0.93, under ASan with two busy loops.
 TEST(TransportRing, LongFatPathIsFilledWithDefaultWindows) {
   constexpr double kCapBytesPerSecond = 250e6;
   constexpr double kRttSeconds = 0.150;
@@ -248,7 +246,7 @@ TEST(TransportRing, LongFatPathIsFilledWithDefaultWindows) {
   const double share_of_cap = second_pass_bytes / (seconds - kRttSeconds) / kCapBytesPerSecond;
   const StreamCounters totals = source.totals().streams;
   std::cout << "second pass at " << share_of_cap << " of the cap\n";
-  EXPECT_GT(share_of_cap, 0.4) << second_pass_bytes / 1e6 << " MB in " << seconds << " s; peak in flight "
+  EXPECT_GE(share_of_cap, 0.8) << second_pass_bytes / 1e6 << " MB in " << seconds << " s; peak in flight "
                                << totals.peak_in_flight << " frames, destination's window " << totals.peer_window
                                << ", frames for the window " << harness.source_port().frame_reserve(0)->frames();
   EXPECT_GT(totals.peak_in_flight, 4096u) << "beyond the old fixed receive window";

@@ -52,9 +52,11 @@ int bench_memif(const tools::TransportBenchOptions& ring_options, std::uint64_t 
                                          .burst = ring_options.burst,
                                          .mtu = ring_options.mtu,
                                          .udp_checksum = ring_options.udp_checksum,
-                                         .zero_copy = ring_options.zero_copy};
+                                         .zero_copy = ring_options.zero_copy,
+                                         .stream_cores = ring_options.stream_cores};
   std::cout << "bench transport: " << region_mib << " MiB of 4 KiB RAW pages over memif between two processes, "
-            << options.streams << " stream(s), window " << options.window_frames << std::endl;
+            << options.streams << " stream(s), window " << options.window_frames
+            << (options.stream_cores ? ", each stream on an lcore of its own at both ends" : "") << std::endl;
   auto result = tools::run_memif_bench(options, std::cout);
   if (!result) {
     std::cerr << "pagewire: " << result.error().message << "\n";
@@ -63,7 +65,8 @@ int bench_memif(const tools::TransportBenchOptions& ring_options, std::uint64_t 
   const auto& r = *result;
   if (json) {
     std::cout << nlohmann::json{{"event", "result"}, {"link", "memif"}, {"region_mib", region_mib},
-                                {"streams", options.streams}, {"path_mtu", r.path_mtu},
+                                {"streams", options.streams}, {"stream_cores", options.stream_cores},
+                                {"path_mtu", r.path_mtu},
                                 {"window", options.window_frames}, {"udp_checksum", options.udp_checksum},
                                 {"gbps", r.gbps}, {"memcpy_gbps", r.memcpy_gbps}, {"vs_memcpy", r.vs_memcpy},
                                 {"verified", r.verified}, {"zero_copy_gbps", r.zero_copy_gbps},

@@ -36,8 +36,33 @@ double median(std::vector<double> values) {
   return values[values.size() / 2];
 }
 
+// Where one end runs: its control thread, and its stream cores when it has them.
+struct EndCpus {
+  unsigned control;
+  unsigned streams;
+};
+
+// EAL core arguments for an end: one lcore, or the control lcore 0 and a stream lcore per
+// stream, alternating between the end's stream CPU and its control CPU (which mostly sleeps).
+std::vector<std::string> eal_cores(const MemifBenchOptions& options, EndCpus cpus) {
+  if (!options.stream_cores) return {"-l", std::to_string(cpus.control)};
+  std::string map = "0@";  // appended piece by piece: GCC 12 misreads "literal" + to_string (-Wrestrict)
+  map += std::to_string(cpus.control);
+  for (unsigned s = 0; s < options.streams; ++s) {
+    map += ',';
+    map += std::to_string(s + 1);
+    map += '@';
+    map += std::to_string(s % 2 == 0 ? cpus.streams : cpus.control);
+  }
+  return {"--lcores", map, "--main-lcore", "0"};
+}
+
 SessionConfig config_for(const MemifBenchOptions& options, const Port& port, bool source) {
   SessionConfig c;
+  if (options.stream_cores) {
+    for (unsigned s = 1; s <= options.streams; ++s) c.stream_lcores.push_back(s);
+    c.runner.idle_sleep_us = 20;  // the two ends share the CPUs: an idle stream core yields
+  }
   c.streams = options.streams;
   c.page_size = kPage;
   c.region_pages = options.region_bytes / kPage;
@@ -57,11 +82,11 @@ SessionConfig config_for(const MemifBenchOptions& options, const Port& port, boo
 }
 
 Result<std::unique_ptr<Port>> open_memif(const MemifBenchOptions& options, const std::string& role,
-                                         const std::string& socket, unsigned cpu, const std::string& prefix) {
+                                         const std::string& socket, EndCpus cpus, const std::string& prefix) {
   EalOptions eal;
   eal.program = "pagewire-bench-" + role;
   eal.file_prefix = prefix;
-  eal.lcores = std::to_string(cpu);
+  eal.placement = eal_cores(options, cpus);
   // One memif buffer holds a whole frame (transport/src/port.cpp says why).
   const unsigned buffer_bytes = options.mtu + RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN;
   eal.vdevs = {"net_memif0,role=" + role + ",socket=" + socket + ",bsize=" + std::to_string(buffer_bytes)};
@@ -74,13 +99,13 @@ Result<std::unique_ptr<Port>> open_memif(const MemifBenchOptions& options, const
 
 // The child: the destination, until the source's FIN; then the digest of what it holds,
 // or an error, as one line on `report`.
-[[noreturn]] void run_destination(const MemifBenchOptions& options, const std::string& socket, unsigned cpu,
+[[noreturn]] void run_destination(const MemifBenchOptions& options, const std::string& socket, EndCpus cpus,
                                   const std::string& prefix, int report) {
   auto say = [&](const std::string& line) {
     const std::string text = line + "\n";
     if (::write(report, text.data(), text.size()) < 0) _exit(2);
   };
-  auto port = open_memif(options, "server", socket, cpu, prefix);
+  auto port = open_memif(options, "server", socket, cpus, prefix);
   if (!port) {
     say("error " + port.error().message);
     _exit(1);
@@ -126,7 +151,9 @@ Result<MemifBenchResult> run_memif_bench(const MemifBenchOptions& options, std::
     return make_error("bench transport --link memif needs two cores: " +
                       (placement ? std::string("the plan has no stream core") : placement.error().message));
   }
-  const unsigned source_cpu = placement->control.pu, destination_cpu = placement->streams[0].pu;
+  // Crosswise: each end's stream core where the other end's control thread sleeps.
+  const EndCpus source_cpus{placement->control.pu, placement->streams[0].pu};
+  const EndCpus destination_cpus{placement->streams[0].pu, placement->control.pu};
   const std::string tag = std::to_string(getpid());
   const std::string socket = "/tmp/pagewire-bench-" + tag + ".sock";
   int pipe_fds[2];
@@ -135,7 +162,7 @@ Result<MemifBenchResult> run_memif_bench(const MemifBenchOptions& options, std::
   if (child < 0) return make_error("cannot fork the destination process");
   if (child == 0) {
     ::close(pipe_fds[0]);
-    run_destination(options, socket, destination_cpu, "pagewire-bench-dst-" + tag, pipe_fds[1]);
+    run_destination(options, socket, destination_cpus, "pagewire-bench-dst-" + tag, pipe_fds[1]);
   }
   ::close(pipe_fds[1]);
   FILE* from_destination = ::fdopen(pipe_fds[0], "r");
@@ -149,7 +176,7 @@ Result<MemifBenchResult> run_memif_bench(const MemifBenchOptions& options, std::
   const std::string ready = read_line(from_destination);
   if (ready != "ready") return finish(make_error("destination process: " + (ready.empty() ? "died" : ready)));
 
-  auto port = open_memif(options, "client", socket, source_cpu, "pagewire-bench-src-" + tag);
+  auto port = open_memif(options, "client", socket, source_cpus, "pagewire-bench-src-" + tag);
   if (!port) return finish(port.error());
   if (auto linked = (*port)->await_link(10000); !linked) return finish(linked.error());
 

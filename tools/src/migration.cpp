@@ -138,10 +138,13 @@ Result<MigrationReport> SourceMigration::run(std::span<const std::byte> device_s
     if (on_round) on_round(*sent);
 
     // Switch over once what is left, and the verification, fit in the downtime limit at this
-    // round's rate for pages with content: dirty pages are never all zero, and ZERO records
-    // cost next to nothing, so counting them would promise a faster final round than it is.
-    const std::uint64_t zero = sent->pages_by_encoding[static_cast<std::size_t>(pagecodec::Encoding::kZero)];
-    const std::uint64_t with_content = sent->pages > zero ? sent->pages - zero : sent->pages;
+    // round's rate for pages sent with their content: pages the guest writes are never all
+    // zero and rarely equal to another, and ZERO and COPY records cost next to nothing, so
+    // counting them would promise a faster final round than it is (round 0 of an idle guest
+    // is half of each).
+    const auto pages_as = [&](pagecodec::Encoding e) { return sent->pages_by_encoding[static_cast<std::size_t>(e)]; };
+    const std::uint64_t cheap = pages_as(pagecodec::Encoding::kZero) + pages_as(pagecodec::Encoding::kCopy);
+    const std::uint64_t with_content = sent->pages > cheap ? sent->pages - cheap : sent->pages;
     const double bytes_per_second = static_cast<double>(with_content) * page_size_ / sent->seconds;
     const double expected_ms = expected_downtime_seconds(pages.size(), bytes_per_second) * 1000;
     report.expected_downtime_ms = expected_ms;

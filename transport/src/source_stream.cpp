@@ -506,9 +506,11 @@ bool SourceStream::tokens_for(std::size_t bytes, std::uint64_t now) {
     rate = rate > 0 ? std::min(rate, pacing_.pacing_bytes_per_second()) : pacing_.pacing_bytes_per_second();
   }
   if (rate <= 0) return true;
-  // Bursts of up to a millisecond's worth (64 KiB at least): a poll loop cannot send frames
-  // one by one at exact times, and a NIC's queue absorbs that much.
-  const double burst_bytes = std::max(64.0 * 1024, rate / 1000);
+  // Bursts of up to 4 ms' worth (64 KiB at least): a poll loop cannot send frames one by one
+  // at exact times, and a core held up for a moment (an interrupt, a page fault, a CPU
+  // shared with other work) catches up instead of losing the time. A NIC's queue and a
+  // bottleneck's of 20 ms or more absorb that much.
+  const double burst_bytes = std::max(64.0 * 1024, rate * 0.004);
   tokens_ = std::min(burst_bytes, tokens_ + static_cast<double>(now - tokens_tsc_) * rate / static_cast<double>(tsc_hz_));
   tokens_tsc_ = now;
   if (tokens_ < static_cast<double>(bytes)) return false;

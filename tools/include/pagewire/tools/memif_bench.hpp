@@ -25,6 +25,10 @@ struct MemifBenchOptions {
   std::uint16_t mtu = 9000;  // memif's buffers (bsize) are sized to hold such a frame whole
   bool udp_checksum = false;  // a memory link: the frames cannot be corrupted on the way
   bool zero_copy = false;
+  // Each end's streams on EAL lcores of their own (StreamRunner, as src/dst run), the ends
+  // crosswise on the plan's two CPUs: the source's stream core where the destination's
+  // control thread sleeps, and the other way round. Off: each end polls from one thread.
+  bool stream_cores = false;
 };
 
 struct MemifBenchResult {
