@@ -348,14 +348,14 @@ TEST(MigrationRing, WithoutAutoConvergeItSwitchesOverAnyway) {
 }
 
 TEST(MigrationRing, DowntimeLimitIsHonouredWithinTolerance) {
-  // A modest, steady guest: the switchover must land within 1.5x the limit plus 50 ms (the
-  // tolerance docs/design.md states for the verification estimate).
+  // A modest, steady guest: the switchover must land within the limit plus 10 %: the
+  // estimate counts only pages sent with their content, so it errs long, never short.
   Scenario scenario;
   scenario.guest = {.pages_per_second = 5000, .pattern = WritePattern::kHotSet, .bytes_per_write = 64};
   scenario.migration.downtime_limit_ms = 200;
   const Outcome outcome = migrate(scenario);
   ASSERT_TRUE(outcome.report.ok()) << outcome.report.error().message;
-  EXPECT_LE(outcome.report->downtime_ms, 1.5 * 200 + 50) << "expected " << outcome.report->expected_downtime_ms;
+  EXPECT_LE(outcome.report->downtime_ms, 1.1 * 200) << "expected " << outcome.report->expected_downtime_ms;
   EXPECT_TRUE(outcome.regions_equal);
 }
 

@@ -660,7 +660,7 @@ int source(const std::vector<std::string>& args) {
     std::cout << nlohmann::json{{"event", "migrated"}, {"verified", report->verified}, {"digest", report->digest},
                                 {"total_seconds", report->total_seconds}, {"downtime_ms", report->downtime_ms},
                                 {"expected_downtime_ms", report->expected_downtime_ms},
-                                {"downtime_phases_ms", {{"final_round", report->final_round_ms}, {"finish", report->finish_ms},
+                                {"downtime_phases_ms", {{"pause", report->pause_ms}, {"final_round", report->final_round_ms}, {"finish", report->finish_ms},
                                                         {"verify", report->verify_ms}, {"commit", report->commit_ms}}},
                                 {"rounds", report->rounds}, {"pages_sent", report->pages_sent},
                                 {"wire_bytes", report->wire_bytes}, {"compression_ratio", guest_mib * (1 << 20) / std::max<double>(1, report->wire_bytes)},
@@ -685,7 +685,7 @@ int source(const std::vector<std::string>& args) {
     for (const std::string& warning : window_warnings(**session, window)) std::cerr << "src: warning: " << warning << "\n";
     std::cout << std::fixed << std::setprecision(2) << "src: migrated and verified (digest " << report->digest
  << "): " << report->total_seconds << " s total, downtime " << std::setprecision(1) << report->downtime_ms
- << " ms (expected " << report->expected_downtime_ms << "; final round " << report->final_round_ms
+ << " ms (expected " << report->expected_downtime_ms << "; pause " << report->pause_ms << ", final round " << report->final_round_ms
               << ", FIN " << report->finish_ms << ", verify " << report->verify_ms << ", commit " << report->commit_ms
               << "), " << report->rounds << " rounds, " << std::setprecision(0) << guest_mib << " MiB of pages as "
               << static_cast<double>(report->wire_bytes) / (1 << 20) << " MiB on the wire ("

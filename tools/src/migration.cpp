@@ -223,13 +223,14 @@ Result<MigrationReport> SourceMigration::switch_over(std::span<const std::byte> 
     digest_.refresh();
     return digest_.digest();
   });
-  auto phase_start = Clock::now();
+  auto phase_start = paused_at;
   auto phase_ms = [&] {
     const auto now = Clock::now();
     const double ms = std::chrono::duration<double, std::milli>(now - phase_start).count();
     phase_start = now;
     return ms;
   };
+  report.pause_ms = phase_ms();
   // The guest is paused: its pages may go straight from its memory (zero-copy).
   auto last = send_round(pages, report.rounds, kSwitchoverPhaseLimitMs, transport::SourceSession::RoundPages::kStable);
   if (!last) return fail(last.error().message);

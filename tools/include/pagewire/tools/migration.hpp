@@ -72,7 +72,8 @@ struct MigrationReport {
   std::string digest;
   double expected_downtime_ms = 0;  // what the switchover decision predicted
   // Where the downtime went: final round, FIN of every stream, digest exchange, commit.
-  double final_round_ms = 0, finish_ms = 0, verify_ms = 0, commit_ms = 0;
+  // pause: stopping the guest and collecting what it wrote since the last round.
+  double pause_ms = 0, final_round_ms = 0, finish_ms = 0, verify_ms = 0, commit_ms = 0;
   double total_seconds = 0;
   double downtime_ms = 0;   // guest paused -> destination confirmed
   std::uint32_t rounds = 0;

@@ -202,6 +202,7 @@ class SourceSession {
   std::vector<std::unique_ptr<FrameCrypto>> crypto_;  // per stream (queue); empty without a key
   std::vector<SourceStream> streams_;
   std::vector<std::vector<std::uint64_t>> round_pages_;
+  mutable std::vector<std::uint64_t> dirty_bits_;  // append_copies_of()'s, zero between calls
   std::uint64_t region_bytes_ = 0;
   bool zero_copy_ = false;
   std::string zero_copy_note_ = "on";
