@@ -24,6 +24,7 @@ constexpr const char* kUsage =
     "  bench plot    an SVG chart of a sweep: one metric against one parameter\n"
     "  bench cost    CPU cost per page of each stage, and the cores 25/40/100 GbE need\n"
     "  bench qemu    QEMU and pagewire migrate the same image, interleaved: total, downtime, ratio\n"
+    "  bench track   what tracking a live workload's writes (userfaultfd) costs it and each look\n"
     "  topo          the core, queue and memory placement for a number of streams and a port\n"
     "Run 'pagewire <command> --help' for its options.\n";
 
@@ -48,6 +49,9 @@ int main(int argc, char** argv) {
     }
     if (command == "bench" && args.size() >= 2 && args[1] == "qemu") {
       return cli::bench_qemu({args.begin() + 2, args.end()});
+    }
+    if (command == "bench" && args.size() >= 2 && args[1] == "track") {
+      return cli::bench_track({args.begin() + 2, args.end()});
     }
     if (command == "bench" && args.size() >= 2 && args[1] == "cost") {
       return cli::bench_cost({args.begin() + 2, args.end()});
