@@ -2,7 +2,8 @@
 # The benchmark harness keeps working: a tiny sweep (two points, one run each) writes its CSV
 # and JSON, the plot step draws from that JSON, a policy sweep of small migrations verifies
 # every run, the two-process memif transport bench verifies its destination (with pages sent
-# by reference too), the source-core bench sends every page by reference (on two cores
+# by reference too, and with a stream core per end), write tracking measures a live
+# workload, the source-core bench sends every page by reference (on two cores
 # too, where there are two), and the cost
 # model prints its tables. Figures are not checked here: they live
 # in docs/benchmarks.md.
@@ -34,6 +35,17 @@ grep -q '"pages_by_reference":4096' "$dir/memif.txt" || fail "memif: not every s
   fail "bench transport --stream-cores: $(tail -3 "$dir/cores.txt")"
 grep -q '"source_lcores":\[[0-9]*,[0-9]*\]' "$dir/cores.txt" && grep -q '"destination_lcores":\[[0-9]*,[0-9]*\]' "$dir/cores.txt" ||
   fail "--stream-cores: not two stream lcores per side: $(tail -1 "$dir/cores.txt")"
+
+# memif with a stream core per end (crosswise on the plan's CPUs): the destination verifies.
+"$pw" bench transport --link memif --stream-cores --region-mib 8 --repeats 1 --json > "$dir/memif_cores.txt" 2>&1 ||
+  fail "bench transport --link memif --stream-cores: $(tail -3 "$dir/memif_cores.txt")"
+grep -q '"stream_cores":true' "$dir/memif_cores.txt" && grep -q '"verified":true' "$dir/memif_cores.txt" ||
+  fail "memif --stream-cores: $(tail -1 "$dir/memif_cores.txt")"
+
+# Write tracking of a live workload: every field, the looks found what was written.
+"$pw" bench track --size-mib 64 --repeats 1 --run-ms 300 --json > "$dir/track.txt" 2>&1 ||
+  fail "bench track: $(tail -3 "$dir/track.txt")"
+grep -q '"tracked_writes_per_second"' "$dir/track.txt" || fail "bench track: no result: $(tail -1 "$dir/track.txt")"
 
 "$pw" bench transport --link null --region-mib 8 --repeats 1 --mtu 1500 --json > "$dir/null.txt" 2>&1 ||
   fail "bench transport --link null: $(tail -3 "$dir/null.txt")"
