@@ -15,6 +15,7 @@
 #include "pagewire/pagecodec/decoder.hpp"
 #include "pagewire/pagecodec/encoder.hpp"
 #include "pagewire/pagecodec/record.hpp"
+#include "median.hpp"
 
 namespace pagewire::tools {
 
@@ -51,11 +52,6 @@ double seconds_of(const auto& pass) {
   const auto start = std::chrono::steady_clock::now();
   pass();
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 // Runs `pass` (and `baseline`, when given, right before each pass) `repeats` times after

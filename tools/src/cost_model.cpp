@@ -14,17 +14,13 @@
 #include "pagewire/pagecodec/encoder.hpp"
 #include "pagewire/tools/mapped_memory.hpp"
 #include "pagewire/transport/frame_crypto.hpp"
+#include "median.hpp"
 
 namespace pagewire::tools {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double median_of(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
 
 // Encodes `pages` of `region` into `out` (grown as needed); returns the seconds it took.
 Result<double> encode_all(pagecodec::Encoder& encoder, const std::byte* region, std::span<const std::uint64_t> pages,
@@ -116,10 +112,10 @@ Result<std::vector<StageCost>> measure_stage_costs(const CostModelOptions& optio
       }
       const std::string profile_name(to_string(profile));
       costs.push_back({.profile = profile_name, .policy = name, .round = "first",
-                       .encode_ns_per_page = median_of(encode_first), .decode_ns_per_page = median_of(decode_first),
+                       .encode_ns_per_page = median(encode_first), .decode_ns_per_page = median(decode_first),
                        .wire_bytes_per_page = static_cast<double>(first_bytes) / static_cast<double>(pages)});
       costs.push_back({.profile = profile_name, .policy = name, .round = "dirty",
-                       .encode_ns_per_page = median_of(encode_dirty), .decode_ns_per_page = median_of(decode_dirty),
+                       .encode_ns_per_page = median(encode_dirty), .decode_ns_per_page = median(decode_dirty),
                        .wire_bytes_per_page = static_cast<double>(dirty_bytes) / static_cast<double>(dirty_pages)});
     }
   }
@@ -210,9 +206,9 @@ std::vector<SealCost> measure_seal_costs(std::size_t payload_bytes, int repeats)
       if (!all_opened) return {};  // a broken seal measures nothing
     }
     costs.push_back({.mode = encrypt ? "encrypted" : "authenticated",
-                     .seal_ns_per_byte = median_of(seal),
-                     .open_ns_per_byte = median_of(open),
-                     .memcpy_ns_per_byte = median_of(copy)});
+                     .seal_ns_per_byte = median(seal),
+                     .open_ns_per_byte = median(open),
+                     .memcpy_ns_per_byte = median(copy)});
   }
   return costs;
 }

@@ -23,6 +23,7 @@
 #include "pagewire/transport/eal.hpp"
 #include "pagewire/transport/port.hpp"
 #include "pagewire/transport/session.hpp"
+#include "median.hpp"
 
 namespace pagewire::tools {
 
@@ -30,11 +31,6 @@ namespace {
 
 using namespace pagewire::transport;
 constexpr std::uint32_t kPage = 4096;
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
 
 // Where one end runs: its control thread, and its stream cores when it has them.
 struct EndCpus {

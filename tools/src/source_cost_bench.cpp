@@ -26,6 +26,7 @@
 #include "pagewire/transport/port.hpp"
 #include "pagewire/transport/stream.hpp"
 #include "pagewire/transport/wire.hpp"
+#include "median.hpp"
 
 namespace pagewire::tools {
 
@@ -34,11 +35,6 @@ namespace {
 using namespace pagewire::transport;
 using Clock = std::chrono::steady_clock;
 constexpr std::uint32_t kPage = 4096;
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
 
 // Runs `work[c]` on `lcores[c]`, all at once: lcores[0] is the caller's. They are released
 // from one start line once every core has arrived (a worker's launch takes microseconds,

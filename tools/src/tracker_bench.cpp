@@ -13,17 +13,13 @@
 
 #include "pagewire/tools/mapped_memory.hpp"
 #include "pagewire/tools/write_tracker.hpp"
+#include "median.hpp"
 
 namespace pagewire::tools {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 

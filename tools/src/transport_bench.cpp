@@ -21,6 +21,7 @@
 #include "pagewire/tools/tcp_baseline.hpp"
 #include "pagewire/transport/port.hpp"
 #include "pagewire/transport/session.hpp"
+#include "median.hpp"
 
 namespace pagewire::tools {
 
@@ -118,11 +119,6 @@ void copy_pages(std::byte* to, const std::byte* from, std::uint64_t pages, unsig
   std::vector<std::thread> copiers;
   for (unsigned t = 0; t < threads; ++t) copiers.emplace_back(copy_range, pages * t / threads, pages * (t + 1) / threads);
   for (auto& copier : copiers) copier.join();
-}
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
 }
 
 }  // namespace
