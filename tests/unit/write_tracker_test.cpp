@@ -104,16 +104,20 @@ TEST(WriteTracker, MissesNoWriteUnderAConcurrentWriter) {
       ++reported;
     }
   };
-  // A look every 2 ms: each one write-protects what it reports again (TLB shootdowns that
-  // slow the writer), as rounds of a migration do, only far more often.
-  for (int look = 0; look < 100; ++look) {
+  // A look every 2 ms, as rounds of a migration look, only far more often, until the writer
+  // has written 20,000 times across at least 50 looks: a count, not a time, since a write
+  // to a page protected again costs a fault (15 us on this VM, more on a loaded machine).
+  int looks = 0;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while ((looks < 50 || writes.load() < 20000) && std::chrono::steady_clock::now() < give_up) {
     catch_up();
+    ++looks;
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   stop.store(true);
   writer.join();
   catch_up();
-  EXPECT_GT(writes.load(), 10000u);
+  ASSERT_GE(writes.load(), 20000u) << "the writer was starved for a minute";
   EXPECT_GT(reported, 1000u);
   std::size_t differing = 0;
   for (std::size_t p = 0; p < kPages; ++p) {
