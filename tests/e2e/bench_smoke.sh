@@ -35,6 +35,7 @@ grep -q '"pages_by_reference":4096' "$dir/memif.txt" || fail "memif: not every s
   fail "bench transport --stream-cores: $(tail -3 "$dir/cores.txt")"
 grep -q '"source_lcores":\[[0-9]*,[0-9]*\]' "$dir/cores.txt" && grep -q '"destination_lcores":\[[0-9]*,[0-9]*\]' "$dir/cores.txt" ||
   fail "--stream-cores: not two stream lcores per side: $(tail -1 "$dir/cores.txt")"
+grep -q '"n_streams_vs_one":[0-9]*\.[0-9]' "$dir/cores.txt" || fail "--stream-cores --streams 2: no 2 ÷ 1 ratio"
 
 # memif with a stream core per end (crosswise on the plan's CPUs): the destination verifies.
 "$pw" bench transport --link memif --stream-cores --region-mib 8 --repeats 1 --json > "$dir/memif_cores.txt" 2>&1 ||

@@ -2,8 +2,10 @@
 #include <boost/program_options.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <iomanip>
 #include <iostream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
@@ -38,6 +40,28 @@ Result<int> init_pair_eal(const std::string& what, std::ostream& out, std::uint1
 }
 
 namespace {
+
+// N streams on stream cores against one, alternating single-repeat passes of each (lossless):
+// the median of the pairs' ratios, N-stream Gbit/s over 1-stream Gbit/s.
+Result<double> n_streams_vs_one(const tools::TransportBenchOptions& options, std::ostream& out) {
+  tools::TransportBenchOptions one = options, many = options;
+  one.streams = 1;
+  one.repeats = many.repeats = 1;
+  one.loss = many.loss = 0;
+  std::vector<double> ratios;
+  for (int pair = 0; pair < options.repeats; ++pair) {
+    std::ostringstream quiet;  // each pass's own progress lines
+    auto single = tools::run_transport_bench(one, quiet);
+    if (!single) return single.error();
+    auto several = tools::run_transport_bench(many, quiet);
+    if (!several) return several.error();
+    ratios.push_back(several->gbps / single->gbps);
+    out << "  pair " << pair + 1 << ": 1 stream " << single->gbps << " Gbit/s, " << options.streams << " streams "
+        << several->gbps << " Gbit/s (" << ratios.back() << "x)" << std::endl;
+  }
+  std::sort(ratios.begin(), ratios.end());
+  return ratios[ratios.size() / 2];
+}
 
 // --link memif: two processes; the impairments, loss rounds and kernel TCP are ring-only.
 int bench_memif(const tools::TransportBenchOptions& ring_options, std::uint64_t region_mib, bool json) {
@@ -198,7 +222,8 @@ int bench_transport(const std::vector<std::string>& args) {
        "interleaved with the copying rounds")
       ("stream-cores", po::bool_switch(&options.stream_cores),
        "--link ring: each stream polled by an lcore of its own at both ends, as src/dst run (2 x --streams "
-       "lcores, shared where the machine has fewer CPUs); memcpy on as many threads; no kernel-TCP pass")
+       "lcores, shared where the machine has fewer CPUs); memcpy on as many threads; no kernel-TCP pass; with "
+       "--streams N > 1, N streams against one first, alternating (N ÷ 1 ratio)")
       ("udp-checksum", po::bool_switch(&options.udp_checksum),
        "sum every frame in software (UDP checksum); by default the memory links these benchmarks use carry none")
       ("no-udp-checksum", po::bool_switch(), "no UDP checksum: the default, kept for older command lines")
@@ -258,6 +283,16 @@ int bench_transport(const std::vector<std::string>& args) {
   std::cout << "bench transport: " << region_mib << " MiB of 4 KiB RAW pages, " << options.streams
             << " stream(s), window " << options.window_frames << ", UDP checksum "
             << (options.udp_checksum ? "on" : "off") << ", security " << security << ", lossy rounds: " << loss << "\n";
+  double n_vs_one = 0;
+  if (options.stream_cores && options.streams > 1) {
+    std::cout << options.streams << " stream cores per end against one, alternating:" << std::endl;
+    auto ratio = n_streams_vs_one(options, std::cout);
+    if (!ratio) {
+      std::cerr << "pagewire: " << ratio.error().message << "\n";
+      return 1;
+    }
+    n_vs_one = *ratio;
+  }
   auto result = tools::run_transport_bench(options, std::cout);
   if (!result) {
     std::cerr << "pagewire: " << result.error().message << "\n";
@@ -266,6 +301,7 @@ int bench_transport(const std::vector<std::string>& args) {
   const auto& r = *result;
   if (json) {
     std::cout << nlohmann::json{{"event", "result"}, {"region_mib", region_mib}, {"streams", options.streams},
+                                {"n_streams_vs_one", n_vs_one},
                                 {"mtu", options.mtu}, {"path_mtu", r.path_mtu}, {"window", options.window_frames}, {"burst", options.burst},
                                 {"udp_checksum", options.udp_checksum}, {"crc", options.crc}, {"security", security},
                                 {"congestion_control", r.congestion_controlled},
@@ -291,7 +327,9 @@ int bench_transport(const std::vector<std::string>& args) {
     std::cout << ", destination lcores";
     for (unsigned lcore : r.destination_lcores) std::cout << " " << lcore;
     std::cout << "; " << std::fixed << std::setprecision(2) << r.gbps / options.streams
-              << " Gbit/s per stream core, memcpy on " << options.streams << " thread(s)\n";
+              << " Gbit/s per stream core, memcpy on " << options.streams << " thread(s)";
+    if (n_vs_one > 0) std::cout << "; " << options.streams << " streams ÷ 1: " << n_vs_one << "x (median of pairs)";
+    std::cout << "\n";
   }
   std::cout << std::fixed << std::setprecision(2) << r.memory_note << "\npath MTU " << r.path_mtu << ", srtt "
             << r.srtt_us << " us, congestion control " << (r.congestion_controlled ? "on" : "off") << "\n"
