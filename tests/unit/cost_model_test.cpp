@@ -1,20 +1,20 @@
 // The cost model measures real codec work (it checks its own decoded bytes) and turns it
 // into cores: more memory per second needs more cores, and a codec that shrinks pages
 // needs less wire for it.
-#include "pagewire/tools/cost_model.hpp"
+#include "pagewire/bench/cost_model.hpp"
 
 #include <gtest/gtest.h>
 
 #include <sstream>
 
-namespace pagewire::tools {
+namespace pagewire::bench {
 namespace {
 
 TEST(CostModel, MeasuresEveryProfilePolicyAndRound) {
   CostModelOptions options;
   options.sample_bytes = 4 << 20;
   options.repeats = 1;
-  options.profiles = {ImageProfile::kDatabase};
+  options.profiles = {sim::ImageProfile::kDatabase};
   options.policies = {"raw", "full"};
   std::ostringstream progress;
   auto costs = measure_stage_costs(options, progress);
@@ -47,4 +47,4 @@ TEST(CostModel, CoresGrowWithTheRateAndShrinkingPagesNeedLessWire) {
 }
 
 }  // namespace
-}  // namespace pagewire::tools
+}  // namespace pagewire::bench

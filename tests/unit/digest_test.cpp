@@ -1,7 +1,7 @@
 // The region digest: the incremental form always equals a digest of the whole region once
 // the changed pages are marked, whatever the region's length and page size, and it really
 // rehashes only the marked blocks.
-#include "pagewire/tools/digest.hpp"
+#include "pagewire/migration/digest.hpp"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-namespace pagewire::tools {
+namespace pagewire::migration {
 namespace {
 
 constexpr std::uint32_t kPage = 4096;
@@ -104,4 +104,4 @@ TEST(RegionDigest, HexIsThirtyTwoLowercaseDigits) {
 }
 
 }  // namespace
-}  // namespace pagewire::tools
+}  // namespace pagewire::migration

@@ -1,6 +1,6 @@
 // The guest model: its dirty log misses no write, a pause really stops it, and a recorded
 // trace replays exactly the pages it names. Trace files are hostile input.
-#include "pagewire/tools/guest_model.hpp"
+#include "pagewire/sim/guest_model.hpp"
 
 #include <gtest/gtest.h>
 
@@ -11,8 +11,18 @@
 #include <thread>
 #include <vector>
 
-namespace pagewire::tools {
+namespace pagewire::sim {
 namespace {
+
+using migration::DirtyLog;
+
+std::vector<std::uint64_t> collected(migration::DirtyLog& log) {
+  migration::DirtyPages marked(log.pages());
+  EXPECT_TRUE(log.collect(marked).ok());
+  std::vector<std::uint64_t> pages;
+  marked.drain(&pages);
+  return pages;
+}
 
 constexpr std::uint32_t kPage = 4096;
 
@@ -65,13 +75,12 @@ TEST(GuestModel, ReplaysExactlyThePagesOfATrace) {
   auto trace = load_dirty_trace(path, 16, kPage);
   ASSERT_TRUE(trace.ok());
   std::vector<std::byte> memory(16 * kPage);
-  DirtyLog log(16);
+  migration::DirtyLog log(16);
   GuestModel guest(memory.data(), 16, kPage, &log, {.bytes_per_write = 32, .trace = &*trace});
   guest.start();
   std::this_thread::sleep_for(std::chrono::milliseconds(20));  // several loops of the 3 ms trace
-  guest.pause();
-  std::vector<std::uint64_t> dirty;
-  log.collect(&dirty);
+  ASSERT_TRUE(guest.pause().ok());
+  std::vector<std::uint64_t> dirty = collected(log);
   EXPECT_EQ(std::set<std::uint64_t>(dirty.begin(), dirty.end()), (std::set<std::uint64_t>{2, 5, 11}));
   for (std::uint64_t page = 0; page < 16; ++page) {
     bool written = false;
@@ -83,20 +92,19 @@ TEST(GuestModel, ReplaysExactlyThePagesOfATrace) {
 
 TEST(GuestModel, PauseStopsEveryWriteAndTheLogMissesNone) {
   std::vector<std::byte> memory(256 * kPage);
-  DirtyLog log(256);
+  migration::DirtyLog log(256);
   GuestModel guest(memory.data(), 256, kPage, &log,
                    {.pages_per_second = 200000, .pattern = WritePattern::kUniform, .bytes_per_write = 8});
   guest.start();
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  guest.pause();
+  ASSERT_TRUE(guest.pause().ok());
   const std::uint64_t writes = guest.writes();
   std::vector<std::byte> snapshot = memory;
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_EQ(guest.writes(), writes) << "no write while paused";
   EXPECT_TRUE(snapshot == memory);
   // Every page that differs from zero was logged as dirty.
-  std::vector<std::uint64_t> dirty;
-  log.collect(&dirty);
+  std::vector<std::uint64_t> dirty = collected(log);
   const std::set<std::uint64_t> logged(dirty.begin(), dirty.end());
   for (std::uint64_t page = 0; page < 256; ++page) {
     bool written = false;
@@ -109,4 +117,4 @@ TEST(GuestModel, PauseStopsEveryWriteAndTheLogMissesNone) {
 }
 
 }  // namespace
-}  // namespace pagewire::tools
+}  // namespace pagewire::sim

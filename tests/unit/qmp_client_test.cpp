@@ -1,7 +1,7 @@
 // The QMP client against a scripted server on a unix socket: the greeting and capability
 // negotiation, events skipped while waiting for an answer, QEMU's refusals passed on with
 // its own words, a server that hangs up.
-#include "pagewire/tools/qmp_client.hpp"
+#include "pagewire/bench/qmp_client.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-namespace pagewire::tools {
+namespace pagewire::bench {
 namespace {
 
 // Listens on a fresh socket path; serve() answers each line it reads with the next reply
@@ -118,4 +118,4 @@ TEST(QmpClient, NoServerIsAnErrorAfterTheTimeout) {
 }
 
 }  // namespace
-}  // namespace pagewire::tools
+}  // namespace pagewire::bench

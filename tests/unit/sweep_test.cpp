@@ -1,13 +1,13 @@
 // The sweep harness's pieces: grids expand in a fixed order, runs get the options they
 // name, results are read from the run's JSON and summarised, and a chart comes out of the
 // sweep's own JSON.
-#include "pagewire/tools/sweep.hpp"
+#include "pagewire/bench/sweep.hpp"
 
 #include <gtest/gtest.h>
 
 #include <sstream>
 
-namespace pagewire::tools {
+namespace pagewire::bench {
 namespace {
 
 TEST(Sweep, ParsesAxesAndRefusesMalformedOnes) {
@@ -112,4 +112,4 @@ TEST(Sweep, WritesCsvAndJsonThatPlotReadsBack) {
 }
 
 }  // namespace
-}  // namespace pagewire::tools
+}  // namespace pagewire::bench

@@ -1,15 +1,15 @@
 // The kernel-TCP baseline carries the same records as pagewire: every page arrives, byte for
 // byte, whatever the codec policy and the number of connections.
-#include "pagewire/tools/tcp_baseline.hpp"
+#include "pagewire/bench/tcp_baseline.hpp"
 
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <vector>
 
-#include "pagewire/tools/image.hpp"
+#include "pagewire/sim/image.hpp"
 
-namespace pagewire::tools {
+namespace pagewire::bench {
 namespace {
 
 constexpr std::uint32_t kPage = 4096;
@@ -18,7 +18,7 @@ class TcpBaseline : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(TcpBaseline, DeliversEveryPageOverTwoConnections) {
   std::vector<std::byte> source(2048 * kPage), destination(source.size(), std::byte{0x55});
-  ASSERT_TRUE(fill_image(source, kPage, ImageProfile::kDatabase, 3));
+  ASSERT_TRUE(sim::fill_image(source, kPage, sim::ImageProfile::kDatabase, 3));
   auto policy = pagecodec::policy_named(GetParam());
   ASSERT_TRUE(policy);
   auto seconds = tcp_round(source, destination, {.streams = 2, .page_size = kPage, .policy = *policy});
@@ -35,4 +35,4 @@ TEST(TcpBaselineInput, RefusesRegionsOfDifferentSizes) {
 }
 
 }  // namespace
-}  // namespace pagewire::tools
+}  // namespace pagewire::bench

@@ -1,7 +1,7 @@
 // The userfaultfd write tracker against the bytes themselves: what it reports is exactly
 // what was written, and a copy kept current from its reports alone ends byte-equal to
 // memory that another thread wrote throughout, collections included.
-#include "pagewire/tools/write_tracker.hpp"
+#include "pagewire/migration/write_tracker.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/mman.h>
@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-namespace pagewire::tools {
+namespace pagewire::migration {
 namespace {
 
 // Private anonymous memory in 4 KiB pages (no transparent huge pages, whose written state
@@ -39,15 +39,17 @@ class Region {
 };
 
 WriteTracker start_or_fail(Region& region) {
-  auto tracker = WriteTracker::start(region.span());
+  auto tracker = WriteTracker::create(region.span(), Region::page_size());
   if (!tracker) ADD_FAILURE() << tracker.error().message;
   return std::move(tracker).value();
 }
 
 std::vector<std::uint64_t> collected(WriteTracker& tracker) {
-  std::vector<std::uint64_t> pages;
-  const Status status = tracker.collect(&pages);
+  DirtyPages marked(tracker.pages());
+  const Status status = tracker.collect(marked);
   EXPECT_TRUE(status.ok()) << status.error().message;
+  std::vector<std::uint64_t> pages;
+  marked.drain(&pages);
   return pages;
 }
 
@@ -75,8 +77,20 @@ TEST(WriteTracker, FirstWritesToPagesNeverTouchedAreSeen) {
 
 TEST(WriteTracker, RefusesMemoryThatIsNotWholePages) {
   Region region(4, true);
-  EXPECT_FALSE(WriteTracker::start(region.span().subspan(1, Region::page_size())).ok());
-  EXPECT_FALSE(WriteTracker::start({}).ok());
+  EXPECT_FALSE(WriteTracker::create(region.span().subspan(1, Region::page_size()), Region::page_size()).ok());
+  EXPECT_FALSE(WriteTracker::create({}, Region::page_size()).ok());
+  EXPECT_FALSE(WriteTracker::create(region.span(), Region::page_size() / 2).ok());
+}
+
+// Migration pages of twice the system's: a write anywhere in either half reports the page.
+TEST(WriteTracker, ReportsInTheMigrationsPageSize) {
+  Region region(64, true);
+  auto tracker = WriteTracker::create(region.span(), 2 * Region::page_size());
+  ASSERT_TRUE(tracker.ok()) << tracker.error().message;
+  ASSERT_TRUE(tracker->start().ok());
+  *region.page(5) = std::byte{1};   // second half of page 2
+  *region.page(40) = std::byte{1};  // first half of page 20
+  EXPECT_EQ(collected(*tracker), (std::vector<std::uint64_t>{2, 20}));
 }
 
 // Pre-copy in miniature with a live writer: a copy updated only with the pages each look
@@ -127,4 +141,4 @@ TEST(WriteTracker, MissesNoWriteUnderAConcurrentWriter) {
 }
 
 }  // namespace
-}  // namespace pagewire::tools
+}  // namespace pagewire::migration

@@ -8,21 +8,23 @@
 #include <atomic>
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <optional>
 #include <thread>
 
 #include "pagewire/pagecodec/policy.hpp"
-#include "pagewire/tools/guest_model.hpp"
-#include "pagewire/tools/digest.hpp"
-#include "pagewire/tools/image.hpp"
-#include "pagewire/tools/mapped_memory.hpp"
-#include "pagewire/tools/migration.hpp"
-#include "pagewire/tools/ring_pair.hpp"
+#include "pagewire/sim/guest_model.hpp"
+#include "pagewire/migration/digest.hpp"
+#include "pagewire/sim/image.hpp"
+#include "pagewire/sim/mapped_memory.hpp"
+#include "pagewire/migration/destination_migration.hpp"
+#include "pagewire/migration/source_migration.hpp"
+#include "pagewire/rigs/ring_pair.hpp"
 #include "pagewire/transport/eal.hpp"
 #include "pagewire/transport/port.hpp"
 #include "pagewire/transport/session.hpp"
 
-namespace pagewire::tools {
+namespace pagewire::migration {
 namespace {
 
 constexpr unsigned kLcores = 7;  // main, then up to 3 stream cores per end
@@ -52,16 +54,78 @@ constexpr std::uint32_t kPage = 4096;
 
 struct Scenario {
   std::uint64_t guest_mib = 32;
-  GuestModelConfig guest;
+  sim::GuestModelConfig guest;
   MigrationOptions migration;
   bool destination_dies = false;  // stops answering after its first frames
   double source_rate_bytes_per_second = 0;  // 0: as fast as the ring goes
   std::uint64_t delta_cache_bytes = 16 << 20;
   std::uint16_t streams = 1;
   bool stream_cores = false;  // each stream on an lcore of its own, both ends
-  const LinkImpairment* impairment = nullptr;
+  const rigs::LinkImpairment* impairment = nullptr;
   std::optional<pagecodec::Policy> policy;  // default: SessionConfig's
   bool emulated_network = false;  // the middlebox stands for a network (SessionConfig)
+  // The hook that fails: "" none, "pause", "collect 2" (the second collect), "commit" (the
+  // destination's commit hook).
+  std::string failing_hook;
+};
+
+// Every hook call of both ends, in the order they happened.
+class HookLog {
+ public:
+  void add(const std::string& call) {
+    std::lock_guard lock(mutex_);
+    calls_.push_back(call);
+  }
+  std::vector<std::string> calls() const {
+    std::lock_guard lock(mutex_);
+    return calls_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::string> calls_;
+};
+
+// The source's hooks as an embedder would write them, over the guest model and its log:
+// each call recorded, the one the scenario names failing.
+class RecordingHooks final : public GuestControl, public DirtyTracker {
+ public:
+  RecordingHooks(sim::GuestModel& guest, DirtyLog& log, HookLog& calls, std::string failing)
+      : guest_(guest), log_(log), calls_(calls), failing_(std::move(failing)) {}
+
+  Status pause() override {
+    if (fails("pause")) return make_error("vCPU 3 did not stop");
+    return guest_.pause();
+  }
+  void resume() override {
+    calls_.add("resume");
+    guest_.resume();
+  }
+  Status set_throttle(double fraction) override {
+    calls_.add(fraction == 0 ? "unthrottle" : "throttle");
+    return guest_.set_throttle(fraction);
+  }
+  Status start() override {
+    calls_.add("start");
+    return log_.start();
+  }
+  Status collect(DirtyPages& pages) override {
+    if (fails("collect " + std::to_string(++collects_))) return make_error("KVM_GET_DIRTY_LOG: EFAULT");
+    return log_.collect(pages);
+  }
+  void stop() override { calls_.add("stop"); }
+
+ private:
+  bool fails(const std::string& call) {
+    calls_.add(call.substr(0, call.find(' ')));
+    return call == failing_;
+  }
+
+  sim::GuestModel& guest_;
+  DirtyLog& log_;
+  HookLog& calls_;
+  std::string failing_;
+  int collects_ = 0;
 };
 
 struct Outcome {
@@ -77,6 +141,8 @@ struct Outcome {
   // Published totals read from another thread while the stream cores ran.
   std::uint64_t totals_reads = 0;
   std::uint64_t totals_went_back = 0;  // a counter smaller than in the read before: torn
+  std::vector<std::string> hook_calls;  // both ends, in order; "returned": SourceMigration::run did
+  std::vector<std::byte> committed_memory;  // what the destination's commit hook was handed
 };
 
 // Reads a source session's published totals from its own thread until told to stop, and
@@ -125,7 +191,7 @@ void record_pollers(const Session& session, std::vector<unsigned>* assigned, std
 Outcome migrate(const Scenario& scenario) {
   static int instance = 0;
   Outcome outcome;
-  auto link = RingLink::create("mig" + std::to_string(instance++), scenario.streams, 9000, 4096, scenario.impairment);
+  auto link = rigs::RingLink::create("mig" + std::to_string(instance++), scenario.streams, 9000, 4096, scenario.impairment);
   EXPECT_TRUE(link.ok()) << (link.ok() ? "" : link.error().message);
   const transport::Port* source_port = &(*link)->a();
   const transport::Port* destination_port = &(*link)->b();
@@ -146,10 +212,11 @@ Outcome migrate(const Scenario& scenario) {
     c.runner.idle_sleep_us = 20;
     return c;
   };
-  auto source_region = MappedMemory::allocate(config(*source_port, 1, 2).region_pages * kPage);
-  auto destination_region = MappedMemory::allocate(source_region->size());
-  EXPECT_TRUE(fill_image({source_region->data(), guest_pages * kPage}, kPage, ImageProfile::kIdleVm, 3).ok());
+  auto source_region = sim::MappedMemory::allocate(config(*source_port, 1, 2).region_pages * kPage);
+  auto destination_region = sim::MappedMemory::allocate(source_region->size());
+  EXPECT_TRUE(sim::fill_image({source_region->data(), guest_pages * kPage}, kPage, sim::ImageProfile::kIdleVm, 3).ok());
 
+  HookLog hooks;
   std::thread destination([&] {
     transport::SessionConfig destination_config = config(*destination_port, 2, 1);
     if (scenario.stream_cores) destination_config.stream_lcores = kDestinationLcores;
@@ -167,7 +234,13 @@ Outcome migrate(const Scenario& scenario) {
       outcome.destination_error = "died";
       return;
     }
-    auto received = receive_migration(**accepted, digest, guest_pages, 30000);
+    auto commit = [&](const CommittedImage& image) -> Status {
+      hooks.add("commit");
+      outcome.committed_memory.assign(image.guest_memory.begin(), image.guest_memory.end());
+      if (scenario.failing_hook == "commit") return make_error("the guest's devices could not be created");
+      return Ok{};
+    };
+    auto received = DestinationMigration(**accepted, digest, guest_pages).run(commit, 30000);
     if (!received) {
       outcome.destination_error = received.error().message;
       return;
@@ -188,21 +261,24 @@ Outcome migrate(const Scenario& scenario) {
     return outcome;
   }
   DirtyLog log(guest_pages);
-  GuestModel guest(source_region->data(), guest_pages, kPage, &log, scenario.guest);
+  sim::GuestModel guest(source_region->data(), guest_pages, kPage, &log, scenario.guest);
   guest.start();
   std::vector<std::byte> state(5000);
   for (std::size_t i = 0; i < state.size(); ++i) state[i] = std::byte(i * 13);
-  SourceMigration run(**session, source_region->bytes(), guest_pages, kPage, guest, log, scenario.migration);
+  RecordingHooks recording(guest, log, hooks, scenario.failing_hook);
+  SourceMigration run(**session, source_region->bytes(), guest_pages, kPage, recording, recording, scenario.migration);
   TotalsWatcher watcher(**session);
   outcome.report = run.run(state, nullptr);
+  hooks.add("returned");
   watcher.finish(&outcome);
   outcome.source_totals = (*session)->totals();
   record_pollers(**session, &outcome.source_assigned, &outcome.source_polled, &outcome.a_stream_polled_by_two_lcores);
   const std::uint64_t writes = guest.writes();
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   outcome.writes_after = guest.writes() - writes;
-  guest.pause();  // freeze the source for the byte-for-byte comparison
+  EXPECT_TRUE(guest.pause().ok());  // freeze the source for the byte-for-byte comparison
   destination.join();
+  outcome.hook_calls = hooks.calls();
   outcome.regions_equal = std::memcmp(source_region->data(), destination_region->data(), source_region->size()) == 0;
   if (outcome.report.ok()) {
     EXPECT_EQ(outcome.received_state, state) << "device state arrives intact";
@@ -222,11 +298,60 @@ TEST(MigrationRing, MigratesWhileTheGuestWritesAndArrivesByteForByte) {
   EXPECT_GE(outcome.report->rounds, 2u);
 }
 
+// The hooks in their documented order (hooks.hpp): tracking starts before round 0, one
+// collect per round, pause, the last collect, the destination's commit hook before the
+// source hears of the commit, tracking stops; never a resume after a success. The commit
+// hook is handed exactly the guest's memory.
+TEST(MigrationRing, HooksAreCalledInTheDocumentedOrder) {
+  Scenario scenario;
+  scenario.guest.pages_per_second = 20000;
+  const Outcome outcome = migrate(scenario);
+  ASSERT_TRUE(outcome.report.ok()) << outcome.report.error().message;
+  EXPECT_TRUE(outcome.regions_equal);
+  std::vector<std::string> expected{"start"};
+  for (std::uint32_t round = 1; round < outcome.report->rounds; ++round) expected.push_back("collect");
+  for (const char* call : {"pause", "collect", "commit", "stop", "returned"}) expected.push_back(call);
+  EXPECT_EQ(outcome.hook_calls, expected);
+  ASSERT_EQ(outcome.committed_memory.size(), (scenario.guest_mib << 20));
+}
+
+// A hook that fails aborts the migration cleanly: the source guest is resumed if it was
+// paused and runs on, tracking stops, the destination discards its image and never commits.
+void expect_clean_abort_when(const std::string& failing_hook, const std::vector<std::string>& calls_end,
+                             ErrorCode code) {
+  Scenario scenario;
+  scenario.guest.pages_per_second = 20000;
+  scenario.failing_hook = failing_hook;
+  const Outcome outcome = migrate(scenario);
+  ASSERT_FALSE(outcome.report.ok());
+  EXPECT_EQ(outcome.report.error().code, code) << outcome.report.error().message;
+  EXPECT_NE(outcome.report.error().message.find("keeps running on the source"), std::string::npos)
+      << outcome.report.error().message;
+  EXPECT_NE(outcome.destination_error, "") << "the destination must discard what it received";
+  EXPECT_GT(outcome.writes_after, 0u) << "the guest runs on after the failure";
+  ASSERT_GE(outcome.hook_calls.size(), calls_end.size());
+  EXPECT_EQ(std::vector<std::string>(outcome.hook_calls.end() - static_cast<std::ptrdiff_t>(calls_end.size()),
+                                     outcome.hook_calls.end()),
+            calls_end);
+}
+
+TEST(MigrationRing, AFailedPauseResumesTheGuestAndAborts) {
+  expect_clean_abort_when("pause", {"pause", "resume", "stop", "returned"}, ErrorCode::kHook);
+}
+
+TEST(MigrationRing, AFailedDirtyCollectAbortsWithTheGuestRunning) {
+  expect_clean_abort_when("collect 1", {"collect", "stop", "returned"}, ErrorCode::kHook);
+}
+
+TEST(MigrationRing, ARefusedCommitResumesTheSourceGuest) {
+  expect_clean_abort_when("commit", {"commit", "resume", "stop", "returned"}, ErrorCode::kCommitRefused);
+}
+
 // Stream cores: every stream of both ends on an lcore of its own, through a middlebox that
 // loses and reorders frames, while the guest writes. The destination must end byte for
 // byte equal, and each stream must have been polled by its own lcore and no other.
 void expect_streams_on_their_own_cores(std::uint16_t streams) {
-  LinkImpairment lossy;
+  rigs::LinkImpairment lossy;
   lossy.drop = 0.005;
   lossy.reorder = 0.01;
   Scenario scenario;
@@ -282,7 +407,7 @@ TEST(MigrationRing, StreamCoresGiveUpOnASilentDestinationAndTheGuestRunsOn) {
 // link and deflates. The bottleneck is 0.5 Gbit/s: deflate on this 2-vCPU machine, sharing
 // its CPU with the other end and the middlebox, sustains about 0.2 GB/s of pages, so
 // 1 Gbit/s (0.125 GB/s) sits too near the crossover for a test that must pass every time.
-std::uint64_t deflated_share_percent(const LinkImpairment* impairment) {
+std::uint64_t deflated_share_percent(const rigs::LinkImpairment* impairment) {
   Scenario scenario;
   scenario.guest_mib = 64;  // long enough that the first, unmeasured milliseconds are a small part
   scenario.guest.pages_per_second = 0;
@@ -301,7 +426,7 @@ std::uint64_t deflated_share_percent(const LinkImpairment* impairment) {
 
 TEST(MigrationRing, AdaptiveSendsRawOnAMemoryLinkAndDeflatesBehindANetworkBottleneck) {
   EXPECT_LT(deflated_share_percent(nullptr), 5u) << "a memory link: raw, but for the probes";
-  LinkImpairment half_gigabit;
+  rigs::LinkImpairment half_gigabit;
   half_gigabit.rate_bytes_per_second = 62.5e6;
   EXPECT_GT(deflated_share_percent(&half_gigabit), 50u) << "0.5 Gbit/s: deflate finishes the round sooner";
 }
@@ -311,7 +436,7 @@ TEST(MigrationRing, AHotSetLargerThanTheDeltaCacheStillGoesAsDeltas) {
   // every round re-sends more pages than the cache holds, in the same order. The cache must
   // keep the pages it holds rather than cycle through them and never hit.
   Scenario scenario;
-  scenario.guest = {.pages_per_second = 20000, .pattern = WritePattern::kHotSet, .hot_fraction = 0.1,
+  scenario.guest = {.pages_per_second = 20000, .pattern = sim::WritePattern::kHotSet, .hot_fraction = 0.1,
                     .hot_share = 1.0, .bytes_per_write = 64};
   scenario.delta_cache_bytes = 256 * kPage;
   scenario.migration.downtime_limit_ms = 1;  // rounds until they stop shrinking
@@ -327,7 +452,7 @@ TEST(MigrationRing, AHotSetLargerThanTheDeltaCacheStillGoesAsDeltas) {
 
 TEST(MigrationRing, AutoConvergeThrottlesAGuestThatOutrunsTheLink) {
   Scenario scenario;
-  scenario.guest = {.pages_per_second = 300000, .pattern = WritePattern::kUniform, .bytes_per_write = 4096};
+  scenario.guest = {.pages_per_second = 300000, .pattern = sim::WritePattern::kUniform, .bytes_per_write = 4096};
   scenario.migration.downtime_limit_ms = 30;
   const Outcome outcome = migrate(scenario);
   ASSERT_TRUE(outcome.report.ok()) << outcome.report.error().message;
@@ -337,7 +462,7 @@ TEST(MigrationRing, AutoConvergeThrottlesAGuestThatOutrunsTheLink) {
 
 TEST(MigrationRing, WithoutAutoConvergeItSwitchesOverAnyway) {
   Scenario scenario;
-  scenario.guest = {.pages_per_second = 300000, .pattern = WritePattern::kUniform, .bytes_per_write = 4096};
+  scenario.guest = {.pages_per_second = 300000, .pattern = sim::WritePattern::kUniform, .bytes_per_write = 4096};
   scenario.migration.downtime_limit_ms = 30;
   scenario.migration.auto_converge = false;
   const Outcome outcome = migrate(scenario);
@@ -351,7 +476,7 @@ TEST(MigrationRing, DowntimeLimitIsHonouredWithinTolerance) {
   // A modest, steady guest: the switchover must land within the limit plus 10 %: the
   // estimate counts only pages sent with their content, so it errs long, never short.
   Scenario scenario;
-  scenario.guest = {.pages_per_second = 5000, .pattern = WritePattern::kHotSet, .bytes_per_write = 64};
+  scenario.guest = {.pages_per_second = 5000, .pattern = sim::WritePattern::kHotSet, .bytes_per_write = 64};
   scenario.migration.downtime_limit_ms = 200;
   const Outcome outcome = migrate(scenario);
   ASSERT_TRUE(outcome.report.ok()) << outcome.report.error().message;
@@ -380,10 +505,10 @@ TEST(MigrationRing, MaxSecondsEndsARoundThatRunsTooLong) {
 }
 
 }  // namespace
-}  // namespace pagewire::tools
+}  // namespace pagewire::migration
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new pagewire::tools::EalEnvironment);
+  ::testing::AddGlobalTestEnvironment(new pagewire::migration::EalEnvironment);
   return RUN_ALL_TESTS();
 }

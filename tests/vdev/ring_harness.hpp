@@ -18,7 +18,7 @@
 #include <thread>
 
 #include "../unit/pages.hpp"
-#include "pagewire/tools/middlebox.hpp"
+#include "pagewire/rigs/middlebox.hpp"
 #include "pagewire/transport/eal.hpp"
 #include "pagewire/transport/port.hpp"
 #include "pagewire/transport/session.hpp"
@@ -48,12 +48,12 @@ inline constexpr std::uint32_t kPage = 4096;
 // Source and destination ports joined by a RingLink, torn down in the safe order.
 class Harness {
  public:
-  Harness(std::uint16_t queues, tools::LinkImpairment impairment, std::uint16_t mtu = 9000,
+  Harness(std::uint16_t queues, rigs::LinkImpairment impairment, std::uint16_t mtu = 9000,
           std::uint32_t held_frames_per_queue = 1024) {
     static int instance = 0;
     const std::string name = "l" + std::to_string(instance++);
     copy_pool_ = rte_pktmbuf_pool_create((name + "cp").c_str(), 4095, 0, 0, 9400 + RTE_PKTMBUF_HEADROOM, SOCKET_ID_ANY);
-    link_ = std::make_unique<tools::Middlebox>(name, queues, copy_pool_, impairment, 1234);
+    link_ = std::make_unique<rigs::Middlebox>(name, queues, copy_pool_, impairment, 1234);
     auto open = [&](int id, const char* role) {
       PortConfig config{.port_id = static_cast<std::uint16_t>(id),
                         .queues = queues,
@@ -104,11 +104,11 @@ class Harness {
 
   const Port& source_port() const { return *source_port_; }
   const Port& destination_port() const { return *destination_port_; }
-  tools::Middlebox& link() { return *link_; }
+  rigs::Middlebox& link() { return *link_; }
 
  private:
   rte_mempool* copy_pool_ = nullptr;
-  std::unique_ptr<tools::Middlebox> link_;
+  std::unique_ptr<rigs::Middlebox> link_;
   std::unique_ptr<Port> source_port_;
   std::unique_ptr<Port> destination_port_;
 };

@@ -148,7 +148,7 @@ TEST(SecureSession, AStrangersHelloNeitherTakesNorEndsTheWait) {
 // On a memory link without UDP checksums, corrupted frames reach the seal and fail it;
 // duplicated ACKs and control frames are replays. Nothing wrong is applied.
 TEST(SecureSession, CorruptedAndReplayedFramesAreDroppedAndCounted) {
-  tools::LinkImpairment impairment;
+  rigs::LinkImpairment impairment;
   impairment.corrupt = 0.02;
   impairment.duplicate = 0.25;  // often enough that some of the few ACKs come twice
   Harness harness(1, impairment);

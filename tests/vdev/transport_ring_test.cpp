@@ -19,7 +19,7 @@
 
 #include "pagewire/transport/frame.hpp"
 #include "pagewire/transport/pre_shared_key.hpp"
-#include "pagewire/tools/ring_pair.hpp"
+#include "pagewire/rigs/ring_pair.hpp"
 #include "ring_harness.hpp"
 
 namespace pagewire::transport {
@@ -112,7 +112,7 @@ TEST(TransportRing, LossDuplicationReorderingCorruptionAndAnMtuClampNeverProduce
 
 // 150 ms RTT, as long-distance vMotion allows, +-2 ms jitter (frames overtake each other),
 // and a 400 Mbit/s bottleneck whose 20 ms queue tail-drops what a window overshoots.
-const tools::LinkImpairment kLongPath{.delay_us = 75000, .jitter_us = 2000, .rate_bytes_per_second = 50e6};
+const rigs::LinkImpairment kLongPath{.delay_us = 75000, .jitter_us = 2000, .rate_bytes_per_second = 50e6};
 
 // Both ends' configurations for kLongPath: windows that cover its bandwidth-delay product
 // (50 MB/s x 150 ms = 7.5 MB, ~840 frames).
@@ -142,7 +142,7 @@ TEST(TransportRing, LongDistancePathWithJitterAndARateCapArrivesExactly) {
 // kLongPath at half the rate: a source slowed by a loaded machine (sanitizers, tests run side
 // by side) still sends faster than 200 Mbit/s, so a window left alone overruns the queue
 // every time (at 400 Mbit/s, it sometimes did not).
-const tools::LinkImpairment kNarrowLongPath{.delay_us = 75000, .jitter_us = 2000, .rate_bytes_per_second = 25e6};
+const rigs::LinkImpairment kNarrowLongPath{.delay_us = 75000, .jitter_us = 2000, .rate_bytes_per_second = 25e6};
 
 // A long path with congestion control left to decide: a 150 ms round trip turns it on, the
 // sender paces itself to the bottleneck instead of overrunning its queue every round trip.
@@ -497,7 +497,7 @@ TEST(TransportRing, AdvertisedMtuBelowTheMinimumIsRefused) {
 // segments want) frees what it made and leaves the device as it was: the next open of the
 // same device succeeds and carries a frame.
 TEST(TransportRing, AFailedPortOpenLeavesNothingBehind) {
-  auto pair = tools::RingPair::create("fo", 1);
+  auto pair = rigs::RingPair::create("fo", 1);
   ASSERT_TRUE(pair.ok()) << pair.error().message;
   auto config = [&](std::uint16_t id, const char* name) {  // more queue pairs than the device has
     return PortConfig{.port_id = id, .queues = 4, .mtu = 9000, .rx_descriptors = 256, .tx_descriptors = 256,

@@ -5,7 +5,7 @@
 
 #include "cli/commands.hpp"
 #include "pagewire/pagecodec/xbzrle.hpp"
-#include "pagewire/tools/codec_bench.hpp"
+#include "pagewire/bench/codec_bench.hpp"
 
 namespace po = boost::program_options;
 
@@ -14,7 +14,7 @@ namespace pagewire::cli {
 namespace {
 
 struct CodecBenchCli {
-  tools::CodecBenchOptions options;
+  bench::CodecBenchOptions options;
   std::vector<std::string> corpora;
   std::uint64_t corpus_mib = 64;
   bool json = false;
@@ -51,8 +51,8 @@ int run_codec_bench(CodecBenchCli& cli) {
     cli.options.corpora.clear();
     for (const auto& name : cli.corpora) {
       bool found = false;
-      for (auto kind : tools::kAllCorpora) {
-        if (tools::to_string(kind) == name) {
+      for (auto kind : sim::kAllCorpora) {
+        if (sim::to_string(kind) == name) {
           cli.options.corpora.push_back(kind);
           found = true;
         }
@@ -67,15 +67,15 @@ int run_codec_bench(CodecBenchCli& cli) {
   std::ostream& progress = cli.json ? std::cerr : std::cout;
   progress << "pagewire bench codec: one core, delta fast path "
            << pagecodec::xbzrle::best_encoder_name() << "\n";
-  auto rows = tools::run_codec_bench(cli.options, progress);
+  auto rows = bench::run_codec_bench(cli.options, progress);
   if (!rows) {
     std::cerr << "pagewire: " << rows.error().message << "\n";
     return 1;
   }
   if (cli.json) {
-    tools::print_json(*rows, cli.options, std::cout);
+    bench::print_json(*rows, cli.options, std::cout);
   } else {
-    tools::print_table(*rows, std::cout);
+    bench::print_table(*rows, std::cout);
   }
   return 0;
 }

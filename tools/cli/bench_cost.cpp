@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
-#include "pagewire/tools/cost_model.hpp"
-#include "pagewire/tools/transport_bench.hpp"
+#include "pagewire/bench/cost_model.hpp"
+#include "pagewire/bench/transport_bench.hpp"
 #include "pagewire/transport/wire.hpp"
 
 namespace po = boost::program_options;
@@ -15,7 +15,7 @@ namespace po = boost::program_options;
 namespace pagewire::cli {
 
 int bench_cost(const std::vector<std::string>& args) {
-  tools::CostModelOptions options;
+  bench::CostModelOptions options;
   std::uint64_t sample_mib = options.sample_bytes >> 20;
   std::vector<std::string> profiles;
   bool json = false;
@@ -36,7 +36,7 @@ int bench_cost(const std::vector<std::string>& args) {
   if (!profiles.empty()) {
     options.profiles.clear();
     for (const auto& name : profiles) {
-      auto profile = tools::parse_profile(name);
+      auto profile = sim::parse_profile(name);
       if (!profile) {
         std::cerr << "pagewire bench cost: --profile " << profile.error().message << "\n";
         return 2;
@@ -52,12 +52,12 @@ int bench_cost(const std::vector<std::string>& args) {
   // The transport's share: a RAW round between the two cores, no UDP checksum (a NIC
   // offloads it), less the copy per side it includes.
   std::cout << "transport: RAW rounds over a net_ring pair" << std::endl;
-  tools::TransportBenchOptions raw_round;
+  bench::TransportBenchOptions raw_round;
   raw_round.region_bytes = std::max<std::uint64_t>(options.sample_bytes, 8 << 20);
   raw_round.repeats = 3;
   raw_round.udp_checksum = false;
   raw_round.numa_node = *numa_node;
-  auto transport = tools::run_transport_bench(raw_round,
+  auto transport = bench::run_transport_bench(raw_round,
                                               std::cout);
   if (!transport) {
     std::cerr << "pagewire bench cost: " << transport.error().message << "\n";
@@ -67,14 +67,14 @@ int bench_cost(const std::vector<std::string>& args) {
   const double copy_ns_per_byte = 8 / transport->memcpy_gbps;
   options.transport_ns_per_byte = std::max(pair_ns_per_byte - copy_ns_per_byte, 0.1 * pair_ns_per_byte);
   std::cout << "codec stages on " << sample_mib << " MiB per profile" << std::endl;
-  auto costs = tools::measure_stage_costs(options, std::cout);
+  auto costs = bench::measure_stage_costs(options, std::cout);
   if (!costs) {
     std::cerr << "pagewire bench cost: " << costs.error().message << "\n";
     return 1;
   }
   const std::size_t sealed_payload = transport::payload_for_mtu(9000, true);
   std::cout << "sealing: AES-256-GCM on " << sealed_payload << "-byte frame payloads" << std::endl;
-  const auto seal_costs = tools::measure_seal_costs(sealed_payload, options.repeats);
+  const auto seal_costs = bench::measure_seal_costs(sealed_payload, options.repeats);
   if (json) {
     for (const auto& c : seal_costs) {
       std::cout << nlohmann::json{{"event", "seal"}, {"mode", c.mode}, {"payload_bytes", sealed_payload},
@@ -87,9 +87,9 @@ int bench_cost(const std::vector<std::string>& args) {
                 << "\n";
     }
     for (const auto& c : *costs) {
-      const auto at_25 = tools::cores_for(c, options.transport_ns_per_byte, 25, options.page_size);
-      const auto at_40 = tools::cores_for(c, options.transport_ns_per_byte, 40, options.page_size);
-      const auto at_100 = tools::cores_for(c, options.transport_ns_per_byte, 100, options.page_size);
+      const auto at_25 = bench::cores_for(c, options.transport_ns_per_byte, 25, options.page_size);
+      const auto at_40 = bench::cores_for(c, options.transport_ns_per_byte, 40, options.page_size);
+      const auto at_100 = bench::cores_for(c, options.transport_ns_per_byte, 100, options.page_size);
       std::cout << nlohmann::json{{"event", "cost"}, {"profile", c.profile}, {"policy", c.policy}, {"round", c.round},
                                   {"encode_ns_per_page", c.encode_ns_per_page},
                                   {"decode_ns_per_page", c.decode_ns_per_page},
@@ -104,9 +104,9 @@ int bench_cost(const std::vector<std::string>& args) {
     }
     return 0;
   }
-  tools::print_cost_table(*costs, options, std::cout);
+  bench::print_cost_table(*costs, options, std::cout);
   std::cout << "\n";
-  tools::print_seal_costs(seal_costs, sealed_payload, std::cout);
+  bench::print_seal_costs(seal_costs, sealed_payload, std::cout);
   return 0;
 }
 

@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "cli/commands.hpp"
-#include "pagewire/tools/sweep.hpp"
+#include "pagewire/bench/sweep.hpp"
 
 namespace po = boost::program_options;
 
@@ -33,13 +33,13 @@ int bench_plot(const std::vector<std::string>& args) {
   }
   std::stringstream text;
   text << in.rdbuf();
-  auto chart = tools::chart_from_sweep(text.str(), x, y);
+  auto chart = bench::chart_from_sweep(text.str(), x, y);
   if (!chart) {
     std::cerr << "pagewire bench plot: " << chart.error().message << "\n";
     return 2;
   }
   std::ofstream out(output);
-  out << tools::render_svg(*chart);
+  out << bench::render_svg(*chart);
   if (!out) {
     std::cerr << "pagewire bench plot: --output " << output << ": cannot write it\n";
     return 1;

@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "cli/commands.hpp"
-#include "pagewire/tools/qemu_bench.hpp"
+#include "pagewire/bench/qemu_bench.hpp"
 
 namespace po = boost::program_options;
 
@@ -18,11 +18,11 @@ namespace pagewire::cli {
 
 namespace {
 
-nlohmann::json stats_json(const tools::MetricStats& stats) {
+nlohmann::json stats_json(const bench::MetricStats& stats) {
   return {{"median", stats.median}, {"min", stats.min}, {"max", stats.max}};
 }
 
-nlohmann::json result_json(const tools::QemuBenchResult& result, const tools::QemuBenchOptions& options) {
+nlohmann::json result_json(const bench::QemuBenchResult& result, const bench::QemuBenchOptions& options) {
   nlohmann::json summaries = nlohmann::json::array();
   for (const auto& s : result.summaries) {
     nlohmann::json entry{{"configuration", s.configuration}, {"runs", s.runs},
@@ -41,10 +41,10 @@ nlohmann::json result_json(const tools::QemuBenchResult& result, const tools::Qe
   }
   return {{"event", "bench_qemu"}, {"image", options.image}, {"image_bytes", result.image_bytes},
           {"pairs", options.pairs}, {"pagewire_source_args", options.pagewire_source_args},
-          {"machine", tools::describe_machine()}, {"summaries", summaries}, {"runs", runs}};
+          {"machine", bench::describe_machine()}, {"summaries", summaries}, {"runs", runs}};
 }
 
-void print_table(const tools::QemuBenchResult& result, std::ostream& out) {
+void print_table(const bench::QemuBenchResult& result, std::ostream& out) {
   out << std::fixed << "\n" << std::left << std::setw(26) << "configuration" << std::right << std::setw(22)
       << "total s (min-max)" << std::setw(24) << "downtime ms (min-max)" << std::setw(11) << "wire MiB"
       << std::setw(22) << "pagewire / it" << "\n";
@@ -67,7 +67,7 @@ void print_table(const tools::QemuBenchResult& result, std::ostream& out) {
   out << "medians over the pairs; ratios are pagewire's per pair, below 1 means pagewire took less\n";
 }
 
-void write_csv(const tools::QemuBenchResult& result, std::ostream& out) {
+void write_csv(const bench::QemuBenchResult& result, std::ostream& out) {
   out << "configuration,pair,total_seconds,downtime_ms,wire_bytes\n";
   for (const auto& r : result.runs) {
     out << r.configuration << "," << r.pair + 1 << "," << r.total_seconds << "," << r.downtime_ms << ","
@@ -81,7 +81,7 @@ int bench_qemu(const std::vector<std::string>& all_args) {
   // pagewire src options come after `--`.
   const auto split = std::find(all_args.begin(), all_args.end(), "--");
   const std::vector<std::string> args(all_args.begin(), split);
-  tools::QemuBenchOptions options;
+  bench::QemuBenchOptions options;
   if (split != all_args.end()) options.pagewire_source_args.assign(split + 1, all_args.end());
   std::string channels = "1,2", out;
   bool json = false;
@@ -123,11 +123,11 @@ int bench_qemu(const std::vector<std::string>& all_args) {
   const ssize_t length = readlink("/proc/self/exe", self, sizeof self - 1);
   options.pagewire = length > 0 ? std::string(self, static_cast<std::size_t>(length)) : "/proc/self/exe";
   std::ostream& progress = json ? std::cerr : std::cout;
-  if (auto status = tools::ensure_qemu(options.qemu, progress); !status) {
+  if (auto status = bench::ensure_qemu(options.qemu, progress); !status) {
     std::cerr << "pagewire bench qemu: " << status.error().message << "\n";
     return 1;
   }
-  auto result = tools::run_qemu_bench(options, progress);
+  auto result = bench::run_qemu_bench(options, progress);
   if (!result) {
     std::cerr << "pagewire bench qemu: " << result.error().message << "\n";
     return 2;
@@ -147,7 +147,7 @@ int bench_qemu(const std::vector<std::string>& all_args) {
     }
   }
   const bool complete = std::all_of(result->summaries.begin(), result->summaries.end(),
-                                    [](const tools::QemuBenchSummary& s) { return s.failures == 0; });
+                                    [](const bench::QemuBenchSummary& s) { return s.failures == 0; });
   return complete ? 0 : 1;
 }
 

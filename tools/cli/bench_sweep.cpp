@@ -6,7 +6,7 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
-#include "pagewire/tools/sweep.hpp"
+#include "pagewire/bench/sweep.hpp"
 
 namespace po = boost::program_options;
 
@@ -35,7 +35,7 @@ int bench_sweep(const std::vector<std::string>& args) {
                                 "--param profile=database,idle-vm --param size-mib=4096")) {
     return *done;
   }
-  auto kind = tools::sweep_kind(kind_name);
+  auto kind = bench::sweep_kind(kind_name);
   if (!kind) {
     std::cerr << "pagewire bench sweep: " << kind.error().message << "\n";
     return 2;
@@ -44,30 +44,30 @@ int bench_sweep(const std::vector<std::string>& args) {
     std::cerr << "pagewire bench sweep: --repeats " << repeats << ": expected at least 1\n";
     return 2;
   }
-  tools::SweepOptions options{.executable = "/proc/self/exe", .kind = *kind, .axes = {}, .repeats = repeats};
+  bench::SweepOptions options{.executable = "/proc/self/exe", .kind = *kind, .axes = {}, .repeats = repeats};
   char self[4096];
   const ssize_t length = readlink("/proc/self/exe", self, sizeof self - 1);
   if (length > 0) options.executable.assign(self, static_cast<std::size_t>(length));
   for (const auto& text : params) {
-    auto axis = tools::parse_axis(text);
+    auto axis = bench::parse_axis(text);
     if (!axis) {
       std::cerr << "pagewire bench sweep: --param " << axis.error().message << "\n";
       return 2;
     }
     options.axes.push_back(std::move(axis).value());
   }
-  const auto machine = tools::describe_machine();
+  const auto machine = bench::describe_machine();
   std::cout << "bench sweep: " << kind_name << " on " << machine.at("cpu_model") << ", " << machine.at("logical_cpus")
-            << " CPUs; " << tools::expand_grid(options.axes).size() << " points x " << repeats << " runs" << std::endl;
-  const auto results = tools::run_sweep(options, std::cout);
+            << " CPUs; " << bench::expand_grid(options.axes).size() << " points x " << repeats << " runs" << std::endl;
+  const auto results = bench::run_sweep(options, std::cout);
   std::ofstream csv(out + ".csv"), json(out + ".json");
-  tools::write_csv(results, options, machine, csv);
-  tools::write_json(results, options, machine, json);
+  bench::write_csv(results, options, machine, csv);
+  bench::write_json(results, options, machine, json);
   if (!csv || !json) {
     std::cerr << "pagewire bench sweep: --out " << out << ": cannot write " << out << ".csv / .json\n";
     return 1;
   }
-  tools::print_summary(results, options, std::cout);
+  bench::print_summary(results, options, std::cout);
   std::cout << "wrote " << out << ".csv and " << out << ".json" << std::endl;
   int failed = 0;
   for (const auto& result : results) failed += result.runs.empty();

@@ -6,14 +6,14 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
-#include "pagewire/tools/tracker_bench.hpp"
+#include "pagewire/bench/tracker_bench.hpp"
 
 namespace po = boost::program_options;
 
 namespace pagewire::cli {
 
 int bench_track(const std::vector<std::string>& args) {
-  tools::TrackerBenchOptions options;
+  bench::TrackerBenchOptions options;
   std::uint64_t size_mib = options.region_bytes >> 20;
   bool json = false;
   po::options_description d("bench track options");
@@ -46,7 +46,7 @@ int bench_track(const std::vector<std::string>& args) {
   std::cout << "bench track: " << size_mib << " MiB written at random by one thread, 8 bytes a write, 90 % of them "
             << "into " << options.hot_fraction * 100 << " % of the pages; userfaultfd "
             << "write-protection read with PAGEMAP_SCAN every " << options.interval_ms << " ms" << std::endl;
-  auto result = tools::run_tracker_bench(options, std::cout);
+  auto result = bench::run_tracker_bench(options, std::cout);
   if (!result) {
     std::cerr << "pagewire bench track: " << result.error().message << "\n";
     return 1;

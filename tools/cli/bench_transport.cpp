@@ -10,9 +10,9 @@
 
 #include "cli/commands.hpp"
 #include "pagewire/pinning/plan.hpp"
-#include "pagewire/tools/memif_bench.hpp"
-#include "pagewire/tools/source_cost_bench.hpp"
-#include "pagewire/tools/transport_bench.hpp"
+#include "pagewire/bench/memif_bench.hpp"
+#include "pagewire/bench/source_cost_bench.hpp"
+#include "pagewire/bench/transport_bench.hpp"
 #include "pagewire/transport/eal.hpp"
 
 namespace po = boost::program_options;
@@ -43,17 +43,17 @@ namespace {
 
 // N streams on stream cores against one, alternating single-repeat passes of each (lossless):
 // the median of the pairs' ratios, N-stream Gbit/s over 1-stream Gbit/s.
-Result<double> n_streams_vs_one(const tools::TransportBenchOptions& options, std::ostream& out) {
-  tools::TransportBenchOptions one = options, many = options;
+Result<double> n_streams_vs_one(const bench::TransportBenchOptions& options, std::ostream& out) {
+  bench::TransportBenchOptions one = options, many = options;
   one.streams = 1;
   one.repeats = many.repeats = 1;
   one.loss = many.loss = 0;
   std::vector<double> ratios;
   for (int pair = 0; pair < options.repeats; ++pair) {
     std::ostringstream quiet;  // each pass's own progress lines
-    auto single = tools::run_transport_bench(one, quiet);
+    auto single = bench::run_transport_bench(one, quiet);
     if (!single) return single.error();
-    auto several = tools::run_transport_bench(many, quiet);
+    auto several = bench::run_transport_bench(many, quiet);
     if (!several) return several.error();
     ratios.push_back(several->gbps / single->gbps);
     out << "  pair " << pair + 1 << ": 1 stream " << single->gbps << " Gbit/s, " << options.streams << " streams "
@@ -64,12 +64,12 @@ Result<double> n_streams_vs_one(const tools::TransportBenchOptions& options, std
 }
 
 // --link memif: two processes; the impairments, loss rounds and kernel TCP are ring-only.
-int bench_memif(const tools::TransportBenchOptions& ring_options, std::uint64_t region_mib, bool json) {
+int bench_memif(const bench::TransportBenchOptions& ring_options, std::uint64_t region_mib, bool json) {
   if (ring_options.impaired_link || ring_options.authenticate) {
     std::cerr << "pagewire: --link memif: the link impairments and --security are for --link ring\n";
     return 2;
   }
-  const tools::MemifBenchOptions options{.region_bytes = ring_options.region_bytes,
+  const bench::MemifBenchOptions options{.region_bytes = ring_options.region_bytes,
                                          .streams = ring_options.streams,
                                          .repeats = ring_options.repeats,
                                          .window_frames = ring_options.window_frames,
@@ -81,7 +81,7 @@ int bench_memif(const tools::TransportBenchOptions& ring_options, std::uint64_t 
   std::cout << "bench transport: " << region_mib << " MiB of 4 KiB RAW pages over memif between two processes, "
             << options.streams << " stream(s), window " << options.window_frames
             << (options.stream_cores ? ", each stream on an lcore of its own at both ends" : "") << std::endl;
-  auto result = tools::run_memif_bench(options, std::cout);
+  auto result = bench::run_memif_bench(options, std::cout);
   if (!result) {
     std::cerr << "pagewire: " << result.error().message << "\n";
     return 1;
@@ -111,7 +111,7 @@ int bench_memif(const tools::TransportBenchOptions& ring_options, std::uint64_t 
 }
 
 // --link null: the source core alone, copying beside by reference.
-int bench_source_cost(const tools::TransportBenchOptions& ring_options, std::uint64_t region_mib, bool json) {
+int bench_source_cost(const bench::TransportBenchOptions& ring_options, std::uint64_t region_mib, bool json) {
   if (ring_options.impaired_link || ring_options.authenticate) {
     std::cerr << "pagewire: --link null: no link impairments and no --security\n";
     return 2;
@@ -122,7 +122,7 @@ int bench_source_cost(const tools::TransportBenchOptions& ring_options, std::uin
     std::cerr << "pagewire: " << numa_node.error().message << "\n";
     return 1;
   }
-  const tools::SourceCostOptions options{.region_bytes = ring_options.region_bytes,
+  const bench::SourceCostOptions options{.region_bytes = ring_options.region_bytes,
                                          .mtu = ring_options.mtu,
                                          .repeats = ring_options.repeats,
                                          .burst = ring_options.burst,
@@ -133,7 +133,7 @@ int bench_source_cost(const tools::TransportBenchOptions& ring_options, std::uin
                                    : "source cores, 1 beside " + std::to_string(options.cores) + " (a stream each)")
             << ", " << region_mib << " MiB of 4 KiB RAW pages into a sink "
             << "(frames freed on the source core, as by a NIC's TX completion; nothing acknowledged)" << std::endl;
-  auto result = tools::run_source_cost_bench(options, std::cout);
+  auto result = bench::run_source_cost_bench(options, std::cout);
   if (!result) {
     std::cerr << "pagewire: " << result.error().message << "\n";
     return 1;
@@ -174,7 +174,7 @@ int bench_source_cost(const tools::TransportBenchOptions& ring_options, std::uin
 }  // namespace
 
 int bench_transport(const std::vector<std::string>& args) {
-  tools::TransportBenchOptions options;
+  bench::TransportBenchOptions options;
   std::uint64_t region_mib = options.region_bytes >> 20;
   double loss = 0.01;
   bool json = false;
@@ -293,7 +293,7 @@ int bench_transport(const std::vector<std::string>& args) {
     }
     n_vs_one = *ratio;
   }
-  auto result = tools::run_transport_bench(options, std::cout);
+  auto result = bench::run_transport_bench(options, std::cout);
   if (!result) {
     std::cerr << "pagewire: " << result.error().message << "\n";
     return 1;

@@ -6,9 +6,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
-#include "pagewire/tools/digest.hpp"
-#include "pagewire/tools/image.hpp"
-#include "pagewire/tools/mapped_memory.hpp"
+#include "pagewire/migration/digest.hpp"
+#include "pagewire/sim/image.hpp"
+#include "pagewire/sim/mapped_memory.hpp"
 
 namespace po = boost::program_options;
 
@@ -40,12 +40,12 @@ int image(const std::vector<std::string>& args) {
     return 2;
   }
   if (action == "create") {
-    auto profile = tools::parse_profile(profile_name);
+    auto profile = sim::parse_profile(profile_name);
     if (!profile) {
       std::cerr << "pagewire: " << profile.error().message << "\n";
       return 2;
     }
-    if (auto status = tools::create_image_file(path, size_mib << 20, page_size, *profile, seed); !status) {
+    if (auto status = sim::create_image_file(path, size_mib << 20, page_size, *profile, seed); !status) {
       std::cerr << "pagewire: " << status.error().message << "\n";
       return 1;
     }
@@ -56,13 +56,13 @@ int image(const std::vector<std::string>& args) {
     std::cerr << "pagewire image: '" << action << "': expected create, stats or digest\n";
     return 2;
   }
-  auto memory = tools::MappedMemory::map_file_private(path, 0);
+  auto memory = sim::MappedMemory::map_file_private(path, 0);
   if (!memory) {
     std::cerr << "pagewire: " << memory.error().message << "\n";
     return 1;
   }
   if (action == "digest") {
-    const std::string digest = tools::to_hex(tools::digest_of(memory->bytes()));
+    const std::string digest = migration::to_hex(migration::digest_of(memory->bytes()));
     if (json) {
       std::cout << nlohmann::json{{"file", path}, {"bytes", memory->size()}, {"digest", digest}}.dump() << "\n";
     } else {
@@ -74,7 +74,7 @@ int image(const std::vector<std::string>& args) {
     std::cerr << "pagewire image stats: " << path << " is not a whole number of " << page_size << "-byte pages\n";
     return 1;
   }
-  const tools::ImageStats s = tools::image_stats(memory->bytes(), page_size);
+  const sim::ImageStats s = sim::image_stats(memory->bytes(), page_size);
   const std::uint64_t unique = s.pages - s.zero_pages - s.duplicate_pages;
   const double ratio = s.deflate_bytes == 0 ? 0 : static_cast<double>(unique) * page_size / s.deflate_bytes;
   if (json) {

@@ -25,11 +25,12 @@
 #include "pagewire/pinning/bind.hpp"
 #include "pagewire/pinning/cpu_claims.hpp"
 #include "pagewire/pinning/plan.hpp"
-#include "pagewire/tools/guest_model.hpp"
-#include "pagewire/tools/digest.hpp"
-#include "pagewire/tools/image.hpp"
-#include "pagewire/tools/mapped_memory.hpp"
-#include "pagewire/tools/migration.hpp"
+#include "pagewire/sim/guest_model.hpp"
+#include "pagewire/migration/digest.hpp"
+#include "pagewire/sim/image.hpp"
+#include "pagewire/sim/mapped_memory.hpp"
+#include "pagewire/migration/destination_migration.hpp"
+#include "pagewire/migration/source_migration.hpp"
 #include "pagewire/transport/eal.hpp"
 #include "pagewire/transport/port.hpp"
 #include "pagewire/transport/pre_shared_key.hpp"
@@ -319,7 +320,7 @@ Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
   Endpoint endpoint;
   endpoint.port = std::make_unique<transport::Port>(std::move(port).value());
   endpoint.guest_pages = (o.size_mib << 20) / o.page_size;
-  endpoint.state_pages = tools::state_pages_for(o.max_state_kib << 10, o.page_size);
+  endpoint.state_pages = migration::state_pages_for(o.max_state_kib << 10, o.page_size);
   auto& c = endpoint.config;
   c.streams = o.streams;
   c.page_size = o.page_size;
@@ -366,7 +367,7 @@ class ProgressLine {
  public:
   explicit ProgressLine(std::uint32_t page_size) : page_size_(page_size), shown_(isatty(STDOUT_FILENO) != 0) {}
 
-  void draw(const tools::RoundProgress& p) {
+  void draw(const migration::RoundProgress& p) {
     if (!shown_) return;
     constexpr int kWidth = 32;
     const double done = p.pages == 0 ? 1.0 : static_cast<double>(p.pages_done) / static_cast<double>(p.pages);
@@ -410,14 +411,14 @@ int destination(const std::vector<std::string>& args) {
   // Pre-fault before the handshake: a first touch costs ~15 us per 4 KiB page on VMs, which
   // would otherwise land inside every round's figures.
   const auto prefault_start = Clock::now();
-  auto region = tools::MappedMemory::allocate(endpoint->config.region_pages * o.page_size);
+  auto region = sim::MappedMemory::allocate(endpoint->config.region_pages * o.page_size);
   if (!region) return fail("dst", region.error().message, o.json);
   if (const std::string note = bind_to_port_node(*endpoint, region->bytes()); !note.empty() && !o.json) {
     std::cerr << "dst: " << note << "\n";
   }
   const double prefault_ms = std::chrono::duration<double, std::milli>(Clock::now() - prefault_start).count();
   // The region's digest before any page arrives; the stream cores keep it current.
-  tools::DestinationDigest digest(region->bytes(), o.page_size);
+  migration::DestinationDigest digest(region->bytes(), o.page_size);
   endpoint->config.applied_pages = &digest;
   // The demo starts the source on this line.
   if (o.json) {
@@ -436,20 +437,20 @@ int destination(const std::vector<std::string>& args) {
     if (!(*session)->streams_note().empty()) std::cout << "dst: " << (*session)->streams_note() << "\n";
     std::cout << "dst: " << stream_cores_text(**session, endpoint->plan) << std::endl;
   }
-  auto received = tools::receive_migration(**session, digest, endpoint->guest_pages, o.timeout_s * 1000);
+  // Committing means: the image is on disk. Only then does the source hear it is ours.
+  auto write_output = [&](const migration::CommittedImage& image) -> Status {
+    return output.empty() ? Status{Ok{}} : sim::write_image_file(output, image.guest_memory, o.page_size);
+  };
+  migration::DestinationMigration receive(**session, digest, endpoint->guest_pages);
+  auto received = receive.run(write_output, o.timeout_s * 1000);
   if (!received) return fail("dst", received.error().message + "; the partial image is discarded", o.json);
-  if (!output.empty()) {
-    std::ofstream out(output, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(region->data()),
-              static_cast<std::streamsize>(endpoint->guest_pages * o.page_size));
-    if (!out) return fail("dst", "--output " + output + ": cannot write the image", o.json);
-  }
   if (o.json) {
     std::cout << nlohmann::json{{"event", "received"}, {"digest", received->digest},
                                 {"rx_scatter", endpoint->port->rx_scatter()},
                                 {"checksum_offload", {{"tx", endpoint->port->tx_checksum_offload()},
                                                       {"rx", endpoint->port->rx_checksum_offload()}}},
                                 {"device_state_bytes", received->device_state.size()}, {"prefault_ms", prefault_ms},
+                                {"commit_hook_ms", received->commit_hook_ms},
                                 {"streams", (*session)->streams()},
                                 {"stream_cores", stream_cores_json(**session, endpoint->plan)},
                                 {"integrity", integrity_json(**session, endpoint->config)}}
@@ -457,7 +458,8 @@ int destination(const std::vector<std::string>& args) {
               << std::endl;
   } else {
     std::cout << "dst: committed, image digest " << received->digest << " (ready " << std::setprecision(0)
-              << received->digest_ms << " ms, commit " << received->commit_wait_ms << " ms later), device state "
+              << received->digest_ms << " ms, commit " << received->commit_wait_ms << " ms later, taken in "
+              << received->commit_hook_ms << " ms), device state "
               << received->device_state.size() << " bytes" << std::endl;
   }
   return 0;
@@ -465,8 +467,8 @@ int destination(const std::vector<std::string>& args) {
 
 int source(const std::vector<std::string>& args) {
   LinkOptions o;
-  tools::MigrationOptions migration;
-  tools::GuestModelConfig guest_config;
+  migration::MigrationOptions migration;
+  sim::GuestModelConfig guest_config;
   std::string profile_name = "idle-vm", pattern = "hot";
   std::uint64_t seed = 1;
   std::string state_file, image_file, trace_file;
@@ -529,11 +531,11 @@ int source(const std::vector<std::string>& args) {
        "else about twice its measured bandwidth x delay, within --window-memory-mib)")
       ("state-file", po::value(&state_file), "device state to send at switchover (default: 4 KiB generated)");
   if (auto done = parse_options(args, d, "pagewire src --vdev DEV | --pci ADDR [options]")) return *done;
-  auto profile = tools::parse_profile(profile_name);
+  auto profile = sim::parse_profile(profile_name);
   if (!profile) return fail("src", profile.error().message, o.json);
-  if (pattern == "hot") guest_config.pattern = tools::WritePattern::kHotSet;
-  else if (pattern == "uniform") guest_config.pattern = tools::WritePattern::kUniform;
-  else if (pattern == "sequential") guest_config.pattern = tools::WritePattern::kSequential;
+  if (pattern == "hot") guest_config.pattern = sim::WritePattern::kHotSet;
+  else if (pattern == "uniform") guest_config.pattern = sim::WritePattern::kUniform;
+  else if (pattern == "sequential") guest_config.pattern = sim::WritePattern::kSequential;
   else return fail("src", "--pattern " + pattern + ": expected hot, uniform or sequential", o.json);
   migration.auto_converge = !no_auto_converge;
   guest_config.seed = seed;
@@ -590,34 +592,34 @@ int source(const std::vector<std::string>& args) {
   if (auto status = config.policy.validate(); !status) return fail("src", status.error().message, o.json);
 
   auto region = image_file.empty()
-                    ? tools::MappedMemory::allocate(config.region_pages * o.page_size)
-                    : tools::MappedMemory::map_file_private(image_file, endpoint->state_pages * o.page_size);
+                    ? sim::MappedMemory::allocate(config.region_pages * o.page_size)
+                    : sim::MappedMemory::map_file_private(image_file, endpoint->state_pages * o.page_size);
   if (!region) return fail("src", region.error().message, o.json);
   if (const std::string note = bind_to_port_node(*endpoint, region->bytes()); !note.empty() && !o.json) {
     std::cerr << "src: " << note << "\n";
   }
   const std::span<std::byte> guest_bytes(region->data(), endpoint->guest_pages * o.page_size);
   if (image_file.empty()) {
-    if (auto status = tools::fill_image(guest_bytes, o.page_size, *profile, seed); !status) {
+    if (auto status = sim::fill_image(guest_bytes, o.page_size, *profile, seed); !status) {
       return fail("src", status.error().message, o.json);
     }
   } else {
     profile_name = image_file;
   }
-  const std::string initial_digest = tools::to_hex(tools::digest_of(guest_bytes));
+  const std::string initial_digest = migration::to_hex(migration::digest_of(guest_bytes));
   if (auto status = endpoint->port->await_link(o.timeout_s * 1000); !status) return fail("src", status.error().message, o.json);
   auto session = transport::SourceSession::connect(config, *endpoint->port, region->data());
   if (!session) return fail("src", session.error().message, o.json);
 
-  tools::DirtyTrace trace;
+  sim::DirtyTrace trace;
   if (!trace_file.empty()) {
-    auto loaded = tools::load_dirty_trace(trace_file, endpoint->guest_pages, o.page_size);
+    auto loaded = sim::load_dirty_trace(trace_file, endpoint->guest_pages, o.page_size);
     if (!loaded) return fail("src", loaded.error().message, o.json);
     trace = std::move(loaded).value();
     guest_config.trace = &trace;
   }
-  tools::DirtyLog log(endpoint->guest_pages);
-  tools::GuestModel guest(region->data(), endpoint->guest_pages, o.page_size, &log, guest_config);
+  migration::DirtyLog log(endpoint->guest_pages);
+  sim::GuestModel guest(region->data(), endpoint->guest_pages, o.page_size, &log, guest_config);
   guest.start();
   if (!o.json) {
     std::cout << "src: " << o.size_mib << " MiB " << profile_name << " image (digest " << initial_digest
@@ -630,10 +632,10 @@ int source(const std::vector<std::string>& args) {
     std::cout << "round     pages   wire MiB   seconds  Gbit/s  dirty pages/s  left   throttle  zero/raw/delta/deflate/copy"
               << std::endl;
   }
-  tools::SourceMigration run(**session, region->bytes(), endpoint->guest_pages, o.page_size, guest, log, migration);
+  migration::SourceMigration run(**session, region->bytes(), endpoint->guest_pages, o.page_size, guest, log, migration);
   ProgressLine progress(o.page_size);
-  auto draw_progress = [&](const tools::RoundProgress& p) { progress.draw(p); };
-  auto report = run.run(device_state, [&](const tools::RoundReport& r) {
+  auto draw_progress = [&](const migration::RoundProgress& p) { progress.draw(p); };
+  auto report = run.run(device_state, [&](const migration::RoundReport& r) {
     if (o.json) {
       std::cout << nlohmann::json{{"event", "round"}, {"round", r.round}, {"pages", r.pages},
                                   {"wire_bytes", r.wire_bytes}, {"seconds", r.seconds}, {"gbps", r.guest_gbps},
@@ -649,7 +651,7 @@ int source(const std::vector<std::string>& args) {
               << r.seconds << std::setprecision(2) << std::setw(8) << r.guest_gbps << std::setprecision(0)
               << std::setw(15) << r.dirty_pages_per_second << std::setw(6) << r.dirty_pages << std::setw(10)
               << r.throttle * 100 << "%  " << encoding_mix(r.pages_by_encoding) << std::endl;
-  }, o.json ? std::function<void(const tools::RoundProgress&)>{} : draw_progress);
+  }, o.json ? std::function<void(const migration::RoundProgress&)>{} : draw_progress);
   progress.clear();
   if (!report) return fail("src", report.error().message, o.json);
   // The side that started closes last: the destination answers repeats for a moment after

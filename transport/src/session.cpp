@@ -137,13 +137,13 @@ std::uint32_t new_session_id() {
 // pairs than the streams asked for carries as many streams as it has: the handshake then
 // settles on the smaller offer of the two ends. Returns this end's offer.
 Result<std::uint16_t> prepare_port(const SessionConfig& config, const Port& port) {
-  if (config.streams == 0) return make_error("streams: at least one is needed");
+  if (config.streams == 0) return make_error(ErrorCode::kConfiguration, "streams: at least one is needed");
   if (config.region_pages == 0 || config.region_pages >= kMaxRegionPages) {
-    return make_error("region: expected 1 to 2^47 pages, got " + std::to_string(config.region_pages));
+    return make_error(ErrorCode::kConfiguration, "region: expected 1 to 2^47 pages, got " + std::to_string(config.region_pages));
   }
   const std::uint16_t offered = std::min(config.streams, port.queues());
   if (!config.stream_lcores.empty() && config.stream_lcores.size() < offered) {
-    return make_error("stream lcores: " + std::to_string(config.stream_lcores.size()) + " for " +
+    return make_error(ErrorCode::kConfiguration, "stream lcores: " + std::to_string(config.stream_lcores.size()) + " for " +
                       std::to_string(offered) + " streams; each stream needs an lcore of its own");
   }
   if (Status steered = port.steer_streams(config.path.local, offered); !steered) return steered.error();
@@ -285,7 +285,7 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
   // 1. HELLO until HELLO_ACK or REFUSE. With a key, the HELLO carries our nonce and proof,
   // and only a HELLO_ACK that proves the same key over our fresh nonce is taken.
   const std::optional<PreSharedKey>& key = config.security.key;
-  if (config.security.encrypt && !key) return make_error("encryption needs a pre-shared key (--psk-file)");
+  if (config.security.encrypt && !key) return make_error(ErrorCode::kConfiguration, "encryption needs a pre-shared key (--psk-file)");
   const HelloPayload hello = make_hello(config, port.mtu());
   const Nonce source_nonce = key ? random_nonce() : Nonce{};
   const HelloAuth source_auth = key ? make_source_auth(*key, session, hello, source_nonce) : HelloAuth{};
@@ -299,6 +299,7 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
   std::string refused;
   const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(config.hello_timeout_ms);
   const std::uint64_t first_hello = rte_rdtsc();
+  std::uint16_t refuse_reason = 0;
   while (!answer && refused.empty() && rte_rdtsc() < deadline) {
     send_control(control, config.path, FrameFields{.type = FrameType::kHello, .stream = 0, .session = session},
                  hello_bytes.data(), hello_size, nullptr);
@@ -325,21 +326,24 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
                       RefusePayload refusal;
                       std::memcpy(&refusal, frame.payload, sizeof refusal);
                       refused = refusal_message(refusal);
+                      refuse_reason = refusal.reason.get();
                       if (refused.empty()) refused = "(no reason given)";
                       return true;
                     }
                     return false;
                   });
   }
-  if (!refused.empty()) return make_error("destination refused the session: " + refused);
+  if (!refused.empty()) {
+    return make_error(ErrorCode::kRefused, "destination refused the session: " + refused, refuse_reason);
+  }
   if (!answer && unproven_answers > 0) {
-    return make_error(std::to_string(unproven_answers) +
+    return make_error(ErrorCode::kAuthentication, std::to_string(unproven_answers) +
                       " answers to HELLO failed authentication: the destination's pre-shared key differs from ours");
   }
   if (!answer) {
     Endpoint peer = config.path.peer;
     peer.vlan = config.path.local.vlan;  // one link, one VLAN
-    return make_error("no answer to HELLO within " + std::to_string(config.hello_timeout_ms) + " ms from " +
+    return make_error(ErrorCode::kPeerGone, "no answer to HELLO within " + std::to_string(config.hello_timeout_ms) + " ms from " +
                       endpoint_text(peer) + ": is the destination listening, and are the addresses right?" +
                       drops_note(control_counters));
   }
@@ -417,7 +421,7 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
   std::uint16_t path_mtu = ceiling;
   if (!probe(ceiling)) {
     if (!probe(kMinPathMtu)) {
-      return make_error("path MTU: not even " + std::to_string(kMinPathMtu) +
+      return make_error(ErrorCode::kPath, "path MTU: not even " + std::to_string(kMinPathMtu) +
                         "-byte packets reach the destination (probes with DF set were lost)");
     }
     std::uint16_t good = kMinPathMtu, bad = ceiling;
@@ -521,13 +525,13 @@ Status SourceSession::run_until_idle(std::uint32_t timeout_ms, const std::functi
 }
 
 Status SourceSession::silent_destination() const {
-  return make_error("the destination acknowledged nothing for " + std::to_string(config_.peer_timeout_ms) +
+  return make_error(ErrorCode::kPeerGone, "the destination acknowledged nothing for " + std::to_string(config_.peer_timeout_ms) +
                     " ms: it is gone or the path is down" + link_note(control_.port));
 }
 
 namespace {
 Error streams_busy(std::uint32_t timeout_ms) {
-  return make_error("source: streams still busy after " + std::to_string(timeout_ms) +
+  return make_error(ErrorCode::kTimeout, "source: streams still busy after " + std::to_string(timeout_ms) +
                     " ms (destination gone, or the path lost every frame)");
 }
 }  // namespace
@@ -649,15 +653,27 @@ Result<Digest> SourceSession::verify(std::uint32_t timeout_ms) {
     std::memcpy(digest.data(), payload.digest, digest.size());
     return true;
   });
-  if (!answered) return make_error("the destination did not send its digest within " + std::to_string(timeout_ms) + " ms");
+  if (!answered) return make_error(ErrorCode::kPeerGone, "the destination did not send its digest within " + std::to_string(timeout_ms) + " ms");
   return digest;
 }
 
 Status SourceSession::commit(std::uint32_t timeout_ms) {
-  if (!exchange(FrameType::kCommit, timeout_ms,
-                [](const ReceivedFrame& frame) { return frame.type == FrameType::kCommitAck; })) {
-    return make_error("the destination did not confirm the commit within " + std::to_string(timeout_ms) +
-                      " ms: whether it kept its image is unknown");
+  std::string refusal;
+  bool refused = false;
+  const bool answered = exchange(FrameType::kCommit, timeout_ms, [&](const ReceivedFrame& frame) {
+    if (frame.type == FrameType::kAbort) {
+      refused = true;
+      refusal.assign(reinterpret_cast<const char*>(frame.payload), std::min<std::size_t>(frame.payload_bytes, 200));
+      return true;
+    }
+    return frame.type == FrameType::kCommitAck;
+  });
+  if (!answered) {
+    return make_error(ErrorCode::kCommitUnknown, "the destination did not confirm the commit within " +
+                                                     std::to_string(timeout_ms) + " ms: whether it kept its image is unknown");
+  }
+  if (refused) {
+    return make_error(ErrorCode::kCommitRefused, "the destination refused the commit: " + refusal);
   }
   return Ok{};
 }
@@ -728,7 +744,13 @@ class DestinationSession::Responder final : public ControlResponder {
     can_verify_ = true;
     if (early_verify_seq_ != 0) send_verify_reply(early_verify_seq_);
   }
-  bool committed() const { return committed_; }
+  // The source sent COMMIT; it is acknowledged only once acknowledge() is called.
+  bool commit_requested() const { return commit_requested_; }
+  // Control thread, while no stream core runs: the commit action is done.
+  void acknowledge() {
+    commit_acknowledged_ = true;
+    send_commit_ack(commit_seq_);
+  }
   // Any thread: the source aborted. The reason (aborted()) is written once, before this.
   bool was_aborted() const { return was_aborted_.load(std::memory_order_acquire); }
   const std::string& aborted() const { return aborted_; }
@@ -751,16 +773,29 @@ class DestinationSession::Responder final : public ControlResponder {
       return;
     }
     if (frame.type == FrameType::kCommit && can_verify_) {
-      committed_ = true;
-      send_control(queue_, path_,
-                   FrameFields{.type = FrameType::kCommitAck, .stream = 0, .session = session_, .seq = frame.seq},
-                   nullptr, 0, crypto_);
+      commit_requested_ = true;
+      commit_seq_ = frame.seq;
+      if (commit_acknowledged_) send_commit_ack(frame.seq);  // our acknowledgement was lost
       return;
     }
     if (frame.type == FrameType::kHello) send_hello_ack();
   }
 
+  // Control thread, while no stream core runs: ABORT in answer to the COMMIT, three times
+  // as the source's own abort (a lost one is covered by the others).
+  void refuse(const std::string& reason) {
+    const std::string text = reason.substr(0, 200);
+    for (int i = 0; i < 3; ++i) {
+      send_control(queue_, path_, FrameFields{.type = FrameType::kAbort, .stream = 0, .session = session_, .seq = commit_seq_},
+                   text.data(), static_cast<std::uint16_t>(text.size()), crypto_);
+    }
+  }
+
  private:
+  void send_commit_ack(std::uint32_t seq) {
+    send_control(queue_, path_, FrameFields{.type = FrameType::kCommitAck, .stream = 0, .session = session_, .seq = seq},
+                 nullptr, 0, crypto_);
+  }
   void send_verify_reply(std::uint32_t seq) {
     send_control(queue_, path_, FrameFields{.type = FrameType::kVerifyReply, .stream = 0, .session = session_, .seq = seq},
                  &verify_, sizeof verify_, crypto_);
@@ -774,7 +809,9 @@ class DestinationSession::Responder final : public ControlResponder {
   VerifyPayload verify_{};
   std::uint32_t early_verify_seq_ = 0;
   bool can_verify_ = false;
-  bool committed_ = false;
+  bool commit_requested_ = false;
+  bool commit_acknowledged_ = false;
+  std::uint32_t commit_seq_ = 0;
   std::string aborted_;
   std::atomic<bool> was_aborted_{false};
 };
@@ -825,7 +862,7 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
   if (!offered) return offered.error();
   config.streams = *offered;
   const std::optional<PreSharedKey>& key = config.security.key;
-  if (config.security.encrypt && !key) return make_error("encryption needs a pre-shared key (--psk-file)");
+  if (config.security.encrypt && !key) return make_error(ErrorCode::kConfiguration, "encryption needs a pre-shared key (--psk-file)");
   apply_udp_checksum(config, port, &config.path);
   const QueueRef control{port.id(), 0, port.pool()};
   StreamCounters control_counters;
@@ -922,8 +959,11 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
         return false;
       });
   if (!chosen) {
-    if (refusal) return make_error("refused the source's session: " + refusal->message);
-    return make_error("no HELLO to " + endpoint_text(config.path.local) + " within " +
+    if (refusal) {
+      return make_error(ErrorCode::kRefused, "refused the source's session: " + refusal->message,
+                        static_cast<std::uint32_t>(refusal->reason));
+    }
+    return make_error(ErrorCode::kPeerGone, "no HELLO to " + endpoint_text(config.path.local) + " within " +
                       std::to_string(config.hello_timeout_ms) + " ms" +
                       (pending.empty() ? "" : " from a source that then proved the pre-shared key") +
                       drops_note(control_counters));
@@ -989,7 +1029,7 @@ Status DestinationSession::failed_stream() const {
 
 namespace {
 Error silent_source(std::uint32_t peer_timeout_ms, std::uint16_t port) {
-  return make_error("the source sent nothing for " + std::to_string(peer_timeout_ms) +
+  return make_error(ErrorCode::kPeerGone, "the source sent nothing for " + std::to_string(peer_timeout_ms) +
                     " ms: it is gone or the path is down" + link_note(port));
 }
 // Anything the source sent: data, or a keepalive between rounds.
@@ -1011,7 +1051,7 @@ Status DestinationSession::run_until_finished() {
       frames += frames_from_source(streams_[s].counters());
     }
     if (peer.expired(frames, now) && busy) return silent_source(config_.peer_timeout_ms, port_);
-    if (responder_->was_aborted()) return make_error(responder_->aborted());
+    if (responder_->was_aborted()) return make_error(ErrorCode::kAborted, responder_->aborted());
     if (!busy) return Ok{};
     windows_->look();
   }
@@ -1034,7 +1074,7 @@ Status DestinationSession::run_stream_cores_until_finished() {
     if (all_done) return Ok{};
     if (responder_->was_aborted()) {
       runner_->stop();
-      return make_error(responder_->aborted());
+      return make_error(ErrorCode::kAborted, responder_->aborted());
     }
     if (peer.expired(frames_from_source(published_totals().streams), rte_rdtsc())) {
       runner_->stop();
@@ -1076,14 +1116,14 @@ Status DestinationSession::await_commit(const Digest& digest, std::uint64_t regi
   responder_->set_verification(digest, region_bytes);  // the stream cores are parked
   const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(timeout_ms);
   auto no_commit = [&] {
-    return make_error("no commit from the source within " + std::to_string(timeout_ms) +
+    return make_error(ErrorCode::kPeerGone, "no commit from the source within " + std::to_string(timeout_ms) +
                       " ms: the image must be discarded");
   };
   // Keep every stream answering: a lost FIN_ACK is asked for again, VERIFY and COMMIT
   // arrive on stream 0.
   if (runner_ == nullptr) {
-    while (!responder_->committed()) {
-      if (responder_->was_aborted()) return make_error(responder_->aborted());
+    while (!responder_->commit_requested()) {
+      if (responder_->was_aborted()) return make_error(ErrorCode::kAborted, responder_->aborted());
       const std::uint64_t now = rte_rdtsc();
       if (now > deadline) return no_commit();
       for (auto& stream : streams_) stream.poll(now);
@@ -1096,17 +1136,21 @@ Status DestinationSession::await_commit(const Digest& digest, std::uint64_t regi
     while (!runner_->stop_requested()) {
       stream.poll(rte_rdtsc());
       // The responder lives on stream 0's core: only it reads the outcome here.
-      if (s == 0 && (responder_->committed() || responder_->was_aborted())) return;
+      if (s == 0 && (responder_->commit_requested() || responder_->was_aborted())) return;
       backoff.after_poll(traffic(stream.counters()));
     }
   });
   ControlWait wait;
   while (!runner_->done(0) && rte_rdtsc() <= deadline) wait.pause();
   runner_->stop();
-  if (responder_->committed()) return Ok{};
-  if (responder_->was_aborted()) return make_error(responder_->aborted());
+  if (responder_->commit_requested()) return Ok{};
+  if (responder_->was_aborted()) return make_error(ErrorCode::kAborted, responder_->aborted());
   return no_commit();
 }
+
+void DestinationSession::acknowledge_commit() { responder_->acknowledge(); }
+
+void DestinationSession::refuse_commit(const std::string& reason) { responder_->refuse(reason); }
 
 SessionTotals DestinationSession::totals() const {
   SessionTotals totals;

@@ -158,8 +158,10 @@ class SourceSession {
 
   // After the FIN round: asks the destination for the digest of its region.
   Result<Digest> verify(std::uint32_t timeout_ms);
-  // The digests matched: tells the destination to keep its image. Unconfirmed after
-  // `timeout_ms`, the outcome on the destination is unknown and this says so.
+  // The digests matched: tells the destination to keep its image. Ok once the destination
+  // acknowledged, which it does only after its commit action (output written, guest
+  // started). kCommitRefused: the destination said it cannot take the guest. kCommitUnknown:
+  // no answer within `timeout_ms`, so whether it took the guest is not known here.
   Status commit(std::uint32_t timeout_ms);
   // Tells the destination, best effort, that the migration failed and why, so that it
   // discards its image at once instead of waiting for its timeout.
@@ -238,9 +240,16 @@ class DestinationSession {
 
   bool finished() const;
   // After run_until_finished: answers VERIFY with `digest` (and late FINs and probes) until
-  // the source COMMITs, or fails after `timeout_ms`: then the image must be discarded.
-  // Call linger() after it.
+  // the source sends COMMIT, or fails after `timeout_ms`: then the image must be discarded.
+  // The COMMIT is not acknowledged yet: do what committing means (write the image, start
+  // the guest), then acknowledge_commit() and linger(), or refuse_commit().
   Status await_commit(const Digest& digest, std::uint64_t region_bytes, std::uint32_t timeout_ms);
+  // After await_commit() succeeded: the image is ours. Acknowledges the COMMIT (and every
+  // repeat of it linger() sees). From here the source reports success.
+  void acknowledge_commit();
+  // After await_commit() succeeded, when the commit action failed: tells the source, which
+  // resumes its guest. The image must be discarded.
+  void refuse_commit(const std::string& reason);
   // As SourceSession's: exact while no stream core runs; published from any thread.
   SessionTotals totals() const;
   SessionTotals published_totals() const;

@@ -1,0 +1,148 @@
+// Live migration over a pagewire session, the source's half: iterative pre-copy while the
+// guest keeps writing, then a short switchover. The orchestration is a library; the CLI is
+// one client of it and a hypervisor prototype another, through the hooks (hooks.hpp) for
+// its guest and its dirty tracking. DestinationMigration is the other half.
+//
+// The region a session carries is the guest's pages followed by `state_pages` pages that hold
+// the device state (an opaque blob, e.g. CPU and device registers, length-prefixed), sent
+// with the final round. A migration succeeds only when the destination's digest of the
+// whole region equals the source's and the destination confirms the commit; until then the
+// source guest keeps running (or is resumed), as a failed vMotion leaves the VM on its host.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "pagewire/pagecodec/record.hpp"
+#include "pagewire/result.hpp"
+#include "pagewire/migration/digest.hpp"
+#include "pagewire/migration/hooks.hpp"
+#include "pagewire/transport/session.hpp"
+
+namespace pagewire::migration {
+
+struct MigrationOptions {
+  std::uint32_t downtime_limit_ms = 300;  // QEMU's default
+  // The rate the final round is expected to go at, for the switchover decision (as QEMU's
+  // avail-switchover-bandwidth). 0: the last round's measured rate for pages with content.
+  double switchover_gbps = 0;
+  std::uint32_t max_rounds = 30;
+  // Past this the migration aborts, mid-round too: a round has no limit of its own, since a
+  // large guest's first round alone can take minutes. The switchover, once begun, runs on.
+  std::uint32_t max_seconds = 600;
+  // Rounds that shrink the dirty set by less than 10% twice in a row are not converging:
+  // auto-converge throttles the guest (20%, then +10% a step, as QEMU's cpu-throttle does);
+  // without it the migration switches over anyway and takes the longer downtime.
+  bool auto_converge = true;
+  double throttle_first = 0.2;
+  double throttle_step = 0.1;
+  double throttle_max = 0.95;
+  std::uint32_t verify_timeout_ms = 10000;
+};
+
+// Pages needed after the guest's to carry a device-state blob of up to `max_state_bytes`.
+std::uint64_t state_pages_for(std::uint64_t max_state_bytes, std::uint32_t page_size);
+
+struct RoundReport {
+  std::uint32_t round = 0;
+  std::uint64_t pages = 0;
+  std::uint64_t wire_bytes = 0;          // record bytes put in frames this round
+  double seconds = 0;
+  double guest_gbps = 0;                 // guest bytes moved per second
+  double dirty_pages_per_second = 0;     // measured over the round
+  std::uint64_t dirty_pages = 0;         // dirtied during the round: the next round's work
+  double throttle = 0;
+  std::array<std::uint64_t, pagecodec::kEncodingCount> pages_by_encoding{};
+};
+
+// Where the current round is, about every 100 ms.
+struct RoundProgress {
+  std::uint32_t round = 0;
+  std::uint64_t pages_done = 0;   // encoded and handed to the streams
+  std::uint64_t pages = 0;        // in this round
+  double seconds = 0;             // since the round began
+};
+
+struct MigrationReport {
+  bool verified = false;
+  std::string digest;
+  double expected_downtime_ms = 0;  // what the switchover decision predicted
+  // Where the downtime went: final round, FIN of every stream, digest exchange, commit.
+  // pause: stopping the guest and collecting what it wrote since the last round.
+  double pause_ms = 0, final_round_ms = 0, finish_ms = 0, verify_ms = 0, commit_ms = 0;
+  double total_seconds = 0;
+  double downtime_ms = 0;   // guest paused -> destination confirmed
+  std::uint32_t rounds = 0;
+  std::uint64_t guest_pages = 0;
+  std::uint64_t pages_sent = 0;
+  std::uint64_t wire_bytes = 0;
+  double final_throttle = 0;
+  std::array<std::uint64_t, pagecodec::kEncodingCount> pages_by_encoding{};
+};
+
+class SourceMigration {
+ public:
+  // `region` holds guest_pages + state_pages pages; the guest writes only the first
+  // guest_pages, and `tracker` reports pages of `page_size` bytes among them. All referenced
+  // objects outlive run(). The hooks are called in the order hooks.hpp gives.
+  SourceMigration(transport::SourceSession& session, std::span<std::byte> region, std::uint64_t guest_pages,
+                  std::uint32_t page_size, GuestControl& guest, DirtyTracker& tracker, const MigrationOptions& options);
+
+  // `on_round` after every pre-copy round; `on_progress` (optional) during each round,
+  // the final one included. Both run on the calling thread.
+  //
+  // Ok: the destination verified the image and acknowledged the commit; the guest stays
+  // paused here and runs there. An error with any code but kCommitUnknown: the guest runs
+  // here as before (resumed, unthrottled) and the destination discarded its image.
+  // kCommitUnknown: the COMMIT went out and no answer came; the guest stays paused here,
+  // since it may already run on the destination: ask there before resuming it.
+  Result<MigrationReport> run(std::span<const std::byte> device_state,
+                              const std::function<void(const RoundReport&)>& on_round,
+                              const std::function<void(const RoundProgress&)>& on_progress = {});
+
+ private:
+  Result<RoundReport> send_round(std::span<const std::uint64_t> pages, std::uint32_t round, std::uint32_t timeout_ms,
+                                 transport::SourceSession::RoundPages kind = transport::SourceSession::RoundPages::kMayChange);
+  std::uint32_t pre_copy_ms_left() const;
+  double refresh_digest();  // between rounds, the session kept alive; returns the hash's seconds
+  // `dirty` (ascending) plus the pages sent as COPYs of one of them: they go again, ascending.
+  void add_stale_copies(std::vector<std::uint64_t>* dirty) const;
+  // Appends what the tracker reports (ascending) to `pages`.
+  Status collect_dirty(std::vector<std::uint64_t>* pages);
+  Status throttle_more();
+  // Ends a failed migration: tells the destination why, and leaves the guest as it was
+  // before (unthrottled, running). Returns `why`, said so.
+  Error give_up(const Error& why);
+  // `pending`: pages dirtied during the last pre-copy round, already taken from the log.
+  Result<MigrationReport> switch_over(std::span<const std::byte> device_state, MigrationReport report,
+                                      std::vector<std::uint64_t> pending);
+
+  // Seconds to switch over with `dirty_pages` left at `bytes_per_second`: the transfer, plus
+  // rehashing the blocks they touch (marked in digest_) and the verify/commit round trips.
+  double expected_downtime_seconds(std::uint64_t dirty_pages, double bytes_per_second) const;
+
+  transport::SourceSession& session_;
+  std::span<std::byte> region_;
+  // Kept current between rounds from the dirty log, so the switchover rehashes only the
+  // pages the guest wrote since the last round.
+  RegionDigest digest_;
+  double block_hash_seconds_ = 0;  // measured at start
+  std::uint64_t guest_pages_;
+  std::uint32_t page_size_;
+  GuestControl& guest_;
+  DirtyTracker& tracker_;
+  DirtyPages dirty_;  // the tracker marks it, collect_dirty() drains it
+  MigrationOptions options_;
+  double throttle_ = 0;
+  bool paused_ = false;
+  std::uint32_t generation_ = 0;
+  std::chrono::steady_clock::time_point give_up_at_;  // run()'s start + max_seconds
+  std::function<void(const RoundProgress&)> on_progress_;
+};
+
+}  // namespace pagewire::migration

@@ -1,0 +1,57 @@
+// Which pages of ordinary process memory were written since the last look, for migrating a
+// live workload rather than the guest model: userfaultfd write-protection in asynchronous
+// mode (the kernel marks a written page and lifts its protection itself, so no fault ever
+// reaches user space and the writer runs at full speed after its first write to a page),
+// read and re-armed in one PAGEMAP_SCAN ioctl per look. Needs Linux 6.7+ (both features);
+// on an older kernel create() says so.
+//
+// A DirtyTracker: SourceMigration can migrate such a region with it (the live-workload
+// example does).
+//
+// Threading: create(), start(), collect() and the destructor belong to one thread (the migration's
+// control thread); any thread may write the region meanwhile. A write that races a
+// collect() is reported by that collect() or the next, never lost: the scan reads a page's
+// written bit and protects it again in one step under the page-table lock.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "pagewire/migration/hooks.hpp"
+#include "pagewire/result.hpp"
+
+namespace pagewire::migration {
+
+class WriteTracker final : public DirtyTracker {
+ public:
+  // Tracks `region`: page-aligned private anonymous memory (mmap'd, not DPDK's hugepages),
+  // reported in pages of `page_size` bytes (a multiple of the system's page size). Every
+  // page counts as clean from here on, populated or not.
+  static Result<WriteTracker> create(std::span<std::byte> region, std::size_t page_size);
+
+  WriteTracker(WriteTracker&& other) noexcept;
+  WriteTracker& operator=(WriteTracker&&) = delete;
+  ~WriteTracker();  // stops tracking; the region is left writable
+
+  // Counts every page clean again, forgetting what was written since create().
+  Status start() override;
+  // Marks in `pages` (indices into the region) the pages written since create(), start() or
+  // the last collect(), and counts them clean again.
+  Status collect(DirtyPages& pages) override;
+  void stop() override {}  // the destructor lifts the protection
+
+  std::uint64_t pages() const { return region_.size() / page_size_; }
+
+ private:
+  WriteTracker(std::span<std::byte> region, int uffd, int pagemap, std::size_t page_size)
+      : region_(region), uffd_(uffd), pagemap_(pagemap), page_size_(page_size) {}
+
+  std::span<std::byte> region_;
+  int uffd_ = -1;
+  int pagemap_ = -1;
+  std::size_t page_size_;
+};
+
+}  // namespace pagewire::migration

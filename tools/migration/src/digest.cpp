@@ -1,0 +1,85 @@
+#include "pagewire/migration/digest.hpp"
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace pagewire::migration {
+
+namespace {
+
+Digest to_digest(XXH128_hash_t hash) {
+  XXH128_canonical_t canonical;
+  XXH128_canonicalFromHash(&canonical, hash);  // big-endian: the same bytes on every host
+  Digest digest;
+  std::memcpy(digest.data(), canonical.digest, digest.size());
+  return digest;
+}
+
+}  // namespace
+
+RegionDigest::RegionDigest(std::span<const std::byte> region)
+    : region_(region),
+      block_digests_((region.size() + kBlockBytes - 1) / kBlockBytes),
+      stale_(block_digests_.size(), 1),
+      stale_count_(block_digests_.size()) {}
+
+void RegionDigest::mark_page(std::uint64_t page, std::uint32_t page_size) {
+  const std::uint64_t first = page * (page_size / kBlockBytes);
+  const std::uint64_t end = std::min<std::uint64_t>(first + page_size / kBlockBytes, stale_.size());
+  for (std::uint64_t block = first; block < end; ++block) {
+    stale_count_ += stale_[block] == 0;
+    stale_[block] = 1;
+  }
+}
+
+void RegionDigest::mark_pages(std::span<const std::uint64_t> pages, std::uint32_t page_size) {
+  for (std::uint64_t page : pages) mark_page(page, page_size);
+}
+
+void RegionDigest::rehash_block(std::uint64_t block) {
+  const std::uint64_t begin = block * kBlockBytes;
+  const std::uint64_t length = std::min<std::uint64_t>(kBlockBytes, region_.size() - begin);
+  block_digests_[block] = to_digest(XXH3_128bits(region_.data() + begin, length));
+}
+
+std::uint64_t RegionDigest::refresh() {
+  std::uint64_t rehashed = 0;
+  for (std::uint64_t block = 0; block < stale_.size() && stale_count_ > 0; ++block) {
+    if (!stale_[block]) continue;
+    stale_[block] = 0;
+    --stale_count_;
+    rehash_block(block);
+    ++rehashed;
+  }
+  return rehashed;
+}
+
+void RegionDigest::rehash_pages(std::uint64_t first_page, std::uint32_t count, std::uint32_t page_size) {
+  const std::uint64_t blocks_per_page = page_size / kBlockBytes;
+  const std::uint64_t end = std::min<std::uint64_t>((first_page + count) * blocks_per_page, block_digests_.size());
+  for (std::uint64_t block = first_page * blocks_per_page; block < end; ++block) rehash_block(block);
+}
+
+Digest RegionDigest::digest() const {
+  return to_digest(XXH3_128bits(block_digests_.data(), block_digests_.size() * sizeof(Digest)));
+}
+
+Digest digest_of(std::span<const std::byte> bytes) {
+  RegionDigest digest(bytes);
+  digest.refresh();
+  return digest.digest();
+}
+
+std::string to_hex(const Digest& digest) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (std::uint8_t byte : digest) {
+    out += kHex[byte >> 4];
+    out += kHex[byte & 15];
+  }
+  return out;
+}
+
+}  // namespace pagewire::migration
