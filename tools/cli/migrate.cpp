@@ -29,7 +29,7 @@
 #include "pagewire/migration/digest.hpp"
 #include "pagewire/sim/image.hpp"
 #include "pagewire/sim/mapped_memory.hpp"
-#include "pagewire/migration/destination_migration.hpp"
+#include "pagewire/migration/internal/session_parts.hpp"
 #include "pagewire/migration/source_migration.hpp"
 #include "pagewire/transport/eal.hpp"
 #include "pagewire/transport/port.hpp"
@@ -124,30 +124,30 @@ void add_link_options(po::options_description& d, LinkOptions& o, bool source) {
       ("config", po::value<std::string>(), "read options from this file: one `name = value` per line");
 }
 
-// The key from --psk-file, else from $PAGEWIRE_PSK; none if neither is given.
-Result<transport::SessionSecurity> load_security(const LinkOptions& o) {
-  transport::SessionSecurity security;
-  security.encrypt = o.encrypt;
+// The key from --psk-file, else from $PAGEWIRE_PSK; none (empty) if neither is given.
+Result<std::vector<std::uint8_t>> load_key(const LinkOptions& o) {
+  std::optional<transport::PreSharedKey> key;
   if (!o.psk_file.empty()) {
-    auto key = transport::PreSharedKey::from_file(o.psk_file);
-    if (!key) return key.error();
-    security.key = std::move(key).value();
+    auto loaded = transport::PreSharedKey::from_file(o.psk_file);
+    if (!loaded) return loaded.error();
+    key = std::move(loaded).value();
   } else if (const char* hex = std::getenv(transport::kPreSharedKeyVariable); hex != nullptr && *hex != '\0') {
-    auto key = transport::PreSharedKey::from_hex(hex, transport::kPreSharedKeyVariable);
-    if (!key) return key.error();
-    security.key = std::move(key).value();
+    auto loaded = transport::PreSharedKey::from_hex(hex, transport::kPreSharedKeyVariable);
+    if (!loaded) return loaded.error();
+    key = std::move(loaded).value();
   }
-  if (security.encrypt && !security.key) {
+  if (o.encrypt && !key) {
     return make_error("--encrypt: needs a pre-shared key: --psk-file FILE, or hex in $" +
                       std::string(transport::kPreSharedKeyVariable));
   }
-  return security;
+  if (!key) return std::vector<std::uint8_t>{};
+  return std::vector<std::uint8_t>(key->bytes().begin(), key->bytes().end());
 }
 
-Result<transport::UdpChecksum> parse_udp_checksum(const std::string& text) {
-  if (text == "auto") return transport::UdpChecksum::kAuto;
-  if (text == "on") return transport::UdpChecksum::kOn;
-  if (text == "off") return transport::UdpChecksum::kOff;
+Result<migration::UdpChecksumMode> parse_udp_checksum(const std::string& text) {
+  if (text == "auto") return migration::UdpChecksumMode::kAuto;
+  if (text == "on") return migration::UdpChecksumMode::kOn;
+  if (text == "off") return migration::UdpChecksumMode::kOff;
   return make_error("--udp-checksum " + text + ": expected auto, on or off");
 }
 
@@ -188,16 +188,6 @@ std::string security_name(const transport::SessionSecurity& security) {
   return security.encrypt ? "encrypted" : "authenticated";
 }
 
-Result<std::uint32_t> parse_ip(const std::string& option, const std::string& text) {
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  char extra = 0;
-  if (std::sscanf(text.c_str(), "%u.%u.%u.%u%c", &a, &b, &c, &d, &extra) != 4 || a > 255 || b > 255 || c > 255 ||
-      d > 255) {
-    return make_error("--" + option + " " + text + ": expected an IPv4 address like 10.0.0.1");
-  }
-  return a << 24 | b << 16 | c << 8 | d;
-}
-
 std::vector<unsigned> cpus_of(const std::vector<pinning::PlacedCpu>& placed) {
   std::vector<unsigned> cpus;
   for (const auto& p : placed) cpus.push_back(p.pu);
@@ -223,123 +213,93 @@ std::string stream_cores_text(const Session& session, const pinning::Plan& plan)
   return text.str();
 }
 
+// One end: its link (EAL, port, cores, addresses) and the region's shape.
 struct Endpoint {
-  std::optional<pinning::Topology> topology;
-  pinning::Plan plan;
-  pinning::CpuClaims cpu_claims;  // released when the endpoint goes
-  std::unique_ptr<transport::Port> port;
-  transport::SessionConfig config;
+  migration::Link link;
   std::uint64_t guest_pages = 0;
   std::uint64_t state_pages = 0;
+
+  transport::SessionConfig& config() { return link.parts().session; }
+  transport::Port& port() { return *link.parts().port; }
+  const pinning::Plan& plan() const { return link.parts().plan; }
 };
 
-// Guest memory on the port's NUMA node, where its stream cores read and write it; already
-// there on a machine of one node. Returns a note when the kernel refuses (the migration runs
-// on, paying the interconnect), else "".
-std::string bind_to_port_node(const Endpoint& endpoint, std::span<std::byte> region) {
-  if (endpoint.plan.numa_nodes <= 1 || !endpoint.topology) return "";
-  const Status bound =
-      pinning::bind_memory(*endpoint.topology, region.data(), region.size(), endpoint.plan.port.numa_node);
-  return bound ? "" : "note: " + bound.error().message;
-}
-
-// EAL (with the placement plan's core arguments), the port, and the session configuration.
-Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
+Result<migration::LinkConfig> link_config(const LinkOptions& o, const char* role) {
   if (o.vdev.empty() == o.pci.empty()) return make_error("--vdev or --pci: expected exactly one port");
-  if (!pagecodec::is_valid_page_size(o.page_size)) {
-    return make_error("--page-size " + std::to_string(o.page_size) + ": expected a power of two from 4096 to 65536");
-  }
-  if (o.size_mib == 0) return make_error("--size-mib: expected at least 1");
   if (o.window_memory_mib > (1u << 20)) {
     return make_error("--window-memory-mib " + std::to_string(o.window_memory_mib) + ": expected at most 1048576 (1 TiB)");
   }
   if (o.vlan > 4094) return make_error("--vlan " + std::to_string(o.vlan) + ": expected 1..4094, or 0 for untagged");
-  auto security = load_security(o);
-  if (!security) return security.error();
+  auto key = load_key(o);
+  if (!key) return key.error();
   auto udp_checksum = parse_udp_checksum(o.udp_checksum);
   if (!udp_checksum) return udp_checksum.error();
-  auto local = parse_ip("local-ip", o.local_ip);
-  auto peer = parse_ip("peer-ip", o.peer_ip);
+  auto local = migration::parse_ipv4(o.local_ip, "--local-ip");
   if (!local) return local.error();
+  auto peer = migration::parse_ipv4(o.peer_ip, "--peer-ip");
   if (!peer) return peer.error();
   std::uint32_t gateway = 0;
   if (!o.gateway.empty()) {
-    auto parsed = parse_ip("gateway", o.gateway);
+    auto parsed = migration::parse_ipv4(o.gateway, "--gateway");
     if (!parsed) return parsed.error();
     gateway = *parsed;
   }
   auto stream_cpus = parse_cpu_list("cores", o.cores);
   if (!stream_cpus) return stream_cpus.error();
-  auto topology = pinning::Topology::from_system();
-  if (!topology) return topology.error();
-  // The control thread on the plan's control core, each stream on a core of its own; on a
-  // machine with too few CPUs, lcores share them (EAL --lcores) and the plan says so.
-  // Around the CPUs other pagewire processes' stream cores hold (a source and a destination
-  // on one host, two migrations at once), claiming this one's for as long as it runs.
-  auto claimed = pinning::plan_and_claim(*topology,
-                                         {.streams = o.streams,
-                                          .port = o.pci.empty() ? "vdev" : o.pci,
-                                          .helper_threads = 1,
-                                          .control_cpu = o.cpu,
-                                          .stream_cpus = *stream_cpus,
-                                          .share_cpus = true},
-                                         pinning::CpuClaims::default_directory());
-  if (!claimed) return claimed.error();
-  pinning::Plan* plan = &claimed->plan;
-  for (const auto& warning : plan->warnings) {
+  migration::LinkConfig c;
+  c.vdev = o.vdev;
+  c.pci = o.pci;
+  c.name = role;
+  c.file_prefix = o.file_prefix;
+  c.control_cpu = o.cpu;
+  c.stream_cpus = *stream_cpus;
+  c.streams = o.streams;
+  c.mtu = o.mtu;
+  c.local_ip = *local;
+  c.peer_ip = *peer;
+  c.gateway_ip = gateway;
+  c.udp_port = o.udp_port;
+  c.vlan = o.vlan;
+  c.pre_shared_key = std::move(key).value();
+  c.encrypt = o.encrypt;
+  c.udp_checksum = *udp_checksum;
+  c.rx_buffer_bytes = o.rx_buffer_bytes;
+  c.idle_sleep_us = o.idle_sleep_us;
+  c.window_memory_bytes = o.window_memory_mib << 20;
+  c.timeout_ms = o.timeout_s * 1000;
+  return c;
+}
+
+// The link (migration::Link::open: EAL on the placement plan's cores, the port), announced.
+Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
+  if (!pagecodec::is_valid_page_size(o.page_size)) {
+    return make_error("--page-size " + std::to_string(o.page_size) + ": expected a power of two from 4096 to 65536");
+  }
+  if (o.size_mib == 0) return make_error("--size-mib: expected at least 1");
+  auto config = link_config(o, role);
+  if (!config) return config.error();
+  auto link = migration::Link::open(*config);
+  if (!link) return link.error();
+  Endpoint endpoint{.link = std::move(link).value(),
+                    .guest_pages = (o.size_mib << 20) / o.page_size,
+                    .state_pages = migration::state_pages_for(o.max_state_kib << 10, o.page_size)};
+  const pinning::Plan& plan = endpoint.plan();
+  for (const auto& warning : plan.warnings) {
     if (!o.json) std::cerr << role << ": placement: " << warning << "\n";
   }
-  transport::EalOptions eal;
-  eal.program = std::string("pagewire-") + role;
-  eal.file_prefix = o.file_prefix.empty() ? std::string("pagewire-") + role + "-" + std::to_string(getpid()) : o.file_prefix;
-  eal.placement = plan->eal_arguments();
-  if (!o.vdev.empty()) eal.vdevs = {transport::sized_for_jumbo_frames(o.vdev)};
-  if (!o.pci.empty()) eal.pci_devices = {o.pci};
-  if (auto status = transport::init_eal(eal); !status) return status.error();
-  if (rte_eth_dev_count_avail() == 0) {
-    return make_error(o.pci.empty() ? "--vdev " + o.vdev + ": DPDK made no port of it"
-                                    : "--pci " + o.pci + ": DPDK found no port there (is it bound to vfio-pci?)");
-  }
-
-  auto port = transport::Port::open({.port_id = 0, .queues = o.streams, .mtu = o.mtu, .held_frames_per_queue = 4096,
-                                     .buffer_bytes = o.rx_buffer_bytes, .start_wait_ms = o.timeout_s * 1000,
-                                     .name = role});
-  if (!port) return port.error();
   if (o.json) {
     // The port is started: its address (to find in a capture or a switch's table), and for
     // scripts the moment the device has settled (a tap PMD rewrites its kernel interface's
     // address until then).
-    std::cout << nlohmann::json{{"event", "port"}, {"role", role}, {"name", port->name()},
-                                {"mac", transport::mac_text(port->mac())},
-                                {"mtu", port->mtu()}, {"queues", port->queues()},
-                                {"control_cpu", plan->control.pu}, {"stream_cpus", cpus_of(plan->streams)},
-                                {"placement_warnings", plan->warnings}}
+    const transport::Port& port = endpoint.port();
+    std::cout << nlohmann::json{{"event", "port"}, {"role", role}, {"name", port.name()},
+                                {"mac", transport::mac_text(port.mac())},
+                                {"mtu", port.mtu()}, {"queues", port.queues()},
+                                {"control_cpu", plan.control.pu}, {"stream_cpus", cpus_of(plan.streams)},
+                                {"placement_warnings", plan.warnings}}
                      .dump()
               << std::endl;
   }
-  Endpoint endpoint;
-  endpoint.port = std::make_unique<transport::Port>(std::move(port).value());
-  endpoint.guest_pages = (o.size_mib << 20) / o.page_size;
-  endpoint.state_pages = migration::state_pages_for(o.max_state_kib << 10, o.page_size);
-  auto& c = endpoint.config;
-  c.streams = o.streams;
-  c.page_size = o.page_size;
-  c.region_pages = endpoint.guest_pages + endpoint.state_pages;
-  c.path.local = transport::Endpoint{endpoint.port->mac(), *local, o.udp_port, o.vlan};
-  c.path.peer = transport::Endpoint{{}, *peer, o.udp_port};  // resolved by ARP / learnt from HELLO
-  c.next_hop_ip = gateway;
-  c.hello_timeout_ms = o.timeout_s * 1000;
-  c.security = std::move(security).value();
-  c.udp_checksum = *udp_checksum;
-  c.tuning.window_memory_bytes = o.window_memory_mib << 20;
-  c.stream_lcores = plan->stream_lcores();
-  // Lcores that share a CPU, with each other or with another process, yield it while their
-  // stream is idle.
-  const bool sharing = plan->shares_cpus() || plan->shares_cpus_with_others();
-  c.runner.idle_sleep_us = o.idle_sleep_us != 0 ? o.idle_sleep_us : sharing ? 20 : 0;
-  endpoint.plan = std::move(claimed->plan);
-  endpoint.topology.emplace(std::move(topology).value());
-  endpoint.cpu_claims = std::move(claimed->claims);
   return endpoint;
 }
 
@@ -411,49 +371,46 @@ int destination(const std::vector<std::string>& args) {
   // Pre-fault before the handshake: a first touch costs ~15 us per 4 KiB page on VMs, which
   // would otherwise land inside every round's figures.
   const auto prefault_start = Clock::now();
-  auto region = sim::MappedMemory::allocate(endpoint->config.region_pages * o.page_size);
+  auto region = sim::MappedMemory::allocate((endpoint->guest_pages + endpoint->state_pages) * o.page_size);
   if (!region) return fail("dst", region.error().message, o.json);
-  if (const std::string note = bind_to_port_node(*endpoint, region->bytes()); !note.empty() && !o.json) {
+  if (const std::string note = endpoint->link.bind_to_port_node(region->bytes()); !note.empty() && !o.json) {
     std::cerr << "dst: " << note << "\n";
   }
   const double prefault_ms = std::chrono::duration<double, std::milli>(Clock::now() - prefault_start).count();
-  // The region's digest before any page arrives; the stream cores keep it current.
-  migration::DestinationDigest digest(region->bytes(), o.page_size);
-  endpoint->config.applied_pages = &digest;
   // The demo starts the source on this line.
   if (o.json) {
     std::cout << nlohmann::json{{"event", "ready"}, {"prefault_ms", prefault_ms},
-                                {"security", security_name(endpoint->config.security)}}
+                                {"security", security_name(endpoint->config().security)}}
                      .dump()
               << std::endl;
   } else {
     std::cout << "dst: ready, " << o.size_mib << " MiB pre-faulted in " << std::fixed << std::setprecision(0)
-              << prefault_ms << " ms, security: " << security_name(endpoint->config.security) << std::endl;
+              << prefault_ms << " ms, security: " << security_name(endpoint->config().security) << std::endl;
   }
-  if (auto status = endpoint->port->await_link(o.timeout_s * 1000); !status) return fail("dst", status.error().message, o.json);
-  auto session = transport::DestinationSession::accept(endpoint->config, *endpoint->port, region->data());
-  if (!session) return fail("dst", session.error().message, o.json);
+  if (auto status = endpoint->link.await_up(o.timeout_s * 1000); !status) return fail("dst", status.error().message, o.json);
+  auto accepted = migration::Destination::accept(endpoint->link, region->bytes(), endpoint->guest_pages, o.page_size);
+  if (!accepted) return fail("dst", accepted.error().message, o.json);
+  const transport::DestinationSession& session = *accepted->parts().session;
   if (!o.json) {
-    if (!(*session)->streams_note().empty()) std::cout << "dst: " << (*session)->streams_note() << "\n";
-    std::cout << "dst: " << stream_cores_text(**session, endpoint->plan) << std::endl;
+    if (!session.streams_note().empty()) std::cout << "dst: " << session.streams_note() << "\n";
+    std::cout << "dst: " << stream_cores_text(session, endpoint->plan()) << std::endl;
   }
   // Committing means: the image is on disk. Only then does the source hear it is ours.
   auto write_output = [&](const migration::CommittedImage& image) -> Status {
     return output.empty() ? Status{Ok{}} : sim::write_image_file(output, image.guest_memory, o.page_size);
   };
-  migration::DestinationMigration receive(**session, digest, endpoint->guest_pages);
-  auto received = receive.run(write_output, o.timeout_s * 1000);
+  auto received = accepted->run(write_output, o.timeout_s * 1000);
   if (!received) return fail("dst", received.error().message + "; the partial image is discarded", o.json);
   if (o.json) {
     std::cout << nlohmann::json{{"event", "received"}, {"digest", received->digest},
-                                {"rx_scatter", endpoint->port->rx_scatter()},
-                                {"checksum_offload", {{"tx", endpoint->port->tx_checksum_offload()},
-                                                      {"rx", endpoint->port->rx_checksum_offload()}}},
+                                {"rx_scatter", endpoint->port().rx_scatter()},
+                                {"checksum_offload", {{"tx", endpoint->port().tx_checksum_offload()},
+                                                      {"rx", endpoint->port().rx_checksum_offload()}}},
                                 {"device_state_bytes", received->device_state.size()}, {"prefault_ms", prefault_ms},
                                 {"commit_hook_ms", received->commit_hook_ms},
-                                {"streams", (*session)->streams()},
-                                {"stream_cores", stream_cores_json(**session, endpoint->plan)},
-                                {"integrity", integrity_json(**session, endpoint->config)}}
+                                {"streams", session.streams()},
+                                {"stream_cores", stream_cores_json(session, endpoint->plan())},
+                                {"integrity", integrity_json(session, endpoint->config())}}
                      .dump()
               << std::endl;
   } else {
@@ -578,7 +535,8 @@ int source(const std::vector<std::string>& args) {
   }
   auto control = parse_congestion_control(congestion_control);
   if (!control) return fail("src", control.error().message, o.json);
-  auto& config = endpoint->config;
+  transport::SessionConfig config = endpoint->config();
+  config.page_size = o.page_size;
   config.delta_cache_bytes = delta_cache_mib << 20;
   config.tuning.burst = burst;
   config.tuning.window_frames = window;
@@ -592,10 +550,10 @@ int source(const std::vector<std::string>& args) {
   if (auto status = config.policy.validate(); !status) return fail("src", status.error().message, o.json);
 
   auto region = image_file.empty()
-                    ? sim::MappedMemory::allocate(config.region_pages * o.page_size)
+                    ? sim::MappedMemory::allocate((endpoint->guest_pages + endpoint->state_pages) * o.page_size)
                     : sim::MappedMemory::map_file_private(image_file, endpoint->state_pages * o.page_size);
   if (!region) return fail("src", region.error().message, o.json);
-  if (const std::string note = bind_to_port_node(*endpoint, region->bytes()); !note.empty() && !o.json) {
+  if (const std::string note = endpoint->link.bind_to_port_node(region->bytes()); !note.empty() && !o.json) {
     std::cerr << "src: " << note << "\n";
   }
   const std::span<std::byte> guest_bytes(region->data(), endpoint->guest_pages * o.page_size);
@@ -607,9 +565,10 @@ int source(const std::vector<std::string>& args) {
     profile_name = image_file;
   }
   const std::string initial_digest = migration::to_hex(migration::digest_of(guest_bytes));
-  if (auto status = endpoint->port->await_link(o.timeout_s * 1000); !status) return fail("src", status.error().message, o.json);
-  auto session = transport::SourceSession::connect(config, *endpoint->port, region->data());
-  if (!session) return fail("src", session.error().message, o.json);
+  if (auto status = endpoint->link.await_up(o.timeout_s * 1000); !status) return fail("src", status.error().message, o.json);
+  auto connected = migration::connect_source(endpoint->link, region->bytes(), endpoint->guest_pages, config, migration);
+  if (!connected) return fail("src", connected.error().message, o.json);
+  const transport::SourceSession& session = *connected->parts().session;
 
   sim::DirtyTrace trace;
   if (!trace_file.empty()) {
@@ -623,19 +582,18 @@ int source(const std::vector<std::string>& args) {
   guest.start();
   if (!o.json) {
     std::cout << "src: " << o.size_mib << " MiB " << profile_name << " image (digest " << initial_digest
-              << "), path MTU " << (*session)->path_mtu() << ", security: " << security_name(config.security)
-              << ", UDP checksum " << (*session)->udp_checksum_note() << ", congestion control " << ((*session)->stream(0).congestion_controlled() ? "on" : "off")
-              << ", zero-copy switchover " << (*session)->zero_copy_note() << ", guest writing " << guest_config.pages_per_second
+              << "), path MTU " << session.path_mtu() << ", security: " << security_name(config.security)
+              << ", UDP checksum " << session.udp_checksum_note() << ", congestion control " << (session.stream(0).congestion_controlled() ? "on" : "off")
+              << ", zero-copy switchover " << session.zero_copy_note() << ", guest writing " << guest_config.pages_per_second
               << " pages/s (" << pattern << ", " << guest_config.bytes_per_write << " B each)\n"
-              << "src: " << stream_cores_text(**session, endpoint->plan) << "\n";
-    if (!(*session)->streams_note().empty()) std::cout << "src: " << (*session)->streams_note() << "\n";
+              << "src: " << stream_cores_text(session, endpoint->plan()) << "\n";
+    if (!session.streams_note().empty()) std::cout << "src: " << session.streams_note() << "\n";
     std::cout << "round     pages   wire MiB   seconds  Gbit/s  dirty pages/s  left   throttle  zero/raw/delta/deflate/copy"
               << std::endl;
   }
-  migration::SourceMigration run(**session, region->bytes(), endpoint->guest_pages, o.page_size, guest, log, migration);
   ProgressLine progress(o.page_size);
   auto draw_progress = [&](const migration::RoundProgress& p) { progress.draw(p); };
-  auto report = run.run(device_state, [&](const migration::RoundReport& r) {
+  auto report = connected->run(guest, log, device_state, [&](const migration::RoundReport& r) {
     if (o.json) {
       std::cout << nlohmann::json{{"event", "round"}, {"round", r.round}, {"pages", r.pages},
                                   {"wire_bytes", r.wire_bytes}, {"seconds", r.seconds}, {"gbps", r.guest_gbps},
@@ -669,22 +627,22 @@ int source(const std::vector<std::string>& args) {
                                 {"throughput_gbps", guest_mib * 8 * (1 << 20) / 1e9 / report->total_seconds},
                                 {"pages_by_encoding", report->pages_by_encoding}, {"final_throttle", report->final_throttle},
                                 {"security", security_name(config.security)},
-                                {"zero_copy", (*session)->zero_copy_note()},
-                                {"streams", (*session)->streams()},
-                                {"stream_cores", stream_cores_json(**session, endpoint->plan)},
-                                {"integrity", with_record_crc(integrity_json(**session, config), config.policy.crc)},
-                                {"pages_by_reference", (*session)->totals().streams.pages_by_reference},
-                                {"delta_cache", delta_cache_json((*session)->totals().delta_cache)},
-                                {"duplicates", duplicates_json((*session)->totals().duplicates)},
-                                {"rx_scatter", endpoint->port->rx_scatter()},
-                                {"window", window_json(**session, window)},
-                                {"warnings", window_warnings(**session, window)},
-                                {"checksum_offload", {{"tx", endpoint->port->tx_checksum_offload()},
-                                                      {"rx", endpoint->port->rx_checksum_offload()}}}}
+                                {"zero_copy", session.zero_copy_note()},
+                                {"streams", session.streams()},
+                                {"stream_cores", stream_cores_json(session, endpoint->plan())},
+                                {"integrity", with_record_crc(integrity_json(session, config), config.policy.crc)},
+                                {"pages_by_reference", session.totals().streams.pages_by_reference},
+                                {"delta_cache", delta_cache_json(session.totals().delta_cache)},
+                                {"duplicates", duplicates_json(session.totals().duplicates)},
+                                {"rx_scatter", endpoint->port().rx_scatter()},
+                                {"window", window_json(session, window)},
+                                {"warnings", window_warnings(session, window)},
+                                {"checksum_offload", {{"tx", endpoint->port().tx_checksum_offload()},
+                                                      {"rx", endpoint->port().rx_checksum_offload()}}}}
                      .dump()
               << std::endl;
   } else {
-    for (const std::string& warning : window_warnings(**session, window)) std::cerr << "src: warning: " << warning << "\n";
+    for (const std::string& warning : window_warnings(session, window)) std::cerr << "src: warning: " << warning << "\n";
     std::cout << std::fixed << std::setprecision(2) << "src: migrated and verified (digest " << report->digest
  << "): " << report->total_seconds << " s total, downtime " << std::setprecision(1) << report->downtime_ms
  << " ms (expected " << report->expected_downtime_ms << "; pause " << report->pause_ms << ", final round " << report->final_round_ms

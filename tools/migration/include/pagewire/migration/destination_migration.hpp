@@ -11,6 +11,7 @@
 
 #include "pagewire/migration/digest.hpp"
 #include "pagewire/migration/hooks.hpp"
+#include "pagewire/migration/report.hpp"
 #include "pagewire/result.hpp"
 #include "pagewire/transport/applied_pages.hpp"
 #include "pagewire/transport/session.hpp"
@@ -37,14 +38,6 @@ class DestinationDigest final : public transport::AppliedPagesObserver {
   std::span<const std::byte> region_;
   std::uint32_t page_size_;
   RegionDigest blocks_;
-};
-
-struct ReceiveReport {
-  std::string digest;
-  double digest_ms = 0;       // from the FIN to the digest: combining the block digests
-  double commit_wait_ms = 0;  // from the digest to the source's COMMIT
-  double commit_hook_ms = 0;  // the commit hook, while the source waits for our answer
-  std::vector<std::byte> device_state;
 };
 
 class DestinationMigration {

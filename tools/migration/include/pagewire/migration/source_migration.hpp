@@ -22,68 +22,10 @@
 #include "pagewire/result.hpp"
 #include "pagewire/migration/digest.hpp"
 #include "pagewire/migration/hooks.hpp"
+#include "pagewire/migration/report.hpp"
 #include "pagewire/transport/session.hpp"
 
 namespace pagewire::migration {
-
-struct MigrationOptions {
-  std::uint32_t downtime_limit_ms = 300;  // QEMU's default
-  // The rate the final round is expected to go at, for the switchover decision (as QEMU's
-  // avail-switchover-bandwidth). 0: the last round's measured rate for pages with content.
-  double switchover_gbps = 0;
-  std::uint32_t max_rounds = 30;
-  // Past this the migration aborts, mid-round too: a round has no limit of its own, since a
-  // large guest's first round alone can take minutes. The switchover, once begun, runs on.
-  std::uint32_t max_seconds = 600;
-  // Rounds that shrink the dirty set by less than 10% twice in a row are not converging:
-  // auto-converge throttles the guest (20%, then +10% a step, as QEMU's cpu-throttle does);
-  // without it the migration switches over anyway and takes the longer downtime.
-  bool auto_converge = true;
-  double throttle_first = 0.2;
-  double throttle_step = 0.1;
-  double throttle_max = 0.95;
-  std::uint32_t verify_timeout_ms = 10000;
-};
-
-// Pages needed after the guest's to carry a device-state blob of up to `max_state_bytes`.
-std::uint64_t state_pages_for(std::uint64_t max_state_bytes, std::uint32_t page_size);
-
-struct RoundReport {
-  std::uint32_t round = 0;
-  std::uint64_t pages = 0;
-  std::uint64_t wire_bytes = 0;          // record bytes put in frames this round
-  double seconds = 0;
-  double guest_gbps = 0;                 // guest bytes moved per second
-  double dirty_pages_per_second = 0;     // measured over the round
-  std::uint64_t dirty_pages = 0;         // dirtied during the round: the next round's work
-  double throttle = 0;
-  std::array<std::uint64_t, pagecodec::kEncodingCount> pages_by_encoding{};
-};
-
-// Where the current round is, about every 100 ms.
-struct RoundProgress {
-  std::uint32_t round = 0;
-  std::uint64_t pages_done = 0;   // encoded and handed to the streams
-  std::uint64_t pages = 0;        // in this round
-  double seconds = 0;             // since the round began
-};
-
-struct MigrationReport {
-  bool verified = false;
-  std::string digest;
-  double expected_downtime_ms = 0;  // what the switchover decision predicted
-  // Where the downtime went: final round, FIN of every stream, digest exchange, commit.
-  // pause: stopping the guest and collecting what it wrote since the last round.
-  double pause_ms = 0, final_round_ms = 0, finish_ms = 0, verify_ms = 0, commit_ms = 0;
-  double total_seconds = 0;
-  double downtime_ms = 0;   // guest paused -> destination confirmed
-  std::uint32_t rounds = 0;
-  std::uint64_t guest_pages = 0;
-  std::uint64_t pages_sent = 0;
-  std::uint64_t wire_bytes = 0;
-  double final_throttle = 0;
-  std::array<std::uint64_t, pagecodec::kEncodingCount> pages_by_encoding{};
-};
 
 class SourceMigration {
  public:

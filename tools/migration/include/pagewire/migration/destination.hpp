@@ -1,0 +1,47 @@
+// The destination's half of a migration, for an embedder: accept the source's session over
+// a Link, then receive until the source commits, handing the image to the commit hook
+// before the commit is acknowledged. No DPDK in sight.
+//
+// Threading: accept() and run() on the embedder's control thread; the commit hook is called
+// on it too. Pages are written by the stream cores.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "pagewire/migration/hooks.hpp"
+#include "pagewire/migration/link.hpp"
+#include "pagewire/migration/report.hpp"
+#include "pagewire/result.hpp"
+
+namespace pagewire::migration {
+
+class Destination {
+ public:
+  // `memory` as the source's (guest pages, then state pages): pre-faulted by the caller, so
+  // that first touches do not land in the rounds; it must outlive the Destination. Waits up
+  // to the link's timeout for a source's HELLO.
+  static Result<Destination> accept(Link& link, std::span<std::byte> memory, std::uint64_t guest_pages,
+                                    std::uint32_t page_size);
+
+  Destination(Destination&& other) noexcept;
+  Destination& operator=(Destination&& other) noexcept;
+  ~Destination();
+
+  // Receives until the source's FIN, verifies, and on COMMIT calls `on_commit` (may be
+  // empty) before acknowledging (DestinationMigration::run). Any error: discard the memory.
+  Result<ReceiveReport> run(const CommitHook& on_commit, std::uint32_t commit_timeout_ms = 10000);
+
+  std::uint16_t streams() const;
+
+  struct Parts;  // the transport session, for the CLI (migration/internal/)
+  Parts& parts() { return *parts_; }
+  const Parts& parts() const { return *parts_; }
+  explicit Destination(std::unique_ptr<Parts> parts);
+
+ private:
+  std::unique_ptr<Parts> parts_;
+};
+
+}  // namespace pagewire::migration

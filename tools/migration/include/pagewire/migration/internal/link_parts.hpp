@@ -1,0 +1,27 @@
+// Inside a Link: what the CLI tunes and reports beyond the embedding API. Not installed:
+// it brings in DPDK's headers.
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include "pagewire/migration/link.hpp"
+#include "pagewire/pinning/cpu_claims.hpp"
+#include "pagewire/pinning/plan.hpp"
+#include "pagewire/pinning/topology.hpp"
+#include "pagewire/transport/port.hpp"
+#include "pagewire/transport/session.hpp"
+
+namespace pagewire::migration {
+
+struct Link::Parts {
+  std::optional<pinning::Topology> topology;  // none when the embedder runs EAL
+  pinning::Plan plan;
+  pinning::CpuClaims cpu_claims;  // released when the link goes
+  std::unique_ptr<transport::Port> port;
+  // Addresses, keys, streams and cores; Source and Destination add the region and the
+  // codec's settings to a copy. Tune it between open() and connect()/accept().
+  transport::SessionConfig session;
+};
+
+}  // namespace pagewire::migration

@@ -1,0 +1,62 @@
+// The source's half of a migration, for an embedder: connect over a Link, then run pre-copy
+// and the switchover with the embedder's hooks (hooks.hpp). No DPDK in sight.
+//
+// Threading: connect() and run() on the embedder's control thread; the hooks are called on
+// it too. The stream cores are EAL lcores the Link chose (or the calling thread).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "pagewire/migration/hooks.hpp"
+#include "pagewire/migration/link.hpp"
+#include "pagewire/migration/report.hpp"
+#include "pagewire/result.hpp"
+
+namespace pagewire::migration {
+
+struct SourceOptions {
+  MigrationOptions migration;
+  // How pages are encoded: "adaptive" (raw on fast links, deflate where it makes the round
+  // finish sooner), "raw", "full", ... (pagecodec::policy_named).
+  std::string policy = "adaptive";
+  double max_gbps = 0;  // the whole migration's rate cap; 0: none
+  std::uint64_t delta_cache_bytes = 64ull << 20;
+};
+
+class Source {
+ public:
+  // `memory` holds guest_pages pages of `page_size` bytes, then state_pages_for(max device
+  // state) pages for the device state; it must outlive the Source. Says HELLO to the
+  // destination, proves the key, probes the path MTU. kRefused: the destination said no
+  // (Error::detail says why); kPeerGone: nobody answered within the link's timeout.
+  static Result<Source> connect(Link& link, std::span<std::byte> memory, std::uint64_t guest_pages,
+                                std::uint32_t page_size, const SourceOptions& options);
+
+  Source(Source&& other) noexcept;
+  Source& operator=(Source&& other) noexcept;
+  ~Source();
+
+  // Pre-copy, switchover, verify, commit (SourceMigration::run: what each outcome means for
+  // who owns the guest). `on_round` after each pre-copy round, `on_progress` about every
+  // 100 ms; both optional, on this thread.
+  Result<MigrationReport> run(GuestControl& guest, DirtyTracker& tracker, std::span<const std::byte> device_state,
+                              const std::function<void(const RoundReport&)>& on_round = {},
+                              const std::function<void(const RoundProgress&)>& on_progress = {});
+
+  std::uint16_t path_mtu() const;
+  std::uint16_t streams() const;  // what the handshake settled on
+
+  struct Parts;  // the transport session, for the CLI (migration/internal/)
+  Parts& parts() { return *parts_; }
+  const Parts& parts() const { return *parts_; }
+  explicit Source(std::unique_ptr<Parts> parts);
+
+ private:
+  std::unique_ptr<Parts> parts_;
+};
+
+}  // namespace pagewire::migration
