@@ -1,0 +1,116 @@
+/* Migrates a running program's memory with pagewire's C interface. A writer thread stands
+ * for the guest; the library tracks its writes itself (userfaultfd), so the hooks are only
+ * pause and resume. Run the destination first, then the source:
+ *   embed_minimal destination net_memif0,role=server,socket=/tmp/c.sock received.img
+ *   embed_minimal source      net_memif0,role=client,socket=/tmp/c.sock sent.img
+ * Each writes its copy of the memory to the file once the migration is done: byte-equal. */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS under -std=c11 */
+#include <pagewire.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define PAGE 4096u
+#define GUEST_PAGES 8192u /* 32 MiB */
+
+struct guest {
+  unsigned char *memory;
+  pthread_mutex_t lock; /* held while writing: pause() takes it */
+  int paused;
+  atomic_int stop;
+};
+
+static void *guest_run(void *arg) {
+  struct guest *g = arg;
+  for (uint64_t n = 1; !atomic_load(&g->stop); ++n) {
+    pthread_mutex_lock(&g->lock);
+    if (!g->paused) memcpy(g->memory + (n * 7919 % GUEST_PAGES) * PAGE + n % 512 * 8, &n, sizeof n);
+    pthread_mutex_unlock(&g->lock);
+  }
+  return NULL;
+}
+
+static int guest_pause(void *user) {
+  struct guest *g = user;
+  pthread_mutex_lock(&g->lock);
+  g->paused = 1;
+  pthread_mutex_unlock(&g->lock);
+  return 0;
+}
+
+static void guest_resume(void *user) {
+  struct guest *g = user;
+  pthread_mutex_lock(&g->lock);
+  g->paused = 0;
+  pthread_mutex_unlock(&g->lock);
+}
+
+static int save(const char *path, const void *memory) {
+  FILE *out = fopen(path, "wb");
+  int ok = out != NULL && fwrite(memory, PAGE, GUEST_PAGES, out) == GUEST_PAGES;
+  if (out != NULL) ok = fclose(out) == 0 && ok;
+  return ok ? 0 : 1;
+}
+
+static int commit(void *user, const void *memory, size_t bytes, const void *state, size_t state_bytes,
+                  const char *digest) {
+  (void)bytes, (void)state, (void)state_bytes;
+  printf("destination: committed, digest %s\n", digest);
+  return save(user, memory); /* a hypervisor would start the guest here */
+}
+
+static int failed(const char *what, const pagewire_error *error) {
+  fprintf(stderr, "%s: %s (code %d)\n", what, error->message, (int)error->code);
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  if (argc != 4) return fprintf(stderr, "usage: %s source|destination VDEV FILE\n", argv[0]), 2;
+  const int source = strcmp(argv[1], "source") == 0;
+  pagewire_error error;
+  pagewire_link_config config;
+  pagewire_link_config_init(&config);
+  config.vdev = argv[2];
+  config.name = argv[1];
+  config.local_ip = source ? "10.0.0.1" : "10.0.0.2";
+  config.peer_ip = source ? "10.0.0.2" : "10.0.0.1";
+  config.timeout_ms = 30000;
+  pagewire_link *link;
+  if (pagewire_link_open(&config, &link, &error) != PAGEWIRE_OK) return failed("link", &error);
+  const size_t bytes = (GUEST_PAGES + pagewire_state_pages(0, PAGE)) * PAGE;
+  unsigned char *memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (memory == MAP_FAILED) return perror("mmap"), 1;
+  if (pagewire_link_await_up(link, 30000, &error) != PAGEWIRE_OK) return failed("link", &error);
+
+  if (!source) {
+    pagewire_destination *destination;
+    memset(memory, 0, bytes); /* pre-fault */
+    if (pagewire_destination_accept(link, memory, bytes, GUEST_PAGES, PAGE, &destination, &error) != PAGEWIRE_OK ||
+        pagewire_destination_run(destination, commit, argv[3], 10000, NULL, &error) != PAGEWIRE_OK) {
+      return failed("destination", &error);
+    }
+    pagewire_destination_close(destination);
+    pagewire_link_close(link);
+    return 0;
+  }
+  struct guest g = {.memory = memory, .lock = PTHREAD_MUTEX_INITIALIZER};
+  pthread_t writer;
+  pthread_create(&writer, NULL, guest_run, &g);
+  pagewire_source *src;
+  pagewire_source_hooks hooks = {.user = &g, .pause = guest_pause, .resume = guest_resume};
+  pagewire_migration_report report;
+  if (pagewire_source_connect(link, memory, bytes, GUEST_PAGES, PAGE, NULL, &src, &error) != PAGEWIRE_OK ||
+      pagewire_source_run(src, &hooks, NULL, 0, &report, &error) != PAGEWIRE_OK) {
+    return failed("source", &error);
+  }
+  printf("source: migrated in %u rounds, downtime %.1f ms, digest %s\n", report.rounds, report.downtime_ms,
+         report.digest);
+  int status = save(argv[3], memory); /* the guest stays paused: it runs on the destination */
+  atomic_store(&g.stop, 1);
+  pthread_join(writer, NULL);
+  pagewire_source_close(src);
+  pagewire_link_close(link);
+  return status;
+}
