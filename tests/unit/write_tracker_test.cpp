@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstring>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -38,9 +39,18 @@ class Region {
   std::byte* data_ = nullptr;
 };
 
-WriteTracker start_or_fail(Region& region) {
-  auto tracker = WriteTracker::create(region.span(), Region::page_size());
+// Every test runs in both modes: asynchronous (the kernel marks written pages) and the
+// synchronous fallback (a handler thread resolves each first write's fault).
+class WriteTrackerIn : public ::testing::TestWithParam<WriteTracking> {};
+
+std::string mode_name(const ::testing::TestParamInfo<WriteTracking>& info) {
+  return info.param == WriteTracking::kAsynchronous ? "Asynchronous" : "Synchronous";
+}
+
+WriteTracker start_or_fail(Region& region, WriteTracking mode) {
+  auto tracker = WriteTracker::create(region.span(), Region::page_size(), mode);
   if (!tracker) ADD_FAILURE() << tracker.error().message;
+  EXPECT_EQ(tracker->mode(), mode);
   return std::move(tracker).value();
 }
 
@@ -53,9 +63,9 @@ std::vector<std::uint64_t> collected(WriteTracker& tracker) {
   return pages;
 }
 
-TEST(WriteTracker, ReportsExactlyThePagesWrittenSinceTheLastLook) {
+TEST_P(WriteTrackerIn, ReportsExactlyThePagesWrittenSinceTheLastLook) {
   Region region(1024, true);
-  WriteTracker tracker = start_or_fail(region);
+  WriteTracker tracker = start_or_fail(region, GetParam());
   EXPECT_TRUE(collected(tracker).empty()) << "nothing written yet";
   for (std::uint64_t p : {100u, 3u, 7u, 1023u}) *region.page(p) = std::byte{1};
   region.page(7)[4095] = std::byte{2};  // a second write to a page already written
@@ -67,9 +77,9 @@ TEST(WriteTracker, ReportsExactlyThePagesWrittenSinceTheLastLook) {
   EXPECT_EQ(collected(tracker), (std::vector<std::uint64_t>{3})) << "protected again after the look";
 }
 
-TEST(WriteTracker, FirstWritesToPagesNeverTouchedAreSeen) {
+TEST_P(WriteTrackerIn, FirstWritesToPagesNeverTouchedAreSeen) {
   Region region(256, false);
-  WriteTracker tracker = start_or_fail(region);
+  WriteTracker tracker = start_or_fail(region, GetParam());
   *region.page(5) = std::byte{1};
   region.page(200)[17] = std::byte{1};
   EXPECT_EQ(collected(tracker), (std::vector<std::uint64_t>{5, 200}));
@@ -83,9 +93,9 @@ TEST(WriteTracker, RefusesMemoryThatIsNotWholePages) {
 }
 
 // Migration pages of twice the system's: a write anywhere in either half reports the page.
-TEST(WriteTracker, ReportsInTheMigrationsPageSize) {
+TEST_P(WriteTrackerIn, ReportsInTheMigrationsPageSize) {
   Region region(64, true);
-  auto tracker = WriteTracker::create(region.span(), 2 * Region::page_size());
+  auto tracker = WriteTracker::create(region.span(), 2 * Region::page_size(), GetParam());
   ASSERT_TRUE(tracker.ok()) << tracker.error().message;
   ASSERT_TRUE(tracker->start().ok());
   *region.page(5) = std::byte{1};   // second half of page 2
@@ -95,11 +105,11 @@ TEST(WriteTracker, ReportsInTheMigrationsPageSize) {
 
 // Pre-copy in miniature with a live writer: a copy updated only with the pages each look
 // reports, and at the end (writer stopped) with the last look's, equals the memory.
-TEST(WriteTracker, MissesNoWriteUnderAConcurrentWriter) {
+TEST_P(WriteTrackerIn, MissesNoWriteUnderAConcurrentWriter) {
   constexpr std::size_t kPages = 16384;  // 64 MiB
   Region region(kPages, true);
   std::vector<std::byte> copy(region.span().begin(), region.span().end());
-  WriteTracker tracker = start_or_fail(region);
+  WriteTracker tracker = start_or_fail(region, GetParam());
   std::atomic<bool> stop{false};
   std::atomic<std::uint64_t> writes{0};
   std::thread writer([&] {
@@ -139,6 +149,9 @@ TEST(WriteTracker, MissesNoWriteUnderAConcurrentWriter) {
   }
   EXPECT_EQ(differing, 0u) << "pages written but never reported";
 }
+
+INSTANTIATE_TEST_SUITE_P(Modes, WriteTrackerIn,
+                         ::testing::Values(WriteTracking::kAsynchronous, WriteTracking::kSynchronous), mode_name);
 
 }  // namespace
 }  // namespace pagewire::migration

@@ -1,5 +1,7 @@
 #include "pagewire/migration/write_tracker.hpp"
 
+#include <sys/mman.h>
+
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
@@ -11,6 +13,8 @@
 #include <cstring>
 #include <string>
 #include <utility>
+
+#include "write_fault_handler.hpp"
 
 namespace pagewire::migration {
 
@@ -47,7 +51,7 @@ uffdio_range range_of(std::span<std::byte> region) {
 
 }  // namespace
 
-Result<WriteTracker> WriteTracker::create(std::span<std::byte> region, std::size_t page_size) {
+Result<WriteTracker> WriteTracker::create(std::span<std::byte> region, std::size_t page_size, WriteTracking mode) {
   const auto system_page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
   if (page_size == 0 || page_size % system_page != 0) {
     return make_error("write tracking: pages of " + std::to_string(page_size) + " bytes; expected a multiple of " +
@@ -65,30 +69,61 @@ Result<WriteTracker> WriteTracker::create(std::span<std::byte> region, std::size
     return system_error("write tracking: userfaultfd() (root, or vm.unprivileged_userfaultfd=1, is needed)");
   }
   WriteTracker tracker(region, uffd, -1, page_size);  // closes what it holds on any return below
+  if (Status armed = tracker.arm(mode); !armed) return armed.error();
+  return tracker;
+}
+
+Status WriteTracker::arm(WriteTracking mode) {
   uffdio_api api{.api = UFFD_API, .features = kFeatureWpAsync | kFeatureWpUnpopulated, .ioctls = 0};
-  if (ioctl(uffd, UFFDIO_API, &api) != 0 || (api.features & kFeatureWpAsync) == 0) {
-    return make_error("write tracking: this kernel has no asynchronous userfaultfd write-protection "
-                      "(UFFD_FEATURE_WP_ASYNC, Linux 6.7+)");
+  const bool asynchronous = mode != WriteTracking::kSynchronous && ioctl(uffd_, UFFDIO_API, &api) == 0 &&
+                            (api.features & kFeatureWpAsync) != 0;
+  if (!asynchronous) {
+    if (mode == WriteTracking::kAsynchronous) {
+      return make_error(ErrorCode::kSystem, "write tracking: this kernel has no asynchronous userfaultfd "
+                                            "write-protection (UFFD_FEATURE_WP_ASYNC, Linux 6.7+)");
+    }
+    // A failed UFFDIO_API leaves the descriptor unusable: synchronous mode starts afresh.
+    close(uffd_);
+    uffd_ = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
+    api = uffdio_api{.api = UFFD_API, .features = UFFD_FEATURE_PAGEFAULT_FLAG_WP, .ioctls = 0};
+    if (uffd_ < 0 || ioctl(uffd_, UFFDIO_API, &api) != 0) {
+      return system_error("write tracking: userfaultfd write-protection (Linux 5.7+)");
+    }
+    // Protection only holds on pages that are there: populate them, contents unchanged.
+    if (madvise(region_.data(), region_.size(), MADV_POPULATE_WRITE) != 0) {
+      return system_error("write tracking: populating the region (MADV_POPULATE_WRITE, Linux 5.14+)");
+    }
   }
-  uffdio_register registration{.range = range_of(region), .mode = UFFDIO_REGISTER_MODE_WP, .ioctls = 0};
-  if (ioctl(uffd, UFFDIO_REGISTER, &registration) != 0) {
+  uffdio_register registration{.range = range_of(region_), .mode = UFFDIO_REGISTER_MODE_WP, .ioctls = 0};
+  if (ioctl(uffd_, UFFDIO_REGISTER, &registration) != 0) {
     return system_error("write tracking: registering the region for write-protection (private anonymous memory "
                         "only)");
   }
-  uffdio_writeprotect protect{.range = range_of(region), .mode = UFFDIO_WRITEPROTECT_MODE_WP};
-  if (ioctl(uffd, UFFDIO_WRITEPROTECT, &protect) != 0) return system_error("write tracking: write-protecting the region");
-  tracker.pagemap_ = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-  if (tracker.pagemap_ < 0) return system_error("write tracking: opening /proc/self/pagemap");
-  return tracker;
+  uffdio_writeprotect protect{.range = range_of(region_), .mode = UFFDIO_WRITEPROTECT_MODE_WP};
+  if (ioctl(uffd_, UFFDIO_WRITEPROTECT, &protect) != 0) return system_error("write tracking: write-protecting the region");
+  if (!asynchronous) {
+    auto handler = WriteFaultHandler::start(uffd_, region_, page_size_);
+    if (!handler) return handler.error();
+    synchronous_ = std::move(handler).value();
+    return Ok{};
+  }
+  pagemap_ = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (pagemap_ < 0) return system_error("write tracking: opening /proc/self/pagemap");
+  return Ok{};
 }
+
+WriteTracker::WriteTracker(std::span<std::byte> region, int uffd, int pagemap, std::size_t page_size)
+    : region_(region), uffd_(uffd), pagemap_(pagemap), page_size_(page_size) {}
 
 WriteTracker::WriteTracker(WriteTracker&& other) noexcept
     : region_(other.region_),
       uffd_(std::exchange(other.uffd_, -1)),
       pagemap_(std::exchange(other.pagemap_, -1)),
-      page_size_(other.page_size_) {}
+      page_size_(other.page_size_),
+      synchronous_(std::move(other.synchronous_)) {}
 
 WriteTracker::~WriteTracker() {
+  synchronous_.reset();  // its thread reads uffd_: gone before the descriptor
   if (uffd_ >= 0) {
     uffdio_range range = range_of(region_);
     ioctl(uffd_, UFFDIO_UNREGISTER, &range);  // lifts the protection
@@ -103,6 +138,10 @@ Status WriteTracker::start() {
 }
 
 Status WriteTracker::collect(DirtyPages& pages) {
+  return synchronous_ ? synchronous_->collect(pages) : scan(pages);
+}
+
+Status WriteTracker::scan(DirtyPages& pages) {
   const auto base = reinterpret_cast<std::uintptr_t>(region_.data());
   const std::uint64_t end = base + region_.size();
   std::array<PageRegion, 512> found{};

@@ -2,8 +2,10 @@
 // live workload rather than the guest model: userfaultfd write-protection in asynchronous
 // mode (the kernel marks a written page and lifts its protection itself, so no fault ever
 // reaches user space and the writer runs at full speed after its first write to a page),
-// read and re-armed in one PAGEMAP_SCAN ioctl per look. Needs Linux 6.7+ (both features);
-// on an older kernel create() says so.
+// read and re-armed in one PAGEMAP_SCAN ioctl per look (Linux 6.7+). Where the kernel has
+// only synchronous write-protection (5.7+; 5.14+ to populate the region first), each first
+// write to a page in a round stops its writer for a fault that a handler thread records and
+// resolves: correct, slower for the writer. create() picks what the kernel offers.
 //
 // A DirtyTracker: SourceMigration can migrate such a region with it (the live-workload
 // example does).
@@ -16,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -24,12 +27,22 @@
 
 namespace pagewire::migration {
 
+enum class WriteTracking : std::uint8_t {
+  kAuto,          // asynchronous where the kernel has it, else synchronous
+  kAsynchronous,  // UFFD_FEATURE_WP_ASYNC + PAGEMAP_SCAN, or an error
+  kSynchronous,   // a fault per first write to a page in a round, handled by a thread
+};
+
+class WriteFaultHandler;
+
 class WriteTracker final : public DirtyTracker {
  public:
   // Tracks `region`: page-aligned private anonymous memory (mmap'd, not DPDK's hugepages),
   // reported in pages of `page_size` bytes (a multiple of the system's page size). Every
   // page counts as clean from here on, populated or not.
-  static Result<WriteTracker> create(std::span<std::byte> region, std::size_t page_size);
+  // Synchronous tracking populates every page of the region first (without changing it).
+  static Result<WriteTracker> create(std::span<std::byte> region, std::size_t page_size,
+                                     WriteTracking mode = WriteTracking::kAuto);
 
   WriteTracker(WriteTracker&& other) noexcept;
   WriteTracker& operator=(WriteTracker&&) = delete;
@@ -43,15 +56,18 @@ class WriteTracker final : public DirtyTracker {
   void stop() override {}  // the destructor lifts the protection
 
   std::uint64_t pages() const { return region_.size() / page_size_; }
+  WriteTracking mode() const { return synchronous_ ? WriteTracking::kSynchronous : WriteTracking::kAsynchronous; }
 
  private:
-  WriteTracker(std::span<std::byte> region, int uffd, int pagemap, std::size_t page_size)
-      : region_(region), uffd_(uffd), pagemap_(pagemap), page_size_(page_size) {}
+  WriteTracker(std::span<std::byte> region, int uffd, int pagemap, std::size_t page_size);
+  Status arm(WriteTracking mode);
+  Status scan(DirtyPages& pages);  // the asynchronous look
 
   std::span<std::byte> region_;
   int uffd_ = -1;
   int pagemap_ = -1;
   std::size_t page_size_;
+  std::unique_ptr<WriteFaultHandler> synchronous_;  // null in asynchronous mode
 };
 
 }  // namespace pagewire::migration

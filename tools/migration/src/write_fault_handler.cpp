@@ -1,0 +1,88 @@
+#include "write_fault_handler.hpp"
+
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+namespace pagewire::migration {
+
+Result<std::unique_ptr<WriteFaultHandler>> WriteFaultHandler::start(int uffd, std::span<std::byte> region,
+                                                                    std::size_t page_size) {
+  const int stop_fd = eventfd(0, EFD_CLOEXEC);
+  if (stop_fd < 0) return make_error(ErrorCode::kSystem, std::string("write tracking: eventfd: ") + std::strerror(errno));
+  std::unique_ptr<WriteFaultHandler> handler(new WriteFaultHandler(uffd, stop_fd, region, page_size));
+  handler->thread_ = std::thread([h = handler.get()] { h->serve(); });
+  return handler;
+}
+
+WriteFaultHandler::WriteFaultHandler(int uffd, int stop_fd, std::span<std::byte> region, std::size_t page_size)
+    : uffd_(uffd), stop_fd_(stop_fd), region_(region), page_size_(page_size),
+      written_((region.size() / page_size + 63) / 64) {}
+
+WriteFaultHandler::~WriteFaultHandler() {
+  const std::uint64_t one = 1;
+  if (write(stop_fd_, &one, sizeof one) != sizeof one) std::abort();  // the thread would never end
+  thread_.join();
+  close(stop_fd_);
+}
+
+Status WriteFaultHandler::protect(std::uint64_t first_page, std::uint64_t count, bool write_protect) const {
+  uffdio_writeprotect change{
+      .range = {reinterpret_cast<std::uintptr_t>(region_.data()) + first_page * page_size_, count * page_size_},
+      .mode = write_protect ? static_cast<std::uint64_t>(UFFDIO_WRITEPROTECT_MODE_WP) : 0};
+  if (ioctl(uffd_, UFFDIO_WRITEPROTECT, &change) != 0) {
+    return make_error(ErrorCode::kSystem, std::string("write tracking: UFFDIO_WRITEPROTECT: ") + std::strerror(errno));
+  }
+  return Ok{};
+}
+
+void WriteFaultHandler::serve() {
+  const auto base = reinterpret_cast<std::uintptr_t>(region_.data());
+  std::array<pollfd, 2> watched{pollfd{uffd_, POLLIN, 0}, pollfd{stop_fd_, POLLIN, 0}};
+  std::array<uffd_msg, 32> messages{};
+  while (true) {
+    if (poll(watched.data(), watched.size(), -1) < 0 && errno != EINTR) break;
+    if (watched[1].revents != 0) return;
+    const ssize_t bytes = read(uffd_, messages.data(), sizeof messages);
+    if (bytes < 0) continue;  // EAGAIN: another wake-up took it
+    for (std::size_t m = 0; m < static_cast<std::size_t>(bytes) / sizeof(uffd_msg); ++m) {
+      const uffd_msg& message = messages[m];
+      if (message.event != UFFD_EVENT_PAGEFAULT || (message.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) == 0) continue;
+      const std::uint64_t page = (message.arg.pagefault.address - base) / page_size_;
+      std::lock_guard hold(order_);
+      written_[page / 64] |= std::uint64_t{1} << (page % 64);
+      if (!protect(page, 1, false)) failed_.store(true);  // lifting it also wakes the writer
+    }
+  }
+}
+
+Status WriteFaultHandler::collect(DirtyPages& pages) {
+  if (failed_.load()) return make_error(ErrorCode::kSystem, "write tracking: a write fault could not be resolved");
+  std::lock_guard hold(order_);
+  for (std::size_t w = 0; w < written_.size(); ++w) {
+    const std::uint64_t bits = std::exchange(written_[w], 0);
+    if (bits == 0) continue;
+    if (Status marked = pages.merge_bitmap(w * 64, std::span(&bits, 1), std::min<std::uint64_t>(64, pages.pages() - w * 64));
+        !marked) {
+      return marked;
+    }
+    // Protect the word's pages again, a run of set bits at a time.
+    for (std::uint64_t rest = bits; rest != 0;) {
+      const unsigned first = static_cast<unsigned>(__builtin_ctzll(rest));
+      const std::uint64_t from_first = rest >> first;
+      const unsigned run = from_first == ~std::uint64_t{0} ? 64 - first : static_cast<unsigned>(__builtin_ctzll(~from_first));
+      if (Status again = protect(w * 64 + first, run, true); !again) return again;
+      rest &= run + first >= 64 ? 0 : ~std::uint64_t{0} << (first + run);
+    }
+  }
+  return Ok{};
+}
+
+}  // namespace pagewire::migration
