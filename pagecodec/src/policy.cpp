@@ -75,7 +75,8 @@ void blend(double* estimate, double sample) {
 }  // namespace
 
 double DeflateAdvisor::wire_seconds_per_byte(double ratio) const {
-  const double link = policy_.link_bytes_per_second > 0 ? policy_.link_bytes_per_second : measured_link_;
+  double link = policy_.link_bytes_per_second > 0 ? policy_.link_bytes_per_second : measured_link_;
+  if (send_cap_ > 0) link = link > 0 ? std::min(link, send_cap_) : send_cap_;  // 0 measured: unknown, not fast
   return link > 0 ? ratio / link : 0;
 }
 

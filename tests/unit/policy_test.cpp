@@ -63,6 +63,22 @@ TEST(DeflateAdvisor, LessCpuBudgetMeansLessDeflate) {
   EXPECT_LT(fifth.deflate_rate(), fifth.raw_rate());
 }
 
+// The sender's own cap bounds the link: unmeasured (0) it is the link; measured faster, the
+// cap still wins; measured slower, the measurement does.
+TEST(DeflateAdvisor, TheSendersOwnCapBoundsTheLink) {
+  DeflateAdvisor capped({.enabled = true, .link_bytes_per_second = 0, .cpu_budget = 1});
+  teach(&capped);
+  EXPECT_GT(capped.raw_rate(), 1e9) << "nothing known of the link: raw goes at the core's speed";
+  capped.set_send_cap(0.125e9);  // 1 Gbit/s
+  EXPECT_NEAR(capped.raw_rate(), 0.125e9, 1e6);
+  EXPECT_GT(capped.deflate_rate(), capped.raw_rate());
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(capped.should_deflate());
+  capped.set_measured_link(3e9);
+  EXPECT_NEAR(capped.raw_rate(), 0.125e9, 1e6) << "a faster path does not lift our own cap";
+  capped.set_measured_link(0.05e9);
+  EXPECT_NEAR(capped.raw_rate(), 0.05e9, 1e6) << "a slower path is the bound";
+}
+
 TEST(DeflateAdvisor, IncompressibleDataStopsDeflating) {
   DeflateAdvisor advisor({.enabled = true, .link_bytes_per_second = 0.1e9, .cpu_budget = 1});
   for (int i = 0; i < 50; ++i) {

@@ -50,6 +50,7 @@ SourceStream::SourceStream(std::uint16_t index, QueueRef queue, const Path& path
                      encoder_.config().policy.adaptive.link_bytes_per_second == 0) {
   resend_.reserve(kMaxResendPages);
   resending_.reserve(kMaxResendPages);
+  encoder_.set_send_cap(tuning.rate_bytes_per_second);  // the adaptive policy sees our own cap
   clear_payload_.resize(payload_bytes);
   counters_.path_mtu = path_mtu_;
 }

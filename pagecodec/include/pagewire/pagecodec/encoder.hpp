@@ -127,6 +127,8 @@ class Encoder {
   // What the path delivers for this encoder's stream, for the adaptive policy when it was
   // given no link rate (AdaptivePolicy::link_bytes_per_second 0); 0: not known yet.
   void set_measured_link_rate(double bytes_per_second) { advisor_.set_measured_link(bytes_per_second); }
+  // The stream's own rate cap, bytes per second (0: none): DeflateAdvisor::set_send_cap.
+  void set_send_cap(double bytes_per_second) { advisor_.set_send_cap(bytes_per_second); }
 
  private:
   Encoder(const EncoderConfig& config, DeltaCache cache, DeflateCompressor compressor, DuplicateIndex index);

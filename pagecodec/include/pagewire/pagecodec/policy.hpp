@@ -70,6 +70,10 @@ class DeflateAdvisor {
   // What the path delivers, bytes per second, when AdaptivePolicy::link_bytes_per_second is
   // 0; 0: not known yet (unbounded).
   void set_measured_link(double bytes_per_second) { measured_link_ = bytes_per_second; }
+  // The sender's own rate cap (a token bucket, as QEMU's max-bandwidth), bytes per second;
+  // 0: none. The link is taken as no faster than it, whatever was measured or configured:
+  // under a cap, deflate pays wherever it shrinks pages faster than the cap drains them.
+  void set_send_cap(double bytes_per_second) { send_cap_ = bytes_per_second; }
 
   // Input bytes per second each choice sustains on this core and link share; 0 = unknown.
   double deflate_rate() const;
@@ -81,6 +85,7 @@ class DeflateAdvisor {
   double deflate_ratio_ = 0;
   double raw_seconds_per_byte_ = 0;
   double measured_link_ = 0;
+  double send_cap_ = 0;
   std::uint32_t batches_since_deflate_ = 0;
   // Seconds per input byte the link takes at `ratio` wire bytes per input byte; 0 unbounded.
   double wire_seconds_per_byte(double ratio) const;
