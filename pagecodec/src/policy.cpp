@@ -95,11 +95,15 @@ double DeflateAdvisor::raw_rate() const {
 bool DeflateAdvisor::should_deflate() {
   if (!policy_.enabled) return true;
   const double deflate = deflate_rate();
-  if (deflate == 0 || deflate > raw_rate() || ++batches_since_deflate_ >= kProbeInterval) {
+  if (deflate == 0 || deflate > raw_rate()) {
     batches_since_deflate_ = 0;
+    probe_interval_ = kProbeInterval;  // once raw wins again, probe soon
     return true;
   }
-  return false;
+  if (++batches_since_deflate_ < probe_interval_) return false;
+  batches_since_deflate_ = 0;
+  probe_interval_ = std::min(2 * probe_interval_, kMaxProbeInterval);
+  return true;
 }
 
 void DeflateAdvisor::record_deflate(std::uint64_t input_bytes, std::uint64_t output_bytes,
