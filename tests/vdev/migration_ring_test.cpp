@@ -8,6 +8,7 @@
 #include <atomic>
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -345,6 +346,57 @@ TEST(MigrationRing, AFailedDirtyCollectAbortsWithTheGuestRunning) {
 
 TEST(MigrationRing, ARefusedCommitResumesTheSourceGuest) {
   expect_clean_abort_when("commit", {"commit", "resume", "stop", "returned"}, ErrorCode::kCommitRefused);
+}
+
+// Drops the first `count` frames of `type` that cross the link (untagged IPv4/UDP frames: the
+// type byte sits after the Ethernet, IP and UDP headers and FrameHeader's magic and version).
+std::function<bool(std::span<const std::byte>)> drop_first(transport::FrameType type, int count,
+                                                           std::atomic<int>* dropped) {
+  constexpr std::size_t kTypeOffset = 14 + 20 + 8 + 5;
+  return [=](std::span<const std::byte> frame) {
+    if (frame.size() <= kTypeOffset || frame[kTypeOffset] != static_cast<std::byte>(type)) return false;
+    if (dropped->load() >= count) return false;
+    ++*dropped;
+    return true;
+  };
+}
+
+// The destination's acknowledgement of COMMIT is lost, three times: the source asks again
+// and the destination, lingering, answers again. One commit, one owner: the destination.
+TEST(MigrationRing, ALostCommitAcknowledgementIsAskedForAgain) {
+  std::atomic<int> dropped{0};
+  rigs::LinkImpairment lossy;
+  lossy.drop_if = drop_first(transport::FrameType::kCommitAck, 3, &dropped);
+  Scenario scenario;
+  scenario.guest.pages_per_second = 20000;
+  scenario.impairment = &lossy;
+  const Outcome outcome = migrate(scenario);
+  ASSERT_TRUE(outcome.report.ok()) << outcome.report.error().message;
+  EXPECT_EQ(dropped.load(), 3);
+  EXPECT_TRUE(outcome.regions_equal);
+  EXPECT_EQ(outcome.destination_error, "");
+  EXPECT_EQ(std::count(outcome.hook_calls.begin(), outcome.hook_calls.end(), "commit"), 1)
+      << "the commit action runs once, however often COMMIT is asked";
+  EXPECT_EQ(outcome.writes_after, 0u) << "the source guest stays paused: it runs on the destination";
+}
+
+// The destination refuses the commit and its refusal (three ABORTs) is lost: the source asks
+// again and hears the refusal again, instead of an unknown outcome. The guest runs on at
+// the source.
+TEST(MigrationRing, ALostCommitRefusalIsAskedForAgain) {
+  std::atomic<int> dropped{0};
+  rigs::LinkImpairment lossy;
+  lossy.drop_if = drop_first(transport::FrameType::kAbort, 3, &dropped);
+  Scenario scenario;
+  scenario.guest.pages_per_second = 20000;
+  scenario.impairment = &lossy;
+  scenario.failing_hook = "commit";
+  scenario.migration.verify_timeout_ms = 3000;
+  const Outcome outcome = migrate(scenario);
+  ASSERT_FALSE(outcome.report.ok());
+  EXPECT_EQ(dropped.load(), 3);
+  EXPECT_EQ(outcome.report.error().code, ErrorCode::kCommitRefused) << outcome.report.error().message;
+  EXPECT_GT(outcome.writes_after, 0u) << "the guest runs on at the source";
 }
 
 // Stream cores: every stream of both ends on an lcore of its own, through a middlebox that

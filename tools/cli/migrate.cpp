@@ -349,9 +349,13 @@ class ProgressLine {
   bool drawn_ = false;
 };
 
+// Exit codes: 0 migrated; 1 failed, the guest runs on the source; 2 usage; 3 the outcome is
+// unknown (COMMIT sent, never answered): the guest stays paused on the source.
+constexpr int kExitOutcomeUnknown = 3;
+
 int fail(const char* role, const std::string& message, bool json) {
   if (json) {
-    std::cout << nlohmann::json{{"event", "failed"}, {"role", role}, {"error", message}}.dump() << std::endl;
+    std::cout << nlohmann::json{{"event", "failed"}, {"role", role}, {"outcome", "failed"}, {"error", message}}.dump() << std::endl;
   }
   std::cerr << "pagewire " << role << ": " << message << "\n";
   return 1;
@@ -611,6 +615,16 @@ int source(const std::vector<std::string>& args) {
               << r.throttle * 100 << "%  " << encoding_mix(r.pages_by_encoding) << std::endl;
   }, o.json ? std::function<void(const migration::RoundProgress&)>{} : draw_progress);
   progress.clear();
+  if (!report && report.error().code == ErrorCode::kCommitUnknown) {
+    if (o.json) {
+      std::cout << nlohmann::json{{"event", "failed"}, {"role", "src"}, {"outcome", "unknown"},
+                                  {"error", report.error().message}}
+                       .dump()
+                << std::endl;
+    }
+    std::cerr << "pagewire src: outcome unknown: " << report.error().message << "\n";
+    return kExitOutcomeUnknown;
+  }
   if (!report) return fail("src", report.error().message, o.json);
   // The side that started closes last: the destination answers repeats for a moment after
   // the commit, and memif's PMD unmaps its rings under a peer still polling them.

@@ -775,7 +775,9 @@ class DestinationSession::Responder final : public ControlResponder {
     if (frame.type == FrameType::kCommit && can_verify_) {
       commit_requested_ = true;
       commit_seq_ = frame.seq;
-      if (commit_acknowledged_) send_commit_ack(frame.seq);  // our acknowledgement was lost
+      // Our answer was lost: the source asks again, and gets the same one.
+      if (commit_acknowledged_) send_commit_ack(frame.seq);
+      if (!refusal_.empty()) send_refusal(frame.seq);
       return;
     }
     if (frame.type == FrameType::kHello) send_hello_ack();
@@ -784,14 +786,15 @@ class DestinationSession::Responder final : public ControlResponder {
   // Control thread, while no stream core runs: ABORT in answer to the COMMIT, three times
   // as the source's own abort (a lost one is covered by the others).
   void refuse(const std::string& reason) {
-    const std::string text = reason.substr(0, 200);
-    for (int i = 0; i < 3; ++i) {
-      send_control(queue_, path_, FrameFields{.type = FrameType::kAbort, .stream = 0, .session = session_, .seq = commit_seq_},
-                   text.data(), static_cast<std::uint16_t>(text.size()), crypto_);
-    }
+    refusal_ = reason.substr(0, 200);
+    for (int i = 0; i < 3; ++i) send_refusal(commit_seq_);
   }
 
  private:
+  void send_refusal(std::uint32_t seq) {
+    send_control(queue_, path_, FrameFields{.type = FrameType::kAbort, .stream = 0, .session = session_, .seq = seq},
+                 refusal_.data(), static_cast<std::uint16_t>(refusal_.size()), crypto_);
+  }
   void send_commit_ack(std::uint32_t seq) {
     send_control(queue_, path_, FrameFields{.type = FrameType::kCommitAck, .stream = 0, .session = session_, .seq = seq},
                  nullptr, 0, crypto_);
@@ -811,6 +814,7 @@ class DestinationSession::Responder final : public ControlResponder {
   bool can_verify_ = false;
   bool commit_requested_ = false;
   bool commit_acknowledged_ = false;
+  std::string refusal_;  // the commit was refused, and why: repeated to a repeated COMMIT
   std::uint32_t commit_seq_ = 0;
   std::string aborted_;
   std::atomic<bool> was_aborted_{false};

@@ -46,6 +46,11 @@ Result<std::vector<std::byte>> DestinationMigration::device_state() const {
   return std::vector<std::byte>(state + sizeof length, state + sizeof length + length);
 }
 
+void DestinationMigration::refuse(const std::string& reason) {
+  session_.refuse_commit(reason);
+  session_.linger();  // a source that missed the refusal asks again, and hears it again
+}
+
 Result<ReceiveReport> DestinationMigration::run(const CommitHook& on_commit, std::uint32_t commit_timeout_ms) {
   if (auto finished = session_.run_until_finished(); !finished) return finished.error();
   ReceiveReport report;
@@ -60,7 +65,7 @@ Result<ReceiveReport> DestinationMigration::run(const CommitHook& on_commit, std
   report.digest = to_hex(ours);
   auto state = device_state();
   if (!state) {
-    session_.refuse_commit(state.error().message);
+    refuse(state.error().message);
     return state.error();
   }
   report.device_state = std::move(state).value();
@@ -70,7 +75,7 @@ Result<ReceiveReport> DestinationMigration::run(const CommitHook& on_commit, std
                                .device_state = report.device_state,
                                .digest = report.digest};
     if (Status taken = on_commit(image); !taken) {
-      session_.refuse_commit("the destination's commit hook failed: " + taken.error().message);
+      refuse("the destination's commit hook failed: " + taken.error().message);
       return make_error(ErrorCode::kHook, "commit hook: " + taken.error().message +
                                               "; the commit was refused and the guest keeps running on the source");
     }

@@ -193,19 +193,24 @@ rte_mbuf* Middlebox::scatter(const rte_mbuf* mbuf) {
   return head;
 }
 
+std::span<const std::byte> Middlebox::whole_frame(const rte_mbuf* mbuf) {
+  if (mbuf->next == nullptr) return {rte_pktmbuf_mtod(mbuf, const std::byte*), rte_pktmbuf_data_len(mbuf)};
+  // A frame carrying pages by reference: seen whole, copied out of its chain.
+  tap_copy_.resize(rte_pktmbuf_pkt_len(mbuf));
+  transport::copy_bytes(mbuf, 0, rte_pktmbuf_pkt_len(mbuf), tap_copy_.data());
+  return tap_copy_;
+}
+
 std::size_t Middlebox::forward(Direction& d, std::uint64_t now) {
   void* burst[32];
   const unsigned n = rte_ring_dequeue_burst(d.in, burst, 32, nullptr);
   for (unsigned i = 0; i < n; ++i) {
     auto* mbuf = static_cast<rte_mbuf*>(burst[i]);
-    if (tap_) {
-      if (mbuf->next == nullptr) {
-        tap_({rte_pktmbuf_mtod(mbuf, const std::byte*), rte_pktmbuf_data_len(mbuf)});
-      } else {  // a frame carrying pages by reference: the tap sees it whole
-        tap_copy_.resize(rte_pktmbuf_pkt_len(mbuf));
-        transport::copy_bytes(mbuf, 0, rte_pktmbuf_pkt_len(mbuf), tap_copy_.data());
-        tap_(tap_copy_);
-      }
+    if (tap_) tap_(whole_frame(mbuf));
+    if (impairment_.drop_if && impairment_.drop_if(whole_frame(mbuf))) {
+      ++counters_.filtered;
+      rte_pktmbuf_free(mbuf);
+      continue;
     }
     const transport::LinkHeader link = transport::link_header(mbuf);
     const auto* ip = rte_pktmbuf_mtod_offset(mbuf, const rte_ipv4_hdr*, link.bytes);

@@ -248,7 +248,8 @@ class DestinationSession {
   // repeat of it linger() sees). From here the source reports success.
   void acknowledge_commit();
   // After await_commit() succeeded, when the commit action failed: tells the source, which
-  // resumes its guest. The image must be discarded.
+  // resumes its guest, and (in linger(), to be called next) tells it again should it ask
+  // again. The image must be discarded.
   void refuse_commit(const std::string& reason);
   // As SourceSession's: exact while no stream core runs; published from any thread.
   SessionTotals totals() const;

@@ -54,6 +54,7 @@ class DestinationMigration {
   Result<ReceiveReport> run(const CommitHook& on_commit, std::uint32_t commit_timeout_ms);
 
  private:
+  void refuse(const std::string& reason);  // the commit, and stays to say so again
   // The device state the source put after the guest's pages, length first; checked.
   Result<std::vector<std::byte>> device_state() const;
 

@@ -46,13 +46,16 @@ struct LinkImpairment {
   // at most queue_limit_bytes (tail drop); 0 = no cap.
   double rate_bytes_per_second = 0;
   std::uint64_t queue_limit_bytes = 0;  // 0: what the rate sends in 20 ms
+  // Drops every frame (whole, as sent) for which this says so, on the forwarder's thread: a
+  // test losing exactly the frames it names. Empty: none.
+  std::function<bool(std::span<const std::byte>)> drop_if = nullptr;
 
   bool delays() const { return delay_us != 0 || jitter_us != 0 || rate_bytes_per_second != 0; }
 };
 
 struct MiddleboxCounters {
   std::atomic<std::uint64_t> forwarded{0}, cut{0}, scattered{0}, dropped{0}, burst_dropped{0}, queue_dropped{0}, duplicated{0},
-      reordered{0}, corrupted{0}, clamped{0};
+      reordered{0}, corrupted{0}, clamped{0}, filtered{0};
 };
 
 class Middlebox {
@@ -127,6 +130,7 @@ class Middlebox {
   std::atomic<bool> cut_{false};
   std::atomic<std::uint16_t> mtu_clamp_;
   std::thread thread_;
+  std::span<const std::byte> whole_frame(const rte_mbuf* mbuf);  // valid until the next call
   std::function<void(std::span<const std::byte>)> tap_;
   std::vector<std::byte> tap_copy_;
   rte_mempool* scatter_pool_ = nullptr;  // impairment_.scatter_bytes buffers  // a chained frame, whole, for the tap
