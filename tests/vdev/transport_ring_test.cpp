@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "pagewire/transport/frame.hpp"
+#include "pagewire/transport/handshake.hpp"
 #include "pagewire/transport/pre_shared_key.hpp"
 #include "pagewire/rigs/ring_pair.hpp"
 #include "ring_harness.hpp"
@@ -444,12 +445,14 @@ TEST(TransportRing, HandshakeRefusalsSayWhatDiffersOnBothSides) {
   auto destination_config = harness.config(1, 64, false);
   destination_config.page_size = 8192;
   destination_config.region_pages = 32;
+  destination_config.hello_timeout_ms = 1500;  // a refused HELLO does not end its wait
   auto result = migrate(harness, guest, destination, 0, harness.config(1, 64, true), destination_config);
   EXPECT_NE(result.source_error.find("refused"), std::string::npos) << result.source_error;
   EXPECT_NE(result.source_error.find("page size 4096 != destination's 8192"), std::string::npos) << result.source_error;
   EXPECT_NE(result.destination_error.find("page size"), std::string::npos) << result.destination_error;
 
   destination_config = harness.config(1, 32, false);  // a region too small for the source
+  destination_config.hello_timeout_ms = 1500;
   result = migrate(harness, guest, destination, 0, harness.config(1, 64, true), destination_config);
   EXPECT_NE(result.source_error.find("source region of 64 pages > destination region of 32 pages"),
             std::string::npos)
@@ -564,6 +567,35 @@ TEST(TransportRing, Vlan100TagsEveryFrameAndIgnoresOtherVlans) {
   EXPECT_GT(tagged.load(), 0u);
   EXPECT_EQ(untagged.load(), 0u);
   EXPECT_GE(drops(result.destination, FrameDrop::kNotForUs), 1u);
+}
+
+// A keyless destination is not ended by HELLOs that do not fit (a stranger's, or a source
+// configured for another page size): each is answered with REFUSE and counted, and the
+// real source, arriving after them, migrates.
+TEST(TransportRing, HellosThatDoNotFitNeitherEndNorTakeAKeylessDestination) {
+  Harness harness(2, {});
+  Bytes guest = make_guest(1024, 21);
+  Bytes destination(guest.size());
+  auto source_config = harness.config(2, 1024, true);
+  auto destination_config = harness.config(2, 1024, false);
+  SessionConfig other_pages = source_config;
+  other_pages.page_size = 2 * source_config.page_size;
+  const HelloPayload wrong = make_hello(other_pages, 9000);
+  Path from_source = source_config.path;
+  from_source.peer.mac = harness.destination_port().mac();
+  for (std::uint32_t session = 70; session < 73; ++session) {
+    rte_mbuf* hello = rte_pktmbuf_alloc(harness.source_port().pool());
+    std::memcpy(frame_payload(hello), &wrong, sizeof wrong);
+    finish_frame(hello, from_source, FrameFields{.type = FrameType::kHello, .stream = 0, .session = session},
+                 sizeof wrong);
+    ASSERT_EQ(parse_frame(hello, destination_config.path, 2, 0).drop, FrameDrop::kNone) << "a well-formed HELLO";
+    ASSERT_TRUE(harness.link().inject_to_b(hello));
+  }
+  const auto result = migrate(harness, guest, destination, 1, source_config, destination_config);
+  ASSERT_EQ(result.source_error, "");
+  ASSERT_EQ(result.destination_error, "");
+  EXPECT_TRUE(guest == destination);
+  EXPECT_EQ(drops(result.destination, FrameDrop::kRefusedHello), 3u) << "each refused HELLO counted";
 }
 
 // A route change mid-transfer: after the first round the path silently drops packets above

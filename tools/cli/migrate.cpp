@@ -287,6 +287,11 @@ Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
   for (const auto& warning : plan.warnings) {
     if (!o.json) std::cerr << role << ": placement: " << warning << "\n";
   }
+  // Without a key, anyone who can send to this port can start or disturb a session.
+  if (!o.json && config->pre_shared_key.empty() && !endpoint.port().memory_link()) {
+    std::cerr << role << ": warning: no pre-shared key on a network link: frames are neither authenticated nor "
+              << "encrypted (--psk-file; docs/protocol.md, \"What a keyless session cannot defend against\")\n";
+  }
   if (o.json) {
     // The port is started: its address (to find in a capture or a switch's table), and for
     // scripts the moment the device has settled (a tap PMD rewrites its kernel interface's

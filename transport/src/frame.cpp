@@ -43,8 +43,33 @@ std::string_view to_string(FrameDrop drop) {
     case FrameDrop::kBadTag: return "authentication failed";
     case FrameDrop::kReplayed: return "replayed";
     case FrameDrop::kNoMbuf: return "no mbuf to decrypt into";
+    case FrameDrop::kRefusedHello: return "HELLO refused";
   }
   return "?";
+}
+
+std::string_view counter_name(FrameDrop drop) {
+  switch (drop) {
+    case FrameDrop::kNone: return "none";
+    case FrameDrop::kNotIpv4: return "not_ipv4";
+    case FrameDrop::kNotForUs: return "not_for_us";
+    case FrameDrop::kBadIpHeader: return "bad_ip_header";
+    case FrameDrop::kNotUdp: return "not_udp";
+    case FrameDrop::kWrongPort: return "wrong_port";
+    case FrameDrop::kBadChecksum: return "bad_checksum";
+    case FrameDrop::kTruncated: return "truncated";
+    case FrameDrop::kBadMagic: return "bad_magic";
+    case FrameDrop::kBadVersion: return "bad_version";
+    case FrameDrop::kWrongSession: return "wrong_session";
+    case FrameDrop::kUnknownType: return "unknown_type";
+    case FrameDrop::kMultiSegment: return "multi_segment";
+    case FrameDrop::kSealMismatch: return "seal_mismatch";
+    case FrameDrop::kBadTag: return "bad_tag";
+    case FrameDrop::kReplayed: return "replayed";
+    case FrameDrop::kNoMbuf: return "no_mbuf";
+    case FrameDrop::kRefusedHello: return "refused_hello";
+  }
+  return "unknown";
 }
 
 namespace {

@@ -927,8 +927,11 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
           Path reply_path = config.path;
           if (learn_peer_mac) reply_path.peer.mac = source.mac;
           send_refusal(control, reply_path, frame.session, *refusal);
-          // A source that proved the key but does not fit ends the wait; a stranger does not.
-          return !key || refusal->reason != RefuseReason::kAuthentication;
+          // Answered and counted, and the wait goes on: one HELLO that does not fit, a
+          // stranger's or a misconfigured source's, must not end a destination that the
+          // real source has yet to reach.
+          count(FrameDrop::kRefusedHello);
+          return false;
         }
         // The session runs the smaller offer; the HELLO_ACK says which.
         source.streams = std::min(hello.streams.get(), config.streams);
@@ -964,7 +967,10 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
       });
   if (!chosen) {
     if (refusal) {
-      return make_error(ErrorCode::kRefused, "refused the source's session: " + refusal->message,
+      return make_error(ErrorCode::kRefused,
+                        "no session within " + std::to_string(config.hello_timeout_ms) + " ms: refused " +
+                            std::to_string(control_counters.drops[static_cast<std::size_t>(FrameDrop::kRefusedHello)]) +
+                            " HELLO(s), the last because " + refusal->message,
                         static_cast<std::uint32_t>(refusal->reason));
     }
     return make_error(ErrorCode::kPeerGone, "no HELLO to " + endpoint_text(config.path.local) + " within " +

@@ -58,7 +58,8 @@ void add_counters(rte_tel_data* d, const StreamSnapshot& s) {
   rte_tel_data_add_dict_u64(d, "peer_window", c.peer_window);
   rte_tel_data_add_dict_u64(d, "peak_in_flight", c.peak_in_flight);
   for (int drop = 1; drop < kFrameDropCount; ++drop) {
-    const std::string name = "drop_" + std::string(to_string(static_cast<FrameDrop>(drop)));
+    // DPDK's telemetry takes names of letters, digits and underscores only.
+    const std::string name = "drop_" + std::string(counter_name(static_cast<FrameDrop>(drop)));
     rte_tel_data_add_dict_u64(d, name.c_str(), c.drops[static_cast<std::size_t>(drop)]);
   }
   for (int e = 1; e < pagecodec::kEncodingCount; ++e) {

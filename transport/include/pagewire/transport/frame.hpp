@@ -81,9 +81,11 @@ enum class FrameDrop : std::uint8_t {
   kBadTag,         // the seal does not match: forged, corrupted, or another key
   kReplayed,       // an authentic frame seen before (or too old to tell)
   kNoMbuf,         // no mbuf to decrypt a shared frame into: the sender will resend it
+  kRefusedHello,   // a HELLO that does not fit (or fails authentication): answered REFUSE
 };
-inline constexpr int kFrameDropCount = 17;
-std::string_view to_string(FrameDrop drop);
+inline constexpr int kFrameDropCount = 18;
+std::string_view to_string(FrameDrop drop);  // words, for messages
+std::string_view counter_name(FrameDrop drop);  // an identifier, for telemetry and JSON
 
 struct ReceivedFrame {
   FrameDrop drop = FrameDrop::kNone;
