@@ -598,6 +598,22 @@ TEST(TransportRing, HellosThatDoNotFitNeitherEndNorTakeAKeylessDestination) {
   EXPECT_EQ(drops(result.destination, FrameDrop::kRefusedHello), 3u) << "each refused HELLO counted";
 }
 
+// A destination bound to a peer MAC (--peer-mac) takes a HELLO from that MAC only: the
+// harness binds every destination to its source's MAC (and those migrate); bound to
+// another, it hears the source's HELLOs as not its own and takes no session.
+TEST(TransportRing, ADestinationBoundToAnotherMacTakesNoHelloFromTheSource) {
+  Harness harness(1, {});
+  Bytes guest = make_guest(64, 22);
+  Bytes destination(guest.size());
+  auto source_config = harness.config(1, 64, true);
+  auto destination_config = harness.config(1, 64, false);
+  destination_config.path.peer.mac = rte_ether_addr{{0x02, 0, 0, 0, 0, 0x99}};
+  source_config.hello_timeout_ms = destination_config.hello_timeout_ms = 1500;
+  const auto result = migrate(harness, guest, destination, 0, source_config, destination_config);
+  EXPECT_NE(result.source_error.find("no answer to HELLO"), std::string::npos) << result.source_error;
+  EXPECT_NE(result.destination_error.find("not addressed to us"), std::string::npos) << result.destination_error;
+}
+
 // A route change mid-transfer: after the first round the path silently drops packets above
 // 1500 bytes (no ICMP, as a tunnel that loses DF packets). Each stream notices its frames
 // vanish while small probes pass, searches for the new MTU, and sends what it holds in

@@ -53,7 +53,7 @@ struct LinkOptions {
   std::uint32_t page_size = 4096;
   std::uint16_t streams = 1;
   std::uint16_t mtu = 9000;
-  std::string local_ip, peer_ip, gateway;
+  std::string local_ip, peer_ip, gateway, peer_mac;
   std::uint16_t udp_port = 47000;
   std::uint16_t vlan = 0;
   std::uint64_t max_state_kib = 64;
@@ -91,6 +91,9 @@ void add_link_options(po::options_description& d, LinkOptions& o, bool source) {
       ("local-ip", po::value(&o.local_ip)->default_value(source ? "10.0.0.1" : "10.0.0.2"), "this end's IPv4 address")
       ("peer-ip", po::value(&o.peer_ip)->default_value(source ? "10.0.0.2" : "10.0.0.1"), "the other end's IPv4 address")
       ("gateway", po::value(&o.gateway)->default_value(""), "next-hop router (source); empty: the peer is on-link")
+      ("peer-mac", po::value(&o.peer_mac),
+       "the next hop's MAC towards the peer (the peer's own on one link), e.g. 02:00:00:00:00:01: the source "
+       "skips ARP, the destination takes a HELLO only from it. Default: ARP, and the HELLO's sender")
       ("udp-port", po::value(&o.udp_port)->default_value(o.udp_port), "first UDP port (stream s uses +s)")
       ("vlan", po::value(&o.vlan)->default_value(o.vlan), "802.1Q VLAN of this end's link, 1..4094; 0: untagged")
       ("max-state-kib", po::value(&o.max_state_kib)->default_value(o.max_state_kib), "room for device state")
@@ -247,6 +250,11 @@ Result<migration::LinkConfig> link_config(const LinkOptions& o, const char* role
   auto stream_cpus = parse_cpu_list("cores", o.cores);
   if (!stream_cpus) return stream_cpus.error();
   migration::LinkConfig c;
+  if (!o.peer_mac.empty()) {
+    auto mac = migration::parse_mac(o.peer_mac, "--peer-mac");
+    if (!mac) return mac.error();
+    c.peer_mac = *mac;
+  }
   c.vdev = o.vdev;
   c.pci = o.pci;
   c.name = role;

@@ -102,7 +102,7 @@ Result<rte_ether_addr> resolve_mac(const QueueRef& queue, const Endpoint& local,
     }
   }
   return make_error("no ARP reply from " + ip_text(ip) + " after " + std::to_string(tries) +
-                    " requests: is the next hop up and the address right? (a static peer MAC skips ARP)");
+                    " requests: is the next hop up and the address right? (--peer-mac, a static peer MAC, skips ARP)");
 }
 
 }  // namespace pagewire::transport

@@ -908,6 +908,12 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
         PendingSource source;
         source.session = frame.session;
         source.mac = rte_pktmbuf_mtod(*mbuf, const rte_ether_hdr*)->src_addr;  // the last hop
+        // Bound to a peer MAC (the source's, or the last router's): HELLOs from elsewhere
+        // are not for us.
+        if (!learn_peer_mac && !rte_is_same_ether_addr(&source.mac, &config.path.peer.mac)) {
+          count(FrameDrop::kNotForUs);
+          return false;
+        }
         source.region_pages = hello.region_pages.get();
         refusal = check_hello(hello, config);
         HelloAuth source_auth{};

@@ -108,6 +108,18 @@ Result<std::uint32_t> parse_ipv4(const std::string& text, const std::string& wha
   return a << 24 | b << 16 | c << 8 | d;
 }
 
+Result<std::array<std::uint8_t, 6>> parse_mac(const std::string& text, const std::string& what) {
+  std::array<unsigned, 6> parts{};
+  char extra = 0;
+  if (std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &parts[0], &parts[1], &parts[2], &parts[3], &parts[4],
+                  &parts[5], &extra) != 6) {
+    return make_error(ErrorCode::kConfiguration, what + " " + text + ": expected a MAC address like 02:00:00:00:00:01");
+  }
+  std::array<std::uint8_t, 6> mac{};
+  for (std::size_t i = 0; i < mac.size(); ++i) mac[i] = static_cast<std::uint8_t>(parts[i]);
+  return mac;
+}
+
 Result<Link> Link::open(const LinkConfig& c) {
   if (Status valid = check(c); !valid) return valid.error();
   auto security = security_of(c);
@@ -132,6 +144,7 @@ Result<Link> Link::open(const LinkConfig& c) {
   s.streams = c.streams;
   s.path.local = transport::Endpoint{parts->port->mac(), c.local_ip, c.udp_port, c.vlan};
   s.path.peer = transport::Endpoint{{}, c.peer_ip, c.udp_port};  // resolved by ARP / learnt from HELLO
+  std::copy(c.peer_mac.begin(), c.peer_mac.end(), s.path.peer.mac.addr_bytes);
   s.next_hop_ip = c.gateway_ip;
   s.hello_timeout_ms = c.timeout_ms;
   s.security = std::move(security).value();

@@ -46,6 +46,10 @@ struct LinkConfig {
   std::uint32_t local_ip = 0;      // IPv4, host byte order
   std::uint32_t peer_ip = 0;
   std::uint32_t gateway_ip = 0;    // source: next-hop router; 0: the peer is on this link
+  // The next hop's MAC towards the peer (the peer's own on one link); all zero: the source
+  // asks ARP and the destination answers whichever MAC the HELLO came from. Set, the source
+  // skips ARP and the destination takes a HELLO only from this MAC.
+  std::array<std::uint8_t, 6> peer_mac{};
   std::uint16_t udp_port = 47000;  // stream s uses udp_port + s
   std::uint16_t vlan = 0;          // 802.1Q VLAN, 1..4094; 0: untagged
   // Both ends' pre-shared key (at least 32 bytes), or none: then nothing is authenticated.
@@ -58,8 +62,9 @@ struct LinkConfig {
   std::uint32_t timeout_ms = 120000;   // for the port to start, the link, and the peer's HELLO
 };
 
-// Parses "10.0.0.1" for LinkConfig; the message names `what`.
+// Parse "10.0.0.1" and "02:00:00:00:00:01" for LinkConfig; the message names `what`.
 Result<std::uint32_t> parse_ipv4(const std::string& text, const std::string& what);
+Result<std::array<std::uint8_t, 6>> parse_mac(const std::string& text, const std::string& what);
 
 class Link {
  public:
