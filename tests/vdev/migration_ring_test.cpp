@@ -433,6 +433,36 @@ TEST(MigrationRing, TwoStreamCoresPerSideThroughLossAndReordering) { expect_stre
 
 TEST(MigrationRing, ThreeStreamCoresPerSideThroughLossAndReordering) { expect_streams_on_their_own_cores(3); }
 
+// Harsher paths, byte for byte: 5 % random loss; and a long-distance path (150 ms RTT)
+// that also loses 1 % and reorders 1 %, while the guest writes.
+TEST(MigrationRing, FivePercentLossArrivesByteForByte) {
+  rigs::LinkImpairment lossy;
+  lossy.drop = 0.05;
+  Scenario scenario;
+  scenario.guest.pages_per_second = 20000;
+  scenario.impairment = &lossy;
+  const Outcome outcome = migrate(scenario);
+  ASSERT_TRUE(outcome.report.ok()) << outcome.report.error().message;
+  EXPECT_TRUE(outcome.regions_equal) << "destination memory differs from the source";
+  EXPECT_GT(outcome.source_totals.streams.retransmits_sack + outcome.source_totals.streams.retransmits_timeout, 0u);
+}
+
+TEST(MigrationRing, A150MsPathWithLossAndReorderingArrivesByteForByte) {
+  rigs::LinkImpairment far;
+  far.delay_us = 75000;
+  far.drop = 0.01;
+  far.reorder = 0.01;
+  Scenario scenario;
+  scenario.guest_mib = 16;
+  scenario.guest.pages_per_second = 2000;
+  scenario.impairment = &far;
+  scenario.emulated_network = true;
+  const Outcome outcome = migrate(scenario);
+  ASSERT_TRUE(outcome.report.ok()) << outcome.report.error().message;
+  EXPECT_TRUE(outcome.regions_equal) << "destination memory differs from the source";
+  EXPECT_GE(outcome.source_totals.streams.srtt_us, 140000u) << "the path's round trip was felt";
+}
+
 // The destination answers the handshake and a few frames, then nothing: the migration
 // fails, says so, and the guest keeps running on the source.
 void expect_guest_runs_on_after_a_silent_destination(Scenario scenario, const std::string& why) {
