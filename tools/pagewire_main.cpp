@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "pagewire/version.h"
 
 namespace po = boost::program_options;
 using namespace pagewire;
@@ -26,7 +27,11 @@ constexpr const char* kUsage =
     "  bench qemu    QEMU and pagewire migrate the same image, interleaved: total, downtime, ratio\n"
     "  bench track   what tracking a live workload's writes (userfaultfd) costs it and each look\n"
     "  topo          the core, queue and memory placement for a number of streams and a port\n"
-    "Run 'pagewire <command> --help' for its options.\n";
+    "Run 'pagewire <command> --help' for its options; 'pagewire --version' for the version.\n";
+
+constexpr const char* kBenchUsage =
+    "usage: pagewire bench <codec|transport|sweep|plot|cost|qemu|track> [options]\n"
+    "Run 'pagewire bench <name> --help' for its options.\n";
 
 }  // namespace
 
@@ -35,6 +40,14 @@ int main(int argc, char** argv) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::cout << kUsage;
     return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "--version" || args[0] == "version") {
+    std::cout << "pagewire " << PAGEWIRE_VERSION_STRING << " (API " << PAGEWIRE_API_VERSION << ")\n";
+    return 0;
+  }
+  if (args[0] == "bench" && (args.size() == 1 || args[1] == "--help" || args[1] == "-h")) {
+    std::cout << kBenchUsage;
+    return args.size() == 1 ? 2 : 0;
   }
   try {
     const std::string command = args[0];
@@ -64,6 +77,10 @@ int main(int argc, char** argv) {
     }
     if (command == "bench" && args.size() >= 2 && args[1] == "codec") {
       return cli::bench_codec({args.begin() + 2, args.end()});
+    }
+    if (command == "bench") {
+      std::cerr << "pagewire bench: unknown benchmark '" << args[1] << "'\n" << kBenchUsage;
+      return 2;
     }
     std::cerr << "pagewire: unknown command '" << command << "'\n" << kUsage;
     return 2;

@@ -1,5 +1,6 @@
 // pagewire image create | stats | digest: reference memory images as files.
 #include <boost/program_options.hpp>
+#include <sys/stat.h>
 
 #include <iomanip>
 #include <iostream>
@@ -18,7 +19,7 @@ int image(const std::vector<std::string>& args) {
   std::string action, path, profile_name = "idle-vm";
   std::uint64_t size_mib = 1024, seed = 1;
   std::uint32_t page_size = 4096;
-  bool json = false;
+  bool json = false, force = false;
   po::options_description d("image options");
   d.add_options()
       ("help,h", "show this help")
@@ -28,6 +29,7 @@ int image(const std::vector<std::string>& args) {
       ("size-mib", po::value(&size_mib)->default_value(size_mib), "create: size in MiB")
       ("seed", po::value(&seed)->default_value(seed), "create: content seed")
       ("page-size", po::value(&page_size)->default_value(page_size), "guest page size")
+      ("force", po::bool_switch(&force), "create: replace an existing file")
       ("json", po::bool_switch(&json), "stats and digest as JSON");
   po::positional_options_description positional;
   positional.add("action", 1).add("file", 1);
@@ -43,6 +45,14 @@ int image(const std::vector<std::string>& args) {
     auto profile = sim::parse_profile(profile_name);
     if (!profile) {
       std::cerr << "pagewire: " << profile.error().message << "\n";
+      return 2;
+    }
+    if (struct stat existing {}; !force && ::stat(path.c_str(), &existing) == 0) {
+      std::cerr << "pagewire image create: " << path << " exists; --force replaces it\n";
+      return 1;
+    }
+    if (size_mib == 0 || size_mib > (1u << 30)) {
+      std::cerr << "pagewire image create: --size-mib " << size_mib << ": expected 1 to 1073741824 (1 PiB)\n";
       return 2;
     }
     if (auto status = sim::create_image_file(path, size_mib << 20, page_size, *profile, seed); !status) {

@@ -534,7 +534,10 @@ int source(const std::vector<std::string>& args) {
   if (!image_file.empty()) {
     // The image's size is the guest's: a whole number of MiB, as the destination's --size-mib.
     struct stat info {};
-    if (::stat(image_file.c_str(), &info) != 0 || info.st_size <= 0 || info.st_size % (1 << 20) != 0) {
+    if (::stat(image_file.c_str(), &info) != 0) {
+      return fail("src", "--image " + image_file + ": cannot read it: " + std::strerror(errno), o.json);
+    }
+    if (info.st_size <= 0 || info.st_size % (1 << 20) != 0) {
       return fail("src", "--image " + image_file + ": expected a non-empty file of a whole number of MiB", o.json);
     }
     o.size_mib = static_cast<std::uint64_t>(info.st_size) >> 20;

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The CLI's edges as a new user meets them: a version, help for `bench`, an unknown
+# benchmark named, an image never overwritten unless asked, a missing --image said so.
+set -u
+pw=$1
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+"$pw" --version | grep -Eq '^pagewire [0-9]+\.[0-9]+\.[0-9]+ \(API [0-9]+\)$' || fail "--version: $("$pw" --version)"
+"$pw" bench --help | grep -q "codec|transport|sweep" || fail "bench --help lists no benchmarks"
+"$pw" bench nosuch > "$dir/out" 2>&1
+[[ $? == 2 ]] && grep -q "unknown benchmark 'nosuch'" "$dir/out" || fail "bench nosuch: $(cat "$dir/out")"
+
+"$pw" image create "$dir/a.img" --size-mib 1 > /dev/null || fail "image create"
+digest=$("$pw" image digest "$dir/a.img")
+"$pw" image create "$dir/a.img" --size-mib 2 --seed 9 > "$dir/out" 2>&1 && fail "an existing image was overwritten"
+grep -q "exists; --force replaces it" "$dir/out" || fail "no advice: $(cat "$dir/out")"
+[[ $("$pw" image digest "$dir/a.img") == "$digest" ]] || fail "the refused create changed the file"
+"$pw" image create "$dir/a.img" --size-mib 2 --force > /dev/null || fail "--force did not replace it"
+[[ $(stat -c %s "$dir/a.img") == $((2 << 20)) ]] || fail "--force wrote the wrong size"
+
+"$pw" src --vdev net_null0 --image "$dir/missing.img" > "$dir/out" 2>&1 && fail "src ran without its image"
+grep -q "missing.img: cannot read it: No such file" "$dir/out" || fail "missing --image: $(cat "$dir/out")"
+echo OK
