@@ -22,4 +22,12 @@ grep -q "exists; --force replaces it" "$dir/out" || fail "no advice: $(cat "$dir
 
 "$pw" src --vdev net_null0 --image "$dir/missing.img" > "$dir/out" 2>&1 && fail "src ran without its image"
 grep -q "missing.img: cannot read it: No such file" "$dir/out" || fail "missing --image: $(cat "$dir/out")"
+# A migration leaves nothing of DPDK's behind: each end removes its runtime directory.
+if [[ -d /var/run/dpdk && -w /var/run/dpdk ]]; then
+  ls /var/run/dpdk | sort > "$dir/before"
+  "$pw" demo --size-mib 16 > "$dir/demo.log" 2>&1 || fail "demo: $(tail -5 "$dir/demo.log")"
+  ls /var/run/dpdk | sort > "$dir/after"
+  left=$(comm -13 "$dir/before" "$dir/after")
+  [[ -z $left ]] || fail "left under /var/run/dpdk: $left"
+fi
 echo OK

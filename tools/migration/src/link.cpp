@@ -1,9 +1,11 @@
 #include "pagewire/migration/link.hpp"
 
+#include <rte_eal.h>
 #include <rte_ethdev.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 
 #include "pagewire/migration/internal/link_parts.hpp"
 #include "pagewire/pinning/bind.hpp"
@@ -86,6 +88,7 @@ Status start_eal(const LinkConfig& c, Link::Parts* parts) {
                       c.pci.empty() ? "vdev " + c.vdev + ": DPDK made no port of it"
                                     : "pci " + c.pci + ": DPDK found no port there (is it bound to vfio-pci?)");
   }
+  parts->owns_eal = true;
   parts->session.stream_lcores = claimed->plan.stream_lcores();
   const bool sharing = claimed->plan.shares_cpus() || claimed->plan.shares_cpus_with_others();
   // Lcores that share a CPU, with each other or another process, yield it while idle.
@@ -151,6 +154,17 @@ Result<Link> Link::open(const LinkConfig& c) {
   s.udp_checksum = checksum_of(c.udp_checksum);
   s.tuning.window_memory_bytes = c.window_memory_bytes;
   return Link(std::move(parts));
+}
+
+Link::Parts::~Parts() {
+  port.reset();
+  if (!owns_eal) return;
+  // DPDK 22.11's cleanup releases the memory but leaves its runtime directory (~1.8 MB of
+  // memseg maps per process under /var/run/dpdk): this process's prefix is ours to remove.
+  const std::filesystem::path runtime = rte_eal_get_runtime_dir();
+  rte_eal_cleanup();
+  std::error_code ignored;
+  if (!runtime.empty()) std::filesystem::remove_all(runtime, ignored);
 }
 
 Link::Link(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}

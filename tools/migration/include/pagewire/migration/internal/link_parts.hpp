@@ -15,6 +15,12 @@
 namespace pagewire::migration {
 
 struct Link::Parts {
+  Parts() = default;
+  Parts(const Parts&) = delete;
+  Parts& operator=(const Parts&) = delete;
+  ~Parts();  // the port, then EAL if the link started it: nothing left under /var/run/dpdk
+
+  bool owns_eal = false;
   std::optional<pinning::Topology> topology;  // none when the embedder runs EAL
   pinning::Plan plan;
   pinning::CpuClaims cpu_claims;  // released when the link goes
