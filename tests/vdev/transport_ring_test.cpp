@@ -591,11 +591,18 @@ TEST(TransportRing, HellosThatDoNotFitNeitherEndNorTakeAKeylessDestination) {
     ASSERT_EQ(parse_frame(hello, destination_config.path, 2, 0).drop, FrameDrop::kNone) << "a well-formed HELLO";
     ASSERT_TRUE(harness.link().inject_to_b(hello));
   }
+  // And a stranger's frames that are no HELLO at all, before any session: counted too.
+  for (FrameType type : {FrameType::kData, FrameType::kAbort, FrameType::kCommit}) {
+    rte_mbuf* stray = rte_pktmbuf_alloc(harness.source_port().pool());
+    finish_frame(stray, from_source, FrameFields{.type = type, .stream = 0, .session = 5}, 0);
+    ASSERT_TRUE(harness.link().inject_to_b(stray));
+  }
   const auto result = migrate(harness, guest, destination, 1, source_config, destination_config);
   ASSERT_EQ(result.source_error, "");
   ASSERT_EQ(result.destination_error, "");
   EXPECT_TRUE(guest == destination);
   EXPECT_EQ(drops(result.destination, FrameDrop::kRefusedHello), 3u) << "each refused HELLO counted";
+  EXPECT_GE(drops(result.destination, FrameDrop::kWrongSession), 3u) << "each stray frame counted";
 }
 
 // A destination bound to a peer MAC (--peer-mac) takes a HELLO from that MAC only: the

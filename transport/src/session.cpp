@@ -902,7 +902,15 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
           return true;
         }
         const std::size_t auth_bytes = key ? sizeof(HelloAuth) : 0;
-        if (frame.type != FrameType::kHello || frame.payload_bytes < sizeof(HelloPayload)) return false;
+        // Before a session, only HELLO is for us; anything else is counted, as every frame is.
+        if (frame.type != FrameType::kHello) {
+          count(FrameDrop::kWrongSession);
+          return false;
+        }
+        if (frame.payload_bytes < sizeof(HelloPayload)) {
+          count(FrameDrop::kTruncated);
+          return false;
+        }
         HelloPayload hello;
         std::memcpy(&hello, frame.payload, sizeof hello);
         PendingSource source;
