@@ -22,6 +22,10 @@ grep -q "exists; --force replaces it" "$dir/out" || fail "no advice: $(cat "$dir
 
 "$pw" src --vdev net_null0 --image "$dir/missing.img" > "$dir/out" 2>&1 && fail "src ran without its image"
 grep -q "missing.img: cannot read it: No such file" "$dir/out" || fail "missing --image: $(cat "$dir/out")"
+# What follows `--` goes to DPDK's EAL as it is: an option EAL does not know fails its init.
+"$pw" dst --vdev net_null0 --timeout-s 1 -- --no-such-eal-option > "$dir/out" 2>&1 && fail "dst ignored its EAL options"
+grep -q "rte_eal_init failed" "$dir/out" || fail "EAL options not passed through: $(tail -3 "$dir/out")"
+
 # A migration leaves nothing of DPDK's behind: each end removes its runtime directory.
 if [[ -d /var/run/dpdk && -w /var/run/dpdk ]]; then
   ls /var/run/dpdk | sort > "$dir/before"

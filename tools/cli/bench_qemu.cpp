@@ -79,10 +79,9 @@ void write_csv(const bench::QemuBenchResult& result, std::ostream& out) {
 
 int bench_qemu(const std::vector<std::string>& all_args) {
   // pagewire src options come after `--`.
-  const auto split = std::find(all_args.begin(), all_args.end(), "--");
-  const std::vector<std::string> args(all_args.begin(), split);
+  auto [args, source_args] = split_at_dashes(all_args);
   bench::QemuBenchOptions options;
-  if (split != all_args.end()) options.pagewire_source_args.assign(split + 1, all_args.end());
+  options.pagewire_source_args = std::move(source_args);
   std::string channels = "1,2", out;
   bool json = false;
   po::options_description d("bench qemu options");

@@ -17,6 +17,13 @@ namespace pagewire::cli {
 // On --help prints "usage: <usage>" and the options and returns the exit code 0; returns
 // nothing when the command should run. Bad input throws boost::program_options::error,
 // whose message names the option (main prints it).
+// A command line cut at its first `--`: the command's own options, and what follows.
+struct SplitArguments {
+  std::vector<std::string> own;
+  std::vector<std::string> after_dashes;
+};
+SplitArguments split_at_dashes(const std::vector<std::string>& args);
+
 std::optional<int> parse_options(const std::vector<std::string>& args,
                                  const boost::program_options::options_description& options, const std::string& usage,
                                  const boost::program_options::positional_options_description* positional = nullptr);

@@ -67,6 +67,7 @@ struct LinkOptions {
   std::string udp_checksum = "auto";
   std::uint32_t idle_sleep_us = 0;
   std::uint64_t window_memory_mib = transport::StreamTuning{}.window_memory_bytes >> 20;
+  std::vector<std::string> eal_arguments;  // after `--` on the command line
 };
 
 void add_link_options(po::options_description& d, LinkOptions& o, bool source) {
@@ -275,6 +276,7 @@ Result<migration::LinkConfig> link_config(const LinkOptions& o, const char* role
   c.idle_sleep_us = o.idle_sleep_us;
   c.window_memory_bytes = o.window_memory_mib << 20;
   c.timeout_ms = o.timeout_s * 1000;
+  c.eal_arguments = o.eal_arguments;
   return c;
 }
 
@@ -382,7 +384,12 @@ int destination(const std::vector<std::string>& args) {
   po::options_description d("dst options");
   add_link_options(d, o, false);
   d.add_options()("output", po::value(&output), "write the migrated guest memory here, only once committed");
-  if (auto done = parse_options(args, d, "pagewire dst --vdev DEV | --pci ADDR [options]")) return *done;
+  // After `--`: DPDK EAL options, passed through as they are (e.g. --log-level, --iova-mode).
+  auto [own, eal_arguments] = split_at_dashes(args);
+  o.eal_arguments = std::move(eal_arguments);
+  if (auto done = parse_options(own, d, "pagewire dst --vdev DEV | --pci ADDR [options] [-- EAL options]")) {
+    return *done;
+  }
   auto endpoint = bring_up(o, "dst");
   if (!endpoint) return fail("dst", endpoint.error().message, o.json);
   // Pre-fault before the handshake: a first touch costs ~15 us per 4 KiB page on VMs, which
@@ -504,7 +511,12 @@ int source(const std::vector<std::string>& args) {
        "frames in flight per stream at most, a power of two; 0: the path decides (1024 on a LAN or memory link, "
        "else about twice its measured bandwidth x delay, within --window-memory-mib)")
       ("state-file", po::value(&state_file), "device state to send at switchover (default: 4 KiB generated)");
-  if (auto done = parse_options(args, d, "pagewire src --vdev DEV | --pci ADDR [options]")) return *done;
+  // After `--`: DPDK EAL options, passed through as they are (e.g. --log-level, --iova-mode).
+  auto [own, eal_arguments] = split_at_dashes(args);
+  o.eal_arguments = std::move(eal_arguments);
+  if (auto done = parse_options(own, d, "pagewire src --vdev DEV | --pci ADDR [options] [-- EAL options]")) {
+    return *done;
+  }
   auto profile = sim::parse_profile(profile_name);
   if (!profile) return fail("src", profile.error().message, o.json);
   if (pattern == "hot") guest_config.pattern = sim::WritePattern::kHotSet;
@@ -716,9 +728,7 @@ DemoPlacement place_demo(std::uint16_t streams) {
 
 int demo(const std::vector<std::string>& args, const char* self) {
   // Options after `--` go to the source as they are (e.g. `-- --policy deflate --profile database`).
-  const auto split = std::find(args.begin(), args.end(), "--");
-  const std::vector<std::string> own(args.begin(), split);
-  const std::vector<std::string> forwarded(split == args.end() ? split : split + 1, args.end());
+  const auto [own, forwarded] = split_at_dashes(args);
   std::uint64_t size_mib = 1024;
   std::uint16_t streams = 1;
   std::uint32_t page_size = 4096;

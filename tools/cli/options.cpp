@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <iostream>
@@ -7,6 +8,11 @@
 namespace po = boost::program_options;
 
 namespace pagewire::cli {
+
+SplitArguments split_at_dashes(const std::vector<std::string>& args) {
+  const auto dashes = std::find(args.begin(), args.end(), "--");
+  return {{args.begin(), dashes}, {dashes == args.end() ? dashes : dashes + 1, args.end()}};
+}
 
 std::optional<int> parse_options(const std::vector<std::string>& args, const po::options_description& options,
                                  const std::string& usage, const po::positional_options_description* positional) {

@@ -17,7 +17,7 @@ struct EalOptions {
   // PCI NICs to probe (EAL -a, bound to vfio-pci beforehand); none: the PCI bus is not scanned.
   std::vector<std::string> pci_devices;
   std::size_t no_huge_megabytes = 512;  // memory when hugepages are unavailable
-  std::vector<std::string> extra;    // passed through verbatim (after "--" on the CLI)
+  std::vector<std::string> extra;    // passed through verbatim (src/dst: what follows "--")
 };
 
 // True when 2 MiB hugepages are reserved and hugetlbfs is mounted.
