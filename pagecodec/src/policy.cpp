@@ -102,13 +102,14 @@ bool DeflateAdvisor::should_deflate() {
   }
   if (++batches_since_deflate_ < probe_interval_) return false;
   batches_since_deflate_ = 0;
-  probe_interval_ = std::min(2 * probe_interval_, kMaxProbeInterval);
+  if (deflate_samples_ >= kSettledSamples) probe_interval_ = std::min(2 * probe_interval_, kMaxProbeInterval);
   return true;
 }
 
 void DeflateAdvisor::record_deflate(std::uint64_t input_bytes, std::uint64_t output_bytes,
                                     std::uint64_t nanoseconds) {
   if (input_bytes == 0) return;
+  ++deflate_samples_;
   blend_cost(&deflate_seconds_per_byte_, static_cast<double>(nanoseconds) * 1e-9 /
                                         static_cast<double>(input_bytes));
   blend(&deflate_ratio_, static_cast<double>(output_bytes) / static_cast<double>(input_bytes));

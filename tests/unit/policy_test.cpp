@@ -47,13 +47,16 @@ TEST(DeflateAdvisor, SlowLinkDeflates) {
 TEST(DeflateAdvisor, FastLinkSendsRawButStillProbes) {
   DeflateAdvisor advisor({.enabled = true, .link_bytes_per_second = 3e9, .cpu_budget = 1});
   teach(&advisor);
-  // Probes after 64 batches, then 128, 256, 512, 1024, 1024, ...: fresh estimates, at a
-  // cost that shrinks while raw keeps winning.
+  // A probe every 64 batches until 8 deflated batches have taught the advisor, then after
+  // 128, 256, 512, 1024, 1024, ... more: fresh estimates, at a cost that shrinks while raw
+  // keeps winning. Each probe is deflated and recorded, as the encoder does.
   std::vector<std::uint32_t> probes_at;
-  for (std::uint32_t i = 1; i <= 64 + 128 + 256 + 512 + 3 * 1024; ++i) {
-    if (advisor.should_deflate()) probes_at.push_back(i);
+  for (std::uint32_t i = 1; i <= 3456; ++i) {
+    if (!advisor.should_deflate()) continue;
+    probes_at.push_back(i);
+    advisor.record_deflate(kBatch, kBatch / 4, kBatch * 2);
   }
-  EXPECT_EQ(probes_at, (std::vector<std::uint32_t>{64, 192, 448, 960, 1984, 3008, 4032}));
+  EXPECT_EQ(probes_at, (std::vector<std::uint32_t>{64, 128, 192, 256, 320, 384, 448, 512, 640, 896, 1408, 2432, 3456}));
 }
 
 TEST(DeflateAdvisor, LessCpuBudgetMeansLessDeflate) {
@@ -99,7 +102,7 @@ TEST(DeflateAdvisor, AnUnmeasuredLinkIsUnboundedAndSendsRaw) {
   EXPECT_NEAR(advisor.raw_rate(), 16e9, 1e8) << "only the copy limits raw";
   int deflated = 0;
   for (std::uint32_t i = 0; i < 10 * DeflateAdvisor::kProbeInterval; ++i) deflated += advisor.should_deflate() ? 1 : 0;
-  EXPECT_EQ(deflated, 3) << "raw, with probes after 64, 128 and 256 more batches";
+  EXPECT_EQ(deflated, 10) << "raw, with a probe every 64 batches while the estimates settle";
 }
 
 TEST(DeflateAdvisor, AMeasuredSlowLinkDeflatesAndAFastOneDoesNot) {

@@ -56,14 +56,16 @@ Result<Policy> policy_named(std::string_view name);
 
 // Per-core estimator behind AdaptivePolicy: exponentially weighted costs per input byte of
 // DEFLATE and of RAW, and DEFLATE's output/input ratio, fed from real batches. While it
-// prefers RAW it still deflates a probe batch so the estimates follow the data: after
-// kProbeInterval batches, then twice as many after each probe that confirms RAW, up to
-// kMaxProbeInterval. A deflated batch costs some 40 raw ones on a fast link, so steady
-// probing every 64 would cost a raw round about a sixth of its speed.
+// prefers RAW it still deflates a probe batch so the estimates follow the data: every
+// kProbeInterval batches until kSettledSamples deflated batches have taught it (a first,
+// cold batch overstates the cost), then twice as many after each probe that confirms RAW,
+// up to kMaxProbeInterval. A deflated batch costs some 40 raw ones on a fast link, so
+// steady probing every 64 would cost a raw round about a sixth of its speed.
 class DeflateAdvisor {
  public:
   static constexpr std::uint32_t kProbeInterval = 64;
   static constexpr std::uint32_t kMaxProbeInterval = 1024;
+  static constexpr std::uint32_t kSettledSamples = 8;
 
   explicit DeflateAdvisor(const AdaptivePolicy& policy) : policy_(policy) {}
 
@@ -92,6 +94,7 @@ class DeflateAdvisor {
   double send_cap_ = 0;
   std::uint32_t batches_since_deflate_ = 0;
   std::uint32_t probe_interval_ = kProbeInterval;
+  std::uint32_t deflate_samples_ = 0;
   // Seconds per input byte the link takes at `ratio` wire bytes per input byte; 0 unbounded.
   double wire_seconds_per_byte(double ratio) const;
 };
