@@ -18,6 +18,9 @@ namespace {
 inline std::int32_t seq_diff(std::uint32_t a, std::uint32_t b) { return static_cast<std::int32_t>(a - b); }
 
 constexpr std::uint16_t kMaxBurst = 64;
+// Unanswered probes before a size counts as failed (RFC 8899's MAX_PROBES): one lost probe
+// on a busy path must not shrink the MTU.
+constexpr std::uint32_t kProbeTries = 3;
 
 std::uint64_t us_to_tsc(std::uint64_t us, std::uint64_t hz) { return us * hz / 1000000; }
 
@@ -75,9 +78,11 @@ void SourceStream::finish() { fin_wanted_ = true; }
 bool SourceStream::poll(std::uint64_t now) {
   poll_owner_.note(rte_lcore_id());
   receive(now);
-  if (search_.active && now - search_.sent_tsc > std::max(2 * srtt_, rto_)) mtu_search_step(false, now);
-  if (!search_.active && path_mtu_ < initial_mtu_ && raise_due_tsc_ != 0 && now >= raise_due_tsc_) {
-    start_mtu_search(path_mtu_, static_cast<std::uint16_t>(initial_mtu_ + 1), initial_mtu_, now);  // the old size first
+  if (search_ && now - probe_sent_tsc_ > std::max(2 * srtt_, rto_)) mtu_search_step(search_->on_unanswered(), now);
+  if (!search_ && path_mtu_ < initial_mtu_ && raise_due_tsc_ != 0 && now >= raise_due_tsc_) {
+    // The old size first, never below what passes now.
+    start_mtu_search(PathMtuSearch(kMinPathMtu, initial_mtu_, path_mtu_, PathMtuSearch::Start::kTop, kProbeTries),
+                     false, now);
   }
   if (pages_.empty() && !resend_.empty()) start_resend();
   if (holes_waiting_) repair_holes(now);
@@ -87,7 +92,7 @@ bool SourceStream::poll(std::uint64_t now) {
   if (!data_left && fin_wanted_ && !fin_acked_) send_fin(now);
   // A search after a black hole is part of repairing the stream; one looking for a larger
   // MTU again is not worth holding a round (or the switchover) for.
-  const bool busy = data_left || (fin_wanted_ && !fin_acked_) || (search_.active && search_.after_loss);
+  const bool busy = data_left || (fin_wanted_ && !fin_acked_) || (search_ && search_after_loss_);
   if (measures_link_ && link_rate_.on_poll(now, acked_bytes_, held_by_path_, srtt_)) {
     encoder_.set_measured_link_rate(link_rate_.bytes_per_second());
   }
@@ -337,9 +342,9 @@ void SourceStream::retransmit_due(std::uint64_t now) {
   if (resent > 0 && !probe) rto_ = std::min<std::uint64_t>(2 * rto_, us_to_tsc(tuning_.max_rto_us, tsc_hz_));
   // Timers in a row (tail probes or timeouts) with nothing acknowledged: a dead peer, or a
   // path that now drops frames of our size. A small probe tells them apart.
-  if (resent > 0 && ++timeouts_without_progress_ >= tuning_.black_hole_timeouts && !search_.active &&
+  if (resent > 0 && ++timeouts_without_progress_ >= tuning_.black_hole_timeouts && !search_ &&
       path_mtu_ > kMinPathMtu) {
-    start_mtu_search(kMinPathMtu, path_mtu_, kMinPathMtu, now);
+    start_mtu_search(PathMtuSearch(kMinPathMtu, path_mtu_, 0, PathMtuSearch::Start::kFloor, kProbeTries), true, now);
   }
   if (resent > 0 && pacing_on_) pacing_.on_timeout(sent_inflight_bytes());
 }
@@ -410,9 +415,10 @@ bool SourceStream::send_parts(const rte_mbuf* frame, PayloadRange payload, std::
   return sent == count;  // a part short: the whole frame goes again later
 }
 
-void SourceStream::start_mtu_search(std::uint16_t low, std::uint16_t high, std::uint16_t first, std::uint64_t now) {
-  search_ = MtuSearch{.active = true, .after_loss = first == kMinPathMtu, .good = low, .bad = high,
-                      .testing = first, .probe_id = search_.probe_id};
+void SourceStream::start_mtu_search(PathMtuSearch search, bool after_loss, std::uint64_t now) {
+  search_ = search;
+  search_after_loss_ = after_loss;
+  probe_size_ = 0;
   send_mtu_probe(now);
 }
 
@@ -433,66 +439,43 @@ void SourceStream::send_keepalive() {
 }
 
 void SourceStream::send_mtu_probe(std::uint64_t now) {
-  search_.sent_tsc = now;
-  if (search_.tries++ == 0) search_.first_probe_id = search_.probe_id + 1;
+  probe_sent_tsc_ = now;
+  if (search_->testing() != probe_size_) {
+    probe_size_ = search_->testing();
+    first_probe_at_size_ = probe_id_ + 1;
+  }
   // Not built: it counts as lost when its time is up.
-  if (send_probe(search_.probe_id + 1, search_.testing)) ++search_.probe_id;
+  if (send_probe(probe_id_ + 1, search_->testing())) ++probe_id_;
 }
 
 void SourceStream::on_probe_ack(const ReceivedFrame& frame, std::uint64_t now) {
-  if (search_.active && seq_diff(frame.seq, search_.first_probe_id) >= 0 && seq_diff(frame.seq, search_.probe_id) <= 0) {
-    mtu_search_step(true, now);
+  if (search_ && seq_diff(frame.seq, first_probe_at_size_) >= 0 && seq_diff(frame.seq, probe_id_) <= 0) {
+    const std::uint16_t passed = search_->testing();
+    if (passed > path_mtu_) use_path_mtu(passed);  // larger frames from now on
+    mtu_search_step(search_->on_answered(), now);
   }
 }
 
-// One answer (or a timeout) of the search: a binary search between the largest size known
-// to pass and the smallest known not to, to within 8 bytes, as the session's first probe.
-// A size fails after kProbeTries unanswered probes (RFC 8899's MAX_PROBES): one lost probe
-// on a busy path must not shrink the MTU.
-void SourceStream::mtu_search_step(bool passed, std::uint64_t now) {
-  constexpr std::uint32_t kProbeTries = 3;
-  if (!passed && search_.tries < kProbeTries) {
-    send_mtu_probe(now);
-    return;
-  }
-  if (search_.after_loss && search_.testing == kMinPathMtu && search_.good == kMinPathMtu &&
-      search_.bad == path_mtu_ && !search_.confirming) {
-    if (!passed) {
-      search_.active = false;  // not even small frames pass: the peer timeout decides
-      return;
-    }
-    // Small frames pass. Before anything shrinks, frames of our size must fail too: a
-    // descheduled peer or a congested queue also leaves timers silent for a while.
-    search_.confirming = true;
-    search_.testing = path_mtu_;
-    search_.tries = 0;
-    send_mtu_probe(now);
-    return;
-  }
-  if (search_.confirming) {
-    search_.confirming = false;
-    if (passed) {  // a false alarm: the path still takes our frames
-      search_.active = false;
-      return;
-    }
-    ++counters_.black_holes;  // small frames pass where ours vanish: the MTU fell
-    use_path_mtu(kMinPathMtu);
+// What the search says after a verdict. After a black hole, the size in use failing where
+// small probes pass is what shrinks it: a descheduled peer or a congested queue also leaves
+// timers silent for a while, and then both pass.
+void SourceStream::mtu_search_step(PathMtuSearch::Next next, std::uint64_t now) {
+  if (search_after_loss_ && search_->top_failed() && path_mtu_ > search_->largest_passing()) {
+    ++counters_.black_holes;
+    use_path_mtu(search_->largest_passing());
     recompute_rto();  // what is outstanding goes again, in parts, at the next timer
-    search_.bad = search_.testing;
-  } else if (passed) {
-    search_.good = search_.testing;
-    if (search_.good > path_mtu_) use_path_mtu(search_.good);
-  } else {
-    search_.bad = search_.testing;
   }
-  if (search_.bad - search_.good <= 8) {
-    search_.active = false;
-    raise_due_tsc_ = now + us_to_tsc(std::uint64_t{tuning_.mtu_raise_interval_ms} * 1000, tsc_hz_);
-    return;
+  switch (next) {
+    case PathMtuSearch::Next::kProbe:
+      send_mtu_probe(now);
+      return;
+    case PathMtuSearch::Next::kDone:
+      raise_due_tsc_ = now + us_to_tsc(std::uint64_t{tuning_.mtu_raise_interval_ms} * 1000, tsc_hz_);
+      break;
+    case PathMtuSearch::Next::kFailed:
+      break;  // not even small frames pass: the peer timeout decides
   }
-  search_.testing = static_cast<std::uint16_t>((search_.good + search_.bad) / 2);
-  search_.tries = 0;
-  send_mtu_probe(now);
+  search_.reset();
 }
 
 void SourceStream::use_path_mtu(std::uint16_t mtu) {

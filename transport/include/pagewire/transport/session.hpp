@@ -193,6 +193,8 @@ class SourceSession {
   Status poll_here_until_idle(std::uint32_t timeout_ms, const std::function<void()>& tick);
   Status await_stream_cores(std::uint32_t timeout_ms, const std::function<void()>& tick);
   Status silent_destination() const;
+  void choose_zero_copy(const Port& port);
+  Status start_streams(const Port& port);
   FrameCrypto* crypto(std::uint16_t s) { return crypto_.empty() ? nullptr : crypto_[s].get(); }
   QueueRef control_{};
   std::uint32_t session_ = 0;

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <span>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,7 @@
 #include "pagewire/transport/applied_pages.hpp"
 #include "pagewire/pagecodec/encoder.hpp"
 #include "pagewire/transport/frame.hpp"
+#include "pagewire/transport/path_mtu_search.hpp"
 #include "pagewire/transport/frame_reserve.hpp"
 #include "pagewire/transport/link_rate_estimate.hpp"
 #include "pagewire/transport/pacing_controller.hpp"
@@ -196,12 +198,12 @@ class SourceStream {
   bool send_held(rte_mbuf* mbuf, std::uint64_t now);
   bool send_parts(const rte_mbuf* frame, PayloadRange payload, std::uint64_t now);
   // Path-MTU search on this stream's queue (RFC 8899), after a black hole or to raise it.
-  void start_mtu_search(std::uint16_t low, std::uint16_t high, std::uint16_t first, std::uint64_t now);
+  void start_mtu_search(PathMtuSearch search, bool after_loss, std::uint64_t now);
   void send_mtu_probe(std::uint64_t now);
   // A PROBE padded to `pad_to_ip_bytes` (0: not padded). False when no mbuf was free.
   bool send_probe(std::uint32_t seq, std::uint16_t pad_to_ip_bytes);
   void on_probe_ack(const ReceivedFrame& frame, std::uint64_t now);
-  void mtu_search_step(bool passed, std::uint64_t now);
+  void mtu_search_step(PathMtuSearch::Next next, std::uint64_t now);
   void use_path_mtu(std::uint16_t mtu);
   bool tokens_for(std::size_t bytes, std::uint64_t now);
   void send_fin(std::uint64_t now);
@@ -224,17 +226,14 @@ class SourceStream {
   // Black-hole detection and the MTU search it starts.
   std::uint16_t path_mtu_;
   std::uint32_t timeouts_without_progress_ = 0;
-  struct MtuSearch {
-    bool active = false;
-    bool after_loss = false;  // a black hole's, not a raise
-    bool confirming = false;  // small frames pass; do ours (path_mtu_) really not?
-    std::uint16_t good = 0, bad = 0;  // largest size known to pass, smallest known not to
-    std::uint16_t testing = 0;
-    std::uint32_t probe_id = 0;        // of the last probe sent
-    std::uint32_t first_probe_id = 0;  // of the first probe at `testing`: a late answer counts
-    std::uint32_t tries = 0;           // probes sent at `testing`
-    std::uint64_t sent_tsc = 0;
-  } search_;
+  // The search in progress, and the probes that belong to it: a late answer to an earlier
+  // probe at the size being tested counts too.
+  std::optional<PathMtuSearch> search_;
+  bool search_after_loss_ = false;  // a black hole's, not a raise: it holds the round
+  std::uint32_t probe_id_ = 0;             // of the last probe sent
+  std::uint16_t probe_size_ = 0;           // what the probes since first_probe_at_size_ test
+  std::uint32_t first_probe_at_size_ = 0;
+  std::uint64_t probe_sent_tsc_ = 0;
   std::uint64_t raise_due_tsc_ = 0;
   std::vector<std::byte> clear_payload_;  // an encrypted or chained frame's payload, to cut into parts
   StreamTuning tuning_;

@@ -1,0 +1,109 @@
+// The destination's answers on stream 0 once data flows: HELLO (a lost HELLO_ACK), VERIFY,
+// COMMIT, ABORT. Probes each stream answers itself.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "control_channel.hpp"
+#include "pagewire/transport/session.hpp"
+
+namespace pagewire::transport {
+
+// Answers what reaches stream 0 for the session once data flows: HELLO (a lost HELLO_ACK),
+// VERIFY, COMMIT, ABORT. Probes each stream answers itself.
+// Lives on stream 0's core (or the control thread while no stream is polled), and seals
+// with stream 0's FrameCrypto, which belongs to the same queue.
+class DestinationSession::Responder final : public ControlResponder {
+ public:
+  Responder(QueueRef queue, const Path& path, std::uint32_t session, std::vector<std::byte> hello_ack,
+            FrameCrypto* crypto)
+      : queue_(queue), path_(path), session_(session), hello_ack_(std::move(hello_ack)), crypto_(crypto) {}
+
+  // A VERIFY that came before this is answered now: the source is paused waiting for it.
+  void set_verification(const Digest& digest, std::uint64_t region_bytes) {
+    std::memcpy(verify_.digest, digest.data(), digest.size());
+    verify_.region_bytes.set(region_bytes);
+    can_verify_ = true;
+    if (early_verify_seq_ != 0) send_verify_reply(early_verify_seq_);
+  }
+  // The source sent COMMIT; it is acknowledged only once acknowledge() is called.
+  bool commit_requested() const { return commit_requested_; }
+  // Control thread, while no stream core runs: the commit action is done.
+  void acknowledge() {
+    commit_acknowledged_ = true;
+    send_commit_ack(commit_seq_);
+  }
+  // Any thread: the source aborted. The reason (aborted()) is written once, before this.
+  bool was_aborted() const { return was_aborted_.load(std::memory_order_acquire); }
+  const std::string& aborted() const { return aborted_; }
+  void send_hello_ack() {
+    send_control(queue_, path_, FrameFields{.type = FrameType::kHelloAck, .stream = 0, .session = session_},
+                 hello_ack_.data(), static_cast<std::uint16_t>(hello_ack_.size()), nullptr);
+  }
+
+  void respond(const ReceivedFrame& frame, std::uint64_t) override {
+    if (frame.type == FrameType::kVerify) {
+      if (can_verify_) send_verify_reply(frame.seq);
+      else early_verify_seq_ = frame.seq;
+      return;
+    }
+    if (frame.type == FrameType::kAbort) {
+      if (was_aborted()) return;  // the source says it three times; the first is kept
+      aborted_ = "the source aborted the migration: " +
+                 std::string(reinterpret_cast<const char*>(frame.payload), std::min<std::size_t>(frame.payload_bytes, 200));
+      was_aborted_.store(true, std::memory_order_release);
+      return;
+    }
+    if (frame.type == FrameType::kCommit && can_verify_) {
+      commit_requested_ = true;
+      commit_seq_ = frame.seq;
+      // Our answer was lost: the source asks again, and gets the same one.
+      if (commit_acknowledged_) send_commit_ack(frame.seq);
+      if (!refusal_.empty()) send_refusal(frame.seq);
+      return;
+    }
+    if (frame.type == FrameType::kHello) send_hello_ack();
+  }
+
+  // Control thread, while no stream core runs: ABORT in answer to the COMMIT, three times
+  // as the source's own abort (a lost one is covered by the others).
+  void refuse(const std::string& reason) {
+    refusal_ = reason.substr(0, 200);
+    for (int i = 0; i < 3; ++i) send_refusal(commit_seq_);
+  }
+
+ private:
+  void send_refusal(std::uint32_t seq) {
+    send_control(queue_, path_, FrameFields{.type = FrameType::kAbort, .stream = 0, .session = session_, .seq = seq},
+                 refusal_.data(), static_cast<std::uint16_t>(refusal_.size()), crypto_);
+  }
+  void send_commit_ack(std::uint32_t seq) {
+    send_control(queue_, path_, FrameFields{.type = FrameType::kCommitAck, .stream = 0, .session = session_, .seq = seq},
+                 nullptr, 0, crypto_);
+  }
+  void send_verify_reply(std::uint32_t seq) {
+    send_control(queue_, path_, FrameFields{.type = FrameType::kVerifyReply, .stream = 0, .session = session_, .seq = seq},
+                 &verify_, sizeof verify_, crypto_);
+  }
+
+  QueueRef queue_;
+  Path path_;
+  std::uint32_t session_;
+  std::vector<std::byte> hello_ack_;  // HelloPayload, then HelloAuth if authenticated
+  FrameCrypto* crypto_;
+  VerifyPayload verify_{};
+  std::uint32_t early_verify_seq_ = 0;
+  bool can_verify_ = false;
+  bool commit_requested_ = false;
+  bool commit_acknowledged_ = false;
+  std::string refusal_;  // the commit was refused, and why: repeated to a repeated COMMIT
+  std::uint32_t commit_seq_ = 0;
+  std::string aborted_;
+  std::atomic<bool> was_aborted_{false};
+};
+
+}  // namespace pagewire::transport

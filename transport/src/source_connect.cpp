@@ -1,0 +1,323 @@
+// SourceSession::connect: the source's side of the handshake, as named steps (resolve the
+// peer, HELLO, keys, path MTU, congestion control), then the streams.
+#include <rte_cycles.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <string>
+
+#include "control_channel.hpp"
+#include "pagewire/transport/arp.hpp"
+#include "pagewire/transport/handshake.hpp"
+#include "pagewire/transport/path_mtu_search.hpp"
+#include "pagewire/transport/session.hpp"
+#include "session_shared.hpp"
+#include "window_growth.hpp"
+
+namespace pagewire::transport {
+namespace {
+
+std::uint64_t tsc_to_us(std::uint64_t tsc) { return tsc * 1000000 / rte_get_tsc_hz(); }
+
+// The handshake's state as it goes: each step reads what the earlier ones settled.
+class SourceHandshake {
+ public:
+  SourceHandshake(const SessionConfig& config, const Port& port)
+      : config_(config), port_(port), control_{port.id(), 0, port.pool()}, session_(new_session_id()) {}
+
+  // ARP for the peer (or the router towards it) unless its MAC was given.
+  Status resolve_peer();
+  // HELLO until a HELLO_ACK (proving the key, with one) or a REFUSE.
+  Status exchange_hello();
+  // The streams the destination agreed to, and the rates scaled to them.
+  Status settle_streams(std::uint16_t asked);
+  // One FrameCrypto per stream from the keys both ends now derive.
+  Status derive_keys();
+  // The largest IP packet both ports accept and the path carries, and the path's RTT.
+  Status probe_path();
+  // Congestion control, and adaptive's view of a memory link, from what the path is.
+  void choose_congestion_control();
+
+  SessionConfig& config() { return config_; }
+  const QueueRef& control() const { return control_; }
+  std::uint32_t session() const { return session_; }
+  const StreamCounters& control_counters() const { return control_counters_; }
+  std::uint16_t path_mtu() const { return path_mtu_; }
+  std::vector<std::unique_ptr<FrameCrypto>> take_crypto() { return std::move(crypto_); }
+
+ private:
+  const std::optional<PreSharedKey>& key() const { return config_.security.key; }
+  FrameCrypto* control_crypto() const { return key() ? crypto_[0].get() : nullptr; }
+  bool probe(std::uint16_t ip_bytes);
+
+  SessionConfig config_;
+  const Port& port_;
+  QueueRef control_;
+  std::uint32_t session_;
+  StreamCounters control_counters_;
+  HelloPayload hello_{};
+  Nonce source_nonce_{};
+  HelloAuth source_auth_{};
+  HelloPayload answer_{};
+  HelloAuth answer_auth_{};
+  std::uint64_t hello_rtt_us_ = 0;
+  std::uint64_t probe_wait_tsc_ = 0;
+  std::uint32_t probe_id_ = 0;
+  // The shortest probe round trip: unlike the HELLO's, not stretched by a destination that
+  // was not listening yet.
+  std::uint64_t probe_rtt_tsc_ = UINT64_MAX;
+  std::uint16_t path_mtu_ = 0;
+  std::vector<std::unique_ptr<FrameCrypto>> crypto_;
+};
+
+Status SourceHandshake::resolve_peer() {
+  if (!is_zero_mac(config_.path.peer.mac)) return Ok{};
+  auto mac = resolve_mac(control_, config_.path.local, config_.next_hop_ip != 0 ? config_.next_hop_ip : config_.path.peer.ip);
+  if (!mac) return mac.error();
+  config_.path.peer.mac = *mac;
+  return Ok{};
+}
+
+Status SourceHandshake::exchange_hello() {
+  if (config_.security.encrypt && !key()) {
+    return make_error(ErrorCode::kConfiguration, "encryption needs a pre-shared key (--psk-file)");
+  }
+  hello_ = make_hello(config_, port_.mtu());
+  if (key()) {
+    source_nonce_ = random_nonce();
+    source_auth_ = make_source_auth(*key(), session_, hello_, source_nonce_);
+  }
+  std::array<std::byte, sizeof hello_ + sizeof source_auth_> hello_bytes;
+  std::memcpy(hello_bytes.data(), &hello_, sizeof hello_);
+  std::memcpy(hello_bytes.data() + sizeof hello_, &source_auth_, sizeof source_auth_);
+  const auto hello_size = static_cast<std::uint16_t>(sizeof hello_ + (key() ? sizeof source_auth_ : 0));
+  bool answered = false;
+  std::uint64_t unproven_answers = 0;
+  std::optional<RefusePayload> refusal;
+  // Takes a HELLO_ACK (proved with our key, with one) or a REFUSE.
+  auto take_answer = [&](const ReceivedFrame& frame, const rte_mbuf*) {
+    if (frame.type == FrameType::kHelloAck && frame.payload_bytes >= hello_size) {
+      HelloPayload reply;
+      std::memcpy(&reply, frame.payload, sizeof reply);
+      HelloAuth auth{};
+      if (key()) {
+        std::memcpy(&auth, frame.payload + sizeof reply, sizeof auth);
+        if (!destination_auth_valid(*key(), session_, hello_, source_auth_, reply, auth)) {
+          ++unproven_answers;  // another key, or a forgery: keep listening
+          ++control_counters_.drops[static_cast<std::size_t>(FrameDrop::kBadTag)];
+          return false;
+        }
+      }
+      answer_ = reply;
+      answer_auth_ = auth;
+      return answered = true;
+    }
+    if (frame.type == FrameType::kRefuse && frame.payload_bytes >= sizeof(RefusePayload)) {
+      refusal.emplace();
+      std::memcpy(&*refusal, frame.payload, sizeof *refusal);
+      return true;
+    }
+    return false;
+  };
+  const std::uint64_t first_hello = rte_rdtsc();
+  const std::uint64_t deadline = first_hello + ms_to_tsc(config_.hello_timeout_ms);
+  while (!answered && !refusal && rte_rdtsc() < deadline) {
+    send_control(control_, config_.path, FrameFields{.type = FrameType::kHello, .stream = 0, .session = session_},
+                 hello_bytes.data(), hello_size, nullptr);
+    await_control(control_, config_.path, config_.streams, session_, std::min(deadline, rte_rdtsc() + ms_to_tsc(100)),
+                  &control_counters_, nullptr, take_answer);
+  }
+  if (refusal) {
+    std::string why = refusal_message(*refusal);
+    if (why.empty()) why = "(no reason given)";
+    return make_error(ErrorCode::kRefused, "destination refused the session: " + why, refusal->reason.get());
+  }
+  if (!answered && unproven_answers > 0) {
+    return make_error(ErrorCode::kAuthentication, std::to_string(unproven_answers) +
+                      " answers to HELLO failed authentication: the destination's pre-shared key differs from ours");
+  }
+  if (!answered) {
+    Endpoint peer = config_.path.peer;
+    peer.vlan = config_.path.local.vlan;  // one link, one VLAN
+    return make_error(ErrorCode::kPeerGone, "no answer to HELLO within " + std::to_string(config_.hello_timeout_ms) +
+                      " ms from " + endpoint_text(peer) + ": is the destination listening, and are the addresses right?" +
+                      drops_note(control_counters_));
+  }
+  if (answer_.security.get() != hello_.security.get()) {
+    return make_error("the destination answered with security options " + std::to_string(answer_.security.get()) +
+                      ", asked for " + std::to_string(hello_.security.get()));
+  }
+  // At least the path's RTT (more if the first HELLO was lost).
+  hello_rtt_us_ = tsc_to_us(rte_rdtsc() - first_hello);
+  return Ok{};
+}
+
+Status SourceHandshake::settle_streams(std::uint16_t asked) {
+  const std::uint16_t agreed = answer_.streams.get();
+  if (agreed == 0 || agreed > config_.streams) {
+    return make_error("the destination answered with " + std::to_string(agreed) + " streams; this source offered " +
+                      std::to_string(config_.streams));
+  }
+  config_.streams = agreed;
+  if (agreed < asked) {
+    // Rates are per stream, shares of totals split over the streams asked for: the same
+    // totals over fewer streams.
+    const double share = static_cast<double>(asked) / agreed;
+    config_.tuning.rate_bytes_per_second *= share;
+    config_.policy.adaptive.link_bytes_per_second *= share;
+  }
+  return Ok{};
+}
+
+Status SourceHandshake::derive_keys() {
+  if (!key()) return Ok{};
+  // Every frame from here on is sealed with keys only the two of us can derive.
+  const SessionKeys keys =
+      derive_session_keys(*key(), session_, source_nonce_, nonce_of(answer_auth_), config_.security.encrypt);
+  for (std::uint16_t s = 0; s < config_.streams; ++s) {
+    auto created = FrameCrypto::create(keys, FrameCrypto::Side::kSource);
+    if (!created) return created.error();
+    crypto_.push_back(std::make_unique<FrameCrypto>(std::move(created).value()));
+  }
+  return Ok{};
+}
+
+// One probe of `ip_bytes` with DF set: answered within the wait, or not. A late answer to
+// an earlier probe of the same size counts too.
+bool SourceHandshake::probe(std::uint16_t ip_bytes) {
+  const std::uint32_t id = ++probe_id_;
+  const std::uint64_t sent = rte_rdtsc();
+  send_control(control_, config_.path, FrameFields{.type = FrameType::kProbe, .stream = 0, .session = session_, .seq = id},
+               nullptr, 0, control_crypto(), ip_bytes);
+  return await_control(control_, config_.path, config_.streams, session_, rte_rdtsc() + probe_wait_tsc_,
+                       &control_counters_, control_crypto(), [&](const ReceivedFrame& frame, const rte_mbuf*) {
+                         if (frame.type != FrameType::kProbeAck || frame.payload_bytes < sizeof(ProbeAckPayload)) {
+                           return false;
+                         }
+                         ProbeAckPayload ack;
+                         std::memcpy(&ack, frame.payload, sizeof ack);
+                         if (frame.seq == id) probe_rtt_tsc_ = std::min(probe_rtt_tsc_, rte_rdtsc() - sent);
+                         return frame.seq == id || ack.received_ip_bytes.get() == ip_bytes;
+                       });
+}
+
+Status SourceHandshake::probe_path() {
+  // Probes wait for twice the handshake's round trip, and the streams start their
+  // retransmission timer from three times it rather than from a LAN-sized guess, so a
+  // 150 ms path sees neither lost probes nor a burst of spurious retransmissions.
+  probe_wait_tsc_ = std::max(ms_to_tsc(config_.probe_timeout_ms), 2 * hello_rtt_us_ * rte_get_tsc_hz() / 1000000);
+  config_.tuning.initial_rto_us = static_cast<std::uint32_t>(std::min<std::uint64_t>(
+      std::max<std::uint64_t>(config_.tuning.initial_rto_us, 3 * hello_rtt_us_), config_.tuning.max_rto_us));
+  auto ceiling = path_mtu_ceiling(answer_, port_.mtu());
+  if (!ceiling) return ceiling.error();
+  PathMtuSearch search(kMinPathMtu, *ceiling, 0, PathMtuSearch::Start::kTop, config_.probe_tries);
+  PathMtuSearch::Next next = PathMtuSearch::Next::kProbe;
+  while (next == PathMtuSearch::Next::kProbe) next = probe(search.testing()) ? search.on_answered() : search.on_unanswered();
+  if (next == PathMtuSearch::Next::kFailed) {
+    return make_error(ErrorCode::kPath, "path MTU: not even " + std::to_string(kMinPathMtu) +
+                      "-byte packets reach the destination (probes with DF set were lost)");
+  }
+  path_mtu_ = search.largest_passing();
+  const std::uint64_t path_rtt_us = probe_rtt_tsc_ == UINT64_MAX ? hello_rtt_us_ : tsc_to_us(probe_rtt_tsc_);
+  // The congestion controller's first rate: its initial window per round trip.
+  config_.tuning.initial_rtt_us = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(path_rtt_us, 10, 1000000));
+  return Ok{};
+}
+
+void SourceHandshake::choose_congestion_control() {
+  const bool network = crosses_network(config_, port_);
+  if (!network && config_.policy.adaptive.link_bytes_per_second == 0) {
+    // A memory link has no wire to save bytes on: what holds a sender back there is the
+    // receiver's core, which deflate would only give more work. Adaptive sends raw.
+    config_.policy.adaptive.link_bytes_per_second = std::numeric_limits<double>::infinity();
+  }
+  if (config_.tuning.congestion_control != StreamTuning::CongestionControl::kAuto) return;
+  constexpr std::uint64_t kLanRttUs = 1000;
+  // A memory link is shared with no one, however long a busy machine took to answer.
+  const bool shared_path = network && (config_.next_hop_ip != 0 || config_.tuning.initial_rtt_us > kLanRttUs);
+  config_.tuning.congestion_control =
+      shared_path ? StreamTuning::CongestionControl::kOn : StreamTuning::CongestionControl::kOff;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfig& requested, const Port& port,
+                                                              const std::byte* region) {
+  SessionConfig offer = requested;
+  auto offered = prepare_port(offer, port);
+  if (!offered) return offered.error();
+  offer.streams = *offered;
+  apply_udp_checksum(offer, port, &offer.path);
+  SourceHandshake handshake(offer, port);
+  for (auto step : {&SourceHandshake::resolve_peer, &SourceHandshake::exchange_hello}) {
+    if (Status done = (handshake.*step)(); !done) return done.error();
+  }
+  if (Status settled = handshake.settle_streams(requested.streams); !settled) return settled.error();
+  for (auto step : {&SourceHandshake::derive_keys, &SourceHandshake::probe_path}) {
+    if (Status done = (handshake.*step)(); !done) return done.error();
+  }
+  handshake.choose_congestion_control();
+
+  std::unique_ptr<SourceSession> source(new SourceSession());
+  const SessionConfig& config = source->config_ = handshake.config();
+  source->streams_note_ = fewer_streams_note(requested.streams, config.streams, port);
+  source->region_ = region;
+  source->path_mtu_ = handshake.path_mtu();
+  source->control_counters_ = handshake.control_counters();
+  source->control_ = handshake.control();
+  source->session_ = handshake.session();
+  source->crypto_ = handshake.take_crypto();
+  source->region_bytes_ = config.region_pages * config.page_size;
+  source->choose_zero_copy(port);
+  if (Status started = source->start_streams(port); !started) return started.error();
+  return source;
+}
+
+// Pages go by reference (segments pointing into the region) where the port and the session
+// allow it; zero_copy_note_ says why not.
+void SourceSession::choose_zero_copy(const Port& port) {
+  if (!config_.tuning.zero_copy) {
+    zero_copy_note_ = "off (tuning)";
+  } else if (port.reference_pool() == nullptr) {
+    zero_copy_note_ = "unavailable: port " + port.name() + " cannot send segments that point into guest memory (no TX segment chains, or memif in its own zero-copy mode)";
+  } else if (config_.security.key.has_value()) {
+    zero_copy_note_ = "unavailable: sealed frames are written, not referenced";
+  } else if (Status mapped = port.map_for_dma(region_, region_bytes_); !mapped) {
+    zero_copy_note_ = "unavailable: " + mapped.error().message;
+  } else {
+    zero_copy_ = true;
+    dma_port_ = &port;
+  }
+}
+
+// A stream per agreed queue, with its encoder; the stream cores; telemetry.
+Status SourceSession::start_streams(const Port& port) {
+  round_pages_.resize(config_.streams);
+  const bool sealed = config_.security.key.has_value();
+  for (std::uint16_t s = 0; s < config_.streams; ++s) {
+    pagecodec::EncoderConfig codec{.page_size = config_.page_size,
+                                   .region_pages = config_.region_pages,
+                                   .delta_cache_bytes = config_.delta_cache_bytes / config_.streams,
+                                   .policy = config_.policy};
+    auto encoder = pagecodec::Encoder::create(codec);
+    if (!encoder) return encoder.error();
+    const ReferenceSegments references =
+        zero_copy_ ? ReferenceSegments{port.reference_pool(), port.reference_info(s)} : ReferenceSegments{};
+    streams_.emplace_back(s, QueueRef{port.id(), s, port.pool(), references, port.frame_reserve(s)}, config_.path,
+                          session_, static_cast<std::uint16_t>(payload_for_mtu(path_mtu_, sealed)), config_.tuning,
+                          std::move(encoder).value(), crypto(s));
+    round_pages_[s].reserve(config_.region_pages / config_.streams + 1);
+  }
+  windows_ = std::make_unique<WindowGrowth>(port, config_.streams, config_.tuning.window_memory_bytes);
+  auto runner = launch_runner(config_);
+  if (!runner) return runner.error();
+  runner_ = std::move(runner).value();
+  telemetry_ = std::make_unique<TelemetryRegistration>(
+      TelemetryEntry{.session = session_, .role = "source", .path_mtu = path_mtu_, .streams = published_of(streams_)});
+  return Ok{};
+}
+
+}  // namespace pagewire::transport
