@@ -50,152 +50,206 @@ void send_refusal(const QueueRef& queue, const Path& path, std::uint32_t session
   }
 }
 
+// Listens on queue 0 for the source that will be this session's: HELLOs are checked and
+// answered (or refused, and counted), and with a key the session is the one whose source
+// then seals a frame (a PROBE) with the keys, so a stranger's or a replayed HELLO neither
+// takes the destination nor ends the wait.
+class HelloListener {
+ public:
+  HelloListener(const SessionConfig& config, const Port& port)
+      : config_(config),
+        control_{port.id(), 0, port.pool()},
+        learn_peer_mac_(is_zero_mac(config.path.peer.mac)),
+        own_hello_(make_hello(config, port.mtu())) {}
+
+  // Until a source is chosen or the HELLO timeout passes.
+  Result<PendingSource> listen() {
+    receive_control(control_, config_.path, config_.streams, 0, rte_rdtsc() + ms_to_tsc(config_.hello_timeout_ms),
+                    &counters_, [this](ReceivedFrame& frame, rte_mbuf** mbuf) {
+                      return frame.sealed ? on_sealed(frame, mbuf) : on_clear(frame, *mbuf);
+                    });
+    if (chosen_) return std::move(*chosen_);
+    return nobody_chosen();
+  }
+
+  const StreamCounters& counters() const { return counters_; }
+  const QueueRef& control() const { return control_; }
+  // The frame that proved the key (no payload: its mbuf is gone).
+  const ReceivedFrame& first_sealed() const { return first_sealed_; }
+
+ private:
+  const std::optional<PreSharedKey>& key() const { return config_.security.key; }
+  void count(FrameDrop drop) { ++counters_.drops[static_cast<std::size_t>(drop)]; }
+  bool on_sealed(ReceivedFrame& frame, rte_mbuf** mbuf);
+  bool on_clear(const ReceivedFrame& frame, const rte_mbuf* mbuf);
+  std::optional<Refusal> check(const ReceivedFrame& frame, const HelloPayload& hello, HelloAuth* auth);
+  void answer_with_key(const ReceivedFrame& frame, const HelloPayload& hello, const HelloAuth& auth,
+                       PendingSource source);
+  Path reply_path(const rte_ether_addr& mac) const {
+    Path path = config_.path;
+    if (learn_peer_mac_) path.peer.mac = mac;
+    return path;
+  }
+  Error nobody_chosen() const;
+
+  const SessionConfig& config_;
+  QueueRef control_;
+  bool learn_peer_mac_;
+  HelloPayload own_hello_;
+  StreamCounters counters_;
+  std::vector<PendingSource> pending_;
+  std::optional<PendingSource> chosen_;
+  std::optional<Refusal> refusal_;  // the last HELLO refused
+  ReceivedFrame first_sealed_{};
+};
+
+// A sealed frame: the first of a source whose HELLO we answered, if its keys open it.
+bool HelloListener::on_sealed(ReceivedFrame& frame, rte_mbuf** mbuf) {
+  auto source = std::find_if(pending_.begin(), pending_.end(),
+                             [&](const PendingSource& p) { return p.session == frame.session; });
+  if (source == pending_.end()) {
+    count(key() ? FrameDrop::kWrongSession : FrameDrop::kSealMismatch);
+    return false;
+  }
+  const FrameDrop drop = open_frame(mbuf, &frame, source->control_crypto.get(), control_.pool);
+  if (drop != FrameDrop::kNone) {
+    count(drop);
+    return false;
+  }
+  first_sealed_ = frame;
+  first_sealed_.payload = nullptr;  // the mbuf goes when this returns
+  first_sealed_.payload_bytes = 0;
+  chosen_ = std::move(*source);
+  return true;
+}
+
+// Before a session, only HELLO is for us; anything else is counted, as every frame is.
+bool HelloListener::on_clear(const ReceivedFrame& frame, const rte_mbuf* mbuf) {
+  if (frame.type != FrameType::kHello) {
+    count(FrameDrop::kWrongSession);
+    return false;
+  }
+  if (frame.payload_bytes < sizeof(HelloPayload)) {
+    count(FrameDrop::kTruncated);
+    return false;
+  }
+  HelloPayload hello;
+  std::memcpy(&hello, frame.payload, sizeof hello);
+  PendingSource source;
+  source.session = frame.session;
+  source.mac = rte_pktmbuf_mtod(mbuf, const rte_ether_hdr*)->src_addr;  // the last hop
+  // Bound to a peer MAC (the source's, or the last router's): HELLOs from elsewhere are
+  // not for us.
+  if (!learn_peer_mac_ && !rte_is_same_ether_addr(&source.mac, &config_.path.peer.mac)) {
+    count(FrameDrop::kNotForUs);
+    return false;
+  }
+  source.region_pages = hello.region_pages.get();
+  HelloAuth auth{};
+  refusal_ = check(frame, hello, &auth);
+  if (refusal_) {
+    send_refusal(control_, reply_path(source.mac), frame.session, *refusal_);
+    // Answered and counted, and the wait goes on: one HELLO that does not fit, a stranger's
+    // or a misconfigured source's, must not end a destination that the real source has
+    // yet to reach.
+    count(FrameDrop::kRefusedHello);
+    return false;
+  }
+  // The session runs the smaller offer; the HELLO_ACK says which.
+  source.streams = std::min(hello.streams.get(), config_.streams);
+  if (key()) {
+    answer_with_key(frame, hello, auth, std::move(source));
+    return false;  // chosen once it seals a frame
+  }
+  HelloPayload answer = own_hello_;
+  answer.streams.set(source.streams);
+  source.hello_ack = bytes_of(answer, nullptr);
+  chosen_ = std::move(source);
+  return true;
+}
+
+// What the HELLO asks for that we cannot give, or a key it does not prove; `auth` gets its
+// proof.
+std::optional<Refusal> HelloListener::check(const ReceivedFrame& frame, const HelloPayload& hello, HelloAuth* auth) {
+  if (auto refusal = check_hello(hello, config_)) return refusal;
+  if (!key()) return std::nullopt;
+  if (frame.payload_bytes < sizeof hello + sizeof *auth) {
+    return Refusal{RefuseReason::kAuthentication, "HELLO too short for its authentication"};
+  }
+  std::memcpy(auth, frame.payload + sizeof hello, sizeof *auth);
+  if (!source_auth_valid(*key(), frame.session, hello, *auth)) {
+    count(FrameDrop::kBadTag);
+    return Refusal{RefuseReason::kAuthentication,
+                   "authentication failed: the source's pre-shared key differs from the destination's"};
+  }
+  return std::nullopt;
+}
+
+// A HELLO that proved the key: answered with our proof over its nonce, and remembered until
+// its source seals a frame. A repeated HELLO (our HELLO_ACK was lost) gets the same answer.
+void HelloListener::answer_with_key(const ReceivedFrame& frame, const HelloPayload& hello, const HelloAuth& auth,
+                                    PendingSource source) {
+  auto known = std::find_if(pending_.begin(), pending_.end(),
+                            [&](const PendingSource& p) { return p.session == frame.session; });
+  if (known == pending_.end()) {
+    HelloPayload answer = own_hello_;
+    answer.streams.set(source.streams);
+    answer.security.set(hello.security.get());
+    const Nonce nonce = random_nonce();
+    const HelloAuth answer_auth = make_destination_auth(*key(), frame.session, hello, auth, answer, nonce);
+    source.hello_ack = bytes_of(answer, &answer_auth);
+    source.keys = derive_session_keys(*key(), frame.session, nonce_of(auth), nonce,
+                                      (hello.security.get() & kSecurityEncrypted) != 0);
+    auto crypto = FrameCrypto::create(source.keys, FrameCrypto::Side::kDestination);
+    if (!crypto) return;
+    source.control_crypto = std::make_unique<FrameCrypto>(std::move(crypto).value());
+    if (pending_.size() == kMaxPendingSources) pending_.erase(pending_.begin());
+    pending_.push_back(std::move(source));
+    known = pending_.end() - 1;
+  }
+  send_control(control_, reply_path(known->mac), FrameFields{.type = FrameType::kHelloAck, .stream = 0, .session = frame.session},
+               known->hello_ack.data(), static_cast<std::uint16_t>(known->hello_ack.size()), nullptr);
+}
+
+Error HelloListener::nobody_chosen() const {
+  if (refusal_) {
+    return make_error(ErrorCode::kRefused,
+                      "no session within " + std::to_string(config_.hello_timeout_ms) + " ms: refused " +
+                          std::to_string(counters_.drops[static_cast<std::size_t>(FrameDrop::kRefusedHello)]) +
+                          " HELLO(s), the last because " + refusal_->message,
+                      static_cast<std::uint32_t>(refusal_->reason));
+  }
+  return make_error(ErrorCode::kPeerGone, "no HELLO to " + endpoint_text(config_.path.local) + " within " +
+                    std::to_string(config_.hello_timeout_ms) + " ms" +
+                    (pending_.empty() ? "" : " from a source that then proved the pre-shared key") +
+                    drops_note(counters_));
+}
+
 }  // namespace
 
 Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const SessionConfig& requested, const Port& port,
                                                                        std::byte* region) {
   SessionConfig config = requested;
-  const bool learn_peer_mac = is_zero_mac(config.path.peer.mac);
   auto offered = prepare_port(config, port);
   if (!offered) return offered.error();
   config.streams = *offered;
-  const std::optional<PreSharedKey>& key = config.security.key;
-  if (config.security.encrypt && !key) return make_error(ErrorCode::kConfiguration, "encryption needs a pre-shared key (--psk-file)");
-  apply_udp_checksum(config, port, &config.path);
-  const QueueRef control{port.id(), 0, port.pool()};
-  StreamCounters control_counters;
-  const HelloPayload own_hello = make_hello(config, port.mtu());
-
-  // Without a key the first HELLO decides. With one, a HELLO only starts a handshake: the
-  // session is the one whose source then seals a frame with the keys (a PROBE), so a
-  // stranger's or a replayed HELLO neither takes the destination nor ends the wait.
-  std::vector<PendingSource> pending;
-  std::optional<PendingSource> chosen;
-  std::optional<Refusal> refusal;
-  ReceivedFrame first_sealed{};
-  receive_control(
-      control, config.path, config.streams, 0, rte_rdtsc() + ms_to_tsc(config.hello_timeout_ms), &control_counters,
-      [&](ReceivedFrame& frame, rte_mbuf** mbuf) {
-        auto count = [&](FrameDrop drop) { ++control_counters.drops[static_cast<std::size_t>(drop)]; };
-        if (frame.sealed) {
-          auto source = std::find_if(pending.begin(), pending.end(),
-                                     [&](const PendingSource& p) { return p.session == frame.session; });
-          if (source == pending.end()) {
-            count(key ? FrameDrop::kWrongSession : FrameDrop::kSealMismatch);
-            return false;
-          }
-          const FrameDrop drop = open_frame(mbuf, &frame, source->control_crypto.get(), control.pool);
-          if (drop != FrameDrop::kNone) {
-            count(drop);
-            return false;
-          }
-          first_sealed = frame;
-          first_sealed.payload = nullptr;  // the mbuf goes when this returns
-          first_sealed.payload_bytes = 0;
-          chosen = std::move(*source);
-          return true;
-        }
-        const std::size_t auth_bytes = key ? sizeof(HelloAuth) : 0;
-        // Before a session, only HELLO is for us; anything else is counted, as every frame is.
-        if (frame.type != FrameType::kHello) {
-          count(FrameDrop::kWrongSession);
-          return false;
-        }
-        if (frame.payload_bytes < sizeof(HelloPayload)) {
-          count(FrameDrop::kTruncated);
-          return false;
-        }
-        HelloPayload hello;
-        std::memcpy(&hello, frame.payload, sizeof hello);
-        PendingSource source;
-        source.session = frame.session;
-        source.mac = rte_pktmbuf_mtod(*mbuf, const rte_ether_hdr*)->src_addr;  // the last hop
-        // Bound to a peer MAC (the source's, or the last router's): HELLOs from elsewhere
-        // are not for us.
-        if (!learn_peer_mac && !rte_is_same_ether_addr(&source.mac, &config.path.peer.mac)) {
-          count(FrameDrop::kNotForUs);
-          return false;
-        }
-        source.region_pages = hello.region_pages.get();
-        refusal = check_hello(hello, config);
-        HelloAuth source_auth{};
-        if (!refusal && key) {
-          if (frame.payload_bytes < sizeof hello + auth_bytes) {
-            refusal = Refusal{RefuseReason::kAuthentication, "HELLO too short for its authentication"};
-          } else {
-            std::memcpy(&source_auth, frame.payload + sizeof hello, sizeof source_auth);
-            if (!source_auth_valid(*key, frame.session, hello, source_auth)) {
-              count(FrameDrop::kBadTag);
-              refusal = Refusal{RefuseReason::kAuthentication,
-                                "authentication failed: the source's pre-shared key differs from the destination's"};
-            }
-          }
-        }
-        if (refusal) {
-          Path reply_path = config.path;
-          if (learn_peer_mac) reply_path.peer.mac = source.mac;
-          send_refusal(control, reply_path, frame.session, *refusal);
-          // Answered and counted, and the wait goes on: one HELLO that does not fit, a
-          // stranger's or a misconfigured source's, must not end a destination that the
-          // real source has yet to reach.
-          count(FrameDrop::kRefusedHello);
-          return false;
-        }
-        // The session runs the smaller offer; the HELLO_ACK says which.
-        source.streams = std::min(hello.streams.get(), config.streams);
-        HelloPayload answer = own_hello;
-        answer.streams.set(source.streams);
-        if (!key) {
-          source.hello_ack = bytes_of(answer, nullptr);
-          chosen = std::move(source);
-          return true;
-        }
-        Path reply_path = config.path;
-        if (learn_peer_mac) reply_path.peer.mac = source.mac;
-        auto known = std::find_if(pending.begin(), pending.end(),
-                                  [&](const PendingSource& p) { return p.session == frame.session; });
-        if (known == pending.end()) {
-          answer.security.set(hello.security.get());
-          const Nonce nonce = random_nonce();
-          const HelloAuth answer_auth = make_destination_auth(*key, frame.session, hello, source_auth, answer, nonce);
-          source.hello_ack = bytes_of(answer, &answer_auth);
-          source.keys = derive_session_keys(*key, frame.session, nonce_of(source_auth), nonce,
-                                            (hello.security.get() & kSecurityEncrypted) != 0);
-          auto crypto = FrameCrypto::create(source.keys, FrameCrypto::Side::kDestination);
-          if (!crypto) return false;
-          source.control_crypto = std::make_unique<FrameCrypto>(std::move(crypto).value());
-          if (pending.size() == kMaxPendingSources) pending.erase(pending.begin());
-          pending.push_back(std::move(source));
-          known = pending.end() - 1;
-        }
-        // A repeated HELLO (our HELLO_ACK was lost) gets the same answer.
-        send_control(control, reply_path, FrameFields{.type = FrameType::kHelloAck, .stream = 0, .session = frame.session},
-                     known->hello_ack.data(), static_cast<std::uint16_t>(known->hello_ack.size()), nullptr);
-        return false;
-      });
-  if (!chosen) {
-    if (refusal) {
-      return make_error(ErrorCode::kRefused,
-                        "no session within " + std::to_string(config.hello_timeout_ms) + " ms: refused " +
-                            std::to_string(control_counters.drops[static_cast<std::size_t>(FrameDrop::kRefusedHello)]) +
-                            " HELLO(s), the last because " + refusal->message,
-                        static_cast<std::uint32_t>(refusal->reason));
-    }
-    return make_error(ErrorCode::kPeerGone, "no HELLO to " + endpoint_text(config.path.local) + " within " +
-                      std::to_string(config.hello_timeout_ms) + " ms" +
-                      (pending.empty() ? "" : " from a source that then proved the pre-shared key") +
-                      drops_note(control_counters));
+  if (config.security.encrypt && !config.security.key) {
+    return make_error(ErrorCode::kConfiguration, "encryption needs a pre-shared key (--psk-file)");
   }
-  if (learn_peer_mac) config.path.peer.mac = chosen->mac;
+  apply_udp_checksum(config, port, &config.path);
+  HelloListener listener(config, port);
+  auto chosen = listener.listen();
+  if (!chosen) return chosen.error();
+  if (is_zero_mac(config.path.peer.mac)) config.path.peer.mac = chosen->mac;
   config.streams = chosen->streams;
 
   std::unique_ptr<DestinationSession> destination(new DestinationSession());
   destination->config_ = config;
   destination->streams_note_ = fewer_streams_note(requested.streams, config.streams, port);
   destination->port_ = port.id();
-  destination->control_counters_ = control_counters;
+  destination->control_counters_ = listener.counters();
   destination->generations_.assign(config.region_pages, 0);
-  if (key) {
+  if (config.security.key) {
     destination->crypto_.push_back(std::move(chosen->control_crypto));
     for (std::uint16_t s = 1; s < config.streams; ++s) {
       auto crypto = FrameCrypto::create(chosen->keys, FrameCrypto::Side::kDestination);
@@ -203,35 +257,40 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
       destination->crypto_.push_back(std::make_unique<FrameCrypto>(std::move(crypto).value()));
     }
   }
-  const std::uint32_t session = chosen->session;
-  destination->responder_ =
-      std::make_unique<Responder>(control, config.path, session, std::move(chosen->hello_ack), destination->crypto(0));
-  // The source splits its pages between streams by its own region.
-  const std::uint64_t source_pages = chosen->region_pages;
-  for (std::uint16_t s = 0; s < config.streams; ++s) {
-    auto decoder = pagecodec::Decoder::create(config.page_size, config.region_pages);
-    if (!decoder) return decoder.error();
-    destination->streams_.emplace_back(s, QueueRef{port.id(), s, port.pool(), {}, port.frame_reserve(s)}, config.path, session, config.tuning,
-                                       std::move(decoder).value(), region, destination->generations_.data(),
-                                       max_record_bytes(config), s == 0 ? destination->responder_.get() : nullptr,
-                                       first_page_of_stream(s, source_pages, config.streams),
-                                       first_page_of_stream(static_cast<std::uint16_t>(s + 1), source_pages,
-                                                            config.streams),
-                                       destination->crypto(s), config.applied_pages);
-  }
-  destination->windows_ = std::make_unique<WindowGrowth>(port, config.streams, config.tuning.window_memory_bytes);
-  auto runner = launch_runner(config);
-  if (!runner) return runner.error();
-  destination->runner_ = std::move(runner).value();
-  destination->telemetry_ = std::make_unique<TelemetryRegistration>(TelemetryEntry{
-      .session = session, .role = "destination", .path_mtu = 0, .streams = published_of(destination->streams_)});
-  if (key) {
+  destination->session_ = chosen->session;
+  destination->responder_ = std::make_unique<Responder>(listener.control(), config.path, chosen->session,
+                                                        std::move(chosen->hello_ack), destination->crypto(0));
+  if (Status started = destination->start_streams(port, region, chosen->region_pages); !started) return started.error();
+  if (config.security.key) {
     // The frame that proved the key: the source's first PROBE, waiting for its answer.
-    if (first_sealed.type == FrameType::kProbe) destination->streams_[0].answer_probe(first_sealed);
+    if (listener.first_sealed().type == FrameType::kProbe) destination->streams_[0].answer_probe(listener.first_sealed());
   } else {
     destination->responder_->send_hello_ack();
   }
   return destination;
+}
+
+// A stream per agreed queue, with its decoder and its share of the source's pages; the
+// stream cores; telemetry.
+Status DestinationSession::start_streams(const Port& port, std::byte* region, std::uint64_t source_pages) {
+  const SessionConfig& c = config_;
+  for (std::uint16_t s = 0; s < c.streams; ++s) {
+    auto decoder = pagecodec::Decoder::create(c.page_size, c.region_pages);
+    if (!decoder) return decoder.error();
+    // The source splits its pages between streams by its own region.
+    const std::uint64_t first = first_page_of_stream(s, source_pages, c.streams);
+    const std::uint64_t end = first_page_of_stream(static_cast<std::uint16_t>(s + 1), source_pages, c.streams);
+    streams_.emplace_back(s, QueueRef{port.id(), s, port.pool(), {}, port.frame_reserve(s)}, c.path, session_, c.tuning,
+                          std::move(decoder).value(), region, generations_.data(), max_record_bytes(c),
+                          s == 0 ? responder_.get() : nullptr, first, end, crypto(s), c.applied_pages);
+  }
+  windows_ = std::make_unique<WindowGrowth>(port, c.streams, c.tuning.window_memory_bytes);
+  auto runner = launch_runner(c);
+  if (!runner) return runner.error();
+  runner_ = std::move(runner).value();
+  telemetry_ = std::make_unique<TelemetryRegistration>(
+      TelemetryEntry{.session = session_, .role = "destination", .path_mtu = 0, .streams = published_of(streams_)});
+  return Ok{};
 }
 
 }  // namespace pagewire::transport

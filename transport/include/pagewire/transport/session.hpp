@@ -280,10 +280,12 @@ class DestinationSession {
  private:
   DestinationSession() = default;
   Status run_stream_cores_until_finished();
+  Status start_streams(const Port& port, std::byte* region, std::uint64_t source_pages);
   Status failed_stream() const;  // the first stream that failed, if one has
   FrameCrypto* crypto(std::uint16_t s) { return crypto_.empty() ? nullptr : crypto_[s].get(); }
   SessionConfig config_;
   std::uint16_t port_ = 0;
+  std::uint32_t session_ = 0;
   std::string streams_note_;
   StreamCounters control_counters_;  // frames refused while waiting for HELLO
   std::unique_ptr<WindowGrowth> windows_;
