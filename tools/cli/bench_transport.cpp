@@ -64,7 +64,8 @@ Result<double> n_streams_vs_one(const bench::TransportBenchOptions& options, std
 }
 
 // --link memif: two processes; the impairments, loss rounds and kernel TCP are ring-only.
-int bench_memif(const bench::TransportBenchOptions& ring_options, std::uint64_t region_mib, bool json) {
+int bench_memif(const bench::TransportBenchOptions& ring_options, std::uint64_t region_mib, bool memif_zero_copy,
+                bool json) {
   if (ring_options.impaired_link || ring_options.authenticate) {
     std::cerr << "pagewire: --link memif: the link impairments and --security are for --link ring\n";
     return 2;
@@ -77,7 +78,8 @@ int bench_memif(const bench::TransportBenchOptions& ring_options, std::uint64_t 
                                          .mtu = ring_options.mtu,
                                          .udp_checksum = ring_options.udp_checksum,
                                          .zero_copy = ring_options.zero_copy,
-                                         .stream_cores = ring_options.stream_cores};
+                                         .stream_cores = ring_options.stream_cores,
+                                         .receiver_zero_copy = memif_zero_copy};
   std::cout << "bench transport: " << region_mib << " MiB of 4 KiB RAW pages over memif between two processes, "
             << options.streams << " stream(s), window " << options.window_frames
             << (options.stream_cores ? ", each stream on an lcore of its own at both ends" : "") << std::endl;
@@ -90,6 +92,7 @@ int bench_memif(const bench::TransportBenchOptions& ring_options, std::uint64_t 
   if (json) {
     std::cout << nlohmann::json{{"event", "result"}, {"link", "memif"}, {"region_mib", region_mib},
                                 {"streams", options.streams}, {"stream_cores", options.stream_cores},
+                                {"memif_zero_copy", options.receiver_zero_copy},
                                 {"path_mtu", r.path_mtu},
                                 {"window", options.window_frames}, {"udp_checksum", options.udp_checksum},
                                 {"gbps", r.gbps}, {"memcpy_gbps", r.memcpy_gbps}, {"vs_memcpy", r.vs_memcpy},
@@ -178,6 +181,7 @@ int bench_transport(const std::vector<std::string>& args) {
   std::uint64_t region_mib = options.region_bytes >> 20;
   double loss = 0.01;
   bool json = false;
+  bool memif_zero_copy = false;
   double delay_ms = 0, jitter_ms = 0, rate_gbps = 0, queue_ms = 20, pace_gbps = 0;
   std::string security = "none";
   std::string congestion_control = "auto";
@@ -224,6 +228,9 @@ int bench_transport(const std::vector<std::string>& args) {
        "--link ring: each stream polled by an lcore of its own at both ends, as src/dst run (2 x --streams "
        "lcores, shared where the machine has fewer CPUs); memcpy on as many threads; no kernel-TCP pass; with "
        "--streams N > 1, N streams against one first, alternating (N ÷ 1 ratio)")
+      ("memif-zero-copy", po::bool_switch(&memif_zero_copy),
+       "--link memif: the destination is memif's zero-copy client (the source the server), so its PMD "
+       "receives into buffers the source's PMD writes: one copy fewer at the receiving end")
       ("udp-checksum", po::bool_switch(&options.udp_checksum),
        "sum every frame in software (UDP checksum); by default the memory links these benchmarks use carry none")
       ("no-udp-checksum", po::bool_switch(), "no UDP checksum: the default, kept for older command lines")
@@ -265,7 +272,11 @@ int bench_transport(const std::vector<std::string>& args) {
   options.impaired_link = options.link.delays() || options.link.drop > 0 || options.link.burst_enter > 0 ||
                           options.link.reorder > 0 || options.link.duplicate > 0 || options.link.mtu_clamp != 0;
   options.region_bytes = region_mib << 20;
-  if (link == "memif") return bench_memif(options, region_mib, json);
+  if (memif_zero_copy && link != "memif") {
+    std::cerr << "pagewire: --memif-zero-copy: only with --link memif\n";
+    return 2;
+  }
+  if (link == "memif") return bench_memif(options, region_mib, memif_zero_copy, json);
   if (link == "null") return bench_source_cost(options, region_mib, json);
   if (link != "ring") {
     std::cerr << "pagewire: --link " << link << ": expected ring, memif or null\n";

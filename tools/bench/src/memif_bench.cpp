@@ -77,18 +77,28 @@ SessionConfig config_for(const MemifBenchOptions& options, const Port& port, boo
   return c;
 }
 
-Result<std::unique_ptr<Port>> open_memif(const MemifBenchOptions& options, const std::string& role,
-                                         const std::string& socket, EndCpus cpus, const std::string& prefix) {
+// Which end is memif's server: the client creates the shared memory, and only a client
+// runs in memif's zero-copy mode.
+std::string memif_role(const MemifBenchOptions& options, bool source) {
+  return source == options.receiver_zero_copy ? "server" : "client";
+}
+
+Result<std::unique_ptr<Port>> open_memif(const MemifBenchOptions& options, bool source, const std::string& socket,
+                                         EndCpus cpus, const std::string& prefix) {
+  const std::string role = memif_role(options, source);
   EalOptions eal;
   eal.program = "pagewire-bench-" + role;
   eal.file_prefix = prefix;
   eal.placement = eal_cores(options, cpus);
   // One memif buffer holds a whole frame (transport/src/port.cpp says why).
   const unsigned buffer_bytes = options.mtu + RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN;
-  eal.vdevs = {"net_memif0,role=" + role + ",socket=" + socket + ",bsize=" + std::to_string(buffer_bytes)};
+  eal.vdevs = {"net_memif0,role=" + role + ",socket=" + socket + ",bsize=" + std::to_string(buffer_bytes) +
+               (!source && options.receiver_zero_copy ? ",zero-copy=yes" : "")};
   if (auto status = init_eal(eal); !status) return status.error();
   auto port = Port::open({.port_id = 0, .queues = options.streams, .mtu = options.mtu,
-                          .held_frames_per_queue = 4 * options.window_frames, .name = role});
+                          .held_frames_per_queue = 4 * options.window_frames,
+                          .start_wait_ms = 10000,  // a memif client may start before its server
+                          .name = role});
   if (!port) return port.error();
   return std::make_unique<Port>(std::move(port).value());
 }
@@ -101,7 +111,7 @@ Result<std::unique_ptr<Port>> open_memif(const MemifBenchOptions& options, const
     const std::string text = line + "\n";
     if (::write(report, text.data(), text.size()) < 0) _exit(2);
   };
-  auto port = open_memif(options, "server", socket, cpus, prefix);
+  auto port = open_memif(options, false, socket, cpus, prefix);
   if (!port) {
     say("error " + port.error().message);
     _exit(1);
@@ -169,11 +179,12 @@ Result<MemifBenchResult> run_memif_bench(const MemifBenchOptions& options, std::
     ::unlink(socket.c_str());
     return result;
   };
+  // Either end may be memif's client, which starts once its server listens: ours opens
+  // first, then waits for the destination's.
+  auto port = open_memif(options, true, socket, source_cpus, "pagewire-bench-src-" + tag);
+  if (!port) return finish(port.error());
   const std::string ready = read_line(from_destination);
   if (ready != "ready") return finish(make_error("destination process: " + (ready.empty() ? "died" : ready)));
-
-  auto port = open_memif(options, "client", socket, source_cpus, "pagewire-bench-src-" + tag);
-  if (!port) return finish(port.error());
   if (auto linked = (*port)->await_link(10000); !linked) return finish(linked.error());
 
   auto guest = sim::MappedMemory::allocate(options.region_bytes);

@@ -29,6 +29,10 @@ struct MemifBenchOptions {
   // crosswise on the plan's two CPUs: the source's stream core where the destination's
   // control thread sleeps, and the other way round. Off: each end polls from one thread.
   bool stream_cores = false;
+  // The destination is memif's client in its zero-copy mode (the source the server): its
+  // PMD receives into buffers the source's PMD writes, so the destination copies each page
+  // once (into guest memory) instead of twice.
+  bool receiver_zero_copy = false;
 };
 
 struct MemifBenchResult {
