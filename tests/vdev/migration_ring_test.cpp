@@ -380,6 +380,38 @@ TEST(MigrationRing, ALostCommitAcknowledgementIsAskedForAgain) {
   EXPECT_EQ(outcome.writes_after, 0u) << "the source guest stays paused: it runs on the destination";
 }
 
+// From the destination's first COMMIT_ACK on, the path is dark both ways for 400 ms, far
+// longer than a FIN's TIME-WAIT (100 ms quiet) and shorter than these tests' peer timeout
+// (1 s): the destination keeps
+// answering until the source says it heard (CLOSE), so the outcome is known, not lost.
+TEST(MigrationRing, APathDarkAfterTheCommitAcknowledgementLeavesTheOutcomeKnown) {
+  constexpr std::size_t kTypeOffset = 14 + 20 + 8 + 5;
+  std::atomic<std::int64_t> dark_from_ns{0};
+  std::atomic<int> dropped{0};
+  rigs::LinkImpairment outage;
+  outage.drop_if = [&](std::span<const std::byte> frame) {
+    const auto now_ns = std::chrono::steady_clock::now().time_since_epoch() / std::chrono::nanoseconds(1);
+    const bool commit_ack =
+        frame.size() > kTypeOffset && frame[kTypeOffset] == static_cast<std::byte>(transport::FrameType::kCommitAck);
+    std::int64_t none = 0;
+    if (commit_ack) dark_from_ns.compare_exchange_strong(none, now_ns);
+    const std::int64_t from = dark_from_ns.load();
+    const bool dark = from != 0 && now_ns - from < 400'000'000;
+    dropped += dark;
+    return dark;
+  };
+  Scenario scenario;
+  scenario.guest.pages_per_second = 20000;
+  scenario.impairment = &outage;
+  const Outcome outcome = migrate(scenario);
+  ASSERT_TRUE(outcome.report.ok()) << outcome.report.error().message;
+  EXPECT_GE(dropped.load(), 5) << "the source asked again throughout the outage";
+  EXPECT_TRUE(outcome.regions_equal);
+  EXPECT_EQ(outcome.destination_error, "");
+  EXPECT_EQ(std::count(outcome.hook_calls.begin(), outcome.hook_calls.end(), "commit"), 1);
+  EXPECT_EQ(outcome.writes_after, 0u) << "the source guest stays paused: it runs on the destination";
+}
+
 // The destination refuses the commit and its refusal (three ABORTs) is lost: the source asks
 // again and hears the refusal again, instead of an unknown outcome. The guest runs on at
 // the source.

@@ -45,7 +45,17 @@ class DestinationSession::Responder final : public ControlResponder {
                  hello_ack_.data(), static_cast<std::uint16_t>(hello_ack_.size()), nullptr);
   }
 
+  // Any thread: the source said the answer to its COMMIT arrived.
+  bool closed() const { return closed_.load(std::memory_order_acquire); }
+  // Any thread: control frames the source sent, a sign of life while no data flows.
+  std::uint64_t frames_heard() const { return frames_heard_.load(std::memory_order_relaxed); }
+
   void respond(const ReceivedFrame& frame, std::uint64_t) override {
+    frames_heard_.store(frames_heard_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    if (frame.type == FrameType::kClose) {
+      closed_.store(true, std::memory_order_release);
+      return;
+    }
     if (frame.type == FrameType::kVerify) {
       if (can_verify_) send_verify_reply(frame.seq);
       else early_verify_seq_ = frame.seq;
@@ -104,6 +114,8 @@ class DestinationSession::Responder final : public ControlResponder {
   std::uint32_t commit_seq_ = 0;
   std::string aborted_;
   std::atomic<bool> was_aborted_{false};
+  std::atomic<bool> closed_{false};
+  std::atomic<std::uint64_t> frames_heard_{0};  // written on stream 0's core only
 };
 
 }  // namespace pagewire::transport

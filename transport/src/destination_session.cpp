@@ -114,6 +114,34 @@ void DestinationSession::linger() {
   while (!runner_->all_done()) wait.pause();
 }
 
+void DestinationSession::linger_until_closed() {
+  SilenceWatch source(ms_to_tsc(config_.peer_timeout_ms));
+  auto heard = [this](const StreamCounters& counters) {
+    return frames_from_source(counters) + responder_->frames_heard();
+  };
+  if (runner_ == nullptr) {
+    for (std::uint64_t now = rte_rdtsc(); !responder_->closed(); now = rte_rdtsc()) {
+      StreamCounters counters;
+      for (auto& stream : streams_) {
+        stream.poll(now);
+        counters += stream.counters();
+      }
+      if (source.expired(heard(counters), now)) return;
+    }
+    return;
+  }
+  runner_->start([this](std::uint16_t s) {
+    IdleBackoff backoff(runner_->options().idle_sleep_us);
+    while (!runner_->stop_requested() && !responder_->closed()) {
+      streams_[s].poll(rte_rdtsc());
+      backoff.after_poll(traffic(streams_[s].counters()));
+    }
+  });
+  ControlWait wait;
+  while (!runner_->all_done() && !source.expired(heard(published_totals().streams), rte_rdtsc())) wait.pause();
+  runner_->stop();
+}
+
 Status DestinationSession::await_commit(const Digest& digest, std::uint64_t region_bytes, std::uint32_t timeout_ms) {
   responder_->set_verification(digest, region_bytes);  // the stream cores are parked
   const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(timeout_ms);

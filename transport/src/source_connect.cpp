@@ -75,7 +75,11 @@ class SourceHandshake {
 
 Status SourceHandshake::resolve_peer() {
   if (!is_zero_mac(config_.path.peer.mac)) return Ok{};
-  auto mac = resolve_mac(control_, config_.path.local, config_.next_hop_ip != 0 ? config_.next_hop_ip : config_.path.peer.ip);
+  // As long as a HELLO would wait: the peer may not be listening yet, or the path be dark.
+  constexpr std::uint32_t kArpIntervalMs = 200;
+  const std::uint32_t tries = std::max<std::uint32_t>(10, config_.hello_timeout_ms / kArpIntervalMs);
+  auto mac = resolve_mac(control_, config_.path.local, config_.next_hop_ip != 0 ? config_.next_hop_ip : config_.path.peer.ip,
+                         tries, kArpIntervalMs);
   if (!mac) return mac.error();
   config_.path.peer.mac = *mac;
   return Ok{};
@@ -213,14 +217,23 @@ Status SourceHandshake::probe_path() {
       std::max<std::uint64_t>(config_.tuning.initial_rto_us, 3 * hello_rtt_us_), config_.tuning.max_rto_us));
   auto ceiling = path_mtu_ceiling(answer_, port_.mtu());
   if (!ceiling) return ceiling.error();
-  PathMtuSearch search(kMinPathMtu, *ceiling, 0, PathMtuSearch::Start::kTop, config_.probe_tries);
-  PathMtuSearch::Next next = PathMtuSearch::Next::kProbe;
-  while (next == PathMtuSearch::Next::kProbe) next = probe(search.testing()) ? search.on_answered() : search.on_unanswered();
-  if (next == PathMtuSearch::Next::kFailed) {
-    return make_error(ErrorCode::kPath, "path MTU: not even " + std::to_string(kMinPathMtu) +
-                      "-byte packets reach the destination (probes with DF set were lost)");
+  // The HELLO_ACK just came through: a search that finds nothing passing met a path gone
+  // dark, or a path narrower than the protocol's floor. Searched again for as long as a
+  // session rides out silence (the peer timeout), then it is the path.
+  const std::uint64_t give_up = rte_rdtsc() + ms_to_tsc(config_.peer_timeout_ms);
+  for (;;) {
+    PathMtuSearch search(kMinPathMtu, *ceiling, 0, PathMtuSearch::Start::kTop, config_.probe_tries);
+    PathMtuSearch::Next next = PathMtuSearch::Next::kProbe;
+    while (next == PathMtuSearch::Next::kProbe) next = probe(search.testing()) ? search.on_answered() : search.on_unanswered();
+    if (next == PathMtuSearch::Next::kDone) {
+      path_mtu_ = search.largest_passing();
+      break;
+    }
+    if (rte_rdtsc() > give_up) {
+      return make_error(ErrorCode::kPath, "path MTU: not even " + std::to_string(kMinPathMtu) + "-byte packets reached the destination for " +
+                        std::to_string(config_.peer_timeout_ms) + " ms (probes with DF set were lost)");
+    }
   }
-  path_mtu_ = search.largest_passing();
   const std::uint64_t path_rtt_us = probe_rtt_tsc_ == UINT64_MAX ? hello_rtt_us_ : tsc_to_us(probe_rtt_tsc_);
   // The congestion controller's first rate: its initial window per round trip.
   config_.tuning.initial_rtt_us = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(path_rtt_us, 10, 1000000));

@@ -188,6 +188,7 @@ Status SourceSession::commit(std::uint32_t timeout_ms) {
     }
     return frame.type == FrameType::kCommitAck;
   });
+  if (answered) close();
   if (!answered) {
     return make_error(ErrorCode::kCommitUnknown, "the destination did not confirm the commit within " +
                                                      std::to_string(timeout_ms) + " ms: whether it kept its image is unknown");
@@ -196,6 +197,18 @@ Status SourceSession::commit(std::uint32_t timeout_ms) {
     return make_error(ErrorCode::kCommitRefused, "the destination refused the commit: " + refusal);
   }
   return Ok{};
+}
+
+// The destination answers a repeated COMMIT for as long as the source may be asking: CLOSE
+// tells it the answer arrived. Unanswered, so said three times; if all are lost, the
+// destination stops once the source has been silent for its peer timeout.
+void SourceSession::close() {
+  on_control_queue([&] {
+    for (int i = 0; i < 3; ++i) {
+      send_control(control_, config_.path, FrameFields{.type = FrameType::kClose, .stream = 0, .session = session_},
+                   nullptr, 0, crypto(0));
+    }
+  });
 }
 
 void SourceSession::abort(const std::string& reason) {

@@ -48,7 +48,7 @@ Result<std::vector<std::byte>> DestinationMigration::device_state() const {
 
 void DestinationMigration::refuse(const std::string& reason) {
   session_.refuse_commit(reason);
-  session_.linger();  // a source that missed the refusal asks again, and hears it again
+  session_.linger_until_closed();  // a source that missed the refusal asks again, and hears it again
 }
 
 Result<ReceiveReport> DestinationMigration::run(const CommitHook& on_commit, std::uint32_t commit_timeout_ms) {
@@ -82,7 +82,7 @@ Result<ReceiveReport> DestinationMigration::run(const CommitHook& on_commit, std
   }
   report.commit_hook_ms = ms_since(hook_start);
   session_.acknowledge_commit();
-  session_.linger();
+  session_.linger_until_closed();
   return report;
 }
 

@@ -8,7 +8,8 @@
 // poll(s), published_totals() and the destination's page_generation()/forget_page().
 // - With SessionConfig::stream_lcores (the default of the CLI), each stream runs on an EAL
 //   lcore of its own (StreamRunner): run_until_idle(), keep_alive_while(), verify(),
-//   commit(), abort(), run_until_finished(), await_commit() and linger() hand their work
+//   commit(), abort(), run_until_finished(), await_commit(), linger() and
+//   linger_until_closed() hand their work
 //   to the stream cores and wait for it; the control thread never polls a stream, and
 //   only touches one (begin_round(), totals()) while every core is parked. Control frames
 //   go out on queue 0 from stream 0's core.
@@ -194,6 +195,7 @@ class SourceSession {
   Status await_stream_cores(std::uint32_t timeout_ms, const std::function<void()>& tick);
   Status silent_destination() const;
   void choose_zero_copy(const Port& port);
+  void close();
   Status start_streams(const Port& port);
   FrameCrypto* crypto(std::uint16_t s) { return crypto_.empty() ? nullptr : crypto_[s].get(); }
   QueueRef control_{};
@@ -235,22 +237,26 @@ class DestinationSession {
   // total here would cut off migrations the source still allows. Returns at once: the
   // caller goes on polling, in await_commit() or linger().
   Status run_until_finished();
-  // TIME-WAIT, after run_until_finished() or await_commit(): our FIN_ACK or COMMIT_ACK may
-  // be lost and the source then repeats its FIN or COMMIT, so answer until the line has
-  // been quiet for 100 ms (2 s at most).
+  // TIME-WAIT after run_until_finished() when no commit follows: our FIN_ACK may be lost and
+  // the source then repeats its FIN, so answer until the line has been quiet for 100 ms
+  // (2 s at most).
   void linger();
+  // TIME-WAIT after acknowledge_commit() or refuse_commit(): the source repeats COMMIT until
+  // an answer reaches it, through a path that may go dark for a while, so answer until it
+  // says it heard (CLOSE) or has sent nothing for peer_timeout_ms.
+  void linger_until_closed();
 
   bool finished() const;
   // After run_until_finished: answers VERIFY with `digest` (and late FINs and probes) until
   // the source sends COMMIT, or fails after `timeout_ms`: then the image must be discarded.
   // The COMMIT is not acknowledged yet: do what committing means (write the image, start
-  // the guest), then acknowledge_commit() and linger(), or refuse_commit().
+  // the guest), then acknowledge_commit() or refuse_commit(), then linger_until_closed().
   Status await_commit(const Digest& digest, std::uint64_t region_bytes, std::uint32_t timeout_ms);
   // After await_commit() succeeded: the image is ours. Acknowledges the COMMIT (and every
-  // repeat of it linger() sees). From here the source reports success.
+  // repeat of it linger_until_closed() sees). From here the source reports success.
   void acknowledge_commit();
   // After await_commit() succeeded, when the commit action failed: tells the source, which
-  // resumes its guest, and (in linger(), to be called next) tells it again should it ask
+  // resumes its guest, and (in linger_until_closed(), to be called next) tells it again should it ask
   // again. The image must be discarded.
   void refuse_commit(const std::string& reason);
   // As SourceSession's: exact while no stream core runs; published from any thread.

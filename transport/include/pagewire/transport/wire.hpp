@@ -12,7 +12,7 @@
 namespace pagewire::transport {
 
 inline constexpr std::uint32_t kFrameMagic = 0x52574750;  // "PGWR" on the wire
-inline constexpr std::uint8_t kProtocolVersion = 3;  // 2: ACKs carry SACK blocks; 3: sealed frames
+inline constexpr std::uint8_t kProtocolVersion = 4;  // 2: ACKs carry SACK blocks; 3: sealed frames; 4: CLOSE
 
 enum class FrameType : std::uint8_t {
   kHello = 1,     // source -> destination: capabilities; starts a session
@@ -31,8 +31,10 @@ enum class FrameType : std::uint8_t {
   kAbort = 14,        // source: the migration failed; payload: reason text. Discard the image.
   kResend = 15,       // destination: these pages were refused (a DELTA for a base they do not
                       // hold): send them again in full. Payload: ResendPayload.
+  kClose = 16,        // source: the answer to its COMMIT arrived; the destination may stop
+                      // answering (it lingers until this, or until the source falls silent)
 };
-inline constexpr std::uint8_t kLastFrameType = 15;
+inline constexpr std::uint8_t kLastFrameType = 16;
 // The seq of a keepalive PROBE (an idle source's sign of life, not padded); path probes
 // count from 1.
 inline constexpr std::uint32_t kKeepaliveProbeSeq = 0;
