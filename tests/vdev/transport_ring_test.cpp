@@ -480,9 +480,11 @@ TEST(TransportRing, AdvertisedMtuBelowTheMinimumIsRefused) {
           hello.mtu.set(100);
           rte_mbuf* reply = rte_pktmbuf_alloc(port.pool());
           std::memcpy(frame_payload(reply), &hello, sizeof hello);
+          const Nonce nonce{};  // a keyless HELLO_ACK carries the destination's nonce
+          std::memcpy(frame_payload(reply) + sizeof hello, nonce.data(), nonce.size());
           finish_frame(reply, fake_config.path,
                        FrameFields{.type = FrameType::kHelloAck, .stream = 0, .session = frame.session},
-                       sizeof hello);
+                       sizeof hello + nonce.size());
           if (rte_eth_tx_burst(port.id(), 0, &reply, 1) == 0) rte_pktmbuf_free(reply);
         }
         rte_pktmbuf_free(burst[i]);
@@ -603,6 +605,38 @@ TEST(TransportRing, HellosThatDoNotFitNeitherEndNorTakeAKeylessDestination) {
   EXPECT_TRUE(guest == destination);
   EXPECT_EQ(drops(result.destination, FrameDrop::kRefusedHello), 3u) << "each refused HELLO counted";
   EXPECT_GE(drops(result.destination, FrameDrop::kWrongSession), 3u) << "each stray frame counted";
+}
+
+// Without a key, HELLOs that fit in every way (a forger's, or a replay of an earlier
+// session's) are answered but take nothing: the session is the one whose source then
+// echoes the nonce of its HELLO_ACK in a PROBE. Here the forged HELLOs arrive first, and the
+// real source, after them, migrates.
+TEST(TransportRing, ForgedHellosThatFitDoNotTakeAKeylessDestination) {
+  Harness harness(2, {});
+  Bytes guest = make_guest(1024, 23);
+  Bytes destination(guest.size());
+  auto source_config = harness.config(2, 1024, true);
+  auto destination_config = harness.config(2, 1024, false);
+  const HelloPayload valid = make_hello(source_config, 9000);
+  Path from_source = source_config.path;
+  from_source.peer.mac = harness.destination_port().mac();
+  for (std::uint32_t session = 80; session < 83; ++session) {
+    rte_mbuf* hello = rte_pktmbuf_alloc(harness.source_port().pool());
+    std::memcpy(frame_payload(hello), &valid, sizeof valid);
+    finish_frame(hello, from_source, FrameFields{.type = FrameType::kHello, .stream = 0, .session = session},
+                 sizeof valid);
+    ASSERT_TRUE(harness.link().inject_to_b(hello));
+  }
+  // And a PROBE guessing at the nonce of the first.
+  rte_mbuf* guess = rte_pktmbuf_alloc(harness.source_port().pool());
+  std::memset(frame_payload(guess), 0, 32);
+  finish_frame(guess, from_source, FrameFields{.type = FrameType::kProbe, .stream = 0, .session = 80, .seq = 1}, 32);
+  ASSERT_TRUE(harness.link().inject_to_b(guess));
+  const auto result = migrate(harness, guest, destination, 1, source_config, destination_config);
+  ASSERT_EQ(result.source_error, "");
+  ASSERT_EQ(result.destination_error, "");
+  EXPECT_TRUE(guest == destination);
+  EXPECT_GE(drops(result.destination, FrameDrop::kWrongSession), 1u) << "the guessed echo counted";
 }
 
 // A destination bound to a peer MAC (--peer-mac) takes a HELLO from that MAC only: the

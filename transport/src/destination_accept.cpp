@@ -20,14 +20,16 @@ namespace pagewire::transport {
 
 namespace {
 
-// A source whose HELLO was answered, while the destination waits for its first sealed
-// frame: the proof it holds the key (a replayed HELLO gets this far, and no further).
+// A source whose HELLO was answered, while the destination waits for its first frame after
+// it: sealed with the session's keys (with a key), or echoing our nonce (without). A
+// replayed or forged HELLO gets this far, and no further.
 struct PendingSource {
   std::uint32_t session = 0;
   rte_ether_addr mac{};
   std::uint64_t region_pages = 0;
   std::uint16_t streams = 0;  // the smaller of its offer and ours: what the session runs
   std::vector<std::byte> hello_ack;
+  Nonce nonce{};  // ours, in its HELLO_ACK
   SessionKeys keys;
   std::unique_ptr<FrameCrypto> control_crypto;
 };
@@ -51,9 +53,10 @@ void send_refusal(const QueueRef& queue, const Path& path, std::uint32_t session
 }
 
 // Listens on queue 0 for the source that will be this session's: HELLOs are checked and
-// answered (or refused, and counted), and with a key the session is the one whose source
-// then seals a frame (a PROBE) with the keys, so a stranger's or a replayed HELLO neither
-// takes the destination nor ends the wait.
+// answered (or refused, and counted), and the session is the one whose source then sends
+// its first PROBE sealed with the session's keys (with a key) or echoing the nonce of our
+// HELLO_ACK (without), so a stranger's, a forged or a replayed HELLO neither takes the
+// destination nor ends the wait.
 class HelloListener {
  public:
   HelloListener(const SessionConfig& config, const Port& port)
@@ -74,8 +77,8 @@ class HelloListener {
 
   const StreamCounters& counters() const { return counters_; }
   const QueueRef& control() const { return control_; }
-  // The frame that proved the key (no payload: its mbuf is gone).
-  const ReceivedFrame& first_sealed() const { return first_sealed_; }
+  // The frame that completed the handshake (no payload: its mbuf is gone).
+  const ReceivedFrame& first_frame() const { return first_frame_; }
 
  private:
   const std::optional<PreSharedKey>& key() const { return config_.security.key; }
@@ -83,8 +86,9 @@ class HelloListener {
   bool on_sealed(ReceivedFrame& frame, rte_mbuf** mbuf);
   bool on_clear(const ReceivedFrame& frame, const rte_mbuf* mbuf);
   std::optional<Refusal> check(const ReceivedFrame& frame, const HelloPayload& hello, HelloAuth* auth);
-  void answer_with_key(const ReceivedFrame& frame, const HelloPayload& hello, const HelloAuth& auth,
-                       PendingSource source);
+  void answer(const ReceivedFrame& frame, const HelloPayload& hello, const HelloAuth& auth, PendingSource source);
+  bool on_echo(const ReceivedFrame& frame);
+  void choose(PendingSource& source, const ReceivedFrame& frame);
   Path reply_path(const rte_ether_addr& mac) const {
     Path path = config_.path;
     if (learn_peer_mac_) path.peer.mac = mac;
@@ -100,7 +104,7 @@ class HelloListener {
   std::vector<PendingSource> pending_;
   std::optional<PendingSource> chosen_;
   std::optional<Refusal> refusal_;  // the last HELLO refused
-  ReceivedFrame first_sealed_{};
+  ReceivedFrame first_frame_{};
 };
 
 // A sealed frame: the first of a source whose HELLO we answered, if its keys open it.
@@ -116,15 +120,34 @@ bool HelloListener::on_sealed(ReceivedFrame& frame, rte_mbuf** mbuf) {
     count(drop);
     return false;
   }
-  first_sealed_ = frame;
-  first_sealed_.payload = nullptr;  // the mbuf goes when this returns
-  first_sealed_.payload_bytes = 0;
-  chosen_ = std::move(*source);
+  choose(*source, frame);
   return true;
 }
 
-// Before a session, only HELLO is for us; anything else is counted, as every frame is.
+void HelloListener::choose(PendingSource& source, const ReceivedFrame& frame) {
+  first_frame_ = frame;
+  first_frame_.payload = nullptr;  // the mbuf goes when the listener's handler returns
+  first_frame_.payload_bytes = 0;
+  chosen_ = std::move(source);
+}
+
+// Without a key: a PROBE that echoes the nonce of the HELLO_ACK its session was answered with.
+bool HelloListener::on_echo(const ReceivedFrame& frame) {
+  auto source = std::find_if(pending_.begin(), pending_.end(),
+                             [&](const PendingSource& p) { return p.session == frame.session; });
+  if (source == pending_.end() || frame.payload_bytes < source->nonce.size() ||
+      std::memcmp(frame.payload, source->nonce.data(), source->nonce.size()) != 0) {
+    count(FrameDrop::kWrongSession);
+    return false;
+  }
+  choose(*source, frame);
+  return true;
+}
+
+// Before a session, only HELLO (and, without a key, the PROBE that completes a handshake)
+// is for us; anything else is counted, as every frame is.
 bool HelloListener::on_clear(const ReceivedFrame& frame, const rte_mbuf* mbuf) {
+  if (frame.type == FrameType::kProbe && !key()) return on_echo(frame);
   if (frame.type != FrameType::kHello) {
     count(FrameDrop::kWrongSession);
     return false;
@@ -157,15 +180,8 @@ bool HelloListener::on_clear(const ReceivedFrame& frame, const rte_mbuf* mbuf) {
   }
   // The session runs the smaller offer; the HELLO_ACK says which.
   source.streams = std::min(hello.streams.get(), config_.streams);
-  if (key()) {
-    answer_with_key(frame, hello, auth, std::move(source));
-    return false;  // chosen once it seals a frame
-  }
-  HelloPayload answer = own_hello_;
-  answer.streams.set(source.streams);
-  source.hello_ack = bytes_of(answer, nullptr);
-  chosen_ = std::move(source);
-  return true;
+  answer(frame, hello, auth, std::move(source));
+  return false;  // chosen once its first PROBE proves it heard us
 }
 
 // What the HELLO asks for that we cannot give, or a key it does not prove; `auth` gets its
@@ -185,24 +201,32 @@ std::optional<Refusal> HelloListener::check(const ReceivedFrame& frame, const He
   return std::nullopt;
 }
 
-// A HELLO that proved the key: answered with our proof over its nonce, and remembered until
-// its source seals a frame. A repeated HELLO (our HELLO_ACK was lost) gets the same answer.
-void HelloListener::answer_with_key(const ReceivedFrame& frame, const HelloPayload& hello, const HelloAuth& auth,
-                                    PendingSource source) {
+// A HELLO that fits (and proved the key, with one): answered with our nonce (and our proof
+// over both nonces, with a key), and remembered until its source's first PROBE. A repeated
+// HELLO (our HELLO_ACK was lost) gets the same answer.
+void HelloListener::answer(const ReceivedFrame& frame, const HelloPayload& hello, const HelloAuth& auth,
+                           PendingSource source) {
   auto known = std::find_if(pending_.begin(), pending_.end(),
                             [&](const PendingSource& p) { return p.session == frame.session; });
   if (known == pending_.end()) {
     HelloPayload answer = own_hello_;
     answer.streams.set(source.streams);
-    answer.security.set(hello.security.get());
-    const Nonce nonce = random_nonce();
-    const HelloAuth answer_auth = make_destination_auth(*key(), frame.session, hello, auth, answer, nonce);
-    source.hello_ack = bytes_of(answer, &answer_auth);
-    source.keys = derive_session_keys(*key(), frame.session, nonce_of(auth), nonce,
-                                      (hello.security.get() & kSecurityEncrypted) != 0);
-    auto crypto = FrameCrypto::create(source.keys, FrameCrypto::Side::kDestination);
-    if (!crypto) return;
-    source.control_crypto = std::make_unique<FrameCrypto>(std::move(crypto).value());
+    source.nonce = random_nonce();
+    if (key()) {
+      answer.security.set(hello.security.get());
+      const HelloAuth answer_auth = make_destination_auth(*key(), frame.session, hello, auth, answer, source.nonce);
+      source.hello_ack = bytes_of(answer, &answer_auth);
+      source.keys = derive_session_keys(*key(), frame.session, nonce_of(auth), source.nonce,
+                                        (hello.security.get() & kSecurityEncrypted) != 0);
+      auto crypto = FrameCrypto::create(source.keys, FrameCrypto::Side::kDestination);
+      if (!crypto) return;
+      source.control_crypto = std::make_unique<FrameCrypto>(std::move(crypto).value());
+    } else {
+      source.hello_ack = bytes_of(answer, nullptr);
+      source.hello_ack.insert(source.hello_ack.end(), reinterpret_cast<const std::byte*>(source.nonce.data()),
+                              reinterpret_cast<const std::byte*>(source.nonce.data()) + source.nonce.size());
+    }
+    // A flood of HELLOs pushes out the oldest: it can delay a real source, never take its place.
     if (pending_.size() == kMaxPendingSources) pending_.erase(pending_.begin());
     pending_.push_back(std::move(source));
     known = pending_.end() - 1;
@@ -219,10 +243,15 @@ Error HelloListener::nobody_chosen() const {
                           " HELLO(s), the last because " + refusal_->message,
                       static_cast<std::uint32_t>(refusal_->reason));
   }
+  if (!pending_.empty()) {
+    return make_error(ErrorCode::kPeerGone,
+                      "no session within " + std::to_string(config_.hello_timeout_ms) + " ms: " +
+                          std::to_string(pending_.size()) + " source(s) sent HELLO and never completed the handshake (" +
+                          (key() ? "no frame sealed with the pre-shared key" : "no PROBE echoing our nonce") + ")" +
+                          drops_note(counters_));
+  }
   return make_error(ErrorCode::kPeerGone, "no HELLO to " + endpoint_text(config_.path.local) + " within " +
-                    std::to_string(config_.hello_timeout_ms) + " ms" +
-                    (pending_.empty() ? "" : " from a source that then proved the pre-shared key") +
-                    drops_note(counters_));
+                    std::to_string(config_.hello_timeout_ms) + " ms" + drops_note(counters_));
 }
 
 }  // namespace
@@ -261,12 +290,8 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
   destination->responder_ = std::make_unique<Responder>(listener.control(), config.path, chosen->session,
                                                         std::move(chosen->hello_ack), destination->crypto(0));
   if (Status started = destination->start_streams(port, region, chosen->region_pages); !started) return started.error();
-  if (config.security.key) {
-    // The frame that proved the key: the source's first PROBE, waiting for its answer.
-    if (listener.first_sealed().type == FrameType::kProbe) destination->streams_[0].answer_probe(listener.first_sealed());
-  } else {
-    destination->responder_->send_hello_ack();
-  }
+  // The frame that completed the handshake: the source's first PROBE, waiting for its answer.
+  if (listener.first_frame().type == FrameType::kProbe) destination->streams_[0].answer_probe(listener.first_frame());
   return destination;
 }
 

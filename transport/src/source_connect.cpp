@@ -63,6 +63,7 @@ class SourceHandshake {
   HelloAuth source_auth_{};
   HelloPayload answer_{};
   HelloAuth answer_auth_{};
+  Nonce destination_nonce_{};  // keyless: what the HELLO_ACK carried, echoed in every PROBE
   std::uint64_t hello_rtt_us_ = 0;
   std::uint64_t probe_wait_tsc_ = 0;
   std::uint32_t probe_id_ = 0;
@@ -98,15 +99,18 @@ Status SourceHandshake::exchange_hello() {
   std::memcpy(hello_bytes.data(), &hello_, sizeof hello_);
   std::memcpy(hello_bytes.data() + sizeof hello_, &source_auth_, sizeof source_auth_);
   const auto hello_size = static_cast<std::uint16_t>(sizeof hello_ + (key() ? sizeof source_auth_ : 0));
+  // A HELLO_ACK carries the destination's proof (with a key) or its nonce (without).
+  const std::size_t answer_size = sizeof hello_ + (key() ? sizeof answer_auth_ : sizeof destination_nonce_);
   bool answered = false;
   std::uint64_t unproven_answers = 0;
   std::optional<RefusePayload> refusal;
   // Takes a HELLO_ACK (proved with our key, with one) or a REFUSE.
   auto take_answer = [&](const ReceivedFrame& frame, const rte_mbuf*) {
-    if (frame.type == FrameType::kHelloAck && frame.payload_bytes >= hello_size) {
+    if (frame.type == FrameType::kHelloAck && frame.payload_bytes >= answer_size) {
       HelloPayload reply;
       std::memcpy(&reply, frame.payload, sizeof reply);
       HelloAuth auth{};
+      if (!key()) std::memcpy(destination_nonce_.data(), frame.payload + sizeof reply, destination_nonce_.size());
       if (key()) {
         std::memcpy(&auth, frame.payload + sizeof reply, sizeof auth);
         if (!destination_auth_valid(*key(), session_, hello_, source_auth_, reply, auth)) {
@@ -194,8 +198,12 @@ Status SourceHandshake::derive_keys() {
 bool SourceHandshake::probe(std::uint16_t ip_bytes) {
   const std::uint32_t id = ++probe_id_;
   const std::uint64_t sent = rte_rdtsc();
+  // Without a key, each carries the destination's nonce back: a source that never saw the
+  // HELLO_ACK cannot take the session (docs/protocol.md, "Without a key").
+  const bool echo = !key();
   send_control(control_, config_.path, FrameFields{.type = FrameType::kProbe, .stream = 0, .session = session_, .seq = id},
-               nullptr, 0, control_crypto(), ip_bytes);
+               echo ? destination_nonce_.data() : nullptr, echo ? std::uint16_t{sizeof destination_nonce_} : std::uint16_t{0},
+               control_crypto(), ip_bytes);
   return await_control(control_, config_.path, config_.streams, session_, rte_rdtsc() + probe_wait_tsc_,
                        &control_counters_, control_crypto(), [&](const ReceivedFrame& frame, const rte_mbuf*) {
                          if (frame.type != FrameType::kProbeAck || frame.payload_bytes < sizeof(ProbeAckPayload)) {
