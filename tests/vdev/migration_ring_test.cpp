@@ -68,6 +68,8 @@ struct Scenario {
   // The hook that fails: "" none, "pause", "collect 2" (the second collect), "commit" (the
   // destination's commit hook).
   std::string failing_hook;
+  // The end cancelled ("source" or "destination"), 300 ms after the source connected; "": none.
+  std::string cancelled_end;
 };
 
 // Every hook call of both ends, in the order they happened.
@@ -218,6 +220,7 @@ Outcome migrate(const Scenario& scenario) {
   EXPECT_TRUE(sim::fill_image({source_region->data(), guest_pages * kPage}, kPage, sim::ImageProfile::kIdleVm, 3).ok());
 
   HookLog hooks;
+  std::atomic<transport::DestinationSession*> destination_session{nullptr};
   std::thread destination([&] {
     transport::SessionConfig destination_config = config(*destination_port, 2, 1);
     if (scenario.stream_cores) destination_config.stream_lcores = kDestinationLcores;
@@ -229,6 +232,7 @@ Outcome migrate(const Scenario& scenario) {
       outcome.destination_error = accepted.error().message;
       return;
     }
+    destination_session = accepted->get();
     if (scenario.destination_dies) {  // answers the handshake, then a few frames, then nothing
       const std::uint64_t end = rte_rdtsc() + rte_get_tsc_hz() / 20;
       while (rte_rdtsc() < end) (*accepted)->poll(0, rte_rdtsc());
@@ -269,7 +273,15 @@ Outcome migrate(const Scenario& scenario) {
   RecordingHooks recording(guest, log, hooks, scenario.failing_hook);
   SourceMigration run(**session, source_region->bytes(), guest_pages, kPage, recording, recording, scenario.migration);
   TotalsWatcher watcher(**session);
+  std::thread canceller([&] {
+    if (scenario.cancelled_end.empty()) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    if (scenario.cancelled_end == "source") (*session)->cancel("test");
+    while (scenario.cancelled_end == "destination" && destination_session == nullptr) std::this_thread::yield();
+    if (scenario.cancelled_end == "destination") destination_session.load()->cancel("test");
+  });
   outcome.report = run.run(state, nullptr);
+  canceller.join();
   hooks.add("returned");
   watcher.finish(&outcome);
   outcome.source_totals = (*session)->totals();
@@ -616,6 +628,50 @@ TEST(MigrationRing, SwitchesOverOnceTheEstimateFitsTheDowntimeLimit) {
 
 TEST(MigrationRing, DestinationGoneMidRoundLeavesTheSourceGuestRunning) {
   expect_guest_runs_on_after_a_silent_destination(Scenario{}, "acknowledged nothing");
+}
+
+// Cancelled mid-round (an embedder's cancel(), or SIGINT in the CLI): the source aborts like
+// after any failure, and the destination hears it at once (ABORT), not after its timeout.
+TEST(MigrationRing, ACancelledSourceAbortsAndTheDestinationHearsIt) {
+  for (bool stream_cores : {false, true}) {
+    SCOPED_TRACE(stream_cores ? "stream cores" : "polled by the control thread");
+    Scenario scenario;
+    scenario.guest.pages_per_second = 20000;
+    scenario.source_rate_bytes_per_second = 5e6;  // round 0 takes seconds
+    scenario.cancelled_end = "source";
+    scenario.stream_cores = stream_cores;
+    const Outcome outcome = migrate(scenario);
+    ASSERT_FALSE(outcome.report.ok());
+    EXPECT_EQ(outcome.report.error().code, ErrorCode::kCancelled) << outcome.report.error().message;
+    EXPECT_NE(outcome.report.error().message.find("cancelled: test"), std::string::npos) << outcome.report.error().message;
+    EXPECT_NE(outcome.report.error().message.find("keeps running on the source"), std::string::npos);
+    EXPECT_NE(outcome.destination_error.find("the source aborted the migration: "), std::string::npos)
+        << outcome.destination_error;
+    EXPECT_NE(outcome.destination_error.find("cancelled: test"), std::string::npos)
+        << outcome.destination_error;
+    EXPECT_GT(outcome.writes_after, 0u) << "the guest runs on at the source";
+  }
+}
+
+// A cancelled destination tells the source, which fails at once with the reason (kAborted),
+// not with a silent peer after its timeout.
+TEST(MigrationRing, ACancelledDestinationTellsTheSource) {
+  for (bool stream_cores : {false, true}) {
+    SCOPED_TRACE(stream_cores ? "stream cores" : "polled by the control thread");
+    Scenario scenario;
+    scenario.guest.pages_per_second = 20000;
+    scenario.source_rate_bytes_per_second = 5e6;
+    scenario.cancelled_end = "destination";
+    scenario.stream_cores = stream_cores;
+    const Outcome outcome = migrate(scenario);
+    ASSERT_FALSE(outcome.report.ok());
+    EXPECT_EQ(outcome.report.error().code, ErrorCode::kAborted) << outcome.report.error().message;
+    EXPECT_NE(outcome.report.error().message.find("the destination aborted: the destination was cancelled: test"),
+              std::string::npos)
+        << outcome.report.error().message;
+    EXPECT_NE(outcome.destination_error.find("cancelled: test"), std::string::npos) << outcome.destination_error;
+    EXPECT_GT(outcome.writes_after, 0u) << "the guest runs on at the source";
+  }
 }
 
 TEST(MigrationRing, MaxSecondsEndsARoundThatRunsTooLong) {

@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "cli/commands.hpp"
+#include "cli/interrupt_watch.hpp"
 #include "pagewire/pinning/bind.hpp"
 #include "pagewire/pinning/cpu_claims.hpp"
 #include "pagewire/pinning/plan.hpp"
@@ -423,6 +424,9 @@ int destination(const std::vector<std::string>& args) {
   auto write_output = [&](const migration::CommittedImage& image) -> Status {
     return output.empty() ? Status{Ok{}} : sim::write_image_file(output, image.guest_memory, o.page_size);
   };
+  std::optional<InterruptWatch> interrupts(std::in_place, [&](const char* signal) {
+    accepted->cancel(std::string("interrupted (") + signal + ")");
+  });
   auto received = accepted->run(write_output, o.timeout_s * 1000);
   if (!received) return fail("dst", received.error().message + "; the partial image is discarded", o.json);
   if (o.json) {
@@ -599,7 +603,9 @@ int source(const std::vector<std::string>& args) {
   const std::string initial_digest = migration::to_hex(migration::digest_of(guest_bytes));
   if (auto status = endpoint->link.await_up(o.timeout_s * 1000); !status) return fail("src", status.error().message, o.json);
   auto connected = migration::connect_source(endpoint->link, region->bytes(), endpoint->guest_pages, config, migration);
-  if (!connected) return fail("src", connected.error().message, o.json);
+  if (!connected) {
+    return fail("src", connected.error().message + "; nothing was migrated: the guest keeps running on the source", o.json);
+  }
   const transport::SourceSession& session = *connected->parts().session;
 
   sim::DirtyTrace trace;
@@ -625,6 +631,11 @@ int source(const std::vector<std::string>& args) {
   }
   ProgressLine progress(o.page_size);
   auto draw_progress = [&](const migration::RoundProgress& p) { progress.draw(p); };
+  // Ctrl-C or a TERM mid-migration aborts it like any failure: the destination told, the
+  // guest running here. Kept to the end: once the commit is sent, a signal changes nothing.
+  std::optional<InterruptWatch> interrupts(std::in_place, [&](const char* signal) {
+    connected->cancel(std::string("interrupted (") + signal + ")");
+  });
   auto report = connected->run(guest, log, device_state, [&](const migration::RoundReport& r) {
     if (o.json) {
       std::cout << nlohmann::json{{"event", "round"}, {"round", r.round}, {"pages", r.pages},

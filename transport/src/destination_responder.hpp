@@ -79,6 +79,16 @@ class DestinationSession::Responder final : public ControlResponder {
     if (frame.type == FrameType::kHello) send_hello_ack();
   }
 
+  // Control thread, while no stream core runs: this end gives up (cancelled). ABORT three
+  // times, unanswered, as the source's own.
+  void abort(const std::string& reason) {
+    const std::string text = reason.substr(0, 200);
+    for (int i = 0; i < 3; ++i) {
+      send_control(queue_, path_, FrameFields{.type = FrameType::kAbort, .stream = 0, .session = session_},
+                   text.data(), static_cast<std::uint16_t>(text.size()), crypto_);
+    }
+  }
+
   // Control thread, while no stream core runs: ABORT in answer to the COMMIT, three times
   // as the source's own abort (a lost one is covered by the others).
   void refuse(const std::string& reason) {

@@ -54,6 +54,7 @@ Status DestinationSession::run_until_finished() {
     }
     if (peer.expired(frames, now) && busy) return silent_source(config_.peer_timeout_ms, port_);
     if (responder_->was_aborted()) return make_error(ErrorCode::kAborted, responder_->aborted());
+    if (Status cancelled = abort_if_cancelled(); !cancelled) return cancelled;
     if (!busy) return Ok{};
     windows_->look();
   }
@@ -77,6 +78,10 @@ Status DestinationSession::run_stream_cores_until_finished() {
     if (responder_->was_aborted()) {
       runner_->stop();
       return make_error(ErrorCode::kAborted, responder_->aborted());
+    }
+    if (cancelled_.is_set()) {
+      runner_->stop();
+      return abort_if_cancelled();
     }
     if (peer.expired(frames_from_source(published_totals().streams), rte_rdtsc())) {
       runner_->stop();
@@ -114,13 +119,20 @@ void DestinationSession::linger() {
   while (!runner_->all_done()) wait.pause();
 }
 
+Status DestinationSession::abort_if_cancelled() {
+  if (!cancelled_.is_set()) return Ok{};
+  const std::string reason = cancelled_.reason();
+  responder_->abort("the destination was cancelled: " + reason);
+  return make_error(ErrorCode::kCancelled, "cancelled: " + reason);
+}
+
 void DestinationSession::linger_until_closed() {
   SilenceWatch source(ms_to_tsc(config_.peer_timeout_ms));
   auto heard = [this](const StreamCounters& counters) {
     return frames_from_source(counters) + responder_->frames_heard();
   };
   if (runner_ == nullptr) {
-    for (std::uint64_t now = rte_rdtsc(); !responder_->closed(); now = rte_rdtsc()) {
+    for (std::uint64_t now = rte_rdtsc(); !responder_->closed() && !cancelled_.is_set(); now = rte_rdtsc()) {
       StreamCounters counters;
       for (auto& stream : streams_) {
         stream.poll(now);
@@ -138,7 +150,9 @@ void DestinationSession::linger_until_closed() {
     }
   });
   ControlWait wait;
-  while (!runner_->all_done() && !source.expired(heard(published_totals().streams), rte_rdtsc())) wait.pause();
+  while (!runner_->all_done() && !cancelled_.is_set() && !source.expired(heard(published_totals().streams), rte_rdtsc())) {
+    wait.pause();
+  }
   runner_->stop();
 }
 
@@ -154,6 +168,7 @@ Status DestinationSession::await_commit(const Digest& digest, std::uint64_t regi
   if (runner_ == nullptr) {
     while (!responder_->commit_requested()) {
       if (responder_->was_aborted()) return make_error(ErrorCode::kAborted, responder_->aborted());
+      if (Status cancelled = abort_if_cancelled(); !cancelled) return cancelled;
       const std::uint64_t now = rte_rdtsc();
       if (now > deadline) return no_commit();
       for (auto& stream : streams_) stream.poll(now);
@@ -171,9 +186,10 @@ Status DestinationSession::await_commit(const Digest& digest, std::uint64_t regi
     }
   });
   ControlWait wait;
-  while (!runner_->done(0) && rte_rdtsc() <= deadline) wait.pause();
+  while (!runner_->done(0) && rte_rdtsc() <= deadline && !cancelled_.is_set()) wait.pause();
   runner_->stop();
   if (responder_->commit_requested()) return Ok{};
+  if (Status cancelled = abort_if_cancelled(); !cancelled) return cancelled;
   if (responder_->was_aborted()) return make_error(ErrorCode::kAborted, responder_->aborted());
   return no_commit();
 }

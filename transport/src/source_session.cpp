@@ -56,6 +56,13 @@ Error streams_busy(std::uint32_t timeout_ms) {
 }
 }  // namespace
 
+Status SourceSession::stopped() const {
+  if (cancelled_.is_set()) return make_error(ErrorCode::kCancelled, "cancelled: " + cancelled_.reason());
+  const StopReason& theirs = streams_[0].destination_abort();
+  if (theirs.is_set()) return make_error(ErrorCode::kAborted, "the destination aborted: " + theirs.reason());
+  return Ok{};
+}
+
 Status SourceSession::poll_here_until_idle(std::uint32_t timeout_ms, const std::function<void()>& tick) {
   const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(timeout_ms);
   Ticker ticker(tick);
@@ -68,6 +75,7 @@ Status SourceSession::poll_here_until_idle(std::uint32_t timeout_ms, const std::
       busy |= streams_[s].poll(now);
       acks += streams_[s].counters().acks_received;
     }
+    if (Status stop = stopped(); !stop) return stop;
     if (!busy) return Ok{};
     if (peer.expired(acks, now)) return silent_destination();
     if (now > deadline) return streams_busy(timeout_ms);
@@ -85,6 +93,10 @@ Status SourceSession::await_stream_cores(std::uint32_t timeout_ms, const std::fu
   ControlWait wait;
   while (!runner_->all_done()) {
     const std::uint64_t now = rte_rdtsc();
+    if (Status stop = stopped(); !stop) {
+      runner_->stop();
+      return stop;
+    }
     if (peer.expired(published_totals().streams.acks_received, now)) {
       runner_->stop();
       return silent_destination();
@@ -110,9 +122,11 @@ void SourceSession::keep_alive_while(const std::function<bool()>& busy) {
       *next = now + interval;
     }
   };
+  // Cancelled, or the destination gone: the caller's next wait says so.
+  auto keep_going = [&] { return busy() && stopped().ok(); };
   if (runner_ == nullptr) {
     std::uint64_t next_keepalive = rte_rdtsc();
-    while (busy()) {
+    while (keep_going()) {
       const std::uint64_t now = rte_rdtsc();
       for (std::uint16_t s = 0; s < streams_.size(); ++s) keep_alive(streams_[s], s, now, &next_keepalive);
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -126,7 +140,7 @@ void SourceSession::keep_alive_while(const std::function<bool()>& busy) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));  // nothing to send between rounds
     }
   });
-  while (busy()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  while (keep_going()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   runner_->stop();
 }
 
@@ -165,8 +179,15 @@ bool SourceSession::exchange(FrameType request, std::uint32_t timeout_ms, Handle
 }
 
 Result<Digest> SourceSession::verify(std::uint32_t timeout_ms) {
+  if (Status stop = stopped(); !stop) return stop.error();
   Digest digest{};
+  std::string aborted;
   const bool answered = exchange(FrameType::kVerify, timeout_ms, [&](const ReceivedFrame& frame) {
+    if (frame.type == FrameType::kAbort) {
+      aborted.assign(reinterpret_cast<const char*>(frame.payload), std::min<std::size_t>(frame.payload_bytes, 200));
+      if (aborted.empty()) aborted = "(no reason given)";
+      return true;
+    }
     if (frame.type != FrameType::kVerifyReply || frame.payload_bytes < sizeof(VerifyPayload)) return false;
     VerifyPayload payload;
     std::memcpy(&payload, frame.payload, sizeof payload);
@@ -174,6 +195,7 @@ Result<Digest> SourceSession::verify(std::uint32_t timeout_ms) {
     return true;
   });
   if (!answered) return make_error(ErrorCode::kPeerGone, "the destination did not send its digest within " + std::to_string(timeout_ms) + " ms");
+  if (!aborted.empty()) return make_error(ErrorCode::kAborted, "the destination aborted: " + aborted);
   return digest;
 }
 

@@ -156,6 +156,9 @@ void SourceStream::receive(std::uint64_t now) {
       take_resend(frame);
     } else if (frame.type == FrameType::kProbeAck) {
       on_probe_ack(frame, now);
+    } else if (frame.type == FrameType::kAbort) {
+      destination_abort_->set(std::string_view(reinterpret_cast<const char*>(frame.payload),
+                                               std::min<std::size_t>(frame.payload_bytes, 200)));
     }
     rte_pktmbuf_free(burst[i]);
   }

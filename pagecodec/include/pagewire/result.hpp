@@ -29,6 +29,7 @@ enum class ErrorCode : std::uint8_t {
   kCommitRefused = 11, // the destination could not take the guest (its commit hook failed)
   kHook = 12,          // an embedder's hook failed; its message is in ours
   kSystem = 13,        // the system refused: memory, a syscall, a device
+  kCancelled = 14,     // this end was told to stop (cancel(), SIGINT or SIGTERM); the reason is in the message
 };
 
 struct Error {

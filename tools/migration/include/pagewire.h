@@ -34,7 +34,8 @@ typedef enum pagewire_status {
   PAGEWIRE_ERR_COMMIT_UNKNOWN = 10, /* the guest stays paused: it may run on the destination */
   PAGEWIRE_ERR_COMMIT_REFUSED = 11,
   PAGEWIRE_ERR_HOOK = 12,
-  PAGEWIRE_ERR_SYSTEM = 13
+  PAGEWIRE_ERR_SYSTEM = 13,
+  PAGEWIRE_ERR_CANCELLED = 14 /* pagewire_*_cancel(), or a signal the embedder turned into one */
 } pagewire_status;
 
 typedef struct pagewire_error {

@@ -38,6 +38,8 @@ Result<ReceiveReport> Destination::run(const CommitHook& on_commit, std::uint32_
   return DestinationMigration(*parts_->session, *parts_->digest, parts_->guest_pages).run(on_commit, commit_timeout_ms);
 }
 
+void Destination::cancel(std::string_view reason) { parts_->session->cancel(reason); }
+
 std::uint16_t Destination::streams() const { return parts_->session->streams(); }
 
 }  // namespace pagewire::migration

@@ -56,6 +56,8 @@ Result<MigrationReport> Source::run(GuestControl& guest, DirtyTracker& tracker, 
   return migration.run(device_state, on_round, on_progress);
 }
 
+void Source::cancel(std::string_view reason) { parts_->session->cancel(reason); }
+
 std::uint16_t Source::path_mtu() const { return parts_->session->path_mtu(); }
 std::uint16_t Source::streams() const { return parts_->session->streams(); }
 

@@ -25,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "pagewire/pagecodec/policy.hpp"
@@ -167,6 +168,10 @@ class SourceSession {
   // Tells the destination, best effort, that the migration failed and why, so that it
   // discards its image at once instead of waiting for its timeout.
   void abort(const std::string& reason);
+  // Any thread, any time: ends the wait in progress or the next one (a round, keepalives,
+  // VERIFY) with kCancelled, and the caller then aborts. A COMMIT already sent is seen
+  // through: its outcome is the destination's to decide. The first reason stands.
+  void cancel(std::string_view reason) { cancelled_.set(reason); }
 
   // Exact, from the streams' own counters: control thread, while no stream core runs.
   SessionTotals totals() const;
@@ -196,6 +201,8 @@ class SourceSession {
   Status silent_destination() const;
   void choose_zero_copy(const Port& port);
   void close();
+  // Why a wait must end early: cancelled here, or the destination aborted. Ok: neither.
+  Status stopped() const;
   Status start_streams(const Port& port);
   FrameCrypto* crypto(std::uint16_t s) { return crypto_.empty() ? nullptr : crypto_[s].get(); }
   QueueRef control_{};
@@ -212,6 +219,7 @@ class SourceSession {
   std::uint64_t region_bytes_ = 0;
   bool zero_copy_ = false;
   std::string zero_copy_note_ = "on";
+  StopReason cancelled_;
   std::string streams_note_;
   const Port* dma_port_ = nullptr;  // mapped the region for zero-copy: unmapped when the session ends
   std::unique_ptr<StreamRunner> runner_;  // null: the calling thread polls
@@ -252,6 +260,11 @@ class DestinationSession {
   // The COMMIT is not acknowledged yet: do what committing means (write the image, start
   // the guest), then acknowledge_commit() or refuse_commit(), then linger_until_closed().
   Status await_commit(const Digest& digest, std::uint64_t region_bytes, std::uint32_t timeout_ms);
+  // Any thread, any time: ends run_until_finished() or await_commit() (in progress or next)
+  // with kCancelled, after telling the source (ABORT with the reason), which then fails at
+  // once with its guest running. Once the commit was acknowledged it only ends the
+  // TIME-WAIT. The first reason stands.
+  void cancel(std::string_view reason) { cancelled_.set(reason); }
   // After await_commit() succeeded: the image is ours. Acknowledges the COMMIT (and every
   // repeat of it linger_until_closed() sees). From here the source reports success.
   void acknowledge_commit();
@@ -287,6 +300,9 @@ class DestinationSession {
   DestinationSession() = default;
   Status run_stream_cores_until_finished();
   Status start_streams(const Port& port, std::byte* region, std::uint64_t source_pages);
+  // Cancelled: the source is told (ABORT), and the error to return. Ok: not cancelled.
+  // Control thread, with no stream core running.
+  Status abort_if_cancelled();
   Status failed_stream() const;  // the first stream that failed, if one has
   FrameCrypto* crypto(std::uint16_t s) { return crypto_.empty() ? nullptr : crypto_[s].get(); }
   SessionConfig config_;
@@ -294,6 +310,7 @@ class DestinationSession {
   std::uint32_t session_ = 0;
   std::string streams_note_;
   StreamCounters control_counters_;  // frames refused while waiting for HELLO
+  StopReason cancelled_;
   std::unique_ptr<WindowGrowth> windows_;
   std::vector<std::uint32_t> generations_;
   std::vector<std::unique_ptr<FrameCrypto>> crypto_;  // per stream (queue); empty without a key

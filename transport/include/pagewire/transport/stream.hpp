@@ -30,6 +30,7 @@
 #include "pagewire/pagecodec/encoder.hpp"
 #include "pagewire/transport/frame.hpp"
 #include "pagewire/transport/path_mtu_search.hpp"
+#include "pagewire/transport/stop_reason.hpp"
 #include "pagewire/transport/frame_reserve.hpp"
 #include "pagewire/transport/link_rate_estimate.hpp"
 #include "pagewire/transport/pacing_controller.hpp"
@@ -151,6 +152,8 @@ class SourceStream {
   std::uint16_t payload_bytes() const { return payload_bytes_; }
   bool congestion_controlled() const { return pacing_on_; }
   const PollOwner& poll_owner() const { return poll_owner_; }
+  // Any thread: the destination sent ABORT (it was cancelled, or gave up), and why.
+  const StopReason& destination_abort() const { return *destination_abort_; }
 
  private:
   struct InFlight {
@@ -282,6 +285,7 @@ class SourceStream {
   PollOwner poll_owner_;
   StreamCounters counters_;
   std::unique_ptr<PublishedCounters> published_ = std::make_unique<PublishedCounters>();
+  std::unique_ptr<StopReason> destination_abort_ = std::make_unique<StopReason>();
   PublishSchedule publish_schedule_;
 };
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string_view>
 
 #include "pagewire/migration/hooks.hpp"
 #include "pagewire/migration/link.hpp"
@@ -32,6 +33,11 @@ class Destination {
   // Receives until the source's FIN, verifies, and on COMMIT calls `on_commit` (may be
   // empty) before acknowledging (DestinationMigration::run). Any error: discard the memory.
   Result<ReceiveReport> run(const CommitHook& on_commit, std::uint32_t commit_timeout_ms = 10000);
+
+  // Any thread, while run() runs or before: run() stops at its next wait and fails with
+  // kCancelled after telling the source (ABORT), which then fails at once with its guest
+  // running. Once the commit hook has run, it only cuts the wait for the source's CLOSE short.
+  void cancel(std::string_view reason);
 
   std::uint16_t streams() const;
 

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <string_view>
 #include <string>
 
 #include "pagewire/migration/hooks.hpp"
@@ -46,6 +47,13 @@ class Source {
   Result<MigrationReport> run(GuestControl& guest, DirtyTracker& tracker, std::span<const std::byte> device_state,
                               const std::function<void(const RoundReport&)>& on_round = {},
                               const std::function<void(const RoundProgress&)>& on_progress = {});
+
+  // Any thread, while run() runs or before: run() stops at its next wait and fails with
+  // kCancelled, the destination told (ABORT) and the guest running here, as after any
+  // failure before the commit. After COMMIT went out it changes nothing: the outcome is the
+  // destination's. For SIGINT/SIGTERM: call it from a thread that watches a flag the signal
+  // handler sets (it allocates).
+  void cancel(std::string_view reason);
 
   std::uint16_t path_mtu() const;
   std::uint16_t streams() const;  // what the handshake settled on
