@@ -39,11 +39,7 @@ bool send_arp(const QueueRef& queue, std::uint16_t opcode, const Endpoint& local
   std::memset(reinterpret_cast<std::uint8_t*>(arp + 1), 0,
               mbuf->data_len - sizeof(rte_ether_hdr) - sizeof(rte_arp_hdr));
   tag_vlan(mbuf, local.vlan);
-  if (rte_eth_tx_burst(queue.port, queue.queue, &mbuf, 1) == 0) {
-    rte_pktmbuf_free(mbuf);
-    return false;
-  }
-  return true;
+  return transmit_one(queue.port, queue.queue, mbuf);
 }
 
 // The ARP message of a frame on our VLAN, or nullptr.

@@ -10,11 +10,7 @@ bool send_control(const QueueRef& queue, const Path& path, const FrameFields& fi
   if (mbuf == nullptr) return false;
   if (payload_bytes > 0) std::memcpy(frame_payload(mbuf), payload, payload_bytes);
   finish_frame(mbuf, path, fields, payload_bytes, pad_to_ip_bytes, crypto);
-  if (rte_eth_tx_burst(queue.port, queue.queue, &mbuf, 1) == 0) {
-    rte_pktmbuf_free(mbuf);
-    return false;
-  }
-  return true;
+  return transmit_one(queue.port, queue.queue, mbuf);
 }
 
 std::string link_note(std::uint16_t port) {

@@ -13,12 +13,6 @@
 
 namespace pagewire::transport {
 
-namespace {
-
-inline std::int32_t seq_diff(std::uint32_t a, std::uint32_t b) { return static_cast<std::int32_t>(a - b); }
-
-}  // namespace
-
 DestinationStream::DestinationStream(std::uint16_t index, QueueRef queue, const Path& path,
                                      std::uint32_t session, const StreamTuning& tuning,
                                      pagecodec::Decoder decoder, std::byte* region,
@@ -262,10 +256,7 @@ void DestinationStream::answer_probe(const ReceivedFrame& frame) {
   std::memcpy(frame_payload(mbuf), &ack, sizeof ack);
   finish_frame(mbuf, path_, FrameFields{.type = FrameType::kProbeAck, .stream = index_, .session = session_, .seq = frame.seq},
                sizeof ack, 0, crypto_);
-  if (rte_eth_tx_burst(queue_.port, queue_.queue, &mbuf, 1) == 0) {
-    rte_pktmbuf_free(mbuf);
-    ++counters_.tx_queue_full;
-  }
+  if (!transmit_one(queue_.port, queue_.queue, mbuf)) ++counters_.tx_queue_full;
 }
 
 namespace {
@@ -443,8 +434,7 @@ void DestinationStream::send_resend(std::uint64_t now) {
   }
   finish_frame(mbuf, path_, FrameFields{.type = FrameType::kResend, .stream = index_, .session = session_},
                static_cast<std::uint16_t>(sizeof header + count * sizeof(le64)), 0, crypto_);
-  if (rte_eth_tx_burst(queue_.port, queue_.queue, &mbuf, 1) == 0) {
-    rte_pktmbuf_free(mbuf);
+  if (!transmit_one(queue_.port, queue_.queue, mbuf)) {
     ++counters_.tx_queue_full;
     return;
   }
@@ -500,8 +490,7 @@ void DestinationStream::send_ack(FrameType type) {
                            .sack = sack,
                            .window = static_cast<std::uint32_t>(reorder_.size()) - 1},
                static_cast<std::uint16_t>(block_count * sizeof(SackBlock)), 0, crypto_);
-  if (rte_eth_tx_burst(queue_.port, queue_.queue, &mbuf, 1) == 0) {
-    rte_pktmbuf_free(mbuf);
+  if (!transmit_one(queue_.port, queue_.queue, mbuf)) {
     ++counters_.tx_queue_full;
     return;  // ack_due_tsc_ stays: retried next poll
   }

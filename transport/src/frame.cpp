@@ -1,5 +1,6 @@
 #include "pagewire/transport/frame.hpp"
 
+#include <rte_ethdev.h>
 #include <rte_ip.h>
 #include <rte_udp.h>
 
@@ -424,6 +425,12 @@ void finish_frame(rte_mbuf* mbuf, const Path& path, const FrameFields& fields,
     }
   }
   tag_vlan(mbuf, path.local.vlan);
+}
+
+bool transmit_one(std::uint16_t port, std::uint16_t queue, rte_mbuf* frame) {
+  if (rte_eth_tx_burst(port, queue, &frame, 1) == 1) return true;
+  rte_pktmbuf_free(frame);
+  return false;
 }
 
 }  // namespace pagewire::transport

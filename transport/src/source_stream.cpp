@@ -14,8 +14,6 @@ namespace pagewire::transport {
 
 namespace {
 
-// Sequence numbers wrap at 2^32; compare them as TCP does.
-inline std::int32_t seq_diff(std::uint32_t a, std::uint32_t b) { return static_cast<std::int32_t>(a - b); }
 
 constexpr std::uint16_t kMaxBurst = 64;
 // Unanswered probes before a size counts as failed (RFC 8899's MAX_PROBES): one lost probe
@@ -430,10 +428,7 @@ bool SourceStream::send_probe(std::uint32_t seq, std::uint16_t pad_to_ip_bytes) 
   if (mbuf == nullptr) return false;
   finish_frame(mbuf, path_, FrameFields{.type = FrameType::kProbe, .stream = index_, .session = session_, .seq = seq},
                0, pad_to_ip_bytes, crypto_);
-  if (rte_eth_tx_burst(queue_.port, queue_.queue, &mbuf, 1) == 0) {
-    rte_pktmbuf_free(mbuf);
-    ++counters_.tx_queue_full;
-  }
+  if (!transmit_one(queue_.port, queue_.queue, mbuf)) ++counters_.tx_queue_full;
   return true;
 }
 
@@ -641,8 +636,7 @@ void SourceStream::send_fin(std::uint64_t now) {
   finish_frame(mbuf, path_,
                FrameFields{.type = FrameType::kFin, .stream = index_, .session = session_, .seq = snd_nxt_}, 0, 0,
                crypto_);
-  if (rte_eth_tx_burst(queue_.port, queue_.queue, &mbuf, 1) == 0) {
-    rte_pktmbuf_free(mbuf);
+  if (!transmit_one(queue_.port, queue_.queue, mbuf)) {
     ++counters_.tx_queue_full;
     return;
   }

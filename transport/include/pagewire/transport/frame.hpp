@@ -179,6 +179,10 @@ void finish_frame(rte_mbuf* mbuf, const Path& path, const FrameFields& fields,
 // checks their tag and counter, and decrypts them. A buffer someone else still holds (a
 // sender's retransmission copy on an in-memory link) is never written: the plaintext goes
 // to a private mbuf from `pool`, which replaces *mbuf. kNone when the frame may be used.
+// Sends one finished frame on a port's queue; the device owns it from here. False, with
+// the frame freed, when the queue is full.
+bool transmit_one(std::uint16_t port, std::uint16_t queue, rte_mbuf* frame);
+
 FrameDrop open_frame(rte_mbuf** mbuf, ReceivedFrame* frame, FrameCrypto* crypto, rte_mempool* pool);
 
 // Where the payload of a frame this process built, or already parsed and opened (held for

@@ -35,6 +35,9 @@ enum class FrameType : std::uint8_t {
                       // answering (it lingers until this, or until the source falls silent)
 };
 inline constexpr std::uint8_t kLastFrameType = 16;
+// Sequence numbers wrap at 2^32: a before b when seq_diff(a, b) < 0, as TCP compares them.
+inline constexpr std::int32_t seq_diff(std::uint32_t a, std::uint32_t b) { return static_cast<std::int32_t>(a - b); }
+
 // The seq of a keepalive PROBE (an idle source's sign of life, not padded); path probes
 // count from 1.
 inline constexpr std::uint32_t kKeepaliveProbeSeq = 0;
