@@ -190,14 +190,14 @@ def run_trial(runner, trial, length_s):
     return time.monotonic() - started
 
 
-def end_of(process, log, killed):
+def end_of(process, log, killed, interrupted):
     seen = events(log)
     migrated = next((e for e in seen if e.get("event") in ("migrated", "received")), None)
     failed = next((e for e in seen if e.get("event") == "failed"), None)
     # SIGINT before the session exists ends the process as the default handler does.
     if killed or process.returncode == -signal.SIGINT:
         return "killed", migrated, failed
-    if failed and "cancelled: interrupted (SIGINT)" in failed.get("error", ""):
+    if interrupted and failed and "cancelled: interrupted (SIGINT)" in failed.get("error", ""):
         return "cancelled", migrated, failed
     code = process.returncode
     if code == 0 and migrated:
@@ -210,11 +210,11 @@ def end_of(process, log, killed):
 
 
 def judge(runner, trial, src, dst, src_log, dst_log, output):
-    src_end, src_done, src_failed = end_of(src, src_log, trial.fault == "kill-src")
-    dst_end, dst_done, _ = end_of(dst, dst_log, trial.fault == "kill-dst")
-    if src_end == "cancelled" and src.returncode == 1:
-        src_end = "failed"  # a cancelled source is a failed one: the guest runs on
+    src_end, src_done, src_failed = end_of(src, src_log, trial.fault == "kill-src", trial.fault == "interrupt-src")
+    dst_end, dst_done, _ = end_of(dst, dst_log, trial.fault == "kill-dst", trial.fault == "interrupt-dst")
     interrupted = {"interrupt-src": src_end, "interrupt-dst": dst_end}.get(trial.fault)
+    if src_end == "cancelled":
+        src_end = "failed"  # a cancelled source is a failed one: the guest runs on
     has_output = os.path.exists(output)
     trial.outcome = {"source": src_end, "destination": dst_end, "output": has_output}
     bad = trial.violations.append

@@ -562,7 +562,9 @@ TEST(MigrationRing, AdaptiveSendsRawOnAMemoryLinkAndDeflatesBehindANetworkBottle
 // The cap can be the sender's own (--max-gbps), with nothing to measure on the path: the
 // adaptive policy takes the cap as the link and deflates under it.
 TEST(MigrationRing, AdaptiveDeflatesUnderTheSendersOwnRateCap) {
-  EXPECT_GT(deflated_share_percent(nullptr, 62.5e6), 50u) << "0.5 Gbit/s of our own: deflate finishes sooner";
+  // 0.25 Gbit/s, as the bottleneck above: at 0.5, an ASan build sharing two CPUs with a
+  // second migration measured deflate slower than sending raw, and rightly sent raw.
+  EXPECT_GT(deflated_share_percent(nullptr, 31.25e6), 50u) << "0.25 Gbit/s of our own: deflate finishes sooner";
 }
 
 TEST(MigrationRing, AHotSetLargerThanTheDeltaCacheStillGoesAsDeltas) {
