@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The CLI's edges as a new user meets them: a version, help for `bench`, an unknown
-# benchmark named, an image never overwritten unless asked, a missing --image said so.
+# benchmark named, an image never overwritten unless asked, negative numbers refused, a
+# missing --image said so.
 set -u
 pw=$1
 dir=$(mktemp -d)
@@ -19,6 +20,14 @@ grep -q "exists; --force replaces it" "$dir/out" || fail "no advice: $(cat "$dir
 [[ $("$pw" image digest "$dir/a.img") == "$digest" ]] || fail "the refused create changed the file"
 "$pw" image create "$dir/a.img" --size-mib 2 --force > /dev/null || fail "--force did not replace it"
 [[ $(stat -c %s "$dir/a.img") == $((2 << 20)) ]] || fail "--force wrote the wrong size"
+
+# A negative size or count is refused, naming the option (Boost would wrap it to 2^64 - 5).
+for form in "--size-mib=-5" "--seed=-1"; do
+  "$pw" image create "$dir/n.img" $form > "$dir/out" 2>&1
+  [[ $? == 2 ]] && grep -q -- "${form%%=*} ${form#*=}: expected a whole number of 0 or more" "$dir/out" ||
+    fail "$form: $(cat "$dir/out")"
+done
+[[ -e $dir/n.img ]] && fail "a refused create wrote its file"
 
 "$pw" src --vdev net_null0 --image "$dir/missing.img" > "$dir/out" 2>&1 && fail "src ran without its image"
 grep -q "missing.img: cannot read it: No such file" "$dir/out" || fail "missing --image: $(cat "$dir/out")"

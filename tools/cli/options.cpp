@@ -14,13 +14,42 @@ SplitArguments split_at_dashes(const std::vector<std::string>& args) {
   return {{args.begin(), dashes}, {dashes == args.end() ? dashes : dashes + 1, args.end()}};
 }
 
+namespace {
+
+template <typename... Unsigned>
+bool is_unsigned_option(const po::value_semantic* semantic) {
+  return ((dynamic_cast<const po::typed_value<Unsigned>*>(semantic) != nullptr) || ...);
+}
+
+// Boost converts "-5" into an unsigned option as 2^64 - 5: a size or count given as a
+// negative number is refused, naming the option, before it is stored.
+void refuse_negative_unsigned(const po::parsed_options& parsed, const po::options_description& options) {
+  for (const po::option& option : parsed.options) {
+    const po::option_description* description = options.find_nothrow(option.string_key, false);
+    if (description == nullptr || option.value.empty()) continue;
+    if (!is_unsigned_option<unsigned char, unsigned short, unsigned, unsigned long, unsigned long long>(
+            description->semantic().get())) {
+      continue;
+    }
+    for (const std::string& value : option.value) {
+      if (value.find('-') != std::string::npos) {
+        throw po::error("--" + option.string_key + " " + value + ": expected a whole number of 0 or more");
+      }
+    }
+  }
+}
+
+}  // namespace
+
 std::optional<int> parse_options(const std::vector<std::string>& args, const po::options_description& options,
                                  const std::string& usage, const po::positional_options_description* positional) {
   po::command_line_parser parser(args);
   parser.options(options);
   if (positional != nullptr) parser.positional(*positional);
   po::variables_map vm;
-  po::store(parser.run(), vm);
+  const po::parsed_options parsed = parser.run();
+  refuse_negative_unsigned(parsed, options);
+  po::store(parsed, vm);
   // A command that offers --config reads `key = value` lines from it; the command line,
   // stored first, wins over the file.
   if (options.find_nothrow("config", false) != nullptr && vm.count("config")) {
