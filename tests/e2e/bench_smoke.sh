@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark harness keeps working: a tiny sweep (two points, one run each) writes its CSV
-# and JSON, the plot step draws from that JSON, a policy sweep of small migrations verifies
+# and JSON, the plot step draws from that JSON, a sweep with a parameter nothing takes is
+# refused before it runs, a policy sweep of small migrations verifies
 # every run, the two-process memif transport bench verifies its destination (with pages sent
 # by reference too, and with a stream core per end), write tracking measures a live
 # workload, the source-core bench sends every page by reference (on two cores
@@ -19,6 +20,13 @@ fail() { echo "FAIL: $*"; exit 1; }
 grep -q '"tcp_gbps"' "$dir/transport.json" || fail "no kernel-TCP baseline in transport.json"
 "$pw" bench plot --input "$dir/transport.json" --x mtu --y vs_tcp --output "$dir/chart.svg" || fail "bench plot"
 grep -q '</svg>' "$dir/chart.svg" || fail "chart.svg is not an SVG document"
+
+# A parameter no command takes fails the sweep before any point runs, naming it.
+"$pw" bench sweep --kind migrate --param size-mib=16 --param nosuch=1,2 --repeats 1 --out "$dir/doomed" \
+  > "$dir/doomed.out" 2>&1
+[[ $? == 2 ]] && grep -q "does not take .*--param nosuch=1" "$dir/doomed.out" || fail "unknown --param: $(cat "$dir/doomed.out")"
+grep -q "run 1/1" "$dir/doomed.out" && fail "a doomed point ran"
+[[ -e $dir/doomed.csv ]] && fail "a refused sweep wrote its CSV"
 
 "$pw" bench sweep --kind migrate --param size-mib=16 --param policy=raw,full --repeats 1 \
   --out "$dir/migrate" || fail "bench sweep --kind migrate"

@@ -56,6 +56,10 @@ int bench_sweep(const std::vector<std::string>& args) {
     }
     options.axes.push_back(std::move(axis).value());
   }
+  if (Status checked = bench::check_points(options.executable, *kind, options.axes); !checked) {
+    std::cerr << "pagewire bench sweep: " << checked.error().message << "\n";
+    return 2;
+  }
   const auto machine = bench::describe_machine();
   std::cout << "bench sweep: " << kind_name << " on " << machine.at("cpu_model") << ", " << machine.at("logical_cpus")
             << " CPUs; " << bench::expand_grid(options.axes).size() << " points x " << repeats << " runs" << std::endl;

@@ -92,6 +92,7 @@ Result<SweepKind> sweep_kind(const std::string& name) {
                      .command = {"demo", "--json"},
                      .leading_params = {"size-mib", "streams", "page-size", "dirty-rate"},
                      .separator = "--",
+                     .separator_command = {"src"},
                      .result_event = "migrated",
                      .key_metrics = {"total_seconds", "downtime_ms", "throughput_gbps", "compression_ratio", "rounds"}};
   }
@@ -100,6 +101,7 @@ Result<SweepKind> sweep_kind(const std::string& name) {
                      .command = {"bench", "transport", "--json"},
                      .leading_params = {},
                      .separator = {},
+                     .separator_command = {},
                      .result_event = "result",
                      .key_metrics = {"gbps", "vs_memcpy", "tcp_gbps", "vs_tcp", "lossy_vs_lossless"}};
   }
@@ -108,6 +110,7 @@ Result<SweepKind> sweep_kind(const std::string& name) {
                      .command = {"bench", "codec", "--json"},
                      .leading_params = {},
                      .separator = {},
+                     .separator_command = {},
                      .result_event = "result",
                      .key_metrics = {"metrics.mix/encode default policy.gbps",
                                      "metrics.mix/encode default policy.size_ratio",
@@ -161,6 +164,33 @@ std::vector<std::string> run_arguments(const SweepKind& kind, const SweepPoint& 
     leading.insert(leading.end(), trailing.begin(), trailing.end());
   }
   return leading;
+}
+
+Status check_points(const std::string& executable, const SweepKind& kind, const std::vector<SweepAxis>& axes) {
+  auto accepts = [&](std::vector<std::string> args, const SweepPoint& point) -> Status {
+    args.push_back("--help");
+    auto child = ChildProcess::start(executable, args);
+    if (!child) return child.error();
+    (void)child->read_all();  // the help text
+    if (child->wait().ok()) return Ok{};
+    std::string named;
+    for (const auto& [name, value] : point) named += " --param " + name + "=" + value;
+    return make_error("`pagewire " + args[0] + "` does not take" + named + " (its message above)");
+  };
+  for (const SweepPoint& point : expand_grid(axes)) {
+    std::vector<std::string> args = run_arguments(kind, point);
+    const auto separator = std::find(args.begin(), args.end(), kind.separator);
+    if (kind.separator.empty() || separator == args.end()) {
+      if (Status ok = accepts(args, point); !ok) return ok;
+      continue;
+    }
+    std::vector<std::string> after = kind.separator_command;
+    after.insert(after.end(), separator + 1, args.end());
+    args.erase(separator, args.end());
+    if (Status ok = accepts(args, point); !ok) return ok;
+    if (Status ok = accepts(after, point); !ok) return ok;
+  }
+  return Ok{};
 }
 
 Result<Metrics> parse_metrics(const std::string& output, const std::string& event) {

@@ -26,6 +26,7 @@ struct SweepKind {
   std::vector<std::string> command;        // after the pagewire binary
   std::vector<std::string> leading_params;  // given before `separator`, the rest after it
   std::string separator;                    // empty: every parameter right after the command
+  std::vector<std::string> separator_command;  // the command the parameters after it go to
   std::string result_event;
   std::vector<std::string> key_metrics;     // shown in the summary table
 };
@@ -46,6 +47,11 @@ using SweepPoint = std::vector<std::pair<std::string, std::string>>;  // name, v
 std::vector<SweepPoint> expand_grid(const std::vector<SweepAxis>& axes);
 
 std::vector<std::string> run_arguments(const SweepKind& kind, const SweepPoint& point);
+
+// Before any point runs: each point's command line with --help, so that an unknown
+// parameter, or a value its option cannot take, fails the sweep at once with the command's
+// own message (on stderr), instead of failing every run of every point.
+Status check_points(const std::string& executable, const SweepKind& kind, const std::vector<SweepAxis>& axes);
 
 using Metrics = std::map<std::string, double>;
 // The numeric fields of the first line of `output` whose "event" is `event`.
