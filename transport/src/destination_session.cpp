@@ -127,7 +127,7 @@ Status DestinationSession::abort_if_cancelled() {
 }
 
 void DestinationSession::linger_until_closed() {
-  SilenceWatch source(ms_to_tsc(config_.peer_timeout_ms));
+  SilenceWatch source(ms_to_tsc(config_.commit_linger_ms));
   auto heard = [this](const StreamCounters& counters) {
     return frames_from_source(counters) + responder_->frames_heard();
   };

@@ -279,7 +279,7 @@ Result<MigrationReport> SourceMigration::switch_over(std::span<const std::byte> 
     return fail(make_error(ErrorCode::kVerification,
                            "digest mismatch: destination " + to_hex(*theirs) + ", source " + to_hex(ours)));
   }
-  if (auto status = session_.commit(options_.verify_timeout_ms); !status) {
+  if (auto status = session_.commit(options_.commit_timeout_ms); !status) {
     if (status.error().code != ErrorCode::kCommitUnknown) return fail(status.error());
     // The destination may own the guest already: resuming it here could leave two running.
     tracker_.stop();

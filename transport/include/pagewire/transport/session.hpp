@@ -81,6 +81,11 @@ struct SessionConfig {
   // A peer that acknowledges nothing (source) or sends nothing (destination) for this long
   // is gone: the session fails instead of waiting for its overall timeout.
   std::uint32_t peer_timeout_ms = 5000;
+  // Destination: after answering COMMIT, how long a silent source may still come back and
+  // ask again before the destination stops answering (it stops at once on CLOSE). Longer
+  // than the source's commit window (MigrationOptions::commit_timeout_ms, 30 s), so that a
+  // source still asking is always answered.
+  std::uint32_t commit_linger_ms = 35000;
   std::uint32_t probe_timeout_ms = 30;
   std::uint32_t probe_tries = 3;
   SessionSecurity security;
@@ -251,7 +256,7 @@ class DestinationSession {
   void linger();
   // TIME-WAIT after acknowledge_commit() or refuse_commit(): the source repeats COMMIT until
   // an answer reaches it, through a path that may go dark for a while, so answer until it
-  // says it heard (CLOSE) or has sent nothing for peer_timeout_ms.
+  // says it heard (CLOSE) or has sent nothing for commit_linger_ms.
   void linger_until_closed();
 
   bool finished() const;

@@ -67,7 +67,7 @@ struct CommittedImage {
 // "The image is yours: start the guest." Runs on the destination's control thread after the
 // digests matched and the source sent COMMIT, and before the destination acknowledges it: the
 // source reports success only after this returned Ok. It must finish within the source's
-// commit timeout (MigrationOptions::verify_timeout_ms). A failure refuses the commit: the
+// commit timeout (MigrationOptions::commit_timeout_ms). A failure refuses the commit: the
 // source is told why, resumes its guest, and this image must be discarded.
 using CommitHook = std::function<Status(const CommittedImage&)>;
 

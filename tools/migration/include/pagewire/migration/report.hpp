@@ -28,7 +28,14 @@ struct MigrationOptions {
   double throttle_first = 0.2;
   double throttle_step = 0.1;
   double throttle_max = 0.95;
+  // How long the paused source waits for the destination's digest before it gives up and
+  // resumes its guest.
   std::uint32_t verify_timeout_ms = 10000;
+  // How long it asks for the answer to COMMIT before the outcome is "unknown" (the guest
+  // then stays paused): the destination keeps answering for longer than this
+  // (transport::SessionConfig::commit_linger_ms), so a path dark for less than this still
+  // resolves it.
+  std::uint32_t commit_timeout_ms = 30000;
 };
 
 // Pages needed after the guest's to carry a device-state blob of up to `max_state_bytes`.
