@@ -571,6 +571,22 @@ TEST(TransportRing, Vlan100TagsEveryFrameAndIgnoresOtherVlans) {
   EXPECT_GE(drops(result.destination, FrameDrop::kNotForUs), 1u);
 }
 
+// Three HELLOs carrying `hello`, sessions first_session.., as if from the source, queued for
+// the destination before it listens. Returns the path they came by, for more of the same.
+Path inject_hellos(Harness& harness, const SessionConfig& source_config, const HelloPayload& hello,
+                   std::uint32_t first_session) {
+  Path from_source = source_config.path;
+  from_source.peer.mac = harness.destination_port().mac();
+  for (std::uint32_t session = first_session; session < first_session + 3; ++session) {
+    rte_mbuf* frame = rte_pktmbuf_alloc(harness.source_port().pool());
+    std::memcpy(frame_payload(frame), &hello, sizeof hello);
+    finish_frame(frame, from_source, FrameFields{.type = FrameType::kHello, .stream = 0, .session = session},
+                 sizeof hello);
+    EXPECT_TRUE(harness.link().inject_to_b(frame));
+  }
+  return from_source;
+}
+
 // A keyless destination is not ended by HELLOs that do not fit (a stranger's, or a source
 // configured for another page size): each is answered with REFUSE and counted, and the
 // real source, arriving after them, migrates.
@@ -582,17 +598,7 @@ TEST(TransportRing, HellosThatDoNotFitNeitherEndNorTakeAKeylessDestination) {
   auto destination_config = harness.config(2, 1024, false);
   SessionConfig other_pages = source_config;
   other_pages.page_size = 2 * source_config.page_size;
-  const HelloPayload wrong = make_hello(other_pages, 9000);
-  Path from_source = source_config.path;
-  from_source.peer.mac = harness.destination_port().mac();
-  for (std::uint32_t session = 70; session < 73; ++session) {
-    rte_mbuf* hello = rte_pktmbuf_alloc(harness.source_port().pool());
-    std::memcpy(frame_payload(hello), &wrong, sizeof wrong);
-    finish_frame(hello, from_source, FrameFields{.type = FrameType::kHello, .stream = 0, .session = session},
-                 sizeof wrong);
-    ASSERT_EQ(parse_frame(hello, destination_config.path, 2, 0).drop, FrameDrop::kNone) << "a well-formed HELLO";
-    ASSERT_TRUE(harness.link().inject_to_b(hello));
-  }
+  const Path from_source = inject_hellos(harness, source_config, make_hello(other_pages, 9000), 70);
   // And a stranger's frames that are no HELLO at all, before any session: counted too.
   for (FrameType type : {FrameType::kData, FrameType::kAbort, FrameType::kCommit}) {
     rte_mbuf* stray = rte_pktmbuf_alloc(harness.source_port().pool());
@@ -617,16 +623,7 @@ TEST(TransportRing, ForgedHellosThatFitDoNotTakeAKeylessDestination) {
   Bytes destination(guest.size());
   auto source_config = harness.config(2, 1024, true);
   auto destination_config = harness.config(2, 1024, false);
-  const HelloPayload valid = make_hello(source_config, 9000);
-  Path from_source = source_config.path;
-  from_source.peer.mac = harness.destination_port().mac();
-  for (std::uint32_t session = 80; session < 83; ++session) {
-    rte_mbuf* hello = rte_pktmbuf_alloc(harness.source_port().pool());
-    std::memcpy(frame_payload(hello), &valid, sizeof valid);
-    finish_frame(hello, from_source, FrameFields{.type = FrameType::kHello, .stream = 0, .session = session},
-                 sizeof valid);
-    ASSERT_TRUE(harness.link().inject_to_b(hello));
-  }
+  const Path from_source = inject_hellos(harness, source_config, make_hello(source_config, 9000), 80);
   // And a PROBE guessing at the nonce of the first.
   rte_mbuf* guess = rte_pktmbuf_alloc(harness.source_port().pool());
   std::memset(frame_payload(guess), 0, 32);
