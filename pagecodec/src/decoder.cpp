@@ -1,5 +1,6 @@
 #include "pagewire/pagecodec/decoder.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -34,30 +35,14 @@ ParsedRecord Decoder::parse(std::span<const std::byte> header, std::span<const s
   return parsed;
 }
 
-DecodeError Decoder::apply(const RecordView& record, std::byte* region) {
-  const std::size_t bytes = std::size_t{record.page_count} * page_size_;
-  std::byte* target = region + record.first_page * page_size_;
-  switch (record.encoding) {
-    case Encoding::kZero:
-      std::memset(target, 0, bytes);
-      break;
-    case Encoding::kRaw:
-      std::memcpy(target, record.payload.data(), bytes);
-      break;
-    case Encoding::kDelta:
-      if (!xbzrle::validate(record.payload, page_size_)) return refuse(DecodeError::kBadDelta);
-      xbzrle::apply_validated(record.payload, target);
-      break;
-    case Encoding::kDeflate:
-      if (!inflater_.decompress_exact(record.payload, {target, bytes})) {
-        return refuse(DecodeError::kBadDeflate);
-      }
-      break;
-    case Encoding::kCopy:  // parse_record checked: another page, inside the region
-      std::memcpy(target, region + record.copy_source * page_size_, bytes);
-      break;
-  }
-  if (record.has_crc && crc32c({target, bytes}) != record.crc32c) {
+DecodeError Decoder::apply(const RecordView& record, const PageMap& memory) {
+  // parse_record checked the record against region_pages_; memory must hold as many.
+  if (memory.pages() < region_pages_) return refuse(DecodeError::kPageOutOfRange);
+  const DecodeError error = memory.run_from(record.first_page) >= record.page_count
+                                ? write_contiguous(record, memory)
+                                : write_scattered(record, memory);
+  if (error != DecodeError::kNone) return refuse(error);
+  if (record.has_crc && crc_of_pages(memory, record.first_page, record.page_count) != record.crc32c) {
     return refuse(DecodeError::kCrcMismatch);
   }
   const auto index = static_cast<std::size_t>(record.encoding);
@@ -66,13 +51,79 @@ DecodeError Decoder::apply(const RecordView& record, std::byte* region) {
   return DecodeError::kNone;
 }
 
-DecodeError Decoder::decode_all(std::span<const std::byte> bytes, std::byte* region,
+DecodeError Decoder::write_contiguous(const RecordView& record, const PageMap& memory) {
+  const std::size_t bytes = std::size_t{record.page_count} * page_size_;
+  std::byte* target = memory.page(record.first_page);
+  switch (record.encoding) {
+    case Encoding::kZero:
+      std::memset(target, 0, bytes);
+      break;
+    case Encoding::kRaw:
+      std::memcpy(target, record.payload.data(), bytes);
+      break;
+    case Encoding::kDelta:
+      if (!xbzrle::validate(record.payload, page_size_)) return DecodeError::kBadDelta;
+      xbzrle::apply_validated(record.payload, target);
+      break;
+    case Encoding::kDeflate:
+      if (!inflater_.decompress_exact(record.payload, {target, bytes})) return DecodeError::kBadDeflate;
+      break;
+    case Encoding::kCopy:  // parse_record checked: another page, inside the region
+      std::memcpy(target, memory.page(record.copy_source), bytes);
+      break;
+  }
+  return DecodeError::kNone;
+}
+
+// A record whose pages lie in more than one of this end's blocks (the sender's blocks may
+// be laid out otherwise): written block piece by block piece. DELTA and COPY carry one page,
+// so never come here.
+DecodeError Decoder::write_scattered(const RecordView& record, const PageMap& memory) {
+  std::size_t payload_offset = 0;
+  if (record.encoding == Encoding::kDeflate) inflater_.start(record.payload);
+  for (std::uint64_t page = record.first_page, left = record.page_count; left > 0;) {
+    const std::uint64_t pages = std::min(left, memory.run_from(page));
+    const std::span<std::byte> piece{memory.page(page), pages * page_size_};
+    switch (record.encoding) {
+      case Encoding::kZero:
+        std::memset(piece.data(), 0, piece.size());
+        break;
+      case Encoding::kRaw:
+        std::memcpy(piece.data(), record.payload.data() + payload_offset, piece.size());
+        payload_offset += piece.size();
+        break;
+      case Encoding::kDeflate:
+        if (!inflater_.inflate_into(piece)) return DecodeError::kBadDeflate;
+        break;
+      case Encoding::kDelta:
+      case Encoding::kCopy:
+        return DecodeError::kBadPageCount;
+    }
+    page += pages;
+    left -= pages;
+  }
+  if (record.encoding == Encoding::kDeflate && !inflater_.finished()) return DecodeError::kBadDeflate;
+  return DecodeError::kNone;
+}
+
+std::uint32_t Decoder::crc_of_pages(const PageMap& memory, std::uint64_t first_page, std::uint32_t count) const {
+  std::uint32_t crc = kCrc32cSeed;
+  for (std::uint64_t page = first_page, left = count; left > 0;) {
+    const std::uint64_t pages = std::min<std::uint64_t>(left, memory.run_from(page));
+    crc = crc32c({memory.page(page), pages * page_size_}, crc);
+    page += pages;
+    left -= pages;
+  }
+  return crc;
+}
+
+DecodeError Decoder::decode_all(std::span<const std::byte> bytes, const PageMap& memory,
                                 std::size_t* records_applied) {
   *records_applied = 0;
   while (!bytes.empty()) {
     const ParsedRecord parsed = parse(bytes);
     if (parsed.error != DecodeError::kNone) return parsed.error;
-    if (const DecodeError error = apply(parsed.view, region); error != DecodeError::kNone) {
+    if (const DecodeError error = apply(parsed.view, memory); error != DecodeError::kNone) {
       return error;
     }
     ++*records_applied;

@@ -76,4 +76,40 @@ bool DeflateDecompressor::decompress_exact(std::span<const std::byte> in,
          s.avail_in == 0;
 }
 
+void DeflateDecompressor::start(std::span<const std::byte> in) {
+  inflate_state& s = *state_;
+  isal_inflate_init(&s);
+  s.crc_flag = ISAL_DEFLATE;
+  s.next_in = const_cast<std::uint8_t*>(reinterpret_cast<const std::uint8_t*>(in.data()));
+  s.avail_in = static_cast<std::uint32_t>(in.size());
+}
+
+bool DeflateDecompressor::inflate_into(std::span<std::byte> piece) {
+  // Stateful inflate keeps the history window itself, so back-references may reach into
+  // an earlier piece wherever it lies.
+  inflate_state& s = *state_;
+  s.next_out = reinterpret_cast<std::uint8_t*>(piece.data());
+  s.avail_out = static_cast<std::uint32_t>(piece.size());
+  while (s.avail_out > 0) {
+    const std::uint32_t before = s.avail_out;
+    const int rc = isal_inflate(&s);
+    if (rc != ISAL_DECOMP_OK || s.block_state == ISAL_BLOCK_FINISH) break;
+    if (s.avail_out == before && s.avail_in == 0) break;  // input ran out short of the piece
+  }
+  return s.avail_out == 0;
+}
+
+bool DeflateDecompressor::finished() {
+  inflate_state& s = *state_;
+  if (s.block_state != ISAL_BLOCK_FINISH) {
+    // The last piece filled before the stream's end-of-block code was read: read on, into
+    // a byte that must stay unwritten.
+    std::uint8_t beyond = 0;
+    s.next_out = &beyond;
+    s.avail_out = 1;
+    if (isal_inflate(&s) != ISAL_DECOMP_OK || s.avail_out == 0) return false;
+  }
+  return s.block_state == ISAL_BLOCK_FINISH && s.avail_in == 0;
+}
+
 }  // namespace pagewire::pagecodec

@@ -63,7 +63,7 @@ void Encoder::begin_round(std::span<const std::uint64_t> round_pages) {
   copies_.clear();
 }
 
-const DuplicateIndex::Entry* Encoder::duplicate_of(const std::byte* region, std::uint64_t page,
+const DuplicateIndex::Entry* Encoder::duplicate_of(const PageMap& memory, std::uint64_t page,
                                                    std::uint64_t fingerprint, std::uint32_t generation) {
   const DuplicateIndex::Entry* source = duplicates_.find(fingerprint);
   if (source == nullptr || source->page == page) return nullptr;
@@ -77,7 +77,7 @@ const DuplicateIndex::Entry* Encoder::duplicate_of(const std::byte* region, std:
     return nullptr;
   }
   const std::size_t page_size = config_.page_size;
-  if (std::memcmp(region + page * page_size, region + source->page * page_size, page_size) != 0) {
+  if (source->page >= memory.pages() || std::memcmp(memory.page(page), memory.page(source->page), page_size) != 0) {
     ++duplicate_counters_.differed;
     return nullptr;
   }
@@ -88,9 +88,9 @@ const DuplicateIndex::Entry* Encoder::duplicate_of(const std::byte* region, std:
   return source;
 }
 
-std::size_t Encoder::write_copy(const std::byte* region, std::uint64_t page, const DuplicateIndex::Entry& source,
+std::size_t Encoder::write_copy(const PageMap& memory, std::uint64_t page, const DuplicateIndex::Entry& source,
                                 std::uint32_t generation, std::byte* out) {
-  const std::byte* guest = region + page * config_.page_size;
+  const std::byte* guest = memory.page(page);
   write_header(out, Encoding::kCopy, 1, kCopyPayloadBytes, page, generation, source.generation, guest,
                config_.page_size);
   le64 source_page;
@@ -137,16 +137,18 @@ void Encoder::write_header(std::byte* out, Encoding encoding, std::uint32_t page
 }
 
 // How many pages from pages[first] on form one DEFLATE/RAW batch: contiguous indices in the
-// region, not zero, not duplicates of a page the receiver holds, not in the delta cache
+// region and in memory (one block), not zero, not duplicates of a page the receiver holds, not in the delta cache
 // (those take their own paths), at most `limit`. pages[first] itself was checked by encode().
-std::size_t Encoder::batch_length(const std::byte* region, std::span<const std::uint64_t> pages,
+std::size_t Encoder::batch_length(const PageMap& memory, std::span<const std::uint64_t> pages,
                                   std::size_t first, std::size_t limit) {
   const std::uint64_t first_page = pages[first];
+  const std::byte* const first_guest = memory.page(first_page);
+  limit = std::min<std::uint64_t>({limit, memory.run_from(first_page), config_.region_pages - first_page});
   std::size_t count = 1;
   while (count < limit && first + count < pages.size()) {
     const std::uint64_t page = pages[first + count];
-    if (page != first_page + count || page >= config_.region_pages) break;
-    const std::byte* guest = region + page * config_.page_size;
+    if (page != first_page + count) break;
+    const std::byte* guest = first_guest + count * config_.page_size;
     if (config_.policy.zero && is_zero(guest)) break;
     if (config_.policy.delta && cache_.contains(page)) break;
     batch_fingerprints_[count] = kNotLooked;
@@ -170,12 +172,12 @@ std::size_t Encoder::batch_length(const std::byte* region, std::span<const std::
 
 // Writes one DEFLATE record for the batch, or a RAW one when deflate does not pay.
 // Returns the record's size; `room` must hold the RAW record.
-std::size_t Encoder::write_batch(const std::byte* region, std::uint64_t first_page,
+std::size_t Encoder::write_batch(const PageMap& memory, std::uint64_t first_page,
                                  std::uint32_t count, std::uint32_t generation, std::byte* out,
                                  std::size_t room, bool* leave_in_guest) {
   const std::size_t page_size = config_.page_size;
   const std::size_t raw_bytes = count * page_size;
-  const std::byte* guest = region + first_page * page_size;
+  const std::byte* guest = memory.page(first_page);  // batch_length kept the batch in one block
   std::byte* payload = out + kRecordHeaderBytes;
   const bool adaptive = config_.policy.adaptive.enabled;
   const std::byte* sent = payload;  // where the bytes the receiver will see are kept
@@ -220,7 +222,7 @@ std::size_t Encoder::write_batch(const std::byte* region, std::uint64_t first_pa
   return kRecordHeaderBytes + raw_bytes;
 }
 
-EncodeProgress Encoder::encode(const std::byte* region, std::span<const std::uint64_t> pages,
+EncodeProgress Encoder::encode(const PageMap& memory, std::span<const std::uint64_t> pages,
                                std::uint32_t generation, std::span<std::byte> out,
                                PageReferences* by_reference) {
   const std::size_t page_size = config_.page_size;
@@ -232,18 +234,19 @@ EncodeProgress Encoder::encode(const std::byte* region, std::span<const std::uin
 
   while (i < pages.size()) {
     const std::uint64_t page = pages[i];
-    if (page >= config_.region_pages) {
+    if (page >= config_.region_pages || page >= memory.pages()) {
       progress.stop = EncodeStop::kPageOutOfRange;
       return progress;
     }
-    const std::byte* guest = region + page * page_size;
+    const std::byte* guest = memory.page(page);
     const std::size_t room = out.size() - w;
 
     if (policy.zero && is_zero(guest)) {
       if (room < kRecordHeaderBytes) break;
+      const std::uint64_t in_block =
+          std::min<std::uint64_t>({memory.run_from(page), config_.region_pages - page, kMaxPagesPerRecord});
       std::uint32_t count = 1;
-      while (count < kMaxPagesPerRecord && i + count < pages.size() &&
-             pages[i + count] == page + count && page + count < config_.region_pages &&
+      while (count < in_block && i + count < pages.size() && pages[i + count] == page + count &&
              is_zero(guest + count * page_size)) {
         ++count;
       }
@@ -258,10 +261,10 @@ EncodeProgress Encoder::encode(const std::byte* region, std::span<const std::uin
     if (room < kRecordHeaderBytes + kCopyPayloadBytes) break;  // no record but ZERO is smaller
     if (duplicates_.should_look()) {
       fingerprint = DuplicateIndex::fingerprint(guest, page_size);
-      const DuplicateIndex::Entry* source = duplicate_of(region, page, fingerprint, generation);
+      const DuplicateIndex::Entry* source = duplicate_of(memory, page, fingerprint, generation);
       note_looked(source != nullptr);
       if (source != nullptr) {
-        w += write_copy(region, page, *source, generation, &out[w]);
+        w += write_copy(memory, page, *source, generation, &out[w]);
         ++i;
         continue;
       }
@@ -294,9 +297,9 @@ EncodeProgress Encoder::encode(const std::byte* region, std::span<const std::uin
     const std::size_t fits = (room - kRecordHeaderBytes) / page_size;
     batch_fingerprints_[0] = fingerprint;
     const auto count = static_cast<std::uint32_t>(
-        batch_length(region, pages, i, std::min<std::size_t>(policy.deflate_batch_pages, fits)));
+        batch_length(memory, pages, i, std::min<std::size_t>(policy.deflate_batch_pages, fits)));
     bool referenced = false;
-    const std::size_t record = write_batch(region, page, count, generation, &out[w], room,
+    const std::size_t record = write_batch(memory, page, count, generation, &out[w], room,
                                            by_reference != nullptr ? &referenced : nullptr);
     if (referenced) {
       by_reference->items[by_reference->count++] =

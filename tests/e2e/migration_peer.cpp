@@ -127,7 +127,7 @@ int main(int argc, char** argv) {
   test::Bytes guest = initial_guest();
   std::mt19937_64 writes(99);
   if (source) {
-    auto session = SourceSession::connect(config, *port, guest.data());
+    auto session = SourceSession::connect(config, *port, pagecodec::PageMap::contiguous(guest.data(), kPages, config.page_size));
     if (!session) return fail(role, session.error().message);
     std::vector<std::uint64_t> pages(kPages);
     std::iota(pages.begin(), pages.end(), 0);
@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   test::Bytes destination(guest.size());
-  auto session = DestinationSession::accept(config, *port, destination.data());
+  auto session = DestinationSession::accept(config, *port, pagecodec::PageMap::contiguous(destination.data(), kPages, config.page_size));
   if (!session) return fail(role, session.error().message);
   if (auto status = (*session)->run_until_finished(); !status) return fail(role, status.error().message);
   (*session)->linger();

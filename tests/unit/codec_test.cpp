@@ -21,12 +21,46 @@ using test::PageKind;
 constexpr PageKind kAllKinds[] = {PageKind::kZero,   PageKind::kText,        PageKind::kBinary,
                                   PageKind::kRandom, PageKind::kAlternating, PageKind::kSparse};
 
-// A source region with pages of every kind, and a destination that decodes into it.
+// Page counts of the blocks a region is cut into; empty: one block.
+using Layout = std::vector<std::uint64_t>;
+
+// Memory for `pages` pages in blocks allocated apart (so that no two are adjacent), and its
+// map.
+class BlockMemory {
+ public:
+  BlockMemory(std::uint32_t page_size, std::uint64_t pages, Layout layout) {
+    if (layout.empty()) layout = {pages};
+    EXPECT_EQ(std::accumulate(layout.begin(), layout.end(), std::uint64_t{0}), pages);
+    std::vector<MemoryBlock> blocks;
+    for (std::uint64_t block_pages : layout) {
+      storage_.emplace_back(block_pages * page_size + page_size);  // a gap page apart
+      blocks.push_back({storage_.back().data(), block_pages});
+    }
+    auto map = PageMap::create(blocks, page_size);
+    EXPECT_TRUE(map.ok()) << (map.ok() ? "" : map.error().message);
+    map_ = std::move(map).value();
+  }
+  const PageMap& map() const { return map_; }
+  // The range [bytes, bytes + length) lies inside one block.
+  bool holds(const std::byte* bytes, std::size_t length) const {
+    return std::any_of(map_.blocks().begin(), map_.blocks().end(), [&](const MemoryBlock& b) {
+      return bytes >= b.bytes && bytes + length <= b.bytes + b.pages * map_.page_size();
+    });
+  }
+
+ private:
+  std::vector<Bytes> storage_;
+  PageMap map_;
+};
+
+// A source region with pages of every kind, and a destination that decodes into it; each
+// may be cut into blocks, differently.
 class Migration {
  public:
   Migration(std::uint32_t page_size, std::uint64_t pages, Policy policy,
-            std::uint64_t cache_bytes = 1 << 20)
-      : page_size_(page_size), source_(page_size * pages), destination_(page_size * pages) {
+            std::uint64_t cache_bytes = 1 << 20, Layout source_layout = {}, Layout destination_layout = {})
+      : page_size_(page_size), source_(page_size, pages, std::move(source_layout)),
+        destination_(page_size, pages, std::move(destination_layout)) {
     EncoderConfig config{.page_size = page_size,
                          .region_pages = pages,
                          .delta_cache_bytes = cache_bytes,
@@ -42,8 +76,9 @@ class Migration {
     }
   }
 
-  std::byte* page(std::uint64_t index) { return source_.data() + index * page_size_; }
-  std::uint64_t pages() const { return source_.size() / page_size_; }
+  std::byte* page(std::uint64_t index) { return source_.map().page(index); }
+  std::uint64_t pages() const { return source_.map().pages(); }
+  const PageMap& source() const { return source_.map(); }
 
   // Sends `indices` through a buffer of `buffer_bytes`, decoding every batch.
   void send(const std::vector<std::uint64_t>& indices, std::uint32_t generation,
@@ -51,12 +86,11 @@ class Migration {
     Bytes buffer(buffer_bytes);
     std::span<const std::uint64_t> rest(indices);
     while (!rest.empty()) {
-      const EncodeProgress progress = encoder_->encode(source_.data(), rest, generation, buffer);
+      const EncodeProgress progress = encoder_->encode(source_.map(), rest, generation, buffer);
       ASSERT_NE(progress.stop, EncodeStop::kPageOutOfRange);
       ASSERT_GT(progress.pages_consumed, 0u) << "a buffer of max_record_bytes must make progress";
       std::size_t applied = 0;
-      ASSERT_EQ(decoder_->decode_all({buffer.data(), progress.bytes_written},
-                                     destination_.data(), &applied),
+      ASSERT_EQ(decoder_->decode_all({buffer.data(), progress.bytes_written}, destination_.map(), &applied),
                 DecodeError::kNone);
       rest = rest.subspan(progress.pages_consumed);
     }
@@ -73,13 +107,12 @@ class Migration {
     while (!rest.empty()) {
       std::fill(buffer.begin(), buffer.end(), std::byte{0xa5});
       PageReferences references;
-      const EncodeProgress progress = encoder_->encode(source_.data(), rest, generation, buffer, &references);
+      const EncodeProgress progress = encoder_->encode(source_.map(), rest, generation, buffer, &references);
       EXPECT_GT(progress.pages_consumed, 0u);
       if (progress.pages_consumed == 0) return made;
       for (std::size_t r = 0; r < references.count; ++r) {
         const PageReference& ref = references.items[r];
-        EXPECT_GE(ref.bytes, source_.data());
-        EXPECT_LE(ref.bytes + ref.length, source_.data() + source_.size());
+        EXPECT_TRUE(source_.holds(ref.bytes, ref.length)) << "a reference outside one block of guest memory";
         EXPECT_LE(ref.offset + ref.length, progress.bytes_written);
         // (Later rounds may leave a delta that did not pay there, unsent.)
         if (generation == 1) {
@@ -92,7 +125,7 @@ class Migration {
       }
       made += references.count;
       std::size_t applied = 0;
-      EXPECT_EQ(decoder_->decode_all({buffer.data(), progress.bytes_written}, destination_.data(), &applied),
+      EXPECT_EQ(decoder_->decode_all({buffer.data(), progress.bytes_written}, destination_.map(), &applied),
                 DecodeError::kNone);
       rest = rest.subspan(progress.pages_consumed);
     }
@@ -105,9 +138,14 @@ class Migration {
     send(all, generation);
   }
 
-  bool identical() const { return source_ == destination_; }
+  bool identical() const {
+    for (std::uint64_t p = 0; p < pages(); ++p) {
+      if (!identical_page(p)) return false;
+    }
+    return true;
+  }
   bool identical_page(std::uint64_t index) const {
-    return std::memcmp(source_.data() + index * page_size_, destination_.data() + index * page_size_, page_size_) == 0;
+    return std::memcmp(source_.map().page(index), destination_.map().page(index), page_size_) == 0;
   }
   const EncoderCounters& sent() const { return encoder_->counters(); }
   Encoder& encoder() { return *encoder_; }
@@ -115,8 +153,8 @@ class Migration {
 
  private:
   std::uint32_t page_size_;
-  Bytes source_;
-  Bytes destination_;
+  BlockMemory source_;
+  BlockMemory destination_;
   std::optional<Encoder> encoder_;
   std::optional<Decoder> decoder_;
 };
@@ -294,7 +332,7 @@ TEST(Codec, ReferencesBeyondTheLimitEndTheOutput) {
   for (std::uint64_t p = 0; p < 64; p += 2) every_other.push_back(p);  // no batches: one record per page
   Bytes large(1 << 20);
   PageReferences references;
-  const EncodeProgress progress = m.encoder().encode(m.page(0), every_other, 1, large, &references);
+  const EncodeProgress progress = m.encoder().encode(m.source(), every_other, 1, large, &references);
   EXPECT_EQ(references.count, PageReferences::kMax);
   EXPECT_EQ(progress.pages_consumed, PageReferences::kMax);
   EXPECT_EQ(progress.stop, EncodeStop::kOutputFull);
@@ -305,7 +343,7 @@ TEST(Codec, FullOutputStopsCleanlyAndResumes) {
   Bytes small(kRecordHeaderBytes + 4096 - 1);
   std::vector<std::uint64_t> all(32);
   std::iota(all.begin(), all.end(), 0);
-  auto progress = m.encoder().encode(m.page(0), all, 0, small);
+  auto progress = m.encoder().encode(m.source(), all, 0, small);
   EXPECT_EQ(progress.stop, EncodeStop::kOutputFull);
   EXPECT_EQ(progress.pages_consumed, 0u);
   EXPECT_EQ(progress.bytes_written, 0u);
@@ -315,7 +353,7 @@ TEST(Codec, PageOutsideTheRegionIsACallerError) {
   Migration m(4096, 8, Policy{});
   Bytes out(1 << 20);
   const std::vector<std::uint64_t> pages = {1, 2, 8};
-  auto progress = m.encoder().encode(m.page(0), pages, 0, out);
+  auto progress = m.encoder().encode(m.source(), pages, 0, out);
   EXPECT_EQ(progress.stop, EncodeStop::kPageOutOfRange);
   EXPECT_EQ(progress.pages_consumed, 2u);
 }
@@ -325,12 +363,13 @@ TEST(Codec, CrcCatchesACorruptedPayload) {
   std::vector<std::uint64_t> all = {0, 1, 2, 3};
   Bytes out(1 << 20);
   auto& encoder = source.encoder();
-  auto progress = encoder.encode(source.page(0), all, 0, out);
+  auto progress = encoder.encode(source.source(), all, 0, out);
   out[kRecordHeaderBytes + 100] ^= std::byte{0x01};
   auto decoder = Decoder::create(4096, 4);
   Bytes destination(4 * 4096);
   std::size_t applied = 0;
-  EXPECT_EQ(decoder->decode_all({out.data(), progress.bytes_written}, destination.data(), &applied),
+  EXPECT_EQ(decoder->decode_all({out.data(), progress.bytes_written}, PageMap::contiguous(destination.data(), 4, 4096),
+                                &applied),
             DecodeError::kCrcMismatch);
   EXPECT_EQ(decoder->counters().errors[static_cast<std::size_t>(DecodeError::kCrcMismatch)], 1u);
 }

@@ -41,7 +41,7 @@ Bytes concat(const Bytes& a, const Bytes& b) {
 DecodeError decode(const Bytes& bytes, Bytes* region) {
   auto decoder = Decoder::create(kPage, kRegionPages);
   std::size_t applied = 0;
-  const DecodeError error = decoder->decode_all(bytes, region->data(), &applied);
+  const DecodeError error = decoder->decode_all(bytes, PageMap::contiguous(region->data(), kRegionPages, kPage), &applied);
   if (error != DecodeError::kNone) {
     EXPECT_EQ(decoder->counters().errors[static_cast<std::size_t>(error)], 1u)
         << "every refusal is counted";

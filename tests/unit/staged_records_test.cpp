@@ -56,11 +56,14 @@ Framed cut_frames(const Guest& guest, std::size_t payload_bytes, bool by_referen
   pagecodec::Encoder encoder = make_encoder(guest.pages.size());
   StagedRecords staged(encoder.max_record_bytes(), payload_bytes);
   std::span<const std::uint64_t> pages = guest.pages;
+  // The encoder only reads the guest.
+  const auto memory = pagecodec::PageMap::contiguous(const_cast<std::byte*>(guest.memory.data()),
+                                                     guest.memory.size() / kPage, kPage);
   Framed framed;
   Bytes payload(payload_bytes);
   while (true) {
     if (staged.bytes() < payload_bytes && !staged.splitting()) {
-      staged.refill(encoder, guest.memory.data(), &pages, 1, by_reference);
+      staged.refill(encoder, memory, &pages, 1, by_reference);
     }
     const std::size_t bytes = staged.next_frame_bytes(payload_bytes);
     if (bytes == 0) break;
@@ -93,7 +96,7 @@ void expect_decodes_to_guest(const Framed& framed, const Guest& guest) {
   pagecodec::Decoder decoder = std::move(pagecodec::Decoder::create(kPage, guest.pages.size())).value();
   Bytes destination(guest.memory.size());
   std::size_t records = 0;
-  ASSERT_EQ(decoder.decode_all(framed.stream, destination.data(), &records), pagecodec::DecodeError::kNone);
+  ASSERT_EQ(decoder.decode_all(framed.stream, pagecodec::PageMap::contiguous(destination.data(), destination.size() / kPage, kPage), &records), pagecodec::DecodeError::kNone);
   EXPECT_GT(records, 0u);
   EXPECT_TRUE(destination == guest.memory) << "decoded memory differs from the guest";
 }

@@ -70,7 +70,61 @@ struct Scenario {
   std::string failing_hook;
   // The end cancelled ("source" or "destination"), 300 ms after the source connected; "": none.
   std::string cancelled_end;
+  // Pages of each RAM block, in order; empty: the guest is one block. The source's blocks
+  // are cut from the guest model's memory; the destination's are mapped apart, each with a
+  // gap after it, wherever the kernel puts them.
+  std::vector<std::uint64_t> source_ram_pages, destination_ram_pages;
 };
+
+// The source's memory: the guest model's region cut into the scenario's RAM blocks, then
+// the state pages.
+MigrationMemory source_memory(std::span<std::byte> region, std::uint64_t guest_pages,
+                              const std::vector<std::uint64_t>& ram_pages) {
+  if (ram_pages.empty()) return std::move(MigrationMemory::contiguous(region, guest_pages, kPage)).value();
+  std::vector<RamBlock> ram;
+  std::uint64_t page = 0;
+  for (std::uint64_t pages : ram_pages) {
+    ram.push_back({region.data() + page * kPage, pages * kPage});
+    page += pages;
+  }
+  EXPECT_EQ(page, guest_pages);
+  auto memory = MigrationMemory::create(ram, region.subspan(guest_pages * kPage), kPage);
+  EXPECT_TRUE(memory.ok()) << (memory.ok() ? "" : memory.error().message);
+  return std::move(memory).value();
+}
+
+// The destination's memory: one mapping, or RAM blocks and a state area mapped apart.
+struct DestinationMemory {
+  std::vector<sim::MappedMemory> mappings;
+  std::optional<MigrationMemory> memory;
+};
+
+void lay_out_destination(DestinationMemory* out, std::uint64_t guest_pages, std::uint64_t state_pages,
+                         const std::vector<std::uint64_t>& ram_pages) {
+  auto map = [&](std::uint64_t pages) -> std::byte* {
+    out->mappings.push_back(std::move(sim::MappedMemory::allocate((pages + 1) * kPage)).value());
+    return out->mappings.back().data();
+  };
+  if (ram_pages.empty()) {
+    std::byte* region = map(guest_pages + state_pages);
+    out->memory = std::move(MigrationMemory::contiguous({region, (guest_pages + state_pages) * kPage}, guest_pages, kPage)).value();
+    return;
+  }
+  std::vector<RamBlock> ram;
+  for (std::uint64_t pages : ram_pages) ram.push_back({map(pages), pages * kPage});
+  auto memory = MigrationMemory::create(ram, {map(state_pages), state_pages * kPage}, kPage);
+  EXPECT_TRUE(memory.ok()) << (memory.ok() ? "" : memory.error().message);
+  out->memory = std::move(memory).value();
+}
+
+// Both ends hold the same bytes at every page of the migration's numbering.
+bool same_pages(const pagecodec::PageMap& a, const pagecodec::PageMap& b) {
+  if (a.pages() != b.pages()) return false;
+  for (std::uint64_t p = 0; p < a.pages(); ++p) {
+    if (std::memcmp(a.page(p), b.page(p), a.page_size()) != 0) return false;
+  }
+  return true;
+}
 
 // Every hook call of both ends, in the order they happened.
 class HookLog {
@@ -216,7 +270,10 @@ Outcome migrate(const Scenario& scenario) {
     return c;
   };
   auto source_region = sim::MappedMemory::allocate(config(*source_port, 1, 2).region_pages * kPage);
-  auto destination_region = sim::MappedMemory::allocate(source_region->size());
+  const MigrationMemory source_pages = source_memory(source_region->bytes(), guest_pages, scenario.source_ram_pages);
+  DestinationMemory destination_memory;
+  lay_out_destination(&destination_memory, guest_pages, state_pages, scenario.destination_ram_pages);
+  const MigrationMemory& destination_pages = *destination_memory.memory;
   EXPECT_TRUE(sim::fill_image({source_region->data(), guest_pages * kPage}, kPage, sim::ImageProfile::kIdleVm, 3).ok());
 
   HookLog hooks;
@@ -224,10 +281,10 @@ Outcome migrate(const Scenario& scenario) {
   std::thread destination([&] {
     transport::SessionConfig destination_config = config(*destination_port, 2, 1);
     if (scenario.stream_cores) destination_config.stream_lcores = kDestinationLcores;
-    DestinationDigest digest(destination_region->bytes(), kPage);
+    DestinationDigest digest(destination_pages);
     destination_config.applied_pages = &digest;
     auto accepted = transport::DestinationSession::accept(destination_config, *destination_port,
-                                                          destination_region->data());
+                                                          destination_pages.pages());
     if (!accepted) {
       outcome.destination_error = accepted.error().message;
       return;
@@ -241,11 +298,13 @@ Outcome migrate(const Scenario& scenario) {
     }
     auto commit = [&](const CommittedImage& image) -> Status {
       hooks.add("commit");
-      outcome.committed_memory.assign(image.guest_memory.begin(), image.guest_memory.end());
+      for (const RamBlock& block : image.ram) {
+        outcome.committed_memory.insert(outcome.committed_memory.end(), block.host, block.host + block.bytes);
+      }
       if (scenario.failing_hook == "commit") return make_error("the guest's devices could not be created");
       return Ok{};
     };
-    auto received = DestinationMigration(**accepted, digest, guest_pages).run(commit, 30000);
+    auto received = DestinationMigration(**accepted, digest).run(commit, 30000);
     if (!received) {
       outcome.destination_error = received.error().message;
       return;
@@ -259,7 +318,7 @@ Outcome migrate(const Scenario& scenario) {
   source_config.tuning.rate_bytes_per_second = scenario.source_rate_bytes_per_second;
   if (scenario.stream_cores) source_config.stream_lcores = kSourceLcores;
   if (scenario.policy) source_config.policy = *scenario.policy;
-  auto session = transport::SourceSession::connect(source_config, *source_port, source_region->data());
+  auto session = transport::SourceSession::connect(source_config, *source_port, source_pages.pages());
   if (!session) {
     destination.join();
     outcome.report = session.error();
@@ -271,7 +330,7 @@ Outcome migrate(const Scenario& scenario) {
   std::vector<std::byte> state(5000);
   for (std::size_t i = 0; i < state.size(); ++i) state[i] = std::byte(i * 13);
   RecordingHooks recording(guest, log, hooks, scenario.failing_hook);
-  SourceMigration run(**session, source_region->bytes(), guest_pages, kPage, recording, recording, scenario.migration);
+  SourceMigration run(**session, source_pages, recording, recording, scenario.migration);
   TotalsWatcher watcher(**session);
   std::thread canceller([&] {
     if (scenario.cancelled_end.empty()) return;
@@ -292,7 +351,7 @@ Outcome migrate(const Scenario& scenario) {
   EXPECT_TRUE(guest.pause().ok());  // freeze the source for the byte-for-byte comparison
   destination.join();
   outcome.hook_calls = hooks.calls();
-  outcome.regions_equal = std::memcmp(source_region->data(), destination_region->data(), source_region->size()) == 0;
+  outcome.regions_equal = same_pages(source_pages.pages(), destination_pages.pages());
   if (outcome.report.ok()) {
     EXPECT_EQ(outcome.received_state, state) << "device state arrives intact";
   }

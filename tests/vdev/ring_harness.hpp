@@ -147,13 +147,20 @@ struct MigrationResult {
   std::string destination_error;
 };
 
+// The first config.region_pages pages of `memory`: the region `config` offers (a test may
+// offer less than it holds).
+inline pagecodec::PageMap pages_of(Bytes& memory, const SessionConfig& config) {
+  EXPECT_LE(config.region_pages * config.page_size, memory.size());
+  return pagecodec::PageMap::contiguous(memory.data(), config.region_pages, config.page_size);
+}
+
 // The destination's half of a test migration: accepts, runs until finished and lingers on
 // a thread of its own, recording its errors in `result`.
 class DestinationThread {
  public:
   DestinationThread(Harness& harness, const SessionConfig& config, Bytes& destination, MigrationResult* result)
       : thread_([this, &harness, config, &destination, result] {
-          auto accepted = DestinationSession::accept(config, harness.destination_port(), destination.data());
+          auto accepted = DestinationSession::accept(config, harness.destination_port(), pages_of(destination, config));
           if (!accepted) {
             result->destination_error = accepted.error().message;
             return;
@@ -192,7 +199,7 @@ inline MigrationResult migrate(Harness& harness, Bytes& guest, Bytes& destinatio
   MigrationResult result;
   const std::uint64_t pages = guest.size() / kPage;
   DestinationThread receiver(harness, destination_config, destination, &result);
-  auto connected = SourceSession::connect(source_config, harness.source_port(), guest.data());
+  auto connected = SourceSession::connect(source_config, harness.source_port(), pages_of(guest, source_config));
   if (!connected) {
     result.source_error = connected.error().message;
     return result;

@@ -227,7 +227,7 @@ TEST(TransportRing, LongFatPathIsFilledWithDefaultWindows) {
 
   MigrationResult result;
   DestinationThread receiver(harness, destination_config, destination, &result);
-  auto connected = SourceSession::connect(source_config, harness.source_port(), guest.data());
+  auto connected = SourceSession::connect(source_config, harness.source_port(), pages_of(guest, source_config));
   ASSERT_TRUE(connected.ok()) << connected.error().message;
   SourceSession& source = *connected.value();
   ASSERT_TRUE(source.stream(0).congestion_controlled()) << "a 150 ms path turns congestion control on";
@@ -491,7 +491,7 @@ TEST(TransportRing, AdvertisedMtuBelowTheMinimumIsRefused) {
       }
     }
   });
-  auto connected = SourceSession::connect(source_config, harness.source_port(), guest.data());
+  auto connected = SourceSession::connect(source_config, harness.source_port(), pages_of(guest, source_config));
   stop = true;
   fake.join();
   ASSERT_FALSE(connected.ok());

@@ -422,7 +422,9 @@ int destination(const std::vector<std::string>& args) {
   }
   // Committing means: the image is on disk. Only then does the source hear it is ours.
   auto write_output = [&](const migration::CommittedImage& image) -> Status {
-    return output.empty() ? Status{Ok{}} : sim::write_image_file(output, image.guest_memory, o.page_size);
+    // dst accepts into one mapping: one RAM block.
+    const migration::RamBlock& ram = image.ram.front();
+    return output.empty() ? Status{Ok{}} : sim::write_image_file(output, {ram.host, ram.bytes}, o.page_size);
   };
   std::optional<InterruptWatch> interrupts(std::in_place, [&](const char* signal) {
     accepted->cancel(std::string("interrupted (") + signal + ")");
@@ -602,7 +604,9 @@ int source(const std::vector<std::string>& args) {
   }
   const std::string initial_digest = migration::to_hex(migration::digest_of(guest_bytes));
   if (auto status = endpoint->link.await_up(o.timeout_s * 1000); !status) return fail("src", status.error().message, o.json);
-  auto connected = migration::connect_source(endpoint->link, region->bytes(), endpoint->guest_pages, config, migration);
+  auto memory = migration::MigrationMemory::contiguous(region->bytes(), endpoint->guest_pages, config.page_size);
+  if (!memory) return fail("src", memory.error().message, o.json);
+  auto connected = migration::connect_source(endpoint->link, std::move(memory).value(), config, migration);
   if (!connected) {
     return fail("src", connected.error().message + "; nothing was migrated: the guest keeps running on the source", o.json);
   }

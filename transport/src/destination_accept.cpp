@@ -257,7 +257,8 @@ Error HelloListener::nobody_chosen() const {
 }  // namespace
 
 Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const SessionConfig& requested, const Port& port,
-                                                                       std::byte* region) {
+                                                                       const pagecodec::PageMap& memory) {
+  if (Status fits = check_memory(memory, requested); !fits) return fits.error();
   SessionConfig config = requested;
   auto offered = prepare_port(config, port);
   if (!offered) return offered.error();
@@ -277,6 +278,7 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
   destination->streams_note_ = fewer_streams_note(requested.streams, config.streams, port);
   destination->port_ = port.id();
   destination->control_counters_ = listener.counters();
+  destination->memory_ = memory;
   destination->generations_.assign(config.region_pages, 0);
   if (config.security.key) {
     destination->crypto_.push_back(std::move(chosen->control_crypto));
@@ -289,7 +291,7 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
   destination->session_ = chosen->session;
   destination->responder_ = std::make_unique<Responder>(listener.control(), config.path, chosen->session,
                                                         std::move(chosen->hello_ack), destination->crypto(0));
-  if (Status started = destination->start_streams(port, region, chosen->region_pages); !started) return started.error();
+  if (Status started = destination->start_streams(port, chosen->region_pages); !started) return started.error();
   // The frame that completed the handshake: the source's first PROBE, waiting for its answer.
   if (listener.first_frame().type == FrameType::kProbe) destination->streams_[0].answer_probe(listener.first_frame());
   return destination;
@@ -297,7 +299,7 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
 
 // A stream per agreed queue, with its decoder and its share of the source's pages; the
 // stream cores; telemetry.
-Status DestinationSession::start_streams(const Port& port, std::byte* region, std::uint64_t source_pages) {
+Status DestinationSession::start_streams(const Port& port, std::uint64_t source_pages) {
   const SessionConfig& c = config_;
   for (std::uint16_t s = 0; s < c.streams; ++s) {
     auto decoder = pagecodec::Decoder::create(c.page_size, c.region_pages);
@@ -306,7 +308,7 @@ Status DestinationSession::start_streams(const Port& port, std::byte* region, st
     const std::uint64_t first = first_page_of_stream(s, source_pages, c.streams);
     const std::uint64_t end = first_page_of_stream(static_cast<std::uint16_t>(s + 1), source_pages, c.streams);
     streams_.emplace_back(s, QueueRef{port.id(), s, port.pool(), {}, port.frame_reserve(s)}, c.path, session_, c.tuning,
-                          std::move(decoder).value(), region, generations_.data(), max_record_bytes(c),
+                          std::move(decoder).value(), &memory_, generations_.data(), max_record_bytes(c),
                           s == 0 ? responder_.get() : nullptr, first, end, crypto(s), c.applied_pages);
   }
   windows_ = std::make_unique<WindowGrowth>(port, c.streams, c.tuning.window_memory_bytes);

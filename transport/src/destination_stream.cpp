@@ -15,7 +15,7 @@ namespace pagewire::transport {
 
 DestinationStream::DestinationStream(std::uint16_t index, QueueRef queue, const Path& path,
                                      std::uint32_t session, const StreamTuning& tuning,
-                                     pagecodec::Decoder decoder, std::byte* region,
+                                     pagecodec::Decoder decoder, const pagecodec::PageMap* memory,
                                      std::uint32_t* page_generations, std::size_t max_record_bytes,
                                      ControlResponder* control, std::uint64_t first_page, std::uint64_t end_page,
                                      FrameCrypto* crypto, AppliedPagesObserver* applied_pages)
@@ -25,7 +25,7 @@ DestinationStream::DestinationStream(std::uint16_t index, QueueRef queue, const 
       session_(session),
       tuning_(tuning),
       decoder_(std::move(decoder)),
-      region_(region),
+      memory_(memory),
       page_generations_(page_generations),
       control_(control),
       crypto_(crypto),
@@ -382,7 +382,7 @@ bool DestinationStream::apply_record(const pagecodec::RecordView& record) {
       }
     }
   }
-  const pagecodec::DecodeError applied = decoder_.apply(record, region_);
+  const pagecodec::DecodeError applied = decoder_.apply(record, *memory_);
   if (applied_pages_ != nullptr) applied_pages_->pages_written(record.first_page, record.page_count);
   if (applied != pagecodec::DecodeError::kNone) {
     ++counters_.record_errors;

@@ -25,6 +25,33 @@ Result<std::uint16_t> prepare_port(const SessionConfig& config, const Port& port
   return offered;
 }
 
+Status check_memory(const pagecodec::PageMap& memory, const SessionConfig& config) {
+  if (memory.pages() != config.region_pages || memory.page_size() != config.page_size) {
+    return make_error(ErrorCode::kConfiguration,
+                      "guest memory of " + std::to_string(memory.pages()) + " pages of " +
+                          std::to_string(memory.page_size()) + " bytes: the session offers " +
+                          std::to_string(config.region_pages) + " pages of " + std::to_string(config.page_size));
+  }
+  return Ok{};
+}
+
+Status map_for_dma(const Port& port, const pagecodec::PageMap& memory) {
+  const auto blocks = memory.blocks();
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    if (Status mapped = port.map_for_dma(blocks[b].bytes, blocks[b].pages * memory.page_size()); !mapped) {
+      for (std::size_t undo = 0; undo < b; ++undo) {
+        port.unmap_for_dma(blocks[undo].bytes, blocks[undo].pages * memory.page_size());
+      }
+      return mapped;
+    }
+  }
+  return Ok{};
+}
+
+void unmap_for_dma(const Port& port, const pagecodec::PageMap& memory) {
+  for (const pagecodec::MemoryBlock& block : memory.blocks()) port.unmap_for_dma(block.bytes, block.pages * memory.page_size());
+}
+
 std::string fewer_streams_note(std::uint16_t asked, std::uint16_t agreed, const Port& port) {
   if (agreed == asked) return "";
   std::string note = std::to_string(agreed) + " of the " + std::to_string(asked) + " streams asked for: ";

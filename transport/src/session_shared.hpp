@@ -30,6 +30,13 @@ std::uint32_t new_session_id();
 // settles on the smaller offer of the two ends. Returns this end's offer.
 Result<std::uint16_t> prepare_port(const SessionConfig& config, const Port& port);
 
+// The guest memory a session carries holds exactly the region_pages it offers.
+Status check_memory(const pagecodec::PageMap& memory, const SessionConfig& config);
+
+// Makes every block of `memory` reachable by the port's DMA (Port::map_for_dma), all or none.
+Status map_for_dma(const Port& port, const pagecodec::PageMap& memory);
+void unmap_for_dma(const Port& port, const pagecodec::PageMap& memory);
+
 // Why a session runs fewer streams than were asked for; empty when it runs them all.
 std::string fewer_streams_note(std::uint16_t asked, std::uint16_t agreed, const Port& port);
 

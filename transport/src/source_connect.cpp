@@ -266,7 +266,8 @@ void SourceHandshake::choose_congestion_control() {
 }  // namespace
 
 Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfig& requested, const Port& port,
-                                                              const std::byte* region) {
+                                                              const pagecodec::PageMap& memory) {
+  if (Status fits = check_memory(memory, requested); !fits) return fits.error();
   SessionConfig offer = requested;
   auto offered = prepare_port(offer, port);
   if (!offered) return offered.error();
@@ -285,13 +286,12 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
   std::unique_ptr<SourceSession> source(new SourceSession());
   const SessionConfig& config = source->config_ = handshake.config();
   source->streams_note_ = fewer_streams_note(requested.streams, config.streams, port);
-  source->region_ = region;
+  source->memory_ = memory;
   source->path_mtu_ = handshake.path_mtu();
   source->control_counters_ = handshake.control_counters();
   source->control_ = handshake.control();
   source->session_ = handshake.session();
   source->crypto_ = handshake.take_crypto();
-  source->region_bytes_ = config.region_pages * config.page_size;
   source->choose_zero_copy(port);
   if (Status started = source->start_streams(port); !started) return started.error();
   return source;
@@ -306,7 +306,7 @@ void SourceSession::choose_zero_copy(const Port& port) {
     zero_copy_note_ = "unavailable: port " + port.name() + " cannot send segments that point into guest memory (no TX segment chains, or memif in its own zero-copy mode)";
   } else if (config_.security.key.has_value()) {
     zero_copy_note_ = "unavailable: sealed frames are written, not referenced";
-  } else if (Status mapped = port.map_for_dma(region_, region_bytes_); !mapped) {
+  } else if (Status mapped = map_for_dma(port, memory_); !mapped) {
     zero_copy_note_ = "unavailable: " + mapped.error().message;
   } else {
     zero_copy_ = true;

@@ -23,7 +23,7 @@ void SourceSession::begin_round(std::span<const std::uint64_t> pages, std::uint3
     }
   }
   for (std::uint16_t s = 0; s < streams_.size(); ++s) {
-    streams_[s].assign(round_pages_[s], region_, generation, kind == RoundPages::kStable);
+    streams_[s].assign(round_pages_[s], &memory_, generation, kind == RoundPages::kStable);
   }
 }
 
@@ -31,7 +31,7 @@ SourceSession::~SourceSession() {
   runner_.reset();     // every stream core parked and ended before its stream goes
   telemetry_.reset();  // before the streams whose counters it reads
   streams_.clear();    // frees every frame that points at the region
-  if (dma_port_ != nullptr) dma_port_->unmap_for_dma(region_, region_bytes_);
+  if (dma_port_ != nullptr) unmap_for_dma(*dma_port_, memory_);
 }
 
 void SourceSession::begin_finish() {

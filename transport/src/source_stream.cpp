@@ -62,10 +62,10 @@ SourceStream::~SourceStream() {
   }
 }
 
-void SourceStream::assign(std::span<const std::uint64_t> pages, const std::byte* region,
+void SourceStream::assign(std::span<const std::uint64_t> pages, const pagecodec::PageMap* memory,
                           std::uint32_t generation, bool stable) {
   pages_ = pages;
-  region_ = region;
+  memory_ = memory;
   generation_ = generation;
   encoder_.begin_round(pages);
   by_reference_ = stable && tuning_.zero_copy && queue_.references && crypto_ == nullptr;
@@ -120,7 +120,7 @@ void SourceStream::take_resend(const ReceivedFrame& frame) {
 }
 
 void SourceStream::start_resend() {
-  if (region_ == nullptr) {
+  if (memory_ == nullptr) {
     resend_.clear();
     return;
   }
@@ -512,7 +512,7 @@ rte_mbuf* SourceStream::encode_into_frame() {
   rte_mbuf* mbuf = alloc_frame();
   if (mbuf == nullptr) return nullptr;
   pagecodec::PageReferences references;
-  const pagecodec::EncodeProgress progress = encoder_.encode(region_, pages_, generation_, {frame_payload(mbuf), payload_bytes_},
+  const pagecodec::EncodeProgress progress = encoder_.encode(*memory_, pages_, generation_, {frame_payload(mbuf), payload_bytes_},
                                                              by_reference_ ? &references : nullptr);
   pages_ = pages_.subspan(progress.pages_consumed);
   if (progress.bytes_written == 0) {
@@ -544,7 +544,7 @@ void SourceStream::attach_references(rte_mbuf* frame, std::size_t payload_bytes,
 // Cuts the next frame from the staged records; nullptr when nothing is staged.
 rte_mbuf* SourceStream::frame_from_staging() {
   if (staged_.bytes() < payload_bytes_ && !staged_.splitting()) {
-    staged_.refill(encoder_, region_, &pages_, generation_, by_reference_);
+    staged_.refill(encoder_, *memory_, &pages_, generation_, by_reference_);
   }
   const std::size_t bytes = staged_.next_frame_bytes(payload_bytes_);
   if (bytes == 0) return nullptr;

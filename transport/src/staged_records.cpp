@@ -10,7 +10,7 @@ namespace pagewire::transport {
 StagedRecords::StagedRecords(std::size_t max_record_bytes, std::size_t max_frame_payload)
     : bytes_(2 * (max_record_bytes + max_frame_payload)) {}
 
-bool StagedRecords::refill(pagecodec::Encoder& encoder, const std::byte* region, std::span<const std::uint64_t>* pages,
+bool StagedRecords::refill(pagecodec::Encoder& encoder, const pagecodec::PageMap& memory, std::span<const std::uint64_t>* pages,
                            std::uint32_t generation, bool by_reference) {
   if (pages->empty()) return false;
   if (begin_ > 0) {
@@ -28,7 +28,7 @@ bool StagedRecords::refill(pagecodec::Encoder& encoder, const std::byte* region,
   pagecodec::PageReferences added;
   const bool referencing = by_reference && reference_count_ + pagecodec::PageReferences::kMax <= kMaxReferences;
   const pagecodec::EncodeProgress progress =
-      encoder.encode(region, *pages, generation, room, referencing ? &added : nullptr);
+      encoder.encode(memory, *pages, generation, room, referencing ? &added : nullptr);
   *pages = pages->subspan(progress.pages_consumed);
   for (std::size_t r = 0; r < added.count; ++r) {
     pagecodec::PageReference reference = added.items[r];

@@ -122,7 +122,7 @@ class CorpusBench {
       if (!encoded) return encoded.error();
       auto encoder = Encoder::create(config(policy, 0));
       const Timing t = measure(
-          options_.repeats, bytes, [&] { encode_all(*encoder, corpus_.data(), 0); }, copy_pages_);
+          options_.repeats, bytes, [&] { encode_all(*encoder, corpus_, 0); }, copy_pages_);
       add(rows, stage, t, ratio(*encoded), "memcpy");
     }
     if (auto status = run_deflate(rows); !status) return status;
@@ -168,15 +168,16 @@ class CorpusBench {
                          .policy = policy};
   }
 
-  std::size_t encode_all(Encoder& encoder, const std::byte* region, std::uint32_t generation) {
-    const EncodeProgress progress = encoder.encode(region, all_pages_, generation, records_.bytes());
+  std::size_t encode_all(Encoder& encoder, sim::MappedMemory& region, std::uint32_t generation) {
+    const auto memory = PageMap::contiguous(region.data(), pages_, options_.page_size);
+    const EncodeProgress progress = encoder.encode(memory, all_pages_, generation, records_.bytes());
     return progress.stop == EncodeStop::kDone ? progress.bytes_written : 0;
   }
 
   Result<std::size_t> encode_once(const Policy& policy) {
     auto encoder = Encoder::create(config(policy, 0));
     if (!encoder) return encoder.error();
-    const std::size_t n = encode_all(*encoder, corpus_.data(), 0);
+    const std::size_t n = encode_all(*encoder, corpus_, 0);
     if (n == 0) return make_error("record buffer too small for the corpus");
     return n;
   }
@@ -219,7 +220,7 @@ class CorpusBench {
       if (!encoded) return encoded.error();
       auto encoder = Encoder::create(config(policy, 0));
       const Timing ours = measure(
-          options_.repeats, bytes, [&] { encode_all(*encoder, corpus_.data(), 0); }, isal_pass);
+          options_.repeats, bytes, [&] { encode_all(*encoder, corpus_, 0); }, isal_pass);
       add(rows, "encode deflate" + units, ours, ratio(*encoded), "isal deflate");
     }
     return Ok{};
@@ -249,11 +250,11 @@ class CorpusBench {
       auto encoder = Encoder::create(config(policy, options_.corpus_bytes));
       if (!encoder) return encoder.error();
       std::uint32_t generation = 0;
-      encode_all(*encoder, corpus_.data(), generation++);
-      encode_all(*encoder, corpus_.data(), generation++);  // second send: cached
+      encode_all(*encoder, corpus_, generation++);
+      encode_all(*encoder, corpus_, generation++);  // second send: cached
       std::size_t encoded = 0;
       const Timing t = measure(options_.repeats, options_.corpus_bytes, [&] {
-        encoded = encode_all(*encoder, (generation % 2 == 0 ? scratch_ : corpus_).data(), generation);
+        encoded = encode_all(*encoder, generation % 2 == 0 ? scratch_ : corpus_, generation);
         ++generation;
       }, copy_pages_);
       char stage[64];
@@ -283,7 +284,8 @@ class CorpusBench {
       DecodeError error = DecodeError::kNone;
       const Timing t = measure(options_.repeats, options_.corpus_bytes, [&] {
         std::size_t applied = 0;
-        error = decoder->decode_all({records_.data(), *encoded}, destination_.data(), &applied);
+        error = decoder->decode_all({records_.data(), *encoded},
+                                    PageMap::contiguous(destination_.data(), pages_, options_.page_size), &applied);
       }, copy_pages_);
       if (error != DecodeError::kNone ||
           std::memcmp(destination_.data(), corpus_.data(), options_.corpus_bytes) != 0) {

@@ -22,14 +22,14 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Encodes `pages` of `region` into `out` (grown as needed); returns the seconds it took.
-Result<double> encode_all(pagecodec::Encoder& encoder, const std::byte* region, std::span<const std::uint64_t> pages,
+// Encodes `pages` of `memory` into `out` (grown as needed); returns the seconds it took.
+Result<double> encode_all(pagecodec::Encoder& encoder, const pagecodec::PageMap& memory, std::span<const std::uint64_t> pages,
                           std::uint32_t generation, std::vector<std::byte>& out) {
   out.resize(std::max<std::size_t>(out.size(), pages.size() * (encoder.config().page_size + 64) + (1 << 20)));
   std::size_t used = 0;
   const auto start = Clock::now();
   while (!pages.empty()) {
-    const auto progress = encoder.encode(region, pages, generation, {out.data() + used, out.size() - used});
+    const auto progress = encoder.encode(memory, pages, generation, {out.data() + used, out.size() - used});
     if (progress.stop == pagecodec::EncodeStop::kPageOutOfRange) return make_error("cost model: page out of range");
     used += progress.bytes_written;
     pages = pages.subspan(progress.pages_consumed);
@@ -39,10 +39,10 @@ Result<double> encode_all(pagecodec::Encoder& encoder, const std::byte* region, 
   return seconds;
 }
 
-Result<double> decode_all(pagecodec::Decoder& decoder, std::span<const std::byte> records, std::byte* region) {
+Result<double> decode_all(pagecodec::Decoder& decoder, std::span<const std::byte> records, const pagecodec::PageMap& memory) {
   const auto start = Clock::now();
   std::size_t applied = 0;
-  if (decoder.decode_all(records, region, &applied) != pagecodec::DecodeError::kNone) {
+  if (decoder.decode_all(records, memory, &applied) != pagecodec::DecodeError::kNone) {
     return make_error("cost model: the decoder refused its own encoder's records");
   }
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -56,6 +56,8 @@ Result<std::vector<StageCost>> measure_stage_costs(const CostModelOptions& optio
   auto destination = sim::MappedMemory::allocate(options.sample_bytes);
   if (!source || !destination) return make_error("cost model: cannot map " + std::to_string(options.sample_bytes >> 20) +
                                                   " MiB samples");
+  const auto source_pages = pagecodec::PageMap::contiguous(source->data(), pages, options.page_size);
+  const auto destination_pages = pagecodec::PageMap::contiguous(destination->data(), pages, options.page_size);
   std::vector<std::uint64_t> all(pages);
   std::iota(all.begin(), all.end(), 0);
   std::vector<StageCost> costs;
@@ -78,17 +80,17 @@ Result<std::vector<StageCost>> measure_stage_costs(const CostModelOptions& optio
         auto decoder = pagecodec::Decoder::create(options.page_size, pages);
         if (!encoder) return encoder.error();
         if (!decoder) return decoder.error();
-        auto encoded = encode_all(*encoder, source->data(), all, 1, first);
+        auto encoded = encode_all(*encoder, source_pages, all, 1, first);
         if (!encoded) return encoded.error();
-        auto decoded = decode_all(*decoder, first, destination->data());
+        auto decoded = decode_all(*decoder, first, destination_pages);
         if (!decoded) return decoded.error();
         encode_first.push_back(*encoded / static_cast<double>(pages) * 1e9);
         decode_first.push_back(*decoded / static_cast<double>(pages) * 1e9);
         first_bytes = first.size();
         // The delta cache takes a page on its second send: send everything again, untimed.
-        auto again = encode_all(*encoder, source->data(), all, 2, second);
+        auto again = encode_all(*encoder, source_pages, all, 2, second);
         if (!again) return again.error();
-        if (auto applied = decode_all(*decoder, second, destination->data()); !applied) return applied.error();
+        if (auto applied = decode_all(*decoder, second, destination_pages); !applied) return applied.error();
         // The guest writes 64 bytes into a share of the pages; those go again.
         std::mt19937_64 random(7);
         std::vector<std::uint64_t> written;
@@ -98,9 +100,9 @@ Result<std::vector<StageCost>> measure_stage_costs(const CostModelOptions& optio
           for (int b = 0; b < 64; ++b) at[b] = std::byte(random());
           written.push_back(p);
         }
-        auto encoded_dirty = encode_all(*encoder, source->data(), written, 3, dirty);
+        auto encoded_dirty = encode_all(*encoder, source_pages, written, 3, dirty);
         if (!encoded_dirty) return encoded_dirty.error();
-        auto decoded_dirty = decode_all(*decoder, dirty, destination->data());
+        auto decoded_dirty = decode_all(*decoder, dirty, destination_pages);
         if (!decoded_dirty) return decoded_dirty.error();
         if (std::memcmp(source->data(), destination->data(), options.sample_bytes) != 0) {
           return make_error("cost model: the decoded sample differs from the source");

@@ -122,7 +122,8 @@ Result<std::unique_ptr<Port>> open_memif(const MemifBenchOptions& options, bool 
     _exit(1);
   }
   say("ready");
-  auto session = DestinationSession::accept(config_for(options, **port, false), **port, region->data());
+  const auto memory = pagecodec::PageMap::contiguous(region->data(), options.region_bytes / kPage, kPage);
+  auto session = DestinationSession::accept(config_for(options, **port, false), **port, memory);
   if (!session) {
     say("error " + session.error().message);
     _exit(1);
@@ -195,7 +196,8 @@ Result<MemifBenchResult> run_memif_bench(const MemifBenchOptions& options, std::
     const std::uint64_t v = rng();
     std::memcpy(guest->data() + i, &v, 8);
   }
-  auto connected = SourceSession::connect(config_for(options, **port, true), **port, guest->data());
+  const auto memory = pagecodec::PageMap::contiguous(guest->data(), options.region_bytes / kPage, kPage);
+  auto connected = SourceSession::connect(config_for(options, **port, true), **port, memory);
   if (!connected) return finish(connected.error());
   SourceSession& source = **connected;
   const std::uint64_t pages = options.region_bytes / kPage;

@@ -151,6 +151,7 @@ Result<SourceCostResult> run_source_cost_bench(const SourceCostOptions& options,
   encoding.policy.crc = options.crc;
   const auto payload_bytes = static_cast<std::uint16_t>(payload_for_mtu(port->mtu()));
 
+  const auto memory = pagecodec::PageMap::contiguous(guest->data(), pages, kPage);
   std::uint64_t pages_by_reference = 0;
   // One round on fresh streams (empty windows), one per core; the frames they hold are
   // freed after the clock stops.
@@ -164,7 +165,7 @@ Result<SourceCostResult> run_source_cost_bench(const SourceCostOptions& options,
       const QueueRef ref{port->id(), queue, port->pool(),
                          ReferenceSegments{port->reference_pool(), port->reference_info(queue)}};
       streams.emplace_back(queue, ref, path, 1, payload_bytes, tuning, std::move(encoder).value(), nullptr);
-      streams.back().assign(share(c, cores), guest->data(), 1, by_reference);
+      streams.back().assign(share(c, cores), &memory, 1, by_reference);
     }
     std::vector<std::function<void()>> work;
     for (std::size_t c = 0; c < cores; ++c) {

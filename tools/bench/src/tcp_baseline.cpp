@@ -95,8 +95,8 @@ struct StreamJob {
   std::string error;
 };
 
-void send_stream(int fd, const std::byte* region, std::uint64_t region_pages, const TcpBaselineOptions& options,
-                 StreamJob& job) {
+void send_stream(int fd, const pagecodec::PageMap& memory, const TcpBaselineOptions& options, StreamJob& job) {
+  const std::uint64_t region_pages = memory.pages();
   auto encoder = pagecodec::Encoder::create(
       {.page_size = options.page_size, .region_pages = region_pages, .delta_cache_bytes = 0, .policy = options.policy});
   if (!encoder) {
@@ -108,7 +108,7 @@ void send_stream(int fd, const std::byte* region, std::uint64_t region_pages, co
   std::vector<std::byte> out(std::max<std::size_t>(256 << 10, encoder->max_record_bytes()));
   std::span<const std::uint64_t> left(pages);
   while (!left.empty()) {
-    const auto progress = encoder->encode(region, left, 1, out);
+    const auto progress = encoder->encode(memory, left, 1, out);
     if (progress.stop == pagecodec::EncodeStop::kPageOutOfRange) {
       job.error = "page out of range";
       return;
@@ -122,8 +122,8 @@ void send_stream(int fd, const std::byte* region, std::uint64_t region_pages, co
   shutdown(fd, SHUT_WR);
 }
 
-void receive_stream(int fd, std::byte* region, std::uint64_t region_pages, std::uint32_t page_size, StreamJob& job) {
-  auto decoder = pagecodec::Decoder::create(page_size, region_pages);
+void receive_stream(int fd, const pagecodec::PageMap& memory, StreamJob& job) {
+  auto decoder = pagecodec::Decoder::create(memory.page_size(), memory.pages());
   if (!decoder) {
     job.error = decoder.error().message;
     return;
@@ -142,7 +142,7 @@ void receive_stream(int fd, std::byte* region, std::uint64_t region_pages, std::
       }
       if (end - begin < record) break;
       const auto parsed = decoder->parse({buffer.data() + begin, record});
-      if (parsed.error != pagecodec::DecodeError::kNone || decoder->apply(parsed.view, region) != pagecodec::DecodeError::kNone) {
+      if (parsed.error != pagecodec::DecodeError::kNone || decoder->apply(parsed.view, memory) != pagecodec::DecodeError::kNone) {
         job.error = "tcp baseline: a record was refused";
         return;
       }
@@ -175,6 +175,10 @@ Result<double> tcp_round(std::span<const std::byte> source, std::span<std::byte>
     return make_error("tcp baseline: source and destination must be the same whole number of pages");
   }
   const std::uint64_t region_pages = source.size() / options.page_size;
+  // The encoder only reads the source; a PageMap names memory either end may use.
+  const auto source_pages =
+      pagecodec::PageMap::contiguous(const_cast<std::byte*>(source.data()), region_pages, options.page_size);
+  const auto destination_pages = pagecodec::PageMap::contiguous(destination.data(), region_pages, options.page_size);
   auto pairs = connect_pairs(options.streams);
   if (!pairs) return pairs.error();
   std::vector<StreamJob> sending(options.streams), receiving(options.streams);
@@ -189,12 +193,12 @@ Result<double> tcp_round(std::span<const std::byte> source, std::span<std::byte>
   for (std::uint16_t s = 0; s < options.streams; ++s) {
     threads.emplace_back([&, s] {
       pin(options.receiver_cpu);
-      receive_stream((*pairs)[s].second.fd(), destination.data(), region_pages, options.page_size, receiving[s]);
+      receive_stream((*pairs)[s].second.fd(), destination_pages, receiving[s]);
     });
     threads.emplace_back([&, s] {
       pin(options.sender_cpu);
       while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
-      send_stream((*pairs)[s].first.fd(), source.data(), region_pages, options, sending[s]);
+      send_stream((*pairs)[s].first.fd(), source_pages, options, sending[s]);
     });
   }
   const auto start = Clock::now();

@@ -34,7 +34,7 @@ constexpr std::uint32_t kPage = 4096;
 struct DestinationJob {
   const SessionConfig* config;
   const Port* port;
-  std::byte* region;
+  const pagecodec::PageMap* memory;
   std::string error;
   // While set, the destination's core stops polling: the kernel-TCP pass gets it.
   std::atomic<bool> paused{false};
@@ -44,7 +44,7 @@ struct DestinationJob {
 // aside while the TCP baseline runs (the source is idle between rounds then).
 int run_destination(void* arg) {
   auto& job = *static_cast<DestinationJob*>(arg);
-  auto session = DestinationSession::accept(*job.config, *job.port, job.region);
+  auto session = DestinationSession::accept(*job.config, *job.port, *job.memory);
   if (!session) {
     job.error = session.error().message;
     return 1;
@@ -73,7 +73,7 @@ class DestinationEnd {
   Status start(DestinationJob* job, bool stream_cores, unsigned worker) {
     if (stream_cores) {
       control_ = std::thread([job] {
-        auto session = DestinationSession::accept(*job->config, *job->port, job->region);
+        auto session = DestinationSession::accept(*job->config, *job->port, *job->memory);
         if (!session) {
           job->error = session.error().message;
           return;
@@ -207,10 +207,12 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
   const SessionConfig source_config = config_for(*source_port, *destination_port, true);
   const SessionConfig destination_config = config_for(*destination_port, *source_port, false);
 
-  DestinationJob job{&destination_config, destination_port, destination->data(), {}, {}};
+  const auto guest_pages = pagecodec::PageMap::contiguous(guest->data(), pages, kPage);
+  const auto destination_pages = pagecodec::PageMap::contiguous(destination->data(), pages, kPage);
+  DestinationJob job{&destination_config, destination_port, &destination_pages, {}, {}};
   DestinationEnd destination_end;
   if (auto started = destination_end.start(&job, options.stream_cores, worker); !started) return started.error();
-  auto connected = SourceSession::connect(source_config, *source_port, guest->data());
+  auto connected = SourceSession::connect(source_config, *source_port, guest_pages);
   if (!connected) {
     destination_end.join();
     return make_error(connected.error().message + (job.error.empty() ? "" : "; destination: " + job.error));

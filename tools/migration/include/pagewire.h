@@ -79,6 +79,13 @@ void pagewire_link_close(pagewire_link *link);
 /* Pages needed after the guest's to carry up to max_state_bytes of device state. */
 uint64_t pagewire_state_pages(uint64_t max_state_bytes, uint32_t page_size);
 
+/* A block of guest RAM as this process maps it (pagewire/migration/ram_block.hpp): a guest
+ * is a list of them in an order both ends agree on, its pages numbered across the list. */
+typedef struct pagewire_ram_block {
+  void *host;
+  uint64_t bytes; /* whole pages */
+} pagewire_ram_block;
+
 /* ---- Dirty tracking: what a tracker callback marks ---- */
 pagewire_status pagewire_dirty_mark(pagewire_dirty_pages *pages, uint64_t first_page, uint64_t count);
 /* A KVM_GET_DIRTY_LOG bitmap in one call: bit i of `words` is page first_page + i. */
@@ -98,7 +105,8 @@ typedef struct pagewire_round_report {
 /* The hooks (pagewire/migration/hooks.hpp has the full contract). `pause` must return only
  * once nothing writes guest memory; `resume` is called only after a failure. With
  * tracker_collect NULL, the library tracks writes to the guest memory itself (userfaultfd
- * write-protection; the memory must be private anonymous mmap'd memory). */
+ * write-protection, a tracker per RAM block; the memory must be private anonymous mmap'd
+ * memory). */
 typedef struct pagewire_source_hooks {
   void *user;
   int (*pause)(void *user);
@@ -133,6 +141,12 @@ void pagewire_source_options_init(pagewire_source_options *options);
 pagewire_status pagewire_source_connect(pagewire_link *link, void *memory, size_t memory_bytes, uint64_t guest_pages,
                                         uint32_t page_size, const pagewire_source_options *options,
                                         pagewire_source **source, pagewire_error *error);
+/* The same for RAM in `ram_blocks` blocks, the device state in `state_area`
+ * (pagewire_state_pages() pages). Dirty tracking numbers pages across the blocks. */
+pagewire_status pagewire_source_connect_blocks(pagewire_link *link, const pagewire_ram_block *ram, size_t ram_blocks,
+                                               void *state_area, size_t state_area_bytes, uint32_t page_size,
+                                               const pagewire_source_options *options, pagewire_source **source,
+                                               pagewire_error *error);
 /* PAGEWIRE_OK: the destination took the guest; it stays paused here. Any other status but
  * PAGEWIRE_ERR_COMMIT_UNKNOWN: the guest runs here as before. */
 pagewire_status pagewire_source_run(pagewire_source *source, const pagewire_source_hooks *hooks,
@@ -143,7 +157,7 @@ void pagewire_source_close(pagewire_source *source);
 /* ---- Destination ---- */
 /* Called once the image is verified and the source sent COMMIT, before it is acknowledged:
  * return 0 to take the guest (start it), anything else to refuse (the source resumes). */
-typedef int (*pagewire_commit_hook)(void *user, const void *guest_memory, size_t guest_bytes,
+typedef int (*pagewire_commit_hook)(void *user, const pagewire_ram_block *ram, size_t ram_blocks,
                                     const void *device_state, size_t device_state_bytes, const char *digest);
 
 typedef struct pagewire_receive_report {
@@ -156,6 +170,11 @@ typedef struct pagewire_receive_report {
 pagewire_status pagewire_destination_accept(pagewire_link *link, void *memory, size_t memory_bytes,
                                             uint64_t guest_pages, uint32_t page_size,
                                             pagewire_destination **destination, pagewire_error *error);
+/* The same for RAM in blocks: as many pages in all as the source's, in the same order. */
+pagewire_status pagewire_destination_accept_blocks(pagewire_link *link, const pagewire_ram_block *ram,
+                                                   size_t ram_blocks, void *state_area, size_t state_area_bytes,
+                                                   uint32_t page_size, pagewire_destination **destination,
+                                                   pagewire_error *error);
 pagewire_status pagewire_destination_run(pagewire_destination *destination, pagewire_commit_hook on_commit,
                                          void *user, uint32_t commit_timeout_ms, pagewire_receive_report *report,
                                          pagewire_error *error);

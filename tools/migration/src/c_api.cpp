@@ -7,6 +7,7 @@
 #include <new>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "pagewire/pagewire.hpp"
 
@@ -15,8 +16,7 @@ struct pagewire_link {
 };
 struct pagewire_source {
   pagewire::migration::Source source;
-  std::span<std::byte> memory;
-  std::uint64_t guest_pages;
+  std::vector<pagewire::migration::RamBlock> ram;  // for the library's own write tracking
   std::uint32_t page_size;
 };
 struct pagewire_destination {
@@ -102,6 +102,25 @@ class CallbackTracker final : public pagewire::migration::DirtyTracker {
  private:
   const pagewire_source_hooks& hooks_;
 };
+
+// pagewire_source_options as the C++ API's.
+pagewire::migration::SourceOptions source_options(const pagewire_source_options* options) {
+  pagewire_source_options defaults;
+  pagewire_source_options_init(&defaults);
+  const pagewire_source_options& o = options != nullptr ? *options : defaults;
+  pagewire::migration::SourceOptions c;
+  c.migration.downtime_limit_ms = o.downtime_limit_ms;
+  c.migration.max_seconds = o.max_seconds;
+  c.policy = o.policy != nullptr ? o.policy : "adaptive";
+  c.max_gbps = o.max_gbps;
+  return c;
+}
+
+std::vector<pagewire::migration::RamBlock> ram_of(const pagewire_ram_block* ram, size_t ram_blocks) {
+  std::vector<pagewire::migration::RamBlock> blocks;
+  for (size_t b = 0; b < ram_blocks; ++b) blocks.push_back({static_cast<std::byte*>(ram[b].host), ram[b].bytes});
+  return blocks;
+}
 
 }  // namespace
 
@@ -190,18 +209,27 @@ pagewire_status pagewire_source_connect(pagewire_link* link, void* memory, size_
     if (link == nullptr || memory == nullptr || source == nullptr) {
       return invalid("pagewire_source_connect: link, memory and source are required", error);
     }
-    pagewire_source_options defaults;
-    pagewire_source_options_init(&defaults);
-    const pagewire_source_options& o = options != nullptr ? *options : defaults;
-    pagewire::migration::SourceOptions c;
-    c.migration.downtime_limit_ms = o.downtime_limit_ms;
-    c.migration.max_seconds = o.max_seconds;
-    c.policy = o.policy != nullptr ? o.policy : "adaptive";
-    c.max_gbps = o.max_gbps;
     const std::span<std::byte> bytes(static_cast<std::byte*>(memory), memory_bytes);
-    auto connected = pagewire::migration::Source::connect(link->link, bytes, guest_pages, page_size, c);
+    auto connected = pagewire::migration::Source::connect(link->link, bytes, guest_pages, page_size, source_options(options));
     if (!connected) return report(connected.error(), error);
-    *source = new pagewire_source{std::move(connected).value(), bytes, guest_pages, page_size};
+    *source = new pagewire_source{std::move(connected).value(), {{bytes.data(), guest_pages * page_size}}, page_size};
+    return PAGEWIRE_OK;
+  });
+}
+
+pagewire_status pagewire_source_connect_blocks(pagewire_link* link, const pagewire_ram_block* ram, size_t ram_blocks,
+                                               void* state_area, size_t state_area_bytes, uint32_t page_size,
+                                               const pagewire_source_options* options, pagewire_source** source,
+                                               pagewire_error* error) {
+  return guarded(error, [&] {
+    if (link == nullptr || (ram == nullptr && ram_blocks > 0) || state_area == nullptr || source == nullptr) {
+      return invalid("pagewire_source_connect_blocks: link, ram, state_area and source are required", error);
+    }
+    std::vector<pagewire::migration::RamBlock> blocks = ram_of(ram, ram_blocks);
+    const std::span<std::byte> state(static_cast<std::byte*>(state_area), state_area_bytes);
+    auto connected = pagewire::migration::Source::connect(link->link, blocks, state, page_size, source_options(options));
+    if (!connected) return report(connected.error(), error);
+    *source = new pagewire_source{std::move(connected).value(), std::move(blocks), page_size};
     return PAGEWIRE_OK;
   });
 }
@@ -215,11 +243,10 @@ pagewire_status pagewire_source_run(pagewire_source* source, const pagewire_sour
     }
     CallbackGuest guest(*hooks);
     CallbackTracker callbacks(*hooks);
-    std::optional<pagewire::migration::WriteTracker> written;  // the library's own, when none is given
+    std::optional<pagewire::migration::TrackerGroup> written;  // the library's own, when none is given
     pagewire::migration::DirtyTracker* tracker = &callbacks;
     if (hooks->tracker_collect == nullptr) {
-      auto created = pagewire::migration::WriteTracker::create(
-          source->memory.first(source->guest_pages * source->page_size), source->page_size);
+      auto created = pagewire::migration::track_writes(source->ram, source->page_size);
       if (!created) return report(created.error(), error);
       written.emplace(std::move(created).value());
       tracker = &*written;
@@ -264,6 +291,23 @@ pagewire_status pagewire_destination_accept(pagewire_link* link, void* memory, s
   });
 }
 
+pagewire_status pagewire_destination_accept_blocks(pagewire_link* link, const pagewire_ram_block* ram,
+                                                   size_t ram_blocks, void* state_area, size_t state_area_bytes,
+                                                   uint32_t page_size, pagewire_destination** destination,
+                                                   pagewire_error* error) {
+  return guarded(error, [&] {
+    if (link == nullptr || (ram == nullptr && ram_blocks > 0) || state_area == nullptr || destination == nullptr) {
+      return invalid("pagewire_destination_accept_blocks: link, ram, state_area and destination are required", error);
+    }
+    const std::vector<pagewire::migration::RamBlock> blocks = ram_of(ram, ram_blocks);
+    const std::span<std::byte> state(static_cast<std::byte*>(state_area), state_area_bytes);
+    auto accepted = pagewire::migration::Destination::accept(link->link, blocks, state, page_size);
+    if (!accepted) return report(accepted.error(), error);
+    *destination = new pagewire_destination{std::move(accepted).value()};
+    return PAGEWIRE_OK;
+  });
+}
+
 pagewire_status pagewire_destination_run(pagewire_destination* destination, pagewire_commit_hook on_commit, void* user,
                                          uint32_t commit_timeout_ms, pagewire_receive_report* out,
                                          pagewire_error* error) {
@@ -272,8 +316,10 @@ pagewire_status pagewire_destination_run(pagewire_destination* destination, page
     pagewire::migration::CommitHook hook;
     if (on_commit != nullptr) {
       hook = [&](const pagewire::migration::CommittedImage& image) {
-        return from_callback(on_commit(user, image.guest_memory.data(), image.guest_memory.size(),
-                                       image.device_state.data(), image.device_state.size(), image.digest.c_str()),
+        std::vector<pagewire_ram_block> ram;
+        for (const auto& block : image.ram) ram.push_back({block.host, block.bytes});
+        return from_callback(on_commit(user, ram.data(), ram.size(), image.device_state.data(),
+                                       image.device_state.size(), image.digest.c_str()),
                              "commit hook");
       };
     }

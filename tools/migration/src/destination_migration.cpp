@@ -15,30 +15,27 @@ double ms_since(Clock::time_point start) {
 
 }  // namespace
 
-DestinationDigest::DestinationDigest(std::span<const std::byte> region, std::uint32_t page_size)
-    : region_(region), page_size_(page_size), blocks_(region) {
+DestinationDigest::DestinationDigest(const MigrationMemory& memory) : memory_(memory), blocks_(memory.pages()) {
   blocks_.refresh();
 }
 
 void DestinationDigest::pages_written(std::uint64_t first_page, std::uint32_t count) noexcept {
-  blocks_.rehash_pages(first_page, count, page_size_);
+  blocks_.rehash_pages(first_page, count, memory_.page_size());
 }
 
-DestinationMigration::DestinationMigration(transport::DestinationSession& session, const DestinationDigest& digest,
-                                           std::uint64_t guest_pages)
-    : session_(session), digest_(digest), guest_pages_(guest_pages) {}
+DestinationMigration::DestinationMigration(transport::DestinationSession& session, const DestinationDigest& digest)
+    : session_(session), digest_(digest) {}
 
 Result<std::vector<std::byte>> DestinationMigration::device_state() const {
-  const std::span<const std::byte> region = digest_.region();
-  const std::uint64_t guest_bytes = guest_pages_ * digest_.page_size();
+  const std::span<const std::byte> area = digest_.memory().state_area();
   std::uint64_t length = 0;
-  if (guest_bytes + sizeof length > region.size()) {
-    return make_error(ErrorCode::kConfiguration, "the region has no room for device state after " +
-                                                     std::to_string(guest_pages_) + " guest pages");
+  if (sizeof length > area.size()) {
+    return make_error(ErrorCode::kConfiguration, "the device state area of " + std::to_string(area.size()) +
+                                                     " bytes cannot hold even the state's length");
   }
-  const std::byte* state = region.data() + guest_bytes;
+  const std::byte* state = area.data();
   std::memcpy(&length, state, sizeof length);
-  const std::uint64_t capacity = region.size() - guest_bytes - sizeof length;
+  const std::uint64_t capacity = area.size() - sizeof length;
   if (length > capacity) {
     return make_error(ErrorCode::kVerification, "device state claims " + std::to_string(length) +
                                                     " bytes; at most " + std::to_string(capacity) + " fit");
@@ -58,7 +55,7 @@ Result<ReceiveReport> DestinationMigration::run(const CommitHook& on_commit, std
   const Digest ours = digest_.digest();  // the stream cores kept every block current
   const auto waiting = Clock::now();
   report.digest_ms = std::chrono::duration<double, std::milli>(waiting - fin).count();
-  if (auto status = session_.await_commit(ours, digest_.region().size(), commit_timeout_ms); !status) {
+  if (auto status = session_.await_commit(ours, digest_.memory().bytes(), commit_timeout_ms); !status) {
     return status.error();
   }
   report.commit_wait_ms = ms_since(waiting);
@@ -71,7 +68,7 @@ Result<ReceiveReport> DestinationMigration::run(const CommitHook& on_commit, std
   report.device_state = std::move(state).value();
   const auto hook_start = Clock::now();
   if (on_commit) {
-    const CommittedImage image{.guest_memory = digest_.region().first(guest_pages_ * digest_.page_size()),
+    const CommittedImage image{.ram = digest_.memory().ram(),
                                .device_state = report.device_state,
                                .digest = report.digest};
     if (Status taken = on_commit(image); !taken) {

@@ -19,11 +19,32 @@ Digest to_digest(XXH128_hash_t hash) {
 
 }  // namespace
 
+namespace {
+
+std::uint64_t blocks_in(std::uint64_t bytes) { return (bytes + RegionDigest::kBlockBytes - 1) / RegionDigest::kBlockBytes; }
+
+std::vector<std::span<const std::byte>> pieces_of(const pagecodec::PageMap& region) {
+  std::vector<std::span<const std::byte>> pieces;
+  for (const pagecodec::MemoryBlock& block : region.blocks()) pieces.emplace_back(block.bytes, block.pages * region.page_size());
+  return pieces;
+}
+
+}  // namespace
+
 RegionDigest::RegionDigest(std::span<const std::byte> region)
-    : region_(region),
-      block_digests_((region.size() + kBlockBytes - 1) / kBlockBytes),
-      stale_(block_digests_.size(), 1),
-      stale_count_(block_digests_.size()) {}
+    : pieces_{region}, piece_first_block_{0}, block_digests_(blocks_in(region.size())),
+      stale_(block_digests_.size(), 1), stale_count_(block_digests_.size()) {}
+
+RegionDigest::RegionDigest(const pagecodec::PageMap& region) : pieces_(pieces_of(region)) {
+  std::uint64_t blocks = 0;
+  for (const auto& piece : pieces_) {
+    piece_first_block_.push_back(blocks);
+    blocks += blocks_in(piece.size());
+  }
+  block_digests_.resize(blocks);
+  stale_.assign(blocks, 1);
+  stale_count_ = blocks;
+}
 
 void RegionDigest::mark_page(std::uint64_t page, std::uint32_t page_size) {
   const std::uint64_t first = page * (page_size / kBlockBytes);
@@ -39,9 +60,14 @@ void RegionDigest::mark_pages(std::span<const std::uint64_t> pages, std::uint32_
 }
 
 void RegionDigest::rehash_block(std::uint64_t block) {
-  const std::uint64_t begin = block * kBlockBytes;
-  const std::uint64_t length = std::min<std::uint64_t>(kBlockBytes, region_.size() - begin);
-  block_digests_[block] = to_digest(XXH3_128bits(region_.data() + begin, length));
+  std::size_t p = 0;
+  if (pieces_.size() > 1) {
+    const auto after = std::upper_bound(piece_first_block_.begin(), piece_first_block_.end(), block);
+    p = static_cast<std::size_t>(after - piece_first_block_.begin()) - 1;
+  }
+  const std::uint64_t begin = (block - piece_first_block_[p]) * kBlockBytes;
+  const std::uint64_t length = std::min<std::uint64_t>(kBlockBytes, pieces_[p].size() - begin);
+  block_digests_[block] = to_digest(XXH3_128bits(pieces_[p].data() + begin, length));
 }
 
 std::uint64_t RegionDigest::refresh() {

@@ -6,32 +6,9 @@
 
 namespace pagewire::migration {
 
-Result<Source> connect_source(Link& link, std::span<std::byte> memory, std::uint64_t guest_pages,
-                              transport::SessionConfig config, const MigrationOptions& options) {
-  if (!pagecodec::is_valid_page_size(config.page_size)) {
-    return make_error(ErrorCode::kConfiguration, "page size " + std::to_string(config.page_size) +
-                                                     ": expected a power of two from 4096 to 65536");
-  }
-  if (guest_pages == 0 || memory.size() % config.page_size != 0 || memory.size() / config.page_size <= guest_pages) {
-    return make_error(ErrorCode::kConfiguration,
-                      "memory of " + std::to_string(memory.size()) + " bytes: expected " + std::to_string(guest_pages) +
-                          " guest pages of " + std::to_string(config.page_size) +
-                          " bytes and at least one page for the device state (state_pages_for)");
-  }
-  config.region_pages = memory.size() / config.page_size;
-  auto session = transport::SourceSession::connect(config, *link.parts().port, memory.data());
-  if (!session) return session.error();
-  auto parts = std::make_unique<Source::Parts>();
-  parts->session = std::move(session).value();
-  parts->memory = memory;
-  parts->guest_pages = guest_pages;
-  parts->page_size = config.page_size;
-  parts->options = options;
-  return Source(std::move(parts));
-}
+namespace {
 
-Result<Source> Source::connect(Link& link, std::span<std::byte> memory, std::uint64_t guest_pages,
-                               std::uint32_t page_size, const SourceOptions& options) {
+Result<transport::SessionConfig> session_config(Link& link, std::uint32_t page_size, const SourceOptions& options) {
   transport::SessionConfig config = link.parts().session;
   config.page_size = page_size;
   auto policy = pagecodec::policy_named(options.policy);
@@ -40,7 +17,42 @@ Result<Source> Source::connect(Link& link, std::span<std::byte> memory, std::uin
   if (options.max_gbps < 0) return make_error(ErrorCode::kConfiguration, "max_gbps: expected 0 (no cap) or more");
   config.tuning.rate_bytes_per_second = options.max_gbps * 1e9 / 8 / config.streams;  // per stream
   config.delta_cache_bytes = options.delta_cache_bytes;
-  return connect_source(link, memory, guest_pages, std::move(config), options.migration);
+  return config;
+}
+
+}  // namespace
+
+Result<Source> connect_source(Link& link, MigrationMemory memory, transport::SessionConfig config,
+                              const MigrationOptions& options) {
+  if (config.page_size != memory.page_size()) {
+    return make_error(ErrorCode::kConfiguration, "page size " + std::to_string(config.page_size) +
+                                                     ": the memory was laid out in pages of " +
+                                                     std::to_string(memory.page_size()));
+  }
+  config.region_pages = memory.pages().pages();
+  auto parts = std::make_unique<Source::Parts>(Source::Parts{.memory = std::move(memory), .session = {}, .options = options});
+  auto session = transport::SourceSession::connect(config, *link.parts().port, parts->memory.pages());
+  if (!session) return session.error();
+  parts->session = std::move(session).value();
+  return Source(std::move(parts));
+}
+
+Result<Source> Source::connect(Link& link, std::span<std::byte> memory, std::uint64_t guest_pages,
+                               std::uint32_t page_size, const SourceOptions& options) {
+  auto laid_out = MigrationMemory::contiguous(memory, guest_pages, page_size);
+  if (!laid_out) return laid_out.error();
+  auto config = session_config(link, page_size, options);
+  if (!config) return config.error();
+  return connect_source(link, std::move(laid_out).value(), std::move(config).value(), options.migration);
+}
+
+Result<Source> Source::connect(Link& link, std::span<const RamBlock> ram, std::span<std::byte> state_area,
+                               std::uint32_t page_size, const SourceOptions& options) {
+  auto laid_out = MigrationMemory::create(ram, state_area, page_size);
+  if (!laid_out) return laid_out.error();
+  auto config = session_config(link, page_size, options);
+  if (!config) return config.error();
+  return connect_source(link, std::move(laid_out).value(), std::move(config).value(), options.migration);
 }
 
 Source::Source(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
@@ -51,8 +63,7 @@ Source::~Source() = default;
 Result<MigrationReport> Source::run(GuestControl& guest, DirtyTracker& tracker, std::span<const std::byte> device_state,
                                     const std::function<void(const RoundReport&)>& on_round,
                                     const std::function<void(const RoundProgress&)>& on_progress) {
-  SourceMigration migration(*parts_->session, parts_->memory, parts_->guest_pages, parts_->page_size, guest, tracker,
-                            parts_->options);
+  SourceMigration migration(*parts_->session, parts_->memory, guest, tracker, parts_->options);
   return migration.run(device_state, on_round, on_progress);
 }
 

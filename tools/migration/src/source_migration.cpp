@@ -25,17 +25,16 @@ std::uint64_t state_pages_for(std::uint64_t max_state_bytes, std::uint32_t page_
   return (sizeof(std::uint64_t) + max_state_bytes + page_size - 1) / page_size;
 }
 
-SourceMigration::SourceMigration(transport::SourceSession& session, std::span<std::byte> region,
-                                 std::uint64_t guest_pages, std::uint32_t page_size, GuestControl& guest,
-                                 DirtyTracker& tracker, const MigrationOptions& options)
+SourceMigration::SourceMigration(transport::SourceSession& session, const MigrationMemory& memory,
+                                 GuestControl& guest, DirtyTracker& tracker, const MigrationOptions& options)
     : session_(session),
-      region_(region),
-      digest_(region),
-      guest_pages_(guest_pages),
-      page_size_(page_size),
+      memory_(memory),
+      digest_(memory.pages()),
+      guest_pages_(memory.guest_pages()),
+      page_size_(memory.page_size()),
       guest_(guest),
       tracker_(tracker),
-      dirty_(guest_pages),
+      dirty_(memory.guest_pages()),
       options_(options) {}
 
 Status SourceMigration::collect_dirty(std::vector<std::uint64_t>* pages) {
@@ -124,7 +123,7 @@ Result<MigrationReport> SourceMigration::run(std::span<const std::byte> device_s
                                              const std::function<void(const RoundReport&)>& on_round,
                                              const std::function<void(const RoundProgress&)>& on_progress) {
   on_progress_ = on_progress;
-  const std::uint64_t state_pages = region_.size() / page_size_ - guest_pages_;
+  const std::uint64_t state_pages = memory_.state_pages();
   if (sizeof(std::uint64_t) + device_state.size() > state_pages * page_size_) {
     session_.abort("device state too large");
     return make_error(ErrorCode::kConfiguration, "device state of " + std::to_string(device_state.size()) +
@@ -218,7 +217,7 @@ double SourceMigration::expected_downtime_seconds(std::uint64_t dirty_pages, dou
   // The source rehashes the blocks the final round carries while it goes out (switch_over),
   // so the two overlap; the destination's stream cores hash pages as they write them. The
   // state pages are not marked yet.
-  const std::uint64_t state_blocks = (region_.size() - guest_pages_ * page_size_) / RegionDigest::kBlockBytes;
+  const std::uint64_t state_blocks = memory_.state_area().size() / RegionDigest::kBlockBytes;
   const std::uint64_t blocks = digest_.stale_blocks() + state_blocks;
   const double rate = options_.switchover_gbps > 0 ? options_.switchover_gbps * 1e9 / 8 : bytes_per_second;
   const double send = static_cast<double>(dirty_pages) * page_size_ / std::max(rate, 1.0);
@@ -239,11 +238,11 @@ Result<MigrationReport> SourceMigration::switch_over(std::span<const std::byte> 
   pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
   add_stale_copies(&pages);
   // The device state, length first, in the pages after the guest's.
-  std::byte* state = region_.data() + guest_pages_ * page_size_;
+  std::byte* state = memory_.state_area().data();
   const std::uint64_t length = device_state.size();
   std::memcpy(state, &length, sizeof length);
   if (!device_state.empty()) std::memcpy(state + sizeof length, device_state.data(), device_state.size());
-  for (std::uint64_t p = guest_pages_; p < region_.size() / page_size_; ++p) pages.push_back(p);
+  for (std::uint64_t p = guest_pages_; p < memory_.pages().pages(); ++p) pages.push_back(p);
   digest_.mark_pages(pages, page_size_);
   // The region no longer changes: rehash what changed while the last round goes out, and
   // while the destination rehashes its own, so the two overlap instead of adding up.

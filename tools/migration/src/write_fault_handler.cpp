@@ -63,13 +63,15 @@ void WriteFaultHandler::serve() {
   }
 }
 
-Status WriteFaultHandler::collect(DirtyPages& pages) {
+Status WriteFaultHandler::collect(DirtyPages& pages, std::uint64_t first_page) {
   if (failed_.load()) return make_error(ErrorCode::kSystem, "write tracking: a write fault could not be resolved");
   std::lock_guard hold(order_);
   for (std::size_t w = 0; w < written_.size(); ++w) {
     const std::uint64_t bits = std::exchange(written_[w], 0);
     if (bits == 0) continue;
-    if (Status marked = pages.merge_bitmap(w * 64, std::span(&bits, 1), std::min<std::uint64_t>(64, pages.pages() - w * 64));
+    const std::uint64_t region_pages = region_.size() / page_size_;
+    if (Status marked = pages.merge_bitmap(first_page + w * 64, std::span(&bits, 1),
+                                           std::min<std::uint64_t>(64, region_pages - w * 64));
         !marked) {
       return marked;
     }

@@ -30,8 +30,9 @@ class WriteFaultHandler {
   static Result<std::unique_ptr<WriteFaultHandler>> start(int uffd, std::span<std::byte> region, std::size_t page_size);
   ~WriteFaultHandler();  // stops the thread; pages keep the protection they have
 
-  // Marks the recorded pages in `pages`, forgets them, and protects them again.
-  Status collect(DirtyPages& pages);
+  // Marks the recorded pages in `pages` (the region's page p as first_page + p), forgets
+  // them, and protects them again.
+  Status collect(DirtyPages& pages, std::uint64_t first_page);
 
  private:
   WriteFaultHandler(int uffd, int stop_fd, std::span<std::byte> region, std::size_t page_size);

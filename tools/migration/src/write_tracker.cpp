@@ -51,7 +51,8 @@ uffdio_range range_of(std::span<std::byte> region) {
 
 }  // namespace
 
-Result<WriteTracker> WriteTracker::create(std::span<std::byte> region, std::size_t page_size, WriteTracking mode) {
+Result<WriteTracker> WriteTracker::create(std::span<std::byte> region, std::size_t page_size, WriteTracking mode,
+                                          std::uint64_t first_page) {
   const auto system_page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
   if (page_size == 0 || page_size % system_page != 0) {
     return make_error("write tracking: pages of " + std::to_string(page_size) + " bytes; expected a multiple of " +
@@ -68,7 +69,7 @@ Result<WriteTracker> WriteTracker::create(std::span<std::byte> region, std::size
   if (uffd < 0) {
     return system_error("write tracking: userfaultfd() (root, or vm.unprivileged_userfaultfd=1, is needed)");
   }
-  WriteTracker tracker(region, uffd, -1, page_size);  // closes what it holds on any return below
+  WriteTracker tracker(region, uffd, -1, page_size, first_page);  // closes what it holds on any return below
   if (Status armed = tracker.arm(mode); !armed) return armed.error();
   return tracker;
 }
@@ -112,14 +113,16 @@ Status WriteTracker::arm(WriteTracking mode) {
   return Ok{};
 }
 
-WriteTracker::WriteTracker(std::span<std::byte> region, int uffd, int pagemap, std::size_t page_size)
-    : region_(region), uffd_(uffd), pagemap_(pagemap), page_size_(page_size) {}
+WriteTracker::WriteTracker(std::span<std::byte> region, int uffd, int pagemap, std::size_t page_size,
+                           std::uint64_t first_page)
+    : region_(region), uffd_(uffd), pagemap_(pagemap), page_size_(page_size), first_page_(first_page) {}
 
 WriteTracker::WriteTracker(WriteTracker&& other) noexcept
     : region_(other.region_),
       uffd_(std::exchange(other.uffd_, -1)),
       pagemap_(std::exchange(other.pagemap_, -1)),
       page_size_(other.page_size_),
+      first_page_(other.first_page_),
       synchronous_(std::move(other.synchronous_)) {}
 
 WriteTracker::~WriteTracker() {
@@ -133,12 +136,12 @@ WriteTracker::~WriteTracker() {
 }
 
 Status WriteTracker::start() {
-  DirtyPages forgotten(pages());
+  DirtyPages forgotten(first_page_ + pages());
   return collect(forgotten);
 }
 
 Status WriteTracker::collect(DirtyPages& pages) {
-  return synchronous_ ? synchronous_->collect(pages) : scan(pages);
+  return synchronous_ ? synchronous_->collect(pages, first_page_) : scan(pages);
 }
 
 Status WriteTracker::scan(DirtyPages& pages) {
@@ -166,12 +169,24 @@ Status WriteTracker::scan(DirtyPages& pages) {
       // Runs are in system pages; a page of ours is written if any of its system pages is.
       const std::uint64_t first = (found[r].start - base) / page_size_;
       const std::uint64_t last = (found[r].end - 1 - base) / page_size_;
-      if (Status marked = pages.mark_range(first, last - first + 1); !marked) return marked;
+      if (Status marked = pages.mark_range(first_page_ + first, last - first + 1); !marked) return marked;
     }
     if (scan.walk_end <= from) return make_error("write tracking: PAGEMAP_SCAN made no progress");
     from = scan.walk_end;
   }
   return Ok{};
+}
+
+Result<TrackerGroup> track_writes(std::span<const RamBlock> ram, std::size_t page_size, WriteTracking mode) {
+  TrackerGroup group;
+  std::uint64_t first_page = 0;
+  for (const RamBlock& block : ram) {
+    auto tracker = WriteTracker::create({block.host, block.bytes}, page_size, mode, first_page);
+    if (!tracker) return tracker.error();
+    group.add(std::make_unique<WriteTracker>(std::move(tracker).value()));
+    first_page += block.bytes / page_size;
+  }
+  return group;
 }
 
 }  // namespace pagewire::migration

@@ -11,6 +11,7 @@
 #include <span>
 
 #include "pagewire/pagecodec/deflate.hpp"
+#include "pagewire/pagecodec/page_map.hpp"
 #include "pagewire/pagecodec/record.hpp"
 #include "pagewire/result.hpp"
 
@@ -41,16 +42,16 @@ class Decoder {
   ParsedRecord parse(std::span<const std::byte> bytes);
   ParsedRecord parse(std::span<const std::byte> header, std::span<const std::byte> following);
 
-  // Writes the record's pages into `region` (region_pages x page_size bytes). DELTA applies
-  // to the page as it is, which must hold the record's base_generation content: that is the
-  // caller's ordering rule. A malformed DELTA is refused before the page is touched; after
-  // kBadDeflate or kCrcMismatch the record's pages hold unspecified bytes (never bytes
-  // outside them) and must be sent again in full.
-  DecodeError apply(const RecordView& record, std::byte* region);
+  // Writes the record's pages into `memory` (region_pages pages at least), block by block
+  // where they lie in more than one. DELTA applies to the page as it is, which must hold the
+  // record's base_generation content: that is the caller's ordering rule. A malformed DELTA
+  // is refused before the page is touched; after kBadDeflate or kCrcMismatch the record's
+  // pages hold unspecified bytes (never bytes outside them) and must be sent again in full.
+  DecodeError apply(const RecordView& record, const PageMap& memory);
 
   // parse + apply for every record in `bytes`; stops at the first error. Returns the error
   // and, through records_applied, how many records went in.
-  DecodeError decode_all(std::span<const std::byte> bytes, std::byte* region,
+  DecodeError decode_all(std::span<const std::byte> bytes, const PageMap& memory,
                          std::size_t* records_applied);
 
   std::uint32_t page_size() const { return page_size_; }
@@ -61,6 +62,9 @@ class Decoder {
   Decoder(std::uint32_t page_size, std::uint64_t region_pages)
       : page_size_(page_size), region_pages_(region_pages) {}
   DecodeError refuse(DecodeError error);
+  DecodeError write_contiguous(const RecordView& record, const PageMap& memory);
+  DecodeError write_scattered(const RecordView& record, const PageMap& memory);
+  std::uint32_t crc_of_pages(const PageMap& memory, std::uint64_t first_page, std::uint32_t count) const;
 
   std::uint32_t page_size_;
   std::uint64_t region_pages_;

@@ -52,6 +52,14 @@ class DeflateDecompressor {
   // yields exactly out.size() bytes. Never writes past `out`.
   bool decompress_exact(std::span<const std::byte> in, std::span<std::byte> out);
 
+  // The same for output in pieces (pages in different memory blocks): start(), then
+  // inflate_into() for each piece in order, then finished(). inflate_into() is true when the
+  // piece was filled exactly; finished() when the stream ended there, `in` consumed. A
+  // false from either means the stream was bad; nothing is written past a piece.
+  void start(std::span<const std::byte> in);
+  bool inflate_into(std::span<std::byte> piece);
+  bool finished();
+
  private:
   std::unique_ptr<inflate_state> state_;
 };

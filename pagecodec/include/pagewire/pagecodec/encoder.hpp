@@ -15,6 +15,7 @@
 #include "pagewire/pagecodec/deflate.hpp"
 #include "pagewire/pagecodec/delta_cache.hpp"
 #include "pagewire/pagecodec/duplicate_index.hpp"
+#include "pagewire/pagecodec/page_map.hpp"
 #include "pagewire/pagecodec/policy.hpp"
 #include "pagewire/pagecodec/record.hpp"
 #include "pagewire/pagecodec/xbzrle.hpp"
@@ -92,17 +93,17 @@ class Encoder {
  public:
   static Result<Encoder> create(const EncoderConfig& config);
 
-  // Encodes `pages` of `region` (page indices, strictly ascending) as they are now, tagging
+  // Encodes `pages` of `memory` (page indices, strictly ascending) as they are now, tagging
   // each record with `generation`. Records go to `out` back to back; an `out` of at least
-  // max_record_bytes() always takes at least one record. `region` may be written by the
+  // max_record_bytes() always takes at least one record. `memory` may be written by the
   // guest concurrently: every record is self-consistent and the delta cache keeps exactly
-  // what was encoded.
+  // what was encoded. A record never spans two of the memory's blocks.
   //
-  // With `by_reference`, RAW payloads (not deflate's) are left in `region` and described
+  // With `by_reference`, RAW payloads (not deflate's) are left in `memory` and described
   // there, up to PageReferences::kMax of them (then kOutputFull). Only for pages the guest
   // cannot write until the receiver has them (a paused guest): the record's CRC and the
   // delta cache take the page as it is now, and the sender reads it again later.
-  EncodeProgress encode(const std::byte* region, std::span<const std::uint64_t> pages,
+  EncodeProgress encode(const PageMap& memory, std::span<const std::uint64_t> pages,
                         std::uint32_t generation, std::span<std::byte> out,
                         PageReferences* by_reference = nullptr);
 
@@ -135,17 +136,17 @@ class Encoder {
 
   bool is_zero(const std::byte* page) const;
   // Fingerprints the pages after pages[first], as the batch grows, into batch_fingerprints_.
-  std::size_t batch_length(const std::byte* region, std::span<const std::uint64_t> pages,
+  std::size_t batch_length(const PageMap& memory, std::span<const std::uint64_t> pages,
                            std::size_t first, std::size_t limit);
   // A page the receiver already holds with the same bytes as `page` (and the generation it
   // holds it at), or nullptr.
-  const DuplicateIndex::Entry* duplicate_of(const std::byte* region, std::uint64_t page, std::uint64_t fingerprint,
+  const DuplicateIndex::Entry* duplicate_of(const PageMap& memory, std::uint64_t page, std::uint64_t fingerprint,
                                             std::uint32_t generation);
-  std::size_t write_copy(const std::byte* region, std::uint64_t page, const DuplicateIndex::Entry& source,
+  std::size_t write_copy(const PageMap& memory, std::uint64_t page, const DuplicateIndex::Entry& source,
                          std::uint32_t generation, std::byte* out);
   void note_looked(bool copied);
   // `leave_in_guest`: a RAW payload is not copied, and *leave_in_guest says so.
-  std::size_t write_batch(const std::byte* region, std::uint64_t first_page,
+  std::size_t write_batch(const PageMap& memory, std::uint64_t first_page,
                           std::uint32_t count, std::uint32_t generation, std::byte* out,
                           std::size_t room, bool* leave_in_guest);
   void write_header(std::byte* out, Encoding encoding, std::uint32_t page_count,

@@ -28,6 +28,7 @@
 #include <string_view>
 #include <vector>
 
+#include "pagewire/pagecodec/page_map.hpp"
 #include "pagewire/pagecodec/policy.hpp"
 #include "pagewire/result.hpp"
 #include "pagewire/transport/applied_pages.hpp"
@@ -127,10 +128,11 @@ struct SessionTotals {
 
 class SourceSession {
  public:
-  // Handshake and path-MTU probe on queue 0 of `port`. `region` must stay valid and may be
+  // Handshake and path-MTU probe on queue 0 of `port`. `memory` (config.region_pages pages;
+  // the session keeps a copy of the map) must stay valid and may be
   // written by the guest throughout.
   static Result<std::unique_ptr<SourceSession>> connect(const SessionConfig& config, const Port& port,
-                                                        const std::byte* region);
+                                                        const pagecodec::PageMap& memory);
 
   std::uint16_t path_mtu() const { return path_mtu_; }
   std::uint16_t streams() const { return static_cast<std::uint16_t>(streams_.size()); }
@@ -213,7 +215,7 @@ class SourceSession {
   QueueRef control_{};
   std::uint32_t session_ = 0;
   SessionConfig config_;
-  const std::byte* region_ = nullptr;
+  pagecodec::PageMap memory_;  // the streams point at it
   std::uint16_t path_mtu_ = 0;
   StreamCounters control_counters_;  // frames refused during handshake and probing
   std::unique_ptr<WindowGrowth> windows_;
@@ -221,7 +223,6 @@ class SourceSession {
   std::vector<SourceStream> streams_;
   std::vector<std::vector<std::uint64_t>> round_pages_;
   mutable std::vector<std::uint64_t> dirty_bits_;  // append_copies_of()'s, zero between calls
-  std::uint64_t region_bytes_ = 0;
   bool zero_copy_ = false;
   std::string zero_copy_note_ = "on";
   StopReason cancelled_;
@@ -235,7 +236,7 @@ class DestinationSession {
  public:
   // Waits for a HELLO on queue 0, checks it against `config`, answers HELLO_ACK or REFUSE.
   static Result<std::unique_ptr<DestinationSession>> accept(const SessionConfig& config, const Port& port,
-                                                            std::byte* region);
+                                                            const pagecodec::PageMap& memory);
 
   ~DestinationSession();
 
@@ -304,7 +305,7 @@ class DestinationSession {
  private:
   DestinationSession() = default;
   Status run_stream_cores_until_finished();
-  Status start_streams(const Port& port, std::byte* region, std::uint64_t source_pages);
+  Status start_streams(const Port& port, std::uint64_t source_pages);
   // Cancelled: the source is told (ABORT), and the error to return. Ok: not cancelled.
   // Control thread, with no stream core running.
   Status abort_if_cancelled();
@@ -317,6 +318,7 @@ class DestinationSession {
   StreamCounters control_counters_;  // frames refused while waiting for HELLO
   StopReason cancelled_;
   std::unique_ptr<WindowGrowth> windows_;
+  pagecodec::PageMap memory_;  // the streams point at it
   std::vector<std::uint32_t> generations_;
   std::vector<std::unique_ptr<FrameCrypto>> crypto_;  // per stream (queue); empty without a key
   std::unique_ptr<Responder> responder_;

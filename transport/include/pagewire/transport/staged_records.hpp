@@ -33,7 +33,7 @@ class StagedRecords {
   // Encodes more of `*pages` behind what is staged and drops what it encoded from `*pages`.
   // `by_reference`: RAW payloads stay in guest memory (pages the guest cannot write until
   // they are acknowledged). False when nothing was added.
-  bool refill(pagecodec::Encoder& encoder, const std::byte* region, std::span<const std::uint64_t>* pages,
+  bool refill(pagecodec::Encoder& encoder, const pagecodec::PageMap& memory, std::span<const std::uint64_t>* pages,
               std::uint32_t generation, bool by_reference);
 
   // How many staged bytes the next frame carries, with `payload_bytes` of room: the rest of

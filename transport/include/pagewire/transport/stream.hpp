@@ -131,7 +131,7 @@ class SourceStream {
 
   // Pages of this stream to send in this round (ascending), tagged with `generation`.
   // `stable`: the guest cannot write them until they are acknowledged (zero-copy allowed).
-  void assign(std::span<const std::uint64_t> pages, const std::byte* region, std::uint32_t generation,
+  void assign(std::span<const std::uint64_t> pages, const pagecodec::PageMap* memory, std::uint32_t generation,
               bool stable = false);
   // After the last round: send FIN until the destination confirms.
   void finish();
@@ -249,9 +249,9 @@ class SourceStream {
   static constexpr std::size_t kMaxResendPages = 4096;
   std::vector<std::uint64_t> resend_;     // asked for, not yet started
   std::vector<std::uint64_t> resending_;  // what pages_ points into while resending
-  const std::byte* region_ = nullptr;
+  const pagecodec::PageMap* memory_ = nullptr;  // the session's
   std::uint32_t generation_ = 0;
-  bool by_reference_ = false;  // this round's RAW pages go as references into region_
+  bool by_reference_ = false;  // this round's RAW pages go as references into memory_
 
   StagedRecords staged_;
   std::size_t referenced_bytes_ = 0;  // sent by reference, short of a whole page
@@ -300,7 +300,7 @@ class ControlResponder {
 class DestinationStream {
  public:
   DestinationStream(std::uint16_t index, QueueRef queue, const Path& path, std::uint32_t session,
-                    const StreamTuning& tuning, pagecodec::Decoder decoder, std::byte* region,
+                    const StreamTuning& tuning, pagecodec::Decoder decoder, const pagecodec::PageMap* memory,
                     std::uint32_t* page_generations, std::size_t max_record_bytes,
                     ControlResponder* control, std::uint64_t first_page, std::uint64_t end_page,
                     FrameCrypto* crypto, AppliedPagesObserver* applied_pages);
@@ -350,7 +350,7 @@ class DestinationStream {
   std::uint32_t session_;
   StreamTuning tuning_;
   pagecodec::Decoder decoder_;
-  std::byte* region_;
+  const pagecodec::PageMap* memory_;  // the session's
   std::uint32_t* page_generations_;
   ControlResponder* control_;
   FrameCrypto* crypto_;

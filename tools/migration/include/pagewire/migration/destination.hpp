@@ -25,6 +25,11 @@ class Destination {
   // to the link's timeout for a source's HELLO.
   static Result<Destination> accept(Link& link, std::span<std::byte> memory, std::uint64_t guest_pages,
                                     std::uint32_t page_size);
+  // The same for RAM in several blocks: as many pages in all as the source's, in the same
+  // order, though not necessarily cut at the same places; `state_area` as large as the
+  // source's. Pre-faulted, outliving the Destination; the commit hook is handed them back.
+  static Result<Destination> accept(Link& link, std::span<const RamBlock> ram, std::span<std::byte> state_area,
+                                    std::uint32_t page_size);
 
   Destination(Destination&& other) noexcept;
   Destination& operator=(Destination&& other) noexcept;

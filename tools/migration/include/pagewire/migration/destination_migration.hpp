@@ -11,6 +11,7 @@
 
 #include "pagewire/migration/digest.hpp"
 #include "pagewire/migration/hooks.hpp"
+#include "pagewire/migration/migration_memory.hpp"
 #include "pagewire/migration/report.hpp"
 #include "pagewire/result.hpp"
 #include "pagewire/transport/applied_pages.hpp"
@@ -25,27 +26,25 @@ namespace pagewire::migration {
 // behind on a machine whose cores are all polling.
 class DestinationDigest final : public transport::AppliedPagesObserver {
  public:
-  // Hashes the whole region as it is now: what holds until pages arrive.
-  DestinationDigest(std::span<const std::byte> region, std::uint32_t page_size);
+  // Hashes the whole of `memory` as it is now: what holds until pages arrive. `memory`
+  // outlives this digest.
+  explicit DestinationDigest(const MigrationMemory& memory);
   // On a stream core (transport's contract): rehashes those pages' blocks.
   void pages_written(std::uint64_t first_page, std::uint32_t count) noexcept override;
   // Once the streams have stopped (run_until_finished() returned): the region's digest.
   Digest digest() const { return blocks_.digest(); }
-  std::span<const std::byte> region() const { return region_; }
-  std::uint32_t page_size() const { return page_size_; }
+  const MigrationMemory& memory() const { return memory_; }
 
  private:
-  std::span<const std::byte> region_;
-  std::uint32_t page_size_;
+  const MigrationMemory& memory_;
   RegionDigest blocks_;
 };
 
 class DestinationMigration {
  public:
-  // `digest` is the session's SessionConfig::applied_pages; its region holds guest_pages
-  // pages and then the state pages. Both outlive run().
-  DestinationMigration(transport::DestinationSession& session, const DestinationDigest& digest,
-                       std::uint64_t guest_pages);
+  // `digest` is the session's SessionConfig::applied_pages, over the memory the session
+  // writes. Both outlive run().
+  DestinationMigration(transport::DestinationSession& session, const DestinationDigest& digest);
 
   // Rounds take as long as the source keeps sending (run_until_finished); the source must
   // COMMIT within `commit_timeout_ms` of its FIN. `on_commit` (may be empty) runs on this
@@ -60,7 +59,6 @@ class DestinationMigration {
 
   transport::DestinationSession& session_;
   const DestinationDigest& digest_;
-  std::uint64_t guest_pages_;
 };
 
 }  // namespace pagewire::migration

@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "pagewire/pagecodec/page_map.hpp"
+
 namespace pagewire::migration {
 
 using Digest = std::array<std::uint8_t, 16>;
@@ -24,7 +26,9 @@ using Digest = std::array<std::uint8_t, 16>;
 Digest digest_of(std::span<const std::byte> bytes);
 std::string to_hex(const Digest& digest);
 
-// A region's digest kept per block. Whoever changes the region marks what it changed
+// A region's digest kept per block. The region may lie in several pieces of memory (a
+// guest's RAM blocks): its digest is that of the pieces laid end to end, the same however
+// each end places them. Whoever changes the region marks what it changed
 // (pages, from a dirty log or a receiver's generation table); refresh() rehashes the
 // marked blocks. A write that races with refresh() is harmless as long as it is marked
 // afterwards: its block is rehashed on the next refresh.
@@ -36,6 +40,7 @@ class RegionDigest {
 
   // Every block starts stale.
   explicit RegionDigest(std::span<const std::byte> region);
+  explicit RegionDigest(const pagecodec::PageMap& region);
 
   // `page_size` is a multiple of kBlockBytes (every valid page size is).
   void mark_page(std::uint64_t page, std::uint32_t page_size);
@@ -54,7 +59,10 @@ class RegionDigest {
 
  private:
   void rehash_block(std::uint64_t block);
-  std::span<const std::byte> region_;
+  // The region's memory, piece by piece; piece_first_block_[p]: the block piece p starts
+  // with (every piece but the last is whole blocks: pages are).
+  std::vector<std::span<const std::byte>> pieces_;
+  std::vector<std::uint64_t> piece_first_block_;
   std::vector<Digest> block_digests_;
   std::vector<std::uint8_t> stale_;  // bytes, not bits: marking stays a single store
   std::uint64_t stale_count_ = 0;

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "pagewire/migration/dirty_pages.hpp"
+#include "pagewire/migration/ram_block.hpp"
 #include "pagewire/result.hpp"
 
 namespace pagewire::migration {
@@ -59,7 +60,7 @@ class DirtyTracker {
 
 // The destination's image, complete and verified, handed over before COMMIT is acknowledged.
 struct CommittedImage {
-  std::span<const std::byte> guest_memory;
+  std::span<const RamBlock> ram;  // the blocks given to Destination::accept, now holding the guest
   std::span<const std::byte> device_state;
   std::string digest;  // hex, as both ends report it
 };

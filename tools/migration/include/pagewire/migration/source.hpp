@@ -36,6 +36,12 @@ class Source {
   // (Error::detail says why); kPeerGone: nobody answered within the link's timeout.
   static Result<Source> connect(Link& link, std::span<std::byte> memory, std::uint64_t guest_pages,
                                 std::uint32_t page_size, const SourceOptions& options);
+  // The same for a guest whose RAM is several blocks (ram_block.hpp), in the order the
+  // destination lists its own; the device state goes in `state_area` (state_pages_for(max
+  // device state) pages). The blocks and the area must outlive the Source; the tracker given
+  // to run() numbers pages across the blocks, in this order.
+  static Result<Source> connect(Link& link, std::span<const RamBlock> ram, std::span<std::byte> state_area,
+                                std::uint32_t page_size, const SourceOptions& options);
 
   Source(Source&& other) noexcept;
   Source& operator=(Source&& other) noexcept;

@@ -22,6 +22,7 @@
 #include "pagewire/result.hpp"
 #include "pagewire/migration/digest.hpp"
 #include "pagewire/migration/hooks.hpp"
+#include "pagewire/migration/migration_memory.hpp"
 #include "pagewire/migration/report.hpp"
 #include "pagewire/transport/session.hpp"
 
@@ -29,11 +30,11 @@ namespace pagewire::migration {
 
 class SourceMigration {
  public:
-  // `region` holds guest_pages + state_pages pages; the guest writes only the first
-  // guest_pages, and `tracker` reports pages of `page_size` bytes among them. All referenced
-  // objects outlive run(). The hooks are called in the order hooks.hpp gives.
-  SourceMigration(transport::SourceSession& session, std::span<std::byte> region, std::uint64_t guest_pages,
-                  std::uint32_t page_size, GuestControl& guest, DirtyTracker& tracker, const MigrationOptions& options);
+  // `memory` is what `session` carries: the guest writes only its RAM blocks, and `tracker`
+  // reports pages of the memory's page size among them, numbered across the blocks. All
+  // referenced objects outlive run(). The hooks are called in the order hooks.hpp gives.
+  SourceMigration(transport::SourceSession& session, const MigrationMemory& memory, GuestControl& guest,
+                  DirtyTracker& tracker, const MigrationOptions& options);
 
   // `on_round` after every pre-copy round; `on_progress` (optional) during each round,
   // the final one included. Both run on the calling thread.
@@ -69,7 +70,7 @@ class SourceMigration {
   double expected_downtime_seconds(std::uint64_t dirty_pages, double bytes_per_second) const;
 
   transport::SourceSession& session_;
-  std::span<std::byte> region_;
+  const MigrationMemory& memory_;
   // Kept current between rounds from the dirty log, so the switchover rehashes only the
   // pages the guest wrote since the last round.
   RegionDigest digest_;

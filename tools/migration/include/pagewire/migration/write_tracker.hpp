@@ -23,6 +23,8 @@
 #include <vector>
 
 #include "pagewire/migration/hooks.hpp"
+#include "pagewire/migration/ram_block.hpp"
+#include "pagewire/migration/tracker_group.hpp"
 #include "pagewire/result.hpp"
 
 namespace pagewire::migration {
@@ -41,8 +43,10 @@ class WriteTracker final : public DirtyTracker {
   // reported in pages of `page_size` bytes (a multiple of the system's page size). Every
   // page counts as clean from here on, populated or not.
   // Synchronous tracking populates every page of the region first (without changing it).
+  // The region's page p is reported as page first_page + p: the region is one RAM block of
+  // several (track_writes below).
   static Result<WriteTracker> create(std::span<std::byte> region, std::size_t page_size,
-                                     WriteTracking mode = WriteTracking::kAuto);
+                                     WriteTracking mode = WriteTracking::kAuto, std::uint64_t first_page = 0);
 
   WriteTracker(WriteTracker&& other) noexcept;
   WriteTracker& operator=(WriteTracker&&) = delete;
@@ -50,8 +54,8 @@ class WriteTracker final : public DirtyTracker {
 
   // Counts every page clean again, forgetting what was written since create().
   Status start() override;
-  // Marks in `pages` (indices into the region) the pages written since create(), start() or
-  // the last collect(), and counts them clean again.
+  // Marks in `pages` (first_page + the index into the region) the pages written since
+  // create(), start() or the last collect(), and counts them clean again.
   Status collect(DirtyPages& pages) override;
   void stop() override {}  // the destructor lifts the protection
 
@@ -59,7 +63,7 @@ class WriteTracker final : public DirtyTracker {
   WriteTracking mode() const { return synchronous_ ? WriteTracking::kSynchronous : WriteTracking::kAsynchronous; }
 
  private:
-  WriteTracker(std::span<std::byte> region, int uffd, int pagemap, std::size_t page_size);
+  WriteTracker(std::span<std::byte> region, int uffd, int pagemap, std::size_t page_size, std::uint64_t first_page);
   Status arm(WriteTracking mode);
   Status scan(DirtyPages& pages);  // the asynchronous look
 
@@ -67,7 +71,13 @@ class WriteTracker final : public DirtyTracker {
   int uffd_ = -1;
   int pagemap_ = -1;
   std::size_t page_size_;
+  std::uint64_t first_page_;
   std::unique_ptr<WriteFaultHandler> synchronous_;  // null in asynchronous mode
 };
+
+// A guest's RAM blocks tracked as one: a WriteTracker per block, its pages numbered after
+// the blocks before it (as MigrationMemory numbers them).
+Result<TrackerGroup> track_writes(std::span<const RamBlock> ram, std::size_t page_size,
+                                  WriteTracking mode = WriteTracking::kAuto);
 
 }  // namespace pagewire::migration

@@ -8,28 +8,27 @@
 #include "pagewire/migration/destination.hpp"
 #include "pagewire/migration/destination_migration.hpp"
 #include "pagewire/migration/internal/link_parts.hpp"
+#include "pagewire/migration/migration_memory.hpp"
 #include "pagewire/migration/source.hpp"
 #include "pagewire/transport/session.hpp"
 
 namespace pagewire::migration {
 
 struct Source::Parts {
+  MigrationMemory memory;  // the session reads it
   std::unique_ptr<transport::SourceSession> session;
-  std::span<std::byte> memory;
-  std::uint64_t guest_pages = 0;
-  std::uint32_t page_size = 0;
   MigrationOptions options;
 };
 
 struct Destination::Parts {
+  MigrationMemory memory;  // the session writes it, the digest reads it
   std::unique_ptr<DestinationDigest> digest;  // before the session: its observer
   std::unique_ptr<transport::DestinationSession> session;
-  std::uint64_t guest_pages = 0;
 };
 
 // Source::connect with a session configuration the caller filled in (the CLI's tuning
 // options): `config` from the link's, with every field the caller wants.
-Result<Source> connect_source(Link& link, std::span<std::byte> memory, std::uint64_t guest_pages,
-                              transport::SessionConfig config, const MigrationOptions& options);
+Result<Source> connect_source(Link& link, MigrationMemory memory, transport::SessionConfig config,
+                              const MigrationOptions& options);
 
 }  // namespace pagewire::migration
