@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
     auto destination = mig::Destination::accept(*link, memory, kGuestPages, kPage);
     if (!destination) return fail("accept", destination.error());
     auto received = destination->run([&](const mig::CommittedImage& image) -> pagewire::Status {
-      if (!save(argv[3], reinterpret_cast<const std::byte*>(image.guest_memory.data()))) {
+      if (!save(argv[3], image.ram.front().host)) {  // accepted into one block
         return pagewire::make_error(pagewire::ErrorCode::kSystem, std::string("cannot write ") + argv[3]);
       }
       return pagewire::Ok{};  // a hypervisor would start the guest's vCPUs here

@@ -182,11 +182,19 @@ struct PolicyCase {
   Policy policy;
 };
 
-class RoundTrip : public ::testing::TestWithParam<std::tuple<std::uint32_t, PolicyCase>> {};
+// Guest memory as one block, or as RAM blocks cut differently at each end (48 pages).
+struct LayoutCase {
+  const char* name;
+  Layout source, destination;
+};
+const LayoutCase kOneBlock{"", {}, {}};
+const LayoutCase kRamBlocks{"_ram_blocks", {5, 1, 19, 3, 20}, {2, 13, 13, 7, 13}};
+
+class RoundTrip : public ::testing::TestWithParam<std::tuple<std::uint32_t, PolicyCase, LayoutCase>> {};
 
 TEST_P(RoundTrip, TwoRoundsOfEveryPageKind) {
-  const auto& [page_size, policy_case] = GetParam();
-  Migration m(page_size, 48, policy_case.policy);
+  const auto& [page_size, policy_case, layout] = GetParam();
+  Migration m(page_size, 48, policy_case.policy, 1 << 20, layout.source, layout.destination);
   m.send_all(0);
   ASSERT_TRUE(m.identical());
 
@@ -214,11 +222,45 @@ INSTANTIATE_TEST_SUITE_P(
                                          PolicyCase{"raw_only", only(false, false, false)},
                                          PolicyCase{"zero_only", only(true, false, false)},
                                          PolicyCase{"delta_only", only(false, true, false)},
-                                         PolicyCase{"deflate_only", only(false, false, true)})),
+                                         PolicyCase{"deflate_only", only(false, false, true)}),
+                       ::testing::Values(kOneBlock, kRamBlocks)),
     [](const auto& info) {
-      return std::string(std::get<1>(info.param).name) + "_" +
-             std::to_string(std::get<0>(info.param));
+      return std::string(std::get<1>(info.param).name) + "_" + std::to_string(std::get<0>(info.param)) +
+             std::get<2>(info.param).name;
     });
+
+// Records are runs of pages that lie back to back in the sender's memory: none spans two of
+// its blocks, however the batches and zero runs would otherwise fall.
+TEST(Codec, NoRecordSpansTwoOfTheSendersBlocks) {
+  for (const Policy& policy : {only(true, false, false), only(false, false, true), only(false, false, false)}) {
+    Migration m(4096, 48, policy, 1 << 20, kRamBlocks.source, {});
+    for (std::uint64_t p = 0; p < 48; ++p) std::memset(m.page(p), p < 24 ? 0 : 0x41, 4096);  // runs everywhere
+    std::vector<std::uint64_t> all(48);
+    std::iota(all.begin(), all.end(), 0);
+    Bytes out(1 << 20);
+    const EncodeProgress progress = m.encoder().encode(m.source(), all, 1, out);
+    ASSERT_EQ(progress.stop, EncodeStop::kDone);
+    std::size_t records = 0;
+    for (std::span<const std::byte> rest(out.data(), progress.bytes_written); !rest.empty(); ++records) {
+      const ParsedRecord parsed = parse_record(rest, 4096, 48);
+      ASSERT_EQ(parsed.error, DecodeError::kNone);
+      EXPECT_LE(parsed.view.page_count, m.source().run_from(parsed.view.first_page))
+          << "record of pages " << parsed.view.first_page << "+" << parsed.view.page_count;
+      rest = rest.subspan(parsed.view.record_bytes);
+    }
+    EXPECT_GE(records, kRamBlocks.source.size()) << "a run of 24 pages is cut at every block";
+    EXPECT_LE(records, kRamBlocks.source.size() + 4);
+  }
+}
+
+// Zero-copy over blocks: a reference points into one block, never across two.
+TEST(Codec, ReferencesStayInsideOneBlock) {
+  Migration m(4096, 48, only(true, false, false), 1 << 20, kRamBlocks.source, kRamBlocks.destination);
+  std::vector<std::uint64_t> all(48);
+  std::iota(all.begin(), all.end(), 0);
+  EXPECT_GT(m.send_by_reference(all, 1, 64 << 10), 0u);
+  EXPECT_TRUE(m.identical());
+}
 
 TEST(Codec, ZeroPagesGoAsHeaderOnlyRuns) {
   Migration m(4096, 64, Policy{});

@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "pages.hpp"
 
 namespace pagewire::pagecodec {
@@ -50,6 +53,53 @@ TEST(Deflate, InflateRefusesAStreamOfTheWrongSize) {
   EXPECT_FALSE(inflater.decompress_exact({compressed.data(), n}, too_small));
   EXPECT_FALSE(inflater.decompress_exact({compressed.data(), n}, too_large));
   EXPECT_FALSE(inflater.decompress_exact({compressed.data(), n / 2}, too_large)) << "truncated";
+}
+
+// Output in pieces, as pages that lie in different memory blocks: back-references reach
+// across pieces, and the stream must end exactly with the last piece.
+TEST(Deflate, InflatesIntoPiecesOfAnySize) {
+  Bytes input = test::make_page(65536, test::PageKind::kText, 4);
+  const Bytes binary = test::make_page(16384, test::PageKind::kBinary, 5);
+  std::copy(binary.begin(), binary.end(), input.begin() + 20000);
+  auto deflater = DeflateCompressor::create(1);
+  Bytes compressed(input.size());
+  const std::size_t n = deflater->compress(input, compressed);
+  ASSERT_GT(n, 0u);
+  DeflateDecompressor inflater;
+  for (const std::vector<std::size_t>& cuts : {std::vector<std::size_t>{4096, 61440}, {1, 4095, 32768, 28672},
+                                               {12288, 12288, 12288, 12288, 12288, 4096}}) {
+    Bytes output(input.size());
+    inflater.start({compressed.data(), n});
+    std::size_t at = 0;
+    for (std::size_t piece : cuts) {
+      EXPECT_TRUE(inflater.inflate_into({output.data() + at, piece})) << "piece at " << at;
+      at += piece;
+    }
+    EXPECT_TRUE(inflater.finished());
+    EXPECT_EQ(output, input);
+  }
+}
+
+TEST(Deflate, PiecesRefuseAStreamOfTheWrongSize) {
+  const Bytes input = test::make_page(8192, test::PageKind::kText, 6);
+  auto deflater = DeflateCompressor::create(1);
+  Bytes compressed(input.size());
+  const std::size_t n = deflater->compress(input, compressed);
+  DeflateDecompressor inflater;
+  Bytes output(12288, std::byte{0x77});
+  // Too little output asked for: the stream goes on past the last piece.
+  inflater.start({compressed.data(), n});
+  EXPECT_TRUE(inflater.inflate_into({output.data(), 4096}));
+  EXPECT_FALSE(inflater.finished());
+  // Too much: the stream ends inside the second piece; nothing is written past the pieces.
+  inflater.start({compressed.data(), n});
+  EXPECT_TRUE(inflater.inflate_into({output.data(), 4096}));
+  EXPECT_FALSE(inflater.inflate_into({output.data() + 4096, 6144}));
+  EXPECT_EQ(output[10240], std::byte{0x77});
+  // Truncated input.
+  inflater.start({compressed.data(), n / 2});
+  EXPECT_FALSE(inflater.inflate_into({output.data(), 4096}) && inflater.inflate_into({output.data() + 4096, 4096}) &&
+               inflater.finished());
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <random>
 #include <thread>
 #include <vector>
@@ -28,6 +29,31 @@ TEST(RegionDigest, FullRefreshEqualsDigestOf) {
   EXPECT_EQ(digest.blocks(), 4u);
   EXPECT_EQ(digest.refresh(), 4u);
   EXPECT_EQ(digest.digest(), digest_of(bytes));
+}
+
+// A region in RAM blocks has the digest of its pages laid end to end: both ends agree
+// however each cuts and places its blocks.
+TEST(RegionDigest, BlocksAnywhereDigestAsTheirPagesEndToEnd) {
+  const auto bytes = random_bytes(12 * kPage, 2);
+  std::vector<std::byte> apart(14 * kPage);  // blocks in reverse order, a page apart
+  std::memcpy(apart.data() + 9 * kPage, bytes.data(), 5 * kPage);
+  std::memcpy(apart.data() + 1 * kPage, bytes.data() + 5 * kPage, 7 * kPage);
+  const pagecodec::MemoryBlock blocks[] = {{apart.data() + 9 * kPage, 5}, {apart.data() + kPage, 7}};
+  const auto map = pagecodec::PageMap::create(blocks, kPage);
+  ASSERT_TRUE(map.ok());
+  RegionDigest digest(*map);
+  EXPECT_EQ(digest.blocks(), 12u);
+  digest.refresh();
+  EXPECT_EQ(digest.digest(), digest_of(bytes));
+  // A write in the second block, marked, rehashed: still the end-to-end digest.
+  apart[3 * kPage + 17] ^= std::byte{1};
+  auto changed = bytes;
+  changed[7 * kPage + 17] ^= std::byte{1};
+  digest.mark_page(7, kPage);
+  EXPECT_EQ(digest.refresh(), 1u);
+  EXPECT_EQ(digest.digest(), digest_of(changed));
+  digest.rehash_pages(5, 2, kPage);
+  EXPECT_EQ(digest.digest(), digest_of(changed));
 }
 
 TEST(RegionDigest, DiffersWhenOneByteDiffers) {

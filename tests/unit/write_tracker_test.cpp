@@ -150,6 +150,70 @@ TEST_P(WriteTrackerIn, MissesNoWriteUnderAConcurrentWriter) {
   EXPECT_EQ(differing, 0u) << "pages written but never reported";
 }
 
+// A guest's RAM blocks tracked as one (track_writes): each block's pages are reported at
+// their place in the migration's numbering, the blocks wherever they were mapped.
+TEST_P(WriteTrackerIn, BlocksReportPagesNumberedAcrossThem) {
+  Region low(100, true), high(300, false);
+  const RamBlock ram[] = {{high.span().data(), high.span().size()}, {low.span().data(), low.span().size()}};
+  auto group = track_writes(ram, Region::page_size(), GetParam());
+  ASSERT_TRUE(group.ok()) << group.error().message;
+  EXPECT_EQ(group->size(), 2u);
+  ASSERT_TRUE(group->start().ok());
+  *high.page(0) = std::byte{1};
+  high.page(299)[5] = std::byte{1};
+  *low.page(0) = std::byte{1};
+  *low.page(99) = std::byte{1};
+  DirtyPages marked(400);
+  ASSERT_TRUE(group->collect(marked).ok());
+  std::vector<std::uint64_t> pages;
+  marked.drain(&pages);
+  EXPECT_EQ(pages, (std::vector<std::uint64_t>{0, 299, 300, 399}));
+  ASSERT_TRUE(group->collect(marked).ok());
+  marked.drain(&pages);
+  EXPECT_EQ(pages.size(), 4u) << "a look counts every block's pages clean again";
+}
+
+// A tracker that records what is asked of it, and fails to start when told to.
+class ScriptedTracker final : public DirtyTracker {
+ public:
+  ScriptedTracker(std::vector<std::string>* calls, std::string name, bool fails, bool protects)
+      : calls_(calls), name_(std::move(name)), fails_(fails), protects_(protects) {}
+  Status start() override {
+    calls_->push_back(name_ + " start");
+    return fails_ ? Status{make_error("KVM_MEM_LOG_DIRTY_PAGES refused")} : Status{Ok{}};
+  }
+  Status collect(DirtyPages&) override { return Ok{}; }
+  void stop() override { calls_->push_back(name_ + " stop"); }
+  bool protects_pages_in_flight() const override { return protects_; }
+
+ private:
+  std::vector<std::string>* calls_;
+  std::string name_;
+  bool fails_, protects_;
+};
+
+TEST(TrackerGroup, StartsAllOrNone) {
+  std::vector<std::string> calls;
+  TrackerGroup group;
+  group.add(std::make_unique<ScriptedTracker>(&calls, "a", false, true));
+  group.add(std::make_unique<ScriptedTracker>(&calls, "b", false, true));
+  group.add(std::make_unique<ScriptedTracker>(&calls, "c", true, true));
+  const Status started = group.start();
+  ASSERT_FALSE(started.ok());
+  EXPECT_NE(started.error().message.find("refused"), std::string::npos);
+  EXPECT_EQ(calls, (std::vector<std::string>{"a start", "b start", "c start", "b stop", "a stop"}));
+}
+
+TEST(TrackerGroup, ProtectsPagesInFlightOnlyWhenEveryTrackerDoes) {
+  std::vector<std::string> calls;
+  TrackerGroup group;
+  EXPECT_FALSE(group.protects_pages_in_flight()) << "an empty group promises nothing";
+  group.add(std::make_unique<ScriptedTracker>(&calls, "a", false, true));
+  EXPECT_TRUE(group.protects_pages_in_flight());
+  group.add(std::make_unique<ScriptedTracker>(&calls, "b", false, false));
+  EXPECT_FALSE(group.protects_pages_in_flight());
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, WriteTrackerIn,
                          ::testing::Values(WriteTracking::kAsynchronous, WriteTracking::kSynchronous), mode_name);
 
