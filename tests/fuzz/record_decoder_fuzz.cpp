@@ -4,7 +4,9 @@
 //     page the input may repeat),
 //     corrupted at offsets the input chooses, decoded the same way. With no corruption the
 //     destination must equal the source.
-// Either way nothing may be written outside the region and nothing may crash.
+// The region is two blocks of guest memory (cut where the input says), fenced before,
+// between and after: records that span the cut are written piece by piece. Either way
+// nothing may be written outside the region and nothing may crash.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +15,7 @@
 
 #include "pagewire/pagecodec/decoder.hpp"
 #include "pagewire/pagecodec/encoder.hpp"
+#include "pagewire/pagecodec/page_map.hpp"
 
 namespace {
 
@@ -23,22 +26,39 @@ constexpr std::uint64_t kPages = 6;
 constexpr std::size_t kGuard = 256;
 constexpr std::byte kFence{0xa5};
 
+// Pages [0, cut) then, after a fence, [cut, kPages); cut 0 or kPages: one block.
 struct FencedRegion {
-  std::vector<std::byte> bytes = std::vector<std::byte>(kGuard + kPages * kPage + kGuard, kFence);
-  std::byte* pages() { return bytes.data() + kGuard; }
+  explicit FencedRegion(std::uint64_t cut) : cut(cut % (kPages + 1)) {
+    const MemoryBlock first{bytes.data() + kGuard, this->cut};
+    const MemoryBlock second{bytes.data() + 2 * kGuard + this->cut * kPage, kPages - this->cut};
+    std::vector<MemoryBlock> blocks;
+    if (first.pages > 0) blocks.push_back(first);
+    if (second.pages > 0) blocks.push_back(second);
+    map = std::move(PageMap::create(blocks, kPage)).value();
+  }
   void check_fences() const {
     for (std::size_t i = 0; i < kGuard; ++i) {
-      if (bytes[i] != kFence || bytes[bytes.size() - 1 - i] != kFence) std::abort();
+      if (bytes[i] != kFence || bytes[bytes.size() - 1 - i] != kFence || bytes[kGuard + cut * kPage + i] != kFence) {
+        std::abort();
+      }
     }
   }
+  bool equals(const std::vector<std::byte>& source) const {
+    for (std::uint64_t p = 0; p < kPages; ++p) {
+      if (std::memcmp(map.page(p), source.data() + p * kPage, kPage) != 0) return false;
+    }
+    return true;
+  }
+  std::uint64_t cut;
+  std::vector<std::byte> bytes = std::vector<std::byte>(3 * kGuard + kPages * kPage, kFence);
+  PageMap map;
 };
 
 void decode_raw_input(const std::uint8_t* data, std::size_t size) {
   static auto decoder = Decoder::create(kPage, kPages);
-  FencedRegion region;
+  FencedRegion region(size > 0 ? data[size - 1] : 0);
   std::size_t applied = 0;
-  (void)decoder->decode_all({reinterpret_cast<const std::byte*>(data), size}, region.pages(),
-                            &applied);
+  (void)decoder->decode_all({reinterpret_cast<const std::byte*>(data), size}, region.map, &applied);
   region.check_fences();
 }
 
@@ -58,13 +78,14 @@ void corrupt_genuine_records(const std::uint8_t* data, std::size_t size) {
   std::iota(all.begin(), all.end(), 0);
   std::vector<std::byte> records(4 * kPages * kPage);
   auto decoder = Decoder::create(kPage, kPages);
-  FencedRegion region;
+  FencedRegion region(data[3]);
+  const PageMap source_pages = PageMap::contiguous(source.data(), kPages, kPage);
 
   for (std::uint32_t generation = 0; generation < 3; ++generation) {
     // Each round changes a few bytes, so the third round sends deltas.
     source[(generation * 977) % source.size()] ^= std::byte{0x3c};
     encoder->begin_round(all);
-    const EncodeProgress progress = encoder->encode(source.data(), all, generation, records);
+    const EncodeProgress progress = encoder->encode(source_pages, all, generation, records);
     std::span<std::byte> stream(records.data(), progress.bytes_written);
     const bool corrupt = generation == 2 && size > 8;
     if (corrupt) {
@@ -74,10 +95,9 @@ void corrupt_genuine_records(const std::uint8_t* data, std::size_t size) {
       }
     }
     std::size_t applied = 0;
-    const DecodeError error = decoder->decode_all(stream, region.pages(), &applied);
+    const DecodeError error = decoder->decode_all(stream, region.map, &applied);
     region.check_fences();
-    if (!corrupt && (error != DecodeError::kNone ||
-                     std::memcmp(region.pages(), source.data(), source.size()) != 0)) {
+    if (!corrupt && (error != DecodeError::kNone || !region.equals(source))) {
       std::abort();  // genuine records must reproduce the source exactly
     }
   }
