@@ -277,6 +277,39 @@ TEST(TransportRing, BurstsOfLossArriveExactly) {
             0u);
 }
 
+// One frame in twenty lost, each way (ACKs and RESENDs too), at random: still byte-exact.
+TEST(TransportRing, FivePercentRandomLossArrivesExactly) {
+  Harness harness(2, {.drop = 0.05});
+  Bytes guest = make_guest(2048, 10);
+  Bytes destination(guest.size());
+  const auto result = migrate(harness, guest, destination, 2, harness.config(2, 2048, true),
+                              harness.config(2, 2048, false));
+  ASSERT_EQ(result.source_error, "");
+  ASSERT_EQ(result.destination_error, "");
+  EXPECT_TRUE(guest == destination) << "destination memory differs from the source";
+  EXPECT_GT(harness.link().counters().dropped.load(), 10u);
+  EXPECT_GT(result.source.streams.retransmits_sack + result.source.streams.retransmits_timeout, 0u);
+}
+
+// A long-distance path that also loses and reorders: 150 ms RTT with jitter, 1 % loss and
+// 2 % of frames held back behind later ones, each way.
+TEST(TransportRing, LongPathWithLossAndReorderingArrivesExactly) {
+  rigs::LinkImpairment lossy_long_path = kLongPath;
+  lossy_long_path.drop = 0.01;
+  lossy_long_path.reorder = 0.02;
+  Harness harness(1, lossy_long_path, 9000, 8192);
+  Bytes guest = make_guest(2048, 11);
+  Bytes destination(guest.size());
+  const auto [source_config, destination_config] = long_path_configs(harness, 2048);
+  const auto result = migrate(harness, guest, destination, 2, source_config, destination_config);
+  ASSERT_EQ(result.source_error, "");
+  ASSERT_EQ(result.destination_error, "");
+  EXPECT_TRUE(guest == destination) << "destination memory differs from the source";
+  EXPECT_GT(harness.link().counters().dropped.load(), 0u);
+  EXPECT_GT(harness.link().counters().reordered.load(), 0u);
+  EXPECT_GE(result.source.streams.srtt_us, 150000u);
+}
+
 TEST(TransportRing, RefusedDeltasAreAskedForAndResentInFull) {
   // Between rounds the destination forgets what its pages hold (as a hypervisor that
   // discarded them would): every DELTA built on them is refused, RESEND asks for the pages,
