@@ -543,7 +543,8 @@ void SourceStream::attach_references(rte_mbuf* frame, std::size_t payload_bytes,
 
 // Cuts the next frame from the staged records; nullptr when nothing is staged.
 rte_mbuf* SourceStream::frame_from_staging() {
-  if (staged_.bytes() < payload_bytes_ && !staged_.splitting()) {
+  // No pages, no memory yet: a stream that sends only FIN or keepalives has none assigned.
+  if (staged_.bytes() < payload_bytes_ && !staged_.splitting() && !pages_.empty()) {
     staged_.refill(encoder_, *memory_, &pages_, generation_, by_reference_);
   }
   const std::size_t bytes = staged_.next_frame_bytes(payload_bytes_);
