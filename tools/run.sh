@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 
 readonly PACKAGES=(
   meson ninja-build pkg-config g++ python3
+  python3-jsonschema        # the test that checks every --json event against docs/json-events.schema.json
   libdpdk-dev dpdk libisal-dev libhwloc-dev libboost-program-options-dev libssl-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libxxhash-dev
   clang libclang-rt-14-dev  # the sanitizer build and libFuzzer

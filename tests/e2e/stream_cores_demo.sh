@@ -10,7 +10,7 @@ trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
 "$pw" demo --size-mib 64 --streams 2 --json > "$dir/demo.log" 2>&1 || fail "demo --streams 2: $(tail -5 "$dir/demo.log")"
-grep -q '"event":"demo","verified":true' "$dir/demo.log" || fail "demo not verified: $(tail -5 "$dir/demo.log")"
+grep -Eq '"event":"demo".*"verified":true' "$dir/demo.log" || fail "demo not verified: $(tail -5 "$dir/demo.log")"
 python3 - "$dir/demo.log" <<'PY' || fail "stream cores: $(grep -E '"(migrated|received)"' "$dir/demo.log")"
 import json, sys
 events = [json.loads(line) for line in open(sys.argv[1]) if line.startswith("{")]

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/json_events.hpp"
 #include "pagewire/bench/cost_model.hpp"
 #include "pagewire/bench/transport_bench.hpp"
 #include "pagewire/transport/wire.hpp"
@@ -44,21 +45,22 @@ int bench_cost(const std::vector<std::string>& args) {
       options.profiles.push_back(*profile);
     }
   }
-  auto numa_node = init_pair_eal("bench cost", std::cout);
+  std::ostream& text = text_output(json);
+  auto numa_node = init_pair_eal("bench cost", text);
   if (!numa_node) {
     std::cerr << "pagewire bench cost: " << numa_node.error().message << "\n";
     return 1;
   }
   // The transport's share: a RAW round between the two cores, no UDP checksum (a NIC
   // offloads it), less the copy per side it includes.
-  std::cout << "transport: RAW rounds over a net_ring pair" << std::endl;
+  text << "transport: RAW rounds over a net_ring pair" << std::endl;
   bench::TransportBenchOptions raw_round;
   raw_round.region_bytes = std::max<std::uint64_t>(options.sample_bytes, 8 << 20);
   raw_round.repeats = 3;
   raw_round.udp_checksum = false;
   raw_round.numa_node = *numa_node;
   auto transport = bench::run_transport_bench(raw_round,
-                                              std::cout);
+                                              text);
   if (!transport) {
     std::cerr << "pagewire bench cost: " << transport.error().message << "\n";
     return 1;
@@ -66,31 +68,29 @@ int bench_cost(const std::vector<std::string>& args) {
   const double pair_ns_per_byte = 8 / transport->gbps;
   const double copy_ns_per_byte = 8 / transport->memcpy_gbps;
   options.transport_ns_per_byte = std::max(pair_ns_per_byte - copy_ns_per_byte, 0.1 * pair_ns_per_byte);
-  std::cout << "codec stages on " << sample_mib << " MiB per profile" << std::endl;
-  auto costs = bench::measure_stage_costs(options, std::cout);
+  text << "codec stages on " << sample_mib << " MiB per profile" << std::endl;
+  auto costs = bench::measure_stage_costs(options, text);
   if (!costs) {
     std::cerr << "pagewire bench cost: " << costs.error().message << "\n";
     return 1;
   }
   const std::size_t sealed_payload = transport::payload_for_mtu(9000, true);
-  std::cout << "sealing: AES-256-GCM on " << sealed_payload << "-byte frame payloads" << std::endl;
+  text << "sealing: AES-256-GCM on " << sealed_payload << "-byte frame payloads" << std::endl;
   const auto seal_costs = bench::measure_seal_costs(sealed_payload, options.repeats);
   if (json) {
     for (const auto& c : seal_costs) {
-      std::cout << nlohmann::json{{"event", "seal"}, {"mode", c.mode}, {"payload_bytes", sealed_payload},
+      emit_event("seal", {{"mode", c.mode}, {"payload_bytes", sealed_payload},
                                   {"seal_ns_per_byte", c.seal_ns_per_byte}, {"open_ns_per_byte", c.open_ns_per_byte},
                                   {"memcpy_ns_per_byte", c.memcpy_ns_per_byte},
                                   {"seal_cores", {c.seal_cores(25), c.seal_cores(40), c.seal_cores(100)}},
                                   {"open_cores", {c.open_cores(25), c.open_cores(40), c.open_cores(100)}},
-                                  {"wire_gbps", {25, 40, 100}}}
-                       .dump()
-                << "\n";
+                                  {"wire_gbps", {25, 40, 100}}});
     }
     for (const auto& c : *costs) {
       const auto at_25 = bench::cores_for(c, options.transport_ns_per_byte, 25, options.page_size);
       const auto at_40 = bench::cores_for(c, options.transport_ns_per_byte, 40, options.page_size);
       const auto at_100 = bench::cores_for(c, options.transport_ns_per_byte, 100, options.page_size);
-      std::cout << nlohmann::json{{"event", "cost"}, {"profile", c.profile}, {"policy", c.policy}, {"round", c.round},
+      emit_event("cost", {{"profile", c.profile}, {"policy", c.policy}, {"round", c.round},
                                   {"encode_ns_per_page", c.encode_ns_per_page},
                                   {"decode_ns_per_page", c.decode_ns_per_page},
                                   {"wire_bytes_per_page", c.wire_bytes_per_page},
@@ -98,15 +98,13 @@ int bench_cost(const std::vector<std::string>& args) {
                                   {"source_cores", {at_25.source, at_40.source, at_100.source}},
                                   {"destination_cores", {at_25.destination, at_40.destination, at_100.destination}},
                                   {"memory_gbps", {25, 40, 100}},
-                                  {"wire_gbps", {at_25.wire_gbps, at_40.wire_gbps, at_100.wire_gbps}}}
-                       .dump()
-                << "\n";
+                                  {"wire_gbps", {at_25.wire_gbps, at_40.wire_gbps, at_100.wire_gbps}}});
     }
     return 0;
   }
-  bench::print_cost_table(*costs, options, std::cout);
-  std::cout << "\n";
-  bench::print_seal_costs(seal_costs, sealed_payload, std::cout);
+  bench::print_cost_table(*costs, options, text);
+  text << "\n";
+  bench::print_seal_costs(seal_costs, sealed_payload, text);
   return 0;
 }
 

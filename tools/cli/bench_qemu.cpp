@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "cli/commands.hpp"
+#include "cli/json_events.hpp"
 #include "pagewire/bench/qemu_bench.hpp"
 
 namespace po = boost::program_options;
@@ -39,7 +40,7 @@ nlohmann::json result_json(const bench::QemuBenchResult& result, const bench::Qe
     runs.push_back({{"configuration", r.configuration}, {"pair", r.pair + 1}, {"total_seconds", r.total_seconds},
                     {"downtime_ms", r.downtime_ms}, {"wire_bytes", r.wire_bytes}});
   }
-  return {{"event", "bench_qemu"}, {"image", options.image}, {"image_bytes", result.image_bytes},
+  return {{"image", options.image}, {"image_bytes", result.image_bytes},
           {"pairs", options.pairs}, {"pagewire_source_args", options.pagewire_source_args},
           {"machine", bench::describe_machine()}, {"summaries", summaries}, {"runs", runs}};
 }
@@ -132,7 +133,7 @@ int bench_qemu(const std::vector<std::string>& all_args) {
     return 2;
   }
   if (json) {
-    std::cout << result_json(*result, options).dump() << std::endl;
+    emit_event("bench_qemu", result_json(*result, options));
   } else {
     print_table(*result, std::cout);
   }

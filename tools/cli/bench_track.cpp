@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/json_events.hpp"
 #include "pagewire/bench/tracker_bench.hpp"
 
 namespace po = boost::program_options;
@@ -43,25 +44,24 @@ int bench_track(const std::vector<std::string>& args) {
     return 2;
   }
   options.region_bytes = size_mib << 20;
-  std::cout << "bench track: " << size_mib << " MiB written at random by one thread, 8 bytes a write, 90 % of them "
+  std::ostream& text = text_output(json);
+  text << "bench track: " << size_mib << " MiB written at random by one thread, 8 bytes a write, 90 % of them "
             << "into " << options.hot_fraction * 100 << " % of the pages; userfaultfd "
             << "write-protection read with PAGEMAP_SCAN every " << options.interval_ms << " ms" << std::endl;
-  auto result = bench::run_tracker_bench(options, std::cout);
+  auto result = bench::run_tracker_bench(options, text);
   if (!result) {
     std::cerr << "pagewire bench track: " << result.error().message << "\n";
     return 1;
   }
   const auto& r = *result;
   if (json) {
-    std::cout << nlohmann::json{{"event", "result"}, {"size_mib", size_mib}, {"interval_ms", options.interval_ms},
+    emit_event("result", {{"size_mib", size_mib}, {"interval_ms", options.interval_ms},
                                 {"clean_look_ms_per_gib", r.clean_look_ms_per_gib},
                                 {"look_us_per_dirty_page", r.look_us_per_dirty_page},
                                 {"untracked_writes_per_second", r.untracked_writes_per_second},
                                 {"tracked_writes_per_second", r.tracked_writes_per_second},
                                 {"tracked_vs_untracked", r.tracked_vs_untracked},
-                                {"pages_reported_per_look", r.pages_reported_per_look}}
-                     .dump()
-              << std::endl;
+                                {"pages_reported_per_look", r.pages_reported_per_look}});
     return 0;
   }
   std::cout << std::fixed << std::setprecision(2) << "a look at clean memory: " << r.clean_look_ms_per_gib

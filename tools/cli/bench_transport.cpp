@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/json_events.hpp"
 #include "pagewire/pinning/plan.hpp"
 #include "pagewire/bench/memif_bench.hpp"
 #include "pagewire/bench/source_cost_bench.hpp"
@@ -66,6 +67,7 @@ Result<double> n_streams_vs_one(const bench::TransportBenchOptions& options, std
 // --link memif: two processes; the impairments, loss rounds and kernel TCP are ring-only.
 int bench_memif(const bench::TransportBenchOptions& ring_options, std::uint64_t region_mib, bool memif_zero_copy,
                 bool json) {
+  std::ostream& text = text_output(json);
   if (ring_options.impaired_link || ring_options.authenticate) {
     std::cerr << "pagewire: --link memif: the link impairments and --security are for --link ring\n";
     return 2;
@@ -80,33 +82,31 @@ int bench_memif(const bench::TransportBenchOptions& ring_options, std::uint64_t 
                                          .zero_copy = ring_options.zero_copy,
                                          .stream_cores = ring_options.stream_cores,
                                          .receiver_zero_copy = memif_zero_copy};
-  std::cout << "bench transport: " << region_mib << " MiB of 4 KiB RAW pages over memif between two processes, "
+  text << "bench transport: " << region_mib << " MiB of 4 KiB RAW pages over memif between two processes, "
             << options.streams << " stream(s), window " << options.window_frames
             << (options.stream_cores ? ", each stream on an lcore of its own at both ends" : "") << std::endl;
-  auto result = bench::run_memif_bench(options, std::cout);
+  auto result = bench::run_memif_bench(options, text);
   if (!result) {
     std::cerr << "pagewire: " << result.error().message << "\n";
     return 1;
   }
   const auto& r = *result;
   if (json) {
-    std::cout << nlohmann::json{{"event", "result"}, {"link", "memif"}, {"region_mib", region_mib},
+    emit_event("result", {{"link", "memif"}, {"region_mib", region_mib},
                                 {"streams", options.streams}, {"stream_cores", options.stream_cores},
                                 {"memif_zero_copy", options.receiver_zero_copy},
                                 {"path_mtu", r.path_mtu},
                                 {"window", options.window_frames}, {"udp_checksum", options.udp_checksum},
                                 {"gbps", r.gbps}, {"memcpy_gbps", r.memcpy_gbps}, {"vs_memcpy", r.vs_memcpy},
                                 {"verified", r.verified}, {"zero_copy_gbps", r.zero_copy_gbps},
-                                {"zero_copy_vs_copy", r.zero_copy_vs_copy}, {"pages_by_reference", r.pages_by_reference}}
-                     .dump()
-              << std::endl;
+                                {"zero_copy_vs_copy", r.zero_copy_vs_copy}, {"pages_by_reference", r.pages_by_reference}});
     return 0;
   }
-  std::cout << std::fixed << std::setprecision(2) << "path MTU " << r.path_mtu << "; " << r.gbps
+  text << std::fixed << std::setprecision(2) << "path MTU " << r.path_mtu << "; " << r.gbps
             << " Gbit/s, memcpy " << r.memcpy_gbps << " Gbit/s: " << r.vs_memcpy
             << "x memcpy (medians of interleaved ratios); destination verified\n";
   if (options.zero_copy) {
-    std::cout << "zero-copy: " << r.zero_copy_gbps << " Gbit/s, " << r.zero_copy_vs_copy
+    text << "zero-copy: " << r.zero_copy_gbps << " Gbit/s, " << r.zero_copy_vs_copy
               << "x the copying rounds (medians of interleaved ratios); " << r.pages_by_reference
               << " pages sent by reference\n";
   }
@@ -115,12 +115,13 @@ int bench_memif(const bench::TransportBenchOptions& ring_options, std::uint64_t 
 
 // --link null: the source core alone, copying beside by reference.
 int bench_source_cost(const bench::TransportBenchOptions& ring_options, std::uint64_t region_mib, bool json) {
+  std::ostream& text = text_output(json);
   if (ring_options.impaired_link || ring_options.authenticate) {
     std::cerr << "pagewire: --link null: no link impairments and no --security\n";
     return 2;
   }
   auto numa_node = init_pair_eal("bench transport --link null --streams " + std::to_string(ring_options.streams),
-                                 std::cout, ring_options.streams);
+                                 text, ring_options.streams);
   if (!numa_node) {
     std::cerr << "pagewire: " << numa_node.error().message << "\n";
     return 1;
@@ -131,19 +132,19 @@ int bench_source_cost(const bench::TransportBenchOptions& ring_options, std::uin
                                          .burst = ring_options.burst,
                                          .crc = ring_options.crc,
                                          .cores = ring_options.streams};
-  std::cout << "bench transport: "
+  text << "bench transport: "
             << (options.cores == 1 ? std::string("one source core")
                                    : "source cores, 1 beside " + std::to_string(options.cores) + " (a stream each)")
             << ", " << region_mib << " MiB of 4 KiB RAW pages into a sink "
             << "(frames freed on the source core, as by a NIC's TX completion; nothing acknowledged)" << std::endl;
-  auto result = bench::run_source_cost_bench(options, std::cout);
+  auto result = bench::run_source_cost_bench(options, text);
   if (!result) {
     std::cerr << "pagewire: " << result.error().message << "\n";
     return 1;
   }
   const auto& r = *result;
   if (json) {
-    std::cout << nlohmann::json{{"event", "result"}, {"link", "null"}, {"region_mib", region_mib}, {"mtu", r.mtu},
+    emit_event("result", {{"link", "null"}, {"region_mib", region_mib}, {"mtu", r.mtu},
                                 {"crc", options.crc}, {"copy_gbps", r.copy_gbps}, {"reference_gbps", r.reference_gbps},
                                 {"memcpy_gbps", r.memcpy_gbps}, {"copy_vs_memcpy", r.copy_vs_memcpy},
                                 {"reference_vs_copy", r.reference_vs_copy}, {"copy_ns_per_page", r.copy_ns_per_page},
@@ -155,18 +156,16 @@ int bench_source_cost(const bench::TransportBenchOptions& ring_options, std::uin
                                                {"memcpy_gbps", r.scaling.memcpy_gbps},
                                                {"copy_speedup", r.scaling.copy_speedup},
                                                {"reference_speedup", r.scaling.reference_speedup},
-                                               {"memcpy_speedup", r.scaling.memcpy_speedup}}}}
-                     .dump()
-              << std::endl;
+                                               {"memcpy_speedup", r.scaling.memcpy_speedup}}}});
     return 0;
   }
-  std::cout << std::fixed << std::setprecision(2) << "MTU " << r.mtu << ": copying " << r.copy_gbps << " Gbit/s ("
+  text << std::fixed << std::setprecision(2) << "MTU " << r.mtu << ": copying " << r.copy_gbps << " Gbit/s ("
             << r.copy_ns_per_page << " ns/page, " << r.copy_vs_memcpy << "x memcpy " << r.memcpy_gbps
             << " Gbit/s); by reference " << r.reference_gbps << " Gbit/s (" << r.reference_ns_per_page
             << " ns/page): " << r.reference_vs_copy << "x the copying rounds (medians of interleaved ratios)\n";
   if (r.scaling.cores > 1) {
     const auto& s = r.scaling;
-    std::cout << "on " << s.cores << " cores at once: copying " << s.copy_gbps << " Gbit/s (" << s.copy_speedup
+    text << "on " << s.cores << " cores at once: copying " << s.copy_gbps << " Gbit/s (" << s.copy_speedup
               << "x one core), by reference " << s.reference_gbps << " Gbit/s (" << s.reference_speedup
               << "x), memcpy " << s.memcpy_gbps << " Gbit/s (" << s.memcpy_speedup << "x); " << s.cores
               << "x would be linear\n";
@@ -276,6 +275,7 @@ int bench_transport(const std::vector<std::string>& args) {
     std::cerr << "pagewire: --memif-zero-copy: only with --link memif\n";
     return 2;
   }
+  std::ostream& text = text_output(json);
   if (link == "memif") return bench_memif(options, region_mib, memif_zero_copy, json);
   if (link == "null") return bench_source_cost(options, region_mib, json);
   if (link != "ring") {
@@ -284,34 +284,34 @@ int bench_transport(const std::vector<std::string>& args) {
   }
   // Stream cores: the control thread on the main lcore, a stream core per stream at each end.
   const auto lcores = static_cast<std::uint16_t>(options.stream_cores ? 1 + 2 * options.streams : 2);
-  auto numa_node = init_pair_eal("bench transport", std::cout, lcores, options.stream_cores);
+  auto numa_node = init_pair_eal("bench transport", text, lcores, options.stream_cores);
   if (!numa_node) {
     std::cerr << "pagewire: " << numa_node.error().message << "\n";
     return 1;
   }
   options.numa_node = *numa_node;
   options.loss = loss;
-  std::cout << "bench transport: " << region_mib << " MiB of 4 KiB RAW pages, " << options.streams
+  text << "bench transport: " << region_mib << " MiB of 4 KiB RAW pages, " << options.streams
             << " stream(s), window " << options.window_frames << ", UDP checksum "
             << (options.udp_checksum ? "on" : "off") << ", security " << security << ", lossy rounds: " << loss << "\n";
   double n_vs_one = 0;
   if (options.stream_cores && options.streams > 1) {
-    std::cout << options.streams << " stream cores per end against one, alternating:" << std::endl;
-    auto ratio = n_streams_vs_one(options, std::cout);
+    text << options.streams << " stream cores per end against one, alternating:" << std::endl;
+    auto ratio = n_streams_vs_one(options, text);
     if (!ratio) {
       std::cerr << "pagewire: " << ratio.error().message << "\n";
       return 1;
     }
     n_vs_one = *ratio;
   }
-  auto result = bench::run_transport_bench(options, std::cout);
+  auto result = bench::run_transport_bench(options, text);
   if (!result) {
     std::cerr << "pagewire: " << result.error().message << "\n";
     return 1;
   }
   const auto& r = *result;
   if (json) {
-    std::cout << nlohmann::json{{"event", "result"}, {"region_mib", region_mib}, {"streams", options.streams},
+    emit_event("result", {{"region_mib", region_mib}, {"streams", options.streams},
                                 {"n_streams_vs_one", n_vs_one},
                                 {"mtu", options.mtu}, {"path_mtu", r.path_mtu}, {"window", options.window_frames}, {"burst", options.burst},
                                 {"udp_checksum", options.udp_checksum}, {"crc", options.crc}, {"security", security},
@@ -327,35 +327,33 @@ int bench_transport(const std::vector<std::string>& args) {
                                 {"zero_copy_vs_copy", r.zero_copy_vs_copy}, {"pages_by_reference", r.pages_by_reference},
                                 {"stream_cores", options.stream_cores},
                                 {"gbps_per_stream_core", options.stream_cores ? r.gbps / options.streams : 0.0},
-                                {"source_lcores", r.source_lcores}, {"destination_lcores", r.destination_lcores}}
-                     .dump()
-              << std::endl;
+                                {"source_lcores", r.source_lcores}, {"destination_lcores", r.destination_lcores}});
     return 0;
   }
   if (options.stream_cores) {
-    std::cout << "stream cores: source lcores";
-    for (unsigned lcore : r.source_lcores) std::cout << " " << lcore;
-    std::cout << ", destination lcores";
-    for (unsigned lcore : r.destination_lcores) std::cout << " " << lcore;
-    std::cout << "; " << std::fixed << std::setprecision(2) << r.gbps / options.streams
+    text << "stream cores: source lcores";
+    for (unsigned lcore : r.source_lcores) text << " " << lcore;
+    text << ", destination lcores";
+    for (unsigned lcore : r.destination_lcores) text << " " << lcore;
+    text << "; " << std::fixed << std::setprecision(2) << r.gbps / options.streams
               << " Gbit/s per stream core, memcpy on " << options.streams << " thread(s)";
-    if (n_vs_one > 0) std::cout << "; " << options.streams << " streams ÷ 1: " << n_vs_one << "x (median of pairs)";
-    std::cout << "\n";
+    if (n_vs_one > 0) text << "; " << options.streams << " streams ÷ 1: " << n_vs_one << "x (median of pairs)";
+    text << "\n";
   }
-  std::cout << std::fixed << std::setprecision(2) << r.memory_note << "\npath MTU " << r.path_mtu << ", srtt "
+  text << std::fixed << std::setprecision(2) << r.memory_note << "\npath MTU " << r.path_mtu << ", srtt "
             << r.srtt_us << " us, congestion control " << (r.congestion_controlled ? "on" : "off") << "\n"
             << "lossless: " << r.gbps << " Gbit/s, memcpy " << r.memcpy_gbps << " Gbit/s: " << r.vs_memcpy
             << "x memcpy (medians of interleaved ratios)";
-  if (r.tcp_gbps > 0) std::cout << "; kernel TCP " << r.tcp_gbps << " Gbit/s: " << r.vs_tcp << "x kernel TCP";
-  if (r.vs_cap > 0) std::cout << "; " << r.vs_cap << " of the link's " << rate_gbps << " Gbit/s cap";
-  std::cout << "\n";
+  if (r.tcp_gbps > 0) text << "; kernel TCP " << r.tcp_gbps << " Gbit/s: " << r.vs_tcp << "x kernel TCP";
+  if (r.vs_cap > 0) text << "; " << r.vs_cap << " of the link's " << rate_gbps << " Gbit/s cap";
+  text << "\n";
   if (options.zero_copy) {
-    std::cout << "zero-copy: " << r.zero_copy_gbps << " Gbit/s: " << r.zero_copy_vs_memcpy << "x memcpy, "
+    text << "zero-copy: " << r.zero_copy_gbps << " Gbit/s: " << r.zero_copy_vs_memcpy << "x memcpy, "
               << r.zero_copy_vs_copy << "x the copying rounds (medians of interleaved ratios); " << r.pages_by_reference
               << " pages sent by reference\n";
   }
   if (loss > 0) {
-    std::cout << "loss " << loss << ": " << r.lossy_gbps << " Gbit/s: " << r.lossy_vs_lossless
+    text << "loss " << loss << ": " << r.lossy_gbps << " Gbit/s: " << r.lossy_vs_lossless
               << " of lossless (median of interleaved ratios); " << r.dropped << " frames dropped, "
               << r.retransmits_sack << " resent on SACK, " << r.retransmits_timeout << " on timeout/probe\n";
   }

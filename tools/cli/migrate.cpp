@@ -23,6 +23,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/interrupt_watch.hpp"
+#include "cli/json_events.hpp"
 #include "pagewire/pinning/bind.hpp"
 #include "pagewire/pinning/cpu_claims.hpp"
 #include "pagewire/pinning/plan.hpp"
@@ -308,13 +309,9 @@ Result<Endpoint> bring_up(const LinkOptions& o, const char* role) {
     // scripts the moment the device has settled (a tap PMD rewrites its kernel interface's
     // address until then).
     const transport::Port& port = endpoint.port();
-    std::cout << nlohmann::json{{"event", "port"}, {"role", role}, {"name", port.name()},
-                                {"mac", transport::mac_text(port.mac())},
-                                {"mtu", port.mtu()}, {"queues", port.queues()},
-                                {"control_cpu", plan.control.pu}, {"stream_cpus", cpus_of(plan.streams)},
-                                {"placement_warnings", plan.warnings}}
-                     .dump()
-              << std::endl;
+    emit_event("port", {{"role", role}, {"name", port.name()}, {"mac", transport::mac_text(port.mac())},
+                        {"mtu", port.mtu()}, {"queues", port.queues()}, {"control_cpu", plan.control.pu},
+                        {"stream_cpus", cpus_of(plan.streams)}, {"placement_warnings", plan.warnings}});
   }
   return endpoint;
 }
@@ -371,7 +368,7 @@ constexpr int kExitOutcomeUnknown = 3;
 
 int fail(const char* role, const std::string& message, bool json) {
   if (json) {
-    std::cout << nlohmann::json{{"event", "failed"}, {"role", role}, {"outcome", "failed"}, {"error", message}}.dump() << std::endl;
+    emit_event("failed", {{"role", role}, {"outcome", "failed"}, {"error", message}});
   }
   std::cerr << "pagewire " << role << ": " << message << "\n";
   return 1;
@@ -404,10 +401,8 @@ int destination(const std::vector<std::string>& args) {
   const double prefault_ms = std::chrono::duration<double, std::milli>(Clock::now() - prefault_start).count();
   // The demo starts the source on this line.
   if (o.json) {
-    std::cout << nlohmann::json{{"event", "ready"}, {"prefault_ms", prefault_ms},
-                                {"security", security_name(endpoint->config().security)}}
-                     .dump()
-              << std::endl;
+    emit_event("ready", {{"role", "dst"}, {"prefault_ms", prefault_ms}, {"ram_bytes", endpoint->guest_pages * o.page_size},
+                         {"page_size", o.page_size}, {"security", security_name(endpoint->config().security)}});
   } else {
     std::cout << "dst: ready, " << o.size_mib << " MiB pre-faulted in " << std::fixed << std::setprecision(0)
               << prefault_ms << " ms, security: " << security_name(endpoint->config().security) << std::endl;
@@ -432,17 +427,15 @@ int destination(const std::vector<std::string>& args) {
   auto received = accepted->run(write_output, o.timeout_s * 1000);
   if (!received) return fail("dst", received.error().message + "; the partial image is discarded", o.json);
   if (o.json) {
-    std::cout << nlohmann::json{{"event", "received"}, {"digest", received->digest},
-                                {"rx_scatter", endpoint->port().rx_scatter()},
-                                {"checksum_offload", {{"tx", endpoint->port().tx_checksum_offload()},
-                                                      {"rx", endpoint->port().rx_checksum_offload()}}},
-                                {"device_state_bytes", received->device_state.size()}, {"prefault_ms", prefault_ms},
-                                {"commit_hook_ms", received->commit_hook_ms},
-                                {"streams", session.streams()},
-                                {"stream_cores", stream_cores_json(session, endpoint->plan())},
-                                {"integrity", integrity_json(session, endpoint->config())}}
-                     .dump()
-              << std::endl;
+    emit_event("received", {{"role", "dst"}, {"status", "committed"}, {"digest", received->digest},
+                            {"ram_bytes", endpoint->guest_pages * o.page_size}, {"page_size", o.page_size},
+                            {"rx_scatter", endpoint->port().rx_scatter()},
+                            {"checksum_offload", {{"tx", endpoint->port().tx_checksum_offload()},
+                                                  {"rx", endpoint->port().rx_checksum_offload()}}},
+                            {"device_state_bytes", received->device_state.size()}, {"prefault_ms", prefault_ms},
+                            {"commit_hook_ms", received->commit_hook_ms}, {"streams", session.streams()},
+                            {"stream_cores", stream_cores_json(session, endpoint->plan())},
+                            {"integrity", integrity_json(session, endpoint->config())}});
   } else {
     std::cout << "dst: committed, image digest " << received->digest << " (ready " << std::setprecision(0)
               << received->digest_ms << " ms, commit " << received->commit_wait_ms << " ms later, taken in "
@@ -453,6 +446,7 @@ int destination(const std::vector<std::string>& args) {
 }
 
 int source(const std::vector<std::string>& args) {
+  const auto started = Clock::now();  // setup: options, EAL, port, image, handshake
   LinkOptions o;
   migration::MigrationOptions migration;
   sim::GuestModelConfig guest_config;
@@ -611,6 +605,7 @@ int source(const std::vector<std::string>& args) {
     return fail("src", connected.error().message + "; nothing was migrated: the guest keeps running on the source", o.json);
   }
   const transport::SourceSession& session = *connected->parts().session;
+  const double setup_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
 
   sim::DirtyTrace trace;
   if (!trace_file.empty()) {
@@ -635,6 +630,11 @@ int source(const std::vector<std::string>& args) {
   }
   ProgressLine progress(o.page_size);
   auto draw_progress = [&](const migration::RoundProgress& p) { progress.draw(p); };
+  auto emit_progress = [&](const migration::RoundProgress& p) {
+    emit_event("progress", {{"role", "src"}, {"round", p.round}, {"pages", p.pages}, {"pages_done", p.pages_done},
+                            {"bytes_remaining", (p.pages - std::min(p.pages_done, p.pages)) * o.page_size},
+                            {"seconds", p.seconds}});
+  };
   // Ctrl-C or a TERM mid-migration aborts it like any failure: the destination told, the
   // guest running here. Kept to the end: once the commit is sent, a signal changes nothing.
   std::optional<InterruptWatch> interrupts(std::in_place, [&](const char* signal) {
@@ -642,12 +642,10 @@ int source(const std::vector<std::string>& args) {
   });
   auto report = connected->run(guest, log, device_state, [&](const migration::RoundReport& r) {
     if (o.json) {
-      std::cout << nlohmann::json{{"event", "round"}, {"round", r.round}, {"pages", r.pages},
-                                  {"wire_bytes", r.wire_bytes}, {"seconds", r.seconds}, {"gbps", r.guest_gbps},
-                                  {"dirty_pages_per_second", r.dirty_pages_per_second}, {"dirty_pages", r.dirty_pages},
-                                  {"throttle", r.throttle}, {"pages_by_encoding", r.pages_by_encoding}}
-                       .dump()
-                << std::endl;
+      emit_event("round", {{"role", "src"}, {"round", r.round}, {"pages", r.pages}, {"wire_bytes", r.wire_bytes},
+                           {"seconds", r.seconds}, {"gbps", r.guest_gbps},
+                           {"dirty_pages_per_second", r.dirty_pages_per_second}, {"dirty_pages", r.dirty_pages},
+                           {"throttle", r.throttle}, {"pages_by_encoding", by_encoding(r.pages_by_encoding)}});
       return;
     }
     progress.clear();
@@ -656,14 +654,11 @@ int source(const std::vector<std::string>& args) {
               << r.seconds << std::setprecision(2) << std::setw(8) << r.guest_gbps << std::setprecision(0)
               << std::setw(15) << r.dirty_pages_per_second << std::setw(6) << r.dirty_pages << std::setw(10)
               << r.throttle * 100 << "%  " << encoding_mix(r.pages_by_encoding) << std::endl;
-  }, o.json ? std::function<void(const migration::RoundProgress&)>{} : draw_progress);
+  }, o.json ? std::function<void(const migration::RoundProgress&)>(emit_progress) : draw_progress);
   progress.clear();
   if (!report && report.error().code == ErrorCode::kCommitUnknown) {
     if (o.json) {
-      std::cout << nlohmann::json{{"event", "failed"}, {"role", "src"}, {"outcome", "unknown"},
-                                  {"error", report.error().message}}
-                       .dump()
-                << std::endl;
+      emit_event("failed", {{"role", "src"}, {"outcome", "unknown"}, {"error", report.error().message}});
     }
     std::cerr << "pagewire src: outcome unknown: " << report.error().message << "\n";
     return kExitOutcomeUnknown;
@@ -674,7 +669,9 @@ int source(const std::vector<std::string>& args) {
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   const double guest_mib = static_cast<double>(report->pages_sent) * o.page_size / (1 << 20);
   if (o.json) {
-    std::cout << nlohmann::json{{"event", "migrated"}, {"verified", report->verified}, {"digest", report->digest},
+    emit_event("migrated", {{"role", "src"}, {"status", "migrated"}, {"verified", report->verified}, {"digest", report->digest},
+                                {"ram_bytes", endpoint->guest_pages * o.page_size}, {"page_size", o.page_size},
+                                {"path_mtu", session.path_mtu()}, {"setup_ms", setup_ms},
                                 {"total_seconds", report->total_seconds}, {"downtime_ms", report->downtime_ms},
                                 {"expected_downtime_ms", report->expected_downtime_ms},
                                 {"downtime_phases_ms", {{"pause", report->pause_ms}, {"final_round", report->final_round_ms}, {"finish", report->finish_ms},
@@ -682,7 +679,7 @@ int source(const std::vector<std::string>& args) {
                                 {"rounds", report->rounds}, {"pages_sent", report->pages_sent},
                                 {"wire_bytes", report->wire_bytes}, {"compression_ratio", guest_mib * (1 << 20) / std::max<double>(1, report->wire_bytes)},
                                 {"throughput_gbps", guest_mib * 8 * (1 << 20) / 1e9 / report->total_seconds},
-                                {"pages_by_encoding", report->pages_by_encoding}, {"final_throttle", report->final_throttle},
+                                {"pages_by_encoding", by_encoding(report->pages_by_encoding)}, {"final_throttle", report->final_throttle},
                                 {"security", security_name(config.security)},
                                 {"zero_copy", session.zero_copy_note()},
                                 {"streams", session.streams()},
@@ -695,9 +692,7 @@ int source(const std::vector<std::string>& args) {
                                 {"window", window_json(session, window)},
                                 {"warnings", window_warnings(session, window)},
                                 {"checksum_offload", {{"tx", endpoint->port().tx_checksum_offload()},
-                                                      {"rx", endpoint->port().rx_checksum_offload()}}}}
-                     .dump()
-              << std::endl;
+                                                      {"rx", endpoint->port().rx_checksum_offload()}}}});
   } else {
     for (const std::string& warning : window_warnings(session, window)) std::cerr << "src: warning: " << warning << "\n";
     std::cout << std::fixed << std::setprecision(2) << "src: migrated and verified (digest " << report->digest
@@ -851,7 +846,7 @@ int demo(const std::vector<std::string>& args, const char* self) {
   unlink(socket.c_str());
   const bool verified = source_status == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
   if (json) {
-    std::cout << nlohmann::json{{"event", "demo"}, {"verified", verified}}.dump() << std::endl;
+    emit_event("demo", {{"role", "demo"}, {"verified", verified}});
   } else {
     std::cout << (verified ? "pagewire demo: migration verified byte for byte\n" : "pagewire demo: FAILED\n");
   }

@@ -1,0 +1,31 @@
+// The CLI's machine-readable output (docs/json.md, checked against
+// docs/json-events.schema.json): under --json each event is one JSON object on its own line
+// of stdout, and everything meant for people goes to stderr.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <iosfwd>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "pagewire/pagecodec/record.hpp"
+
+namespace pagewire::cli {
+
+// Grows with every incompatible change to an event (a field renamed, removed or retyped).
+inline constexpr int kJsonSchemaVersion = 1;
+
+// Prints `fields` as one line with what every event carries: "schema" (kJsonSchemaVersion),
+// "event" and "time" (seconds since the Unix epoch, UTC, to the microsecond); flushed, so
+// that a reader sees each event as it happens.
+void emit_event(std::string_view event, nlohmann::json fields);
+
+// Pages per encoding, by name ("zero", "raw", "delta", "deflate", "copy").
+nlohmann::json by_encoding(const std::array<std::uint64_t, pagecodec::kEncodingCount>& counts);
+
+// Where text for people goes: stdout, or stderr when stdout carries JSON.
+std::ostream& text_output(bool json);
+
+}  // namespace pagewire::cli
