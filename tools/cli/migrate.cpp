@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "cli/commands.hpp"
+#include "cli/control_socket.hpp"
 #include "cli/interrupt_watch.hpp"
 #include "cli/json_events.hpp"
 #include "pagewire/pinning/bind.hpp"
@@ -70,6 +71,7 @@ struct LinkOptions {
   std::uint32_t idle_sleep_us = 0;
   std::uint64_t window_memory_mib = transport::StreamTuning{}.window_memory_bytes >> 20;
   std::vector<std::string> eal_arguments;  // after `--` on the command line
+  std::string control_socket;  // empty: none
 };
 
 void add_link_options(po::options_description& d, LinkOptions& o, bool source) {
@@ -107,6 +109,11 @@ void add_link_options(po::options_description& d, LinkOptions& o, bool source) {
        "cores of their own; `pagewire topo` shows it). A CPU given twice, or more streams than CPUs, is shared by "
        "several lcores, with a warning: correctness, not speed")
       ("json", po::bool_switch(&o.json), "one JSON object per event instead of text")
+      ("control-socket", po::value(&o.control_socket),
+       source ? "serve a control channel on this Unix socket while migrating: JSON lines query, set (max_gbps, "
+                "downtime_limit_ms) and cancel, as QEMU's QMP (docs/json.md)"
+              : "serve a control channel on this Unix socket while receiving: JSON lines query and cancel "
+                "(docs/json.md)")
       ("psk-file", po::value(&o.psk_file),
        "pre-shared key (hex or raw, at least 32 bytes, readable by its owner only), the same on both ends: the "
        "peer must prove it and every frame is authenticated. Default: hex in $PAGEWIRE_PSK, if set")
@@ -362,6 +369,34 @@ class ProgressLine {
   bool drawn_ = false;
 };
 
+// The control socket, when --control-socket names one (null otherwise).
+Result<std::unique_ptr<ControlSocket>> open_control_socket(const std::string& path, ControlSocket::Handlers handlers) {
+  if (path.empty()) return std::unique_ptr<ControlSocket>{};
+  return ControlSocket::open(path, std::move(handlers));
+}
+
+// A control socket's "set": max_gbps (0: no cap) and downtime_limit_ms, each optional, all
+// checked before any is applied.
+Status apply_settings(const nlohmann::json& request, migration::Source& source) {
+  for (const auto& [key, value] : request.items()) {
+    if (key != "command" && key != "max_gbps" && key != "downtime_limit_ms") {
+      return make_error(ErrorCode::kConfiguration, "\"" + key + "\": expected max_gbps or downtime_limit_ms");
+    }
+  }
+  const auto max_gbps = request.find("max_gbps");
+  if (max_gbps != request.end() && (!max_gbps->is_number() || max_gbps->get<double>() < 0)) {
+    return make_error(ErrorCode::kConfiguration, "max_gbps: expected a number of Gbit/s, 0 for no cap");
+  }
+  const auto limit = request.find("downtime_limit_ms");
+  if (limit != request.end() && (!limit->is_number_unsigned() || limit->get<std::uint64_t>() == 0 ||
+                                 limit->get<std::uint64_t>() > UINT32_MAX)) {
+    return make_error(ErrorCode::kConfiguration, "downtime_limit_ms: expected a whole number of milliseconds, at least 1");
+  }
+  if (max_gbps != request.end()) source.set_max_gbps(max_gbps->get<double>());
+  if (limit != request.end()) source.set_downtime_limit_ms(static_cast<std::uint32_t>(limit->get<std::uint64_t>()));
+  return Ok{};
+}
+
 // Exit codes: 0 migrated; 1 failed, the guest runs on the source; 2 usage; 3 the outcome is
 // unknown (COMMIT sent, never answered): the guest stays paused on the source.
 constexpr int kExitOutcomeUnknown = 3;
@@ -424,7 +459,17 @@ int destination(const std::vector<std::string>& args) {
   std::optional<InterruptWatch> interrupts(std::in_place, [&](const char* signal) {
     accepted->cancel(std::string("interrupted (") + signal + ")");
   });
+  auto control_socket = open_control_socket(o.control_socket, {
+      .status = [&] {
+        const transport::SessionTotals t = accepted->parts().session->published_totals();
+        return nlohmann::json{{"role", "dst"}, {"state", "receiving"}, {"frames_received", t.streams.frames_received},
+                              {"payload_bytes_received", t.streams.payload_bytes_received}};
+      },
+      .set = {},
+      .cancel = [&](const std::string& reason) { accepted->cancel(reason); }});
+  if (!control_socket) return fail("dst", control_socket.error().message, o.json);
   auto received = accepted->run(write_output, o.timeout_s * 1000);
+  control_socket->reset();  // the migration is over: nothing left to control
   if (!received) return fail("dst", received.error().message + "; the partial image is discarded", o.json);
   if (o.json) {
     emit_event("received", {{"role", "dst"}, {"status", "committed"}, {"digest", received->digest},
@@ -640,7 +685,24 @@ int source(const std::vector<std::string>& args) {
   std::optional<InterruptWatch> interrupts(std::in_place, [&](const char* signal) {
     connected->cancel(std::string("interrupted (") + signal + ")");
   });
+  std::atomic<std::uint32_t> current_round{0};
+  auto control_socket = open_control_socket(o.control_socket, {
+      .status = [&] {
+        const transport::SessionTotals t = session.published_totals();
+        return nlohmann::json{{"role", "src"}, {"state", "migrating"}, {"round", current_round.load()},
+                              {"seconds", std::chrono::duration<double>(Clock::now() - started).count()},
+                              {"wire_bytes", t.encoded.output_bytes}, {"frames_sent", t.streams.frames_sent},
+                              {"payload_bytes_sent", t.streams.payload_bytes_sent},
+                              {"max_gbps", connected->max_gbps()}, {"downtime_limit_ms", connected->downtime_limit_ms()}};
+      },
+      .set = [&](const nlohmann::json& request) { return apply_settings(request, *connected); },
+      .cancel = [&](const std::string& reason) { connected->cancel(reason); }});
+  if (!control_socket) {
+    connected->parts().session->abort(control_socket.error().message);  // the destination need not wait it out
+    return fail("src", control_socket.error().message + "; nothing was migrated: the guest keeps running on the source", o.json);
+  }
   auto report = connected->run(guest, log, device_state, [&](const migration::RoundReport& r) {
+    current_round = r.round + 1;
     if (o.json) {
       emit_event("round", {{"role", "src"}, {"round", r.round}, {"pages", r.pages}, {"wire_bytes", r.wire_bytes},
                            {"seconds", r.seconds}, {"gbps", r.guest_gbps},
@@ -656,6 +718,7 @@ int source(const std::vector<std::string>& args) {
               << r.throttle * 100 << "%  " << encoding_mix(r.pages_by_encoding) << std::endl;
   }, o.json ? std::function<void(const migration::RoundProgress&)>(emit_progress) : draw_progress);
   progress.clear();
+  control_socket->reset();  // the migration is over: nothing left to control
   if (!report && report.error().code == ErrorCode::kCommitUnknown) {
     if (o.json) {
       emit_event("failed", {{"role", "src"}, {"outcome", "unknown"}, {"error", report.error().message}});

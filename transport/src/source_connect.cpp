@@ -332,6 +332,8 @@ Status SourceSession::start_streams(const Port& port) {
                           std::move(encoder).value(), crypto(s));
     round_pages_[s].reserve(config_.region_pages / config_.streams + 1);
   }
+  rate_cap_per_stream_.store(config_.tuning.rate_bytes_per_second, std::memory_order_relaxed);
+  for (SourceStream& stream : streams_) stream.follow_rate_cap(&rate_cap_per_stream_);
   windows_ = std::make_unique<WindowGrowth>(port, config_.streams, config_.tuning.window_memory_bytes);
   auto runner = launch_runner(config_);
   if (!runner) return runner.error();

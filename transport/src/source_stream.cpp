@@ -91,6 +91,7 @@ bool SourceStream::poll(std::uint64_t now) {
   // A search after a black hole is part of repairing the stream; one looking for a larger
   // MTU again is not worth holding a round (or the switchover) for.
   const bool busy = data_left || (fin_wanted_ && !fin_acked_) || (search_ && search_after_loss_);
+  follow_live_rate_cap();
   if (measures_link_ && link_rate_.on_poll(now, acked_bytes_, held_by_path_, srtt_)) {
     encoder_.set_measured_link_rate(link_rate_.bytes_per_second());
   }
@@ -480,6 +481,14 @@ void SourceStream::use_path_mtu(std::uint16_t mtu) {
   path_mtu_ = std::min(mtu, initial_mtu_);
   payload_bytes_ = static_cast<std::uint16_t>(payload_for_mtu(path_mtu_, crypto_ != nullptr));
   counters_.path_mtu = path_mtu_;
+}
+
+void SourceStream::follow_live_rate_cap() {
+  if (live_rate_cap_ == nullptr) return;
+  const double cap = live_rate_cap_->load(std::memory_order_relaxed);
+  if (cap == tuning_.rate_bytes_per_second) return;
+  tuning_.rate_bytes_per_second = cap;
+  encoder_.set_send_cap(cap);  // the adaptive policy weighs deflate against the new cap
 }
 
 bool SourceStream::tokens_for(std::size_t bytes, std::uint64_t now) {

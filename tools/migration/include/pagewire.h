@@ -152,6 +152,13 @@ pagewire_status pagewire_source_connect_blocks(pagewire_link *link, const pagewi
 pagewire_status pagewire_source_run(pagewire_source *source, const pagewire_source_hooks *hooks,
                                     const void *device_state, size_t device_state_bytes,
                                     pagewire_migration_report *report, pagewire_error *error);
+/* Any thread, while pagewire_source_run runs or before (C++: Source::cancel, set_max_gbps,
+ * set_downtime_limit_ms). Cancel: run fails with PAGEWIRE_ERR_CANCELLED, the destination
+ * told, the guest running here. The cap (0: none) and the limit apply from the next poll and
+ * the next switchover decision. */
+void pagewire_source_cancel(pagewire_source *source, const char *reason);
+void pagewire_source_set_max_gbps(pagewire_source *source, double gbps);
+void pagewire_source_set_downtime_limit_ms(pagewire_source *source, uint32_t limit_ms);
 void pagewire_source_close(pagewire_source *source);
 
 /* ---- Destination ---- */
@@ -178,6 +185,8 @@ pagewire_status pagewire_destination_accept_blocks(pagewire_link *link, const pa
 pagewire_status pagewire_destination_run(pagewire_destination *destination, pagewire_commit_hook on_commit,
                                          void *user, uint32_t commit_timeout_ms, pagewire_receive_report *report,
                                          pagewire_error *error);
+/* Any thread: run fails with PAGEWIRE_ERR_CANCELLED after telling the source (ABORT). */
+void pagewire_destination_cancel(pagewire_destination *destination, const char *reason);
 void pagewire_destination_close(pagewire_destination *destination);
 
 #ifdef __cplusplus

@@ -274,6 +274,14 @@ pagewire_status pagewire_source_run(pagewire_source* source, const pagewire_sour
   });
 }
 
+void pagewire_source_cancel(pagewire_source* source, const char* reason) {
+  source->source.cancel(reason != nullptr ? reason : "cancelled");
+}
+void pagewire_source_set_max_gbps(pagewire_source* source, double gbps) { source->source.set_max_gbps(gbps); }
+void pagewire_source_set_downtime_limit_ms(pagewire_source* source, uint32_t limit_ms) {
+  source->source.set_downtime_limit_ms(limit_ms);
+}
+
 void pagewire_source_close(pagewire_source* source) { delete source; }
 
 pagewire_status pagewire_destination_accept(pagewire_link* link, void* memory, size_t memory_bytes,
@@ -334,6 +342,10 @@ pagewire_status pagewire_destination_run(pagewire_destination* destination, page
     }
     return PAGEWIRE_OK;
   });
+}
+
+void pagewire_destination_cancel(pagewire_destination* destination, const char* reason) {
+  destination->destination.cancel(reason != nullptr ? reason : "cancelled");
 }
 
 void pagewire_destination_close(pagewire_destination* destination) { delete destination; }

@@ -4,6 +4,8 @@
 #include "pagewire/migration/source_migration.hpp"
 #include "pagewire/pagecodec/policy.hpp"
 
+#include <algorithm>
+
 namespace pagewire::migration {
 
 namespace {
@@ -30,7 +32,9 @@ Result<Source> connect_source(Link& link, MigrationMemory memory, transport::Ses
                                                      std::to_string(memory.page_size()));
   }
   config.region_pages = memory.pages().pages();
-  auto parts = std::make_unique<Source::Parts>(Source::Parts{.memory = std::move(memory), .session = {}, .options = options});
+  auto parts = std::make_unique<Source::Parts>(std::move(memory));
+  parts->options = options;
+  parts->downtime_limit_ms.store(options.downtime_limit_ms);
   auto session = transport::SourceSession::connect(config, *link.parts().port, parts->memory.pages());
   if (!session) return session.error();
   parts->session = std::move(session).value();
@@ -64,10 +68,16 @@ Result<MigrationReport> Source::run(GuestControl& guest, DirtyTracker& tracker, 
                                     const std::function<void(const RoundReport&)>& on_round,
                                     const std::function<void(const RoundProgress&)>& on_progress) {
   SourceMigration migration(*parts_->session, parts_->memory, guest, tracker, parts_->options);
+  migration.follow_downtime_limit(&parts_->downtime_limit_ms);
   return migration.run(device_state, on_round, on_progress);
 }
 
 void Source::cancel(std::string_view reason) { parts_->session->cancel(reason); }
+
+void Source::set_max_gbps(double gbps) { parts_->session->set_rate_cap(std::max(gbps, 0.0) * 1e9 / 8); }
+double Source::max_gbps() const { return parts_->session->rate_cap() * 8 / 1e9; }
+void Source::set_downtime_limit_ms(std::uint32_t limit_ms) { parts_->downtime_limit_ms.store(limit_ms); }
+std::uint32_t Source::downtime_limit_ms() const { return parts_->downtime_limit_ms.load(); }
 
 std::uint16_t Source::path_mtu() const { return parts_->session->path_mtu(); }
 std::uint16_t Source::streams() const { return parts_->session->streams(); }

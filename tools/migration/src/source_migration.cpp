@@ -178,7 +178,7 @@ Result<MigrationReport> SourceMigration::run(std::span<const std::byte> device_s
     const double bytes_per_second = static_cast<double>(with_content) * page_size_ / sent->seconds;
     const double expected_ms = expected_downtime_seconds(pages.size(), bytes_per_second) * 1000;
     report.expected_downtime_ms = expected_ms;
-    if (expected_ms <= options_.downtime_limit_ms) break;
+    if (expected_ms <= downtime_limit_ms()) break;
     // Another round: bring the digest up to date with what this one saw the guest write
     // (more writes during the hash are marked by the next collect).
     refresh_digest();

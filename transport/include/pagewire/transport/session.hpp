@@ -179,6 +179,15 @@ class SourceSession {
   // VERIFY) with kCancelled, and the caller then aborts. A COMMIT already sent is seen
   // through: its outcome is the destination's to decide. The first reason stands.
   void cancel(std::string_view reason) { cancelled_.set(reason); }
+  // Any thread, any time: caps the session at `bytes_per_second` (0: no cap) from the
+  // streams' next poll on, shared evenly between them (QEMU's migrate-set-parameters
+  // max-bandwidth). No lock: each stream reads the cap once per poll.
+  void set_rate_cap(double bytes_per_second) {
+    rate_cap_per_stream_.store(bytes_per_second / static_cast<double>(streams_.size()), std::memory_order_relaxed);
+  }
+  double rate_cap() const {
+    return rate_cap_per_stream_.load(std::memory_order_relaxed) * static_cast<double>(streams_.size());
+  }
 
   // Exact, from the streams' own counters: control thread, while no stream core runs.
   SessionTotals totals() const;
@@ -226,6 +235,7 @@ class SourceSession {
   bool zero_copy_ = false;
   std::string zero_copy_note_ = "on";
   StopReason cancelled_;
+  std::atomic<double> rate_cap_per_stream_{0};  // what every stream follows (set_rate_cap)
   std::string streams_note_;
   const Port* dma_port_ = nullptr;  // mapped the region for zero-copy: unmapped when the session ends
   std::unique_ptr<StreamRunner> runner_;  // null: the calling thread polls

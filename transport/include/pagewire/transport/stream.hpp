@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
 #include <cstdint>
 #include <span>
@@ -135,6 +136,10 @@ class SourceStream {
               bool stable = false);
   // After the last round: send FIN until the destination confirms.
   void finish();
+  // The rate cap to follow from now on (bytes per second, 0: none), which another thread may
+  // change at any time (SourceSession::set_rate_cap); read once per poll. Null: the cap of
+  // StreamTuning stays. Set before the stream's core starts polling.
+  void follow_rate_cap(const std::atomic<double>* cap) { live_rate_cap_ = cap; }
   // A small PROBE the destination answers: a sign of life from a source busy with its own
   // work between rounds (SourceSession::keep_alive_while).
   void send_keepalive();
@@ -209,6 +214,7 @@ class SourceStream {
   void mtu_search_step(PathMtuSearch::Next next, std::uint64_t now);
   void use_path_mtu(std::uint16_t mtu);
   bool tokens_for(std::size_t bytes, std::uint64_t now);
+  void follow_live_rate_cap();
   void send_fin(std::uint64_t now);
   // RESEND: the destination refused these pages; they go again, in full, after this round.
   void take_resend(const ReceivedFrame& frame);
@@ -240,6 +246,7 @@ class SourceStream {
   std::uint64_t raise_due_tsc_ = 0;
   std::vector<std::byte> clear_payload_;  // an encrypted or chained frame's payload, to cut into parts
   StreamTuning tuning_;
+  const std::atomic<double>* live_rate_cap_ = nullptr;  // the session's; null: tuning_'s stays
   pagecodec::Encoder encoder_;
   FrameCrypto* crypto_;
   std::uint64_t tsc_hz_;

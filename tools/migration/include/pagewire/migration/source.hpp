@@ -60,6 +60,13 @@ class Source {
   // destination's. For SIGINT/SIGTERM: call it from a thread that watches a flag the signal
   // handler sets (it allocates).
   void cancel(std::string_view reason);
+  // Any thread, while run() runs or before, as QEMU's migrate-set-parameters: the rate cap
+  // for the whole migration (0: none), followed from the stream cores' next poll; and the
+  // downtime limit, which decides the next switchover (after the round in progress).
+  void set_max_gbps(double gbps);
+  double max_gbps() const;
+  void set_downtime_limit_ms(std::uint32_t limit_ms);
+  std::uint32_t downtime_limit_ms() const;
 
   std::uint16_t path_mtu() const;
   std::uint16_t streams() const;  // what the handshake settled on

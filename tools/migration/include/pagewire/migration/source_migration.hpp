@@ -11,6 +11,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -48,6 +49,11 @@ class SourceMigration {
                               const std::function<void(const RoundReport&)>& on_round,
                               const std::function<void(const RoundProgress&)>& on_progress = {});
 
+  // The downtime limit to decide each switchover by, which another thread may change while
+  // run() runs (a control channel: QEMU's migrate-set-parameters downtime-limit); read after
+  // every round. Null: MigrationOptions::downtime_limit_ms. Set before run().
+  void follow_downtime_limit(const std::atomic<std::uint32_t>* limit_ms) { live_downtime_limit_ms_ = limit_ms; }
+
  private:
   Result<RoundReport> send_round(std::span<const std::uint64_t> pages, std::uint32_t round, std::uint32_t timeout_ms,
                                  transport::SourceSession::RoundPages kind = transport::SourceSession::RoundPages::kMayChange);
@@ -69,8 +75,14 @@ class SourceMigration {
   // rehashing the blocks they touch (marked in digest_) and the verify/commit round trips.
   double expected_downtime_seconds(std::uint64_t dirty_pages, double bytes_per_second) const;
 
+  std::uint32_t downtime_limit_ms() const {
+    return live_downtime_limit_ms_ != nullptr ? live_downtime_limit_ms_->load(std::memory_order_relaxed)
+                                              : options_.downtime_limit_ms;
+  }
+
   transport::SourceSession& session_;
   const MigrationMemory& memory_;
+  const std::atomic<std::uint32_t>* live_downtime_limit_ms_ = nullptr;
   // Kept current between rounds from the dirty log, so the switchover rehashes only the
   // pages the guest wrote since the last round.
   RegionDigest digest_;

@@ -2,6 +2,7 @@
 // tuning beyond SourceOptions. Not installed: it brings in DPDK's headers.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <span>
 
@@ -15,9 +16,11 @@
 namespace pagewire::migration {
 
 struct Source::Parts {
+  explicit Parts(MigrationMemory laid_out) : memory(std::move(laid_out)) {}
   MigrationMemory memory;  // the session reads it
   std::unique_ptr<transport::SourceSession> session;
   MigrationOptions options;
+  std::atomic<std::uint32_t> downtime_limit_ms{0};  // set_downtime_limit_ms, followed by run()
 };
 
 struct Destination::Parts {
