@@ -198,7 +198,14 @@ Result<Port> Port::open(const PortConfig& requested) {
     rte_eth_random_addr(port.mac_.addr_bytes);
     rte_eth_dev_default_mac_addr_set(config.port_id, &port.mac_);
   }
-  if (int rc = start_waiting(config.port_id, config.start_wait_ms); rc != 0) return device_error("start", rc);
+  if (int rc = start_waiting(config.port_id, config.start_wait_ms); rc != 0) {
+    // A memif client is refused until its server listens: say what was waited for.
+    const std::string waited = config.start_wait_ms > 0 ? " (tried for " + std::to_string(config.start_wait_ms) +
+                                                              " ms: is the peer's port started? a memif client needs "
+                                                              "its server up first; --timeout-s waits longer)"
+                                                        : "";
+    return device_error("start" + waited, rc);
+  }
   port.tx_checksum_offload_ = tx_checksums;
   port.rx_checksum_offload_ = rx_checksums;
   port.rx_scatter_ = scatter;
