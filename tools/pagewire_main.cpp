@@ -7,6 +7,7 @@
 
 #include "cli/commands.hpp"
 #include "pagewire/version.h"
+#include "pagewire_version.hpp"
 
 namespace po = boost::program_options;
 using namespace pagewire;
@@ -42,7 +43,8 @@ int main(int argc, char** argv) {
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "--version" || args[0] == "version") {
-    std::cout << "pagewire " << PAGEWIRE_VERSION_STRING << " (API " << PAGEWIRE_API_VERSION << ")\n";
+    std::cout << "pagewire " << PAGEWIRE_VERSION_STRING << " (API " << PAGEWIRE_API_VERSION << ", built from "
+              << PAGEWIRE_VERSION << ")\n";
     return 0;
   }
   if (args[0] == "bench" && (args.size() == 1 || args[1] == "--help" || args[1] == "-h")) {
