@@ -8,8 +8,8 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-"$pw" --version | grep -Eq '^pagewire [0-9]+\.[0-9]+\.[0-9]+ \(API [0-9]+\)$' || fail "--version: $("$pw" --version)"
-"$pw" bench --help | grep -q "codec|transport|sweep" || fail "bench --help lists no benchmarks"
+"$pw" --version | grep -Eq '^pagewire [0-9]+\.[0-9]+\.[0-9]+ \(API [0-9]+, built from [0-9a-z.-]+\)$' || fail "--version: $("$pw" --version)"
+"$pw" bench --help | grep -q "codec|transport|link|sweep" || fail "bench --help lists no benchmarks"
 "$pw" bench nosuch > "$dir/out" 2>&1
 [[ $? == 2 ]] && grep -q "unknown benchmark 'nosuch'" "$dir/out" || fail "bench nosuch: $(cat "$dir/out")"
 
