@@ -41,22 +41,25 @@ Result<Source> connect_source(Link& link, MigrationMemory memory, transport::Ses
   return Source(std::move(parts));
 }
 
-Result<Source> Source::connect(Link& link, std::span<std::byte> memory, std::uint64_t guest_pages,
-                               std::uint32_t page_size, const SourceOptions& options) {
-  auto laid_out = MigrationMemory::contiguous(memory, guest_pages, page_size);
+namespace {
+
+Result<Source> connect_laid_out(Link& link, Result<MigrationMemory> laid_out, const SourceOptions& options) {
   if (!laid_out) return laid_out.error();
-  auto config = session_config(link, page_size, options);
+  auto config = session_config(link, laid_out->page_size(), options);
   if (!config) return config.error();
   return connect_source(link, std::move(laid_out).value(), std::move(config).value(), options.migration);
 }
 
+}  // namespace
+
+Result<Source> Source::connect(Link& link, std::span<std::byte> memory, std::uint64_t guest_pages,
+                               std::uint32_t page_size, const SourceOptions& options) {
+  return connect_laid_out(link, MigrationMemory::contiguous(memory, guest_pages, page_size), options);
+}
+
 Result<Source> Source::connect(Link& link, std::span<const RamBlock> ram, std::span<std::byte> state_area,
                                std::uint32_t page_size, const SourceOptions& options) {
-  auto laid_out = MigrationMemory::create(ram, state_area, page_size);
-  if (!laid_out) return laid_out.error();
-  auto config = session_config(link, page_size, options);
-  if (!config) return config.error();
-  return connect_source(link, std::move(laid_out).value(), std::move(config).value(), options.migration);
+  return connect_laid_out(link, MigrationMemory::create(ram, state_area, page_size), options);
 }
 
 Source::Source(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
