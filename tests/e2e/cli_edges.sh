@@ -29,6 +29,11 @@ for form in "--size-mib=-5" "--seed=-1"; do
 done
 [[ -e $dir/n.img ]] && fail "a refused create wrote its file"
 
+"$pw" dst --vdev net_null0 --interval-ms 5 > "$dir/out" 2>&1 && fail "dst took --interval-ms 5"
+grep -q -- "--interval-ms 5: expected at least 10" "$dir/out" || fail "--interval-ms 5: $(tail -2 "$dir/out")"
+"$pw" bench link --vdev net_null0 > "$dir/out" 2>&1
+[[ $? == 2 ]] && grep -q -- "--server or --client: expected exactly one" "$dir/out" || fail "bench link: $(cat "$dir/out")"
+
 "$pw" src --vdev net_null0 --image "$dir/missing.img" > "$dir/out" 2>&1 && fail "src ran without its image"
 grep -q "missing.img: cannot read it: No such file" "$dir/out" || fail "missing --image: $(cat "$dir/out")"
 # What follows `--` goes to DPDK's EAL as it is: an option EAL does not know fails its init.

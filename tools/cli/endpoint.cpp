@@ -49,6 +49,7 @@ Result<migration::LinkConfig> link_config(const LinkOptions& o, const char* role
     return make_error("--window-memory-mib " + std::to_string(o.window_memory_mib) + ": expected at most 1048576 (1 TiB)");
   }
   if (o.vlan > 4094) return make_error("--vlan " + std::to_string(o.vlan) + ": expected 1..4094, or 0 for untagged");
+  if (o.interval_ms < 10) return make_error("--interval-ms " + std::to_string(o.interval_ms) + ": expected at least 10");
   auto key = load_key(o);
   if (!key) return key.error();
   auto udp_checksum = parse_udp_checksum(o.udp_checksum);
@@ -132,6 +133,8 @@ void add_link_options(po::options_description& d, LinkOptions& o, bool source) {
        "cores of their own; `pagewire topo` shows it). A CPU given twice, or more streams than CPUs, is shared by "
        "several lcores, with a warning: correctness, not speed")
       ("json", po::bool_switch(&o.json), "one JSON object per event instead of text")
+      ("interval-ms", po::value(&o.interval_ms)->default_value(o.interval_ms),
+       "a progress event this often under --json (docs/json.md), at least 10")
       ("control-socket", po::value(&o.control_socket),
        source ? "serve a control channel on this Unix socket while migrating: JSON lines query, set (max_gbps, "
                 "downtime_limit_ms) and cancel, as QEMU's QMP (docs/json.md)"

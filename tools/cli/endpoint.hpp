@@ -43,6 +43,7 @@ struct LinkOptions {
   std::uint64_t window_memory_mib = transport::StreamTuning{}.window_memory_bytes >> 20;
   std::vector<std::string> eal_arguments;  // after `--` on the command line
   std::string control_socket;  // empty: none
+  std::uint32_t interval_ms = 100;  // between progress events
 };
 
 // The options above, in `d`; `source` words their help for the sending end.

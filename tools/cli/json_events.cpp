@@ -11,7 +11,10 @@ void emit_event(std::string_view event, nlohmann::json fields) {
   fields["schema"] = kJsonSchemaVersion;
   fields["event"] = std::string(event);
   fields["time"] = static_cast<double>(std::chrono::duration_cast<std::chrono::microseconds>(now).count()) / 1e6;
-  std::cout << fields.dump() << std::endl;
+  const std::string line = fields.dump() + "\n";
+  static std::mutex one_line_at_a_time;  // events come from several threads (progress tickers)
+  std::lock_guard hold(one_line_at_a_time);
+  std::cout << line << std::flush;
 }
 
 nlohmann::json by_encoding(const std::array<std::uint64_t, pagecodec::kEncodingCount>& counts) {
@@ -24,5 +27,20 @@ nlohmann::json by_encoding(const std::array<std::uint64_t, pagecodec::kEncodingC
 }
 
 std::ostream& text_output(bool json) { return json ? std::cerr : std::cout; }
+
+EventTicker::EventTicker(std::uint32_t interval_ms, std::function<void()> emit)
+    : thread_([this, interval_ms, emit = std::move(emit)] {
+        std::unique_lock lock(mutex_);
+        while (!wake_.wait_for(lock, std::chrono::milliseconds(interval_ms), [this] { return stop_; })) emit();
+      }) {}
+
+EventTicker::~EventTicker() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+}
 
 }  // namespace pagewire::cli

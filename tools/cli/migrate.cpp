@@ -249,7 +249,19 @@ int destination(const std::vector<std::string>& args) {
       .set = {},
       .cancel = [&](const std::string& reason) { accepted->cancel(reason); }});
   if (!control_socket) return fail("dst", control_socket.error().message, o.json);
+  std::optional<EventTicker> progress;
+  if (o.json) {
+    progress.emplace(o.interval_ms, [&, started = Clock::now()] {
+      const transport::SessionTotals t = accepted->parts().session->published_totals();
+      std::uint64_t pages = 0;  // a destination publishes the pages it applied where a source counts encoded ones
+      for (std::uint64_t p : t.encoded.pages) pages += p;
+      emit_event("progress", {{"role", "dst"}, {"seconds", std::chrono::duration<double>(Clock::now() - started).count()},
+                              {"pages_applied", pages}, {"frames_received", t.streams.frames_received},
+                              {"payload_bytes_received", t.streams.payload_bytes_received}});
+    });
+  }
   auto received = accepted->run(write_output, o.timeout_s * 1000);
+  progress.reset();
   control_socket->reset();  // the migration is over: nothing left to control
   if (!received) return fail("dst", received.error().message + "; the partial image is discarded", o.json);
   if (o.json) {
@@ -456,7 +468,10 @@ int source(const std::vector<std::string>& args) {
   }
   ProgressLine progress(o.page_size);
   auto draw_progress = [&](const migration::RoundProgress& p) { progress.draw(p); };
+  auto last_progress = Clock::now() - std::chrono::hours(1);
   auto emit_progress = [&](const migration::RoundProgress& p) {
+    if (Clock::now() - last_progress < std::chrono::milliseconds(o.interval_ms)) return;
+    last_progress = Clock::now();
     emit_event("progress", {{"role", "src"}, {"round", p.round}, {"pages", p.pages}, {"pages_done", p.pages_done},
                             {"bytes_remaining", (p.pages - std::min(p.pages_done, p.pages)) * o.page_size},
                             {"seconds", p.seconds}});
