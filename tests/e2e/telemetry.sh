@@ -42,6 +42,20 @@ sys.exit(1)
 PY
 grep -q '"role": "source"' "$dir/telemetry.json" || fail "stats: $(cat "$dir/telemetry.json")"
 grep -q '"path_mtu"' "$dir/telemetry.json" || fail "no path MTU in the stats"
+# Every counter reaches telemetry (DPDK refuses names that are not letters, digits and _).
+python3 - "$dir/telemetry.json" <<'PY' || fail "counters missing from telemetry"
+import json, sys
+stats = json.load(open(sys.argv[1]))
+drops = ["not_ipv4", "not_for_us", "bad_ip_header", "not_udp", "wrong_port", "bad_checksum", "truncated",
+         "bad_magic", "bad_version", "wrong_session", "unknown_type", "multi_segment", "seal_mismatch", "bad_tag",
+         "replayed", "no_mbuf", "refused_hello"]
+wanted = ["frames_sent", "frames_received", "retransmits_sack", "retransmits_timeout", "srtt_us", "path_mtu",
+          "pages_raw", "pages_zero", "pages_copy"] + ["drop_" + d for d in drops]
+missing = [name for name in wanted if name not in stats]
+if missing:
+    print("missing:", missing, "of", sorted(stats))
+    sys.exit(1)
+PY
 wait $src || fail "source failed: $(tail -3 "$dir/src.log")"
 wait $dst || fail "destination failed: $(tail -3 "$dir/dst.log")"
 grep -q "migrated and verified" "$dir/src.log" || fail "no verified migration"
