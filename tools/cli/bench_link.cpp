@@ -13,12 +13,14 @@
 #include <iomanip>
 #include <iostream>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <thread>
 
 #include "cli/commands.hpp"
 #include "cli/endpoint.hpp"
 #include "cli/json_events.hpp"
+#include "pagewire/bench/tcp_link.hpp"
 #include "pagewire/pagecodec/policy.hpp"
 #include "pagewire/sim/mapped_memory.hpp"
 #include "pagewire/transport/frame.hpp"
@@ -85,11 +87,12 @@ class Reporter {
     last_ = sample;
     last_time_ = now;
   }
-  void summary() { report("summary", first_, read_(), start_, Clock::now()); }
+  // Returns the run's UDP payload Gbit/s.
+  double summary() { return report("summary", first_, read_(), start_, Clock::now()); }
 
  private:
-  void report(const char* event, const std::vector<StreamSample>& from, const std::vector<StreamSample>& to,
-              Clock::time_point begin, Clock::time_point end) const {
+  double report(const char* event, const std::vector<StreamSample>& from, const std::vector<StreamSample>& to,
+                Clock::time_point begin, Clock::time_point end) const {
     const double seconds = std::max(std::chrono::duration<double>(end - begin).count(), 1e-9);
     nlohmann::json streams = nlohmann::json::array();
     for (std::size_t s = 0; s < to.size(); ++s) {
@@ -102,7 +105,7 @@ class Reporter {
     if (json_) {
       fields.update({{"role", role_}, {"start_s", offset}, {"end_s", offset + seconds}, {"streams", streams}});
       emit_event(event, fields);
-      return;
+      return fields["gbps"].get<double>();
     }
     std::cout << role_ << " " << std::fixed << std::setprecision(2) << std::setw(6) << offset << "-" << std::setw(6)
               << offset + seconds << " s  " << std::setw(8) << fields["gbps"].get<double>() << " Gbit/s  "
@@ -113,6 +116,7 @@ class Reporter {
                 << fields["srtt_us"].get<std::uint64_t>() << " us";
     }
     std::cout << (std::string(event) == "summary" ? "  (whole run)" : "") << std::endl;
+    return fields["gbps"].get<double>();
   }
 
   const char* role_;
@@ -157,7 +161,20 @@ ReadStreams stream_reader(const Session& session, bool sending) {
   };
 }
 
-int run_client(Endpoint& endpoint, const LinkOptions& o, double duration_s, double interval_s) {
+// Kernel TCP beside the run: what the same hosts carry without pagewire.
+void report_tcp(const char* role, const bench::TcpLinkResult& tcp, double pagewire_gbps, bool json) {
+  const double ratio = tcp.gbps() > 0 ? pagewire_gbps / tcp.gbps() : 0;
+  if (json) {
+    emit_event("tcp_summary", {{"role", role}, {"bytes", tcp.bytes}, {"seconds", tcp.seconds}, {"gbps", tcp.gbps()},
+                               {"pagewire_gbps", pagewire_gbps}, {"pagewire_vs_tcp", ratio}});
+    return;
+  }
+  std::cout << role << " kernel TCP: " << std::fixed << std::setprecision(2) << tcp.gbps() << " Gbit/s over "
+            << tcp.seconds << " s; pagewire " << pagewire_gbps << " Gbit/s = " << ratio << "x kernel TCP" << std::endl;
+}
+
+int run_client(Endpoint& endpoint, const LinkOptions& o, double duration_s, double interval_s,
+               const std::string& tcp_address) {
   const std::uint64_t pages = (o.size_mib << 20) / o.page_size;
   auto region = random_region(pages * o.page_size);
   if (!region) return fail_with("client", region.error().message, o.json);
@@ -178,15 +195,25 @@ int run_client(Endpoint& endpoint, const LinkOptions& o, double duration_s, doub
     }
     reporter.at(Clock::now());
   }
-  reporter.summary();
+  const double gbps = reporter.summary();
   source.begin_finish();
   if (Status finished = source.run_until_idle(o.timeout_s * 1000); !finished) {
     return fail_with("client", finished.error().message, o.json);
   }
+  if (tcp_address.empty()) return 0;
+  auto tcp = bench::tcp_link_send(tcp_address, duration_s, o.timeout_s * 1000);
+  if (!tcp) return fail_with("client", tcp.error().message, o.json);
+  report_tcp("client", *tcp, gbps, o.json);
   return 0;
 }
 
-int run_server(Endpoint& endpoint, const LinkOptions& o, double interval_s) {
+int run_server(Endpoint& endpoint, const LinkOptions& o, double interval_s, std::uint16_t tcp_port) {
+  std::optional<bench::TcpLinkServer> tcp;
+  if (tcp_port != 0) {
+    auto listening = bench::TcpLinkServer::open(tcp_port);
+    if (!listening) return fail_with("server", listening.error().message, o.json);
+    tcp.emplace(std::move(listening).value());
+  }
   const std::uint64_t pages = (o.size_mib << 20) / o.page_size;
   auto region = sim::MappedMemory::allocate(pages * o.page_size);
   if (!region) return fail_with("server", region.error().message, o.json);
@@ -209,8 +236,12 @@ int run_server(Endpoint& endpoint, const LinkOptions& o, double interval_s) {
   done = true;
   reports.join();
   if (!received) return fail_with("server", received.error().message, o.json);
-  reporter.summary();
+  const double gbps = reporter.summary();
   destination.linger();
+  if (!tcp) return 0;
+  auto tcp_received = tcp->receive(o.timeout_s * 1000);
+  if (!tcp_received) return fail_with("server", tcp_received.error().message, o.json);
+  report_tcp("server", *tcp_received, gbps, o.json);
   return 0;
 }
 
@@ -221,6 +252,8 @@ int bench_link(const std::vector<std::string>& args) {
   o.size_mib = 256;
   bool server = false, client = false;
   double duration_s = 10, interval_s = 1;
+  std::uint16_t tcp_port = 0;
+  std::string tcp_address;
   po::options_description d("bench link options");
   // The server takes the destination's default addresses, the client the source's.
   const bool serving = std::find(args.begin(), args.end(), "--server") != args.end() ||
@@ -230,7 +263,12 @@ int bench_link(const std::vector<std::string>& args) {
       ("server,s", po::bool_switch(&server), "receive (start it first), like iperf3 -s")
       ("client,c", po::bool_switch(&client), "send to the server, like iperf3 -c")
       ("duration-s,t", po::value(&duration_s)->default_value(duration_s), "client: send for this long")
-      ("interval-s,i", po::value(&interval_s)->default_value(interval_s), "a report every this many seconds");
+      ("interval-s,i", po::value(&interval_s)->default_value(interval_s), "a report every this many seconds")
+      ("tcp-port", po::value(&tcp_port)->default_value(tcp_port),
+       "server: also take a kernel-TCP client on this port after the run (0: none)")
+      ("tcp", po::value(&tcp_address),
+       "client: then send over kernel TCP to this IPV4:PORT for as long (the server's --tcp-port, on an address "
+       "the hosts' kernels reach each other by), and compare");
   auto [own, eal_arguments] = split_at_dashes(args);
   o.eal_arguments = std::move(eal_arguments);
   if (auto done = parse_options(own, d, "pagewire bench link --server | --client --vdev DEV | --pci ADDR [options]")) {
@@ -248,7 +286,8 @@ int bench_link(const std::vector<std::string>& args) {
   auto endpoint = bring_up(o, role);
   if (!endpoint) return fail_with(role, endpoint.error().message, o.json);
   if (Status up = endpoint->link.await_up(o.timeout_s * 1000); !up) return fail_with(role, up.error().message, o.json);
-  return server ? run_server(*endpoint, o, interval_s) : run_client(*endpoint, o, duration_s, interval_s);
+  return server ? run_server(*endpoint, o, interval_s, tcp_port)
+                : run_client(*endpoint, o, duration_s, interval_s, tcp_address);
 }
 
 }  // namespace pagewire::cli
