@@ -249,19 +249,28 @@ int destination(const std::vector<std::string>& args) {
       .set = {},
       .cancel = [&](const std::string& reason) { accepted->cancel(reason); }});
   if (!control_socket) return fail("dst", control_socket.error().message, o.json);
+  // Progress while receiving: JSON events, or a line that redraws itself on a terminal.
+  const bool on_terminal = !o.json && isatty(STDOUT_FILENO) != 0;
   std::optional<EventTicker> progress;
-  if (o.json) {
+  if (o.json || on_terminal) {
     progress.emplace(o.interval_ms, [&, started = Clock::now()] {
       const transport::SessionTotals t = accepted->parts().session->published_totals();
       std::uint64_t pages = 0;  // a destination publishes the pages it applied where a source counts encoded ones
       for (std::uint64_t p : t.encoded.pages) pages += p;
-      emit_event("progress", {{"role", "dst"}, {"seconds", std::chrono::duration<double>(Clock::now() - started).count()},
-                              {"pages_applied", pages}, {"frames_received", t.streams.frames_received},
+      const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+      if (!o.json) {
+        std::cout << "\r  received " << pages << " pages, " << t.streams.payload_bytes_received / (1 << 20) << " MiB in "
+                  << std::fixed << std::setprecision(1) << seconds << " s\033[K" << std::flush;
+        return;
+      }
+      emit_event("progress", {{"role", "dst"}, {"seconds", seconds}, {"pages_applied", pages},
+                              {"frames_received", t.streams.frames_received},
                               {"payload_bytes_received", t.streams.payload_bytes_received}});
     });
   }
   auto received = accepted->run(write_output, o.timeout_s * 1000);
   progress.reset();
+  if (on_terminal) std::cout << "\r\033[K" << std::flush;
   control_socket->reset();  // the migration is over: nothing left to control
   if (!received) return fail("dst", received.error().message + "; the partial image is discarded", o.json);
   if (o.json) {
