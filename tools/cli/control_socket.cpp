@@ -88,6 +88,9 @@ void ControlSocket::serve() {
     if ((watched[0].revents & POLLIN) == 0) continue;
     const int client = accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
     if (client < 0) continue;
+    // A client that never reads its answers must not hold this thread (and the end's exit).
+    const timeval patience{.tv_sec = 1, .tv_usec = 0};
+    setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &patience, sizeof patience);
     serve_client(client);
     close(client);
   }
