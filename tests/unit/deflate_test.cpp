@@ -43,15 +43,21 @@ TEST(Deflate, RejectsUnknownLevel) {
   EXPECT_NE(deflater.error().message.find("expected 0..3"), std::string::npos);
 }
 
-TEST(Deflate, InflateRefusesAStreamOfTheWrongSize) {
-  const Bytes input = test::make_page(8192, test::PageKind::kText, 3);
-  auto deflater = DeflateCompressor::create(1);
+// `input` deflated at level 1, cut to its length.
+Bytes deflated(const Bytes& input) {
   Bytes compressed(input.size());
-  const std::size_t n = deflater->compress(input, compressed);
+  compressed.resize(DeflateCompressor::create(1)->compress(input, compressed));
+  EXPECT_GT(compressed.size(), 0u);
+  return compressed;
+}
+
+TEST(Deflate, InflateRefusesAStreamOfTheWrongSize) {
+  const Bytes compressed = deflated(test::make_page(8192, test::PageKind::kText, 3));
+  const std::size_t n = compressed.size();
   DeflateDecompressor inflater;
   Bytes too_small(4096), too_large(12288);
-  EXPECT_FALSE(inflater.decompress_exact({compressed.data(), n}, too_small));
-  EXPECT_FALSE(inflater.decompress_exact({compressed.data(), n}, too_large));
+  EXPECT_FALSE(inflater.decompress_exact(compressed, too_small));
+  EXPECT_FALSE(inflater.decompress_exact(compressed, too_large));
   EXPECT_FALSE(inflater.decompress_exact({compressed.data(), n / 2}, too_large)) << "truncated";
 }
 
@@ -61,15 +67,12 @@ TEST(Deflate, InflatesIntoPiecesOfAnySize) {
   Bytes input = test::make_page(65536, test::PageKind::kText, 4);
   const Bytes binary = test::make_page(16384, test::PageKind::kBinary, 5);
   std::copy(binary.begin(), binary.end(), input.begin() + 20000);
-  auto deflater = DeflateCompressor::create(1);
-  Bytes compressed(input.size());
-  const std::size_t n = deflater->compress(input, compressed);
-  ASSERT_GT(n, 0u);
+  const Bytes compressed = deflated(input);
   DeflateDecompressor inflater;
   for (const std::vector<std::size_t>& cuts : {std::vector<std::size_t>{4096, 61440}, {1, 4095, 32768, 28672},
                                                {12288, 12288, 12288, 12288, 12288, 4096}}) {
     Bytes output(input.size());
-    inflater.start({compressed.data(), n});
+    inflater.start(compressed);
     std::size_t at = 0;
     for (std::size_t piece : cuts) {
       EXPECT_TRUE(inflater.inflate_into({output.data() + at, piece})) << "piece at " << at;
@@ -81,18 +84,16 @@ TEST(Deflate, InflatesIntoPiecesOfAnySize) {
 }
 
 TEST(Deflate, PiecesRefuseAStreamOfTheWrongSize) {
-  const Bytes input = test::make_page(8192, test::PageKind::kText, 6);
-  auto deflater = DeflateCompressor::create(1);
-  Bytes compressed(input.size());
-  const std::size_t n = deflater->compress(input, compressed);
+  const Bytes compressed = deflated(test::make_page(8192, test::PageKind::kText, 6));
+  const std::size_t n = compressed.size();
   DeflateDecompressor inflater;
   Bytes output(12288, std::byte{0x77});
   // Too little output asked for: the stream goes on past the last piece.
-  inflater.start({compressed.data(), n});
+  inflater.start(compressed);
   EXPECT_TRUE(inflater.inflate_into({output.data(), 4096}));
   EXPECT_FALSE(inflater.finished());
   // Too much: the stream ends inside the second piece; nothing is written past the pieces.
-  inflater.start({compressed.data(), n});
+  inflater.start(compressed);
   EXPECT_TRUE(inflater.inflate_into({output.data(), 4096}));
   EXPECT_FALSE(inflater.inflate_into({output.data() + 4096, 6144}));
   EXPECT_EQ(output[10240], std::byte{0x77});
