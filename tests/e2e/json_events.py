@@ -13,12 +13,17 @@ Usage: json_events.py PAGEWIRE SCHEMA
 """
 
 import json
+import os
 import subprocess
 import sys
 
 try:
     import jsonschema
 except ImportError:
+    # Debian's python3-jsonschema (tools/run.sh installs it) serves Debian's python3, which
+    # may not be the first python3 on PATH.
+    if sys.executable != "/usr/bin/python3" and os.path.exists("/usr/bin/python3"):
+        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
     print("FAIL: python3-jsonschema is missing (tools/run.sh installs it)")
     sys.exit(1)
 
