@@ -231,10 +231,12 @@ EncodeProgress Encoder::encode(const PageMap& memory, std::span<const std::uint6
   EncodeProgress progress;
   std::size_t& i = progress.pages_consumed;
   std::size_t& w = progress.bytes_written;
+  // Pages the delta cache and the memory both hold (the session builds them alike).
+  const std::uint64_t valid_pages = std::min(config_.region_pages, memory.pages());
 
   while (i < pages.size()) {
     const std::uint64_t page = pages[i];
-    if (page >= config_.region_pages || page >= memory.pages()) {
+    if (page >= valid_pages) {
       progress.stop = EncodeStop::kPageOutOfRange;
       return progress;
     }

@@ -17,15 +17,7 @@ import sys
 import tempfile
 import time
 
-try:
-    import jsonschema
-except ImportError:
-    # Debian's python3-jsonschema (tools/run.sh installs it) serves Debian's python3, which
-    # may not be the first python3 on PATH.
-    if sys.executable != "/usr/bin/python3" and os.path.exists("/usr/bin/python3"):
-        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
-    print("FAIL: python3-jsonschema is missing (tools/run.sh installs it)")
-    sys.exit(1)
+from event_schema import load_validator
 
 
 def fail(message):
@@ -85,8 +77,7 @@ def namespaces_available():
 
 def main():
     pagewire, schema_path = sys.argv[1], sys.argv[2]
-    with open(schema_path) as f:
-        validator = jsonschema.Draft202012Validator(json.load(f))
+    validator = load_validator(schema_path)
     common = ["--json", "--size-mib", "32", "--interval-s", "0.5", "--timeout-s", "30"]
     work = tempfile.mkdtemp(prefix="pw-link-")
     sock = os.path.join(work, "memif.sock")

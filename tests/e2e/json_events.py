@@ -13,19 +13,10 @@ Usage: json_events.py PAGEWIRE SCHEMA
 """
 
 import json
-import os
 import subprocess
 import sys
 
-try:
-    import jsonschema
-except ImportError:
-    # Debian's python3-jsonschema (tools/run.sh installs it) serves Debian's python3, which
-    # may not be the first python3 on PATH.
-    if sys.executable != "/usr/bin/python3" and os.path.exists("/usr/bin/python3"):
-        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
-    print("FAIL: python3-jsonschema is missing (tools/run.sh installs it)")
-    sys.exit(1)
+from event_schema import load_validator
 
 
 def fail(message):
@@ -91,10 +82,7 @@ def main():
     if len(sys.argv) != 3:
         fail("usage: json_events.py PAGEWIRE SCHEMA")
     pagewire, schema_path = sys.argv[1], sys.argv[2]
-    with open(schema_path) as f:
-        schema = json.load(f)
-    jsonschema.Draft202012Validator.check_schema(schema)
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = load_validator(schema_path)
 
     demo_args = ["demo", "--json", "--size-mib", "128", "--", "--max-gbps", "2"]
     demo = events_of(pagewire, demo_args, 0)
