@@ -194,7 +194,8 @@ def end_of(process, log, killed, interrupted):
     seen = events(log)
     migrated = next((e for e in seen if e.get("event") in ("migrated", "received")), None)
     failed = next((e for e in seen if e.get("event") == "failed"), None)
-    # SIGINT before the session exists ends the process as the default handler does.
+    # SIGINT while EAL starts (before the port is up) ends the process as the default
+    # handler does; from then on it cancels.
     if killed or process.returncode == -signal.SIGINT:
         return "killed", migrated, failed
     if interrupted and failed and "cancelled: interrupted (SIGINT)" in failed.get("error", ""):

@@ -206,6 +206,10 @@ int destination(const std::vector<std::string>& args) {
   }
   auto endpoint = bring_up(o, "dst");
   if (!endpoint) return fail("dst", endpoint.error().message, o.json);
+  // Ctrl-C or a TERM from here on ends the wait for a source (one that answered is told), or
+  // the migration (the source told; the image discarded); after the commit, only the wait
+  // for the source's CLOSE.
+  InterruptWatch interrupts([&](const char* signal) { endpoint->link.cancel(std::string("interrupted (") + signal + ")"); });
   // Pre-fault before the handshake: a first touch costs ~15 us per 4 KiB page on VMs, which
   // would otherwise land inside every round's figures.
   const auto prefault_start = Clock::now();
@@ -237,9 +241,6 @@ int destination(const std::vector<std::string>& args) {
     const migration::RamBlock& ram = image.ram.front();
     return output.empty() ? Status{Ok{}} : sim::write_image_file(output, {ram.host, ram.bytes}, o.page_size);
   };
-  std::optional<InterruptWatch> interrupts(std::in_place, [&](const char* signal) {
-    accepted->cancel(std::string("interrupted (") + signal + ")");
-  });
   auto control_socket = open_control_socket(o.control_socket, {
       .status = [&] {
         const transport::SessionTotals t = accepted->parts().session->published_totals();
@@ -403,6 +404,10 @@ int source(const std::vector<std::string>& args) {
   }
   auto endpoint = bring_up(o, "src");
   if (!endpoint) return fail("src", endpoint.error().message, o.json);
+  // Ctrl-C or a TERM from here on gives up like any failure: in the handshake a destination
+  // that answered is told, mid-migration it is told and the guest keeps running here. Once
+  // the commit is sent, a signal changes nothing: the outcome is the destination's.
+  InterruptWatch interrupts([&](const char* signal) { endpoint->link.cancel(std::string("interrupted (") + signal + ")"); });
   if (burst < 1 || burst > 64) return fail("src", "--burst " + std::to_string(burst) + ": expected 1..64", o.json);
   if ((window & (window - 1)) != 0 || window > (1u << 18)) {
     return fail("src", "--window " + std::to_string(window) + ": expected 0 (the path decides) or a power of two up to 262144",
@@ -485,11 +490,6 @@ int source(const std::vector<std::string>& args) {
                             {"bytes_remaining", (p.pages - std::min(p.pages_done, p.pages)) * o.page_size},
                             {"seconds", p.seconds}});
   };
-  // Ctrl-C or a TERM mid-migration aborts it like any failure: the destination told, the
-  // guest running here. Kept to the end: once the commit is sent, a signal changes nothing.
-  std::optional<InterruptWatch> interrupts(std::in_place, [&](const char* signal) {
-    connected->cancel(std::string("interrupted (") + signal + ")");
-  });
   std::atomic<std::uint32_t> current_round{0};
   auto control_socket = open_control_socket(o.control_socket, {
       .status = [&] {

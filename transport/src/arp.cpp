@@ -72,12 +72,13 @@ bool answer_arp(const rte_mbuf* mbuf, const Endpoint& local, const QueueRef& que
 }
 
 Result<rte_ether_addr> resolve_mac(const QueueRef& queue, const Endpoint& local, std::uint32_t ip,
-                                   std::uint32_t tries, std::uint32_t interval_ms) {
+                                   std::uint32_t tries, std::uint32_t interval_ms, const StopReason* cancel) {
   rte_ether_addr broadcast;
   std::memset(&broadcast, 0xff, sizeof broadcast);
   const rte_ether_addr unknown{};
   rte_mbuf* burst[32];
   for (std::uint32_t attempt = 0; attempt < tries; ++attempt) {
+    if (cancel != nullptr && cancel->is_set()) return make_error(ErrorCode::kCancelled, "cancelled: " + cancel->reason());
     send_arp(queue, RTE_ARP_OP_REQUEST, local, unknown, ip, broadcast);
     const std::uint64_t deadline = rte_rdtsc() + std::uint64_t{interval_ms} * rte_get_tsc_hz() / 1000;
     while (rte_rdtsc() < deadline) {

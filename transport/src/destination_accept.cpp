@@ -65,13 +65,21 @@ class HelloListener {
         learn_peer_mac_(is_zero_mac(config.path.peer.mac)),
         own_hello_(make_hello(config, port.mtu())) {}
 
-  // Until a source is chosen or the HELLO timeout passes.
+  // Until a source is chosen, one aborts, we are cancelled or the HELLO timeout passes.
   Result<PendingSource> listen() {
-    receive_control(control_, config_.path, config_.streams, 0, rte_rdtsc() + ms_to_tsc(config_.hello_timeout_ms),
-                    &counters_, [this](ReceivedFrame& frame, rte_mbuf** mbuf) {
-                      return frame.sealed ? on_sealed(frame, mbuf) : on_clear(frame, *mbuf);
-                    });
+    const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(config_.hello_timeout_ms);
+    // In slices of 100 ms, so that a cancel is seen within one.
+    while (!chosen_ && source_abort_.empty() && !cancelled() && rte_rdtsc() < deadline) {
+      receive_control(control_, config_.path, config_.streams, 0, std::min(deadline, rte_rdtsc() + ms_to_tsc(100)),
+                      &counters_, [this](ReceivedFrame& frame, rte_mbuf** mbuf) {
+                        return frame.sealed ? on_sealed(frame, mbuf) : on_clear(frame, *mbuf);
+                      });
+    }
     if (chosen_) return std::move(*chosen_);
+    if (!source_abort_.empty()) {
+      return make_error(ErrorCode::kAborted, "the source aborted the handshake: " + source_abort_);
+    }
+    if (cancelled()) return abort_pending();
     return nobody_chosen();
   }
 
@@ -82,7 +90,14 @@ class HelloListener {
 
  private:
   const std::optional<PreSharedKey>& key() const { return config_.security.key; }
+  bool cancelled() const { return config_.cancel != nullptr && config_.cancel->is_set(); }
   void count(FrameDrop drop) { ++counters_.drops[static_cast<std::size_t>(drop)]; }
+  PendingSource* pending(std::uint32_t session) {
+    auto source = std::find_if(pending_.begin(), pending_.end(), [&](const PendingSource& p) { return p.session == session; });
+    return source == pending_.end() ? nullptr : &*source;
+  }
+  bool on_abort(const PendingSource& source, const ReceivedFrame& frame);
+  Error abort_pending();
   bool on_sealed(ReceivedFrame& frame, rte_mbuf** mbuf);
   bool on_clear(const ReceivedFrame& frame, const rte_mbuf* mbuf);
   std::optional<Refusal> check(const ReceivedFrame& frame, const HelloPayload& hello, HelloAuth* auth);
@@ -104,14 +119,14 @@ class HelloListener {
   std::vector<PendingSource> pending_;
   std::optional<PendingSource> chosen_;
   std::optional<Refusal> refusal_;  // the last HELLO refused
+  std::string source_abort_;        // a pending source's ABORT: it gave up
   ReceivedFrame first_frame_{};
 };
 
 // A sealed frame: the first of a source whose HELLO we answered, if its keys open it.
 bool HelloListener::on_sealed(ReceivedFrame& frame, rte_mbuf** mbuf) {
-  auto source = std::find_if(pending_.begin(), pending_.end(),
-                             [&](const PendingSource& p) { return p.session == frame.session; });
-  if (source == pending_.end()) {
+  PendingSource* source = pending(frame.session);
+  if (source == nullptr) {
     count(key() ? FrameDrop::kWrongSession : FrameDrop::kSealMismatch);
     return false;
   }
@@ -120,8 +135,30 @@ bool HelloListener::on_sealed(ReceivedFrame& frame, rte_mbuf** mbuf) {
     count(drop);
     return false;
   }
+  if (frame.type == FrameType::kAbort) return on_abort(*source, frame);
   choose(*source, frame);
   return true;
+}
+
+// A pending source gave up (cancelled) and proved it heard our answer: sealed with the
+// session's keys, or echoing our nonce. The wait ends with its reason, as a session would.
+bool HelloListener::on_abort(const PendingSource& source, const ReceivedFrame& frame) {
+  source_abort_ = abort_reason(frame.payload, frame.payload_bytes, key() ? nullptr : &source.nonce);
+  return true;
+}
+
+// Cancelled while sources wait for their handshake to complete: each is told (ABORT, as
+// sealed or clear as the rest of its session would be), so none waits out its probes.
+Error HelloListener::abort_pending() {
+  const std::string reason = "the destination was cancelled: " + config_.cancel->reason();
+  const std::string text = reason.substr(0, kMaxAbortReason);
+  for (const PendingSource& source : pending_) {
+    for (int i = 0; i < 3; ++i) {  // unacknowledged: said a few times
+      send_control(control_, reply_path(source.mac), FrameFields{.type = FrameType::kAbort, .stream = 0, .session = source.session},
+                   text.data(), static_cast<std::uint16_t>(text.size()), source.control_crypto.get());
+    }
+  }
+  return make_error(ErrorCode::kCancelled, "cancelled: " + config_.cancel->reason());
 }
 
 void HelloListener::choose(PendingSource& source, const ReceivedFrame& frame) {
@@ -132,14 +169,14 @@ void HelloListener::choose(PendingSource& source, const ReceivedFrame& frame) {
 }
 
 // Without a key: a PROBE that echoes the nonce of the HELLO_ACK its session was answered with.
+// Or an ABORT that echoes it: that source gave up.
 bool HelloListener::on_echo(const ReceivedFrame& frame) {
-  auto source = std::find_if(pending_.begin(), pending_.end(),
-                             [&](const PendingSource& p) { return p.session == frame.session; });
-  if (source == pending_.end() || frame.payload_bytes < source->nonce.size() ||
-      std::memcmp(frame.payload, source->nonce.data(), source->nonce.size()) != 0) {
+  PendingSource* source = pending(frame.session);
+  if (source == nullptr || !echoes(frame.payload, frame.payload_bytes, source->nonce)) {
     count(FrameDrop::kWrongSession);
     return false;
   }
+  if (frame.type == FrameType::kAbort) return on_abort(*source, frame);
   choose(*source, frame);
   return true;
 }
@@ -147,7 +184,7 @@ bool HelloListener::on_echo(const ReceivedFrame& frame) {
 // Before a session, only HELLO (and, without a key, the PROBE that completes a handshake)
 // is for us; anything else is counted, as every frame is.
 bool HelloListener::on_clear(const ReceivedFrame& frame, const rte_mbuf* mbuf) {
-  if (frame.type == FrameType::kProbe && !key()) return on_echo(frame);
+  if ((frame.type == FrameType::kProbe || frame.type == FrameType::kAbort) && !key()) return on_echo(frame);
   if (frame.type != FrameType::kHello) {
     count(FrameDrop::kWrongSession);
     return false;
@@ -275,6 +312,7 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
 
   std::unique_ptr<DestinationSession> destination(new DestinationSession());
   destination->config_ = config;
+  if (config.cancel != nullptr) destination->cancelled_ = config.cancel;
   destination->streams_note_ = fewer_streams_note(requested.streams, config.streams, port);
   destination->port_ = port.id();
   destination->control_counters_ = listener.counters();
@@ -291,6 +329,8 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
   destination->session_ = chosen->session;
   destination->responder_ = std::make_unique<Responder>(listener.control(), config.path, chosen->session,
                                                         std::move(chosen->hello_ack), destination->crypto(0));
+  // Keyless, a source cancelled before it saw our PROBE_ACK echoes our nonce in its ABORT.
+  if (!config.security.key) destination->responder_->strip_from_abort(chosen->nonce);
   if (Status started = destination->start_streams(port, chosen->region_pages); !started) return started.error();
   // The frame that completed the handshake: the source's first PROBE, waiting for its answer.
   if (listener.first_frame().type == FrameType::kProbe) destination->streams_[0].answer_probe(listener.first_frame());

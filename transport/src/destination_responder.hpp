@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "control_channel.hpp"
+#include "pagewire/transport/handshake.hpp"
 #include "pagewire/transport/session.hpp"
 
 namespace pagewire::transport {
@@ -45,6 +47,9 @@ class DestinationSession::Responder final : public ControlResponder {
                  hello_ack_.data(), static_cast<std::uint16_t>(hello_ack_.size()), nullptr);
   }
 
+  // Before the streams run: an ABORT that starts with `nonce` has it taken off its reason.
+  void strip_from_abort(const Nonce& nonce) { echo_ = nonce; }
+
   // Any thread: the source said the answer to its COMMIT arrived.
   bool closed() const { return closed_.load(std::memory_order_acquire); }
   // Any thread: control frames the source sent, a sign of life while no data flows.
@@ -64,7 +69,7 @@ class DestinationSession::Responder final : public ControlResponder {
     if (frame.type == FrameType::kAbort) {
       if (was_aborted()) return;  // the source says it three times; the first is kept
       aborted_ = "the source aborted the migration: " +
-                 std::string(reinterpret_cast<const char*>(frame.payload), std::min<std::size_t>(frame.payload_bytes, 200));
+                 abort_reason(frame.payload, frame.payload_bytes, echo_ ? &*echo_ : nullptr);
       was_aborted_.store(true, std::memory_order_release);
       return;
     }
@@ -115,6 +120,7 @@ class DestinationSession::Responder final : public ControlResponder {
   std::uint32_t session_;
   std::vector<std::byte> hello_ack_;  // HelloPayload, then HelloAuth if authenticated
   FrameCrypto* crypto_;
+  std::optional<Nonce> echo_;  // keyless: our nonce, which a handshake's ABORT starts with
   VerifyPayload verify_{};
   std::uint32_t early_verify_seq_ = 0;
   bool can_verify_ = false;

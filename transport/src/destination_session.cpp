@@ -79,7 +79,7 @@ Status DestinationSession::run_stream_cores_until_finished() {
       runner_->stop();
       return make_error(ErrorCode::kAborted, responder_->aborted());
     }
-    if (cancelled_.is_set()) {
+    if (cancelled_->is_set()) {
       runner_->stop();
       return abort_if_cancelled();
     }
@@ -120,8 +120,8 @@ void DestinationSession::linger() {
 }
 
 Status DestinationSession::abort_if_cancelled() {
-  if (!cancelled_.is_set()) return Ok{};
-  const std::string reason = cancelled_.reason();
+  if (!cancelled_->is_set()) return Ok{};
+  const std::string reason = cancelled_->reason();
   responder_->abort("the destination was cancelled: " + reason);
   return make_error(ErrorCode::kCancelled, "cancelled: " + reason);
 }
@@ -132,7 +132,7 @@ void DestinationSession::linger_until_closed() {
     return frames_from_source(counters) + responder_->frames_heard();
   };
   if (runner_ == nullptr) {
-    for (std::uint64_t now = rte_rdtsc(); !responder_->closed() && !cancelled_.is_set(); now = rte_rdtsc()) {
+    for (std::uint64_t now = rte_rdtsc(); !responder_->closed() && !cancelled_->is_set(); now = rte_rdtsc()) {
       StreamCounters counters;
       for (auto& stream : streams_) {
         stream.poll(now);
@@ -150,7 +150,7 @@ void DestinationSession::linger_until_closed() {
     }
   });
   ControlWait wait;
-  while (!runner_->all_done() && !cancelled_.is_set() && !source.expired(heard(published_totals().streams), rte_rdtsc())) {
+  while (!runner_->all_done() && !cancelled_->is_set() && !source.expired(heard(published_totals().streams), rte_rdtsc())) {
     wait.pause();
   }
   runner_->stop();
@@ -186,7 +186,7 @@ Status DestinationSession::await_commit(const Digest& digest, std::uint64_t regi
     }
   });
   ControlWait wait;
-  while (!runner_->done(0) && rte_rdtsc() <= deadline && !cancelled_.is_set()) wait.pause();
+  while (!runner_->done(0) && rte_rdtsc() <= deadline && !cancelled_->is_set()) wait.pause();
   runner_->stop();
   if (responder_->commit_requested()) return Ok{};
   if (Status cancelled = abort_if_cancelled(); !cancelled) return cancelled;

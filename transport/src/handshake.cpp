@@ -189,4 +189,21 @@ std::string refusal_message(const RefusePayload& refusal) {
   return message;
 }
 
+bool echoes(const std::byte* payload, std::size_t bytes, const Nonce& nonce) {
+  return bytes >= nonce.size() && std::memcmp(payload, nonce.data(), nonce.size()) == 0;
+}
+
+std::string abort_reason(const std::byte* payload, std::size_t bytes, const Nonce* echo) {
+  if (echo != nullptr && echoes(payload, bytes, *echo)) {
+    payload += echo->size();
+    bytes -= echo->size();
+  }
+  std::string reason;
+  for (std::size_t i = 0; i < std::min(bytes, kMaxAbortReason); ++i) {
+    const auto c = static_cast<char>(payload[i]);
+    reason += c >= 0x20 && c < 0x7f ? c : '?';
+  }
+  return reason.empty() ? "(no reason given)" : reason;
+}
+
 }  // namespace pagewire::transport

@@ -314,7 +314,7 @@ Port::~Port() {
   rte_eth_dev_close(id_);
 }
 
-Status Port::await_link(std::uint32_t timeout_ms) {
+Status Port::await_link(std::uint32_t timeout_ms, const StopReason* cancel) {
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   auto relink_at = Clock::now() + std::chrono::milliseconds(kRelinkMs);
@@ -322,6 +322,7 @@ Status Port::await_link(std::uint32_t timeout_ms) {
     rte_eth_link link{};
     rte_eth_link_get_nowait(id_, &link);
     if (link.link_status == RTE_ETH_LINK_UP) return Ok{};
+    if (cancel != nullptr && cancel->is_set()) return make_error(ErrorCode::kCancelled, "cancelled: " + cancel->reason());
     const auto now = Clock::now();
     if (now >= deadline) break;
     if (relinks_by_restart_ && now >= relink_at) {

@@ -40,6 +40,8 @@ class SourceHandshake {
   Status probe_path();
   // Congestion control, and adaptive's view of a memory link, from what the path is.
   void choose_congestion_control();
+  // The steps in order, until one fails, the destination aborts or we are cancelled.
+  Status run(std::uint16_t asked);
 
   SessionConfig& config() { return config_; }
   const QueueRef& control() const { return control_; }
@@ -52,6 +54,12 @@ class SourceHandshake {
   const std::optional<PreSharedKey>& key() const { return config_.security.key; }
   FrameCrypto* control_crypto() const { return key() ? crypto_[0].get() : nullptr; }
   bool probe(std::uint16_t ip_bytes);
+  bool cancelled() const { return config_.cancel != nullptr && config_.cancel->is_set(); }
+  // Why a step must end early: the destination aborted, or we are cancelled. Ok: neither.
+  Status stopped() const;
+  // Cancelled: a destination that answered our HELLO is told (ABORT), so that it need not
+  // wait out its HELLO timeout.
+  Error give_up();
 
   SessionConfig config_;
   const Port& port_;
@@ -64,6 +72,8 @@ class SourceHandshake {
   HelloPayload answer_{};
   HelloAuth answer_auth_{};
   Nonce destination_nonce_{};  // keyless: what the HELLO_ACK carried, echoed in every PROBE
+  bool answered_ = false;      // a HELLO_ACK came: the destination knows this session
+  std::string destination_abort_;  // the destination's ABORT during the handshake
   std::uint64_t hello_rtt_us_ = 0;
   std::uint64_t probe_wait_tsc_ = 0;
   std::uint32_t probe_id_ = 0;
@@ -80,7 +90,7 @@ Status SourceHandshake::resolve_peer() {
   constexpr std::uint32_t kArpIntervalMs = 200;
   const std::uint32_t tries = std::max<std::uint32_t>(10, config_.hello_timeout_ms / kArpIntervalMs);
   auto mac = resolve_mac(control_, config_.path.local, config_.next_hop_ip != 0 ? config_.next_hop_ip : config_.path.peer.ip,
-                         tries, kArpIntervalMs);
+                         tries, kArpIntervalMs, config_.cancel);
   if (!mac) return mac.error();
   config_.path.peer.mac = *mac;
   return Ok{};
@@ -101,7 +111,6 @@ Status SourceHandshake::exchange_hello() {
   const auto hello_size = static_cast<std::uint16_t>(sizeof hello_ + (key() ? sizeof source_auth_ : 0));
   // A HELLO_ACK carries the destination's proof (with a key) or its nonce (without).
   const std::size_t answer_size = sizeof hello_ + (key() ? sizeof answer_auth_ : sizeof destination_nonce_);
-  bool answered = false;
   std::uint64_t unproven_answers = 0;
   std::optional<RefusePayload> refusal;
   // Takes a HELLO_ACK (proved with our key, with one) or a REFUSE.
@@ -121,7 +130,7 @@ Status SourceHandshake::exchange_hello() {
       }
       answer_ = reply;
       answer_auth_ = auth;
-      return answered = true;
+      return answered_ = true;
     }
     if (frame.type == FrameType::kRefuse && frame.payload_bytes >= sizeof(RefusePayload)) {
       refusal.emplace();
@@ -132,22 +141,23 @@ Status SourceHandshake::exchange_hello() {
   };
   const std::uint64_t first_hello = rte_rdtsc();
   const std::uint64_t deadline = first_hello + ms_to_tsc(config_.hello_timeout_ms);
-  while (!answered && !refusal && rte_rdtsc() < deadline) {
+  while (!answered_ && !refusal && rte_rdtsc() < deadline && !cancelled()) {
     send_control(control_, config_.path, FrameFields{.type = FrameType::kHello, .stream = 0, .session = session_},
                  hello_bytes.data(), hello_size, nullptr);
     await_control(control_, config_.path, config_.streams, session_, std::min(deadline, rte_rdtsc() + ms_to_tsc(100)),
                   &control_counters_, nullptr, take_answer);
   }
+  if (!answered_ && cancelled()) return stopped();
   if (refusal) {
     std::string why = refusal_message(*refusal);
     if (why.empty()) why = "(no reason given)";
     return make_error(ErrorCode::kRefused, "destination refused the session: " + why, refusal->reason.get());
   }
-  if (!answered && unproven_answers > 0) {
+  if (!answered_ && unproven_answers > 0) {
     return make_error(ErrorCode::kAuthentication, std::to_string(unproven_answers) +
                       " answers to HELLO failed authentication: the destination's pre-shared key differs from ours");
   }
-  if (!answered) {
+  if (!answered_) {
     Endpoint peer = config_.path.peer;
     peer.vlan = config_.path.local.vlan;  // one link, one VLAN
     return make_error(ErrorCode::kPeerGone, "no answer to HELLO within " + std::to_string(config_.hello_timeout_ms) +
@@ -155,7 +165,7 @@ Status SourceHandshake::exchange_hello() {
                       drops_note(control_counters_));
   }
   if (answer_.security.get() != hello_.security.get()) {
-    return make_error("the destination answered with security options " + std::to_string(answer_.security.get()) +
+    return make_error("the destination answered_ with security options " + std::to_string(answer_.security.get()) +
                       ", asked for " + std::to_string(hello_.security.get()));
   }
   // At least the path's RTT (more if the first HELLO was lost).
@@ -206,6 +216,10 @@ bool SourceHandshake::probe(std::uint16_t ip_bytes) {
                control_crypto(), ip_bytes);
   return await_control(control_, config_.path, config_.streams, session_, rte_rdtsc() + probe_wait_tsc_,
                        &control_counters_, control_crypto(), [&](const ReceivedFrame& frame, const rte_mbuf*) {
+                         if (frame.type == FrameType::kAbort) {
+                           destination_abort_ = abort_reason(frame.payload, frame.payload_bytes);
+                           return true;
+                         }
                          if (frame.type != FrameType::kProbeAck || frame.payload_bytes < sizeof(ProbeAckPayload)) {
                            return false;
                          }
@@ -228,16 +242,20 @@ Status SourceHandshake::probe_path() {
   // The HELLO_ACK just came through: a search that finds nothing passing met a path gone
   // dark, or a path narrower than the protocol's floor. Searched again for as long as a
   // session rides out silence (the peer timeout), then it is the path.
-  const std::uint64_t give_up = rte_rdtsc() + ms_to_tsc(config_.peer_timeout_ms);
+  const std::uint64_t give_up_at = rte_rdtsc() + ms_to_tsc(config_.peer_timeout_ms);
   for (;;) {
     PathMtuSearch search(kMinPathMtu, *ceiling, 0, PathMtuSearch::Start::kTop, config_.probe_tries);
     PathMtuSearch::Next next = PathMtuSearch::Next::kProbe;
-    while (next == PathMtuSearch::Next::kProbe) next = probe(search.testing()) ? search.on_answered() : search.on_unanswered();
+    while (next == PathMtuSearch::Next::kProbe) {
+      const bool answered = probe(search.testing());
+      if (Status stop = stopped(); !stop) return stop;
+      next = answered ? search.on_answered() : search.on_unanswered();
+    }
     if (next == PathMtuSearch::Next::kDone) {
       path_mtu_ = search.largest_passing();
       break;
     }
-    if (rte_rdtsc() > give_up) {
+    if (rte_rdtsc() > give_up_at) {
       return make_error(ErrorCode::kPath, "path MTU: not even " + std::to_string(kMinPathMtu) + "-byte packets reached the destination for " +
                         std::to_string(config_.peer_timeout_ms) + " ms (probes with DF set were lost)");
     }
@@ -263,6 +281,45 @@ void SourceHandshake::choose_congestion_control() {
       shared_path ? StreamTuning::CongestionControl::kOn : StreamTuning::CongestionControl::kOff;
 }
 
+Status SourceHandshake::stopped() const {
+  if (!destination_abort_.empty()) return make_error(ErrorCode::kAborted, "the destination aborted: " + destination_abort_);
+  if (cancelled()) return make_error(ErrorCode::kCancelled, "cancelled: " + config_.cancel->reason());
+  return Ok{};
+}
+
+Error SourceHandshake::give_up() {
+  const std::string reason = "cancelled: " + config_.cancel->reason();
+  if (answered_ && destination_abort_.empty()) {
+    if (key() && crypto_.empty()) (void)derive_keys();
+    // Keyless, it echoes the HELLO_ACK's nonce first: only the source that heard the answer
+    // can end the destination's wait.
+    std::vector<std::byte> payload;
+    if (!key()) {
+      const auto* nonce = reinterpret_cast<const std::byte*>(destination_nonce_.data());
+      payload.assign(nonce, nonce + destination_nonce_.size());
+    }
+    const auto* text = reinterpret_cast<const std::byte*>(reason.data());
+    payload.insert(payload.end(), text, text + std::min(reason.size(), kMaxAbortReason));
+    for (int i = 0; i < 3; ++i) {  // unacknowledged: said a few times
+      send_control(control_, config_.path, FrameFields{.type = FrameType::kAbort, .stream = 0, .session = session_},
+                   payload.data(), static_cast<std::uint16_t>(payload.size()), crypto_.empty() ? nullptr : control_crypto());
+    }
+  }
+  return make_error(ErrorCode::kCancelled, reason);
+}
+
+Status SourceHandshake::run(std::uint16_t asked) {
+  Status done = resolve_peer();
+  if (done) done = exchange_hello();
+  if (done) done = settle_streams(asked);
+  if (done) done = derive_keys();
+  if (done) done = probe_path();
+  // Cancelled at any point, whatever the step in progress made of it: the peer is told.
+  if (cancelled()) return give_up();
+  if (done) choose_congestion_control();
+  return done;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfig& requested, const Port& port,
@@ -274,17 +331,11 @@ Result<std::unique_ptr<SourceSession>> SourceSession::connect(const SessionConfi
   offer.streams = *offered;
   apply_udp_checksum(offer, port, &offer.path);
   SourceHandshake handshake(offer, port);
-  for (auto step : {&SourceHandshake::resolve_peer, &SourceHandshake::exchange_hello}) {
-    if (Status done = (handshake.*step)(); !done) return done.error();
-  }
-  if (Status settled = handshake.settle_streams(requested.streams); !settled) return settled.error();
-  for (auto step : {&SourceHandshake::derive_keys, &SourceHandshake::probe_path}) {
-    if (Status done = (handshake.*step)(); !done) return done.error();
-  }
-  handshake.choose_congestion_control();
+  if (Status shaken = handshake.run(requested.streams); !shaken) return shaken.error();
 
   std::unique_ptr<SourceSession> source(new SourceSession());
   const SessionConfig& config = source->config_ = handshake.config();
+  if (config.cancel != nullptr) source->cancelled_ = config.cancel;
   source->streams_note_ = fewer_streams_note(requested.streams, config.streams, port);
   source->memory_ = memory;
   source->path_mtu_ = handshake.path_mtu();

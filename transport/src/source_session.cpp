@@ -57,7 +57,7 @@ Error streams_busy(std::uint32_t timeout_ms) {
 }  // namespace
 
 Status SourceSession::stopped() const {
-  if (cancelled_.is_set()) return make_error(ErrorCode::kCancelled, "cancelled: " + cancelled_.reason());
+  if (cancelled_->is_set()) return make_error(ErrorCode::kCancelled, "cancelled: " + cancelled_->reason());
   const StopReason& theirs = streams_[0].destination_abort();
   if (theirs.is_set()) return make_error(ErrorCode::kAborted, "the destination aborted: " + theirs.reason());
   return Ok{};

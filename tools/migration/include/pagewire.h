@@ -74,6 +74,10 @@ typedef struct pagewire_link_config {
 void pagewire_link_config_init(pagewire_link_config *config);
 pagewire_status pagewire_link_open(const pagewire_link_config *config, pagewire_link **link, pagewire_error *error);
 pagewire_status pagewire_link_await_up(pagewire_link *link, uint32_t timeout_ms, pagewire_error *error);
+/* Any thread, any time (C++: Link::cancel): await_up, connect and accept on this link end at
+ * their next wait with PAGEWIRE_ERR_CANCELLED, a peer that answered the HELLO told; a
+ * running migration is cancelled. The link stays cancelled. */
+void pagewire_link_cancel(pagewire_link *link, const char *reason);
 void pagewire_link_close(pagewire_link *link);
 
 /* Pages needed after the guest's to carry up to max_state_bytes of device state. */

@@ -177,6 +177,10 @@ pagewire_status pagewire_link_await_up(pagewire_link* link, uint32_t timeout_ms,
   });
 }
 
+void pagewire_link_cancel(pagewire_link* link, const char* reason) {
+  link->link.cancel(reason != nullptr ? reason : "cancelled");
+}
+
 void pagewire_link_close(pagewire_link* link) { delete link; }
 
 uint64_t pagewire_state_pages(uint64_t max_state_bytes, uint32_t page_size) {

@@ -144,6 +144,7 @@ Result<Link> Link::open(const LinkConfig& c) {
   if (!port) return make_error(ErrorCode::kSystem, port.error().message);
   parts->port = std::make_unique<transport::Port>(std::move(port).value());
   transport::SessionConfig& s = parts->session;
+  s.cancel = &parts->cancel;
   s.streams = c.streams;
   s.path.local = transport::Endpoint{parts->port->mac(), c.local_ip, c.udp_port, c.vlan};
   s.path.peer = transport::Endpoint{{}, c.peer_ip, c.udp_port};  // resolved by ARP / learnt from HELLO
@@ -173,9 +174,12 @@ Link& Link::operator=(Link&& other) noexcept = default;
 Link::~Link() = default;
 
 Status Link::await_up(std::uint32_t timeout_ms) {
-  if (auto up = parts_->port->await_link(timeout_ms); !up) return make_error(ErrorCode::kPath, up.error().message);
+  auto up = parts_->port->await_link(timeout_ms, &parts_->cancel);
+  if (!up) return make_error(up.error().code == ErrorCode::kCancelled ? ErrorCode::kCancelled : ErrorCode::kPath, up.error().message);
   return Ok{};
 }
+
+void Link::cancel(std::string_view reason) { parts_->cancel.set(reason); }
 
 std::string Link::bind_to_port_node(std::span<std::byte> memory) const {
   if (parts_->plan.numa_nodes <= 1 || !parts_->topology) return "";

@@ -10,6 +10,7 @@
 
 #include "pagewire/result.hpp"
 #include "pagewire/transport/frame.hpp"
+#include "pagewire/transport/stop_reason.hpp"
 
 namespace pagewire::transport {
 
@@ -22,9 +23,11 @@ bool answer_arp(const rte_mbuf* mbuf, const Endpoint& local, const QueueRef& que
 
 // Sends ARP requests for `ip` (every `interval_ms`, `tries` times) on `queue` and returns the
 // MAC that answers. Requests for our own address are answered meanwhile; other frames are
-// dropped (no session exists yet).
+// dropped (no session exists yet). kCancelled once `cancel` (if given) is set, at the next
+// request.
 Result<rte_ether_addr> resolve_mac(const QueueRef& queue, const Endpoint& local, std::uint32_t ip,
-                                   std::uint32_t tries = 10, std::uint32_t interval_ms = 200);
+                                   std::uint32_t tries = 10, std::uint32_t interval_ms = 200,
+                                   const StopReason* cancel = nullptr);
 
 inline bool is_zero_mac(const rte_ether_addr& mac) { return rte_is_zero_ether_addr(&mac); }
 

@@ -51,4 +51,14 @@ Result<std::uint16_t> path_mtu_ceiling(const HelloPayload& answer, std::uint16_t
 // A REFUSE payload's message, whatever bytes it holds: printable text, at most 125 bytes.
 std::string refusal_message(const RefusePayload& refusal);
 
+// Whether a keyless frame's payload starts with `nonce`: the destination's, from a HELLO_ACK
+// (a PROBE or a handshake's ABORT proves so that its sender heard the answer).
+bool echoes(const std::byte* payload, std::size_t bytes, const Nonce& nonce);
+
+// An ABORT's reason, whatever bytes it holds: printable text, at most kMaxAbortReason bytes,
+// "(no reason given)" for none. A leading `echo` (a keyless source's ABORT of its handshake
+// carries the HELLO_ACK's nonce first) is not part of it.
+inline constexpr std::size_t kMaxAbortReason = 200;
+std::string abort_reason(const std::byte* payload, std::size_t bytes, const Nonce* echo = nullptr);
+
 }  // namespace pagewire::transport

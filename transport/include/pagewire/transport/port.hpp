@@ -14,6 +14,7 @@
 #include "pagewire/result.hpp"
 #include "pagewire/transport/frame.hpp"
 #include "pagewire/transport/frame_reserve.hpp"
+#include "pagewire/transport/stop_reason.hpp"
 
 namespace pagewire::transport {
 
@@ -82,8 +83,9 @@ class Port {
   // kRelinkMs is stopped and started again, which reconnects it: DPDK 22.11's memif server
   // takes a connection that arrives while it is still being set up (between its probe and its
   // start) and then never completes it, so a client that came first could wait forever. The
-  // error names the port, and for memif the usual cause.
-  Status await_link(std::uint32_t timeout_ms);
+  // error names the port, and for memif the usual cause. kCancelled once `cancel` (if given)
+  // is set.
+  Status await_link(std::uint32_t timeout_ms, const StopReason* cancel = nullptr);
   static constexpr std::uint32_t kRelinkMs = 2000;
   // Received frames may come as chains of buffers (PortConfig::buffer_bytes).
   bool rx_scatter() const { return rx_scatter_; }

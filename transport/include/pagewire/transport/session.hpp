@@ -35,6 +35,7 @@
 #include "pagewire/transport/port.hpp"
 #include "pagewire/transport/pre_shared_key.hpp"
 #include "pagewire/transport/stream.hpp"
+#include "pagewire/transport/stop_reason.hpp"
 #include "pagewire/transport/stream_runner.hpp"
 #include "pagewire/transport/telemetry.hpp"
 
@@ -97,6 +98,11 @@ struct SessionConfig {
   // Destination: told of every page a stream writes, on that stream's core (null: nobody).
   // It must outlive the session.
   AppliedPagesObserver* applied_pages = nullptr;
+  // Set from any thread to give up: connect() or accept() ends at its next wait (within
+  // about 200 ms) with kCancelled, telling a peer that already answered (ABORT), and a
+  // session it started is cancelled with it (cancel() sets it too). It must outlive the
+  // session. Null: only cancel() stops a session, and a handshake runs to its end.
+  StopReason* cancel = nullptr;
 };
 
 // The stream that carries `page`: contiguous ranges, so each stream's pages (and its delta
@@ -178,7 +184,7 @@ class SourceSession {
   // Any thread, any time: ends the wait in progress or the next one (a round, keepalives,
   // VERIFY) with kCancelled, and the caller then aborts. A COMMIT already sent is seen
   // through: its outcome is the destination's to decide. The first reason stands.
-  void cancel(std::string_view reason) { cancelled_.set(reason); }
+  void cancel(std::string_view reason) { cancelled_->set(reason); }
   // Any thread, any time: caps the session at `bytes_per_second` (0: no cap) from the
   // streams' next poll on, shared evenly between them (QEMU's migrate-set-parameters
   // max-bandwidth). No lock: each stream reads the cap once per poll.
@@ -234,7 +240,8 @@ class SourceSession {
   mutable std::vector<std::uint64_t> dirty_bits_;  // append_copies_of()'s, zero between calls
   bool zero_copy_ = false;
   std::string zero_copy_note_ = "on";
-  StopReason cancelled_;
+  StopReason own_cancel_;
+  StopReason* cancelled_ = &own_cancel_;  // SessionConfig::cancel when given
   std::atomic<double> rate_cap_per_stream_{0};  // what every stream follows (set_rate_cap)
   std::string streams_note_;
   const Port* dma_port_ = nullptr;  // mapped the region for zero-copy: unmapped when the session ends
@@ -280,7 +287,7 @@ class DestinationSession {
   // with kCancelled, after telling the source (ABORT with the reason), which then fails at
   // once with its guest running. Once the commit was acknowledged it only ends the
   // TIME-WAIT. The first reason stands.
-  void cancel(std::string_view reason) { cancelled_.set(reason); }
+  void cancel(std::string_view reason) { cancelled_->set(reason); }
   // After await_commit() succeeded: the image is ours. Acknowledges the COMMIT (and every
   // repeat of it linger_until_closed() sees). From here the source reports success.
   void acknowledge_commit();
@@ -326,7 +333,8 @@ class DestinationSession {
   std::uint32_t session_ = 0;
   std::string streams_note_;
   StreamCounters control_counters_;  // frames refused while waiting for HELLO
-  StopReason cancelled_;
+  StopReason own_cancel_;
+  StopReason* cancelled_ = &own_cancel_;  // SessionConfig::cancel when given
   std::unique_ptr<WindowGrowth> windows_;
   pagecodec::PageMap memory_;  // the streams point at it
   std::vector<std::uint32_t> generations_;

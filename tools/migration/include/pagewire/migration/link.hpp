@@ -11,6 +11,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pagewire/result.hpp"
@@ -76,6 +77,12 @@ class Link {
 
   // Waits until the port's link is up (a memif client and its server connected).
   Status await_up(std::uint32_t timeout_ms);
+  // Any thread, any time (a signal watcher, for SIGINT): gives up what this Link is doing
+  // or will do. await_up(), Source::connect and Destination::accept end at their next wait
+  // (within about 200 ms) with kCancelled, telling a peer that already answered the HELLO
+  // (ABORT), and a running migration is cancelled as by Source::cancel or
+  // Destination::cancel. It stays cancelled: the next migration needs a new Link.
+  void cancel(std::string_view reason);
   // Binds `memory` to the NUMA node of the port, where the stream cores touch it. Returns a
   // note when the kernel refuses (the migration works, paying the interconnect), else "".
   std::string bind_to_port_node(std::span<std::byte> memory) const;

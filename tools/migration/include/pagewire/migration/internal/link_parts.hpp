@@ -28,6 +28,9 @@ struct Link::Parts {
   // Addresses, keys, streams and cores; Source and Destination add the region and the
   // codec's settings to a copy. Tune it between open() and connect()/accept().
   transport::SessionConfig session;
+  // Link::cancel's: watched by await_up() and by every session's handshake and run
+  // (session.cancel points here).
+  transport::StopReason cancel;
 };
 
 }  // namespace pagewire::migration
