@@ -19,6 +19,7 @@ constexpr const char* kUsage =
     "commands:\n"
     "  demo          live-migrate a 1 GiB reference image to a second process over memif\n"
     "  src, dst      the two ends of a migration over any DPDK port\n"
+    "  outcome       ask a destination whether a session committed (after src's \"outcome unknown\")\n"
     "  image         create, inspect (stats) and digest reference memory images\n"
     "  bench codec   pagecodec speed and size ratio per encoding, beside memcpy and ISA-L\n"
     "  bench transport  page rounds over a net_ring pair between two lcores, beside memcpy and kernel TCP\n"
@@ -59,6 +60,7 @@ int main(int argc, char** argv) {
     if (command == "dst") return cli::destination(rest);
     if (command == "topo") return cli::topo(rest);
     if (command == "image") return cli::image(rest);
+    if (command == "outcome") return cli::outcome(rest);
     if (command == "bench" && args.size() >= 2 && args[1] == "transport") {
       return cli::bench_transport({args.begin() + 2, args.end()});
     }

@@ -34,6 +34,11 @@ grep -q -- "--interval-ms 5: expected at least 10" "$dir/out" || fail "--interva
 "$pw" bench link --vdev net_null0 > "$dir/out" 2>&1
 [[ $? == 2 ]] && grep -q -- "--server or --client: expected exactly one" "$dir/out" || fail "bench link: $(cat "$dir/out")"
 
+"$pw" outcome --vdev net_null0 > "$dir/out" 2>&1
+[[ $? == 2 ]] && grep -q -- "'--session' is required" "$dir/out" || fail "outcome without --session: $(cat "$dir/out")"
+"$pw" outcome --vdev net_null0 --peer-mac 02:00:00:00:00:02 --session 42 --wait-s 1 > "$dir/out" 2>&1
+[[ $? == 3 ]] && grep -q "session 42: unknown: no answer" "$dir/out" || fail "outcome, nobody there: $(cat "$dir/out")"
+
 "$pw" src --vdev net_null0 --image "$dir/missing.img" > "$dir/out" 2>&1 && fail "src ran without its image"
 grep -q "missing.img: cannot read it: No such file" "$dir/out" || fail "missing --image: $(cat "$dir/out")"
 # What follows `--` goes to DPDK's EAL as it is: an option EAL does not know fails its init.

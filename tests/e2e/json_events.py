@@ -97,6 +97,11 @@ def main():
                     "--vdev", "net_memif0,role=client,socket=/tmp/pagewire-json-events-nobody.sock"]
     check(validator, failing_args, events_of(pagewire, failing_args, 1), {"failed": 1})
 
+    # Nobody answers on net_null: the outcome stays unknown (exit 3), said in an event.
+    asking_args = ["outcome", "--json", "--session", "42", "--wait-s", "1", "--peer-mac", "02:00:00:00:00:02",
+                   "--vdev", "net_null0"]
+    check(validator, asking_args, events_of(pagewire, asking_args, 3), {"outcome": 1})
+
     for args in (["bench", "transport", "--json", "--region-mib", "16", "--repeats", "1", "--loss", "0"],
                  ["bench", "transport", "--json", "--link", "null", "--region-mib", "16", "--repeats", "1"],
                  ["bench", "track", "--json", "--size-mib", "16", "--repeats", "1"]):

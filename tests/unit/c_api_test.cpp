@@ -59,6 +59,10 @@ TEST(CApi, MissingHandlesAndHooksAreRefused) {
   EXPECT_EQ(pagewire_source_run(nullptr, &hooks, nullptr, 0, nullptr, &error), PAGEWIRE_ERR_CONFIGURATION);
   EXPECT_NE(std::string(error.message).find("pause and resume hooks"), std::string::npos) << error.message;
   EXPECT_EQ(pagewire_destination_run(nullptr, nullptr, nullptr, 0, nullptr, &error), PAGEWIRE_ERR_CONFIGURATION);
+  pagewire_commit_outcome outcome = PAGEWIRE_OUTCOME_PENDING;
+  EXPECT_EQ(pagewire_query_outcome(nullptr, 7, 100, &outcome, &error), PAGEWIRE_ERR_CONFIGURATION);
+  EXPECT_NE(std::string(error.message).find("link and outcome are required"), std::string::npos) << error.message;
+  EXPECT_EQ(outcome, PAGEWIRE_OUTCOME_PENDING) << "untouched on an error";
 }
 
 }  // namespace

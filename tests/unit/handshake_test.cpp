@@ -135,5 +135,31 @@ TEST(Handshake, ProofsHoldOnlyForTheSameKeyHellosAndNonces) {
   EXPECT_EQ(nonce_of(answer_auth), destination_nonce);
 }
 
+// Only the destination can say how a keyed session ended, and only to this query: another
+// key, session, nonce or outcome byte fails. Without a key the nonce echo is what holds.
+TEST(Handshake, OutcomeAnswersHoldOnlyForTheirQueryAndKey) {
+  const PreSharedKey key = key_of(1), other = key_of(2);
+  const OutcomeQueryPayload query = make_outcome_query(&key, 7, random_nonce());
+  EXPECT_TRUE(outcome_query_valid(&key, 7, query));
+  EXPECT_FALSE(outcome_query_valid(&other, 7, query));
+  EXPECT_FALSE(outcome_query_valid(&key, 8, query));
+  const OutcomePayload answer = make_outcome(&key, 7, query, CommitOutcome::kCommitted);
+  EXPECT_EQ(outcome_of(&key, 7, query, answer), CommitOutcome::kCommitted);
+  EXPECT_EQ(outcome_of(&other, 7, query, answer), std::nullopt);
+  EXPECT_EQ(outcome_of(&key, 8, query, answer), std::nullopt);
+  OutcomePayload flipped = answer;
+  flipped.outcome = static_cast<std::uint8_t>(CommitOutcome::kNotCommitted);
+  EXPECT_EQ(outcome_of(&key, 7, query, flipped), std::nullopt) << "the outcome byte is covered";
+  const OutcomeQueryPayload later = make_outcome_query(&key, 7, random_nonce());
+  EXPECT_EQ(outcome_of(&key, 7, later, answer), std::nullopt) << "an old answer replayed to a new query";
+  OutcomePayload beyond = make_outcome(nullptr, 7, query, CommitOutcome::kPending);
+  beyond.outcome = 9;
+  EXPECT_EQ(outcome_of(nullptr, 7, query, beyond), std::nullopt) << "an outcome the protocol does not have";
+  const OutcomePayload keyless = make_outcome(nullptr, 7, query, CommitOutcome::kNotCommitted);
+  EXPECT_EQ(outcome_of(nullptr, 7, query, keyless), CommitOutcome::kNotCommitted);
+  EXPECT_EQ(outcome_of(nullptr, 7, later, keyless), std::nullopt);
+  EXPECT_EQ(std::string(to_string(CommitOutcome::kNotCommitted)), "not committed");
+}
+
 }  // namespace
 }  // namespace pagewire::transport

@@ -22,6 +22,7 @@
 #include "pagewire/migration/source_migration.hpp"
 #include "pagewire/rigs/ring_pair.hpp"
 #include "pagewire/transport/eal.hpp"
+#include "pagewire/transport/outcome_query.hpp"
 #include "pagewire/transport/port.hpp"
 #include "pagewire/transport/session.hpp"
 
@@ -75,6 +76,10 @@ struct Scenario {
   // gap after it, wherever the kernel puts them.
   std::vector<std::uint64_t> source_ram_pages, destination_ram_pages;
   sim::ImageProfile image = sim::ImageProfile::kIdleVm;
+  // After the source's run: ask the destination how the session ended, as a restarted
+  // source would (transport::query_outcome, on the source's port, its session idle).
+  bool ask_outcome_after = false;
+  std::uint32_t destination_commit_linger_ms = 35000;
 };
 
 // The source's memory: the guest model's region cut into the scenario's RAM blocks, then
@@ -196,6 +201,8 @@ struct Outcome {
   // Per stream and end: the lcore the session put it on, and the lcore that polled it.
   std::vector<unsigned> source_assigned, source_polled, destination_assigned, destination_polled;
   bool a_stream_polled_by_two_lcores = false;
+  // What the destination answered to ask_outcome_after (kUnknown: not asked, or no answer).
+  transport::CommitOutcome asked_outcome = transport::CommitOutcome::kUnknown;
   // Published totals read from another thread while the stream cores ran.
   std::uint64_t totals_reads = 0;
   std::uint64_t totals_went_back = 0;  // a counter smaller than in the read before: torn
@@ -282,6 +289,7 @@ Outcome migrate(const Scenario& scenario) {
   std::atomic<transport::DestinationSession*> destination_session{nullptr};
   std::thread destination([&] {
     transport::SessionConfig destination_config = config(*destination_port, 2, 1);
+    destination_config.commit_linger_ms = scenario.destination_commit_linger_ms;
     if (scenario.stream_cores) destination_config.stream_lcores = kDestinationLcores;
     DestinationDigest digest(destination_pages);
     destination_config.applied_pages = &digest;
@@ -343,6 +351,11 @@ Outcome migrate(const Scenario& scenario) {
   });
   outcome.report = run.run(state, nullptr);
   canceller.join();
+  if (scenario.ask_outcome_after) {
+    auto asked = transport::query_outcome(source_config, *source_port, (*session)->session_id(), 3000);
+    EXPECT_TRUE(asked.ok()) << (asked.ok() ? "" : asked.error().message);
+    if (asked) outcome.asked_outcome = *asked;
+  }
   hooks.add("returned");
   watcher.finish(&outcome);
   outcome.source_totals = (*session)->totals();
@@ -508,6 +521,50 @@ TEST(MigrationRing, APathDarkAfterTheCommitAcknowledgementLeavesTheOutcomeKnown)
   EXPECT_EQ(outcome.destination_error, "");
   EXPECT_EQ(std::count(outcome.hook_calls.begin(), outcome.hook_calls.end(), "commit"), 1);
   EXPECT_EQ(outcome.writes_after, 0u) << "the source guest stays paused: it runs on the destination";
+}
+
+// Every answer to COMMIT is lost, so the source's own asking (COMMIT again, for its commit
+// window) ends with the outcome unknown and its guest paused. Asked afterwards, as a
+// restarted source would, the destination says it committed: the guest is its, once.
+TEST(MigrationRing, AnUnknownCommitIsSettledByAskingTheDestination) {
+  std::atomic<int> dropped{0};
+  rigs::LinkImpairment lossy;
+  lossy.drop_if = drop_first(transport::FrameType::kCommitAck, 1 << 30, &dropped);
+  Scenario scenario;
+  scenario.guest.pages_per_second = 20000;
+  scenario.impairment = &lossy;
+  scenario.migration.commit_timeout_ms = 1500;
+  scenario.ask_outcome_after = true;
+  scenario.destination_commit_linger_ms = 3000;  // silence after the asking ends it
+  const Outcome outcome = migrate(scenario);
+  ASSERT_FALSE(outcome.report.ok());
+  EXPECT_EQ(outcome.report.error().code, ErrorCode::kCommitUnknown) << outcome.report.error().message;
+  EXPECT_GT(dropped.load(), 1) << "COMMIT was asked again in the commit window";
+  EXPECT_EQ(outcome.asked_outcome, transport::CommitOutcome::kCommitted);
+  EXPECT_EQ(outcome.destination_error, "");
+  EXPECT_TRUE(outcome.regions_equal);
+  EXPECT_EQ(std::count(outcome.hook_calls.begin(), outcome.hook_calls.end(), "commit"), 1);
+  EXPECT_EQ(outcome.writes_after, 0u) << "an unknown outcome keeps the source guest paused";
+}
+
+// The same with the commit refused (the destination's hook fails) and every refusal lost:
+// asked afterwards, the destination says it did not commit, so the source may resume.
+TEST(MigrationRing, AnUnknownRefusedCommitIsSettledByAskingTheDestination) {
+  std::atomic<int> dropped{0};
+  rigs::LinkImpairment lossy;
+  lossy.drop_if = drop_first(transport::FrameType::kAbort, 1 << 30, &dropped);
+  Scenario scenario;
+  scenario.guest.pages_per_second = 20000;
+  scenario.impairment = &lossy;
+  scenario.failing_hook = "commit";
+  scenario.migration.commit_timeout_ms = 1500;
+  scenario.ask_outcome_after = true;
+  scenario.destination_commit_linger_ms = 3000;
+  const Outcome outcome = migrate(scenario);
+  ASSERT_FALSE(outcome.report.ok());
+  EXPECT_EQ(outcome.report.error().code, ErrorCode::kCommitUnknown) << outcome.report.error().message;
+  EXPECT_EQ(outcome.asked_outcome, transport::CommitOutcome::kNotCommitted);
+  EXPECT_EQ(outcome.writes_after, 0u) << "paused until the answer: resuming is the embedder's call";
 }
 
 // The destination refuses the commit and its refusal (three ABORTs) is lost: the source asks

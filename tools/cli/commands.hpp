@@ -57,5 +57,6 @@ int source(const std::vector<std::string>& args);
 int destination(const std::vector<std::string>& args);
 int demo(const std::vector<std::string>& args, const char* self);
 int image(const std::vector<std::string>& args);
+int outcome(const std::vector<std::string>& args);
 
 }  // namespace pagewire::cli

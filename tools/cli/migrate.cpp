@@ -525,10 +525,14 @@ int source(const std::vector<std::string>& args) {
   progress.clear();
   control_socket->reset();  // the migration is over: nothing left to control
   if (!report && report.error().code == ErrorCode::kCommitUnknown) {
+    // The destination remembers for a while (it lingers): asking it later settles it.
+    const std::string ask = "; ask the destination with 'pagewire outcome --session " +
+                            std::to_string(connected->session_id()) + "' and this command's link options";
     if (o.json) {
-      emit_event("failed", {{"role", "src"}, {"outcome", "unknown"}, {"error", report.error().message}});
+      emit_event("failed", {{"role", "src"}, {"outcome", "unknown"}, {"session", connected->session_id()},
+                            {"error", report.error().message + ask}});
     }
-    std::cerr << "pagewire src: outcome unknown: " << report.error().message << "\n";
+    std::cerr << "pagewire src: outcome unknown: " << report.error().message << ask << "\n";
     return kExitOutcomeUnknown;
   }
   if (!report) return fail("src", report.error().message, o.json);

@@ -328,7 +328,8 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
   }
   destination->session_ = chosen->session;
   destination->responder_ = std::make_unique<Responder>(listener.control(), config.path, chosen->session,
-                                                        std::move(chosen->hello_ack), destination->crypto(0));
+                                                        std::move(chosen->hello_ack), destination->crypto(0),
+                                                        destination->config_.security.key ? &*destination->config_.security.key : nullptr);
   // Keyless, a source cancelled before it saw our PROBE_ACK echoes our nonce in its ABORT.
   if (!config.security.key) destination->responder_->strip_from_abort(chosen->nonce);
   if (Status started = destination->start_streams(port, chosen->region_pages); !started) return started.error();

@@ -22,8 +22,8 @@ namespace pagewire::transport {
 class DestinationSession::Responder final : public ControlResponder {
  public:
   Responder(QueueRef queue, const Path& path, std::uint32_t session, std::vector<std::byte> hello_ack,
-            FrameCrypto* crypto)
-      : queue_(queue), path_(path), session_(session), hello_ack_(std::move(hello_ack)), crypto_(crypto) {}
+            FrameCrypto* crypto, const PreSharedKey* key)
+      : queue_(queue), path_(path), session_(session), hello_ack_(std::move(hello_ack)), crypto_(crypto), key_(key) {}
 
   // A VERIFY that came before this is answered now: the source is paused waiting for it.
   void set_verification(const Digest& digest, std::uint64_t region_bytes) {
@@ -55,38 +55,36 @@ class DestinationSession::Responder final : public ControlResponder {
   // Any thread: control frames the source sent, a sign of life while no data flows.
   std::uint64_t frames_heard() const { return frames_heard_.load(std::memory_order_relaxed); }
 
-  void respond(const ReceivedFrame& frame, std::uint64_t) override {
+  FrameDrop respond(const ReceivedFrame& frame, std::uint64_t) override {
     frames_heard_.store(frames_heard_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     if (frame.type == FrameType::kClose) {
       closed_.store(true, std::memory_order_release);
-      return;
-    }
-    if (frame.type == FrameType::kVerify) {
+    } else if (frame.type == FrameType::kVerify) {
       if (can_verify_) send_verify_reply(frame.seq);
       else early_verify_seq_ = frame.seq;
-      return;
-    }
-    if (frame.type == FrameType::kAbort) {
-      if (was_aborted()) return;  // the source says it three times; the first is kept
+    } else if (frame.type == FrameType::kAbort) {
+      if (was_aborted()) return FrameDrop::kNone;  // the source says it three times; the first is kept
       aborted_ = "the source aborted the migration: " +
                  abort_reason(frame.payload, frame.payload_bytes, echo_ ? &*echo_ : nullptr);
       was_aborted_.store(true, std::memory_order_release);
-      return;
-    }
-    if (frame.type == FrameType::kCommit && can_verify_) {
+    } else if (frame.type == FrameType::kCommit && can_verify_) {
       commit_requested_ = true;
       commit_seq_ = frame.seq;
       // Our answer was lost: the source asks again, and gets the same one.
       if (commit_acknowledged_) send_commit_ack(frame.seq);
       if (!refusal_.empty()) send_refusal(frame.seq);
-      return;
+    } else if (frame.type == FrameType::kOutcomeQuery) {
+      return answer_outcome_query(frame);
+    } else if (frame.type == FrameType::kHello) {
+      send_hello_ack();
     }
-    if (frame.type == FrameType::kHello) send_hello_ack();
+    return FrameDrop::kNone;
   }
 
   // Control thread, while no stream core runs: this end gives up (cancelled). ABORT three
   // times, unanswered, as the source's own.
   void abort(const std::string& reason) {
+    gave_up_ = true;
     const std::string text = reason.substr(0, 200);
     for (int i = 0; i < 3; ++i) {
       send_control(queue_, path_, FrameFields{.type = FrameType::kAbort, .stream = 0, .session = session_},
@@ -102,6 +100,24 @@ class DestinationSession::Responder final : public ControlResponder {
   }
 
  private:
+  // How this session stands, to whoever proves they may ask (the key, with one): the source
+  // after a lost COMMIT_ACK, or after a restart. Answered from the same address the query
+  // came from, unsealed, with its own proof.
+  FrameDrop answer_outcome_query(const ReceivedFrame& frame) {
+    if (frame.payload_bytes < sizeof(OutcomeQueryPayload)) return FrameDrop::kTruncated;
+    OutcomeQueryPayload query;
+    std::memcpy(&query, frame.payload, sizeof query);
+    if (!outcome_query_valid(key_, session_, query)) return FrameDrop::kBadTag;
+    const OutcomePayload answer = make_outcome(key_, session_, query, outcome());
+    send_control(queue_, path_, FrameFields{.type = FrameType::kOutcome, .stream = 0, .session = session_, .seq = frame.seq},
+                 &answer, sizeof answer, nullptr);
+    return FrameDrop::kNone;
+  }
+  CommitOutcome outcome() const {
+    if (commit_acknowledged_) return CommitOutcome::kCommitted;
+    if (!refusal_.empty() || was_aborted() || gave_up_) return CommitOutcome::kNotCommitted;
+    return CommitOutcome::kPending;
+  }
   void send_refusal(std::uint32_t seq) {
     send_control(queue_, path_, FrameFields{.type = FrameType::kAbort, .stream = 0, .session = session_, .seq = seq},
                  refusal_.data(), static_cast<std::uint16_t>(refusal_.size()), crypto_);
@@ -120,6 +136,8 @@ class DestinationSession::Responder final : public ControlResponder {
   std::uint32_t session_;
   std::vector<std::byte> hello_ack_;  // HelloPayload, then HelloAuth if authenticated
   FrameCrypto* crypto_;
+  const PreSharedKey* key_;     // the session's, or null: what an outcome query must prove
+  bool gave_up_ = false;        // abort() was called: this end discards its image
   std::optional<Nonce> echo_;  // keyless: our nonce, which a handshake's ABORT starts with
   VerifyPayload verify_{};
   std::uint32_t early_verify_seq_ = 0;

@@ -60,7 +60,14 @@ bool DestinationStream::poll(std::uint64_t now) {
     }
     ReceivedFrame frame = parse_frame(mbuf, path_, 0xffff, session_);
     if (frame.drop == FrameDrop::kNone && frame.stream != index_) frame.drop = FrameDrop::kWrongPort;
-    if (frame.drop == FrameDrop::kNone) frame.drop = open_frame(&mbuf, &frame, crypto_, queue_.pool);
+    // An outcome query is never sealed (its asker may hold no session keys): the responder
+    // checks its own proof.
+    if (frame.drop == FrameDrop::kNone && frame.type != FrameType::kOutcomeQuery) {
+      frame.drop = open_frame(&mbuf, &frame, crypto_, queue_.pool);
+    }
+    if (frame.drop == FrameDrop::kNone && frame.type == FrameType::kOutcomeQuery && frame.sealed) {
+      frame.drop = FrameDrop::kSealMismatch;
+    }
     if (frame.drop != FrameDrop::kNone) {
       ++counters_.drops[static_cast<std::size_t>(frame.drop)];
     } else if (frame.type == FrameType::kData && frame.fragment) {
@@ -81,7 +88,11 @@ bool DestinationStream::poll(std::uint64_t now) {
       fin_seen_ = true;
       ack_due_tsc_ = now;
     } else if (control_ != nullptr) {
-      control_->respond(frame, now);
+      if (const FrameDrop drop = control_->respond(frame, now); drop != FrameDrop::kNone) {
+        ++counters_.drops[static_cast<std::size_t>(drop)];
+      }
+    } else if (frame.type == FrameType::kOutcomeQuery) {
+      ++counters_.drops[static_cast<std::size_t>(FrameDrop::kWrongPort)];  // queue 0's to answer
     }
     rte_pktmbuf_free(mbuf);
   }

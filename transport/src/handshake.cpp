@@ -189,6 +189,66 @@ std::string refusal_message(const RefusePayload& refusal) {
   return message;
 }
 
+namespace {
+
+Transcript outcome_query_transcript(std::uint32_t session, const std::uint8_t (&nonce)[32]) {
+  le32 id;
+  id.set(session);
+  Transcript transcript("pagewire outcome query");
+  transcript.add(id).add(nonce);
+  return transcript;
+}
+
+Transcript outcome_transcript(std::uint32_t session, const std::uint8_t (&nonce)[32], std::uint8_t outcome) {
+  le32 id;
+  id.set(session);
+  Transcript transcript("pagewire outcome");
+  transcript.add(id).add(nonce).add(outcome);
+  return transcript;
+}
+
+}  // namespace
+
+OutcomeQueryPayload make_outcome_query(const PreSharedKey* key, std::uint32_t session, const Nonce& nonce) {
+  OutcomeQueryPayload query{};
+  std::memcpy(query.nonce, nonce.data(), nonce.size());
+  if (key != nullptr) outcome_query_transcript(session, query.nonce).mac(*key, query.mac);
+  return query;
+}
+
+bool outcome_query_valid(const PreSharedKey* key, std::uint32_t session, const OutcomeQueryPayload& query) {
+  return key == nullptr || outcome_query_transcript(session, query.nonce).matches(*key, query.mac);
+}
+
+OutcomePayload make_outcome(const PreSharedKey* key, std::uint32_t session, const OutcomeQueryPayload& query,
+                            CommitOutcome outcome) {
+  OutcomePayload answer{};
+  answer.outcome = static_cast<std::uint8_t>(outcome);
+  std::memcpy(answer.nonce, query.nonce, sizeof answer.nonce);
+  if (key != nullptr) outcome_transcript(session, answer.nonce, answer.outcome).mac(*key, answer.mac);
+  return answer;
+}
+
+std::optional<CommitOutcome> outcome_of(const PreSharedKey* key, std::uint32_t session, const OutcomeQueryPayload& query,
+                                        const OutcomePayload& answer) {
+  if (CRYPTO_memcmp(answer.nonce, query.nonce, sizeof query.nonce) != 0) return std::nullopt;
+  if (answer.outcome > static_cast<std::uint8_t>(CommitOutcome::kPending)) return std::nullopt;
+  if (key != nullptr && !outcome_transcript(session, answer.nonce, answer.outcome).matches(*key, answer.mac)) {
+    return std::nullopt;
+  }
+  return static_cast<CommitOutcome>(answer.outcome);
+}
+
+const char* to_string(CommitOutcome outcome) {
+  switch (outcome) {
+    case CommitOutcome::kCommitted: return "committed";
+    case CommitOutcome::kNotCommitted: return "not committed";
+    case CommitOutcome::kPending: return "pending";
+    case CommitOutcome::kUnknown: break;
+  }
+  return "unknown";
+}
+
 bool echoes(const std::byte* payload, std::size_t bytes, const Nonce& nonce) {
   return bytes >= nonce.size() && std::memcmp(payload, nonce.data(), nonce.size()) == 0;
 }

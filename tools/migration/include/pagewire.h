@@ -164,6 +164,21 @@ void pagewire_source_cancel(pagewire_source *source, const char *reason);
 void pagewire_source_set_max_gbps(pagewire_source *source, double gbps);
 void pagewire_source_set_downtime_limit_ms(pagewire_source *source, uint32_t limit_ms);
 void pagewire_source_close(pagewire_source *source);
+/* The session's id, for pagewire_query_outcome. */
+uint32_t pagewire_source_session_id(const pagewire_source *source);
+
+/* How a destination says a session ended (C++: query_commit_outcome). */
+typedef enum pagewire_commit_outcome {
+  PAGEWIRE_OUTCOME_UNKNOWN = 0,       /* no answer in time, or it does not know the session */
+  PAGEWIRE_OUTCOME_COMMITTED = 1,     /* it owns the guest: keep the source's copy stopped */
+  PAGEWIRE_OUTCOME_NOT_COMMITTED = 2, /* resume the source's guest */
+  PAGEWIRE_OUTCOME_PENDING = 3        /* it still waits for COMMIT */
+} pagewire_commit_outcome;
+/* After pagewire_source_run returned PAGEWIRE_ERR_COMMIT_UNKNOWN and the source was closed,
+ * or from a new process after a restart: asks the destination on `link` (no source running
+ * on it) how `session` ended, for up to timeout_ms. */
+pagewire_status pagewire_query_outcome(pagewire_link *link, uint32_t session, uint32_t timeout_ms,
+                                       pagewire_commit_outcome *outcome, pagewire_error *error);
 
 /* ---- Destination ---- */
 /* Called once the image is verified and the source sent COMMIT, before it is acknowledged:

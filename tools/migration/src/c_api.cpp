@@ -177,6 +177,24 @@ pagewire_status pagewire_link_await_up(pagewire_link* link, uint32_t timeout_ms,
   });
 }
 
+uint32_t pagewire_source_session_id(const pagewire_source* source) { return source->source.session_id(); }
+
+static_assert(PAGEWIRE_OUTCOME_COMMITTED == static_cast<int>(pagewire::migration::CommitOutcome::kCommitted) &&
+              PAGEWIRE_OUTCOME_NOT_COMMITTED == static_cast<int>(pagewire::migration::CommitOutcome::kNotCommitted) &&
+              PAGEWIRE_OUTCOME_PENDING == static_cast<int>(pagewire::migration::CommitOutcome::kPending) &&
+              PAGEWIRE_OUTCOME_UNKNOWN == static_cast<int>(pagewire::migration::CommitOutcome::kUnknown));
+
+pagewire_status pagewire_query_outcome(pagewire_link* link, uint32_t session, uint32_t timeout_ms,
+                                       pagewire_commit_outcome* outcome, pagewire_error* error) {
+  return guarded(error, [&] {
+    if (link == nullptr || outcome == nullptr) return invalid("pagewire_query_outcome: link and outcome are required", error);
+    auto answered = pagewire::migration::query_commit_outcome(link->link, session, timeout_ms);
+    if (!answered) return report(answered.error(), error);
+    *outcome = static_cast<pagewire_commit_outcome>(*answered);
+    return PAGEWIRE_OK;
+  });
+}
+
 void pagewire_link_cancel(pagewire_link* link, const char* reason) {
   link->link.cancel(reason != nullptr ? reason : "cancelled");
 }

@@ -1,4 +1,5 @@
 #include "pagewire/migration/source.hpp"
+#include "pagewire/transport/outcome_query.hpp"
 
 #include "pagewire/migration/internal/session_parts.hpp"
 #include "pagewire/migration/source_migration.hpp"
@@ -84,5 +85,10 @@ std::uint32_t Source::downtime_limit_ms() const { return parts_->downtime_limit_
 
 std::uint16_t Source::path_mtu() const { return parts_->session->path_mtu(); }
 std::uint16_t Source::streams() const { return parts_->session->streams(); }
+std::uint32_t Source::session_id() const { return parts_->session->session_id(); }
+
+Result<CommitOutcome> query_commit_outcome(Link& link, std::uint32_t session, std::uint32_t timeout_ms) {
+  return transport::query_outcome(link.parts().session, *link.parts().port, session, timeout_ms);
+}
 
 }  // namespace pagewire::migration

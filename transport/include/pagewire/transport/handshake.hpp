@@ -51,6 +51,17 @@ Result<std::uint16_t> path_mtu_ceiling(const HelloPayload& answer, std::uint16_t
 // A REFUSE payload's message, whatever bytes it holds: printable text, at most 125 bytes.
 std::string refusal_message(const RefusePayload& refusal);
 
+// An outcome query and its answer (wire.hpp): built, and checked against the key (without
+// one, the nonce echo is all that is checked).
+OutcomeQueryPayload make_outcome_query(const PreSharedKey* key, std::uint32_t session, const Nonce& nonce);
+bool outcome_query_valid(const PreSharedKey* key, std::uint32_t session, const OutcomeQueryPayload& query);
+OutcomePayload make_outcome(const PreSharedKey* key, std::uint32_t session, const OutcomeQueryPayload& query,
+                            CommitOutcome outcome);
+// The outcome the answer gives, if it answers `query` (the nonce echoed, the mac valid).
+std::optional<CommitOutcome> outcome_of(const PreSharedKey* key, std::uint32_t session, const OutcomeQueryPayload& query,
+                                        const OutcomePayload& answer);
+const char* to_string(CommitOutcome outcome);
+
 // Whether a keyless frame's payload starts with `nonce`: the destination's, from a HELLO_ACK
 // (a PROBE or a handshake's ABORT proves so that its sender heard the answer).
 bool echoes(const std::byte* payload, std::size_t bytes, const Nonce& nonce);

@@ -142,6 +142,8 @@ class SourceSession {
 
   std::uint16_t path_mtu() const { return path_mtu_; }
   std::uint16_t streams() const { return static_cast<std::uint16_t>(streams_.size()); }
+  // The id both ends know the session by (in every frame): what query_outcome() asks about.
+  std::uint32_t session_id() const { return session_; }
   // Why it runs fewer streams than SessionConfig::streams asked for; empty if it runs all.
   const std::string& streams_note() const { return streams_note_; }
 

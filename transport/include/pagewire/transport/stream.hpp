@@ -301,7 +301,8 @@ class SourceStream {
 class ControlResponder {
  public:
   virtual ~ControlResponder() = default;
-  virtual void respond(const ReceivedFrame& frame, std::uint64_t now_tsc) = 0;
+  // kNone when the frame was taken; else why it was dropped (the stream counts it).
+  virtual FrameDrop respond(const ReceivedFrame& frame, std::uint64_t now_tsc) = 0;
 };
 
 class DestinationStream {

@@ -33,8 +33,11 @@ enum class FrameType : std::uint8_t {
                       // hold): send them again in full. Payload: ResendPayload.
   kClose = 16,        // source: the answer to its COMMIT arrived; the destination may stop
                       // answering (it lingers until this, or until the source falls silent)
+  kOutcomeQuery = 17, // anyone -> destination: did session `session` commit? Never sealed:
+                      // the asker may hold no session keys. Payload: OutcomeQueryPayload.
+  kOutcome = 18,      // destination: the answer, never sealed. Payload: OutcomePayload.
 };
-inline constexpr std::uint8_t kLastFrameType = 16;
+inline constexpr std::uint8_t kLastFrameType = 18;
 // Sequence numbers wrap at 2^32: a before b when seq_diff(a, b) < 0, as TCP compares them.
 inline constexpr std::int32_t seq_diff(std::uint32_t a, std::uint32_t b) { return static_cast<std::int32_t>(a - b); }
 
@@ -132,6 +135,35 @@ struct [[gnu::packed]] RefusePayload {
   char message[126];      // NUL-terminated, human readable: what differs
 };
 static_assert(sizeof(RefusePayload) == 128);
+
+// Asks the destination that ran session `FrameHeader::session` how it ended: from a source
+// whose COMMIT went unanswered, on the same connection or, after a restart, a new one.
+// `nonce` is fresh per asker; `mac` is HMAC-SHA256 of the pre-shared key over the label
+// "pagewire outcome query", the session (le32) and the nonce; zeros without a key.
+struct [[gnu::packed]] OutcomeQueryPayload {
+  std::uint8_t nonce[32];
+  std::uint8_t mac[32];
+};
+static_assert(sizeof(OutcomeQueryPayload) == 64);
+
+// What a destination says of a session's commit.
+enum class CommitOutcome : std::uint8_t {
+  kUnknown = 0,       // no answer, or the destination does not know the session
+  kCommitted = 1,     // its commit action finished: the destination owns the guest
+  kNotCommitted = 2,  // refused, aborted or cancelled: it keeps no image
+  kPending = 3,       // still running, no COMMIT yet: nothing is decided
+};
+
+// The answer: the outcome, the asker's nonce echoed, and HMAC-SHA256 of the key over
+// "pagewire outcome", the session (le32), the nonce and the outcome byte (zeros without a
+// key), so that only the destination can say "committed" to a keyed source.
+struct [[gnu::packed]] OutcomePayload {
+  std::uint8_t outcome;  // CommitOutcome
+  std::uint8_t reserved[7];
+  std::uint8_t nonce[32];
+  std::uint8_t mac[32];
+};
+static_assert(sizeof(OutcomePayload) == 72);
 
 // The destination's digest of its whole region (pages + device state), computed by the
 // caller (pagewire uses XXH3-128); opaque to the transport.

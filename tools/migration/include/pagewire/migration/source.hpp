@@ -16,6 +16,7 @@
 #include "pagewire/migration/link.hpp"
 #include "pagewire/migration/report.hpp"
 #include "pagewire/result.hpp"
+#include "pagewire/transport/wire.hpp"
 
 namespace pagewire::migration {
 
@@ -70,6 +71,8 @@ class Source {
 
   std::uint16_t path_mtu() const;
   std::uint16_t streams() const;  // what the handshake settled on
+  // The session's id: what query_commit_outcome() asks about after kCommitUnknown.
+  std::uint32_t session_id() const;
 
   struct Parts;  // the transport session, for the CLI (migration/internal/)
   Parts& parts() { return *parts_; }
@@ -79,5 +82,14 @@ class Source {
  private:
   std::unique_ptr<Parts> parts_;
 };
+
+// How a destination says session `session` ended: kCommitted (it owns the guest: keep the
+// source's copy stopped), kNotCommitted (resume the source's guest), kPending (it still
+// waits for COMMIT), kUnknown (no answer within `timeout_ms`). For a source whose run()
+// returned kCommitUnknown, once that Source is destroyed, or from a new process after a
+// restart: no Source may be running on `link`. The destination answers while it lingers
+// after its commit or refusal (up to 35 s of silence); with a key, only it can answer.
+using CommitOutcome = transport::CommitOutcome;
+Result<CommitOutcome> query_commit_outcome(Link& link, std::uint32_t session, std::uint32_t timeout_ms);
 
 }  // namespace pagewire::migration
