@@ -4,7 +4,9 @@ a random moment, and the ownership invariants checked after every one.
 
 Faults: SIGKILL of either end, SIGINT of either end (a clean abort: the other end must
 hear it and end within a second), the path cut for less than the peer timeout (the session
-must ride it out) or for longer (both ends must give up), or none (a control trial). The
+must ride it out) or for longer, 7.5-12.5 s (ridden out too while the guest runs, within the
+15 s resume window these trials give both ends; in the switchover both ends give up), or none
+(a control trial). The
 moment is uniform over the length of an unfaulted migration, so faults land in the
 handshake, in pre-copy rounds, in the switchover and after it, in proportion to their length;
 each trial records which phase the source was in when the fault hit.
@@ -127,7 +129,8 @@ class Runner:
         output = os.path.join(self.work, f"out-{trial.number}.img")
         dst_log = os.path.join(self.work, f"dst-{trial.number}.log")
         src_log = os.path.join(self.work, f"src-{trial.number}.log")
-        common = ["--size-mib", str(self.size_mib), "--timeout-s", "40", "--mtu", "1500", "--json"]
+        common = ["--size-mib", str(self.size_mib), "--timeout-s", "40", "--mtu", "1500", "--json",
+                  "--resume-window-s", "15"]
         with open(dst_log, "w") as log:
             dst = subprocess.Popen(["ip", "netns", "exec", self.link.ns_dst, self.pagewire, "dst", "--vdev",
                                     f"net_af_packet0,iface={self.link.if_dst},framecnt=1024", "--output", output]

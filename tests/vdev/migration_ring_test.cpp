@@ -2,6 +2,8 @@
 // pair, the destination on its own thread, a guest model writing while pages move. Every
 // success is checked byte for byte, not only by the digests the migration compares itself.
 #include <gtest/gtest.h>
+
+#include <iostream>
 #include <rte_ethdev.h>
 #include <unistd.h>
 
@@ -79,6 +81,7 @@ struct Scenario {
   // After the source's run: ask the destination how the session ended, as a restarted
   // source would (transport::query_outcome, on the source's port, its session idle).
   bool ask_outcome_after = false;
+  std::uint32_t resume_window_ms = 0;  // both ends (SessionConfig)
   std::uint32_t destination_commit_linger_ms = 35000;
 };
 
@@ -271,6 +274,7 @@ Outcome migrate(const Scenario& scenario) {
     c.path.local = transport::Endpoint{self.mac(), local, 47000};
     c.path.peer = transport::Endpoint{{}, peer, 47000};
     c.peer_timeout_ms = 1000;
+    c.resume_window_ms = scenario.resume_window_ms;
     c.delta_cache_bytes = scenario.delta_cache_bytes;
     c.streams = scenario.streams;
     c.emulated_network = scenario.emulated_network;
@@ -565,6 +569,72 @@ TEST(MigrationRing, AnUnknownRefusedCommitIsSettledByAskingTheDestination) {
   EXPECT_EQ(outcome.report.error().code, ErrorCode::kCommitUnknown) << outcome.report.error().message;
   EXPECT_EQ(outcome.asked_outcome, transport::CommitOutcome::kNotCommitted);
   EXPECT_EQ(outcome.writes_after, 0u) << "paused until the answer: resuming is the embedder's call";
+}
+
+// The path goes dark both ways for `outage_ms` from its 500th frame on: in round 0 (about
+// 3000 frames, which the source's rate cap stretches over a second), the guest writing.
+struct OutageRun {
+  Outcome outcome;
+  int dropped = 0;
+};
+OutageRun migrate_through_an_outage(std::uint32_t outage_ms, std::uint32_t resume_window_ms) {
+  std::atomic<int> frames{0};
+  std::atomic<std::int64_t> dark_from_ns{0};
+  std::atomic<int> dropped{0};
+  rigs::LinkImpairment outage;
+  outage.drop_if = [&](std::span<const std::byte>) {
+    const auto now_ns = std::chrono::steady_clock::now().time_since_epoch() / std::chrono::nanoseconds(1);
+    std::int64_t none = 0;
+    if (++frames == 500) dark_from_ns.compare_exchange_strong(none, now_ns);
+    const std::int64_t from = dark_from_ns.load();
+    const bool dark = from != 0 && now_ns - from < std::int64_t{outage_ms} * 1'000'000;
+    dropped += dark;
+    return dark;
+  };
+  Scenario scenario;
+  scenario.guest.pages_per_second = 20000;
+  scenario.impairment = &outage;
+  scenario.source_rate_bytes_per_second = 32e6;
+  scenario.resume_window_ms = resume_window_ms;
+  OutageRun run{migrate(scenario), 0};
+  run.dropped = dropped.load();
+  return run;
+}
+
+// Dark for twice the peer timeout in the middle of round 0, within the resume window: both
+// ends wait, the streams resend when the path returns, and the migration goes on where it
+// stopped (not from round 0 again) to a verified commit, byte for byte.
+TEST(MigrationRing, AnOutageLongerThanThePeerTimeoutIsRiddenOut) {
+  const OutageRun run = migrate_through_an_outage(2000, 10000);
+  const Outcome& outcome = run.outcome;
+  ASSERT_TRUE(outcome.report.ok()) << outcome.report.error().message;
+  EXPECT_GT(run.dropped, 0) << "the outage happened";
+  EXPECT_EQ(outcome.destination_error, "");
+  EXPECT_TRUE(outcome.regions_equal) << "destination memory differs from the source";
+  EXPECT_EQ(outcome.report->outages_ridden, 1u);
+  EXPECT_GE(outcome.report->longest_silence_ms, 1500);
+  // Resumed, not started again: what went again is what was in flight when the path went
+  // dark (a window), where a restart would send round 0's 8192 pages (4096 frames) anew.
+  const auto& sent = outcome.source_totals.streams;
+  const std::uint64_t resent = sent.retransmits_timeout + sent.retransmits_sack + sent.tail_probes;
+  std::cout << "outage ridden: " << run.dropped << " frames lost, " << resent << " resent, "
+            << outcome.report->rounds << " rounds, " << outcome.report->pages_sent << " pages sent, longest silence "
+            << outcome.report->longest_silence_ms << " ms; timeout " << sent.retransmits_timeout << " sack " << sent.retransmits_sack << " tlp " << sent.tail_probes << " black holes " << sent.black_holes << " fragments " << sent.fragments_sent << " frames " << sent.frames_sent << "\n";
+  EXPECT_LE(resent, 1024u + 64u);
+  EXPECT_EQ(outcome.writes_after, 0u);
+}
+
+// Dark for longer than the resume window: the source gives up as after any failure before
+// the commit, its guest running on; the destination gives up too and keeps nothing.
+TEST(MigrationRing, AnOutageLongerThanTheResumeWindowFailsWithTheGuestRunning) {
+  const OutageRun run = migrate_through_an_outage(4000, 2000);
+  const Outcome& outcome = run.outcome;
+  ASSERT_FALSE(outcome.report.ok());
+  EXPECT_EQ(outcome.report.error().code, ErrorCode::kPeerGone) << outcome.report.error().message;
+  EXPECT_NE(outcome.report.error().message.find("acknowledged nothing for 2000 ms"), std::string::npos)
+      << outcome.report.error().message;
+  EXPECT_NE(outcome.destination_error, "");
+  EXPECT_GT(outcome.writes_after, 0u) << "the guest runs on at the source";
 }
 
 // The destination refuses the commit and its refusal (three ABORTs) is lost: the source asks

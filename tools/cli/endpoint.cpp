@@ -92,6 +92,7 @@ Result<migration::LinkConfig> link_config(const LinkOptions& o, const char* role
   c.idle_sleep_us = o.idle_sleep_us;
   c.window_memory_bytes = o.window_memory_mib << 20;
   c.timeout_ms = o.timeout_s * 1000;
+  c.resume_window_ms = o.resume_window_s * 1000;
   c.eal_arguments = o.eal_arguments;
   return c;
 }
@@ -127,6 +128,11 @@ void add_link_options(po::options_description& d, LinkOptions& o, bool source) {
       ("vlan", po::value(&o.vlan)->default_value(o.vlan), "802.1Q VLAN of this end's link, 1..4094; 0: untagged")
       ("max-state-kib", po::value(&o.max_state_kib)->default_value(o.max_state_kib), "room for device state")
       ("timeout-s", po::value(&o.timeout_s)->default_value(o.timeout_s), timeout_help.c_str())
+      ("resume-window-s", po::value(&o.resume_window_s)->default_value(o.resume_window_s),
+       source ? "a path dark for longer than the peer timeout (5 s) while the guest runs is waited for this long, "
+                "then the migration goes on where it stopped; 0: fail after the peer timeout"
+              : "how long a silent source is waited for while receiving (a dark path it rides out, or a dead "
+                "source); 0: the peer timeout (5 s)")
       ("cpu", po::value(&o.cpu), "CPU for the control thread (default: the placement plan's control core)")
       ("cores", po::value(&o.cores),
        "CPUs for the stream cores, one per stream, e.g. 2,3,4,5 (default: the placement plan's: NIC-local physical "

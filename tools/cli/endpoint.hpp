@@ -32,6 +32,7 @@ struct LinkOptions {
   std::uint16_t vlan = 0;
   std::uint64_t max_state_kib = 64;
   std::uint32_t timeout_s = 120;
+  std::uint32_t resume_window_s = 60;  // LinkConfig::resume_window_ms
   int cpu = -1;  // the control thread's CPU; -1: from the placement plan
   std::string cores;  // the stream cores' CPUs, one per stream; empty: from the plan
   bool json = false;

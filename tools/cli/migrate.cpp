@@ -552,6 +552,7 @@ int source(const std::vector<std::string>& args) {
                                 {"wire_bytes", report->wire_bytes}, {"compression_ratio", guest_mib * (1 << 20) / std::max<double>(1, report->wire_bytes)},
                                 {"throughput_gbps", guest_mib * 8 * (1 << 20) / 1e9 / report->total_seconds},
                                 {"pages_by_encoding", by_encoding(report->pages_by_encoding)}, {"final_throttle", report->final_throttle},
+                                {"outages_ridden", report->outages_ridden}, {"longest_silence_ms", report->longest_silence_ms},
                                 {"security", security_name(config.security)},
                                 {"zero_copy", session.zero_copy_note()},
                                 {"streams", session.streams()},
@@ -575,6 +576,10 @@ int source(const std::vector<std::string>& args) {
               << static_cast<double>(report->wire_bytes) / (1 << 20) << " MiB on the wire ("
               << std::setprecision(2) << guest_mib * (1 << 20) / std::max<double>(1, report->wire_bytes)
               << "x), zero/raw/delta/deflate/copy pages " << encoding_mix(report->pages_by_encoding) << std::endl;
+    if (report->outages_ridden > 0) {
+      std::cout << "src: rode out " << report->outages_ridden << " outage(s) of the path, the longest "
+                << std::setprecision(1) << report->longest_silence_ms / 1000 << " s" << std::endl;
+    }
   }
   return 0;
 }

@@ -7,6 +7,7 @@
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -15,6 +16,7 @@
 #include "pagewire/transport/arp.hpp"
 #include "pagewire/transport/frame.hpp"
 #include "pagewire/transport/frame_crypto.hpp"
+#include "pagewire/transport/session.hpp"
 #include "pagewire/transport/stream.hpp"
 
 namespace pagewire::transport {
@@ -72,14 +74,17 @@ bool await_control(const QueueRef& queue, const Path& path, std::uint16_t stream
 }
 
 // Notices a peer that went quiet: progress is any change in a number the caller sums
-// (acknowledgements, frames).
+// (acknowledgements, frames). With a log, each silence that ends is noted there: the
+// longest, and those longer than `outage_tsc` as outages ridden out.
 class SilenceWatch {
  public:
-  explicit SilenceWatch(std::uint64_t limit_tsc) : limit_(limit_tsc), since_(rte_rdtsc()) {}
+  explicit SilenceWatch(std::uint64_t limit_tsc, OutageLog* log = nullptr, std::uint64_t outage_tsc = 0)
+      : limit_(limit_tsc), since_(rte_rdtsc()), log_(log), outage_(outage_tsc) {}
 
   // True once `progress` has not changed for longer than the limit.
   bool expired(std::uint64_t progress, std::uint64_t now) {
     if (progress != last_) {
+      if (log_ != nullptr && last_ != 0) note(now - since_);
       last_ = progress;
       since_ = now;
       return false;
@@ -88,10 +93,23 @@ class SilenceWatch {
   }
 
  private:
+  void note(std::uint64_t silence) {
+    log_->longest_tsc = std::max(log_->longest_tsc, silence);
+    if (outage_ != 0 && silence > outage_) ++log_->ridden;
+  }
+
   std::uint64_t limit_;
   std::uint64_t since_;
   std::uint64_t last_ = 0;
+  OutageLog* log_;
+  std::uint64_t outage_;
 };
+
+// How long a session waits for a silent peer: the peer timeout, or the resume window where
+// an outage is ridden out (SessionConfig::resume_window_ms).
+inline std::uint32_t silence_limit_ms(const SessionConfig& config, bool ride_out) {
+  return ride_out ? std::max(config.peer_timeout_ms, config.resume_window_ms) : config.peer_timeout_ms;
+}
 
 // For an error about a silent peer: what the port itself says about its link.
 std::string link_note(std::uint16_t port);

@@ -40,9 +40,13 @@ std::uint64_t frames_from_source(const StreamCounters& counters) {
 }
 }  // namespace
 
+double DestinationSession::longest_silence_ms() const {
+  return static_cast<double>(outages_.longest_tsc) * 1000 / static_cast<double>(rte_get_tsc_hz());
+}
+
 Status DestinationSession::run_until_finished() {
   if (runner_ != nullptr) return run_stream_cores_until_finished();
-  SilenceWatch peer(ms_to_tsc(config_.peer_timeout_ms));
+  SilenceWatch peer(ms_to_tsc(silence_limit_ms(config_, true)), &outages_, ms_to_tsc(config_.peer_timeout_ms));
   for (;;) {
     bool busy = false;
     const std::uint64_t now = rte_rdtsc();
@@ -52,7 +56,7 @@ Status DestinationSession::run_until_finished() {
       if (streams_[s].failed()) return failed_stream();
       frames += frames_from_source(streams_[s].counters());
     }
-    if (peer.expired(frames, now) && busy) return silent_source(config_.peer_timeout_ms, port_);
+    if (peer.expired(frames, now) && busy) return silent_source(silence_limit_ms(config_, true), port_);
     if (responder_->was_aborted()) return make_error(ErrorCode::kAborted, responder_->aborted());
     if (Status cancelled = abort_if_cancelled(); !cancelled) return cancelled;
     if (!busy) return Ok{};
@@ -62,7 +66,7 @@ Status DestinationSession::run_until_finished() {
 
 Status DestinationSession::run_stream_cores_until_finished() {
   runner_->start([this](std::uint16_t s) { poll_until_done(streams_[s], *runner_); });
-  SilenceWatch peer(ms_to_tsc(config_.peer_timeout_ms));
+  SilenceWatch peer(ms_to_tsc(silence_limit_ms(config_, true)), &outages_, ms_to_tsc(config_.peer_timeout_ms));
   ControlWait wait;
   for (;;) {
     bool all_done = true;
@@ -85,7 +89,7 @@ Status DestinationSession::run_stream_cores_until_finished() {
     }
     if (peer.expired(frames_from_source(published_totals().streams), rte_rdtsc())) {
       runner_->stop();
-      return silent_source(config_.peer_timeout_ms, port_);
+      return silent_source(silence_limit_ms(config_, true), port_);
     }
     windows_->look();
     wait.pause();

@@ -45,8 +45,13 @@ Status SourceSession::run_until_idle(std::uint32_t timeout_ms, const std::functi
 }
 
 Status SourceSession::silent_destination() const {
-  return make_error(ErrorCode::kPeerGone, "the destination acknowledged nothing for " + std::to_string(config_.peer_timeout_ms) +
-                    " ms: it is gone or the path is down" + link_note(control_.port));
+  return make_error(ErrorCode::kPeerGone, "the destination acknowledged nothing for " +
+                    std::to_string(silence_limit_ms(config_, guest_running_)) + " ms: it is gone or the path is down" +
+                    link_note(control_.port));
+}
+
+double SourceSession::longest_silence_ms() const {
+  return static_cast<double>(outages_.longest_tsc) * 1000 / static_cast<double>(rte_get_tsc_hz());
 }
 
 namespace {
@@ -66,7 +71,7 @@ Status SourceSession::stopped() const {
 Status SourceSession::poll_here_until_idle(std::uint32_t timeout_ms, const std::function<void()>& tick) {
   const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(timeout_ms);
   Ticker ticker(tick);
-  SilenceWatch peer(ms_to_tsc(config_.peer_timeout_ms));
+  SilenceWatch peer(ms_to_tsc(silence_limit_ms(config_, guest_running_)), &outages_, ms_to_tsc(config_.peer_timeout_ms));
   for (;;) {
     bool busy = false;
     const std::uint64_t now = rte_rdtsc();
@@ -89,7 +94,7 @@ Status SourceSession::poll_here_until_idle(std::uint32_t timeout_ms, const std::
 Status SourceSession::await_stream_cores(std::uint32_t timeout_ms, const std::function<void()>& tick) {
   const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(timeout_ms);
   Ticker ticker(tick);
-  SilenceWatch peer(ms_to_tsc(config_.peer_timeout_ms));
+  SilenceWatch peer(ms_to_tsc(silence_limit_ms(config_, guest_running_)), &outages_, ms_to_tsc(config_.peer_timeout_ms));
   ControlWait wait;
   while (!runner_->all_done()) {
     const std::uint64_t now = rte_rdtsc();

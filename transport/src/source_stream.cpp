@@ -245,7 +245,10 @@ void SourceStream::on_ack(const ReceivedFrame& frame, std::uint64_t now) {
     counters_.srtt_us = srtt_ * 1000000 / tsc_hz_;
   }
   if (youngest_sent != 0 || advanced) recompute_rto();  // progress undoes the timeout backoff
-  if (advanced) timeouts_without_progress_ = 0;
+  if (advanced) {
+    timeouts_without_progress_ = 0;
+    probe_unanswered_ = false;
+  }
   acked_bytes_ += delivered.bytes;
   if (pacing_on_ && delivered.bytes != 0) {
     pacing_.on_ack(now, delivered.bytes, delivered.youngest, delivered.youngest_sent_tsc,
@@ -316,13 +319,15 @@ void SourceStream::recompute_rto() {
 void SourceStream::retransmit_due(std::uint64_t now) {
   // Timeout: resend the oldest outstanding frames whose timer ran out. Once everything has
   // been sent, no later frame will arrive to reveal a tail loss by SACK, so a tail-loss probe
-  // fires after 2 SRTT + the ACK delay (RFC 8985) instead of a full RTO; only the RTO backs
-  // off (RFC 6298 5.5). Frames go out in order, so the scan stops at the first one not yet
-  // due; SACKed frames (no mbuf) are skipped.
+  // (one frame) fires after 2 SRTT + the ACK delay (RFC 8985) instead of a full RTO; one
+  // probe until something is acknowledged, then the RTO, which alone backs off (RFC 6298
+  // 5.5), so a path gone dark sees resends further and further apart, not a probe every
+  // 2 SRTT. Frames go out in order, so the scan stops at the first one not yet due; SACKed
+  // frames (no mbuf) are skipped.
   const bool all_sent = pages_.empty() && staged_.empty() && unsent_ == snd_nxt_;
   std::uint64_t timeout = rto_;
   bool probe = false;
-  if (all_sent && srtt_ != 0) {
+  if (all_sent && srtt_ != 0 && !probe_unanswered_) {
     const std::uint64_t tail = 2 * srtt_ + us_to_tsc(tuning_.ack_delay_us, tsc_hz_);
     if (tail < timeout) {
       timeout = tail;
@@ -330,7 +335,8 @@ void SourceStream::retransmit_due(std::uint64_t now) {
     }
   }
   std::uint16_t resent = 0;
-  for (std::uint32_t seq = snd_una_; seq_diff(seq, unsent_) < 0 && resent < tuning_.burst; ++seq) {
+  const std::uint16_t most = probe ? 1 : tuning_.burst;
+  for (std::uint32_t seq = snd_una_; seq_diff(seq, unsent_) < 0 && resent < most; ++seq) {
     InFlight& entry = slot(seq);
     if (entry.mbuf == nullptr) continue;
     if (now - entry.sent_tsc < timeout) break;
@@ -342,6 +348,7 @@ void SourceStream::retransmit_due(std::uint64_t now) {
     ++(probe ? counters_.tail_probes : counters_.retransmits_timeout);
   }
   if (resent > 0 && !probe) rto_ = std::min<std::uint64_t>(2 * rto_, us_to_tsc(tuning_.max_rto_us, tsc_hz_));
+  if (resent > 0 && probe) probe_unanswered_ = true;
   // Timers in a row (tail probes or timeouts) with nothing acknowledged: a dead peer, or a
   // path that now drops frames of our size. A small probe tells them apart.
   if (resent > 0 && ++timeouts_without_progress_ >= tuning_.black_hole_timeouts && !search_ &&

@@ -151,6 +151,7 @@ Result<Link> Link::open(const LinkConfig& c) {
   std::copy(c.peer_mac.begin(), c.peer_mac.end(), s.path.peer.mac.addr_bytes);
   s.next_hop_ip = c.gateway_ip;
   s.hello_timeout_ms = c.timeout_ms;
+  s.resume_window_ms = c.resume_window_ms;
   s.security = std::move(security).value();
   s.udp_checksum = checksum_of(c.udp_checksum);
   s.tuning.window_memory_bytes = c.window_memory_bytes;

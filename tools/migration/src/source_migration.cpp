@@ -152,6 +152,7 @@ Result<MigrationReport> SourceMigration::run(std::span<const std::byte> device_s
                                                                   : transport::SourceSession::RoundPages::kMayChange;
   std::uint64_t previous_dirty = UINT64_MAX;
   int stalled = 0;
+  session_.set_guest_running(true);  // an outage now costs only time: ridden out
   for (std::uint32_t round = 0;; ++round) {
     auto sent = send_round(pages, round, pre_copy_ms_left(), pre_copy_pages);
     if (!sent) return give_up(in_context("round " + std::to_string(round) + ": ", sent.error()));
@@ -199,7 +200,11 @@ Result<MigrationReport> SourceMigration::run(std::span<const std::byte> device_s
   }
   report.final_throttle = throttle_;
   auto done = switch_over(device_state, report, std::move(pages));
-  if (done) done->total_seconds = seconds_since(start);
+  if (done) {
+    done->total_seconds = seconds_since(start);
+    done->outages_ridden = session_.outages_ridden();
+    done->longest_silence_ms = session_.longest_silence_ms();
+  }
   return done;
 }
 
@@ -228,6 +233,7 @@ Result<MigrationReport> SourceMigration::switch_over(std::span<const std::byte> 
                                                     std::vector<std::uint64_t> pages) {
   const auto paused_at = Clock::now();
   paused_ = true;  // a failed pause() is resumed too: it may have stopped some vCPUs
+  session_.set_guest_running(false);  // paused, a dark path is waited out for the peer timeout only
   if (Status stopped = guest_.pause(); !stopped) {
     return give_up(make_error(ErrorCode::kHook, "guest pause: " + stopped.error().message));
   }

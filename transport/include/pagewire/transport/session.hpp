@@ -83,6 +83,15 @@ struct SessionConfig {
   // A peer that acknowledges nothing (source) or sends nothing (destination) for this long
   // is gone: the session fails instead of waiting for its overall timeout.
   std::uint32_t peer_timeout_ms = 5000;
+  // An outage ridden out instead of ending the session, while nothing is lost by waiting:
+  // a source whose guest runs (SourceSession::set_guest_running) waits this long for a
+  // silent destination, its streams resending at most max_rto_us apart, and a receiving
+  // destination (which cannot tell the phases apart) waits as long for a silent source.
+  // When the path returns the session goes on where it stopped: both ends kept their state,
+  // and frames sealed with the session's keys (or bearing its id, without a key) are the
+  // proof that it is the same session. With the guest paused, peer_timeout_ms still
+  // decides. 0 (or at most peer_timeout_ms): no outage is ridden out.
+  std::uint32_t resume_window_ms = 0;
   // Destination: after answering COMMIT, how long a silent source may still come back and
   // ask again before the destination stops answering (it stops at once on CLOSE). Longer
   // than the source's commit window (MigrationOptions::commit_timeout_ms, 30 s), so that a
@@ -130,6 +139,13 @@ struct SessionTotals {
   pagecodec::DeltaCacheCounters delta_cache;  // source side
   pagecodec::DuplicateCounters duplicates;    // source side
   pagecodec::DecoderCounters decoded;   // destination side
+};
+
+// The silences a session lived through: how many outlasted peer_timeout_ms and ended with
+// the peer heard again (outages ridden out), and the longest, in TSC cycles.
+struct OutageLog {
+  std::uint32_t ridden = 0;
+  std::uint64_t longest_tsc = 0;
 };
 
 class SourceSession {
@@ -187,6 +203,13 @@ class SourceSession {
   // VERIFY) with kCancelled, and the caller then aborts. A COMMIT already sent is seen
   // through: its outcome is the destination's to decide. The first reason stands.
   void cancel(std::string_view reason) { cancelled_->set(reason); }
+  // Control thread, between rounds: whether the guest runs (pre-copy) or is paused (the
+  // switchover). While it runs, a silent destination is waited for up to resume_window_ms.
+  void set_guest_running(bool running) { guest_running_ = running; }
+  // Silences longer than peer_timeout_ms that ended with the destination heard again, and
+  // the longest silence, in ms. Control thread.
+  std::uint32_t outages_ridden() const { return outages_.ridden; }
+  double longest_silence_ms() const;
   // Any thread, any time: caps the session at `bytes_per_second` (0: no cap) from the
   // streams' next poll on, shared evenly between them (QEMU's migrate-set-parameters
   // max-bandwidth). No lock: each stream reads the cap once per poll.
@@ -241,6 +264,8 @@ class SourceSession {
   std::vector<std::vector<std::uint64_t>> round_pages_;
   mutable std::vector<std::uint64_t> dirty_bits_;  // append_copies_of()'s, zero between calls
   bool zero_copy_ = false;
+  bool guest_running_ = false;
+  OutageLog outages_;
   std::string zero_copy_note_ = "on";
   StopReason own_cancel_;
   StopReason* cancelled_ = &own_cancel_;  // SessionConfig::cancel when given
@@ -312,6 +337,8 @@ class DestinationSession {
   std::uint64_t region_pages() const { return generations_.size(); }
   const char* udp_checksum_note() const { return checksum_note(config_.path); }
   const std::string& window_note() const;  // as SourceSession's
+  std::uint32_t outages_ridden() const { return outages_.ridden; }  // as SourceSession's
+  double longest_silence_ms() const;
   // The page no longer holds a version the source could build on (the hypervisor discarded
   // or reused it): its next DELTA is refused and the page asked for again in full (RESEND).
   // Any thread, while the streams run.
@@ -335,6 +362,7 @@ class DestinationSession {
   std::uint32_t session_ = 0;
   std::string streams_note_;
   StreamCounters control_counters_;  // frames refused while waiting for HELLO
+  OutageLog outages_;
   StopReason own_cancel_;
   StopReason* cancelled_ = &own_cancel_;  // SessionConfig::cancel when given
   std::unique_ptr<WindowGrowth> windows_;

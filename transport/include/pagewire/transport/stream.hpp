@@ -235,6 +235,7 @@ class SourceStream {
   // Black-hole detection and the MTU search it starts.
   std::uint16_t path_mtu_;
   std::uint32_t timeouts_without_progress_ = 0;
+  bool probe_unanswered_ = false;  // a tail-loss probe went out and nothing was acknowledged since
   // The search in progress, and the probes that belong to it: a late answer to an earlier
   // probe at the size being tested counts too.
   std::optional<PathMtuSearch> search_;

@@ -61,6 +61,10 @@ struct LinkConfig {
   std::uint32_t idle_sleep_us = 0;     // a quiet stream core sleeps this long (shared CPUs)
   std::uint64_t window_memory_bytes = 256ull << 20;  // per stream, grown as the path needs
   std::uint32_t timeout_ms = 120000;   // for the port to start, the link, and the peer's HELLO
+  // A path dark for longer than the peer timeout (5 s) while the guest still runs is waited
+  // for this long, then the migration goes on where it stopped; 0: fail after the peer
+  // timeout. The destination waits as long for a silent source (a dead one too).
+  std::uint32_t resume_window_ms = 60000;
 };
 
 // Parse "10.0.0.1" and "02:00:00:00:00:01" for LinkConfig; the message names `what`.

@@ -76,6 +76,10 @@ struct MigrationReport {
   std::uint64_t wire_bytes = 0;
   double final_throttle = 0;
   std::array<std::uint64_t, pagecodec::kEncodingCount> pages_by_encoding{};
+  // Outages longer than the peer timeout ridden out while the guest ran (resume window),
+  // and the longest silence of the destination, in ms.
+  std::uint32_t outages_ridden = 0;
+  double longest_silence_ms = 0;
 };
 
 struct ReceiveReport {
