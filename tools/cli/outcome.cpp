@@ -12,7 +12,6 @@
 #include "endpoint.hpp"
 #include "json_events.hpp"
 #include "pagewire/migration/source.hpp"
-#include "pagewire/transport/handshake.hpp"
 
 namespace po = boost::program_options;
 
@@ -66,9 +65,9 @@ int outcome(const std::vector<std::string>& args) {
   auto answered = migration::query_commit_outcome(endpoint->link, session, wait_s * 1000);
   if (!answered) return fail(answered.error().message);
   if (o.json) {
-    emit_event("outcome", {{"role", "src"}, {"session", session}, {"outcome", transport::to_string(*answered)}});
+    emit_event("outcome", {{"role", "src"}, {"session", session}, {"outcome", migration::to_string(*answered)}});
   } else {
-    std::cout << "session " << session << ": " << transport::to_string(*answered) << ": " << advice_for(*answered) << "\n";
+    std::cout << "session " << session << ": " << migration::to_string(*answered) << ": " << advice_for(*answered) << "\n";
   }
   return exit_code_of(*answered);
 }

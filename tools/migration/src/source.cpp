@@ -1,4 +1,5 @@
 #include "pagewire/migration/source.hpp"
+#include "pagewire/transport/handshake.hpp"
 #include "pagewire/transport/outcome_query.hpp"
 
 #include "pagewire/migration/internal/session_parts.hpp"
@@ -87,8 +88,18 @@ std::uint16_t Source::path_mtu() const { return parts_->session->path_mtu(); }
 std::uint16_t Source::streams() const { return parts_->session->streams(); }
 std::uint32_t Source::session_id() const { return parts_->session->session_id(); }
 
+// The wire's values (transport::CommitOutcome, docs/protocol.md) are the API's.
+static_assert(static_cast<int>(CommitOutcome::kCommitted) == static_cast<int>(transport::CommitOutcome::kCommitted) &&
+              static_cast<int>(CommitOutcome::kNotCommitted) == static_cast<int>(transport::CommitOutcome::kNotCommitted) &&
+              static_cast<int>(CommitOutcome::kPending) == static_cast<int>(transport::CommitOutcome::kPending) &&
+              static_cast<int>(CommitOutcome::kUnknown) == static_cast<int>(transport::CommitOutcome::kUnknown));
+
 Result<CommitOutcome> query_commit_outcome(Link& link, std::uint32_t session, std::uint32_t timeout_ms) {
-  return transport::query_outcome(link.parts().session, *link.parts().port, session, timeout_ms);
+  auto answered = transport::query_outcome(link.parts().session, *link.parts().port, session, timeout_ms);
+  if (!answered) return answered.error();
+  return static_cast<CommitOutcome>(*answered);
 }
+
+const char* to_string(CommitOutcome outcome) { return transport::to_string(static_cast<transport::CommitOutcome>(outcome)); }
 
 }  // namespace pagewire::migration

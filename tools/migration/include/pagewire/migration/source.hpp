@@ -16,7 +16,6 @@
 #include "pagewire/migration/link.hpp"
 #include "pagewire/migration/report.hpp"
 #include "pagewire/result.hpp"
-#include "pagewire/transport/wire.hpp"
 
 namespace pagewire::migration {
 
@@ -89,7 +88,8 @@ class Source {
 // returned kCommitUnknown, once that Source is destroyed, or from a new process after a
 // restart: no Source may be running on `link`. The destination answers while it lingers
 // after its commit or refusal (up to 35 s of silence); with a key, only it can answer.
-using CommitOutcome = transport::CommitOutcome;
+enum class CommitOutcome : std::uint8_t { kUnknown = 0, kCommitted = 1, kNotCommitted = 2, kPending = 3 };
+const char* to_string(CommitOutcome outcome);
 Result<CommitOutcome> query_commit_outcome(Link& link, std::uint32_t session, std::uint32_t timeout_ms);
 
 }  // namespace pagewire::migration
