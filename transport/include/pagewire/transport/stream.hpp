@@ -36,6 +36,7 @@
 #include "pagewire/transport/link_rate_estimate.hpp"
 #include "pagewire/transport/pacing_controller.hpp"
 #include "pagewire/transport/published_counters.hpp"
+#include "pagewire/transport/retransmit_timer.hpp"
 #include "pagewire/transport/staged_records.hpp"
 #include "pagewire/transport/stream_counters.hpp"
 #include "pagewire/transport/zero_copy_frame.hpp"
@@ -194,7 +195,6 @@ class SourceStream {
   // Sent and not known to have arrived: built frames waiting for tokens are not on the path.
   std::uint64_t sent_inflight_bytes() const { return std::uint64_t{unsent_ - snd_una_ - sacked_} * frame_bytes_; }
   void retransmit_due(std::uint64_t now);
-  void recompute_rto();
   void transmit(std::uint64_t now);
   rte_mbuf* encode_into_frame();
   rte_mbuf* frame_from_staging();
@@ -234,8 +234,6 @@ class SourceStream {
 
   // Black-hole detection and the MTU search it starts.
   std::uint16_t path_mtu_;
-  std::uint32_t timeouts_without_progress_ = 0;
-  bool probe_unanswered_ = false;  // a tail-loss probe went out and nothing was acknowledged since
   // The search in progress, and the probes that belong to it: a late answer to an earlier
   // probe at the size being tested counts too.
   std::optional<PathMtuSearch> search_;
@@ -274,7 +272,7 @@ class SourceStream {
   std::uint32_t highest_sacked_ = 0;  // the highest frame an ACK reported: holes below it may be lost
   std::uint32_t repair_from_ = 0;     // where repair_holes() looks next
   bool holes_waiting_ = false;        // holes below highest_sacked_ not yet resent (too young, or paced)
-  std::uint64_t srtt_ = 0, rttvar_ = 0, rto_;
+  RetransmitTimer timer_;
 
   double tokens_ = 0;
   std::uint64_t tokens_tsc_ = 0;

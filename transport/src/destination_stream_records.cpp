@@ -1,0 +1,198 @@
+// DestinationStream: the in-order byte stream into records (whole from a frame, or
+// assembled across frames), each record checked against the ordering rule and applied to
+// guest memory, refused DELTAs asked for again in full (RESEND).
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
+#include "pagewire/transport/stream.hpp"
+
+namespace pagewire::transport {
+
+namespace {
+
+std::size_t record_bytes_at(const std::byte* header_bytes) {
+  pagecodec::RecordHeader header;
+  std::memcpy(&header, header_bytes, sizeof header);
+  return pagecodec::kRecordHeaderBytes + header.payload_bytes.get();
+}
+
+}  // namespace
+
+void DestinationStream::deliver(const rte_mbuf* mbuf, PayloadRange payload) {
+  counters_.payload_bytes_received += payload.bytes;
+  visit_bytes(mbuf, payload.offset, payload.bytes,
+              [this](const std::byte* piece, std::size_t bytes) { deliver(piece, bytes); });
+}
+
+// Feeds in-order stream bytes to the record decoder: whole records straight from the frame,
+// a record split across frames or segments assembled in partial_. A header that came alone
+// (the end of a segment, a page sent by reference behind it) is applied with its payload
+// where it lies.
+void DestinationStream::deliver(const std::byte* bytes, std::size_t length) {
+  constexpr std::size_t kHeader = pagecodec::kRecordHeaderBytes;
+  while (length > 0 && failure_.empty()) {
+    if (partial_length_ == 0 && length >= kHeader) {
+      const std::size_t record = record_bytes_at(bytes);
+      if (record <= length) {
+        process_record(decoder_.parse({bytes, record}));
+        bytes += record;
+        length -= record;
+        continue;
+      }
+    }
+    if (partial_length_ == kHeader && record_bytes_at(partial_.data()) - kHeader <= length) {
+      const std::size_t payload = record_bytes_at(partial_.data()) - kHeader;
+      process_record(decoder_.parse({partial_.data(), kHeader}, {bytes, payload}));
+      partial_length_ = 0;
+      bytes += payload;
+      length -= payload;
+      continue;
+    }
+    const std::size_t need = partial_length_ < kHeader ? kHeader : record_bytes_at(partial_.data());
+    const std::size_t take = std::min(length, need - partial_length_);
+    std::memcpy(partial_.data() + partial_length_, bytes, take);
+    partial_length_ += take;
+    bytes += take;
+    length -= take;
+    if (partial_length_ < kHeader) continue;
+    const std::size_t record = record_bytes_at(partial_.data());
+    if (record > partial_.size()) {
+      failure_ = "stream " + std::to_string(index_) + ": a record of " + std::to_string(record) +
+                 " bytes exceeds the negotiated maximum of " + std::to_string(partial_.size());
+      return;
+    }
+    if (partial_length_ < record) continue;
+    process_record(decoder_.parse({partial_.data(), record}));
+    partial_length_ = 0;
+  }
+}
+
+void DestinationStream::process_record(const pagecodec::ParsedRecord& parsed) {
+  if (parsed.error != pagecodec::DecodeError::kNone) {
+    // The frame passed its checksum, so this is how the sender framed it: the stream
+    // cannot be resynchronised.
+    failure_ = "stream " + std::to_string(index_) + ": " + std::string(to_string(parsed.error));
+    return;
+  }
+  apply_record(parsed.view);
+}
+
+namespace {
+
+// After the pages' bytes: DestinationSession::page_generation() readers on other threads
+// (the destination's incremental digest) rely on this order. A plain store on x86.
+void publish_generation(std::uint32_t* generations, std::uint32_t count, std::uint32_t generation) {
+  for (std::uint32_t k = 0; k < count; ++k) std::atomic_ref(generations[k]).store(generation, std::memory_order_release);
+}
+
+}  // namespace
+
+// The ordering rule: never let an older copy overwrite a newer one, and apply a DELTA only
+// onto the exact base it was encoded against.
+bool DestinationStream::apply_record(const pagecodec::RecordView& record) {
+  if (record.first_page < first_page_ || record.first_page + record.page_count > end_page_) {
+    ++counters_.record_errors;  // another stream's pages: a sender bug or a forgery
+    return false;
+  }
+  std::uint32_t* generations = page_generations_ + record.first_page;
+  auto generation_of = [&](std::uint32_t k) {
+    // Relaxed: only DestinationSession::forget_page() writes here from another thread.
+    return std::atomic_ref(generations[k]).load(std::memory_order_relaxed);
+  };
+  if (record.encoding == pagecodec::Encoding::kDelta) {
+    if (generation_of(0) != record.base_generation) {
+      ++counters_.delta_base_mismatch;
+      refuse(record.first_page, 1);
+      return false;
+    }
+  } else if (record.encoding == pagecodec::Encoding::kCopy) {
+    // Another stream's page may be changing under its own core: only our own pages, and only
+    // the version of the source page the sender compared with.
+    if (record.copy_source < first_page_ || record.copy_source >= end_page_) {
+      ++counters_.record_errors;
+      return false;
+    }
+    if (generation_of(0) > record.generation) {
+      ++counters_.stale_records;
+      return false;
+    }
+    const std::uint32_t source_generation =
+        std::atomic_ref(page_generations_[record.copy_source]).load(std::memory_order_relaxed);
+    if (source_generation != record.base_generation) {
+      ++counters_.copy_source_mismatch;
+      refuse(record.first_page, 1);
+      return false;
+    }
+  } else {
+    for (std::uint32_t k = 0; k < record.page_count; ++k) {
+      if (generation_of(k) > record.generation) {
+        ++counters_.stale_records;
+        return false;
+      }
+    }
+  }
+  const pagecodec::DecodeError applied = decoder_.apply(record, *memory_);
+  if (applied_pages_ != nullptr) applied_pages_->pages_written(record.first_page, record.page_count);
+  if (applied != pagecodec::DecodeError::kNone) {
+    ++counters_.record_errors;
+    // The pages hold unspecified bytes now: no DELTA may build on them, and they must come
+    // again in full.
+    publish_generation(generations, record.page_count, 0);
+    refuse(record.first_page, record.page_count);
+    return false;
+  }
+  publish_generation(generations, record.page_count, record.generation);
+  if (!refused_.empty() && record.encoding != pagecodec::Encoding::kDelta) {
+    std::erase_if(refused_, [&](std::uint64_t page) {
+      return page >= record.first_page && page < record.first_page + record.page_count;
+    });
+  }
+  return true;
+}
+
+void DestinationStream::refuse(std::uint64_t first_page, std::uint32_t count) {
+  for (std::uint64_t page = first_page; page < first_page + count; ++page) {
+    if (std::find(refused_.begin(), refused_.end(), page) != refused_.end()) continue;
+    if (refused_.size() == kMaxRefusedPages) {
+      failure_ = "stream " + std::to_string(index_) + ": more than " + std::to_string(kMaxRefusedPages) +
+                 " pages refused and waiting to be sent again";
+      return;
+    }
+    refused_.push_back(page);
+  }
+  resend_due_tsc_ = 0;  // ask at once
+}
+
+// Asks for every refused page, again every 10 ms (the minimum RTO) until they arrive.
+void DestinationStream::send_resend(std::uint64_t now) {
+  rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
+  if (mbuf == nullptr) {
+    ++counters_.mbuf_exhausted;
+    return;
+  }
+  const std::size_t room = (payload_for_mtu(kMinPathMtu, true) - sizeof(ResendPayload)) / sizeof(std::uint64_t);
+  const std::size_t count = std::min(refused_.size(), room);
+  ResendPayload header{};
+  header.count.set(static_cast<std::uint16_t>(count));
+  std::byte* payload = frame_payload(mbuf);
+  std::memcpy(payload, &header, sizeof header);
+  for (std::size_t i = 0; i < count; ++i) {
+    le64 page;
+    page.set(refused_[i]);
+    std::memcpy(payload + sizeof header + i * sizeof page, &page, sizeof page);
+  }
+  finish_frame(mbuf, path_, FrameFields{.type = FrameType::kResend, .stream = index_, .session = session_},
+               static_cast<std::uint16_t>(sizeof header + count * sizeof(le64)), 0, crypto_);
+  if (!transmit_one(queue_.port, queue_.queue, mbuf)) {
+    ++counters_.tx_queue_full;
+    return;
+  }
+  ++counters_.resend_requests;
+  resend_due_tsc_ = now + tsc_hz_ / 100;
+}
+
+}  // namespace pagewire::transport

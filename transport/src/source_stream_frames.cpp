@@ -1,0 +1,76 @@
+// SourceStream: building frames, from the encoder straight into a frame (pages by
+// reference where the port allows) or from the records staged for frames of their own.
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "pagewire/transport/stream.hpp"
+#include "source_stream_shared.hpp"
+
+namespace pagewire::transport {
+
+using namespace source_stream;
+
+// Encodes straight into a new frame when records can be whole in it: no DEFLATE batch
+// (whose RAW fallback may exceed a frame), nothing staged or half-framed, and a frame that
+// holds a one-page record (RAW batches shrink to what fits; a DELTA is smaller than a
+// page). Returns the frame, or nullptr when the staging path must be used.
+rte_mbuf* SourceStream::encode_into_frame() {
+  if (encoder_.config().policy.deflate || !staged_.empty() || pages_.empty() ||
+      payload_bytes_ < pagecodec::kRecordHeaderBytes + encoder_.config().page_size) {
+    return nullptr;
+  }
+  rte_mbuf* mbuf = alloc_frame();
+  if (mbuf == nullptr) return nullptr;
+  pagecodec::PageReferences references;
+  const pagecodec::EncodeProgress progress = encoder_.encode(*memory_, pages_, generation_, {frame_payload(mbuf), payload_bytes_},
+                                                             by_reference_ ? &references : nullptr);
+  pages_ = pages_.subspan(progress.pages_consumed);
+  if (progress.bytes_written == 0) {
+    rte_pktmbuf_free(mbuf);
+    return nullptr;
+  }
+  attach_references(mbuf, progress.bytes_written, references);
+  finish_frame(mbuf, path_, FrameFields{.type = FrameType::kData, .stream = index_, .session = session_, .seq = snd_nxt_},
+               static_cast<std::uint16_t>(progress.bytes_written), 0, crypto_);
+  counters_.payload_bytes_sent += progress.bytes_written;
+  return mbuf;
+}
+
+void SourceStream::attach_references(rte_mbuf* frame, std::size_t payload_bytes,
+                                     const pagecodec::PageReferences& references) {
+  if (references.count == 0) return;
+  if (!attach_page_references(frame, static_cast<std::uint16_t>(payload_bytes), references, queue_.references)) {
+    ++counters_.mbuf_exhausted;  // the pages are encoded already: copy them into their places
+    for (std::size_t r = 0; r < references.count; ++r) {
+      std::memcpy(frame_payload(frame) + references.items[r].offset, references.items[r].bytes, references.items[r].length);
+    }
+    return;
+  }
+  for (std::size_t r = 0; r < references.count; ++r) referenced_bytes_ += references.items[r].length;
+  counters_.pages_by_reference += referenced_bytes_ / encoder_.config().page_size;
+  referenced_bytes_ %= encoder_.config().page_size;
+}
+
+// Cuts the next frame from the staged records; nullptr when nothing is staged.
+rte_mbuf* SourceStream::frame_from_staging() {
+  // No pages, no memory yet: a stream that sends only FIN or keepalives has none assigned.
+  if (staged_.bytes() < payload_bytes_ && !staged_.splitting() && !pages_.empty()) {
+    staged_.refill(encoder_, *memory_, &pages_, generation_, by_reference_);
+  }
+  const std::size_t bytes = staged_.next_frame_bytes(payload_bytes_);
+  if (bytes == 0) return nullptr;
+  rte_mbuf* mbuf = alloc_frame();
+  if (mbuf == nullptr) return nullptr;  // nothing was taken; try again next poll
+  pagecodec::PageReferences references;
+  staged_.take(bytes, frame_payload(mbuf), &references);
+  attach_references(mbuf, bytes, references);
+  finish_frame(mbuf, path_, FrameFields{.type = FrameType::kData, .stream = index_, .session = session_, .seq = snd_nxt_},
+               static_cast<std::uint16_t>(bytes), 0, crypto_);
+  counters_.payload_bytes_sent += bytes;
+  return mbuf;
+}
+
+}  // namespace pagewire::transport
