@@ -33,15 +33,13 @@ DestinationStream::DestinationStream(std::uint16_t index, QueueRef queue, const 
       first_page_(first_page),
       end_page_(end_page),
       tsc_hz_(rte_get_tsc_hz()),
-      reorder_(window_slots(tuning, rte_pktmbuf_data_room_size(queue.pool)), nullptr),
+      receive_window_(window_slots(tuning, rte_pktmbuf_data_room_size(queue.pool))),
       partial_(max_record_bytes) {
   refused_.reserve(kMaxRefusedPages);
 }
 
 DestinationStream::~DestinationStream() {
-  for (rte_mbuf* mbuf : reorder_) {
-    if (mbuf != nullptr) rte_pktmbuf_free(mbuf);
-  }
+  receive_window_.release_all([](rte_mbuf* mbuf) { rte_pktmbuf_free(mbuf); });
   for (const Rebuild& rebuild : rebuilds_) {
     if (rebuild.mbuf != nullptr) rte_pktmbuf_free(rebuild.mbuf);
   }
@@ -98,7 +96,7 @@ bool DestinationStream::poll(std::uint64_t now) {
   }
   if (!refused_.empty() && now >= resend_due_tsc_) send_resend(now);
   // Complete only with every refused page received again in full.
-  if (fin_seen_ && rcv_nxt_ == fin_seq_ && refused_.empty() && failure_.empty()) fin_applied_ = true;
+  if (fin_seen_ && receive_window_.next() == fin_seq_ && refused_.empty() && failure_.empty()) fin_applied_ = true;
   if (ack_due_tsc_ != 0 && now >= ack_due_tsc_) send_ack(fin_applied_ ? FrameType::kFinAck : FrameType::kAck);
   const bool busy = failure_.empty() && !fin_applied_;
   if (publish_schedule_.due(now, !busy)) {
@@ -109,14 +107,15 @@ bool DestinationStream::poll(std::uint64_t now) {
 }
 
 bool DestinationStream::admit(rte_mbuf* mbuf, std::uint32_t seq, std::uint64_t now) {
-  const std::int32_t ahead = seq_diff(seq, rcv_nxt_);
-  if (ahead < 0) {
+  using Admission = ReceiveWindow<rte_mbuf>::Admission;
+  const Admission admission = receive_window_.admit(seq);
+  if (admission == Admission::kDuplicate) {
     ++counters_.duplicates;  // our ACK was lost: say again what we have
     ack_due_tsc_ = now;
     rte_pktmbuf_free(mbuf);
     return false;
   }
-  if (static_cast<std::uint32_t>(ahead) >= reorder_.size()) {
+  if (admission == Admission::kOutside) {
     ++counters_.outside_window;
     rte_pktmbuf_free(mbuf);
     return false;
@@ -127,31 +126,21 @@ bool DestinationStream::admit(rte_mbuf* mbuf, std::uint32_t seq, std::uint64_t n
 void DestinationStream::on_data(rte_mbuf* mbuf, PayloadRange payload, std::uint32_t seq, std::uint64_t now) {
   ++counters_.frames_received;
   if (!admit(mbuf, seq, now)) return;
-  const std::int32_t ahead = seq_diff(seq, rcv_nxt_);
-  if (ahead > 0) {
-    rte_mbuf*& slot = held(seq);
-    if (slot != nullptr) {
-      ++counters_.duplicates;
-      rte_pktmbuf_free(mbuf);
-    } else {
-      slot = hold(mbuf);  // as parsed and opened: read by held_payload() when its turn comes
-      ++counters_.out_of_order;
-      remember_block(seq & ~63u);
-    }
+  if (seq != receive_window_.next()) {
+    // As parsed and opened: read by held_payload() when its turn comes.
+    receive_window_.hold(seq, keepable(mbuf));
+    ++counters_.out_of_order;
     ack_due_tsc_ = now;  // a hole: tell the sender at once
     return;
   }
   // In order: apply it and every held frame that now follows.
   deliver(mbuf, payload);
   rte_pktmbuf_free(mbuf);
-  ++rcv_nxt_;
+  receive_window_.advance();
   ++unacked_;
-  while (rte_mbuf* next = held(rcv_nxt_)) {
-    held(rcv_nxt_) = nullptr;
-    --held_frames_;
+  while (rte_mbuf* next = receive_window_.take_next()) {
     deliver(next, held_payload(next));
     rte_pktmbuf_free(next);
-    ++rcv_nxt_;
     ++unacked_;
   }
   const std::uint64_t delay = std::uint64_t{tuning_.ack_delay_us} * tsc_hz_ / 1000000;
@@ -166,15 +155,15 @@ void DestinationStream::on_data(rte_mbuf* mbuf, PayloadRange payload, std::uint3
 // of its own (FrameReserve), so that a long path's holes never leave the device without
 // buffers to receive into; the reserve grows with what the holes need. Kept as it came
 // when the reserve has none free (asked for, counted).
-rte_mbuf* DestinationStream::hold(rte_mbuf* mbuf) {
-  ++held_frames_;
+rte_mbuf* DestinationStream::keepable(rte_mbuf* mbuf) {
+  const std::uint32_t held = receive_window_.held() + 1;
   FrameReserve* reserve = queue_.reserve;
-  if (reserve == nullptr || held_frames_ <= reserve->base_frames()) return mbuf;
+  if (reserve == nullptr || held <= reserve->base_frames()) return mbuf;
   rte_mbuf* copy = reserve->alloc(nullptr);
   if (copy == nullptr || rte_pktmbuf_tailroom(copy) < rte_pktmbuf_pkt_len(mbuf)) {
     if (copy != nullptr) rte_pktmbuf_free(copy);
     ++counters_.mbuf_exhausted;
-    reserve->ask(held_frames_ + 2 * tuning_.burst);
+    reserve->ask(held + 2 * tuning_.burst);
     return mbuf;
   }
   const std::uint32_t bytes = rte_pktmbuf_pkt_len(mbuf);
@@ -191,7 +180,7 @@ rte_mbuf* DestinationStream::hold(rte_mbuf* mbuf) {
 void DestinationStream::on_fragment(rte_mbuf* mbuf, const ReceivedFrame& frame, std::uint64_t now) {
   ++counters_.fragments_received;
   if (!admit(mbuf, frame.seq, now)) return;
-  if (held(frame.seq) != nullptr) {
+  if (receive_window_.held_at(frame.seq) != nullptr) {
     ++counters_.duplicates;  // that frame is here already, whole
     ack_due_tsc_ = now;
     rte_pktmbuf_free(mbuf);
@@ -200,7 +189,7 @@ void DestinationStream::on_fragment(rte_mbuf* mbuf, const ReceivedFrame& frame, 
   Rebuild* rebuild = nullptr;
   Rebuild* free_slot = nullptr;
   for (Rebuild& slot : rebuilds_) {
-    if (slot.mbuf != nullptr && seq_diff(slot.seq, rcv_nxt_) < 0) {  // delivered whole meanwhile
+    if (slot.mbuf != nullptr && seq_diff(slot.seq, receive_window_.next()) < 0) {  // delivered whole meanwhile
       rte_pktmbuf_free(slot.mbuf);
       slot = Rebuild{};
     }
@@ -270,53 +259,28 @@ void DestinationStream::answer_probe(const ReceivedFrame& frame) {
   if (!transmit_one(queue_.port, queue_.queue, mbuf)) ++counters_.tx_queue_full;
 }
 
-void DestinationStream::remember_block(std::uint32_t base) {
-  std::uint32_t at = 0;
-  while (at < recent_block_count_ && recent_blocks_[at] != base) ++at;
-  if (at == recent_block_count_) {
-    if (recent_block_count_ < recent_blocks_.size()) ++recent_block_count_;
-    at = recent_block_count_ - 1;
-  }
-  for (; at > 0; --at) recent_blocks_[at] = recent_blocks_[at - 1];
-  recent_blocks_[0] = base;
-}
-
 void DestinationStream::send_ack(FrameType type) {
   rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
   if (mbuf == nullptr) {
     ++counters_.mbuf_exhausted;
     return;
   }
-  std::uint64_t sack = 0;
-  for (std::uint32_t bit = 0; bit < 64 && bit + 1 < reorder_.size(); ++bit) {
-    if (held(rcv_nxt_ + 1 + bit) != nullptr) sack |= std::uint64_t{1} << bit;
-  }
-  // Blocks further out, most recent first; frames below rcv_nxt_ count as received.
+  const auto reported = receive_window_.blocks();
   SackBlock blocks[kAckSackBlocks];
-  std::size_t block_count = 0;
-  for (std::uint32_t b = 0; b < recent_block_count_; ++b) {
-    const std::uint32_t base = recent_blocks_[b];
-    if (seq_diff(base + 64, rcv_nxt_ + 65) <= 0) continue;  // inside the header's SACK or acked
-    std::uint64_t received = 0;
-    for (std::uint32_t bit = 0; bit < 64; ++bit) {
-      const std::uint32_t seq = base + bit;
-      const std::int32_t ahead = seq_diff(seq, rcv_nxt_);
-      const bool arrived = ahead < 0 || (static_cast<std::uint32_t>(ahead) < reorder_.size() && held(seq) != nullptr);
-      if (arrived) received |= std::uint64_t{1} << bit;
-    }
-    blocks[block_count] = SackBlock{};
-    blocks[block_count].base.set(base);
-    blocks[block_count].received.set(received);
-    ++block_count;
+  for (std::size_t b = 0; b < reported.count; ++b) {
+    blocks[b] = SackBlock{};
+    blocks[b].base.set(reported.base[b]);
+    blocks[b].received.set(reported.received[b]);
   }
+  const std::size_t block_count = reported.count;
   std::memcpy(frame_payload(mbuf), blocks, block_count * sizeof(SackBlock));
   finish_frame(mbuf, path_,
                FrameFields{.type = type,
                            .stream = index_,
                            .session = session_,
-                           .seq = type == FrameType::kFinAck ? fin_seq_ : rcv_nxt_,
-                           .sack = sack,
-                           .window = static_cast<std::uint32_t>(reorder_.size()) - 1},
+                           .seq = type == FrameType::kFinAck ? fin_seq_ : receive_window_.next(),
+                           .sack = reported.after_next,
+                           .window = receive_window_.advertised()},
                static_cast<std::uint16_t>(block_count * sizeof(SackBlock)), 0, crypto_);
   if (!transmit_one(queue_.port, queue_.queue, mbuf)) {
     ++counters_.tx_queue_full;

@@ -36,6 +36,7 @@
 #include "pagewire/transport/link_rate_estimate.hpp"
 #include "pagewire/transport/pacing_controller.hpp"
 #include "pagewire/transport/published_counters.hpp"
+#include "pagewire/transport/receive_window.hpp"
 #include "pagewire/transport/retransmit_timer.hpp"
 #include "pagewire/transport/staged_records.hpp"
 #include "pagewire/transport/stream_counters.hpp"
@@ -344,12 +345,11 @@ class DestinationStream {
   void process_record(const pagecodec::ParsedRecord& parsed);
   bool apply_record(const pagecodec::RecordView& record);
   void send_ack(FrameType type = FrameType::kAck);
-  void remember_block(std::uint32_t base);
   // Pages that must come again in full; asked for with RESEND until they do.
   void refuse(std::uint64_t first_page, std::uint32_t count);
   void send_resend(std::uint64_t now);
-  rte_mbuf*& held(std::uint32_t seq) { return reorder_[seq & (reorder_.size() - 1)]; }
-  rte_mbuf* hold(rte_mbuf* mbuf);
+  // Where an out-of-order frame is kept: as it came, or in a frame of the stream's reserve.
+  rte_mbuf* keepable(rte_mbuf* mbuf);
 
   std::uint16_t index_;
   QueueRef queue_;
@@ -367,9 +367,7 @@ class DestinationStream {
   std::uint64_t first_page_, end_page_;
   std::uint64_t tsc_hz_;
 
-  std::vector<rte_mbuf*> reorder_;
-  std::uint32_t rcv_nxt_ = 0;
-  std::uint32_t held_frames_ = 0;  // out of order in reorder_
+  ReceiveWindow<rte_mbuf> receive_window_;
   // Frames arriving in parts, being rebuilt: few at a time (only frames built before the
   // path's MTU fell are cut), so a small table.
   struct Rebuild {
@@ -385,9 +383,6 @@ class DestinationStream {
 
   std::uint32_t unacked_ = 0;
   std::uint64_t ack_due_tsc_ = 0;
-  // 64-frame blocks that received out-of-order frames, most recent first: what ACKs report.
-  std::array<std::uint32_t, kAckSackBlocks> recent_blocks_{};
-  std::uint32_t recent_block_count_ = 0;
   static constexpr std::size_t kMaxRefusedPages = 1024;
   std::vector<std::uint64_t> refused_;
   std::uint64_t resend_due_tsc_ = 0;
