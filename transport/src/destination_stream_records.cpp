@@ -12,63 +12,21 @@
 
 namespace pagewire::transport {
 
-namespace {
-
-std::size_t record_bytes_at(const std::byte* header_bytes) {
-  pagecodec::RecordHeader header;
-  std::memcpy(&header, header_bytes, sizeof header);
-  return pagecodec::kRecordHeaderBytes + header.payload_bytes.get();
-}
-
-}  // namespace
-
 void DestinationStream::deliver(const rte_mbuf* mbuf, PayloadRange payload) {
   counters_.payload_bytes_received += payload.bytes;
   visit_bytes(mbuf, payload.offset, payload.bytes,
               [this](const std::byte* piece, std::size_t bytes) { deliver(piece, bytes); });
 }
 
-// Feeds in-order stream bytes to the record decoder: whole records straight from the frame,
-// a record split across frames or segments assembled in partial_. A header that came alone
-// (the end of a segment, a page sent by reference behind it) is applied with its payload
-// where it lies.
+// Feeds in-order stream bytes to the record decoder, record by record (RecordStreamReader:
+// whole where they lie, assembled when cut across frames or segments).
 void DestinationStream::deliver(const std::byte* bytes, std::size_t length) {
-  constexpr std::size_t kHeader = pagecodec::kRecordHeaderBytes;
-  while (length > 0 && failure_.empty()) {
-    if (partial_length_ == 0 && length >= kHeader) {
-      const std::size_t record = record_bytes_at(bytes);
-      if (record <= length) {
-        process_record(decoder_.parse({bytes, record}));
-        bytes += record;
-        length -= record;
-        continue;
-      }
-    }
-    if (partial_length_ == kHeader && record_bytes_at(partial_.data()) - kHeader <= length) {
-      const std::size_t payload = record_bytes_at(partial_.data()) - kHeader;
-      process_record(decoder_.parse({partial_.data(), kHeader}, {bytes, payload}));
-      partial_length_ = 0;
-      bytes += payload;
-      length -= payload;
-      continue;
-    }
-    const std::size_t need = partial_length_ < kHeader ? kHeader : record_bytes_at(partial_.data());
-    const std::size_t take = std::min(length, need - partial_length_);
-    std::memcpy(partial_.data() + partial_length_, bytes, take);
-    partial_length_ += take;
-    bytes += take;
-    length -= take;
-    if (partial_length_ < kHeader) continue;
-    const std::size_t record = record_bytes_at(partial_.data());
-    if (record > partial_.size()) {
-      failure_ = "stream " + std::to_string(index_) + ": a record of " + std::to_string(record) +
-                 " bytes exceeds the negotiated maximum of " + std::to_string(partial_.size());
-      return;
-    }
-    if (partial_length_ < record) continue;
-    process_record(decoder_.parse({partial_.data(), record}));
-    partial_length_ = 0;
-  }
+  if (!failure_.empty()) return;
+  records_.feed({bytes, length}, [this](std::span<const std::byte> first, std::span<const std::byte> rest) {
+    process_record(rest.empty() ? decoder_.parse(first) : decoder_.parse(first, rest));
+    return failure_.empty();
+  });
+  if (failure_.empty() && !records_.error().empty()) failure_ = "stream " + std::to_string(index_) + ": " + records_.error();
 }
 
 void DestinationStream::process_record(const pagecodec::ParsedRecord& parsed) {

@@ -27,18 +27,19 @@
 #include <vector>
 
 #include "pagewire/pagecodec/decoder.hpp"
-#include "pagewire/transport/applied_pages.hpp"
 #include "pagewire/pagecodec/encoder.hpp"
+#include "pagewire/pagecodec/record_stream_reader.hpp"
+#include "pagewire/transport/applied_pages.hpp"
 #include "pagewire/transport/frame.hpp"
-#include "pagewire/transport/path_mtu_search.hpp"
-#include "pagewire/transport/stop_reason.hpp"
 #include "pagewire/transport/frame_reserve.hpp"
 #include "pagewire/transport/link_rate_estimate.hpp"
 #include "pagewire/transport/pacing_controller.hpp"
+#include "pagewire/transport/path_mtu_search.hpp"
 #include "pagewire/transport/published_counters.hpp"
 #include "pagewire/transport/receive_window.hpp"
 #include "pagewire/transport/retransmit_timer.hpp"
 #include "pagewire/transport/staged_records.hpp"
+#include "pagewire/transport/stop_reason.hpp"
 #include "pagewire/transport/stream_counters.hpp"
 #include "pagewire/transport/zero_copy_frame.hpp"
 
@@ -378,8 +379,7 @@ class DestinationStream {
   };
   static constexpr std::size_t kRebuilds = 64;
   std::array<Rebuild, kRebuilds> rebuilds_{};
-  std::vector<std::byte> partial_;  // a record split across frames
-  std::size_t partial_length_ = 0;
+  pagecodec::RecordStreamReader records_;  // the in-order bytes, into whole records
 
   std::uint32_t unacked_ = 0;
   std::uint64_t ack_due_tsc_ = 0;
