@@ -527,23 +527,33 @@ TEST(MigrationRing, APathDarkAfterTheCommitAcknowledgementLeavesTheOutcomeKnown)
   EXPECT_EQ(outcome.writes_after, 0u) << "the source guest stays paused: it runs on the destination";
 }
 
-// Every answer to COMMIT is lost, so the source's own asking (COMMIT again, for its commit
-// window) ends with the outcome unknown and its guest paused. Asked afterwards, as a
-// restarted source would, the destination says it committed: the guest is its, once.
-TEST(MigrationRing, AnUnknownCommitIsSettledByAskingTheDestination) {
+// Every frame of type `answer` is lost, so the source's own asking (COMMIT again, for its
+// commit window) ends with the outcome unknown and its guest paused; then it asks the
+// destination, as a restarted source would. `failing_hook`: as Scenario's.
+Outcome migrate_losing_every(transport::FrameType answer, const std::string& failing_hook, int* dropped_count) {
   std::atomic<int> dropped{0};
   rigs::LinkImpairment lossy;
-  lossy.drop_if = drop_first(transport::FrameType::kCommitAck, 1 << 30, &dropped);
+  lossy.drop_if = drop_first(answer, 1 << 30, &dropped);
   Scenario scenario;
   scenario.guest.pages_per_second = 20000;
   scenario.impairment = &lossy;
+  scenario.failing_hook = failing_hook;
   scenario.migration.commit_timeout_ms = 1500;
   scenario.ask_outcome_after = true;
   scenario.destination_commit_linger_ms = 3000;  // silence after the asking ends it
-  const Outcome outcome = migrate(scenario);
+  Outcome outcome = migrate(scenario);
+  *dropped_count = dropped.load();
+  return outcome;
+}
+
+// Every COMMIT_ACK is lost: asked afterwards, the destination says it committed, and the
+// guest is its, once.
+TEST(MigrationRing, AnUnknownCommitIsSettledByAskingTheDestination) {
+  int dropped = 0;
+  const Outcome outcome = migrate_losing_every(transport::FrameType::kCommitAck, "", &dropped);
   ASSERT_FALSE(outcome.report.ok());
   EXPECT_EQ(outcome.report.error().code, ErrorCode::kCommitUnknown) << outcome.report.error().message;
-  EXPECT_GT(dropped.load(), 1) << "COMMIT was asked again in the commit window";
+  EXPECT_GT(dropped, 1) << "COMMIT was asked again in the commit window";
   EXPECT_EQ(outcome.asked_outcome, transport::CommitOutcome::kCommitted);
   EXPECT_EQ(outcome.destination_error, "");
   EXPECT_TRUE(outcome.regions_equal);
@@ -551,20 +561,11 @@ TEST(MigrationRing, AnUnknownCommitIsSettledByAskingTheDestination) {
   EXPECT_EQ(outcome.writes_after, 0u) << "an unknown outcome keeps the source guest paused";
 }
 
-// The same with the commit refused (the destination's hook fails) and every refusal lost:
-// asked afterwards, the destination says it did not commit, so the source may resume.
+// The commit refused (the destination's hook fails) and every refusal lost: asked
+// afterwards, the destination says it did not commit, so the source may resume.
 TEST(MigrationRing, AnUnknownRefusedCommitIsSettledByAskingTheDestination) {
-  std::atomic<int> dropped{0};
-  rigs::LinkImpairment lossy;
-  lossy.drop_if = drop_first(transport::FrameType::kAbort, 1 << 30, &dropped);
-  Scenario scenario;
-  scenario.guest.pages_per_second = 20000;
-  scenario.impairment = &lossy;
-  scenario.failing_hook = "commit";
-  scenario.migration.commit_timeout_ms = 1500;
-  scenario.ask_outcome_after = true;
-  scenario.destination_commit_linger_ms = 3000;
-  const Outcome outcome = migrate(scenario);
+  int dropped = 0;
+  const Outcome outcome = migrate_losing_every(transport::FrameType::kAbort, "commit", &dropped);
   ASSERT_FALSE(outcome.report.ok());
   EXPECT_EQ(outcome.report.error().code, ErrorCode::kCommitUnknown) << outcome.report.error().message;
   EXPECT_EQ(outcome.asked_outcome, transport::CommitOutcome::kNotCommitted);
