@@ -12,7 +12,9 @@
 namespace pagewire::transport {
 
 inline constexpr std::uint32_t kFrameMagic = 0x52574750;  // "PGWR" on the wire
-inline constexpr std::uint8_t kProtocolVersion = 4;  // 2: ACKs carry SACK blocks; 3: sealed frames; 4: CLOSE
+// 2: ACKs carry SACK blocks; 3: sealed frames; 4: CLOSE; 5: OUTCOME_QUERY/OUTCOME, ABORT in
+// the handshake.
+inline constexpr std::uint8_t kProtocolVersion = 5;
 
 enum class FrameType : std::uint8_t {
   kHello = 1,     // source -> destination: capabilities; starts a session
