@@ -60,11 +60,10 @@ bool DestinationStream::poll(std::uint64_t now) {
     if (frame.drop == FrameDrop::kNone && frame.stream != index_) frame.drop = FrameDrop::kWrongPort;
     // An outcome query is never sealed (its asker may hold no session keys): the responder
     // checks its own proof.
-    if (frame.drop == FrameDrop::kNone && frame.type != FrameType::kOutcomeQuery) {
-      frame.drop = open_frame(&mbuf, &frame, crypto_, queue_.pool);
-    }
-    if (frame.drop == FrameDrop::kNone && frame.type == FrameType::kOutcomeQuery && frame.sealed) {
-      frame.drop = FrameDrop::kSealMismatch;
+    if (frame.drop == FrameDrop::kNone) {
+      frame.drop = frame.type != FrameType::kOutcomeQuery ? open_frame(&mbuf, &frame, crypto_, queue_.pool)
+                   : frame.sealed                         ? FrameDrop::kSealMismatch
+                                                          : FrameDrop::kNone;
     }
     if (frame.drop != FrameDrop::kNone) {
       ++counters_.drops[static_cast<std::size_t>(frame.drop)];

@@ -45,6 +45,7 @@ std::string_view to_string(FrameDrop drop) {
     case FrameDrop::kReplayed: return "replayed";
     case FrameDrop::kNoMbuf: return "no mbuf to decrypt into";
     case FrameDrop::kRefusedHello: return "HELLO refused";
+    case FrameDrop::kQueryLimited: return "outcome query over its rate";
   }
   return "?";
 }
@@ -69,6 +70,7 @@ std::string_view counter_name(FrameDrop drop) {
     case FrameDrop::kReplayed: return "replayed";
     case FrameDrop::kNoMbuf: return "no_mbuf";
     case FrameDrop::kRefusedHello: return "refused_hello";
+    case FrameDrop::kQueryLimited: return "query_limited";
   }
   return "unknown";
 }

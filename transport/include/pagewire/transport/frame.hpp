@@ -82,8 +82,9 @@ enum class FrameDrop : std::uint8_t {
   kReplayed,       // an authentic frame seen before (or too old to tell)
   kNoMbuf,         // no mbuf to decrypt a shared frame into: the sender will resend it
   kRefusedHello,   // a HELLO that does not fit (or fails authentication): answered REFUSE
+  kQueryLimited,   // an outcome query within a millisecond of the last answered: unanswered
 };
-inline constexpr int kFrameDropCount = 18;
+inline constexpr int kFrameDropCount = 19;
 std::string_view to_string(FrameDrop drop);  // words, for messages
 std::string_view counter_name(FrameDrop drop);  // an identifier, for telemetry and JSON
 
