@@ -243,9 +243,8 @@ std::optional<Refusal> HelloListener::check(const ReceivedFrame& frame, const He
 // HELLO (our HELLO_ACK was lost) gets the same answer.
 void HelloListener::answer(const ReceivedFrame& frame, const HelloPayload& hello, const HelloAuth& auth,
                            PendingSource source) {
-  auto known = std::find_if(pending_.begin(), pending_.end(),
-                            [&](const PendingSource& p) { return p.session == frame.session; });
-  if (known == pending_.end()) {
+  PendingSource* known = pending(frame.session);
+  if (known == nullptr) {
     HelloPayload answer = own_hello_;
     answer.streams.set(source.streams);
     source.nonce = random_nonce();
@@ -266,7 +265,7 @@ void HelloListener::answer(const ReceivedFrame& frame, const HelloPayload& hello
     // A flood of HELLOs pushes out the oldest: it can delay a real source, never take its place.
     if (pending_.size() == kMaxPendingSources) pending_.erase(pending_.begin());
     pending_.push_back(std::move(source));
-    known = pending_.end() - 1;
+    known = &pending_.back();
   }
   send_control(control_, reply_path(known->mac), FrameFields{.type = FrameType::kHelloAck, .stream = 0, .session = frame.session},
                known->hello_ack.data(), static_cast<std::uint16_t>(known->hello_ack.size()), nullptr);

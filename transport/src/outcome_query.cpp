@@ -1,6 +1,8 @@
 #include "pagewire/transport/outcome_query.hpp"
 
+#include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "control_channel.hpp"
 #include "pagewire/transport/arp.hpp"

@@ -165,7 +165,7 @@ Status SourceHandshake::exchange_hello() {
                       drops_note(control_counters_));
   }
   if (answer_.security.get() != hello_.security.get()) {
-    return make_error("the destination answered_ with security options " + std::to_string(answer_.security.get()) +
+    return make_error("the destination answered with security options " + std::to_string(answer_.security.get()) +
                       ", asked for " + std::to_string(hello_.security.get()));
   }
   // At least the path's RTT (more if the first HELLO was lost).

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "control_channel.hpp"
+#include "pagewire/transport/handshake.hpp"
 #include "pagewire/transport/session.hpp"
 #include "session_shared.hpp"
 #include "window_growth.hpp"
@@ -189,8 +190,7 @@ Result<Digest> SourceSession::verify(std::uint32_t timeout_ms) {
   std::string aborted;
   const bool answered = exchange(FrameType::kVerify, timeout_ms, [&](const ReceivedFrame& frame) {
     if (frame.type == FrameType::kAbort) {
-      aborted.assign(reinterpret_cast<const char*>(frame.payload), std::min<std::size_t>(frame.payload_bytes, 200));
-      if (aborted.empty()) aborted = "(no reason given)";
+      aborted = abort_reason(frame.payload, frame.payload_bytes);
       return true;
     }
     if (frame.type != FrameType::kVerifyReply || frame.payload_bytes < sizeof(VerifyPayload)) return false;
@@ -210,7 +210,7 @@ Status SourceSession::commit(std::uint32_t timeout_ms) {
   const bool answered = exchange(FrameType::kCommit, timeout_ms, [&](const ReceivedFrame& frame) {
     if (frame.type == FrameType::kAbort) {
       refused = true;
-      refusal.assign(reinterpret_cast<const char*>(frame.payload), std::min<std::size_t>(frame.payload_bytes, 200));
+      refusal = abort_reason(frame.payload, frame.payload_bytes);
       return true;
     }
     return frame.type == FrameType::kCommitAck;
