@@ -31,7 +31,7 @@ SourceStream::SourceStream(std::uint16_t index, QueueRef queue, const Path& path
       tsc_hz_(rte_get_tsc_hz()),
       staged_(encoder_.max_record_bytes(), payload_bytes),
       window_(window_slots(tuning, kEthernetBytes + initial_mtu_)),
-      peer_window_(static_cast<std::uint32_t>(window_.size()) - 1),
+      peer_window_(window_.capacity()),
       timer_({.initial = us_to_tsc(tuning.initial_rto_us, tsc_hz_),
               .floor = us_to_tsc(tuning.min_rto_us, tsc_hz_),
               .ceiling = us_to_tsc(tuning.max_rto_us, tsc_hz_),
@@ -51,9 +51,7 @@ SourceStream::SourceStream(std::uint16_t index, QueueRef queue, const Path& path
 }
 
 SourceStream::~SourceStream() {
-  for (auto& entry : window_) {
-    if (entry.mbuf != nullptr) rte_pktmbuf_free(entry.mbuf);
-  }
+  window_.release_all([](rte_mbuf* mbuf) { rte_pktmbuf_free(mbuf); });
 }
 
 void SourceStream::assign(std::span<const std::uint64_t> pages, const pagecodec::PageMap* memory,
@@ -79,10 +77,10 @@ bool SourceStream::poll(std::uint64_t now) {
                      false, now);
   }
   if (pages_.empty() && !resend_.empty()) start_resend();
-  if (holes_waiting_) repair_holes(now);
+  if (window_.holes_waiting()) repair_holes(now);
   retransmit_due(now);
   transmit(now);
-  const bool data_left = !pages_.empty() || !staged_.empty() || snd_una_ != snd_nxt_;
+  const bool data_left = !pages_.empty() || !staged_.empty() || !window_.empty();
   if (!data_left && fin_wanted_ && !fin_acked_) send_fin(now);
   // A search after a black hole is part of repairing the stream; one looking for a larger
   // MTU again is not worth holding a round (or the switchover) for.
@@ -145,7 +143,7 @@ void SourceStream::receive(std::uint64_t now) {
       ++counters_.drops[static_cast<std::size_t>(frame.drop)];
     } else if (frame.type == FrameType::kAck) {
       on_ack(frame, now);
-    } else if (frame.type == FrameType::kFinAck && fin_wanted_ && frame.seq == snd_nxt_) {
+    } else if (frame.type == FrameType::kFinAck && fin_wanted_ && frame.seq == window_.next()) {
       fin_acked_ = true;
     } else if (frame.type == FrameType::kResend) {
       take_resend(frame);
@@ -187,7 +185,7 @@ bool SourceStream::tokens_for(std::size_t bytes, std::uint64_t now) {
 
 // Frames in flight the path allows (see StreamTuning::window_frames).
 std::uint32_t SourceStream::send_window() const {
-  const auto slots = static_cast<std::uint32_t>(window_.size()) - 1;
+  const std::uint32_t slots = window_.capacity();
   const std::uint32_t cap = tuning_.window_frames != 0 ? std::min(tuning_.window_frames, slots) : slots;
   if (!pacing_on_) return tuning_.window_frames != 0 ? cap : std::min(StreamTuning::kUncontrolledWindowFrames, slots);
   return std::clamp<std::uint32_t>(static_cast<std::uint32_t>(pacing_.window_bytes() / frame_bytes_), 1, cap);
@@ -199,27 +197,25 @@ rte_mbuf* SourceStream::alloc_frame() {
   rte_mbuf* mbuf = queue_.reserve != nullptr ? queue_.reserve->alloc(queue_.pool) : rte_pktmbuf_alloc(queue_.pool);
   if (mbuf != nullptr) return mbuf;
   ++counters_.mbuf_exhausted;
-  if (queue_.reserve != nullptr) queue_.reserve->ask(snd_nxt_ - snd_una_ + 2u * kMaxBurst);
+  if (queue_.reserve != nullptr) queue_.reserve->ask(window_.outstanding() + 2u * kMaxBurst);
   return nullptr;
 }
 
 void SourceStream::transmit(std::uint64_t now) {
   // Frames built earlier but refused by a full TX queue or the rate limit go first.
-  while (unsent_ != snd_nxt_) {
-    InFlight& entry = slot(unsent_);
-    if (!send_held(entry.mbuf, now)) return;
+  while (!window_.all_transmitted()) {
+    InFlight& entry = window_.first_unsent();
+    if (!send_held(entry.item, now)) return;
     stamp_sent(entry, now);
-    entry.sent_before = unsent_ + 1;
-    ++unsent_;
+    window_.transmitted(now);
   }
-  // New frames go out as one burst; the device may take fewer, the rest wait in unsent_.
+  // New frames go out as one burst; the device may take fewer, the rest wait unsent.
   rte_mbuf* burst[kMaxBurst];
   std::uint16_t built = 0;
   const std::uint32_t window = send_window();
   held_by_path_ = false;
   while (built < std::min<std::uint16_t>(tuning_.burst, kMaxBurst)) {
-    const auto outstanding = static_cast<std::uint32_t>(snd_nxt_ - snd_una_);
-    if (outstanding >= peer_window_ || outstanding - sacked_ >= window) {
+    if (window_.outstanding() >= peer_window_ || window_.in_flight() >= window) {
       held_by_path_ = true;  // the path (or the receiver) takes less than we could send
       break;
     }
@@ -231,11 +227,7 @@ void SourceStream::transmit(std::uint64_t now) {
       if (pacing_on_ && pages_.empty()) pacing_.on_app_limited(inflight_bytes());
       break;
     }
-    InFlight& entry = slot(snd_nxt_);
-    entry = InFlight{};
-    entry.mbuf = mbuf;
-    entry.bytes = static_cast<std::uint16_t>(rte_pktmbuf_pkt_len(mbuf));
-    ++snd_nxt_;
+    window_.push(mbuf, static_cast<std::uint16_t>(rte_pktmbuf_pkt_len(mbuf)));
     if (!tokens_for(rte_pktmbuf_pkt_len(mbuf), now)) {  // built, sent once tokens allow
       held_by_path_ = true;
       break;
@@ -248,11 +240,11 @@ void SourceStream::transmit(std::uint64_t now) {
   for (std::uint16_t i = sent; i < built; ++i) rte_pktmbuf_refcnt_update(burst[i], -1);
   if (sent < built) ++counters_.tx_queue_full;
   counters_.frames_sent += sent;
-  for (std::uint16_t i = 0; i < sent; ++i, ++unsent_) {
-    stamp_sent(slot(unsent_), now);
-    slot(unsent_).sent_before = unsent_ + 1;
+  for (std::uint16_t i = 0; i < sent; ++i) {
+    stamp_sent(window_.first_unsent(), now);
+    window_.transmitted(now);
   }
-  counters_.peak_in_flight = std::max<std::uint64_t>(counters_.peak_in_flight, unsent_ - snd_una_ - sacked_);
+  counters_.peak_in_flight = std::max<std::uint64_t>(counters_.peak_in_flight, window_.sent_in_flight());
 }
 
 void SourceStream::send_fin(std::uint64_t now) {
@@ -260,7 +252,7 @@ void SourceStream::send_fin(std::uint64_t now) {
   rte_mbuf* mbuf = alloc_frame();
   if (mbuf == nullptr) return;
   finish_frame(mbuf, path_,
-               FrameFields{.type = FrameType::kFin, .stream = index_, .session = session_, .seq = snd_nxt_}, 0, 0,
+               FrameFields{.type = FrameType::kFin, .stream = index_, .session = session_, .seq = window_.next()}, 0, 0,
                crypto_);
   if (!transmit_one(queue_.port, queue_.queue, mbuf)) {
     ++counters_.tx_queue_full;

@@ -33,7 +33,7 @@ rte_mbuf* SourceStream::encode_into_frame() {
     return nullptr;
   }
   attach_references(mbuf, progress.bytes_written, references);
-  finish_frame(mbuf, path_, FrameFields{.type = FrameType::kData, .stream = index_, .session = session_, .seq = snd_nxt_},
+  finish_frame(mbuf, path_, FrameFields{.type = FrameType::kData, .stream = index_, .session = session_, .seq = window_.next()},
                static_cast<std::uint16_t>(progress.bytes_written), 0, crypto_);
   counters_.payload_bytes_sent += progress.bytes_written;
   return mbuf;
@@ -67,7 +67,7 @@ rte_mbuf* SourceStream::frame_from_staging() {
   pagecodec::PageReferences references;
   staged_.take(bytes, frame_payload(mbuf), &references);
   attach_references(mbuf, bytes, references);
-  finish_frame(mbuf, path_, FrameFields{.type = FrameType::kData, .stream = index_, .session = session_, .seq = snd_nxt_},
+  finish_frame(mbuf, path_, FrameFields{.type = FrameType::kData, .stream = index_, .session = session_, .seq = window_.next()},
                static_cast<std::uint16_t>(bytes), 0, crypto_);
   counters_.payload_bytes_sent += bytes;
   return mbuf;

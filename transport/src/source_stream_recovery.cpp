@@ -1,6 +1,6 @@
-// SourceStream: what the ACKs say (SACK scoreboard, RTT samples), holes repaired once RACK
-// deems them lost, resends by timer (RetransmitTimer), and resending a frame whole or, after
-// the path MTU fell, in parts.
+// SourceStream: what the ACKs say (read into SendWindow's scoreboard), holes repaired once
+// RACK deems them lost, resends by timer (RetransmitTimer), and resending a frame whole or,
+// after the path MTU fell, in parts.
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 
@@ -14,60 +14,21 @@ namespace pagewire::transport {
 
 using namespace source_stream;
 
-void SourceStream::mark_sacked(std::uint32_t seq, std::uint32_t* highest, std::uint64_t* youngest_sent,
-                               Delivered* delivered) {
-  if (seq_diff(seq, snd_una_) < 0 || seq_diff(seq, snd_nxt_) >= 0) return;
-  InFlight& entry = slot(seq);
-  if (!entry.sacked && entry.sent_tsc != 0) {
-    if (rtt_sample(entry, seq)) *youngest_sent = std::max(*youngest_sent, entry.sent_tsc);
-    delivered->add(entry);
-    rte_pktmbuf_free(entry.mbuf);
-    entry.mbuf = nullptr;
-    entry.sacked = true;
-    ++sacked_;
-  }
-  if (seq_diff(seq, *highest) > 0) *highest = seq;
-}
-
-// Whether a frame this ACK newly reports times the path: sent once (Karn's rule), and
-// beyond every frame reported before, so it has just arrived. An ACK reports the blocks the
-// receiver touched last, and when a retransmission fills a hole, its block brings along
-// frames that arrived long ago; their age is the repair's, not the path's.
-bool SourceStream::rtt_sample(const InFlight& entry, std::uint32_t seq) const {
-  return !entry.retransmitted && seq_diff(seq, reported_end_) >= 0;
-}
-
 void SourceStream::on_ack(const ReceivedFrame& frame, std::uint64_t now) {
   ++counters_.acks_received;
-  const std::uint32_t ack = frame.seq;
-  if (seq_diff(ack, snd_nxt_) > 0 || seq_diff(ack, snd_una_) < 0) {
+  const auto release = [](rte_mbuf* mbuf) { rte_pktmbuf_free(mbuf); };
+  SendWindow<rte_mbuf>::AckReport report;
+  if (!window_.acknowledge(frame.seq, release, &report)) {
     ++counters_.outside_window;  // acknowledges what we never sent, or an old ACK
     return;
   }
-  peer_window_ = std::min<std::uint32_t>(frame.window, static_cast<std::uint32_t>(window_.size()) - 1);
+  peer_window_ = std::min(frame.window, window_.capacity());
   counters_.peer_window = peer_window_;
-  // The RTT sample is the youngest frame this ACK newly reports, sent once (Karn's rule):
-  // the frame whose arrival triggered it. The oldest newly acked frame may have waited
-  // behind a repaired hole, and would count the repair as path delay.
-  std::uint64_t youngest_sent = 0;
-  Delivered delivered;
-  const bool advanced = snd_una_ != ack;
-  for (; snd_una_ != ack; ++snd_una_) {
-    InFlight& entry = slot(snd_una_);
-    if (!entry.sacked && rtt_sample(entry, snd_una_)) youngest_sent = std::max(youngest_sent, entry.sent_tsc);
-    if (!entry.sacked && entry.sent_tsc != 0) delivered.add(entry);
-    if (entry.mbuf != nullptr) rte_pktmbuf_free(entry.mbuf);
-    if (entry.sacked) --sacked_;
-    entry = InFlight{};
-  }
-  if (seq_diff(unsent_, snd_una_) < 0) unsent_ = snd_una_;
-
   // Selective ACKs: the header's 64 frames after the cumulative ACK, then the payload's
   // blocks further out (bounded: at most kAckSackBlocks of them are read).
-  std::uint32_t highest = ack;
   std::uint64_t sack = frame.sack;
   for (std::uint32_t bit = 0; sack != 0 && bit < 64; ++bit, sack >>= 1) {
-    if (sack & 1) mark_sacked(ack + 1 + bit, &highest, &youngest_sent, &delivered);
+    if (sack & 1) window_.selective(frame.seq + 1 + bit, release, &report);
   }
   const std::size_t blocks = std::min<std::size_t>(frame.payload_bytes / sizeof(SackBlock), kAckSackBlocks);
   for (std::size_t b = 0; b < blocks; ++b) {
@@ -75,94 +36,52 @@ void SourceStream::on_ack(const ReceivedFrame& frame, std::uint64_t now) {
     std::memcpy(&block, frame.payload + b * sizeof(SackBlock), sizeof block);
     std::uint64_t received = block.received.get();
     for (std::uint32_t bit = 0; received != 0 && bit < 64; ++bit, received >>= 1) {
-      if (received & 1) mark_sacked(block.base.get() + bit, &highest, &youngest_sent, &delivered);
+      if (received & 1) window_.selective(block.base.get() + bit, release, &report);
     }
   }
+  const bool new_frontier = window_.end_ack();
 
-  // An ACK after a repair reports the blocks around the hole, below what came before.
-  const std::uint32_t reported_end = seq_diff(highest, ack) > 0 ? highest + 1 : ack;
-  if (seq_diff(reported_end, reported_end_) > 0) reported_end_ = reported_end;
-  timer_.on_ack(youngest_sent != 0 ? now - youngest_sent : 0, advanced);
+  // The RTT sample is the youngest frame this ACK newly reports, sent once (Karn's rule):
+  // the frame whose arrival triggered it. The oldest newly acked frame may have waited
+  // behind a repaired hole, and would count the repair as path delay.
+  const std::uint64_t rtt = report.rtt_sent_tsc != 0 ? now - report.rtt_sent_tsc : 0;
+  timer_.on_ack(rtt, report.advanced);
   counters_.srtt_us = timer_.srtt() * 1000000 / tsc_hz_;
-  acked_bytes_ += delivered.bytes;
-  if (pacing_on_ && delivered.bytes != 0) {
-    pacing_.on_ack(now, delivered.bytes, delivered.youngest, delivered.youngest_sent_tsc,
-                   youngest_sent != 0 ? now - youngest_sent : 0, inflight_bytes());
+  acked_bytes_ += report.bytes;
+  if (pacing_on_ && report.bytes != 0) {
+    pacing_.on_ack(now, report.bytes, report.youngest, report.youngest_sent_tsc, rtt, inflight_bytes());
   }
-
-  if (seq_diff(highest_sacked_, snd_una_) < 0) highest_sacked_ = snd_una_;
-  if (seq_diff(highest, ack) <= 0 || seq_diff(highest, highest_sacked_) <= 0) {
-    if (holes_waiting_) repair_holes(now);  // a hole's time may have come
-    return;
-  }
-  highest_sacked_ = highest;
-  repair_from_ = snd_una_;  // a higher frame arrived: every hole below it may now be lost
-  repair_holes(now);
+  if (new_frontier || window_.holes_waiting()) repair_holes(now);
 }
 
-// A hole is lost once a frame sent at least kReorderThreshold frames after it has arrived
-// (RFC 6675's DupThresh, counted in frames since ours go out in order) and it has been out
-// for more than an RTT and a quarter (RACK's reordering window, RFC 8985): a path with
-// jitter reorders frames by more than three places, and resending those would spend the
-// link on copies. A retransmitted hole is only resent again once frames sent after the
-// retransmission arrive, so a lost retransmission is found without a timer. The scan
-// resumes where pacing cut it short (poll() calls again), so a burst of thousands of
-// losses is resent at the pacing rate, each hole looked at once per new SACK frontier.
+// RACK's reordering window (RFC 8985): a hole is resent once it has been out for more than
+// an RTT and a quarter, not only once three later frames overtook it: a path with jitter
+// reorders frames by more than three places, and resending those would spend the link on
+// copies. A burst of thousands of losses is resent at the pacing rate (SendWindow resumes
+// where pacing cut the scan short).
 void SourceStream::repair_holes(std::uint64_t now) {
-  constexpr std::uint32_t kReorderThreshold = 3;
-  if (seq_diff(repair_from_, snd_una_) < 0) repair_from_ = snd_una_;
   const std::uint64_t reordering_window = timer_.srtt() + timer_.srtt() / 4;
-  bool waiting = false;
-  std::uint32_t first_waiting = 0;
-  std::uint32_t seq = repair_from_;
-  for (; seq_diff(seq, highest_sacked_) < 0 && seq_diff(seq, unsent_) < 0; ++seq) {
-    InFlight& entry = slot(seq);
-    if (entry.mbuf == nullptr ||
-        seq_diff(highest_sacked_, entry.sent_before) + 1 < static_cast<std::int32_t>(kReorderThreshold)) {
-      continue;
-    }
-    if (now - entry.sent_tsc < reordering_window) {
-      if (!waiting) first_waiting = seq;
-      waiting = true;
-      // Frames sent once go out in order: every later one is younger still, and so is any
-      // later retransmission.
-      if (!entry.retransmitted) break;
-      continue;
-    }
-    if (!send_held(entry.mbuf, now)) break;  // paced or TX full: poll() goes on from here
+  window_.repair_holes(now, reordering_window, [&](InFlight& entry) {
+    if (!send_held(entry.item, now)) return false;
     if (pacing_on_) pacing_.on_loss(entry.bytes);
     stamp_sent(entry, now);
-    entry.sent_before = snd_nxt_;
-    entry.retransmitted = true;
     ++counters_.retransmits_sack;
-  }
-  const bool cut_short = seq_diff(seq, highest_sacked_) < 0 && seq_diff(seq, unsent_) < 0;
-  // The next look starts at the first hole still too young, else where this one stopped.
-  repair_from_ = waiting ? first_waiting : seq;
-  holes_waiting_ = waiting || cut_short;
+    return true;
+  });
 }
 
 void SourceStream::retransmit_due(std::uint64_t now) {
   // Timeout: resend the oldest outstanding frames whose timer ran out, or one frame as a
-  // tail-loss probe once everything was sent (RetransmitTimer says which). Frames go out in
-  // order, so the scan stops at the first one not yet due; SACKed frames (no mbuf) are
-  // skipped.
-  const bool all_sent = pages_.empty() && staged_.empty() && unsent_ == snd_nxt_;
+  // tail-loss probe once everything was sent (RetransmitTimer says which).
+  const bool all_sent = pages_.empty() && staged_.empty() && window_.all_transmitted();
   const RetransmitTimer::Wait wait = timer_.wait(all_sent);
   const bool probe = wait.probe;
-  std::uint16_t resent = 0;
-  const std::uint16_t most = probe ? 1 : tuning_.burst;
-  for (std::uint32_t seq = snd_una_; seq_diff(seq, unsent_) < 0 && resent < most; ++seq) {
-    InFlight& entry = slot(seq);
-    if (entry.mbuf == nullptr) continue;
-    if (now - entry.sent_tsc < wait.ticks) break;
-    if (!send_held(entry.mbuf, now)) break;
+  const std::uint32_t resent = window_.resend_due(now, wait.ticks, probe ? 1 : tuning_.burst, [&](InFlight& entry) {
+    if (!send_held(entry.item, now)) return false;
     stamp_sent(entry, now);
-    entry.sent_before = snd_nxt_;
-    entry.retransmitted = true;
-    ++resent;
-    ++(probe ? counters_.tail_probes : counters_.retransmits_timeout);
-  }
+    return true;
+  });
+  (probe ? counters_.tail_probes : counters_.retransmits_timeout) += resent;
   if (resent > 0) timer_.on_fired(probe);
   // Timers in a row (tail probes or timeouts) with nothing acknowledged: a dead peer, or a
   // path that now drops frames of our size. A small probe tells them apart.
@@ -188,7 +107,6 @@ bool SourceStream::send_one(rte_mbuf* mbuf, std::uint64_t now) {
 
 void SourceStream::stamp_sent(InFlight& entry, std::uint64_t now) {
   if (pacing_on_) entry.stamp = pacing_.on_send(now, sent_inflight_bytes());
-  entry.sent_tsc = now;
 }
 
 // A token bucket at the lower of the configured cap and the congestion controller's rate.

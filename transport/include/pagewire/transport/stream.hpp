@@ -38,6 +38,7 @@
 #include "pagewire/transport/published_counters.hpp"
 #include "pagewire/transport/receive_window.hpp"
 #include "pagewire/transport/retransmit_timer.hpp"
+#include "pagewire/transport/send_window.hpp"
 #include "pagewire/transport/staged_records.hpp"
 #include "pagewire/transport/stop_reason.hpp"
 #include "pagewire/transport/stream_counters.hpp"
@@ -164,38 +165,15 @@ class SourceStream {
   const StopReason& destination_abort() const { return *destination_abort_; }
 
  private:
-  struct InFlight {
-    rte_mbuf* mbuf = nullptr;     // our reference, until acknowledged
-    std::uint64_t sent_tsc = 0;   // 0: built but not yet transmitted
-    std::uint32_t sent_before = 0;  // snd_nxt_ when last sent: frames from here on went later
-    std::uint16_t bytes = 0;      // on the wire
-    bool retransmitted = false;
-    bool sacked = false;
-    DeliveryStamp stamp;          // the pacing controller's, from the last transmission
-  };
-  // What one ACK newly reports delivered, for the pacing controller.
-  struct Delivered {
-    std::uint64_t bytes = 0;
-    std::uint64_t youngest_sent_tsc = 0;  // the most recently sent of those frames
-    DeliveryStamp youngest;
-    void add(const InFlight& entry) {
-      bytes += entry.bytes;
-      if (entry.sent_tsc >= youngest_sent_tsc) {
-        youngest_sent_tsc = entry.sent_tsc;
-        youngest = entry.stamp;
-      }
-    }
-  };
+  using InFlight = SendWindow<rte_mbuf>::Entry;
 
   void receive(std::uint64_t now);
   void on_ack(const ReceivedFrame& frame, std::uint64_t now);
-  // Marks `seq` as arrived; keeps the youngest arrival's send time for an RTT sample.
-  void mark_sacked(std::uint32_t seq, std::uint32_t* highest, std::uint64_t* youngest_sent, Delivered* delivered);
-  // Bookkeeping of every transmission (new or again) of the frame in `entry`.
+  // The pacing controller's stamp for every transmission (new or again) of `entry`.
   void stamp_sent(InFlight& entry, std::uint64_t now);
-  std::uint64_t inflight_bytes() const { return std::uint64_t{snd_nxt_ - snd_una_ - sacked_} * frame_bytes_; }
+  std::uint64_t inflight_bytes() const { return std::uint64_t{window_.in_flight()} * frame_bytes_; }
   // Sent and not known to have arrived: built frames waiting for tokens are not on the path.
-  std::uint64_t sent_inflight_bytes() const { return std::uint64_t{unsent_ - snd_una_ - sacked_} * frame_bytes_; }
+  std::uint64_t sent_inflight_bytes() const { return std::uint64_t{window_.sent_in_flight()} * frame_bytes_; }
   void retransmit_due(std::uint64_t now);
   void transmit(std::uint64_t now);
   rte_mbuf* encode_into_frame();
@@ -222,10 +200,8 @@ class SourceStream {
   void take_resend(const ReceivedFrame& frame);
   void start_resend();
   std::uint32_t send_window() const;
-  bool rtt_sample(const InFlight& entry, std::uint32_t seq) const;
   void repair_holes(std::uint64_t now);
   rte_mbuf* alloc_frame();
-  InFlight& slot(std::uint32_t seq) { return window_[seq & (window_.size() - 1)]; }
 
   std::uint16_t index_;
   QueueRef queue_;
@@ -264,16 +240,8 @@ class SourceStream {
   StagedRecords staged_;
   std::size_t referenced_bytes_ = 0;  // sent by reference, short of a whole page
 
-  std::vector<InFlight> window_;
-  std::uint32_t snd_una_ = 0;   // oldest unacknowledged
-  std::uint32_t snd_nxt_ = 0;   // next to build
-  std::uint32_t unsent_ = 0;    // first built frame not yet transmitted
-  std::uint32_t peer_window_;   // frames the receiver can hold beyond snd_una_
-  std::uint32_t reported_end_ = 0;  // one past the highest frame any ACK has reported received
-  std::uint32_t sacked_ = 0;    // frames in [snd_una_, snd_nxt_) known to have arrived
-  std::uint32_t highest_sacked_ = 0;  // the highest frame an ACK reported: holes below it may be lost
-  std::uint32_t repair_from_ = 0;     // where repair_holes() looks next
-  bool holes_waiting_ = false;        // holes below highest_sacked_ not yet resent (too young, or paced)
+  SendWindow<rte_mbuf> window_;
+  std::uint32_t peer_window_;   // frames the receiver can hold beyond window_.una()
   RetransmitTimer timer_;
 
   double tokens_ = 0;
