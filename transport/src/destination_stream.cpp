@@ -40,9 +40,7 @@ DestinationStream::DestinationStream(std::uint16_t index, QueueRef queue, const 
 
 DestinationStream::~DestinationStream() {
   receive_window_.release_all([](rte_mbuf* mbuf) { rte_pktmbuf_free(mbuf); });
-  for (const Rebuild& rebuild : rebuilds_) {
-    if (rebuild.mbuf != nullptr) rte_pktmbuf_free(rebuild.mbuf);
-  }
+  rebuilds_.release_all([](rte_mbuf* mbuf) { rte_pktmbuf_free(mbuf); });
 }
 
 bool DestinationStream::poll(std::uint64_t now) {
@@ -185,63 +183,55 @@ void DestinationStream::on_fragment(rte_mbuf* mbuf, const ReceivedFrame& frame, 
     rte_pktmbuf_free(mbuf);
     return;
   }
-  Rebuild* rebuild = nullptr;
-  Rebuild* free_slot = nullptr;
-  for (Rebuild& slot : rebuilds_) {
-    if (slot.mbuf != nullptr && seq_diff(slot.seq, receive_window_.next()) < 0) {  // delivered whole meanwhile
-      rte_pktmbuf_free(slot.mbuf);
-      slot = Rebuild{};
-    }
-    if (slot.mbuf != nullptr && slot.seq == frame.seq) rebuild = &slot;
-    if (slot.mbuf == nullptr && free_slot == nullptr) free_slot = &slot;
+  rebuilds_.forget_before(receive_window_.next(), [](rte_mbuf* whole) { rte_pktmbuf_free(whole); });
+  Rebuilds::Rebuild* rebuild = rebuilds_.find(frame.seq);
+  if (rebuild == nullptr && (rebuild = start_rebuild(mbuf, frame)) == nullptr) {
+    rte_pktmbuf_free(mbuf);  // the source sends it again
+    return;
   }
-  const std::uint32_t headers = frame.payload_offset;  // all in the first segment (parse_frame)
-  if (rebuild == nullptr) {
-    // A chain when the port's buffers are smaller than a frame.
-    rte_mbuf* whole = free_slot != nullptr ? alloc_packet(queue_.pool, headers + frame.fragment_total) : nullptr;
-    if (whole == nullptr) {
-      ++(free_slot == nullptr ? counters_.reassembly_full : counters_.mbuf_exhausted);
-      rte_pktmbuf_free(mbuf);  // the source sends it again
-      return;
-    }
-    if (rte_pktmbuf_data_len(whole) < headers) {
-      ++counters_.drops[static_cast<std::size_t>(FrameDrop::kMultiSegment)];  // buffers too small for headers
-      rte_pktmbuf_free(whole);
-      rte_pktmbuf_free(mbuf);
-      return;
-    }
-    // The part's headers, rewritten to describe the whole frame in clear.
-    std::memcpy(rte_pktmbuf_mtod(whole, std::byte*), rte_pktmbuf_mtod(mbuf, const std::byte*), headers);
-    FrameHeader header;
-    std::memcpy(&header, rte_pktmbuf_mtod_offset(whole, const std::byte*, headers - sizeof header), sizeof header);
-    header.payload_bytes.set(frame.fragment_total);
-    header.flags.set(0);
-    std::memcpy(rte_pktmbuf_mtod_offset(whole, std::byte*, headers - sizeof header), &header, sizeof header);
-    *free_slot = Rebuild{.seq = frame.seq, .mbuf = whole, .total = frame.fragment_total, .units_have = 0};
-    rebuild = free_slot;
-  } else if (rebuild->total != frame.fragment_total) {
+  const Rebuilds::Part part = Rebuilds::add(*rebuild, frame.fragment_total, frame.fragment_offset, frame.payload_bytes);
+  if (part == Rebuilds::Part::kRefused) {
     ++counters_.drops[static_cast<std::size_t>(FrameDrop::kTruncated)];  // parts of two different frames
     rte_pktmbuf_free(mbuf);
     return;
   }
-  // Into the rebuild's own payload (its headers may be laid out otherwise than this part's):
-  // parse_frame() checked offset + length <= total, and total is the rebuild's.
-  const PayloadRange whole_payload = held_payload(rebuild->mbuf);
-  std::uint32_t at = whole_payload.offset + frame.fragment_offset;
+  // Into the rebuild's own payload (its headers may be laid out otherwise than this part's).
+  std::uint32_t at = held_payload(rebuild->item).offset + frame.fragment_offset;
   visit_bytes(mbuf, frame.payload_offset, frame.payload_bytes, [&](const std::byte* piece, std::size_t bytes) {
-    write_bytes(rebuild->mbuf, at, piece, static_cast<std::uint32_t>(bytes));
+    write_bytes(rebuild->item, at, piece, static_cast<std::uint32_t>(bytes));
     at += static_cast<std::uint32_t>(bytes);
   });
-  const std::uint32_t first = frame.fragment_offset / kFragmentUnit;
-  const std::uint32_t end = (frame.fragment_offset + frame.payload_bytes + kFragmentUnit - 1) / kFragmentUnit;
-  for (std::uint32_t unit = first; unit < end; ++unit) rebuild->units_have |= static_cast<std::uint16_t>(1u << unit);
   rte_pktmbuf_free(mbuf);
-  const std::uint32_t units = (rebuild->total + kFragmentUnit - 1) / kFragmentUnit;
-  if (rebuild->units_have != (1u << units) - 1) return;
-  rte_mbuf* whole = rebuild->mbuf;
-  const std::uint32_t seq = rebuild->seq;
-  *rebuild = Rebuild{};
-  on_data(whole, held_payload(whole), seq, now);
+  if (part != Rebuilds::Part::kWhole) return;
+  rte_mbuf* whole = rebuilds_.take(*rebuild);
+  on_data(whole, held_payload(whole), frame.seq, now);
+}
+
+DestinationStream::Rebuilds::Rebuild* DestinationStream::start_rebuild(const rte_mbuf* part, const ReceivedFrame& frame) {
+  const std::uint32_t headers = frame.payload_offset;  // all in the first segment (parse_frame)
+  // A chain when the port's buffers are smaller than a frame.
+  rte_mbuf* whole = rebuilds_.full() ? nullptr : alloc_packet(queue_.pool, headers + frame.fragment_total);
+  if (whole == nullptr) {
+    ++(rebuilds_.full() ? counters_.reassembly_full : counters_.mbuf_exhausted);
+    return nullptr;
+  }
+  if (rte_pktmbuf_data_len(whole) < headers) {
+    ++counters_.drops[static_cast<std::size_t>(FrameDrop::kMultiSegment)];  // buffers too small for headers
+    rte_pktmbuf_free(whole);
+    return nullptr;
+  }
+  std::memcpy(rte_pktmbuf_mtod(whole, std::byte*), rte_pktmbuf_mtod(part, const std::byte*), headers);
+  FrameHeader header;
+  std::memcpy(&header, rte_pktmbuf_mtod_offset(whole, const std::byte*, headers - sizeof header), sizeof header);
+  header.payload_bytes.set(frame.fragment_total);
+  header.flags.set(0);
+  std::memcpy(rte_pktmbuf_mtod_offset(whole, std::byte*, headers - sizeof header), &header, sizeof header);
+  Rebuilds::Rebuild* rebuild = rebuilds_.start(frame.seq, frame.fragment_total, whole);
+  if (rebuild == nullptr) {
+    ++counters_.drops[static_cast<std::size_t>(FrameDrop::kTruncated)];  // longer than any frame rebuilds
+    rte_pktmbuf_free(whole);
+  }
+  return rebuild;
 }
 
 void DestinationStream::answer_probe(const ReceivedFrame& frame) {

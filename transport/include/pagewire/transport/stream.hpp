@@ -31,6 +31,7 @@
 #include "pagewire/pagecodec/record_stream_reader.hpp"
 #include "pagewire/transport/applied_pages.hpp"
 #include "pagewire/transport/frame.hpp"
+#include "pagewire/transport/fragment_rebuilds.hpp"
 #include "pagewire/transport/frame_reserve.hpp"
 #include "pagewire/transport/link_rate_estimate.hpp"
 #include "pagewire/transport/pacing_controller.hpp"
@@ -275,6 +276,8 @@ class ControlResponder {
 };
 
 class DestinationStream {
+  using Rebuilds = FragmentRebuilds<rte_mbuf>;
+
  public:
   DestinationStream(std::uint16_t index, QueueRef queue, const Path& path, std::uint32_t session,
                     const StreamTuning& tuning, pagecodec::Decoder decoder, const pagecodec::PageMap* memory,
@@ -309,6 +312,9 @@ class DestinationStream {
   // A part of frame seq (kFrameFragment): copied into that frame's rebuild, which goes to
   // on_data() once every part has come. Takes the mbuf.
   void on_fragment(rte_mbuf* mbuf, const ReceivedFrame& frame, std::uint64_t now);
+  // A frame to rebuild `frame`'s parts into, with the part's headers rewritten to describe the
+  // whole frame in clear. Null, counted, when there is no room.
+  Rebuilds::Rebuild* start_rebuild(const rte_mbuf* part, const ReceivedFrame& frame);
   void deliver(const rte_mbuf* mbuf, PayloadRange payload);
   void deliver(const std::byte* bytes, std::size_t length);
   void process_record(const pagecodec::ParsedRecord& parsed);
@@ -338,15 +344,8 @@ class DestinationStream {
 
   ReceiveWindow<rte_mbuf> receive_window_;
   // Frames arriving in parts, being rebuilt: few at a time (only frames built before the
-  // path's MTU fell are cut), so a small table.
-  struct Rebuild {
-    std::uint32_t seq = 0;
-    rte_mbuf* mbuf = nullptr;  // null: the slot is free
-    std::uint16_t total = 0;
-    std::uint16_t units_have = 0;  // bit u: bytes [u, u + 1) x kFragmentUnit arrived
-  };
-  static constexpr std::size_t kRebuilds = 64;
-  std::array<Rebuild, kRebuilds> rebuilds_{};
+  // path's MTU fell are cut).
+  Rebuilds rebuilds_;
   pagecodec::RecordStreamReader records_;  // the in-order bytes, into whole records
 
   std::uint32_t unacked_ = 0;
