@@ -13,8 +13,10 @@
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <numeric>
 #include <random>
+#include <span>
 #include <thread>
 
 #include "pagewire/transport/frame.hpp"
@@ -669,6 +671,107 @@ TEST(TransportRing, ForgedHellosThatFitDoNotTakeAKeylessDestination) {
   EXPECT_GE(drops(result.destination, FrameDrop::kWrongSession), 1u) << "the guessed echo counted";
 }
 
+// The frame header of a frame built with finish_frame(), to break; resum_udp() after.
+FrameHeader* header_of_built(rte_mbuf* mbuf) {
+  return rte_pktmbuf_mtod_offset(mbuf, FrameHeader*, kEthernetBytes + kIpv4Bytes + kUdpBytes);
+}
+void resum_udp(rte_mbuf* mbuf) {
+  auto* ip = rte_pktmbuf_mtod_offset(mbuf, rte_ipv4_hdr*, kEthernetBytes);
+  auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
+  udp->dgram_cksum = 0;
+  udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
+}
+
+// Where an untagged frame's FrameHeader fields sit, for a middlebox that reads them.
+constexpr std::size_t kHeaderAt = kEthernetBytes + kIpv4Bytes + kUdpBytes;
+constexpr std::size_t kTypeAt = kHeaderAt + 5;
+std::uint32_t session_at(std::span<const std::byte> frame) {
+  le32 session;
+  std::memcpy(&session, frame.data() + kHeaderAt + offsetof(FrameHeader, session), sizeof session);
+  return session.get();
+}
+
+// A source of an older protocol version: its HELLO is refused in ours, saying both versions
+// (and counted as such), and the destination goes on waiting: the real source, after it,
+// migrates.
+TEST(TransportRing, AHelloOfAnotherVersionIsRefusedSayingBothAndTheWaitGoesOn) {
+  std::mutex seen_mutex;
+  std::vector<RefusePayload> refusals;  // to the older source's session
+  rigs::LinkImpairment watch;
+  watch.drop_if = [&](std::span<const std::byte> frame) {
+    if (frame.size() >= kHeaderAt + sizeof(FrameHeader) + sizeof(RefusePayload) &&
+        frame[kTypeAt] == static_cast<std::byte>(FrameType::kRefuse) && session_at(frame) == 90) {
+      RefusePayload refusal;
+      std::memcpy(&refusal, frame.data() + kHeaderAt + sizeof(FrameHeader), sizeof refusal);
+      std::lock_guard lock(seen_mutex);
+      refusals.push_back(refusal);
+    }
+    return false;
+  };
+  Harness harness(1, watch);
+  Bytes guest = make_guest(64, 24);
+  Bytes destination(guest.size());
+  auto source_config = harness.config(1, 64, true);
+  auto destination_config = harness.config(1, 64, false);
+  HelloPayload older = make_hello(source_config, 9000);
+  older.version.set(kProtocolVersion - 1);
+  Path from_source = source_config.path;
+  rte_mbuf* hello = rte_pktmbuf_alloc(harness.source_port().pool());
+  std::memcpy(frame_payload(hello), &older, sizeof older);
+  finish_frame(hello, from_source, FrameFields{.type = FrameType::kHello, .stream = 0, .session = 90}, sizeof older);
+  header_of_built(hello)->version = kProtocolVersion - 1;
+  resum_udp(hello);
+  ASSERT_TRUE(harness.link().inject_to_b(hello));
+
+  const auto result = migrate(harness, guest, destination, 0, source_config, destination_config);
+  ASSERT_EQ(result.source_error, "");
+  ASSERT_EQ(result.destination_error, "");
+  EXPECT_TRUE(guest == destination);
+  EXPECT_EQ(drops(result.destination, FrameDrop::kBadVersion), 1u);
+  std::lock_guard lock(seen_mutex);
+  ASSERT_FALSE(refusals.empty());
+  EXPECT_EQ(refusals[0].reason.get(), static_cast<std::uint16_t>(RefuseReason::kVersion));
+  EXPECT_EQ(std::string(refusals[0].message), "protocol version " + std::to_string(kProtocolVersion - 1) +
+                                                  " != destination's " + std::to_string(kProtocolVersion));
+}
+
+// A destination of a newer protocol version answers in its own: the source reads the prefix
+// every version keeps and ends at once, saying both versions, instead of waiting out its
+// HELLO timeout. The middlebox stands for that destination: it takes the HELLO and answers.
+TEST(TransportRing, AnAnswerInAnotherVersionEndsTheSourceSayingBoth) {
+  Harness* rig = nullptr;
+  Path to_source;
+  rigs::LinkImpairment newer_destination;
+  newer_destination.drop_if = [&](std::span<const std::byte> frame) {
+    if (frame.size() <= kTypeAt || frame[kTypeAt] != static_cast<std::byte>(FrameType::kHello)) return false;
+    RefusePayload refusal{};
+    refusal.reason.set(static_cast<std::uint16_t>(RefuseReason::kVersion));
+    rte_mbuf* answer = rte_pktmbuf_alloc(rig->destination_port().pool());
+    std::memcpy(frame_payload(answer), &refusal, sizeof refusal);
+    finish_frame(answer, to_source, FrameFields{.type = FrameType::kRefuse, .stream = 0, .session = session_at(frame)},
+                 sizeof refusal);
+    header_of_built(answer)->version = kProtocolVersion + 1;
+    resum_udp(answer);
+    if (!rig->link().inject_to_a(answer)) rte_pktmbuf_free(answer);
+    return true;
+  };
+  Harness harness(1, newer_destination);
+  rig = &harness;
+  Bytes guest = make_guest(64, 25);
+  Bytes destination(guest.size());
+  auto source_config = harness.config(1, 64, true);
+  auto destination_config = harness.config(1, 64, false);
+  destination_config.hello_timeout_ms = 1500;  // it hears nothing
+  to_source = destination_config.path;
+  const auto started = std::chrono::steady_clock::now();
+  const auto result = migrate(harness, guest, destination, 0, source_config, destination_config);
+  EXPECT_EQ(result.source_error, "the destination speaks protocol version " + std::to_string(kProtocolVersion + 1) +
+                                     ", this source " + std::to_string(kProtocolVersion) +
+                                     ": run the same pagewire release at both ends");
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), 5.0)
+      << "the source ended at the answer, not at its 10 s HELLO timeout";
+}
+
 // A destination bound to a peer MAC (--peer-mac) takes a HELLO from that MAC only: the
 // harness binds every destination to its source's MAC (and those migrate); bound to
 // another, it hears the source's HELLOs as not its own and takes no session.
@@ -895,17 +998,17 @@ TEST(TransportRing, HostileFramesAreCountedAndDropped) {
   }
   // Valid headers but the wrong protocol version and a payload length past the datagram:
   // fix the checksums after breaking, so the check that must catch them is the one tested.
-  for (int kind = 0; kind < 2; ++kind) {
+  // And reserved header bytes set, which this version does not know.
+  const FrameDrop expected[] = {FrameDrop::kBadVersion, FrameDrop::kTruncated, FrameDrop::kUnknownType};
+  for (int kind = 0; kind < 3; ++kind) {
     rte_mbuf* mbuf = frame(100, [&](rte_mbuf* m) {
-      auto* header = rte_pktmbuf_mtod_offset(m, FrameHeader*, kEthernetBytes + kIpv4Bytes + kUdpBytes);
+      FrameHeader* header = header_of_built(m);
       if (kind == 0) header->version = 9;
       if (kind == 1) header->payload_bytes.set(4000);
-      auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, kEthernetBytes);
-      auto* udp = reinterpret_cast<rte_udp_hdr*>(ip + 1);
-      udp->dgram_cksum = 0;
-      udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
+      if (kind == 2) header->reserved.set(1);
+      resum_udp(m);
     });
-    EXPECT_EQ(parse_frame(mbuf, path, 1, 0).drop, kind == 0 ? FrameDrop::kBadVersion : FrameDrop::kTruncated);
+    EXPECT_EQ(parse_frame(mbuf, path, 1, 0).drop, expected[kind]);
     ASSERT_TRUE(harness.link().inject_to_b(mbuf));
   }
 
@@ -928,7 +1031,7 @@ TEST(TransportRing, HostileFramesAreCountedAndDropped) {
   ASSERT_EQ(result.destination_error, "");
   EXPECT_TRUE(guest == destination);
   for (FrameDrop why : {FrameDrop::kTruncated, FrameDrop::kBadChecksum, FrameDrop::kNotIpv4,
-                        FrameDrop::kBadIpHeader, FrameDrop::kBadVersion}) {
+                        FrameDrop::kBadIpHeader, FrameDrop::kBadVersion, FrameDrop::kUnknownType}) {
     EXPECT_GE(drops(result.destination, why), 1u) << "counted: " << to_string(why);
   }
 }

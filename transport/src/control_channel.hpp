@@ -29,12 +29,20 @@ inline std::uint64_t ms_to_tsc(std::uint64_t ms) { return ms * rte_get_tsc_hz() 
 bool send_control(const QueueRef& queue, const Path& path, const FrameFields& fields, const void* payload,
                   std::uint16_t payload_bytes, FrameCrypto* crypto, std::uint16_t pad_to_ip_bytes = 0);
 
+// What the handshake does with a frame of another protocol version (dropped, and counted, as
+// kBadVersion, with only the prefix every version keeps read): by default, nothing.
+struct IgnoreOtherVersion {
+  bool operator()(const ReceivedFrame&, const rte_mbuf*) const { return false; }
+};
+
 // Receives control frames on queue 0 until `handle` returns true or the deadline passes,
 // answering ARP on the way. Frames that fail parsing are counted in `counters`; `handle`
-// gets the rest unopened (accept() opens them with the key of the session they name).
-template <typename Handle>
+// gets the rest unopened (accept() opens them with the key of the session they name), and
+// `other_version` those of another protocol version.
+template <typename Handle, typename OtherVersion = IgnoreOtherVersion>
 bool receive_control(const QueueRef& queue, const Path& path, std::uint16_t streams, std::uint32_t session,
-                     std::uint64_t deadline, StreamCounters* counters, Handle&& handle) {
+                     std::uint64_t deadline, StreamCounters* counters, Handle&& handle,
+                     OtherVersion&& other_version = {}) {
   rte_mbuf* burst[32];
   while (rte_rdtsc() < deadline) {
     const std::uint16_t n = rte_eth_rx_burst(queue.port, queue.queue, burst, 32);
@@ -47,6 +55,7 @@ bool receive_control(const QueueRef& queue, const Path& path, std::uint16_t stre
       ReceivedFrame frame = parse_frame(burst[i], path, streams, session);
       if (frame.drop != FrameDrop::kNone) ++counters->drops[static_cast<std::size_t>(frame.drop)];
       if (!done && frame.drop == FrameDrop::kNone) done = handle(frame, &burst[i]);
+      if (!done && frame.drop == FrameDrop::kBadVersion) done = other_version(frame, burst[i]);
       rte_pktmbuf_free(burst[i]);
     }
     if (done) return true;
@@ -59,18 +68,21 @@ bool receive_control(const QueueRef& queue, const Path& path, std::uint16_t stre
 
 // receive_control() for frames of our own session: opened (authenticated, decrypted) with
 // `crypto` first.
-template <typename Handle>
+template <typename Handle, typename OtherVersion = IgnoreOtherVersion>
 bool await_control(const QueueRef& queue, const Path& path, std::uint16_t streams, std::uint32_t session,
-                   std::uint64_t deadline, StreamCounters* counters, FrameCrypto* crypto, Handle&& handle) {
-  return receive_control(queue, path, streams, session, deadline, counters,
-                         [&](ReceivedFrame& frame, rte_mbuf** mbuf) {
-                           const FrameDrop drop = open_frame(mbuf, &frame, crypto, queue.pool);
-                           if (drop != FrameDrop::kNone) {
-                             ++counters->drops[static_cast<std::size_t>(drop)];
-                             return false;
-                           }
-                           return handle(frame, *mbuf);
-                         });
+                   std::uint64_t deadline, StreamCounters* counters, FrameCrypto* crypto, Handle&& handle,
+                   OtherVersion&& other_version = {}) {
+  return receive_control(
+      queue, path, streams, session, deadline, counters,
+      [&](ReceivedFrame& frame, rte_mbuf** mbuf) {
+        const FrameDrop drop = open_frame(mbuf, &frame, crypto, queue.pool);
+        if (drop != FrameDrop::kNone) {
+          ++counters->drops[static_cast<std::size_t>(drop)];
+          return false;
+        }
+        return handle(frame, *mbuf);
+      },
+      other_version);
 }
 
 // Notices a peer that went quiet: progress is any change in a number the caller sums

@@ -70,10 +70,12 @@ class HelloListener {
     const std::uint64_t deadline = rte_rdtsc() + ms_to_tsc(config_.hello_timeout_ms);
     // In slices of 100 ms, so that a cancel is seen within one.
     while (!chosen_ && source_abort_.empty() && !cancelled() && rte_rdtsc() < deadline) {
-      receive_control(control_, config_.path, config_.streams, 0, std::min(deadline, rte_rdtsc() + ms_to_tsc(100)),
-                      &counters_, [this](ReceivedFrame& frame, rte_mbuf** mbuf) {
-                        return frame.sealed ? on_sealed(frame, mbuf) : on_clear(frame, *mbuf);
-                      });
+      receive_control(
+          control_, config_.path, config_.streams, 0, std::min(deadline, rte_rdtsc() + ms_to_tsc(100)), &counters_,
+          [this](ReceivedFrame& frame, rte_mbuf** mbuf) {
+            return frame.sealed ? on_sealed(frame, mbuf) : on_clear(frame, *mbuf);
+          },
+          [this](const ReceivedFrame& frame, const rte_mbuf* mbuf) { return on_other_version(frame, mbuf); });
     }
     if (chosen_) return std::move(*chosen_);
     if (!source_abort_.empty()) {
@@ -100,6 +102,14 @@ class HelloListener {
   Error abort_pending();
   bool on_sealed(ReceivedFrame& frame, rte_mbuf** mbuf);
   bool on_clear(const ReceivedFrame& frame, const rte_mbuf* mbuf);
+  bool on_other_version(const ReceivedFrame& frame, const rte_mbuf* mbuf);
+  // The MAC a frame came from, if it may speak to us (a destination bound to --peer-mac
+  // hears only that one).
+  std::optional<rte_ether_addr> sender_mac(const rte_mbuf* mbuf) const {
+    const rte_ether_addr mac = rte_pktmbuf_mtod(mbuf, const rte_ether_hdr*)->src_addr;  // the last hop
+    if (!learn_peer_mac_ && !rte_is_same_ether_addr(&mac, &config_.path.peer.mac)) return std::nullopt;
+    return mac;
+  }
   std::optional<Refusal> check(const ReceivedFrame& frame, const HelloPayload& hello, HelloAuth* auth);
   void answer(const ReceivedFrame& frame, const HelloPayload& hello, const HelloAuth& auth, PendingSource source);
   bool on_echo(const ReceivedFrame& frame);
@@ -197,13 +207,14 @@ bool HelloListener::on_clear(const ReceivedFrame& frame, const rte_mbuf* mbuf) {
   std::memcpy(&hello, frame.payload, sizeof hello);
   PendingSource source;
   source.session = frame.session;
-  source.mac = rte_pktmbuf_mtod(mbuf, const rte_ether_hdr*)->src_addr;  // the last hop
   // Bound to a peer MAC (the source's, or the last router's): HELLOs from elsewhere are
   // not for us.
-  if (!learn_peer_mac_ && !rte_is_same_ether_addr(&source.mac, &config_.path.peer.mac)) {
+  const std::optional<rte_ether_addr> mac = sender_mac(mbuf);
+  if (!mac) {
     count(FrameDrop::kNotForUs);
     return false;
   }
+  source.mac = *mac;
   source.region_pages = hello.region_pages.get();
   HelloAuth auth{};
   refusal_ = check(frame, hello, &auth);
@@ -219,6 +230,17 @@ bool HelloListener::on_clear(const ReceivedFrame& frame, const rte_mbuf* mbuf) {
   source.streams = std::min(hello.streams.get(), config_.streams);
   answer(frame, hello, auth, std::move(source));
   return false;  // chosen once its first PROBE proves it heard us
+}
+
+// A HELLO of another protocol version (counted as such) is refused in ours, saying both
+// versions: a source that reads the prefix every version keeps learns why at once. The wait
+// goes on, as after any refused HELLO.
+bool HelloListener::on_other_version(const ReceivedFrame& frame, const rte_mbuf* mbuf) {
+  if (frame.type != FrameType::kHello) return false;
+  if (const std::optional<rte_ether_addr> mac = sender_mac(mbuf)) {
+    send_refusal(control_, reply_path(*mac), frame.session, version_refusal(frame.version));
+  }
+  return false;
 }
 
 // What the HELLO asks for that we cannot give, or a key it does not prove; `auth` gets its

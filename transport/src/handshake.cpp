@@ -123,11 +123,13 @@ HelloPayload make_hello(const SessionConfig& config, std::uint16_t mtu) {
   return hello;
 }
 
+Refusal version_refusal(std::uint32_t theirs) {
+  return Refusal{RefuseReason::kVersion, "protocol version " + std::to_string(theirs) + " != destination's " +
+                                             std::to_string(kProtocolVersion)};
+}
+
 std::optional<Refusal> check_hello(const HelloPayload& hello, const SessionConfig& config) {
-  if (hello.version.get() != kProtocolVersion) {
-    return Refusal{RefuseReason::kVersion, "protocol version " + std::to_string(hello.version.get()) +
-                                               " != destination's " + std::to_string(kProtocolVersion)};
-  }
+  if (hello.version.get() != kProtocolVersion) return version_refusal(hello.version.get());
   if (hello.mtu.get() < kMinPathMtu || hello.mtu.get() > kMaxPathMtu) {
     return Refusal{RefuseReason::kMtu, "source MTU " + std::to_string(hello.mtu.get()) + ": expected " +
                                                std::to_string(kMinPathMtu) + ".." + std::to_string(kMaxPathMtu)};

@@ -53,6 +53,10 @@ class SourceHandshake {
  private:
   const std::optional<PreSharedKey>& key() const { return config_.security.key; }
   FrameCrypto* control_crypto() const { return key() ? crypto_[0].get() : nullptr; }
+  std::vector<std::byte> hello_bytes();
+  bool take_hello_answer(const ReceivedFrame& frame);
+  bool take_other_version(const ReceivedFrame& frame);
+  Status hello_unanswered() const;
   bool probe(std::uint16_t ip_bytes);
   bool cancelled() const { return config_.cancel != nullptr && config_.cancel->is_set(); }
   // Why a step must end early: the destination aborted, or we are cancelled. Ok: neither.
@@ -73,6 +77,9 @@ class SourceHandshake {
   HelloAuth answer_auth_{};
   Nonce destination_nonce_{};  // keyless: what the HELLO_ACK carried, echoed in every PROBE
   bool answered_ = false;      // a HELLO_ACK came: the destination knows this session
+  std::optional<RefusePayload> refusal_;  // or a REFUSE
+  std::uint8_t destination_version_ = 0;  // or an answer in another protocol version
+  std::uint64_t unproven_answers_ = 0;    // HELLO_ACKs that did not prove our key
   std::string destination_abort_;  // the destination's ABORT during the handshake
   std::uint64_t hello_rtt_us_ = 0;
   std::uint64_t probe_wait_tsc_ = 0;
@@ -96,65 +103,96 @@ Status SourceHandshake::resolve_peer() {
   return Ok{};
 }
 
-Status SourceHandshake::exchange_hello() {
-  if (config_.security.encrypt && !key()) {
-    return make_error(ErrorCode::kConfiguration, "encryption needs a pre-shared key (--psk-file)");
-  }
+// HELLO, with our proof of the key (with one), the bytes sent until an answer comes.
+std::vector<std::byte> SourceHandshake::hello_bytes() {
   hello_ = make_hello(config_, port_.mtu());
   if (key()) {
     source_nonce_ = random_nonce();
     source_auth_ = make_source_auth(*key(), session_, hello_, source_nonce_);
   }
-  std::array<std::byte, sizeof hello_ + sizeof source_auth_> hello_bytes;
-  std::memcpy(hello_bytes.data(), &hello_, sizeof hello_);
-  std::memcpy(hello_bytes.data() + sizeof hello_, &source_auth_, sizeof source_auth_);
-  const auto hello_size = static_cast<std::uint16_t>(sizeof hello_ + (key() ? sizeof source_auth_ : 0));
-  // A HELLO_ACK carries the destination's proof (with a key) or its nonce (without).
-  const std::size_t answer_size = sizeof hello_ + (key() ? sizeof answer_auth_ : sizeof destination_nonce_);
-  std::uint64_t unproven_answers = 0;
-  std::optional<RefusePayload> refusal;
-  // Takes a HELLO_ACK (proved with our key, with one) or a REFUSE.
-  auto take_answer = [&](const ReceivedFrame& frame, const rte_mbuf*) {
-    if (frame.type == FrameType::kHelloAck && frame.payload_bytes >= answer_size) {
-      HelloPayload reply;
-      std::memcpy(&reply, frame.payload, sizeof reply);
-      HelloAuth auth{};
-      if (!key()) std::memcpy(destination_nonce_.data(), frame.payload + sizeof reply, destination_nonce_.size());
-      if (key()) {
-        std::memcpy(&auth, frame.payload + sizeof reply, sizeof auth);
-        if (!destination_auth_valid(*key(), session_, hello_, source_auth_, reply, auth)) {
-          ++unproven_answers;  // another key, or a forgery: keep listening
-          ++control_counters_.drops[static_cast<std::size_t>(FrameDrop::kBadTag)];
-          return false;
-        }
-      }
-      answer_ = reply;
-      answer_auth_ = auth;
-      return answered_ = true;
+  std::vector<std::byte> bytes(sizeof hello_ + (key() ? sizeof source_auth_ : 0));
+  std::memcpy(bytes.data(), &hello_, sizeof hello_);
+  if (key()) std::memcpy(bytes.data() + sizeof hello_, &source_auth_, sizeof source_auth_);
+  return bytes;
+}
+
+// A HELLO_ACK (proved with our key, with one) or a REFUSE ends the wait. A HELLO_ACK carries
+// the destination's proof (with a key) or its nonce (without).
+bool SourceHandshake::take_hello_answer(const ReceivedFrame& frame) {
+  const std::size_t answer_size = sizeof answer_ + (key() ? sizeof answer_auth_ : sizeof destination_nonce_);
+  if (frame.type == FrameType::kRefuse && frame.payload_bytes >= sizeof(RefusePayload)) {
+    refusal_.emplace();
+    std::memcpy(&*refusal_, frame.payload, sizeof *refusal_);
+    return true;
+  }
+  if (frame.type != FrameType::kHelloAck || frame.payload_bytes < answer_size) return false;
+  HelloPayload reply;
+  std::memcpy(&reply, frame.payload, sizeof reply);
+  HelloAuth auth{};
+  if (key()) {
+    std::memcpy(&auth, frame.payload + sizeof reply, sizeof auth);
+    if (!destination_auth_valid(*key(), session_, hello_, source_auth_, reply, auth)) {
+      ++unproven_answers_;  // another key, or a forgery: keep listening
+      ++control_counters_.drops[static_cast<std::size_t>(FrameDrop::kBadTag)];
+      return false;
     }
-    if (frame.type == FrameType::kRefuse && frame.payload_bytes >= sizeof(RefusePayload)) {
-      refusal.emplace();
-      std::memcpy(&*refusal, frame.payload, sizeof *refusal);
-      return true;
-    }
-    return false;
-  };
+  } else {
+    std::memcpy(destination_nonce_.data(), frame.payload + sizeof reply, destination_nonce_.size());
+  }
+  answer_ = reply;
+  answer_auth_ = auth;
+  return answered_ = true;
+}
+
+// The answer of a destination of another protocol version (its REFUSE or HELLO_ACK for our
+// session, read from the prefix every version keeps): nothing more can be said in common.
+bool SourceHandshake::take_other_version(const ReceivedFrame& frame) {
+  if (frame.session != session_ || (frame.type != FrameType::kRefuse && frame.type != FrameType::kHelloAck)) return false;
+  destination_version_ = frame.version;
+  return true;
+}
+
+Status SourceHandshake::exchange_hello() {
+  if (config_.security.encrypt && !key()) {
+    return make_error(ErrorCode::kConfiguration, "encryption needs a pre-shared key (--psk-file)");
+  }
+  const std::vector<std::byte> hello = hello_bytes();
   const std::uint64_t first_hello = rte_rdtsc();
   const std::uint64_t deadline = first_hello + ms_to_tsc(config_.hello_timeout_ms);
-  while (!answered_ && !refusal && rte_rdtsc() < deadline && !cancelled()) {
+  while (!answered_ && !refusal_ && destination_version_ == 0 && rte_rdtsc() < deadline && !cancelled()) {
     send_control(control_, config_.path, FrameFields{.type = FrameType::kHello, .stream = 0, .session = session_},
-                 hello_bytes.data(), hello_size, nullptr);
-    await_control(control_, config_.path, config_.streams, session_, std::min(deadline, rte_rdtsc() + ms_to_tsc(100)),
-                  &control_counters_, nullptr, take_answer);
+                 hello.data(), static_cast<std::uint16_t>(hello.size()), nullptr);
+    await_control(
+        control_, config_.path, config_.streams, session_, std::min(deadline, rte_rdtsc() + ms_to_tsc(100)),
+        &control_counters_, nullptr, [this](const ReceivedFrame& frame, const rte_mbuf*) { return take_hello_answer(frame); },
+        [this](const ReceivedFrame& frame, const rte_mbuf*) { return take_other_version(frame); });
   }
   if (!answered_ && cancelled()) return stopped();
-  if (refusal) {
-    std::string why = refusal_message(*refusal);
-    if (why.empty()) why = "(no reason given)";
-    return make_error(ErrorCode::kRefused, "destination refused the session: " + why, refusal->reason.get());
+  if (Status unanswered = hello_unanswered(); !unanswered) return unanswered;
+  if (answer_.security.get() != hello_.security.get()) {
+    return make_error("the destination answered with security options " + std::to_string(answer_.security.get()) +
+                      ", asked for " + std::to_string(hello_.security.get()));
   }
-  if (!answered_ && unproven_answers > 0) {
-    return make_error(ErrorCode::kAuthentication, std::to_string(unproven_answers) +
+  // At least the path's RTT (more if the first HELLO was lost).
+  hello_rtt_us_ = tsc_to_us(rte_rdtsc() - first_hello);
+  return Ok{};
+}
+
+// Why HELLO got no HELLO_ACK: refused, another version, another key, or no answer at all.
+Status SourceHandshake::hello_unanswered() const {
+  if (refusal_) {
+    std::string why = refusal_message(*refusal_);
+    if (why.empty()) why = "(no reason given)";
+    return make_error(ErrorCode::kRefused, "destination refused the session: " + why, refusal_->reason.get());
+  }
+  if (destination_version_ != 0) {
+    return make_error(ErrorCode::kRefused,
+                      "the destination speaks protocol version " + std::to_string(destination_version_) +
+                          ", this source " + std::to_string(kProtocolVersion) + ": run the same pagewire release at both ends",
+                      static_cast<std::uint16_t>(RefuseReason::kVersion));
+  }
+  if (!answered_ && unproven_answers_ > 0) {
+    return make_error(ErrorCode::kAuthentication, std::to_string(unproven_answers_) +
                       " answers to HELLO failed authentication: the destination's pre-shared key differs from ours");
   }
   if (!answered_) {
@@ -164,12 +202,6 @@ Status SourceHandshake::exchange_hello() {
                       " ms from " + endpoint_text(peer) + ": is the destination listening, and are the addresses right?" +
                       drops_note(control_counters_));
   }
-  if (answer_.security.get() != hello_.security.get()) {
-    return make_error("the destination answered with security options " + std::to_string(answer_.security.get()) +
-                      ", asked for " + std::to_string(hello_.security.get()));
-  }
-  // At least the path's RTT (more if the first HELLO was lost).
-  hello_rtt_us_ = tsc_to_us(rte_rdtsc() - first_hello);
   return Ok{};
 }
 

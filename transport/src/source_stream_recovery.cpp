@@ -146,7 +146,8 @@ bool SourceStream::send_parts(const rte_mbuf* frame, PayloadRange payload, std::
     std::memcpy(frame_payload(parts[p]), clear + offset, bytes);
     finish_frame(parts[p], path_,
                  FrameFields{.type = FrameType::kData, .stream = index_, .session = session_, .seq = header.seq.get(),
-                             .sack = payload.bytes, .window = static_cast<std::uint32_t>(offset), .fragment = true},
+                             .fragment = true, .fragment_offset = static_cast<std::uint16_t>(offset),
+                             .fragment_total = static_cast<std::uint16_t>(payload.bytes)},
                  static_cast<std::uint16_t>(bytes), 0, crypto_);
   }
   const std::uint16_t sent = rte_eth_tx_burst(queue_.port, queue_.queue, parts, static_cast<std::uint16_t>(count));

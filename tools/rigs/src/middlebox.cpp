@@ -102,6 +102,7 @@ void Middlebox::drain() {
 }
 
 bool Middlebox::inject_to_b(rte_mbuf* mbuf, std::uint16_t queue) { return rte_ring_enqueue(b_rx_[queue], mbuf) == 0; }
+bool Middlebox::inject_to_a(rte_mbuf* mbuf, std::uint16_t queue) { return rte_ring_enqueue(a_rx_[queue], mbuf) == 0; }
 
 void Middlebox::deliver(rte_ring* out, rte_mbuf* mbuf) {
   if (rte_ring_enqueue(out, mbuf) != 0) {

@@ -90,6 +90,9 @@ std::string_view counter_name(FrameDrop drop);  // an identifier, for telemetry 
 
 struct ReceivedFrame {
   FrameDrop drop = FrameDrop::kNone;
+  // The sender's protocol version. Another than ours: dropped (kBadVersion) with only the
+  // prefix every version keeps read (type, stream, session).
+  std::uint8_t version = 0;
   FrameType type{};
   std::uint16_t stream = 0;
   std::uint32_t session = 0;
@@ -154,7 +157,9 @@ struct FrameFields {
   std::uint32_t seq = 0;
   std::uint64_t sack = 0;
   std::uint32_t window = 0;
-  bool fragment = false;  // DATA: sack = the whole payload's length, window = this part's offset
+  bool fragment = false;  // DATA: a part of frame seq's payload, cut after the path's MTU fell
+  std::uint16_t fragment_offset = 0;  // where the part goes, a multiple of kFragmentUnit
+  std::uint16_t fragment_total = 0;   // the whole payload's length
 };
 
 // Where the payload of a frame being built goes (after all headers).

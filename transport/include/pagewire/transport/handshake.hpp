@@ -28,6 +28,8 @@ struct Refusal {
   std::string message;
 };
 std::optional<Refusal> check_hello(const HelloPayload& hello, const SessionConfig& config);
+// The answer to a source of protocol version `theirs` (in its HELLO, or its frame header's).
+Refusal version_refusal(std::uint32_t theirs);
 
 // Authentication (docs/protocol.md): HELLO carries the source's nonce and an HMAC of the
 // key over it, so a destination with another key says so at once. HELLO_ACK carries the

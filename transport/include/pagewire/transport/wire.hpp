@@ -13,8 +13,9 @@ namespace pagewire::transport {
 
 inline constexpr std::uint32_t kFrameMagic = 0x52574750;  // "PGWR" on the wire
 // 2: ACKs carry SACK blocks; 3: sealed frames; 4: CLOSE; 5: OUTCOME_QUERY/OUTCOME, ABORT in
-// the handshake.
-inline constexpr std::uint8_t kProtocolVersion = 5;
+// the handshake; 6: FrameHeader of 40 bytes (fragment fields of their own, reserved bytes),
+// a HELLO of another version refused.
+inline constexpr std::uint8_t kProtocolVersion = 6;
 
 enum class FrameType : std::uint8_t {
   kHello = 1,     // source -> destination: capabilities; starts a session
@@ -48,20 +49,28 @@ inline constexpr std::int32_t seq_diff(std::uint32_t a, std::uint32_t b) { retur
 inline constexpr std::uint32_t kKeepaliveProbeSeq = 0;
 
 struct [[gnu::packed]] FrameHeader {
+  // The prefix every version keeps where it is, so that a frame of another version can be
+  // told apart and answered (a HELLO refused, a REFUSE understood).
   le32 magic;
   std::uint8_t version;
   std::uint8_t type;      // FrameType
   le16 stream;            // stream index; control frames use 0
   le32 session;           // chosen by the source in HELLO; other sessions' frames are dropped
+  // This version's.
   le32 seq;               // kData/kProbe/kFin: sequence; kAck: next expected sequence
   le64 sack;              // kAck: bit i set = frame seq + 1 + i was received
   le32 window;            // kAck: frames the receiver can hold beyond seq
   le16 payload_bytes;     // bytes after this header (a SealTrailer, if any, follows them)
-  le16 flags;             // kFrameSealed; other bits 0
+  le16 flags;             // kFrameSealed, kFrameFragment; other bits 0
+  le16 fragment_offset;   // kFrameFragment: where this part's bytes go in frame seq's payload
+  le16 fragment_total;    // kFrameFragment: the length of frame seq's whole payload
+  le32 reserved;          // 0; a frame with any bit set is dropped (a later version bumps `version`)
 };
-static_assert(sizeof(FrameHeader) == 32);
-static_assert(offsetof(FrameHeader, seq) == 12);
+static_assert(sizeof(FrameHeader) == 40);
+inline constexpr std::size_t kVersionPrefixBytes = 12;  // magic, version, type, stream, session
+static_assert(offsetof(FrameHeader, seq) == kVersionPrefixBytes);
 static_assert(offsetof(FrameHeader, payload_bytes) == 28);
+static_assert(offsetof(FrameHeader, fragment_offset) == 32);
 
 // FrameHeader.flags: the frame is authenticated (and, if the session encrypts, encrypted)
 // with AES-256-GCM under the session key of its direction: the FrameHeader is the
@@ -69,8 +78,9 @@ static_assert(offsetof(FrameHeader, payload_bytes) == 28);
 inline constexpr std::uint16_t kFrameSealed = 1;
 // FrameHeader.flags on DATA: this frame carries part of frame `seq`'s payload, cut because
 // the path's MTU fell below the size the frame was built at (black-hole detection,
-// docs/protocol.md). `window` is the part's byte offset, a multiple of kFragmentUnit; `sack`
-// the whole payload's length. The receiver rebuilds frame `seq` from its parts.
+// docs/protocol.md). `fragment_offset` is the part's byte offset, a multiple of
+// kFragmentUnit; `fragment_total` the whole payload's length. The receiver rebuilds frame
+// `seq` from its parts.
 inline constexpr std::uint16_t kFrameFragment = 2;
 inline constexpr std::uint32_t kFragmentUnit = 1024;
 

@@ -84,8 +84,10 @@ class Middlebox {
   // silently, as a tunnel that drops DF packets without ICMP does. Any thread.
   void set_mtu_clamp(std::uint16_t mtu) { mtu_clamp_.store(mtu, std::memory_order_relaxed); }
 
-  // Puts a hand-made frame straight onto b's receive queue (hostile-input tests).
+  // Puts a hand-made frame straight onto b's (or a's) receive queue (hostile-input tests).
+  // The queue has one producer, the forwarder: call these before start() or from drop_if.
   bool inject_to_b(rte_mbuf* mbuf, std::uint16_t queue = 0);
+  bool inject_to_a(rte_mbuf* mbuf, std::uint16_t queue = 0);
 
   const MiddleboxCounters& counters() const { return counters_; }
 
