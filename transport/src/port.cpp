@@ -44,159 +44,212 @@ Error port_error(const PortConfig& config, const std::string& what, int rc) {
                     " failed: " + rte_strerror(-rc));
 }
 
+// Once the device is configured, a failure closes it again.
+Error device_error(const PortConfig& config, const std::string& what, int rc) {
+  return make_error(port_error(config, what, rc).message + "; the port is closed");
+}
+
+Result<rte_mempool*> new_pool(const PortConfig& config, const std::string& name, std::uint32_t count,
+                              std::uint16_t data_room, int socket) {
+  rte_mempool* created = rte_pktmbuf_pool_create(name.c_str(), count, kMempoolCache, 0, data_room, socket);
+  if (created == nullptr) {
+    return make_error("port " + config.name + ": cannot create a mempool of " + std::to_string(count) +
+                      " mbufs of " + std::to_string(data_room) + " bytes: " + rte_strerror(rte_errno));
+  }
+  return created;
+}
+
+constexpr std::uint64_t kTxChecksums = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
+constexpr std::uint64_t kRxChecksums = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
+
 }  // namespace
+
+struct Port::Plan {
+  rte_eth_dev_info info{};
+  std::uint16_t mtu = 0;               // the largest IP packet the port takes
+  std::uint16_t configurable_mtu = 0;  // the most ethdev lets us set (the device's report)
+  std::uint32_t frame_room = 0;        // bytes of the largest frame
+  std::uint16_t frame_data_room = 0;   // of a buffer we build frames in
+  bool scatter = false;                // received frames span several small buffers
+  bool tx_chains = false;              // the device sends segment chains
+  bool references = false;             // pages may go by reference (zero-copy)
+  bool tx_checksums = false;
+  bool rx_checksums = false;
+  int pool_socket = SOCKET_ID_ANY;
+};
 
 Result<Port> Port::open(const PortConfig& requested) {
   PortConfig config = requested;
-  if (!rte_eth_dev_is_valid_port(config.port_id)) {
-    return make_error("port " + std::to_string(config.port_id) + ": no such DPDK port");
+  auto plan = Port::plan(&config);
+  if (!plan) return plan.error();
+  Port port(config.port_id, config.queues, config.name);
+  if (Status pools = port.create_pools(config, *plan); !pools) return pools.error();
+  if (Status pool = port.create_reference_pool(config, *plan); !pool) return pool.error();
+  if (Status configured = port.configure_device(config, *plan); !configured) return configured.error();
+  if (Status started = port.start_device(config, *plan); !started) return started.error();
+  return port;
+}
+
+// The queues, MTU and buffers the device allows for what `config` asks (queues lowered to
+// the device's); an error names what it cannot do.
+Result<Port::Plan> Port::plan(PortConfig* config) {
+  if (!rte_eth_dev_is_valid_port(config->port_id)) {
+    return make_error("port " + std::to_string(config->port_id) + ": no such DPDK port");
   }
-  rte_eth_dev_info info{};
-  if (int rc = rte_eth_dev_info_get(config.port_id, &info); rc != 0) {
-    return port_error(config, "reading device info", rc);
+  Plan plan;
+  const rte_eth_dev_info& info = plan.info;
+  if (int rc = rte_eth_dev_info_get(config->port_id, &plan.info); rc != 0) {
+    return port_error(*config, "reading device info", rc);
   }
   // Fewer queue pairs than asked for: fewer streams (the session says so), not a refusal.
-  config.queues = std::min({config.queues, info.max_rx_queues, info.max_tx_queues});
-  if (config.queues == 0) return make_error("port " + config.name + ": the device has no queue pair to use");
+  config->queues = std::min({config->queues, info.max_rx_queues, info.max_tx_queues});
+  if (config->queues == 0) return make_error("port " + config->name + ": the device has no queue pair to use");
   // The device's limit, never more than a jumbo frame; it must still carry the minimum path.
-  const std::uint16_t configurable_mtu = device_limits::reported_mtu(info);
-  const std::uint16_t mtu = std::min<std::uint16_t>({config.mtu, device_limits::device_mtu(info), kMaxPathMtu});
-  if (mtu < kMinPathMtu) {
-    return make_error("port " + config.name + ": MTU " + std::to_string(mtu) +
+  plan.configurable_mtu = device_limits::reported_mtu(info);
+  plan.mtu = std::min<std::uint16_t>({config->mtu, device_limits::device_mtu(info), kMaxPathMtu});
+  if (plan.mtu < kMinPathMtu) {
+    return make_error("port " + config->name + ": MTU " + std::to_string(plan.mtu) +
                       " is below pagewire's minimum of " + std::to_string(kMinPathMtu));
   }
-
   // By default one buffer per frame: the data room holds the largest frame the MTU allows,
   // and never less than DPDK's default buffer or what the device asks for (af_packet sizes
   // its RX copies by its ring's frame size, whatever the MTU).
-  const std::uint32_t frame_room = RTE_ETHER_HDR_LEN + mtu + RTE_ETHER_CRC_LEN + RTE_VLAN_HLEN;
-  if (config.buffer_bytes != 0 && config.buffer_bytes < kMinBufferBytes) {
-    return make_error("port " + config.name + ": buffers of " + std::to_string(config.buffer_bytes) +
+  plan.frame_room = RTE_ETHER_HDR_LEN + plan.mtu + RTE_ETHER_CRC_LEN + RTE_VLAN_HLEN;
+  if (config->buffer_bytes != 0 && config->buffer_bytes < kMinBufferBytes) {
+    return make_error("port " + config->name + ": buffers of " + std::to_string(config->buffer_bytes) +
                       " bytes: expected 0 (one frame per buffer) or at least " + std::to_string(kMinBufferBytes));
   }
-  const bool scatter = config.buffer_bytes != 0 && config.buffer_bytes < frame_room;
-  if (scatter && (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER) == 0) {
-    return make_error("port " + config.name + ": buffers of " + std::to_string(config.buffer_bytes) +
-                      " bytes cannot hold a frame at MTU " + std::to_string(mtu) +
+  plan.scatter = config->buffer_bytes != 0 && config->buffer_bytes < plan.frame_room;
+  if (plan.scatter && (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER) == 0) {
+    return make_error("port " + config->name + ": buffers of " + std::to_string(config->buffer_bytes) +
+                      " bytes cannot hold a frame at MTU " + std::to_string(plan.mtu) +
                       " and the device cannot scatter frames over several (no RX scatter): use larger buffers");
   }
-  // Frames we build are one buffer each (a chain only when pages go by reference), so the
-  // pool they come from always holds the largest frame; with scatter, received frames go to
-  // a second pool of small buffers.
-  const auto frame_data_room = static_cast<std::uint16_t>(std::max<std::uint32_t>(
-      {RTE_PKTMBUF_HEADROOM + frame_room, RTE_MBUF_DEFAULT_BUF_SIZE,
+  plan.frame_data_room = static_cast<std::uint16_t>(std::max<std::uint32_t>(
+      {RTE_PKTMBUF_HEADROOM + plan.frame_room, RTE_MBUF_DEFAULT_BUF_SIZE,
        RTE_PKTMBUF_HEADROOM + device_limits::receive_buffer_bytes(info)}));
-  const std::uint32_t mbufs =
-      config.queues * (config.rx_descriptors + config.tx_descriptors + config.held_frames_per_queue +
-                       kBurst + kMempoolCache) + 1024;
-  const int pool_socket = rte_eth_dev_socket_id(config.port_id) < 0 ? SOCKET_ID_ANY : rte_eth_dev_socket_id(config.port_id);
-  // Every pool is made before the device is touched: running out of memory leaves it as it was.
-  auto create_pool = [&](const std::string& pool_name, std::uint32_t count, std::uint16_t data_room) -> Result<Mempool> {
-    rte_mempool* created = rte_pktmbuf_pool_create(pool_name.c_str(), count, kMempoolCache, 0, data_room, pool_socket);
-    if (created == nullptr) {
-      return make_error("port " + config.name + ": cannot create a mempool of " + std::to_string(count) +
-                        " mbufs of " + std::to_string(data_room) + " bytes: " + rte_strerror(rte_errno));
-    }
-    return Mempool(created);
-  };
-  Port port(config.port_id, config.queues, config.name);
-  auto frame_pool = create_pool("pw_" + std::to_string(config.port_id), mbufs, frame_data_room);
-  if (!frame_pool) return frame_pool.error();
-  port.pool_ = std::move(frame_pool).value();
-  if (scatter) {
-    // Received frames, in order or held, each over as many buffers as it takes.
-    const std::uint32_t per_frame = (frame_room + config.buffer_bytes - 1) / config.buffer_bytes;
-    const std::uint32_t scattered =
-        config.queues * (config.rx_descriptors + config.held_frames_per_queue + kBurst + kMempoolCache) * per_frame + 1024;
-    auto small_pool = create_pool("pw_rx_" + std::to_string(config.port_id), scattered,
-                                  static_cast<std::uint16_t>(RTE_PKTMBUF_HEADROOM + config.buffer_bytes));
-    if (!small_pool) return small_pool.error();
-    port.rx_pool_ = std::move(small_pool).value();
-  }
-  for (std::uint16_t q = 0; q < config.queues; ++q) {
-    port.reserves_.push_back(std::make_unique<FrameReserve>("pw" + std::to_string(config.port_id) + "q" + std::to_string(q),
-                                                            frame_data_room, pool_socket, config.held_frames_per_queue));
-  }
-  const bool tx_chains = (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS) != 0;
+  plan.tx_chains = (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS) != 0;
   // memif's own zero-copy client hands the peer offsets into EAL memory it registered: a
   // segment pointing at guest memory would reach the server as a descriptor outside every
   // region (its receive path then reads wild memory). Such a port copies pages into frames.
-  const bool references_leave_eal_memory = device_limits::memif_zero_copy(info);
-  if (config.zero_copy && tx_chains && !references_leave_eal_memory) {
-    // Buffer-less mbufs: each points at a guest page or at a record header in a frame's
-    // first buffer. Up to two per page of every frame a queue holds or has queued.
-    const std::uint32_t references =
-        config.queues * 2 * (config.tx_descriptors + config.held_frames_per_queue + kBurst + kMempoolCache) + 1024;
-    auto references_pool = create_pool("pw_ref_" + std::to_string(config.port_id), references, 0);
-    if (!references_pool) return references_pool.error();
-    port.reference_pool_ = std::move(references_pool).value();
-    port.reference_info_ = std::make_unique<QueueReferenceInfo[]>(config.queues);
-    for (std::uint16_t q = 0; q < config.queues; ++q) {
-      // Guest memory is not ours to free: the callback does nothing. The port's own
-      // reference keeps the count above 1 while frames come and go, so that DPDK's
-      // non-atomic shortcut for a count of 1 never races a core freeing a frame.
-      rte_mbuf_ext_shared_info& info = port.reference_info_[q].info;
-      info.free_cb = [](void*, void*) {};
-      info.fcb_opaque = nullptr;
-      rte_mbuf_ext_refcnt_set(&info, 1);
-    }
-  }
+  plan.references = config->zero_copy && plan.tx_chains && !device_limits::memif_zero_copy(info);
+  plan.tx_checksums = (info.tx_offload_capa & kTxChecksums) == kTxChecksums;
+  plan.rx_checksums = (info.rx_offload_capa & kRxChecksums) == kRxChecksums;
+  const int socket = rte_eth_dev_socket_id(config->port_id);
+  plan.pool_socket = socket < 0 ? SOCKET_ID_ANY : socket;
+  return plan;
+}
 
+// Frames we build are one buffer each (a chain only when pages go by reference), so the
+// pool they come from always holds the largest frame; with scatter, received frames go to
+// a second pool of small buffers. Each queue's window grows into a reserve of its own.
+Status Port::create_pools(const PortConfig& config, const Plan& plan) {
+  const std::uint32_t mbufs =
+      config.queues * (config.rx_descriptors + config.tx_descriptors + config.held_frames_per_queue +
+                       kBurst + kMempoolCache) + 1024;
+  auto frame_pool = new_pool(config, "pw_" + std::to_string(config.port_id), mbufs, plan.frame_data_room, plan.pool_socket);
+  if (!frame_pool) return frame_pool.error();
+  pool_.reset(*frame_pool);
+  if (plan.scatter) {
+    // Received frames, in order or held, each over as many buffers as it takes.
+    const std::uint32_t per_frame = (plan.frame_room + config.buffer_bytes - 1) / config.buffer_bytes;
+    const std::uint32_t scattered =
+        config.queues * (config.rx_descriptors + config.held_frames_per_queue + kBurst + kMempoolCache) * per_frame + 1024;
+    auto small_pool = new_pool(config, "pw_rx_" + std::to_string(config.port_id), scattered,
+                               static_cast<std::uint16_t>(RTE_PKTMBUF_HEADROOM + config.buffer_bytes), plan.pool_socket);
+    if (!small_pool) return small_pool.error();
+    rx_pool_.reset(*small_pool);
+  }
+  for (std::uint16_t q = 0; q < config.queues; ++q) {
+    reserves_.push_back(std::make_unique<FrameReserve>("pw" + std::to_string(config.port_id) + "q" + std::to_string(q),
+                                                       plan.frame_data_room, plan.pool_socket,
+                                                       config.held_frames_per_queue));
+  }
+  return Ok{};
+}
+
+// Buffer-less mbufs: each points at a guest page or at a record header in a frame's first
+// buffer. Up to two per page of every frame a queue holds or has queued.
+Status Port::create_reference_pool(const PortConfig& config, const Plan& plan) {
+  if (!plan.references) return Ok{};
+  const std::uint32_t references =
+      config.queues * 2 * (config.tx_descriptors + config.held_frames_per_queue + kBurst + kMempoolCache) + 1024;
+  auto references_pool = new_pool(config, "pw_ref_" + std::to_string(config.port_id), references, 0, plan.pool_socket);
+  if (!references_pool) return references_pool.error();
+  reference_pool_.reset(*references_pool);
+  reference_info_ = std::make_unique<QueueReferenceInfo[]>(config.queues);
+  for (std::uint16_t q = 0; q < config.queues; ++q) {
+    // Guest memory is not ours to free: the callback does nothing. The port's own
+    // reference keeps the count above 1 while frames come and go, so that DPDK's
+    // non-atomic shortcut for a count of 1 never races a core freeing a frame.
+    rte_mbuf_ext_shared_info& info = reference_info_[q].info;
+    info.free_cb = [](void*, void*) {};
+    info.fcb_opaque = nullptr;
+    rte_mbuf_ext_refcnt_set(&info, 1);
+  }
+  return Ok{};
+}
+
+// Offloads the device has, the queues and the MTU.
+Status Port::configure_device(const PortConfig& config, const Plan& plan) {
   rte_eth_conf conf{};
-  conf.rxmode.mtu = std::min(mtu, configurable_mtu);  // ethdev refuses more than the device reports
-  constexpr std::uint64_t kTxChecksums = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
-  constexpr std::uint64_t kRxChecksums = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
-  const bool tx_checksums = (info.tx_offload_capa & kTxChecksums) == kTxChecksums;
-  const bool rx_checksums = (info.rx_offload_capa & kRxChecksums) == kRxChecksums;
-  if (tx_checksums) conf.txmode.offloads |= kTxChecksums;
-  if (rx_checksums) conf.rxmode.offloads |= kRxChecksums;
-  if (scatter) conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
-  if (tx_chains) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+  conf.rxmode.mtu = std::min(plan.mtu, plan.configurable_mtu);  // ethdev refuses more than the device reports
+  if (plan.tx_checksums) conf.txmode.offloads |= kTxChecksums;
+  if (plan.rx_checksums) conf.rxmode.offloads |= kRxChecksums;
+  if (plan.scatter) conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
+  if (plan.tx_chains) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
   if (int rc = rte_eth_dev_configure(config.port_id, config.queues, config.queues, &conf); rc != 0) {
-    return port_error(config, "configure with MTU " + std::to_string(mtu) + " (device max_mtu " +
-                                  std::to_string(info.max_mtu) + ", max_rx_pktlen " +
-                                  std::to_string(info.max_rx_pktlen) + ") and " + std::to_string(config.queues) +
+    return port_error(config, "configure with MTU " + std::to_string(plan.mtu) + " (device max_mtu " +
+                                  std::to_string(plan.info.max_mtu) + ", max_rx_pktlen " +
+                                  std::to_string(plan.info.max_rx_pktlen) + ") and " + std::to_string(config.queues) +
                                   " queue pairs",
                       rc);
   }
   // From here on a failure closes the device (~Port), which releases its queues' mbufs
   // before the pools they came from are freed.
-  port.device_configured_ = true;
-  auto device_error = [&](const std::string& what, int rc) {
-    return make_error(port_error(config, what, rc).message + "; the port is closed");
-  };
+  device_configured_ = true;
+  if (Status queues = setup_queues(config); !queues) return queues;
+  if (!device_limits::leave_mtu_alone(plan.info)) {
+    if (int rc = rte_eth_dev_set_mtu(config.port_id, conf.rxmode.mtu); rc != 0 && rc != -ENOTSUP) {
+      return device_error(config, "setting MTU " + std::to_string(conf.rxmode.mtu), rc);
+    }
+  }
+  std::uint16_t accepted = plan.mtu;
+  if (rte_eth_dev_get_mtu(config.port_id, &accepted) != 0) accepted = plan.mtu;
+  mtu_ = plan.mtu > plan.configurable_mtu ? plan.mtu : std::min(accepted, plan.mtu);  // beyond the report: device_mtu() knows
+  return Ok{};
+}
+
+Status Port::setup_queues(const PortConfig& config) {
   std::uint16_t rxd = config.rx_descriptors;
   std::uint16_t txd = config.tx_descriptors;
   if (int rc = rte_eth_dev_adjust_nb_rx_tx_desc(config.port_id, &rxd, &txd); rc != 0) {
-    return device_error("adjusting descriptors", rc);
+    return device_error(config, "adjusting descriptors", rc);
   }
   const int socket = rte_eth_dev_socket_id(config.port_id);
-  rte_mempool* rx_pool = port.rx_pool_ ? port.rx_pool_.get() : port.pool_.get();
+  rte_mempool* rx_pool = rx_pool_ ? rx_pool_.get() : pool_.get();
   for (std::uint16_t q = 0; q < config.queues; ++q) {
     if (int rc = rte_eth_rx_queue_setup(config.port_id, q, rxd, static_cast<unsigned>(socket), nullptr, rx_pool);
         rc != 0) {
-      return device_error("RX queue " + std::to_string(q) + " setup", rc);
+      return device_error(config, "RX queue " + std::to_string(q) + " setup", rc);
     }
-    if (int rc = rte_eth_tx_queue_setup(config.port_id, q, txd, static_cast<unsigned>(socket), nullptr);
-        rc != 0) {
-      return device_error("TX queue " + std::to_string(q) + " setup", rc);
-    }
-  }
-  if (!device_limits::leave_mtu_alone(info)) {
-    if (int rc = rte_eth_dev_set_mtu(config.port_id, conf.rxmode.mtu); rc != 0 && rc != -ENOTSUP) {
-      return device_error("setting MTU " + std::to_string(conf.rxmode.mtu), rc);
+    if (int rc = rte_eth_tx_queue_setup(config.port_id, q, txd, static_cast<unsigned>(socket), nullptr); rc != 0) {
+      return device_error(config, "TX queue " + std::to_string(q) + " setup", rc);
     }
   }
-  std::uint16_t accepted = mtu;
-  if (rte_eth_dev_get_mtu(config.port_id, &accepted) != 0) accepted = mtu;
-  port.mtu_ = mtu > configurable_mtu ? mtu : std::min(accepted, mtu);  // beyond the report: device_mtu() knows
-  rte_eth_macaddr_get(config.port_id, &port.mac_);
-  if (rte_is_zero_ether_addr(&port.mac_)) {
+  return Ok{};
+}
+
+// Our address (a random locally administered one where the device has none), then the
+// device started, and what it turned out to be.
+Status Port::start_device(const PortConfig& config, const Plan& plan) {
+  rte_eth_macaddr_get(config.port_id, &mac_);
+  if (rte_is_zero_ether_addr(&mac_)) {
     // Some virtual devices (net_ring) come without an address; a zero MAC is not a unicast
     // address anyone can send to, so take a random locally administered one. A device that
     // cannot store it (net_ring again) filters nothing, so frames still carry it.
-    rte_eth_random_addr(port.mac_.addr_bytes);
-    rte_eth_dev_default_mac_addr_set(config.port_id, &port.mac_);
+    rte_eth_random_addr(mac_.addr_bytes);
+    rte_eth_dev_default_mac_addr_set(config.port_id, &mac_);
   }
   if (int rc = start_waiting(config.port_id, config.start_wait_ms); rc != 0) {
     // A memif client is refused until its server listens: say what was waited for.
@@ -204,16 +257,16 @@ Result<Port> Port::open(const PortConfig& requested) {
                                                               " ms: is the peer's port started? a memif client needs "
                                                               "its server up first; --timeout-s waits longer)"
                                                         : "";
-    return device_error("start" + waited, rc);
+    return device_error(config, "start" + waited, rc);
   }
-  port.tx_checksum_offload_ = tx_checksums;
-  port.rx_checksum_offload_ = rx_checksums;
-  port.rx_scatter_ = scatter;
-  const std::string driver = info.driver_name != nullptr ? info.driver_name : "";
-  port.paired_queues_ = driver == "net_ring" || driver == "net_memif";
-  port.relinks_by_restart_ = device_limits::memif_client(info);
-  port.virtual_device_ = info.device != nullptr && std::string(rte_bus_name(rte_dev_bus(info.device))) == "vdev";
-  return port;
+  tx_checksum_offload_ = plan.tx_checksums;
+  rx_checksum_offload_ = plan.rx_checksums;
+  rx_scatter_ = plan.scatter;
+  const std::string driver = plan.info.driver_name != nullptr ? plan.info.driver_name : "";
+  paired_queues_ = driver == "net_ring" || driver == "net_memif";
+  relinks_by_restart_ = device_limits::memif_client(plan.info);
+  virtual_device_ = plan.info.device != nullptr && std::string(rte_bus_name(rte_dev_bus(plan.info.device))) == "vdev";
+  return Ok{};
 }
 
 Status Port::steer_streams(const Endpoint& local, std::uint16_t streams) const {

@@ -115,6 +115,16 @@ class Port {
   using Mempool = std::unique_ptr<rte_mempool, MempoolFree>;
 
   Port(std::uint16_t id, std::uint16_t queues, std::string name) : id_(id), queues_(queues), name_(std::move(name)) {}
+  struct Plan;  // what open() settles from the request and the device before touching it
+  // The steps of open(), in order. The pools come before the device is touched, so that
+  // running out of memory leaves it as it was; after configure_device() a failure closes it
+  // (~Port).
+  static Result<Plan> plan(PortConfig* config);
+  Status create_pools(const PortConfig& config, const Plan& plan);
+  Status create_reference_pool(const PortConfig& config, const Plan& plan);
+  Status configure_device(const PortConfig& config, const Plan& plan);
+  Status setup_queues(const PortConfig& config);
+  Status start_device(const PortConfig& config, const Plan& plan);
 
   std::uint16_t id_;
   std::uint16_t queues_;
