@@ -5,8 +5,14 @@
 #include <string>
 
 #include "pagewire/pagecodec/deflate.hpp"
+#include "pagewire/pagecodec/record.hpp"
 
 namespace pagewire::pagecodec {
+
+std::size_t max_record_bytes(const Policy& policy, std::uint32_t page_size) {
+  const std::size_t batch = std::size_t{policy.deflate_batch_pages} * page_size;
+  return kRecordHeaderBytes + std::max(batch, 2 * std::size_t{page_size});
+}
 
 Result<Policy> policy_named(std::string_view name) {
   Policy policy;

@@ -105,8 +105,7 @@ Nonce nonce_of(const HelloAuth& auth) {
 }
 
 std::size_t max_record_bytes(const SessionConfig& config) {
-  const std::size_t batch = std::size_t{config.policy.deflate_batch_pages} * config.page_size;
-  return pagecodec::kRecordHeaderBytes + std::max(batch, 2 * std::size_t{config.page_size});
+  return pagecodec::max_record_bytes(config.policy, config.page_size);
 }
 
 HelloPayload make_hello(const SessionConfig& config, std::uint16_t mtu) {

@@ -13,15 +13,10 @@ namespace pagewire::transport {
 
 using namespace source_stream;
 
-// Encodes straight into a new frame when records can be whole in it: no DEFLATE batch
-// (whose RAW fallback may exceed a frame), nothing staged or half-framed, and a frame that
-// holds a one-page record (RAW batches shrink to what fits; a DELTA is smaller than a
-// page). Returns the frame, or nullptr when the staging path must be used.
+// Encodes straight into a new frame when the encoder's records are whole in one and nothing
+// is staged or half-framed. Returns the frame, or nullptr when the staging path must be used.
 rte_mbuf* SourceStream::encode_into_frame() {
-  if (encoder_.config().policy.deflate || !staged_.empty() || pages_.empty() ||
-      payload_bytes_ < pagecodec::kRecordHeaderBytes + encoder_.config().page_size) {
-    return nullptr;
-  }
+  if (!encoder_.records_fit_whole(payload_bytes_) || !staged_.empty() || pages_.empty()) return nullptr;
   rte_mbuf* mbuf = alloc_frame();
   if (mbuf == nullptr) return nullptr;
   pagecodec::PageReferences references;

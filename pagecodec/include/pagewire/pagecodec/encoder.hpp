@@ -119,6 +119,13 @@ class Encoder {
 
   // The largest record encode() can produce (a RAW batch).
   std::size_t max_record_bytes() const;
+  // Whether every record encode() writes into `room` bytes is whole there, so that a
+  // transport may encode straight into a frame of that payload: no DEFLATE batch (whose RAW
+  // fallback may exceed the room) and room for a one-page record (RAW batches shrink to
+  // what fits; a DELTA or COPY is smaller than a page).
+  bool records_fit_whole(std::size_t room) const {
+    return !config_.policy.deflate && room >= kRecordHeaderBytes + config_.page_size;
+  }
 
   const EncoderConfig& config() const { return config_; }
   const EncoderCounters& counters() const { return counters_; }

@@ -6,6 +6,7 @@
 // falling back to RAW when deflate does not shrink the batch enough.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
@@ -48,6 +49,10 @@ struct Policy {
 };
 
 inline constexpr std::uint32_t kMaxDeflateBatchPages = 256;
+
+// The largest record an end with `policy` sends or accepts for pages of `page_size`: a RAW
+// fallback of a whole DEFLATE batch, and never less than two pages (a RAW batch).
+std::size_t max_record_bytes(const Policy& policy, std::uint32_t page_size);
 
 // The named policies the tools offer: raw (zero pages detected, the rest raw), delta
 // (XBZRLE against the last sent copy), deflate (ISA-L), full (delta, else deflate), and

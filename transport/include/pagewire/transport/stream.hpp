@@ -28,6 +28,7 @@
 
 #include "pagewire/pagecodec/decoder.hpp"
 #include "pagewire/pagecodec/encoder.hpp"
+#include "pagewire/pagecodec/record_stream_writer.hpp"
 #include "pagewire/pagecodec/record_stream_reader.hpp"
 #include "pagewire/transport/applied_pages.hpp"
 #include "pagewire/transport/frame.hpp"
@@ -40,7 +41,6 @@
 #include "pagewire/transport/receive_window.hpp"
 #include "pagewire/transport/retransmit_timer.hpp"
 #include "pagewire/transport/send_window.hpp"
-#include "pagewire/transport/staged_records.hpp"
 #include "pagewire/transport/stop_reason.hpp"
 #include "pagewire/transport/stream_counters.hpp"
 #include "pagewire/transport/zero_copy_frame.hpp"
@@ -238,7 +238,7 @@ class SourceStream {
   std::uint32_t generation_ = 0;
   bool by_reference_ = false;  // this round's RAW pages go as references into memory_
 
-  StagedRecords staged_;
+  pagecodec::RecordStreamWriter staged_;
   std::size_t referenced_bytes_ = 0;  // sent by reference, short of a whole page
 
   SendWindow<rte_mbuf> window_;

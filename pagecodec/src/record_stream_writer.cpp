@@ -1,16 +1,16 @@
-#include "pagewire/transport/staged_records.hpp"
+#include "pagewire/pagecodec/record_stream_writer.hpp"
 
 #include <algorithm>
 #include <cstring>
 
 #include "pagewire/pagecodec/record.hpp"
 
-namespace pagewire::transport {
+namespace pagewire::pagecodec {
 
-StagedRecords::StagedRecords(std::size_t max_record_bytes, std::size_t max_frame_payload)
+RecordStreamWriter::RecordStreamWriter(std::size_t max_record_bytes, std::size_t max_frame_payload)
     : bytes_(2 * (max_record_bytes + max_frame_payload)) {}
 
-bool StagedRecords::refill(pagecodec::Encoder& encoder, const pagecodec::PageMap& memory, std::span<const std::uint64_t>* pages,
+bool RecordStreamWriter::refill(Encoder& encoder, const PageMap& memory, std::span<const std::uint64_t>* pages,
                            std::uint32_t generation, bool by_reference) {
   if (pages->empty()) return false;
   if (begin_ > 0) {
@@ -25,13 +25,13 @@ bool StagedRecords::refill(pagecodec::Encoder& encoder, const pagecodec::PageMap
   }
   const std::span<std::byte> room(bytes_.data() + end_, bytes_.size() - end_);
   if (room.size() < encoder.max_record_bytes()) return false;
-  pagecodec::PageReferences added;
-  const bool referencing = by_reference && reference_count_ + pagecodec::PageReferences::kMax <= kMaxReferences;
-  const pagecodec::EncodeProgress progress =
+  PageReferences added;
+  const bool referencing = by_reference && reference_count_ + PageReferences::kMax <= kMaxReferences;
+  const EncodeProgress progress =
       encoder.encode(memory, *pages, generation, room, referencing ? &added : nullptr);
   *pages = pages->subspan(progress.pages_consumed);
   for (std::size_t r = 0; r < added.count; ++r) {
-    pagecodec::PageReference reference = added.items[r];
+    PageReference reference = added.items[r];
     reference.offset += end_;
     references_[first_reference_ + reference_count_++] = reference;
   }
@@ -39,16 +39,16 @@ bool StagedRecords::refill(pagecodec::Encoder& encoder, const pagecodec::PageMap
   return progress.bytes_written > 0;
 }
 
-std::size_t StagedRecords::next_frame_bytes(std::size_t payload_bytes) const {
+std::size_t RecordStreamWriter::next_frame_bytes(std::size_t payload_bytes) const {
   std::size_t take = 0;
   if (record_left_ > 0) {
     if (record_left_ >= payload_bytes) return payload_bytes;
     take = record_left_;
   }
-  while (begin_ + take + pagecodec::kRecordHeaderBytes <= end_) {
-    pagecodec::RecordHeader header;
+  while (begin_ + take + kRecordHeaderBytes <= end_) {
+    RecordHeader header;
     std::memcpy(&header, bytes_.data() + begin_ + take, sizeof header);
-    const std::size_t record = pagecodec::kRecordHeaderBytes + header.payload_bytes.get();
+    const std::size_t record = kRecordHeaderBytes + header.payload_bytes.get();
     if (take + record <= payload_bytes) {
       take += record;
     } else if (take == 0) {
@@ -60,21 +60,21 @@ std::size_t StagedRecords::next_frame_bytes(std::size_t payload_bytes) const {
   return take;
 }
 
-void StagedRecords::take(std::size_t bytes, std::byte* payload, pagecodec::PageReferences* references) {
+void RecordStreamWriter::take(std::size_t bytes, std::byte* payload, PageReferences* references) {
   const std::size_t from = begin_;
   const std::size_t to = begin_ + bytes;
   references->count = 0;
   std::size_t placed = from;  // staged bytes before this are in `payload` or referenced
   for (std::size_t r = first_reference_; r < first_reference_ + reference_count_; ++r) {
-    const pagecodec::PageReference& staged = references_[r];
+    const PageReference& staged = references_[r];
     const std::size_t slice_begin = std::max(staged.offset, from);
     const std::size_t slice_end = std::min<std::size_t>(staged.offset + staged.length, to);
     if (slice_begin >= to) break;
     std::memcpy(payload + (placed - from), bytes_.data() + placed, slice_begin - placed);
     const std::byte* guest = staged.bytes + (slice_begin - staged.offset);
     const auto length = static_cast<std::uint32_t>(slice_end - slice_begin);
-    if (references->count < pagecodec::PageReferences::kMax) {
-      references->items[references->count++] = pagecodec::PageReference{slice_begin - from, guest, length};
+    if (references->count < PageReferences::kMax) {
+      references->items[references->count++] = PageReference{slice_begin - from, guest, length};
     } else {
       std::memcpy(payload + (slice_begin - from), guest, length);  // more slices than a chain takes
     }
@@ -89,9 +89,9 @@ void StagedRecords::take(std::size_t bytes, std::byte* payload, pagecodec::PageR
   // Follow the record boundaries: the next frame must know whether it continues a record.
   for (std::size_t left = bytes; left > 0;) {
     if (record_left_ == 0) {
-      pagecodec::RecordHeader header;
+      RecordHeader header;
       std::memcpy(&header, bytes_.data() + begin_, sizeof header);
-      record_left_ = pagecodec::kRecordHeaderBytes + header.payload_bytes.get();
+      record_left_ = kRecordHeaderBytes + header.payload_bytes.get();
     }
     const std::size_t step = std::min(left, record_left_);
     record_left_ -= step;
@@ -100,4 +100,4 @@ void StagedRecords::take(std::size_t bytes, std::byte* payload, pagecodec::PageR
   }
 }
 
-}  // namespace pagewire::transport
+}  // namespace pagewire::pagecodec

@@ -1,6 +1,6 @@
 // Frames cut from staged records carry exactly the record stream the encoder wrote, whether
 // RAW payloads were copied or left in guest memory and sliced into the frames by reference.
-#include "pagewire/transport/staged_records.hpp"
+#include "pagewire/pagecodec/record_stream_writer.hpp"
 
 #include <gtest/gtest.h>
 
@@ -11,7 +11,7 @@
 #include "pages.hpp"
 #include "pagewire/pagecodec/decoder.hpp"
 
-namespace pagewire::transport {
+namespace pagewire::pagecodec {
 namespace {
 
 using test::Bytes;
@@ -54,7 +54,7 @@ struct Framed {
 // puts each frame's payload together the way a device gathers its chain.
 Framed cut_frames(const Guest& guest, std::size_t payload_bytes, bool by_reference) {
   pagecodec::Encoder encoder = make_encoder(guest.pages.size());
-  StagedRecords staged(encoder.max_record_bytes(), payload_bytes);
+  RecordStreamWriter staged(encoder.max_record_bytes(), payload_bytes);
   std::span<const std::uint64_t> pages = guest.pages;
   // The encoder only reads the guest.
   const auto memory = pagecodec::PageMap::contiguous(const_cast<std::byte*>(guest.memory.data()),
@@ -88,7 +88,7 @@ Framed cut_frames(const Guest& guest, std::size_t payload_bytes, bool by_referen
   return framed;
 }
 
-class StagedRecordsTest : public ::testing::TestWithParam<std::size_t> {};
+class RecordStreamWriterTest : public ::testing::TestWithParam<std::size_t> {};
 
 // Every frame's payload, references resolved, must continue the record stream exactly:
 // decoding the frames back to back gives the guest.
@@ -101,7 +101,7 @@ void expect_decodes_to_guest(const Framed& framed, const Guest& guest) {
   EXPECT_TRUE(destination == guest.memory) << "decoded memory differs from the guest";
 }
 
-TEST_P(StagedRecordsTest, FramesByReferenceCarryTheRecordsExactly) {
+TEST_P(RecordStreamWriterTest, FramesByReferenceCarryTheRecordsExactly) {
   const Guest guest = make_guest(300);
   const std::size_t payload_bytes = GetParam();
   const Framed copied = cut_frames(guest, payload_bytes, false);
@@ -118,8 +118,8 @@ TEST_P(StagedRecordsTest, FramesByReferenceCarryTheRecordsExactly) {
 
 // MTU 1500 (pages split over three or four frames), a clamp at an odd size, and a jumbo
 // frame holding two pages.
-INSTANTIATE_TEST_SUITE_P(PayloadSizes, StagedRecordsTest, ::testing::Values(1422, 1000, 8922),
+INSTANTIATE_TEST_SUITE_P(PayloadSizes, RecordStreamWriterTest, ::testing::Values(1422, 1000, 8922),
                          [](const auto& info) { return "Payload" + std::to_string(info.param); });
 
 }  // namespace
-}  // namespace pagewire::transport
+}  // namespace pagewire::pagecodec
