@@ -6,11 +6,12 @@ namespace pagewire::transport {
 
 bool send_control(const QueueRef& queue, const Path& path, const FrameFields& fields, const void* payload,
                   std::uint16_t payload_bytes, FrameCrypto* crypto, std::uint16_t pad_to_ip_bytes) {
-  rte_mbuf* mbuf = rte_pktmbuf_alloc(queue.pool);
-  if (mbuf == nullptr) return false;
-  if (payload_bytes > 0) std::memcpy(frame_payload(mbuf), payload, payload_bytes);
-  finish_frame(mbuf, path, fields, payload_bytes, pad_to_ip_bytes, crypto);
-  return transmit_one(queue.port, queue.queue, mbuf);
+  const auto copy_payload = [&](std::byte* room) {
+    if (payload_bytes > 0) std::memcpy(room, payload, payload_bytes);
+    return payload_bytes;
+  };
+  return send_frame(rte_pktmbuf_alloc(queue.pool), queue.port, queue.queue, path, fields, crypto, copy_payload,
+                    pad_to_ip_bytes) == SendResult::kSent;
 }
 
 std::string link_note(std::uint16_t port) {

@@ -235,46 +235,33 @@ DestinationStream::Rebuilds::Rebuild* DestinationStream::start_rebuild(const rte
 }
 
 void DestinationStream::answer_probe(const ReceivedFrame& frame) {
-  rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
-  if (mbuf == nullptr) {
-    ++counters_.mbuf_exhausted;
-    return;
-  }
-  ProbeAckPayload ack{};
-  ack.received_ip_bytes.set(frame.ip_bytes);
-  std::memcpy(frame_payload(mbuf), &ack, sizeof ack);
-  finish_frame(mbuf, path_, FrameFields{.type = FrameType::kProbeAck, .stream = index_, .session = session_, .seq = frame.seq},
-               sizeof ack, 0, crypto_);
-  if (!transmit_one(queue_.port, queue_.queue, mbuf)) ++counters_.tx_queue_full;
+  send(FrameFields{.type = FrameType::kProbeAck, .stream = index_, .session = session_, .seq = frame.seq},
+       [&](std::byte* payload) {
+         ProbeAckPayload ack{};
+         ack.received_ip_bytes.set(frame.ip_bytes);
+         std::memcpy(payload, &ack, sizeof ack);
+         return static_cast<std::uint16_t>(sizeof ack);
+       });
 }
 
 void DestinationStream::send_ack(FrameType type) {
-  rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
-  if (mbuf == nullptr) {
-    ++counters_.mbuf_exhausted;
-    return;
-  }
   const auto reported = receive_window_.blocks();
-  SackBlock blocks[kAckSackBlocks];
-  for (std::size_t b = 0; b < reported.count; ++b) {
-    blocks[b] = SackBlock{};
-    blocks[b].base.set(reported.base[b]);
-    blocks[b].received.set(reported.received[b]);
-  }
-  const std::size_t block_count = reported.count;
-  std::memcpy(frame_payload(mbuf), blocks, block_count * sizeof(SackBlock));
-  finish_frame(mbuf, path_,
-               FrameFields{.type = type,
+  const FrameFields fields{.type = type,
                            .stream = index_,
                            .session = session_,
                            .seq = type == FrameType::kFinAck ? fin_seq_ : receive_window_.next(),
                            .sack = reported.after_next,
-                           .window = receive_window_.advertised()},
-               static_cast<std::uint16_t>(block_count * sizeof(SackBlock)), 0, crypto_);
-  if (!transmit_one(queue_.port, queue_.queue, mbuf)) {
-    ++counters_.tx_queue_full;
-    return;  // ack_due_tsc_ stays: retried next poll
-  }
+                           .window = receive_window_.advertised()};
+  const bool sent = send(fields, [&](std::byte* payload) {
+    for (std::size_t b = 0; b < reported.count; ++b) {
+      SackBlock block{};
+      block.base.set(reported.base[b]);
+      block.received.set(reported.received[b]);
+      std::memcpy(payload + b * sizeof block, &block, sizeof block);
+    }
+    return static_cast<std::uint16_t>(reported.count * sizeof(SackBlock));
+  });
+  if (!sent) return;  // ack_due_tsc_ stays: retried next poll
   ++counters_.acks_sent;
   unacked_ = 0;
   ack_due_tsc_ = 0;

@@ -127,28 +127,22 @@ void DestinationStream::refuse(std::uint64_t first_page, std::uint32_t count) {
 
 // Asks for every refused page, again every 10 ms (the minimum RTO) until they arrive.
 void DestinationStream::send_resend(std::uint64_t now) {
-  rte_mbuf* mbuf = rte_pktmbuf_alloc(queue_.pool);
-  if (mbuf == nullptr) {
-    ++counters_.mbuf_exhausted;
-    return;
-  }
-  const std::size_t room = (payload_for_mtu(kMinPathMtu, true) - sizeof(ResendPayload)) / sizeof(std::uint64_t);
-  const std::size_t count = std::min(refused_.size(), room);
-  ResendPayload header{};
-  header.count.set(static_cast<std::uint16_t>(count));
-  std::byte* payload = frame_payload(mbuf);
-  std::memcpy(payload, &header, sizeof header);
-  for (std::size_t i = 0; i < count; ++i) {
-    le64 page;
-    page.set(refused_[i]);
-    std::memcpy(payload + sizeof header + i * sizeof page, &page, sizeof page);
-  }
-  finish_frame(mbuf, path_, FrameFields{.type = FrameType::kResend, .stream = index_, .session = session_},
-               static_cast<std::uint16_t>(sizeof header + count * sizeof(le64)), 0, crypto_);
-  if (!transmit_one(queue_.port, queue_.queue, mbuf)) {
-    ++counters_.tx_queue_full;
-    return;
-  }
+  const bool sent = send(FrameFields{.type = FrameType::kResend, .stream = index_, .session = session_},
+                         [&](std::byte* payload) {
+                           const std::size_t room =
+                               (payload_for_mtu(kMinPathMtu, true) - sizeof(ResendPayload)) / sizeof(std::uint64_t);
+                           const std::size_t count = std::min(refused_.size(), room);
+                           ResendPayload header{};
+                           header.count.set(static_cast<std::uint16_t>(count));
+                           std::memcpy(payload, &header, sizeof header);
+                           for (std::size_t i = 0; i < count; ++i) {
+                             le64 page;
+                             page.set(refused_[i]);
+                             std::memcpy(payload + sizeof header + i * sizeof page, &page, sizeof page);
+                           }
+                           return static_cast<std::uint16_t>(sizeof header + count * sizeof(le64));
+                         });
+  if (!sent) return;
   ++counters_.resend_requests;
   resend_due_tsc_ = now + tsc_hz_ / 100;
 }

@@ -249,15 +249,8 @@ void SourceStream::transmit(std::uint64_t now) {
 
 void SourceStream::send_fin(std::uint64_t now) {
   if (fin_sent_tsc_ != 0 && now - fin_sent_tsc_ < timer_.rto()) return;
-  rte_mbuf* mbuf = alloc_frame();
-  if (mbuf == nullptr) return;
-  finish_frame(mbuf, path_,
-               FrameFields{.type = FrameType::kFin, .stream = index_, .session = session_, .seq = window_.next()}, 0, 0,
-               crypto_);
-  if (!transmit_one(queue_.port, queue_.queue, mbuf)) {
-    ++counters_.tx_queue_full;
-    return;
-  }
+  const FrameFields fin{.type = FrameType::kFin, .stream = index_, .session = session_, .seq = window_.next()};
+  if (send_alone(fin, no_payload) != SendResult::kSent) return;
   ++counters_.frames_sent;
   fin_sent_tsc_ = now;
 }

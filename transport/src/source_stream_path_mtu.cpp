@@ -21,12 +21,8 @@ void SourceStream::start_mtu_search(PathMtuSearch search, bool after_loss, std::
 }
 
 bool SourceStream::send_probe(std::uint32_t seq, std::uint16_t pad_to_ip_bytes) {
-  rte_mbuf* mbuf = alloc_frame();
-  if (mbuf == nullptr) return false;
-  finish_frame(mbuf, path_, FrameFields{.type = FrameType::kProbe, .stream = index_, .session = session_, .seq = seq},
-               0, pad_to_ip_bytes, crypto_);
-  if (!transmit_one(queue_.port, queue_.queue, mbuf)) ++counters_.tx_queue_full;
-  return true;
+  const FrameFields probe{.type = FrameType::kProbe, .stream = index_, .session = session_, .seq = seq};
+  return send_alone(probe, no_payload, pad_to_ip_bytes) != SendResult::kNoBuffer;
 }
 
 void SourceStream::send_keepalive() {

@@ -180,15 +180,31 @@ void finish_frame(rte_mbuf* mbuf, const Path& path, const FrameFields& fields,
                   std::uint16_t payload_bytes, std::uint16_t pad_to_ip_bytes = 0,
                   FrameCrypto* crypto = nullptr);
 
+// Sends one finished frame on a port's queue; the device owns it from here. False, with
+// the frame freed, when the queue is full.
+bool transmit_one(std::uint16_t port, std::uint16_t queue, rte_mbuf* frame);
+
+// The one way a single frame goes out (control frames, ACKs, probes, FIN, RESEND; DATA
+// goes in bursts): `fill` writes the payload at frame_payload() and returns its bytes,
+// finish_frame() adds the headers, seals and sums, and the device takes the frame or it is
+// freed. `mbuf` is a buffer the caller took from its pool; null is kNoBuffer.
+enum class SendResult : std::uint8_t { kSent, kNoBuffer, kQueueFull };
+template <typename Fill>
+SendResult send_frame(rte_mbuf* mbuf, std::uint16_t port, std::uint16_t queue, const Path& path,
+                      const FrameFields& fields, FrameCrypto* crypto, Fill&& fill, std::uint16_t pad_to_ip_bytes = 0) {
+  if (mbuf == nullptr) return SendResult::kNoBuffer;
+  const std::uint16_t payload_bytes = fill(frame_payload(mbuf));
+  finish_frame(mbuf, path, fields, payload_bytes, pad_to_ip_bytes, crypto);
+  return transmit_one(port, queue, mbuf) ? SendResult::kSent : SendResult::kQueueFull;
+}
+// For a frame without payload.
+inline std::uint16_t no_payload(std::byte*) { return 0; }
+
 // The second step of receiving, after parse_frame(): a session with a key (`crypto`) takes
 // only sealed frames (HELLO, HELLO_ACK and REFUSE excepted, which carry their own proof),
 // checks their tag and counter, and decrypts them. A buffer someone else still holds (a
 // sender's retransmission copy on an in-memory link) is never written: the plaintext goes
 // to a private mbuf from `pool`, which replaces *mbuf. kNone when the frame may be used.
-// Sends one finished frame on a port's queue; the device owns it from here. False, with
-// the frame freed, when the queue is full.
-bool transmit_one(std::uint16_t port, std::uint16_t queue, rte_mbuf* frame);
-
 FrameDrop open_frame(rte_mbuf** mbuf, ReceivedFrame* frame, FrameCrypto* crypto, rte_mempool* pool);
 
 // Where the payload of a frame this process built, or already parsed and opened (held for

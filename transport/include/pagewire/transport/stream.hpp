@@ -203,6 +203,15 @@ class SourceStream {
   std::uint32_t send_window() const;
   void repair_holes(std::uint64_t now);
   rte_mbuf* alloc_frame();
+  // A frame of its own (not DATA) on this stream's queue; a full queue is counted here, a
+  // missing buffer by alloc_frame().
+  template <typename Fill>
+  SendResult send_alone(const FrameFields& fields, Fill&& fill, std::uint16_t pad_to_ip_bytes = 0) {
+    const SendResult result =
+        send_frame(alloc_frame(), queue_.port, queue_.queue, path_, fields, crypto_, fill, pad_to_ip_bytes);
+    if (result == SendResult::kQueueFull) ++counters_.tx_queue_full;
+    return result;
+  }
 
   std::uint16_t index_;
   QueueRef queue_;
@@ -320,6 +329,15 @@ class DestinationStream {
   void process_record(const pagecodec::ParsedRecord& parsed);
   bool apply_record(const pagecodec::RecordView& record);
   void send_ack(FrameType type = FrameType::kAck);
+  // A frame of ours on this stream's queue; false, counted, when it did not go.
+  template <typename Fill>
+  bool send(const FrameFields& fields, Fill&& fill) {
+    const SendResult result =
+        send_frame(rte_pktmbuf_alloc(queue_.pool), queue_.port, queue_.queue, path_, fields, crypto_, fill);
+    if (result == SendResult::kNoBuffer) ++counters_.mbuf_exhausted;
+    if (result == SendResult::kQueueFull) ++counters_.tx_queue_full;
+    return result == SendResult::kSent;
+  }
   // Pages that must come again in full; asked for with RESEND until they do.
   void refuse(std::uint64_t first_page, std::uint32_t count);
   void send_resend(std::uint64_t now);
