@@ -1,12 +1,9 @@
 #include "write_fault_handler.hpp"
 
 #include <linux/userfaultfd.h>
-#include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include <array>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -15,23 +12,16 @@ namespace pagewire::migration {
 
 Result<std::unique_ptr<WriteFaultHandler>> WriteFaultHandler::start(int uffd, std::span<std::byte> region,
                                                                     std::size_t page_size) {
-  const int stop_fd = eventfd(0, EFD_CLOEXEC);
-  if (stop_fd < 0) return make_error(ErrorCode::kSystem, std::string("write tracking: eventfd: ") + std::strerror(errno));
-  std::unique_ptr<WriteFaultHandler> handler(new WriteFaultHandler(uffd, stop_fd, region, page_size));
-  handler->thread_ = std::thread([h = handler.get()] { h->serve(); });
+  std::unique_ptr<WriteFaultHandler> handler(new WriteFaultHandler(uffd, region, page_size));
+  auto thread = FaultThread::start(
+      uffd, [h = handler.get()](const PageFault& fault) { h->on_fault(fault); }, "write tracking");
+  if (!thread) return thread.error();
+  handler->thread_ = std::move(thread).value();
   return handler;
 }
 
-WriteFaultHandler::WriteFaultHandler(int uffd, int stop_fd, std::span<std::byte> region, std::size_t page_size)
-    : uffd_(uffd), stop_fd_(stop_fd), region_(region), page_size_(page_size),
-      written_((region.size() / page_size + 63) / 64) {}
-
-WriteFaultHandler::~WriteFaultHandler() {
-  const std::uint64_t one = 1;
-  if (write(stop_fd_, &one, sizeof one) != sizeof one) std::abort();  // the thread would never end
-  thread_.join();
-  close(stop_fd_);
-}
+WriteFaultHandler::WriteFaultHandler(int uffd, std::span<std::byte> region, std::size_t page_size)
+    : uffd_(uffd), region_(region), page_size_(page_size), written_((region.size() / page_size + 63) / 64) {}
 
 Status WriteFaultHandler::protect(std::uint64_t first_page, std::uint64_t count, bool write_protect) const {
   uffdio_writeprotect change{
@@ -43,24 +33,12 @@ Status WriteFaultHandler::protect(std::uint64_t first_page, std::uint64_t count,
   return Ok{};
 }
 
-void WriteFaultHandler::serve() {
-  const auto base = reinterpret_cast<std::uintptr_t>(region_.data());
-  std::array<pollfd, 2> watched{pollfd{uffd_, POLLIN, 0}, pollfd{stop_fd_, POLLIN, 0}};
-  std::array<uffd_msg, 32> messages{};
-  while (true) {
-    if (poll(watched.data(), watched.size(), -1) < 0 && errno != EINTR) break;
-    if (watched[1].revents != 0) return;
-    const ssize_t bytes = read(uffd_, messages.data(), sizeof messages);
-    if (bytes < 0) continue;  // EAGAIN: another wake-up took it
-    for (std::size_t m = 0; m < static_cast<std::size_t>(bytes) / sizeof(uffd_msg); ++m) {
-      const uffd_msg& message = messages[m];
-      if (message.event != UFFD_EVENT_PAGEFAULT || (message.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) == 0) continue;
-      const std::uint64_t page = (message.arg.pagefault.address - base) / page_size_;
-      std::lock_guard hold(order_);
-      written_[page / 64] |= std::uint64_t{1} << (page % 64);
-      if (!protect(page, 1, false)) failed_.store(true);  // lifting it also wakes the writer
-    }
-  }
+void WriteFaultHandler::on_fault(const PageFault& fault) {
+  if ((fault.flags & UFFD_PAGEFAULT_FLAG_WP) == 0) return;
+  const std::uint64_t page = (fault.address - reinterpret_cast<std::uintptr_t>(region_.data())) / page_size_;
+  std::lock_guard hold(order_);
+  written_[page / 64] |= std::uint64_t{1} << (page % 64);
+  if (!protect(page, 1, false)) failed_.store(true);  // lifting it also wakes the writer
 }
 
 Status WriteFaultHandler::collect(DirtyPages& pages, std::uint64_t first_page) {

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "fault_thread.hpp"
 #include "pagewire/migration/dirty_pages.hpp"
 #include "pagewire/result.hpp"
 
@@ -28,25 +29,24 @@ class WriteFaultHandler {
  public:
   // `uffd` is registered for write-protection over `region` and outlives this handler.
   static Result<std::unique_ptr<WriteFaultHandler>> start(int uffd, std::span<std::byte> region, std::size_t page_size);
-  ~WriteFaultHandler();  // stops the thread; pages keep the protection they have
+  ~WriteFaultHandler() = default;  // the thread stops first; pages keep the protection they have
 
   // Marks the recorded pages in `pages` (the region's page p as first_page + p), forgets
   // them, and protects them again.
   Status collect(DirtyPages& pages, std::uint64_t first_page);
 
  private:
-  WriteFaultHandler(int uffd, int stop_fd, std::span<std::byte> region, std::size_t page_size);
-  void serve();  // the handler thread
+  WriteFaultHandler(int uffd, std::span<std::byte> region, std::size_t page_size);
+  void on_fault(const PageFault& fault);  // on the fault thread
   Status protect(std::uint64_t first_page, std::uint64_t count, bool write_protect) const;
 
   int uffd_;
-  int stop_fd_;  // an eventfd: written once to end serve()
   std::span<std::byte> region_;
   std::size_t page_size_;
   std::mutex order_;
   std::vector<std::uint64_t> written_;  // one bit per page; under order_
   std::atomic<bool> failed_{false};     // the handler could not resolve a fault
-  std::thread thread_;
+  std::unique_ptr<FaultThread> thread_;  // declared last: stops before the rest goes
 };
 
 }  // namespace pagewire::migration

@@ -1,0 +1,161 @@
+// Postcopy's destination side (LazyPages) against the bytes: a workload thread touching
+// pages the destination does not hold yet stops until a fetcher installs them, then reads
+// the source's bytes; pages it held stay as they were; a page installed twice keeps the
+// workload's own writes; the background push makes later touches fault-free.
+#include "lazy_pages.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace pagewire::migration {
+namespace {
+
+constexpr std::size_t kPage = 4096;
+constexpr std::uint64_t kPages = 64;
+
+// Private anonymous memory, as a hypervisor's guest RAM is.
+struct Region {
+  Region() {
+    void* mapped = mmap(nullptr, kPages * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    EXPECT_NE(mapped, MAP_FAILED);
+    bytes = {static_cast<std::byte*>(mapped), kPages * kPage};
+  }
+  ~Region() { munmap(bytes.data(), bytes.size()); }
+  std::byte* page(std::uint64_t p) const { return bytes.data() + p * kPage; }
+  std::span<std::byte> bytes;
+};
+
+std::vector<std::byte> filled(std::uint64_t page, std::uint8_t salt) {
+  std::vector<std::byte> bytes(kPage);
+  for (std::size_t i = 0; i < kPage; ++i) bytes[i] = static_cast<std::byte>((page * 131 + i * 7 + salt) & 0xff);
+  return bytes;
+}
+
+// The source's pages, and a fetcher thread that installs each page reported missing, as
+// the answer to a page request would.
+class Fetcher {
+ public:
+  void missing(std::uint64_t page) {
+    std::lock_guard lock(mutex_);
+    requests_.push_back(page);
+    wake_.notify_one();
+  }
+  void serve(LazyPages& lazy) {
+    thread_ = std::thread([&] {
+      std::unique_lock lock(mutex_);
+      while (true) {
+        wake_.wait(lock, [&] { return stop_ || !requests_.empty(); });
+        if (stop_) return;
+        const std::uint64_t page = requests_.front();
+        requests_.pop_front();
+        lock.unlock();
+        const auto done = lazy.install(page, filled(page, 1).data());
+        lock.lock();
+        if (done && *done == LazyPages::Installed::kInstalled) installed_.push_back(page);
+      }
+    });
+  }
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+      wake_.notify_one();
+    }
+    thread_.join();
+  }
+  std::vector<std::uint64_t> installed() {
+    std::lock_guard lock(mutex_);
+    return installed_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::uint64_t> requests_;
+  std::vector<std::uint64_t> installed_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+TEST(LazyPages, AWorkloadTouchingMissingPagesReadsTheSourcesBytesAndHeldPagesStay) {
+  Region region;
+  for (std::uint64_t p = 0; p < kPages; ++p) std::memcpy(region.page(p), filled(p, 0).data(), kPage);  // pre-copy
+  const std::vector<std::uint64_t> missing = {3, 10, 11, 12, 13, 40, 63};
+  Fetcher fetcher;
+  auto lazy = LazyPages::start(region.bytes, kPage, missing, [&](std::uint64_t page) { fetcher.missing(page); });
+  ASSERT_TRUE(lazy.ok()) << lazy.error().message;
+  fetcher.serve(**lazy);
+
+  // The workload: reads every page, and writes its own mark into page 10 once it has it.
+  std::vector<std::vector<std::byte>> seen(kPages, std::vector<std::byte>(kPage));
+  std::thread workload([&] {
+    for (std::uint64_t p = 0; p < kPages; ++p) std::memcpy(seen[p].data(), region.page(p), kPage);
+    std::memset(region.page(10), 0x5a, 64);
+  });
+  workload.join();
+  for (std::uint64_t p = 0; p < kPages; ++p) {
+    const bool was_missing = std::find(missing.begin(), missing.end(), p) != missing.end();
+    EXPECT_EQ(seen[p], filled(p, was_missing ? 1 : 0)) << "page " << p;
+  }
+  EXPECT_EQ((*lazy)->faults(), missing.size()) << "one fault per missing page touched";
+
+  // Fetched again (a request racing the background push): nothing changes.
+  const auto again = (*lazy)->install(10, filled(10, 1).data());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, LazyPages::Installed::kAlreadyPresent);
+  EXPECT_EQ(static_cast<std::uint8_t>(region.page(10)[0]), 0x5a) << "the workload's write survives";
+  fetcher.stop();
+  EXPECT_EQ(fetcher.installed(), missing) << "each missing page installed once, as touched";
+}
+
+TEST(LazyPages, PagesPushedBeforeTheirTouchDoNotFaultAndZeroPagesInstallAsZero) {
+  Region region;
+  const std::vector<std::uint64_t> missing = {0, 1, 2, 3};
+  std::atomic<int> reported{0};
+  auto lazy = LazyPages::start(region.bytes, kPage, missing, [&](std::uint64_t) { ++reported; });
+  ASSERT_TRUE(lazy.ok()) << lazy.error().message;
+  ASSERT_TRUE((*lazy)->install(0, filled(0, 2).data()).ok());
+  ASSERT_TRUE((*lazy)->install(1, filled(1, 2).data()).ok());
+  ASSERT_TRUE((*lazy)->install_zero(2).ok());
+  ASSERT_TRUE((*lazy)->install_zero(3).ok());
+  EXPECT_EQ(std::memcmp(region.page(0), filled(0, 2).data(), kPage), 0);
+  EXPECT_EQ(std::memcmp(region.page(1), filled(1, 2).data(), kPage), 0);
+  const std::vector<std::byte> zero(kPage);
+  EXPECT_EQ(std::memcmp(region.page(2), zero.data(), kPage), 0);
+  EXPECT_EQ((*lazy)->faults(), 0u);
+  EXPECT_EQ(reported.load(), 0);
+  const auto twice = (*lazy)->install_zero(2);
+  ASSERT_TRUE(twice.ok());
+  EXPECT_EQ(*twice, LazyPages::Installed::kAlreadyPresent);
+}
+
+TEST(LazyPages, PagesOutsideTheRegionAndBadRegionsAreRefusedWithWhy) {
+  Region region;
+  const std::vector<std::uint64_t> none;
+  auto lazy = LazyPages::start(region.bytes, kPage, none, [](std::uint64_t) {});
+  ASSERT_TRUE(lazy.ok()) << lazy.error().message;
+  const auto outside = (*lazy)->install(kPages, filled(0, 0).data());
+  ASSERT_FALSE(outside.ok());
+  EXPECT_EQ(outside.error().message, "postcopy: page 64 is outside the region of 64 pages");
+  EXPECT_FALSE((*lazy)->install_zero(~std::uint64_t{0}).ok());
+
+  const std::vector<std::uint64_t> beyond = {5, 64};
+  const auto refused = LazyPages::start(region.bytes, kPage, beyond, [](std::uint64_t) {});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().message, "postcopy: missing page 64 is out of order or outside the region of 64 pages");
+  const auto unaligned = LazyPages::start(region.bytes.subspan(100, kPage), kPage, none, [](std::uint64_t) {});
+  ASSERT_FALSE(unaligned.ok());
+  EXPECT_EQ(unaligned.error().code, ErrorCode::kConfiguration);
+}
+
+}  // namespace
+}  // namespace pagewire::migration

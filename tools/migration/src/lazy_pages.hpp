@@ -1,0 +1,61 @@
+// Postcopy's destination side (issue 22): guest pages the destination does not hold yet
+// fault on their first touch (userfaultfd "missing" mode) and are reported to whoever
+// fetches them; a page is installed atomically (UFFDIO_COPY, UFFDIO_ZEROPAGE), which wakes
+// every thread waiting on it. Installing a page that is already there (fetched twice, or
+// pushed in the background while a request for it was in flight) changes nothing, so the
+// guest's own writes since are never overwritten.
+//
+// The region is private anonymous memory (as the kernel requires of "missing" mode there).
+// Pages the destination already holds current stay as they are; the others are dropped when
+// the region is armed, so a stale copy is never read.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+
+#include "fault_thread.hpp"
+#include "pagewire/result.hpp"
+
+namespace pagewire::migration {
+
+class LazyPages {
+ public:
+  // Told of each page a thread touched while it was missing, on the fault thread; it must
+  // not block on the page itself (the fetch is someone else's). A page touched again
+  // before it arrives may be reported again.
+  using OnMissing = std::function<void(std::uint64_t page)>;
+  enum class Installed : std::uint8_t { kInstalled, kAlreadyPresent };
+
+  // Registers `region` (page-aligned, whole pages of `page_size`) and drops `missing`
+  // (ascending page indices within it).
+  static Result<std::unique_ptr<LazyPages>> start(std::span<std::byte> region, std::size_t page_size,
+                                                  std::span<const std::uint64_t> missing, OnMissing on_missing);
+  ~LazyPages();  // stops the fault thread and unregisters: untouched missing pages read as zero after
+
+  // Any thread. `bytes` holds the page's page_size bytes.
+  Result<Installed> install(std::uint64_t page, const std::byte* bytes);
+  Result<Installed> install_zero(std::uint64_t page);
+
+  std::uint64_t faults() const { return faults_.load(std::memory_order_relaxed); }
+
+ private:
+  LazyPages(std::span<std::byte> region, std::size_t page_size, int uffd, OnMissing on_missing)
+      : region_(region), page_size_(page_size), uffd_(uffd), on_missing_(std::move(on_missing)) {}
+  Status arm(std::span<const std::uint64_t> missing);
+  void on_fault(const PageFault& fault);
+  Status check_page(std::uint64_t page) const;
+  Result<Installed> installed(long result, std::uint64_t page, const char* how) const;
+
+  std::span<std::byte> region_;
+  std::size_t page_size_;
+  int uffd_;
+  OnMissing on_missing_;
+  std::atomic<std::uint64_t> faults_{0};
+  std::unique_ptr<FaultThread> thread_;  // declared last: stops before the rest goes
+};
+
+}  // namespace pagewire::migration
