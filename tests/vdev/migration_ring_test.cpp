@@ -27,6 +27,7 @@
 #include "pagewire/transport/outcome_query.hpp"
 #include "pagewire/transport/port.hpp"
 #include "pagewire/transport/session.hpp"
+#include "pagewire/transport/stream.hpp"
 
 namespace pagewire::migration {
 namespace {

@@ -22,6 +22,7 @@
 #include "pagewire/transport/eal.hpp"
 #include "pagewire/transport/port.hpp"
 #include "pagewire/transport/session.hpp"
+#include "pagewire/transport/stream.hpp"
 
 namespace pagewire::transport::test_ring {
 

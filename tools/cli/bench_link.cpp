@@ -152,7 +152,7 @@ ReadStreams stream_reader(const Session& session, bool sending) {
   return [&session, sending] {
     std::vector<StreamSample> samples;
     for (std::uint16_t s = 0; s < session.streams(); ++s) {
-      const transport::StreamCounters c = session.stream(s).published().read().stream;
+      const transport::StreamCounters c = session.published(s).read().stream;
       samples.push_back(sending ? StreamSample{c.frames_sent, c.payload_bytes_sent,
                                                c.retransmits_sack + c.retransmits_timeout, c.srtt_us}
                                 : StreamSample{c.frames_received, c.payload_bytes_received, 0, 0});

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "pagewire/result.hpp"
-#include "pagewire/transport/stream.hpp"
+#include "pagewire/transport/stream_tuning.hpp"
 
 namespace pagewire::cli {
 

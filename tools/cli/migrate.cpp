@@ -472,7 +472,7 @@ int source(const std::vector<std::string>& args) {
   if (!o.json) {
     std::cout << "src: " << o.size_mib << " MiB " << profile_name << " image (digest " << initial_digest
               << "), path MTU " << session.path_mtu() << ", security: " << security_name(config.security)
-              << ", UDP checksum " << session.udp_checksum_note() << ", congestion control " << (session.stream(0).congestion_controlled() ? "on" : "off")
+              << ", UDP checksum " << session.udp_checksum_note() << ", congestion control " << (session.congestion_controlled() ? "on" : "off")
               << ", zero-copy switchover " << session.zero_copy_note() << ", guest writing " << guest_config.pages_per_second
               << " pages/s (" << pattern << ", " << guest_config.bytes_per_write << " B each)\n"
               << "src: " << stream_cores_text(session, endpoint->plan()) << "\n";

@@ -14,6 +14,13 @@
 
 namespace pagewire::transport {
 
+DestinationSession::DestinationSession() = default;
+
+std::uint16_t DestinationSession::streams() const { return static_cast<std::uint16_t>(streams_.size()); }
+bool DestinationSession::poll(std::uint16_t s, std::uint64_t now_tsc) { return streams_[s].poll(now_tsc); }
+const DestinationStream& DestinationSession::stream(std::uint16_t s) const { return streams_[s]; }
+const PublishedCounters& DestinationSession::published(std::uint16_t s) const { return streams_[s].published(); }
+
 DestinationSession::~DestinationSession() {
   runner_.reset();  // every stream core parked and ended before its stream goes
 }

@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "device_limits.hpp"
+#include "pagewire/transport/frame_reserve.hpp"
 #include "pagewire/transport/wire.hpp"
 
 namespace pagewire::transport {
@@ -77,6 +78,8 @@ struct Port::Plan {
   bool rx_checksums = false;
   int pool_socket = SOCKET_ID_ANY;
 };
+
+Port::Port(std::uint16_t id, std::uint16_t queues, std::string name) : id_(id), queues_(queues), name_(std::move(name)) {}
 
 Result<Port> Port::open(const PortConfig& requested) {
   PortConfig config = requested;

@@ -28,6 +28,22 @@ void SourceSession::begin_round(std::span<const std::uint64_t> pages, std::uint3
   }
 }
 
+SourceSession::SourceSession() = default;
+
+std::uint16_t SourceSession::streams() const { return static_cast<std::uint16_t>(streams_.size()); }
+bool SourceSession::poll(std::uint16_t s, std::uint64_t now_tsc) { return streams_[s].poll(now_tsc); }
+const SourceStream& SourceSession::stream(std::uint16_t s) const { return streams_[s]; }
+const PublishedCounters& SourceSession::published(std::uint16_t s) const { return streams_[s].published(); }
+bool SourceSession::congestion_controlled() const { return !streams_.empty() && streams_[0].congestion_controlled(); }
+
+void SourceSession::set_rate_cap(double bytes_per_second) {
+  rate_cap_per_stream_.store(bytes_per_second / static_cast<double>(streams_.size()), std::memory_order_relaxed);
+}
+
+double SourceSession::rate_cap() const {
+  return rate_cap_per_stream_.load(std::memory_order_relaxed) * static_cast<double>(streams_.size());
+}
+
 SourceSession::~SourceSession() {
   runner_.reset();     // every stream core parked and ended before its stream goes
   telemetry_.reset();  // before the streams whose counters it reads

@@ -225,7 +225,7 @@ Result<TransportBenchResult> run_transport_bench(const TransportBenchOptions& op
   result.source_lcores = source_config.stream_lcores;
   result.destination_lcores = destination_config.stream_lcores;
   result.path_mtu = source.path_mtu();
-  result.congestion_controlled = source.stream(0).congestion_controlled();
+  result.congestion_controlled = source.congestion_controlled();
   result.memory_note = memory_note;
   // Cross-check the plan against DPDK's own view of the port, now that EAL is up.
   const int dpdk_node = rte_eth_dev_socket_id(source_port->id());

@@ -1,5 +1,5 @@
 #include "pagewire/migration/source.hpp"
-#include "pagewire/transport/handshake.hpp"
+#include "pagewire/transport/outcome_query.hpp"
 #include "pagewire/transport/outcome_query.hpp"
 
 #include "pagewire/migration/internal/session_parts.hpp"

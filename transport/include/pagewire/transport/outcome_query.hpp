@@ -9,7 +9,7 @@
 #include "pagewire/result.hpp"
 #include "pagewire/transport/port.hpp"
 #include "pagewire/transport/session.hpp"
-#include "pagewire/transport/wire.hpp"
+#include "pagewire/transport/commit_outcome.hpp"
 
 namespace pagewire::transport {
 

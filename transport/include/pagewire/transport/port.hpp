@@ -12,11 +12,12 @@
 #include <vector>
 
 #include "pagewire/result.hpp"
-#include "pagewire/transport/frame.hpp"
-#include "pagewire/transport/frame_reserve.hpp"
+#include "pagewire/transport/path.hpp"
 #include "pagewire/transport/stop_reason.hpp"
 
 namespace pagewire::transport {
+
+class FrameReserve;
 
 // The smallest PortConfig::buffer_bytes: every header and any control frame's payload fit
 // in a frame's first buffer.
@@ -114,7 +115,7 @@ class Port {
   };
   using Mempool = std::unique_ptr<rte_mempool, MempoolFree>;
 
-  Port(std::uint16_t id, std::uint16_t queues, std::string name) : id_(id), queues_(queues), name_(std::move(name)) {}
+  Port(std::uint16_t id, std::uint16_t queues, std::string name);
   struct Plan;  // what open() settles from the request and the device before touching it
   // The steps of open(), in order. The pools come before the device is touched, so that
   // running out of memory leaves it as it was; after configure_device() a failure closes it

@@ -28,20 +28,31 @@
 #include <string_view>
 #include <vector>
 
+#include "pagewire/pagecodec/decoder.hpp"
+#include "pagewire/pagecodec/encoder.hpp"
 #include "pagewire/pagecodec/page_map.hpp"
 #include "pagewire/pagecodec/policy.hpp"
 #include "pagewire/result.hpp"
 #include "pagewire/transport/applied_pages.hpp"
 #include "pagewire/transport/port.hpp"
 #include "pagewire/transport/pre_shared_key.hpp"
-#include "pagewire/transport/stream.hpp"
+#include "pagewire/transport/path.hpp"
+#include "pagewire/transport/queue_ref.hpp"
+#include "pagewire/transport/stream_counters.hpp"
+#include "pagewire/transport/stream_tuning.hpp"
 #include "pagewire/transport/stop_reason.hpp"
 #include "pagewire/transport/stream_runner.hpp"
 #include "pagewire/transport/telemetry.hpp"
 
 namespace pagewire::transport {
 
+// The protocol's own types (internal/): a session holds its streams and their keys, and
+// only its own code reaches into them.
 class WindowGrowth;
+class SourceStream;
+class DestinationStream;
+class FrameCrypto;
+enum class FrameType : std::uint8_t;
 
 struct SessionSecurity {
   // Set: the peer must prove the same key in the handshake, and every frame after it is
@@ -157,7 +168,7 @@ class SourceSession {
                                                         const pagecodec::PageMap& memory);
 
   std::uint16_t path_mtu() const { return path_mtu_; }
-  std::uint16_t streams() const { return static_cast<std::uint16_t>(streams_.size()); }
+  std::uint16_t streams() const;
   // The id both ends know the session by (in every frame): what query_outcome() asks about.
   std::uint32_t session_id() const { return session_; }
   // Why it runs fewer streams than SessionConfig::streams asked for; empty if it runs all.
@@ -177,7 +188,7 @@ class SourceSession {
                    RoundPages kind = RoundPages::kMayChange);
   void begin_finish();
   // One step of stream `s`, from the thread that owns it (no runner); true while it has work.
-  bool poll(std::uint16_t s, std::uint64_t now_tsc) { return streams_[s].poll(now_tsc); }
+  bool poll(std::uint16_t s, std::uint64_t now_tsc);
 
   // Runs every stream until all are idle, or fails after `timeout_ms` without progress
   // being completed. `tick`, if given, is called about every 100 ms from the calling thread
@@ -213,19 +224,18 @@ class SourceSession {
   // Any thread, any time: caps the session at `bytes_per_second` (0: no cap) from the
   // streams' next poll on, shared evenly between them (QEMU's migrate-set-parameters
   // max-bandwidth). No lock: each stream reads the cap once per poll.
-  void set_rate_cap(double bytes_per_second) {
-    rate_cap_per_stream_.store(bytes_per_second / static_cast<double>(streams_.size()), std::memory_order_relaxed);
-  }
-  double rate_cap() const {
-    return rate_cap_per_stream_.load(std::memory_order_relaxed) * static_cast<double>(streams_.size());
-  }
+  void set_rate_cap(double bytes_per_second);
+  double rate_cap() const;
 
   // Exact, from the streams' own counters: control thread, while no stream core runs.
   SessionTotals totals() const;
   // Any thread, any time: the counters the streams published (at most a millisecond old;
   // the encoder's are those of pages by encoding only).
   SessionTotals published_totals() const;
-  const SourceStream& stream(std::uint16_t s) const { return streams_[s]; }
+  // Stream `s`'s counters as published (any thread), and whether its congestion control runs.
+  const PublishedCounters& published(std::uint16_t s) const;
+  bool congestion_controlled() const;
+  const SourceStream& stream(std::uint16_t s) const;  // internal/stream.hpp: for tools that take it apart
   // The EAL lcore that runs stream `s`; LCORE_ID_ANY without a runner.
   unsigned stream_lcore(std::uint16_t s) const;
   // Whether stable rounds send RAW pages by reference, and if not, why.
@@ -238,7 +248,7 @@ class SourceSession {
   ~SourceSession();
 
  private:
-  SourceSession() = default;
+  SourceSession();
   template <typename Handle>
   bool exchange(FrameType request, std::uint32_t timeout_ms, Handle&& handle);
   // Runs `work` where queue 0 may be used: on stream 0's core, or here without a runner.
@@ -285,8 +295,8 @@ class DestinationSession {
   ~DestinationSession();
 
   // One step of stream `s`, from the thread that owns it (no runner).
-  bool poll(std::uint16_t s, std::uint64_t now_tsc) { return streams_[s].poll(now_tsc); }
-  std::uint16_t streams() const { return static_cast<std::uint16_t>(streams_.size()); }
+  bool poll(std::uint16_t s, std::uint64_t now_tsc);
+  std::uint16_t streams() const;
   // Why it runs fewer streams than SessionConfig::streams asked for; empty if it runs all.
   const std::string& streams_note() const { return streams_note_; }
   // Runs every stream until all have reached their FIN, one fails, the source aborts, or it
@@ -325,7 +335,8 @@ class DestinationSession {
   // As SourceSession's: exact while no stream core runs; published from any thread.
   SessionTotals totals() const;
   SessionTotals published_totals() const;
-  const DestinationStream& stream(std::uint16_t s) const { return streams_[s]; }
+  const PublishedCounters& published(std::uint16_t s) const;  // as SourceSession's
+  const DestinationStream& stream(std::uint16_t s) const;  // internal/stream.hpp: for tools that take it apart
   unsigned stream_lcore(std::uint16_t s) const;  // LCORE_ID_ANY without a runner
   // Generation last applied to `page` (0: never received, or unusable). Any thread may
   // read it while the streams run: the page's bytes are written before its generation
@@ -349,7 +360,7 @@ class DestinationSession {
   class Responder;
 
  private:
-  DestinationSession() = default;
+  DestinationSession();
   Status run_stream_cores_until_finished();
   Status start_streams(const Port& port, std::uint64_t source_pages);
   // Cancelled: the source is told (ABORT), and the error to return. Ok: not cancelled.

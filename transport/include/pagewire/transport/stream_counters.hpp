@@ -5,7 +5,7 @@
 #include <array>
 #include <cstdint>
 
-#include "pagewire/transport/frame.hpp"
+#include "pagewire/transport/frame_drop.hpp"
 
 namespace pagewire::transport {
 

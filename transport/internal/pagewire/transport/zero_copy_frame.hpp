@@ -14,16 +14,10 @@
 #include <cstdint>
 
 #include "pagewire/pagecodec/encoder.hpp"
+#include "pagewire/transport/queue_ref.hpp"
 
 namespace pagewire::transport {
 
-// Where a stream's frames get the segments that point at guest memory: buffer-less mbufs,
-// and the shared bookkeeping DPDK keeps for external buffers (Port::reference_info()).
-struct ReferenceSegments {
-  rte_mempool* pool = nullptr;
-  rte_mbuf_ext_shared_info* info = nullptr;
-  explicit operator bool() const { return pool != nullptr; }
-};
 
 // Turns `frame`, a frame being built whose payload (at frame_payload()) is written except
 // where `references` point, into a chain: its own buffer up to the first page, the page,

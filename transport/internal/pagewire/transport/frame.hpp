@@ -15,25 +15,11 @@
 #include <string_view>
 
 #include "pagewire/transport/frame_crypto.hpp"
+#include "pagewire/transport/frame_drop.hpp"
+#include "pagewire/transport/path.hpp"
 #include "pagewire/transport/wire.hpp"
 
 namespace pagewire::transport {
-
-struct Endpoint {
-  rte_ether_addr mac;
-  std::uint32_t ip;          // host byte order
-  std::uint16_t udp_port;    // stream s uses udp_port + s, so NIC RSS/flow rules can split streams
-  // The 802.1Q VLAN of this end's link (1..4094); 0: untagged. Frames we send carry it;
-  // frames we take must carry it (in the frame, or stripped by the port into the mbuf).
-  std::uint16_t vlan = 0;
-};
-
-// "10.0.0.2" for an address in host byte order.
-std::string ip_text(std::uint32_t ip);
-// "02:00:5E:00:01:01".
-std::string mac_text(const rte_ether_addr& mac);
-// "10.0.0.2 at 02:00:5e:00:01:01 on VLAN 100", for messages about a peer that stays silent.
-std::string endpoint_text(const Endpoint& endpoint);
 
 // The link-layer view of a received frame: its EtherType after any 802.1Q tag, how many
 // bytes precede the network header, and the VLAN it came on (0: untagged).
@@ -46,47 +32,6 @@ LinkHeader link_header(const rte_mbuf* mbuf);
 // Tags a frame built untagged for `vlan` (nothing for 0): moves its MAC addresses into the
 // mbuf's headroom. The frame must be ours alone (not yet handed to a device).
 void tag_vlan(rte_mbuf* mbuf, std::uint16_t vlan);
-
-// Who we talk to, and how frames on the way are protected.
-struct Path {
-  Endpoint local;
-  Endpoint peer;
-  // UDP checksum over every frame. Off (checksum field 0, legal for UDP over IPv4) only on
-  // memory links that cannot corrupt (net_ring, memif): it costs a pass over each frame in
-  // software. Record CRC32C still covers page contents end to end when the policy asks.
-  bool udp_checksum = true;
-  // The port computes the checksums of frames we send (Port::tx_checksum_offload()): we
-  // only fill in the UDP pseudo-header sum and flag the mbuf. The sessions set this from
-  // their port.
-  bool tx_checksum_offload = false;
-};
-
-// Why a received frame was dropped; each has a per-stream counter.
-enum class FrameDrop : std::uint8_t {
-  kNone = 0,
-  kNotIpv4,        // another EtherType (ARP is handled before this)
-  kNotForUs,       // destination MAC or IP is not ours
-  kBadIpHeader,    // version, header length, total length, fragment
-  kNotUdp,
-  kWrongPort,      // not one of our streams' UDP ports
-  kBadChecksum,    // IPv4 or UDP checksum
-  kTruncated,      // lengths point past the frame
-  kBadMagic,
-  kBadVersion,
-  kWrongSession,
-  kUnknownType,
-  kMultiSegment,   // a chain we do not take: headers or a control frame's payload split,
-                   // segment lengths that do not add up, more than kMaxFrameSegments
-  kSealMismatch,   // sealed in a session without a key, or unsealed in one with a key
-  kBadTag,         // the seal does not match: forged, corrupted, or another key
-  kReplayed,       // an authentic frame seen before (or too old to tell)
-  kNoMbuf,         // no mbuf to decrypt a shared frame into: the sender will resend it
-  kRefusedHello,   // a HELLO that does not fit (or fails authentication): answered REFUSE
-  kQueryLimited,   // an outcome query within a millisecond of the last answered: unanswered
-};
-inline constexpr int kFrameDropCount = 19;
-std::string_view to_string(FrameDrop drop);  // words, for messages
-std::string_view counter_name(FrameDrop drop);  // an identifier, for telemetry and JSON
 
 struct ReceivedFrame {
   FrameDrop drop = FrameDrop::kNone;

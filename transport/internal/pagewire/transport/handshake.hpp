@@ -62,7 +62,6 @@ OutcomePayload make_outcome(const PreSharedKey* key, std::uint32_t session, cons
 // The outcome the answer gives, if it answers `query` (the nonce echoed, the mac valid).
 std::optional<CommitOutcome> outcome_of(const PreSharedKey* key, std::uint32_t session, const OutcomeQueryPayload& query,
                                         const OutcomePayload& answer);
-const char* to_string(CommitOutcome outcome);
 
 // Whether a keyless frame's payload starts with `nonce`: the destination's, from a HELLO_ACK
 // (a PROBE or a handshake's ABORT proves so that its sender heard the answer).

@@ -8,6 +8,7 @@
 #include <span>
 
 #include "pagewire/byte_order.hpp"
+#include "pagewire/transport/commit_outcome.hpp"
 
 namespace pagewire::transport {
 
@@ -158,13 +159,6 @@ struct [[gnu::packed]] OutcomeQueryPayload {
 };
 static_assert(sizeof(OutcomeQueryPayload) == 64);
 
-// What a destination says of a session's commit.
-enum class CommitOutcome : std::uint8_t {
-  kUnknown = 0,       // no answer, or the destination does not know the session
-  kCommitted = 1,     // its commit action finished: the destination owns the guest
-  kNotCommitted = 2,  // refused, aborted or cancelled: it keeps no image
-  kPending = 3,       // still running, no COMMIT yet: nothing is decided
-};
 
 // The answer: the outcome, the asker's nonce echoed, and HMAC-SHA256 of the key over
 // "pagewire outcome", the session (le32), the nonce and the outcome byte (zeros without a
