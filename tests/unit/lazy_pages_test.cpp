@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <chrono>
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
@@ -49,8 +50,9 @@ class Fetcher {
     requests_.push_back(page);
     wake_.notify_one();
   }
-  void serve(LazyPages& lazy) {
-    thread_ = std::thread([&] {
+  // `delay`: how long a fetch takes (the round trip to the source).
+  void serve(LazyPages& lazy, std::chrono::microseconds delay = {}) {
+    thread_ = std::thread([&lazy, delay, this] {
       std::unique_lock lock(mutex_);
       while (true) {
         wake_.wait(lock, [&] { return stop_ || !requests_.empty(); });
@@ -58,6 +60,7 @@ class Fetcher {
         const std::uint64_t page = requests_.front();
         requests_.pop_front();
         lock.unlock();
+        std::this_thread::sleep_for(delay);
         const auto done = lazy.install(page, filled(page, 1).data());
         lock.lock();
         if (done && *done == LazyPages::Installed::kInstalled) installed_.push_back(page);
@@ -136,6 +139,30 @@ TEST(LazyPages, PagesPushedBeforeTheirTouchDoNotFaultAndZeroPagesInstallAsZero) 
   const auto twice = (*lazy)->install_zero(2);
   ASSERT_TRUE(twice.ok());
   EXPECT_EQ(*twice, LazyPages::Installed::kAlreadyPresent);
+}
+
+// Each touched page waited at least as long as its fetch took; pages pushed before any touch
+// waited for nothing and are not counted.
+TEST(LazyPages, RemoteFaultLatenciesAreWhatTheTouchersWaited) {
+  Region region;
+  const std::vector<std::uint64_t> missing = {1, 2, 3, 4, 5, 6, 7, 8};
+  Fetcher fetcher;
+  auto lazy = LazyPages::start(region.bytes, kPage, missing, [&](std::uint64_t page) { fetcher.missing(page); });
+  ASSERT_TRUE(lazy.ok()) << lazy.error().message;
+  ASSERT_TRUE((*lazy)->install(8, filled(8, 1).data()).ok());  // the background push got there first
+  fetcher.serve(**lazy, std::chrono::milliseconds(2));
+  std::thread workload([&] {
+    for (std::uint64_t p = 1; p <= 8; ++p) EXPECT_EQ(std::memcmp(region.page(p), filled(p, 1).data(), kPage), 0);
+  });
+  workload.join();
+  fetcher.stop();
+  const LazyPages::Latencies waited = (*lazy)->latencies();
+  EXPECT_EQ(waited.count, 7u);
+  EXPECT_EQ((*lazy)->faults(), 7u);
+  EXPECT_GE(waited.median_us, 2000 * 7 / 8) << "within an eighth below the 2 ms each fetch took";
+  EXPECT_GE(waited.p99_us, waited.median_us);
+  EXPECT_GE(waited.max_us, 2000);
+  EXPECT_GE(waited.max_us, waited.p99_us);
 }
 
 TEST(LazyPages, PagesOutsideTheRegionAndBadRegionsAreRefusedWithWhy) {

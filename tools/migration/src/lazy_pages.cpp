@@ -7,13 +7,20 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <bit>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <string>
 
 namespace pagewire::migration {
 
 namespace {
+
+std::uint64_t now_ns() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+}
 
 Error system_error(const std::string& what) {
   return make_error(ErrorCode::kSystem, "postcopy: " + what + ": " + std::strerror(errno));
@@ -82,7 +89,10 @@ void LazyPages::on_fault(const PageFault& fault) {
   const auto base = reinterpret_cast<std::uintptr_t>(region_.data());
   if (fault.address < base || fault.address >= base + region_.size()) return;  // not this region's
   faults_.fetch_add(1, std::memory_order_relaxed);
-  on_missing_((fault.address - base) / page_size_);
+  const std::uint64_t page = (fault.address - base) / page_size_;
+  std::uint64_t none = 0;  // a fault reported again keeps the first report's time
+  faulted_at_ns_[page].compare_exchange_strong(none, now_ns(), std::memory_order_relaxed);
+  on_missing_(page);
 }
 
 Result<LazyPages::Installed> LazyPages::install(std::uint64_t page, const std::byte* bytes) {
@@ -111,10 +121,60 @@ Status LazyPages::check_page(std::uint64_t page) const {
 
 // An ioctl's result for `page`: a page already there (EEXIST) is no error, and keeps what
 // it holds.
-Result<LazyPages::Installed> LazyPages::installed(long result, std::uint64_t page, const char* how) const {
-  if (result == 0) return Installed::kInstalled;
+Result<LazyPages::Installed> LazyPages::installed(long result, std::uint64_t page, const char* how) {
+  if (result == 0) {
+    note_wait(page);
+    return Installed::kInstalled;
+  }
   if (errno == EEXIST) return Installed::kAlreadyPresent;
   return system_error("installing page " + std::to_string(page) + " (" + how + ")");
+}
+
+// A page that a thread was waiting for: how long since its fault was reported.
+void LazyPages::note_wait(std::uint64_t page) {
+  const std::uint64_t faulted = faulted_at_ns_[page].exchange(0, std::memory_order_relaxed);
+  if (faulted == 0) return;  // pushed before anyone touched it
+  const std::uint64_t waited = now_ns() - faulted;
+  waits_[bucket_of(waited)].fetch_add(1, std::memory_order_relaxed);
+  std::uint64_t longest = longest_wait_ns_.load(std::memory_order_relaxed);
+  while (waited > longest && !longest_wait_ns_.compare_exchange_weak(longest, waited, std::memory_order_relaxed)) {
+  }
+}
+
+// Bucket b covers [floor(b), floor(b + 1)): the power of two below the value, then which
+// eighth of the way to the next.
+std::size_t LazyPages::bucket_of(std::uint64_t ns) {
+  if (ns < kSubBuckets) return static_cast<std::size_t>(ns);
+  const auto power = static_cast<std::size_t>(std::bit_width(ns) - 1);
+  const auto eighth = static_cast<std::size_t>((ns >> (power - 3)) & (kSubBuckets - 1));
+  return std::min(kBuckets - 1, (power - 2) * kSubBuckets + eighth);
+}
+
+double LazyPages::bucket_floor_ns(std::size_t bucket) {
+  if (bucket < kSubBuckets) return static_cast<double>(bucket);
+  const std::size_t power = bucket / kSubBuckets + 2;
+  const std::size_t eighth = bucket % kSubBuckets;
+  return static_cast<double>((std::uint64_t{kSubBuckets} + eighth) << (power - 3));
+}
+
+LazyPages::Latencies LazyPages::latencies() const {
+  Latencies out;
+  std::array<std::uint64_t, kBuckets> counts{};
+  for (std::size_t b = 0; b < kBuckets; ++b) out.count += counts[b] = waits_[b].load(std::memory_order_relaxed);
+  if (out.count == 0) return out;
+  const auto at = [&](double share) {
+    const auto rank = static_cast<std::uint64_t>(share * static_cast<double>(out.count - 1));
+    std::uint64_t seen = 0;
+    for (std::size_t b = 0; b < kBuckets; ++b) {
+      seen += counts[b];
+      if (seen > rank) return bucket_floor_ns(b) / 1000;
+    }
+    return bucket_floor_ns(kBuckets - 1) / 1000;
+  };
+  out.median_us = at(0.5);
+  out.p99_us = at(0.99);
+  out.max_us = static_cast<double>(longest_wait_ns_.load(std::memory_order_relaxed)) / 1000;
+  return out;
 }
 
 }  // namespace pagewire::migration

@@ -10,12 +10,14 @@
 // the region is armed, so a stale copy is never read.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "fault_thread.hpp"
 #include "pagewire/result.hpp"
@@ -29,6 +31,15 @@ class LazyPages {
   // before it arrives may be reported again.
   using OnMissing = std::function<void(std::uint64_t page)>;
   enum class Installed : std::uint8_t { kInstalled, kAlreadyPresent };
+  // How long touched pages waited, from the fault's report to their install: a remote
+  // fault's latency. Percentiles within 1/8 of the true value (buckets of an eighth of a
+  // power of two).
+  struct Latencies {
+    std::uint64_t count = 0;
+    double median_us = 0;
+    double p99_us = 0;
+    double max_us = 0;
+  };
 
   // Registers `region` (page-aligned, whole pages of `page_size`) and drops `missing`
   // (ascending page indices within it).
@@ -41,20 +52,35 @@ class LazyPages {
   Result<Installed> install_zero(std::uint64_t page);
 
   std::uint64_t faults() const { return faults_.load(std::memory_order_relaxed); }
+  Latencies latencies() const;
 
  private:
   LazyPages(std::span<std::byte> region, std::size_t page_size, int uffd, OnMissing on_missing)
-      : region_(region), page_size_(page_size), uffd_(uffd), on_missing_(std::move(on_missing)) {}
+      : region_(region),
+        page_size_(page_size),
+        uffd_(uffd),
+        on_missing_(std::move(on_missing)),
+        faulted_at_ns_(region.size() / page_size) {}
   Status arm(std::span<const std::uint64_t> missing);
   void on_fault(const PageFault& fault);
   Status check_page(std::uint64_t page) const;
-  Result<Installed> installed(long result, std::uint64_t page, const char* how) const;
+  Result<Installed> installed(long result, std::uint64_t page, const char* how);
+  void note_wait(std::uint64_t page);
+  static constexpr std::size_t kSubBuckets = 8;
+  static constexpr std::size_t kBuckets = 64 * kSubBuckets;
+  static std::size_t bucket_of(std::uint64_t ns);
+  static double bucket_floor_ns(std::size_t bucket);
 
   std::span<std::byte> region_;
   std::size_t page_size_;
   int uffd_;
   OnMissing on_missing_;
   std::atomic<std::uint64_t> faults_{0};
+  // Per page: when its fault was reported (steady-clock ns), 0 when none is waiting. Any
+  // thread may install; no lock: each slot and bucket is its own atomic.
+  std::vector<std::atomic<std::uint64_t>> faulted_at_ns_;
+  std::array<std::atomic<std::uint64_t>, kBuckets> waits_{};
+  std::atomic<std::uint64_t> longest_wait_ns_{0};
   std::unique_ptr<FaultThread> thread_;  // declared last: stops before the rest goes
 };
 
