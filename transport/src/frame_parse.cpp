@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "frame_checksum.hpp"
+#include "pagewire/transport/fragment_rebuilds.hpp"
 #include "pagewire/transport/frame.hpp"
 
 namespace pagewire::transport {
@@ -138,15 +139,13 @@ ReceivedFrame read_header(const FrameHeader& header, const Datagram& datagram, s
   return frame;
 }
 
-// A part must be DATA, start on a unit, hold whole units unless it ends the payload (so the
-// receiver's per-unit bookkeeping is exact), and lie inside a payload no frame could exceed.
+// A part must be DATA, lie inside a payload no frame could exceed, and be a part as the
+// rebuild counts them (FragmentRebuilds::is_part), so the receiver's bookkeeping is exact.
 FrameDrop read_fragment(const FrameHeader& header, ReceivedFrame* frame) {
   const std::uint32_t total = header.fragment_total.get();
   const std::uint32_t offset = header.fragment_offset.get();
-  const std::uint32_t end = offset + std::uint32_t{frame->payload_bytes};
-  if (frame->type != FrameType::kData || offset % kFragmentUnit != 0 || frame->payload_bytes == 0 ||
-      total > payload_for_mtu(kMaxPathMtu) || end > total ||
-      (end != total && frame->payload_bytes % kFragmentUnit != 0)) {
+  if (frame->type != FrameType::kData || total > payload_for_mtu(kMaxPathMtu) ||
+      !FragmentRebuilds<rte_mbuf>::is_part(total, offset, frame->payload_bytes)) {
     return FrameDrop::kTruncated;
   }
   frame->fragment = true;

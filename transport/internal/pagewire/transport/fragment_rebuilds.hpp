@@ -69,17 +69,21 @@ class FragmentRebuilds {
   // on a unit, whole units unless the part ends the frame (so the bookkeeping per unit is
   // exact). Else noted; the caller writes them into the item, and takes it once kWhole.
   static Part add(Rebuild& rebuild, std::uint32_t total, std::uint32_t offset, std::uint32_t length) {
+    if (total != rebuild.total || !is_part(total, offset, length)) return Part::kRefused;
     const std::uint64_t end = std::uint64_t{offset} + length;
-    if (total != rebuild.total || length == 0 || end > rebuild.total || offset % kFragmentUnit != 0 ||
-        (end != rebuild.total && length % kFragmentUnit != 0)) {
-      return Part::kRefused;
-    }
     const std::uint32_t first = offset / kFragmentUnit;
     const auto last = static_cast<std::uint32_t>((end + kFragmentUnit - 1) / kFragmentUnit);
     for (std::uint32_t unit = first; unit < last; ++unit) rebuild.units_have |= std::uint64_t{1} << unit;
     const std::uint32_t units = (rebuild.total + kFragmentUnit - 1) / kFragmentUnit;
     const std::uint64_t all = units == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << units) - 1;
     return rebuild.units_have == all ? Part::kWhole : Part::kMissingParts;
+  }
+  // Whether bytes [offset, offset + length) can be a part of a `total`-byte payload: inside
+  // it, not empty, on a unit, whole units unless the part ends it. The frame parser asks
+  // too, before a part is taken at all.
+  static bool is_part(std::uint32_t total, std::uint32_t offset, std::uint32_t length) {
+    const std::uint64_t end = std::uint64_t{offset} + length;
+    return length != 0 && end <= total && offset % kFragmentUnit == 0 && (end == total || length % kFragmentUnit == 0);
   }
   // The whole frame, out of the table.
   Item* take(Rebuild& rebuild) {
