@@ -150,9 +150,9 @@ std::size_t Encoder::batch_length(const PageMap& memory, std::span<const std::ui
     if (page != first_page + count) break;
     const std::byte* guest = first_guest + count * config_.page_size;
     if (config_.policy.zero && is_zero(guest)) break;
-    if (config_.policy.delta && cache_.contains(page)) break;
+    if (delta_on() && cache_.contains(page)) break;
     batch_fingerprints_[count] = kNotLooked;
-    if (duplicates_.should_look()) {
+    if (looks_for_duplicates()) {
       // A page like one sent before, or like one earlier in this batch, ends the batch:
       // encode() looks at it again next, once the batch is in the index.
       const std::uint64_t fingerprint = DuplicateIndex::fingerprint(guest, config_.page_size);
@@ -261,7 +261,7 @@ EncodeProgress Encoder::encode(const PageMap& memory, std::span<const std::uint6
 
     std::uint64_t fingerprint = kNotLooked;
     if (room < kRecordHeaderBytes + kCopyPayloadBytes) break;  // no record but ZERO is smaller
-    if (duplicates_.should_look()) {
+    if (looks_for_duplicates()) {
       fingerprint = DuplicateIndex::fingerprint(guest, page_size);
       const DuplicateIndex::Entry* source = duplicate_of(memory, page, fingerprint, generation);
       note_looked(source != nullptr);
@@ -272,7 +272,7 @@ EncodeProgress Encoder::encode(const PageMap& memory, std::span<const std::uint6
       }
     }
 
-    if (policy.delta) {
+    if (delta_on()) {
       std::uint32_t base_generation = 0;
       if (std::byte* cached = cache_.lookup(page, &base_generation)) {
         if (room < kRecordHeaderBytes + delta_limit) break;

@@ -289,6 +289,31 @@ TEST(Codec, RedirtiedPagesGoAsDeltaAgainstWhatWasSent) {
   EXPECT_EQ(m.received().pages[static_cast<std::size_t>(Encoding::kDelta)], 16u);
 }
 
+TEST(Codec, PagesGoWholeOnceTheReceiverHoldsNothingToBuildOn) {
+  // Postcopy: the destination's guest writes the pages it holds and the others were
+  // dropped, so neither a DELTA against what was sent nor a COPY of another page may follow.
+  Migration m(4096, 32, with_duplicates(only(true, true, true)));
+  for (std::uint64_t p = 0; p < 16; ++p) {
+    auto page = test::make_page(4096, PageKind::kText, p);
+    std::memcpy(m.page(p), page.data(), 4096);
+  }
+  for (std::uint64_t p = 16; p < 32; ++p) std::memcpy(m.page(p), m.page(p - 16), 4096);
+  m.send_all(0);
+  m.send_all(1);  // cached now: another round would send DELTAs
+  std::mt19937_64 rng(12);
+  for (std::uint64_t p = 0; p < 16; ++p) test::dirty_runs(m.page(p), 4096, 3, 20, rng);
+  const EncoderCounters before = m.sent();
+  m.encoder().stop_building_on_receiver();
+  EXPECT_FALSE(m.encoder().builds_on_receiver());
+  m.send_all(2);
+  EXPECT_TRUE(m.identical());
+  EXPECT_EQ(pages_as(m.sent(), Encoding::kDelta), pages_as(before, Encoding::kDelta));
+  EXPECT_EQ(pages_as(m.sent(), Encoding::kCopy), pages_as(before, Encoding::kCopy));
+  EXPECT_EQ(pages_as(m.sent(), Encoding::kDeflate) + pages_as(m.sent(), Encoding::kRaw),
+            pages_as(before, Encoding::kDeflate) + pages_as(before, Encoding::kRaw) + 32)
+      << "all 32 pages whole";
+}
+
 TEST(Codec, DeltaThatDoesNotPayFallsBackAndStaysExact) {
   Policy policy;
   policy.delta_max_percent = 10;

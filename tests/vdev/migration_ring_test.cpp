@@ -13,6 +13,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <thread>
 
 #include "pagewire/pagecodec/policy.hpp"
@@ -84,6 +85,11 @@ struct Scenario {
   bool ask_outcome_after = false;
   std::uint32_t resume_window_ms = 0;  // both ends (SessionConfig)
   std::uint32_t destination_commit_linger_ms = 35000;
+  // Postcopy (migration.postcopy set): the destination's start hook starts a workload that
+  // reads every `touch_every`th guest page, in a shuffled order, and writes a marker into
+  // every second page it read; without it, the destination has no start hook.
+  bool destination_workload = true;
+  std::uint64_t touch_every = 5;
 };
 
 // The source's memory: the guest model's region cut into the scenario's RAM blocks, then
@@ -213,6 +219,53 @@ struct Outcome {
   std::vector<std::string> hook_calls;  // both ends, in order; "returned": SourceMigration::run did
   std::vector<std::byte> committed_memory;  // what the destination's commit hook was handed
   bool committed_is_the_guest = false;       // ... equal to the source guest's pages
+  // Postcopy: what the destination's workload read at each page it touched (first touch,
+  // before its own write), and the pages it then wrote its marker into.
+  std::vector<std::pair<std::uint64_t, std::vector<std::byte>>> workload_reads;
+  std::vector<std::uint64_t> workload_writes;
+  std::optional<ReceiveReport> received;
+  // Checked against the source guest at its pause: reads that saw other bytes, and pages of
+  // the committed image other than the source's page (with the marker, where written).
+  std::uint64_t workload_wrong_reads = 0;
+  std::uint64_t committed_wrong_pages = 0;
+};
+
+constexpr std::uint64_t kWorkloadMarker = 0x5157'4f52'4b4c'4f41;  // what the workload writes first in a page
+
+// The destination's guest in postcopy: ordinary code reading and writing memory as soon as
+// the start hook runs, while its missing pages are still on their way.
+class DestinationWorkload {
+ public:
+  DestinationWorkload(std::span<const RamBlock> ram, std::uint64_t touch_every, Outcome* outcome)
+      : outcome_(outcome) {
+    std::uint64_t page = 0;
+    for (const RamBlock& block : ram) {
+      for (std::uint64_t offset = 0; offset < block.bytes; offset += kPage, ++page) {
+        if (page % touch_every == 0) pages_.push_back({page, block.host + offset});
+      }
+    }
+    std::shuffle(pages_.begin(), pages_.end(), std::mt19937_64(7));
+    thread_ = std::thread([this] { run(); });
+  }
+  void join() {
+    if (thread_.joinable()) thread_.join();
+  }
+  ~DestinationWorkload() { join(); }
+
+ private:
+  void run() {
+    for (std::size_t i = 0; i < pages_.size(); ++i) {
+      auto [page, bytes] = pages_[i];
+      outcome_->workload_reads.emplace_back(page, std::vector<std::byte>(bytes, bytes + kPage));
+      if (i % 2 == 0) {
+        std::memcpy(bytes, &kWorkloadMarker, sizeof kWorkloadMarker);
+        outcome_->workload_writes.push_back(page);
+      }
+    }
+  }
+  Outcome* outcome_;
+  std::vector<std::pair<std::uint64_t, std::byte*>> pages_;
+  std::thread thread_;
 };
 
 // Reads a source session's published totals from its own thread until told to stop, and
@@ -255,6 +308,24 @@ void record_pollers(const Session& session, std::vector<unsigned>* assigned, std
     assigned->push_back(session.stream_lcore(s));
     polled->push_back(session.stream(s).poll_owner().lcore());
     *shared |= session.stream(s).poll_owner().shared();
+  }
+}
+
+// The destination's workload read the source guest as paused, and the committed image is
+// that guest plus the workload's own writes.
+void check_against_source(const std::byte* source, std::uint64_t guest_pages, Outcome* outcome) {
+  for (const auto& [page, bytes] : outcome->workload_reads) {
+    outcome->workload_wrong_reads += std::memcmp(bytes.data(), source + page * kPage, kPage) != 0;
+  }
+  if (outcome->committed_memory.size() != guest_pages * kPage) return;
+  std::vector<bool> written(guest_pages);
+  for (std::uint64_t page : outcome->workload_writes) written[page] = true;
+  std::vector<std::byte> expected(kPage);
+  for (std::uint64_t page = 0; page < guest_pages; ++page) {
+    std::memcpy(expected.data(), source + page * kPage, kPage);
+    if (written[page]) std::memcpy(expected.data(), &kWorkloadMarker, sizeof kWorkloadMarker);
+    outcome->committed_wrong_pages +=
+        std::memcmp(expected.data(), outcome->committed_memory.data() + page * kPage, kPage) != 0;
   }
 }
 
@@ -319,11 +390,26 @@ Outcome migrate(const Scenario& scenario) {
       if (scenario.failing_hook == "commit") return make_error("the guest's devices could not be created");
       return Ok{};
     };
-    auto received = DestinationMigration(**accepted, digest).run(commit, 30000);
+    std::optional<DestinationWorkload> workload;
+    PostcopyStartHook start;
+    if (scenario.destination_workload) {
+      start = [&](const StartingImage& image) -> Status {
+        hooks.add("postcopy start");
+        workload.emplace(image.ram, scenario.touch_every, &outcome);
+        return Ok{};
+      };
+    }
+    auto commit_after_workload = [&](const CommittedImage& image) {
+      if (workload) workload->join();  // its writes are part of the image
+      return commit(image);
+    };
+    auto received = DestinationMigration(**accepted, digest).run(commit_after_workload, 30000, start);
+    if (workload) workload->join();
     if (!received) {
       outcome.destination_error = received.error().message;
       return;
     }
+    outcome.received = *received;
     outcome.received_state = received->device_state;
     record_pollers(**accepted, &outcome.destination_assigned, &outcome.destination_polled,
                    &outcome.a_stream_polled_by_two_lcores);
@@ -375,6 +461,7 @@ Outcome migrate(const Scenario& scenario) {
   outcome.committed_is_the_guest =
       outcome.committed_memory.size() == guest_pages * kPage &&
       std::memcmp(outcome.committed_memory.data(), source_region->data(), guest_pages * kPage) == 0;
+  check_against_source(source_region->data(), guest_pages, &outcome);
   if (outcome.report.ok()) {
     EXPECT_EQ(outcome.received_state, state) << "device state arrives intact";
   }
@@ -450,6 +537,93 @@ void expect_clean_abort_when(const std::string& failing_hook, const std::vector<
   EXPECT_EQ(std::vector<std::string>(outcome.hook_calls.end() - static_cast<std::ptrdiff_t>(calls_end.size()),
                                      outcome.hook_calls.end()),
             calls_end);
+}
+
+// Postcopy at once: the destination's guest starts before any page of it arrived, reads
+// each page it touches as the source's guest left it (every touch a remote fault or a page
+// the background push brought first), and the image committed is the source's plus its own
+// writes, byte for byte.
+void expect_postcopy(const Scenario& scenario, const Outcome& outcome) {
+  ASSERT_TRUE(outcome.report.ok()) << outcome.report.error().message;
+  EXPECT_EQ(outcome.destination_error, "");
+  EXPECT_TRUE(outcome.report->verified);
+  EXPECT_TRUE(outcome.report->postcopy);
+  ASSERT_TRUE(outcome.received.has_value());
+  const PostcopyReceiveReport& received = outcome.received->postcopy;
+  EXPECT_TRUE(received.switched);
+  EXPECT_EQ(received.missing_pages, outcome.report->postcopy_pages);
+  const std::uint64_t guest_pages = (scenario.guest_mib << 20) / kPage;
+  EXPECT_EQ(outcome.workload_reads.size(), (guest_pages + scenario.touch_every - 1) / scenario.touch_every);
+  EXPECT_EQ(outcome.workload_wrong_reads, 0u) << "the workload read a page other than the source's";
+  EXPECT_EQ(outcome.committed_wrong_pages, 0u) << "the image is not the source's plus the workload's writes";
+  EXPECT_EQ(outcome.writes_after, 0u) << "the source guest stays paused";
+  const auto at = [&](const char* call) {
+    return std::find(outcome.hook_calls.begin(), outcome.hook_calls.end(), call) - outcome.hook_calls.begin();
+  };
+  EXPECT_LT(at("pause"), at("postcopy start"));
+  EXPECT_LT(at("postcopy start"), at("commit"));
+  EXPECT_EQ(at("resume"), static_cast<std::ptrdiff_t>(outcome.hook_calls.size())) << "never resumed";
+}
+
+TEST(MigrationRing, PostcopyAtOnceRunsTheGuestOnTheDestinationWhileItsPagesArrive) {
+  Scenario scenario;
+  scenario.guest.pages_per_second = 20000;
+  scenario.migration.postcopy = MigrationOptions::Postcopy::kNow;
+  const Outcome outcome = migrate(scenario);
+  expect_postcopy(scenario, outcome);
+  ASSERT_TRUE(outcome.report.ok());
+  EXPECT_EQ(outcome.report->postcopy_pages, (scenario.guest_mib << 20) / kPage) << "nothing was there yet";
+  EXPECT_GT(outcome.received->postcopy.remote_faults, 0u);
+  EXPECT_GT(outcome.received->postcopy.fault_max_us, 0.0);
+  EXPECT_GT(outcome.source_totals.streams.pages_requested_sent, 0u) << "requested pages went ahead of the rest";
+}
+
+// After one pre-copy round, with the guest writing: only what it wrote since is missing.
+TEST(MigrationRing, PostcopyAfterARoundLeavesOnlyTheDirtyPagesMissing) {
+  Scenario scenario;
+  scenario.guest.pages_per_second = 50000;
+  scenario.migration.postcopy = MigrationOptions::Postcopy::kAfterRounds;
+  scenario.migration.postcopy_after_rounds = 1;
+  scenario.migration.downtime_limit_ms = 1;
+  const Outcome outcome = migrate(scenario);
+  expect_postcopy(scenario, outcome);
+  ASSERT_TRUE(outcome.report.ok());
+  EXPECT_GT(outcome.report->postcopy_pages, 0u);
+  EXPECT_LT(outcome.report->postcopy_pages, (scenario.guest_mib << 20) / kPage);
+}
+
+// Page requests, answers and the push through loss and reordering, on two stream cores per
+// end: a page asked for while its pushed copy is in flight is placed once.
+TEST(MigrationRing, PostcopyThroughLossAndReorderingOnStreamCores) {
+  rigs::LinkImpairment impairment;
+  impairment.drop = 0.01;
+  impairment.reorder = 0.02;
+  Scenario scenario;
+  scenario.guest.pages_per_second = 20000;
+  scenario.migration.postcopy = MigrationOptions::Postcopy::kNow;
+  scenario.impairment = &impairment;
+  scenario.streams = 2;
+  scenario.stream_cores = true;
+  scenario.touch_every = 3;
+  const Outcome outcome = migrate(scenario);
+  expect_postcopy(scenario, outcome);
+}
+
+// A destination that cannot run the guest early (no start hook) refuses the switch: the
+// source resumes its guest, nothing was lost.
+TEST(MigrationRing, APostcopySwitchTheDestinationRefusesResumesTheSourceGuest) {
+  Scenario scenario;
+  scenario.guest.pages_per_second = 20000;
+  scenario.migration.postcopy = MigrationOptions::Postcopy::kNow;
+  scenario.destination_workload = false;
+  const Outcome outcome = migrate(scenario);
+  ASSERT_FALSE(outcome.report.ok());
+  EXPECT_EQ(outcome.report.error().code, ErrorCode::kCommitRefused);
+  EXPECT_NE(outcome.report.error().message.find("no postcopy start hook"), std::string::npos)
+      << outcome.report.error().message;
+  EXPECT_NE(outcome.destination_error.find("postcopy refused"), std::string::npos) << outcome.destination_error;
+  EXPECT_NE(std::find(outcome.hook_calls.begin(), outcome.hook_calls.end(), "resume"), outcome.hook_calls.end());
+  EXPECT_GT(outcome.writes_after, 0u) << "the source guest runs again";
 }
 
 TEST(MigrationRing, AFailedPauseResumesTheGuestAndAborts) {

@@ -363,6 +363,7 @@ Result<std::unique_ptr<DestinationSession>> DestinationSession::accept(const Ses
 // stream cores; telemetry.
 Status DestinationSession::start_streams(const Port& port, std::uint64_t source_pages) {
   const SessionConfig& c = config_;
+  source_pages_ = source_pages;
   for (std::uint16_t s = 0; s < c.streams; ++s) {
     auto decoder = pagecodec::Decoder::create(c.page_size, c.region_pages);
     if (!decoder) return decoder.error();

@@ -47,6 +47,19 @@ class DestinationSession::Responder final : public ControlResponder {
                  hello_ack_.data(), static_cast<std::uint16_t>(hello_ack_.size()), nullptr);
   }
 
+  // Any thread: the source asked to switch to postcopy and has had no answer yet.
+  bool postcopy_pending() const { return postcopy_asked_.load(std::memory_order_acquire) && !postcopy_answered_; }
+  // Control thread, while no stream core runs: the guest runs here now (or could not, and
+  // why). Said again to every repeat of the request.
+  void answer_postcopy(bool running, const std::string& reason) {
+    postcopy_answer_.answer = running ? kPostcopyRunning : kPostcopyRefused;
+    const std::size_t length = std::min(reason.size(), sizeof postcopy_answer_.reason - 1);
+    std::memcpy(postcopy_answer_.reason, reason.data(), length);
+    postcopy_answer_.reason[length] = '\0';
+    postcopy_answered_ = true;
+    send_postcopy_answer(postcopy_seq_);
+  }
+
   // Before the streams run: an ABORT that starts with `nonce` has it taken off its reason.
   void strip_from_abort(const Nonce& nonce) { echo_ = nonce; }
 
@@ -73,6 +86,10 @@ class DestinationSession::Responder final : public ControlResponder {
       // Our answer was lost: the source asks again, and gets the same one.
       if (commit_acknowledged_) send_commit_ack(frame.seq);
       if (!refusal_.empty()) send_refusal(frame.seq);
+    } else if (frame.type == FrameType::kPostcopy) {
+      postcopy_seq_ = frame.seq;
+      if (postcopy_answered_) send_postcopy_answer(frame.seq);  // our answer was lost
+      else postcopy_asked_.store(true, std::memory_order_release);
     } else if (frame.type == FrameType::kOutcomeQuery) {
       return answer_outcome_query(frame, now);
     } else if (frame.type == FrameType::kHello) {
@@ -130,6 +147,10 @@ class DestinationSession::Responder final : public ControlResponder {
     send_control(queue_, path_, FrameFields{.type = FrameType::kCommitAck, .stream = 0, .session = session_, .seq = seq},
                  nullptr, 0, crypto_);
   }
+  void send_postcopy_answer(std::uint32_t seq) {
+    send_control(queue_, path_, FrameFields{.type = FrameType::kPostcopyAck, .stream = 0, .session = session_, .seq = seq},
+                 &postcopy_answer_, sizeof postcopy_answer_, crypto_);
+  }
   void send_verify_reply(std::uint32_t seq) {
     send_control(queue_, path_, FrameFields{.type = FrameType::kVerifyReply, .stream = 0, .session = session_, .seq = seq},
                  &verify_, sizeof verify_, crypto_);
@@ -151,6 +172,10 @@ class DestinationSession::Responder final : public ControlResponder {
   bool commit_acknowledged_ = false;
   std::string refusal_;  // the commit was refused, and why: repeated to a repeated COMMIT
   std::uint32_t commit_seq_ = 0;
+  std::atomic<bool> postcopy_asked_{false};  // written on stream 0's core
+  bool postcopy_answered_ = false;
+  std::uint32_t postcopy_seq_ = 0;
+  PostcopyAnswerPayload postcopy_answer_{};
   std::string aborted_;
   std::atomic<bool> was_aborted_{false};
   std::atomic<bool> closed_{false};

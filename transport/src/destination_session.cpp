@@ -1,6 +1,7 @@
 // DestinationSession after its handshake: the streams applied until FIN (on their cores or
 // polled here), TIME-WAIT, and the commit.
 #include <rte_cycles.h>
+#include <rte_ring.h>
 
 #include <algorithm>
 #include <span>
@@ -23,6 +24,7 @@ const PublishedCounters& DestinationSession::published(std::uint16_t s) const { 
 
 DestinationSession::~DestinationSession() {
   runner_.reset();  // every stream core parked and ended before its stream goes
+  for (rte_ring* ring : page_requests_) rte_ring_free(ring);
 }
 
 bool DestinationSession::finished() const {
@@ -65,6 +67,7 @@ Status DestinationSession::run_until_finished() {
     }
     if (peer.expired(frames, now) && busy) return silent_source(silence_limit_ms(config_, true), port_);
     if (responder_->was_aborted()) return make_error(ErrorCode::kAborted, responder_->aborted());
+    if (responder_->postcopy_pending()) return Ok{};
     if (Status cancelled = abort_if_cancelled(); !cancelled) return cancelled;
     if (!busy) return Ok{};
     windows_->look();
@@ -89,6 +92,10 @@ Status DestinationSession::run_stream_cores_until_finished() {
     if (responder_->was_aborted()) {
       runner_->stop();
       return make_error(ErrorCode::kAborted, responder_->aborted());
+    }
+    if (responder_->postcopy_pending()) {
+      runner_->stop();
+      return Ok{};
     }
     if (cancelled_->is_set()) {
       runner_->stop();

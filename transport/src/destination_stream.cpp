@@ -92,6 +92,7 @@ bool DestinationStream::poll(std::uint64_t now) {
     rte_pktmbuf_free(mbuf);
   }
   if (!refused_.empty() && now >= resend_due_tsc_) send_resend(now);
+  if (requests_ != nullptr) forward_page_requests(now);
   // Complete only with every refused page received again in full.
   if (fin_seen_ && receive_window_.next() == fin_seq_ && refused_.empty() && failure_.empty()) fin_applied_ = true;
   if (ack_due_tsc_ != 0 && now >= ack_due_tsc_) send_ack(fin_applied_ ? FrameType::kFinAck : FrameType::kAck);

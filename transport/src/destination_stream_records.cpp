@@ -61,6 +61,12 @@ bool DestinationStream::apply_record(const pagecodec::RecordView& record) {
     // Relaxed: only DestinationSession::forget_page() writes here from another thread.
     return std::atomic_ref(generations[k]).load(std::memory_order_relaxed);
   };
+  const bool builds_on_held = record.encoding == pagecodec::Encoding::kDelta || record.encoding == pagecodec::Encoding::kCopy;
+  if (builds_on_held && full_pages_only_) {
+    ++counters_.record_errors;  // postcopy: what it builds on is the guest's now, or gone
+    refuse(record.first_page, 1);
+    return false;
+  }
   if (record.encoding == pagecodec::Encoding::kDelta) {
     if (generation_of(0) != record.base_generation) {
       ++counters_.delta_base_mismatch;
@@ -94,7 +100,6 @@ bool DestinationStream::apply_record(const pagecodec::RecordView& record) {
     }
   }
   const pagecodec::DecodeError applied = decoder_.apply(record, *memory_);
-  if (applied_pages_ != nullptr) applied_pages_->pages_written(record.first_page, record.page_count);
   if (applied != pagecodec::DecodeError::kNone) {
     ++counters_.record_errors;
     // The pages hold unspecified bytes now: no DELTA may build on them, and they must come
@@ -103,7 +108,11 @@ bool DestinationStream::apply_record(const pagecodec::RecordView& record) {
     refuse(record.first_page, record.page_count);
     return false;
   }
+  // Only pages applied whole: in postcopy the observer puts them where the guest reads them.
+  if (applied_pages_ != nullptr) applied_pages_->pages_written(record.first_page, record.page_count);
   publish_generation(generations, record.page_count, record.generation);
+  newest_generation_ = std::max(newest_generation_, record.generation);
+  if (!asked_.empty()) forget_asked(record.first_page, record.page_count);
   if (!refused_.empty() && record.encoding != pagecodec::Encoding::kDelta) {
     std::erase_if(refused_, [&](std::uint64_t page) {
       return page >= record.first_page && page < record.first_page + record.page_count;
@@ -125,26 +134,60 @@ void DestinationStream::refuse(std::uint64_t first_page, std::uint32_t count) {
   resend_due_tsc_ = 0;  // ask at once
 }
 
+bool DestinationStream::send_page_list(FrameType type, std::span<const std::uint64_t> pages) {
+  return send(FrameFields{.type = type, .stream = index_, .session = session_}, [&](std::byte* payload) {
+    const std::size_t room = (payload_for_mtu(kMinPathMtu, true) - sizeof(ResendPayload)) / sizeof(std::uint64_t);
+    const std::size_t count = std::min(pages.size(), room);
+    ResendPayload header{};
+    header.count.set(static_cast<std::uint16_t>(count));
+    std::memcpy(payload, &header, sizeof header);
+    for (std::size_t i = 0; i < count; ++i) {
+      le64 page;
+      page.set(pages[i]);
+      std::memcpy(payload + sizeof header + i * sizeof page, &page, sizeof page);
+    }
+    return static_cast<std::uint16_t>(sizeof header + count * sizeof(le64));
+  });
+}
+
 // Asks for every refused page, again every 10 ms (the minimum RTO) until they arrive.
 void DestinationStream::send_resend(std::uint64_t now) {
-  const bool sent = send(FrameFields{.type = FrameType::kResend, .stream = index_, .session = session_},
-                         [&](std::byte* payload) {
-                           const std::size_t room =
-                               (payload_for_mtu(kMinPathMtu, true) - sizeof(ResendPayload)) / sizeof(std::uint64_t);
-                           const std::size_t count = std::min(refused_.size(), room);
-                           ResendPayload header{};
-                           header.count.set(static_cast<std::uint16_t>(count));
-                           std::memcpy(payload, &header, sizeof header);
-                           for (std::size_t i = 0; i < count; ++i) {
-                             le64 page;
-                             page.set(refused_[i]);
-                             std::memcpy(payload + sizeof header + i * sizeof page, &page, sizeof page);
-                           }
-                           return static_cast<std::uint16_t>(sizeof header + count * sizeof(le64));
-                         });
-  if (!sent) return;
+  if (!send_page_list(FrameType::kResend, refused_)) return;
   ++counters_.resend_requests;
   resend_due_tsc_ = now + tsc_hz_ / 100;
+}
+
+void DestinationStream::begin_postcopy(const pagecodec::PageMap* staging, rte_ring* requests) {
+  memory_ = staging;
+  requests_ = requests;
+  pre_postcopy_generation_ = newest_generation_;
+  full_pages_only_ = true;
+  asked_.reserve(kMaxAskedPages);
+}
+
+// A fault waits for this: new pages are asked for in the poll that finds them. The ring
+// holds pages of this stream only (DestinationSession::request_page); a page asked for
+// twice is listed once.
+void DestinationStream::forward_page_requests(std::uint64_t now) {
+  bool fresh = false;
+  std::uint64_t page = 0;
+  while (asked_.size() < kMaxAskedPages && rte_ring_dequeue_elem(requests_, &page, sizeof page) == 0) {
+    if (page < first_page_ || page >= end_page_) continue;
+    // Arrived since the fault was reported: nothing to ask for.
+    if (std::atomic_ref(page_generations_[page]).load(std::memory_order_relaxed) > pre_postcopy_generation_) continue;
+    if (std::find(asked_.begin(), asked_.end(), page) != asked_.end()) continue;
+    asked_.push_back(page);
+    ++counters_.pages_requested;
+    fresh = true;
+  }
+  if (asked_.empty() || (!fresh && now < ask_again_tsc_)) return;
+  if (!send_page_list(FrameType::kPageRequest, asked_)) return;
+  ++counters_.page_requests;
+  ask_again_tsc_ = now + tsc_hz_ * std::max<std::uint32_t>(tuning_.min_rto_us, 1000) / 1000000;
+}
+
+void DestinationStream::forget_asked(std::uint64_t first_page, std::uint32_t count) {
+  std::erase_if(asked_, [&](std::uint64_t page) { return page >= first_page && page < first_page + count; });
 }
 
 }  // namespace pagewire::transport

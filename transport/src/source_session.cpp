@@ -242,6 +242,39 @@ Status SourceSession::commit(std::uint32_t timeout_ms) {
   return Ok{};
 }
 
+Status SourceSession::switch_to_postcopy(std::uint32_t timeout_ms) {
+  if (Status stop = stopped(); !stop) return stop.error();
+  bool running = false;
+  std::string refusal;
+  const bool answered = exchange(FrameType::kPostcopy, timeout_ms, [&](const ReceivedFrame& frame) {
+    if (frame.type == FrameType::kAbort) {
+      refusal = abort_reason(frame.payload, frame.payload_bytes);
+      return true;
+    }
+    if (frame.type != FrameType::kPostcopyAck || frame.payload_bytes < sizeof(PostcopyAnswerPayload)) return false;
+    PostcopyAnswerPayload answer;
+    std::memcpy(&answer, frame.payload, sizeof answer);
+    running = answer.answer == kPostcopyRunning;
+    if (!running) refusal.assign(answer.reason, strnlen(answer.reason, sizeof answer.reason));
+    return true;
+  });
+  if (!answered) {
+    return make_error(ErrorCode::kCommitUnknown, "the destination did not say within " + std::to_string(timeout_ms) +
+                                                     " ms whether it runs the guest: it may");
+  }
+  if (!running) return make_error(ErrorCode::kCommitRefused, "the destination could not run the guest: " + refusal);
+  return Ok{};
+}
+
+void SourceSession::begin_postcopy_round(std::span<const std::uint64_t> pages, std::uint32_t generation) {
+  begin_round(pages, generation, RoundPages::kStable);
+  for (std::uint16_t s = 0; s < streams_.size(); ++s) {
+    streams_[s].serve_page_requests(first_page_of_stream(s, config_.region_pages, config_.streams),
+                                    first_page_of_stream(static_cast<std::uint16_t>(s + 1), config_.region_pages,
+                                                         config_.streams));
+  }
+}
+
 // The destination answers a repeated COMMIT for as long as the source may be asking: CLOSE
 // tells it the answer arrived. Unanswered, so said three times; if all are lost, the
 // destination stops once the source has been silent for its peer timeout.

@@ -63,6 +63,11 @@ void SourceStream::assign(std::span<const std::uint64_t> pages, const pagecodec:
   by_reference_ = stable && tuning_.zero_copy && queue_.references && crypto_ == nullptr;
 }
 
+void SourceStream::serve_page_requests(std::uint64_t first_page, std::uint64_t end_page) {
+  requests_.begin(pages_, first_page, end_page);
+  encoder_.stop_building_on_receiver();
+}
+
 void SourceStream::finish() { fin_wanted_ = true; }
 
 bool SourceStream::poll(std::uint64_t now) {
@@ -80,7 +85,7 @@ bool SourceStream::poll(std::uint64_t now) {
   if (window_.holes_waiting()) repair_holes(now);
   retransmit_due(now);
   transmit(now);
-  const bool data_left = !pages_.empty() || !staged_.empty() || !window_.empty();
+  const bool data_left = pages_left() || !staged_.empty() || !window_.empty();
   if (!data_left && fin_wanted_ && !fin_acked_) send_fin(now);
   // A search after a black hole is part of repairing the stream; one looking for a larger
   // MTU again is not worth holding a round (or the switchover) for.
@@ -112,6 +117,27 @@ void SourceStream::take_resend(const ReceivedFrame& frame) {
     resend_.push_back(page.get());
   }
   fin_sent_tsc_ = 0;  // a FIN already out no longer ends the stream: send a new one after
+}
+
+// Postcopy: the destination's guest touched these pages. Hostile input like RESEND's: pages
+// outside the round are counted and ignored, and the queue is bounded (PageRequests).
+void SourceStream::take_page_request(const ReceivedFrame& frame) {
+  ResendPayload header;
+  if (frame.payload_bytes < sizeof header) {
+    ++counters_.drops[static_cast<std::size_t>(FrameDrop::kTruncated)];
+    return;
+  }
+  std::memcpy(&header, frame.payload, sizeof header);
+  const std::size_t count =
+      std::min<std::size_t>(header.count.get(), (frame.payload_bytes - sizeof header) / sizeof(le64));
+  ++counters_.page_requests;
+  for (std::size_t i = 0; i < count; ++i) {
+    le64 page;
+    std::memcpy(&page, frame.payload + sizeof header + i * sizeof page, sizeof page);
+    const PageRequests::Take take = requests_.ask(page.get(), pages_);
+    if (take == PageRequests::Take::kQueued) ++counters_.pages_requested;
+    else if (take == PageRequests::Take::kNotInRound || take == PageRequests::Take::kFull) ++counters_.page_requests_refused;
+  }
 }
 
 void SourceStream::start_resend() {
@@ -147,6 +173,8 @@ void SourceStream::receive(std::uint64_t now) {
       fin_acked_ = true;
     } else if (frame.type == FrameType::kResend) {
       take_resend(frame);
+    } else if (frame.type == FrameType::kPageRequest) {
+      take_page_request(frame);
     } else if (frame.type == FrameType::kProbeAck) {
       on_probe_ack(frame, now);
     } else if (frame.type == FrameType::kAbort) {
@@ -224,7 +252,7 @@ void SourceStream::transmit(std::uint64_t now) {
     if (mbuf == nullptr) {
       // Nothing more to send with room in the window: the next rate samples are the
       // sender's, not the path's.
-      if (pacing_on_ && pages_.empty()) pacing_.on_app_limited(inflight_bytes());
+      if (pacing_on_ && !pages_left()) pacing_.on_app_limited(inflight_bytes());
       break;
     }
     window_.push(mbuf, static_cast<std::uint16_t>(rte_pktmbuf_pkt_len(mbuf)));

@@ -16,13 +16,14 @@ using namespace source_stream;
 // Encodes straight into a new frame when the encoder's records are whole in one and nothing
 // is staged or half-framed. Returns the frame, or nullptr when the staging path must be used.
 rte_mbuf* SourceStream::encode_into_frame() {
-  if (!encoder_.records_fit_whole(payload_bytes_) || !staged_.empty() || pages_.empty()) return nullptr;
+  if (!encoder_.records_fit_whole(payload_bytes_) || !staged_.empty() || !pages_left()) return nullptr;
   rte_mbuf* mbuf = alloc_frame();
   if (mbuf == nullptr) return nullptr;
   pagecodec::PageReferences references;
-  const pagecodec::EncodeProgress progress = encoder_.encode(*memory_, pages_, generation_, {frame_payload(mbuf), payload_bytes_},
+  const Work work = next_work();
+  const pagecodec::EncodeProgress progress = encoder_.encode(*memory_, work.pages, generation_, {frame_payload(mbuf), payload_bytes_},
                                                              by_reference_ ? &references : nullptr);
-  pages_ = pages_.subspan(progress.pages_consumed);
+  consumed(work, progress.pages_consumed);
   if (progress.bytes_written == 0) {
     rte_pktmbuf_free(mbuf);
     return nullptr;
@@ -32,6 +33,22 @@ rte_mbuf* SourceStream::encode_into_frame() {
                static_cast<std::uint16_t>(progress.bytes_written), 0, crypto_);
   counters_.payload_bytes_sent += progress.bytes_written;
   return mbuf;
+}
+
+SourceStream::Work SourceStream::next_work() {
+  if (!requests_.serving()) return {pages_, false};
+  if (const auto asked = requests_.requested(); !asked.empty()) return {asked, true};
+  const std::size_t unserved = requests_.unserved_prefix(&pages_);
+  return {pages_.first(unserved), false};
+}
+
+void SourceStream::consumed(const Work& work, std::size_t count) {
+  if (work.requested) {
+    requests_.taken(count);
+    counters_.pages_requested_sent += count;
+  } else {
+    pages_ = pages_.subspan(count);
+  }
 }
 
 void SourceStream::attach_references(rte_mbuf* frame, std::size_t payload_bytes,
@@ -52,8 +69,11 @@ void SourceStream::attach_references(rte_mbuf* frame, std::size_t payload_bytes,
 // Cuts the next frame from the staged records; nullptr when nothing is staged.
 rte_mbuf* SourceStream::frame_from_staging() {
   // No pages, no memory yet: a stream that sends only FIN or keepalives has none assigned.
-  if (staged_.bytes() < payload_bytes_ && !staged_.splitting() && !pages_.empty()) {
-    staged_.refill(encoder_, *memory_, &pages_, generation_, by_reference_);
+  if (staged_.bytes() < payload_bytes_ && !staged_.splitting() && pages_left()) {
+    const Work work = next_work();
+    std::span<const std::uint64_t> left = work.pages;
+    staged_.refill(encoder_, *memory_, &left, generation_, by_reference_);
+    consumed(work, work.pages.size() - left.size());
   }
   const std::size_t bytes = staged_.next_frame_bytes(payload_bytes_);
   if (bytes == 0) return nullptr;

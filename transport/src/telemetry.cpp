@@ -48,6 +48,10 @@ void add_counters(rte_tel_data* d, const StreamSnapshot& s) {
   rte_tel_data_add_dict_u64(d, "record_errors", c.record_errors);
   rte_tel_data_add_dict_u64(d, "resend_requests", c.resend_requests);
   rte_tel_data_add_dict_u64(d, "pages_resent", c.pages_resent);
+  rte_tel_data_add_dict_u64(d, "page_requests", c.page_requests);
+  rte_tel_data_add_dict_u64(d, "pages_requested", c.pages_requested);
+  rte_tel_data_add_dict_u64(d, "page_requests_refused", c.page_requests_refused);
+  rte_tel_data_add_dict_u64(d, "pages_requested_sent", c.pages_requested_sent);
   rte_tel_data_add_dict_u64(d, "black_holes", c.black_holes);
   rte_tel_data_add_dict_u64(d, "path_mtu", c.path_mtu);
   rte_tel_data_add_dict_u64(d, "fragments_sent", c.fragments_sent);

@@ -35,7 +35,8 @@ typedef enum pagewire_status {
   PAGEWIRE_ERR_COMMIT_REFUSED = 11,
   PAGEWIRE_ERR_HOOK = 12,
   PAGEWIRE_ERR_SYSTEM = 13,
-  PAGEWIRE_ERR_CANCELLED = 14 /* pagewire_*_cancel(), or a signal the embedder turned into one */
+  PAGEWIRE_ERR_CANCELLED = 14, /* pagewire_*_cancel(), or a signal the embedder turned into one */
+  PAGEWIRE_ERR_GUEST_LOST = 15 /* postcopy failed after the switch: neither end holds the whole guest */
 } pagewire_status;
 
 typedef struct pagewire_error {

@@ -41,8 +41,9 @@ Destination::Destination(Destination&& other) noexcept = default;
 Destination& Destination::operator=(Destination&& other) noexcept = default;
 Destination::~Destination() = default;
 
-Result<ReceiveReport> Destination::run(const CommitHook& on_commit, std::uint32_t commit_timeout_ms) {
-  return DestinationMigration(*parts_->session, *parts_->digest).run(on_commit, commit_timeout_ms);
+Result<ReceiveReport> Destination::run(const CommitHook& on_commit, std::uint32_t commit_timeout_ms,
+                                       const PostcopyStartHook& on_postcopy_start) {
+  return DestinationMigration(*parts_->session, *parts_->digest).run(on_commit, commit_timeout_ms, on_postcopy_start);
 }
 
 void Destination::cancel(std::string_view reason) { parts_->session->cancel(reason); }

@@ -3,6 +3,9 @@
 #include <chrono>
 #include <cstring>
 
+#include "postcopy_pages.hpp"
+#include "switch_record.hpp"
+
 namespace pagewire::migration {
 
 namespace {
@@ -20,37 +23,37 @@ DestinationDigest::DestinationDigest(const MigrationMemory& memory) : memory_(me
 }
 
 void DestinationDigest::pages_written(std::uint64_t first_page, std::uint32_t count) noexcept {
-  blocks_.rehash_pages(first_page, count, memory_.page_size());
+  if (placement_ == nullptr) {
+    blocks_.rehash_pages(first_page, count, memory_.page_size());
+    return;
+  }
+  const std::size_t offset = first_page * memory_.page_size();
+  if (offset >= staging_.size()) return;
+  placement_->place(first_page, count, staging_.data() + offset);
+  blocks_.rehash_pages_from(staging_, first_page, count, memory_.page_size());
 }
 
-DestinationMigration::DestinationMigration(transport::DestinationSession& session, const DestinationDigest& digest)
+DestinationMigration::DestinationMigration(transport::DestinationSession& session, DestinationDigest& digest)
     : session_(session), digest_(digest) {}
 
-Result<std::vector<std::byte>> DestinationMigration::device_state() const {
-  const std::span<const std::byte> area = digest_.memory().state_area();
-  std::uint64_t length = 0;
-  if (sizeof length > area.size()) {
-    return make_error(ErrorCode::kConfiguration, "the device state area of " + std::to_string(area.size()) +
-                                                     " bytes cannot hold even the state's length");
-  }
-  const std::byte* state = area.data();
-  std::memcpy(&length, state, sizeof length);
-  const std::uint64_t capacity = area.size() - sizeof length;
-  if (length > capacity) {
-    return make_error(ErrorCode::kVerification, "device state claims " + std::to_string(length) +
-                                                    " bytes; at most " + std::to_string(capacity) + " fit");
-  }
-  return std::vector<std::byte>(state + sizeof length, state + sizeof length + length);
-}
+// The stream cores are parked by now (run() ends in a linger that stops them): nothing
+// places a page through what goes here.
+DestinationMigration::~DestinationMigration() { digest_.place_through(nullptr, {}); }
 
 void DestinationMigration::refuse(const std::string& reason) {
   session_.refuse_commit(reason);
   session_.linger_until_closed();  // a source that missed the refusal asks again, and hears it again
 }
 
-Result<ReceiveReport> DestinationMigration::run(const CommitHook& on_commit, std::uint32_t commit_timeout_ms) {
+Result<ReceiveReport> DestinationMigration::run(const CommitHook& on_commit, std::uint32_t commit_timeout_ms,
+                                                const PostcopyStartHook& on_postcopy_start) {
   if (auto finished = session_.run_until_finished(); !finished) return finished.error();
   ReceiveReport report;
+  if (session_.postcopy_requested()) {
+    auto postcopy = run_postcopy(on_postcopy_start);
+    if (!postcopy) return postcopy.error();
+    report.postcopy = *postcopy;
+  }
   const auto fin = Clock::now();
   const Digest ours = digest_.digest();  // the stream cores kept every block current
   const auto waiting = Clock::now();
@@ -60,7 +63,7 @@ Result<ReceiveReport> DestinationMigration::run(const CommitHook& on_commit, std
   }
   report.commit_wait_ms = ms_since(waiting);
   report.digest = to_hex(ours);
-  auto state = device_state();
+  auto state = read_device_state(digest_.memory().state_area());
   if (!state) {
     refuse(state.error().message);
     return state.error();

@@ -88,6 +88,16 @@ void RegionDigest::rehash_pages(std::uint64_t first_page, std::uint32_t count, s
   for (std::uint64_t block = first_page * blocks_per_page; block < end; ++block) rehash_block(block);
 }
 
+void RegionDigest::rehash_pages_from(std::span<const std::byte> copy, std::uint64_t first_page, std::uint32_t count,
+                                     std::uint32_t page_size) {
+  const std::uint64_t blocks_per_page = page_size / kBlockBytes;
+  const std::uint64_t end = std::min<std::uint64_t>({(first_page + count) * blocks_per_page, block_digests_.size(),
+                                                     copy.size() / kBlockBytes});
+  for (std::uint64_t block = first_page * blocks_per_page; block < end; ++block) {
+    block_digests_[block] = to_digest(XXH3_128bits(copy.data() + block * kBlockBytes, kBlockBytes));
+  }
+}
+
 Digest RegionDigest::digest() const {
   return to_digest(XXH3_128bits(block_digests_.data(), block_digests_.size() * sizeof(Digest)));
 }

@@ -105,6 +105,29 @@ Result<LazyPages::Installed> LazyPages::install(std::uint64_t page, const std::b
   return installed(ioctl(uffd_, UFFDIO_COPY, &copy), page, "UFFDIO_COPY");
 }
 
+Result<std::uint64_t> LazyPages::install_run(std::uint64_t first, std::uint64_t count, const std::byte* bytes) {
+  if (count == 0) return std::uint64_t{0};
+  if (Status inside = check_page(first + count - 1); !inside) return inside.error();
+  uffdio_copy copy{.dst = reinterpret_cast<std::uintptr_t>(region_.data()) + first * page_size_,
+                   .src = reinterpret_cast<std::uintptr_t>(bytes),
+                   .len = count * page_size_,
+                   .mode = 0,
+                   .copy = 0};
+  if (ioctl(uffd_, UFFDIO_COPY, &copy) == 0) {
+    for (std::uint64_t page = first; page < first + count; ++page) note_wait(page);
+    return count;
+  }
+  if (errno != EEXIST && errno != EAGAIN) return system_error("installing pages " + std::to_string(first) + " +" + std::to_string(count));
+  // Some page is there already (asked for and pushed both): one at a time.
+  std::uint64_t installed_pages = 0;
+  for (std::uint64_t k = 0; k < count; ++k) {
+    auto one = install(first + k, bytes + k * page_size_);
+    if (!one) return one.error();
+    installed_pages += *one == Installed::kInstalled;
+  }
+  return installed_pages;
+}
+
 Result<LazyPages::Installed> LazyPages::install_zero(std::uint64_t page) {
   if (Status inside = check_page(page); !inside) return inside.error();
   uffdio_zeropage zero{.range = {reinterpret_cast<std::uintptr_t>(region_.data()) + page * page_size_, page_size_},

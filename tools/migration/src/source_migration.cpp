@@ -153,7 +153,9 @@ Result<MigrationReport> SourceMigration::run(std::span<const std::byte> device_s
   std::uint64_t previous_dirty = UINT64_MAX;
   int stalled = 0;
   session_.set_guest_running(true);  // an outage now costs only time: ridden out
-  for (std::uint32_t round = 0;; ++round) {
+  using Postcopy = MigrationOptions::Postcopy;
+  bool postcopy = options_.postcopy == Postcopy::kNow;
+  for (std::uint32_t round = 0; !postcopy; ++round) {
     auto sent = send_round(pages, round, pre_copy_ms_left(), pre_copy_pages);
     if (!sent) return give_up(in_context("round " + std::to_string(round) + ": ", sent.error()));
     pages.clear();
@@ -180,6 +182,10 @@ Result<MigrationReport> SourceMigration::run(std::span<const std::byte> device_s
     const double expected_ms = expected_downtime_seconds(pages.size(), bytes_per_second) * 1000;
     report.expected_downtime_ms = expected_ms;
     if (expected_ms <= downtime_limit_ms()) break;
+    if (options_.postcopy == Postcopy::kAfterRounds && round + 1 >= options_.postcopy_after_rounds) {
+      postcopy = true;
+      break;
+    }
     // Another round: bring the digest up to date with what this one saw the guest write
     // (more writes during the hash are marked by the next collect).
     refresh_digest();
@@ -190,6 +196,10 @@ Result<MigrationReport> SourceMigration::run(std::span<const std::byte> device_s
     stalled = pages.size() > previous_dirty * 9 / 10 ? stalled + 1 : 0;
     previous_dirty = pages.size();
     if (stalled >= 2 || round + 1 >= options_.max_rounds) {
+      if (options_.postcopy == Postcopy::kWhenStuck) {
+        postcopy = true;
+        break;
+      }
       if (options_.auto_converge && throttle_ < options_.throttle_max && round + 1 < options_.max_rounds) {
         if (Status throttled = throttle_more(); !throttled) return give_up(throttled.error());
         stalled = 0;
@@ -199,7 +209,8 @@ Result<MigrationReport> SourceMigration::run(std::span<const std::byte> device_s
     }
   }
   report.final_throttle = throttle_;
-  auto done = switch_over(device_state, report, std::move(pages));
+  auto done = postcopy ? switch_to_postcopy(device_state, report, std::move(pages))
+                      : switch_over(device_state, report, std::move(pages));
   if (done) {
     done->total_seconds = seconds_since(start);
     done->outages_ridden = session_.outages_ridden();

@@ -30,6 +30,7 @@ enum class ErrorCode : std::uint8_t {
   kHook = 12,          // an embedder's hook failed; its message is in ours
   kSystem = 13,        // the system refused: memory, a syscall, a device
   kCancelled = 14,     // this end was told to stop (cancel(), SIGINT or SIGTERM); the reason is in the message
+  kGuestLost = 15,     // postcopy failed after the switch: neither end holds the whole guest
 };
 
 struct Error {

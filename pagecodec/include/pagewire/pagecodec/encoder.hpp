@@ -116,6 +116,11 @@ class Encoder {
   // The peer no longer holds the version of `page` we last sent (it refused a DELTA): the
   // next encode of the page must not be a DELTA.
   void forget(std::uint64_t page) { cache_.invalidate(page); }
+  // From now on the receiver holds nothing this encoder may build on (postcopy: its guest
+  // runs and writes the pages it holds, and the others were dropped): no DELTA and no COPY,
+  // every page goes whole (ZERO, DEFLATE or RAW). For good: the bases never come back.
+  void stop_building_on_receiver() { receiver_bases_ = false; }
+  bool builds_on_receiver() const { return receiver_bases_; }
 
   // The largest record encode() can produce (a RAW batch).
   std::size_t max_record_bytes() const;
@@ -161,7 +166,11 @@ class Encoder {
                     std::uint32_t generation, std::uint32_t base_generation,
                     const std::byte* crc_source, std::size_t crc_bytes);
 
+  bool delta_on() const { return receiver_bases_ && config_.policy.delta; }
+  bool looks_for_duplicates() { return receiver_bases_ && duplicates_.should_look(); }
+
   EncoderConfig config_;
+  bool receiver_bases_ = true;  // stop_building_on_receiver()
   DeltaCache cache_;
   DeflateCompressor compressor_;
   DeflateAdvisor advisor_;

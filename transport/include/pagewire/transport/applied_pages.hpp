@@ -12,11 +12,12 @@ class AppliedPagesObserver {
  public:
   virtual ~AppliedPagesObserver() = default;
 
-  // Pages [first_page, first_page + count) of the region changed: written by a record, or
-  // left with unspecified bytes by one that failed to apply (they will come again).
+  // Pages [first_page, first_page + count) of the region were written whole by a record
+  // (one that failed to apply is refused and comes again; its pages are told of then).
   // Called on the core that polls the stream owning those pages, once per record. Streams
   // own disjoint page ranges, so calls for one page never run at once; calls for different
-  // streams do. It runs on the data path: no allocation, locks, syscalls or exceptions.
+  // streams do. It runs on the data path: no allocation, locks or exceptions, and no
+  // syscall but the one postcopy needs to place the pages where its guest waits for them.
   virtual void pages_written(std::uint64_t first_page, std::uint32_t count) noexcept = 0;
 };
 

@@ -44,6 +44,8 @@
 #include "pagewire/transport/stream_runner.hpp"
 #include "pagewire/transport/telemetry.hpp"
 
+struct rte_ring;
+
 namespace pagewire::transport {
 
 // The protocol's own types (internal/): a session holds its streams and their keys, and
@@ -210,6 +212,18 @@ class SourceSession {
   // Tells the destination, best effort, that the migration failed and why, so that it
   // discards its image at once instead of waiting for its timeout.
   void abort(const std::string& reason);
+
+  // Postcopy. After a round whose every frame was acknowledged (the device state, and the
+  // list of pages the destination lacks), with the guest paused: asks the destination to run
+  // the guest. Ok: it runs there now, and the source's copy must never run again.
+  // kCommitRefused: it could not (why is in the message); the source may resume its own.
+  // kCommitUnknown: no answer within `timeout_ms`: it may run there; keep the guest paused.
+  Status switch_to_postcopy(std::uint32_t timeout_ms);
+  // After switch_to_postcopy(): the pages the destination lacks (ascending) as one round
+  // (kStable: the guest stays paused here), in which pages its guest touches and asks for
+  // (PAGE_REQUEST) go first, and every page goes whole (no DELTA, no COPY: the destination's
+  // guest writes what they would build on). run_until_idle() then, as for any round.
+  void begin_postcopy_round(std::span<const std::uint64_t> pages, std::uint32_t generation);
   // Any thread, any time: ends the wait in progress or the next one (a round, keepalives,
   // VERIFY) with kCancelled, and the caller then aborts. A COMMIT already sent is seen
   // through: its outcome is the destination's to decide. The first reason stands.
@@ -299,7 +313,8 @@ class DestinationSession {
   std::uint16_t streams() const;
   // Why it runs fewer streams than SessionConfig::streams asked for; empty if it runs all.
   const std::string& streams_note() const { return streams_note_; }
-  // Runs every stream until all have reached their FIN, one fails, the source aborts, or it
+  // Runs every stream until all have reached their FIN, one fails, the source aborts, the
+  // source asks to switch to postcopy (Ok, with postcopy_requested() true), or it
   // sends nothing for peer_timeout_ms. There is no overall limit: how long a migration may
   // take is the source's call (a large guest's first round alone can take minutes), and a
   // total here would cut off migrations the source still allows. Returns at once: the
@@ -315,6 +330,24 @@ class DestinationSession {
   void linger_until_closed();
 
   bool finished() const;
+
+  // Postcopy. The source asked to switch (run_until_finished() returned for it): its guest is
+  // paused, and every page it sent so far is applied here, the device state and the list of
+  // pages this end lacks among them. Then: begin_postcopy(), run the guest (its missing pages
+  // fault and are asked for with request_page()), answer_postcopy(), and
+  // run_until_finished() again for the rest, then await_commit() as after pre-copy.
+  bool postcopy_requested() const;
+  // Pages arrive into `staging` from now on (the region's shape; the AppliedPagesObserver
+  // places them where the guest sees them), and DELTA and COPY are refused. Control thread.
+  Status begin_postcopy(const pagecodec::PageMap& staging);
+  // Tells the source the guest runs here (running), or that it could not and why: the
+  // source then resumes its own. Control thread, after begin_postcopy().
+  void answer_postcopy(bool running, const std::string& reason = {});
+  // Any one thread at a time (the guest's fault handler), after begin_postcopy(): asks the
+  // source for `page` ahead of the rest. False: not a page the source sends, or the
+  // stream's queue of requests is full (the page still comes with the rest).
+  bool request_page(std::uint64_t page);
+
   // After run_until_finished: answers VERIFY with `digest` (and late FINs and probes) until
   // the source sends COMMIT, or fails after `timeout_ms`: then the image must be discarded.
   // The COMMIT is not acknowledged yet: do what committing means (write the image, start
@@ -378,6 +411,9 @@ class DestinationSession {
   StopReason* cancelled_ = &own_cancel_;  // SessionConfig::cancel when given
   std::unique_ptr<WindowGrowth> windows_;
   pagecodec::PageMap memory_;  // the streams point at it
+  pagecodec::PageMap staging_;  // postcopy's: where the streams write from begin_postcopy() on
+  std::uint64_t source_pages_ = 0;  // how the source splits its pages between the streams
+  std::vector<rte_ring*> page_requests_;  // postcopy: per stream, the guest's faults (SP/SC)
   std::vector<std::uint32_t> generations_;
   std::vector<std::unique_ptr<FrameCrypto>> crypto_;  // per stream (queue); empty without a key
   std::unique_ptr<Responder> responder_;

@@ -30,6 +30,10 @@ struct StreamCounters {
   std::uint64_t record_errors = 0;         // refused by the decoder (see decoder counters)
   std::uint64_t resend_requests = 0;       // RESEND frames sent (destination) or taken (source)
   std::uint64_t pages_resent = 0;          // source: pages sent again in full on request
+  std::uint64_t page_requests = 0;         // postcopy: PAGE_REQUEST frames sent (destination) or taken (source)
+  std::uint64_t pages_requested = 0;       // postcopy: pages asked for (destination) or queued to go first (source)
+  std::uint64_t page_requests_refused = 0; // source: pages asked for outside the round, or past the bounded queue
+  std::uint64_t pages_requested_sent = 0;  // source: pages sent ahead of the round on request
   std::uint64_t black_holes = 0;           // source: full-size frames lost while small probes passed
   std::uint64_t path_mtu = 0;              // source: the MTU this stream now uses
   std::uint64_t fragments_sent = 0;        // source: parts of frames built before the MTU fell
@@ -67,6 +71,10 @@ inline StreamCounters& operator+=(StreamCounters& total, const StreamCounters& c
   total.record_errors += c.record_errors;
   total.resend_requests += c.resend_requests;
   total.pages_resent += c.pages_resent;
+  total.page_requests += c.page_requests;
+  total.pages_requested += c.pages_requested;
+  total.page_requests_refused += c.page_requests_refused;
+  total.pages_requested_sent += c.pages_requested_sent;
   total.black_holes += c.black_holes;
   if (c.path_mtu != 0) total.path_mtu = total.path_mtu == 0 ? c.path_mtu : std::min(total.path_mtu, c.path_mtu);
   total.fragments_sent += c.fragments_sent;

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <rte_mbuf.h>
+#include <rte_ring.h>
 
 #include <algorithm>
 #include <array>
@@ -36,6 +37,7 @@
 #include "pagewire/transport/frame_reserve.hpp"
 #include "pagewire/transport/link_rate_estimate.hpp"
 #include "pagewire/transport/pacing_controller.hpp"
+#include "pagewire/transport/page_requests.hpp"
 #include "pagewire/transport/path_mtu_search.hpp"
 #include "pagewire/transport/published_counters.hpp"
 #include "pagewire/transport/receive_window.hpp"
@@ -89,6 +91,10 @@ class SourceStream {
   // `stable`: the guest cannot write them until they are acknowledged (zero-copy allowed).
   void assign(std::span<const std::uint64_t> pages, const pagecodec::PageMap* memory, std::uint32_t generation,
               bool stable = false);
+  // Postcopy, after assign(): this round's pages are what the destination is missing, its
+  // guest runs, and pages it asks for (PAGE_REQUEST) go first. Every page goes whole from
+  // now on (Encoder::stop_building_on_receiver). [first_page, end_page): this stream's pages.
+  void serve_page_requests(std::uint64_t first_page, std::uint64_t end_page);
   // After the last round: send FIN until the destination confirms.
   void finish();
   // The rate cap to follow from now on (bytes per second, 0: none), which another thread may
@@ -129,6 +135,16 @@ class SourceStream {
   void transmit(std::uint64_t now);
   rte_mbuf* encode_into_frame();
   rte_mbuf* frame_from_staging();
+  // The pages to encode next: those the destination asked for first (postcopy), else the
+  // round's, up to the next one already sent on request. consumed() takes them off.
+  struct Work {
+    std::span<const std::uint64_t> pages;
+    bool requested;
+  };
+  Work next_work();
+  void consumed(const Work& work, std::size_t count);
+  bool pages_left() const { return !pages_.empty() || !requests_.idle(); }
+  void take_page_request(const ReceivedFrame& frame);
   // Points the frame being built at the guest where `references` say (copies instead when
   // the port runs short of segments), and counts what went by reference.
   void attach_references(rte_mbuf* frame, std::size_t payload_bytes, const pagecodec::PageReferences& references);
@@ -193,6 +209,7 @@ class SourceStream {
   static constexpr std::size_t kMaxResendPages = 4096;
   std::vector<std::uint64_t> resend_;     // asked for, not yet started
   std::vector<std::uint64_t> resending_;  // what pages_ points into while resending
+  PageRequests requests_;                 // postcopy's: serving only after serve_page_requests()
   const pagecodec::PageMap* memory_ = nullptr;  // the session's
   std::uint32_t generation_ = 0;
   bool by_reference_ = false;  // this round's RAW pages go as references into memory_
@@ -261,6 +278,11 @@ class DestinationStream {
   // Answers a PROBE on this stream's queue. The stream does so itself; the session hands it
   // the one it took while accepting (the frame that proved the key).
   void answer_probe(const ReceivedFrame& frame);
+  // Postcopy, while the stream is parked: pages are written into `staging` from now on (the
+  // AppliedPagesObserver places them where the guest sees them), DELTA and COPY are refused
+  // (the guest writes the pages they would build on), and the pages `requests` holds (le64
+  // page numbers, this stream's, put there by the guest's faults) are asked for at once.
+  void begin_postcopy(const pagecodec::PageMap* staging, rte_ring* requests);
 
  private:
   // Drops, counting and freeing it, a frame or part for `seq` that is old (a duplicate: our
@@ -291,6 +313,12 @@ class DestinationStream {
   // Pages that must come again in full; asked for with RESEND until they do.
   void refuse(std::uint64_t first_page, std::uint32_t count);
   void send_resend(std::uint64_t now);
+  // A RESEND or PAGE_REQUEST listing `pages` (as many as one smallest frame holds).
+  bool send_page_list(FrameType type, std::span<const std::uint64_t> pages);
+  // Postcopy: takes the guest's new faults off the ring and asks for them (PAGE_REQUEST), and
+  // asks again for those still missing every min_rto_us.
+  void forward_page_requests(std::uint64_t now);
+  void forget_asked(std::uint64_t first_page, std::uint32_t count);
   // Where an out-of-order frame is kept: as it came, or in a frame of the stream's reserve.
   rte_mbuf* keepable(rte_mbuf* mbuf);
 
@@ -321,6 +349,14 @@ class DestinationStream {
   static constexpr std::size_t kMaxRefusedPages = 1024;
   std::vector<std::uint64_t> refused_;
   std::uint64_t resend_due_tsc_ = 0;
+  // Postcopy: faults to forward (null before), the pages asked for and not yet applied.
+  rte_ring* requests_ = nullptr;
+  static constexpr std::size_t kMaxAskedPages = 128;
+  std::vector<std::uint64_t> asked_;
+  std::uint64_t ask_again_tsc_ = 0;
+  bool full_pages_only_ = false;
+  std::uint32_t newest_generation_ = 0;        // of every record applied
+  std::uint32_t pre_postcopy_generation_ = 0;  // newest_generation_ when postcopy began
   bool fin_seen_ = false;
   std::uint32_t fin_seq_ = 0;
   bool fin_applied_ = false;

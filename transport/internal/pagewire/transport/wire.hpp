@@ -16,7 +16,7 @@ inline constexpr std::uint32_t kFrameMagic = 0x52574750;  // "PGWR" on the wire
 // 2: ACKs carry SACK blocks; 3: sealed frames; 4: CLOSE; 5: OUTCOME_QUERY/OUTCOME, ABORT in
 // the handshake; 6: FrameHeader of 40 bytes (fragment fields of their own, reserved bytes),
 // a HELLO of another version refused.
-inline constexpr std::uint8_t kProtocolVersion = 6;
+inline constexpr std::uint8_t kProtocolVersion = 7;
 
 enum class FrameType : std::uint8_t {
   kHello = 1,     // source -> destination: capabilities; starts a session
@@ -40,8 +40,13 @@ enum class FrameType : std::uint8_t {
   kOutcomeQuery = 17, // anyone -> destination: did session `session` commit? Never sealed:
                       // the asker may hold no session keys. Payload: OutcomeQueryPayload.
   kOutcome = 18,      // destination: the answer, never sealed. Payload: OutcomePayload.
+  kPostcopy = 19,     // source, stream 0: the guest is paused and every stream's frames are
+                      // acknowledged; run it and ask for what it touches (seq = request id)
+  kPostcopyAck = 20,  // destination: PostcopyAnswerPayload for request seq
+  kPageRequest = 21,  // destination, on the stream that owns the pages: its guest touched
+                      // these missing pages; send them first. Payload: ResendPayload.
 };
-inline constexpr std::uint8_t kLastFrameType = 18;
+inline constexpr std::uint8_t kLastFrameType = 21;
 // Sequence numbers wrap at 2^32: a before b when seq_diff(a, b) < 0, as TCP compares them.
 inline constexpr std::int32_t seq_diff(std::uint32_t a, std::uint32_t b) { return static_cast<std::int32_t>(a - b); }
 
@@ -199,6 +204,16 @@ struct [[gnu::packed]] ResendPayload {
   le32 reserved2;  // 0
 };
 static_assert(sizeof(ResendPayload) == 8);
+
+// The destination's answer to POSTCOPY: its guest runs there now (kPostcopyRunning), or it
+// could not take it (kPostcopyRefused, with why: the source resumes its own).
+inline constexpr std::uint8_t kPostcopyRunning = 1;
+inline constexpr std::uint8_t kPostcopyRefused = 2;
+struct [[gnu::packed]] PostcopyAnswerPayload {
+  std::uint8_t answer;
+  char reason[127];  // NUL-terminated when refused
+};
+static_assert(sizeof(PostcopyAnswerPayload) == 128);
 
 struct [[gnu::packed]] ProbeAckPayload {
   le16 received_ip_bytes;

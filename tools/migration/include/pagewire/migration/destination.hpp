@@ -36,8 +36,11 @@ class Destination {
   ~Destination();
 
   // Receives until the source's FIN, verifies, and on COMMIT calls `on_commit` (may be
-  // empty) before acknowledging (DestinationMigration::run). Any error: discard the memory.
-  Result<ReceiveReport> run(const CommitHook& on_commit, std::uint32_t commit_timeout_ms = 10000);
+  // empty) before acknowledging (DestinationMigration::run). Should the source switch to
+  // postcopy, `on_postcopy_start` starts the guest first (empty: refused). Any error:
+  // discard the memory (kGuestLost: stop the guest the start hook started, too).
+  Result<ReceiveReport> run(const CommitHook& on_commit, std::uint32_t commit_timeout_ms = 10000,
+                            const PostcopyStartHook& on_postcopy_start = {});
 
   // Any thread, while run() runs or before: run() stops at its next wait and fails with
   // kCancelled after telling the source (ABORT), which then fails at once with its guest

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -18,6 +19,9 @@
 #include "pagewire/transport/session.hpp"
 
 namespace pagewire::migration {
+
+class PostcopyPages;
+class StagingMemory;
 
 // The destination's digest, kept by its stream cores: each rehashes the pages it writes
 // while they are still in its cache (transport::AppliedPagesObserver: set it as the
@@ -34,31 +38,50 @@ class DestinationDigest final : public transport::AppliedPagesObserver {
   // Once the streams have stopped (run_until_finished() returned): the region's digest.
   Digest digest() const { return blocks_.digest(); }
   const MigrationMemory& memory() const { return memory_; }
+  // Postcopy, while the streams are parked: pages arrive in `staging` (the region laid end
+  // to end) from now on and `placement` puts them into the guest; the digest takes them as
+  // they arrived, not as the guest changes them afterwards. Null: back to plain writes.
+  void place_through(PostcopyPages* placement, std::span<const std::byte> staging) {
+    placement_ = placement;
+    staging_ = staging;
+  }
 
  private:
   const MigrationMemory& memory_;
   RegionDigest blocks_;
+  PostcopyPages* placement_ = nullptr;
+  std::span<const std::byte> staging_;
 };
 
 class DestinationMigration {
  public:
   // `digest` is the session's SessionConfig::applied_pages, over the memory the session
   // writes. Both outlive run().
-  DestinationMigration(transport::DestinationSession& session, const DestinationDigest& digest);
+  DestinationMigration(transport::DestinationSession& session, DestinationDigest& digest);
+  ~DestinationMigration();
 
   // Rounds take as long as the source keeps sending (run_until_finished); the source must
   // COMMIT within `commit_timeout_ms` of its FIN. `on_commit` (may be empty) runs on this
-  // thread before the COMMIT is acknowledged (hooks.hpp). Ok: the guest is ours and the
-  // source was told. Any error: discard the image; the guest runs on the source.
-  Result<ReceiveReport> run(const CommitHook& on_commit, std::uint32_t commit_timeout_ms);
+  // thread before the COMMIT is acknowledged (hooks.hpp). Should the source switch to
+  // postcopy, `on_postcopy_start` starts the guest here first (empty: the switch is refused
+  // and the source resumes its guest). Ok: the guest is ours and the source was told. Any
+  // error: discard the image; the guest runs on the source, except kGuestLost (postcopy
+  // failed after the start hook ran: stop the guest here, it lacks pages for good).
+  Result<ReceiveReport> run(const CommitHook& on_commit, std::uint32_t commit_timeout_ms,
+                            const PostcopyStartHook& on_postcopy_start = {});
 
  private:
   void refuse(const std::string& reason);  // the commit, and stays to say so again
-  // The device state the source put after the guest's pages, length first; checked.
-  Result<std::vector<std::byte>> device_state() const;
+  // The source asked to switch: arm the missing pages, start the guest, receive the rest.
+  Result<PostcopyReceiveReport> run_postcopy(const PostcopyStartHook& on_start);
+  // Refuses the switch (the source resumes its guest) and returns why.
+  Error refuse_postcopy(const Error& why);
+  Status start_postcopy(const PostcopyStartHook& on_start, PostcopyReceiveReport* report);
 
   transport::DestinationSession& session_;
-  const DestinationDigest& digest_;
+  DestinationDigest& digest_;
+  std::unique_ptr<StagingMemory> staging_;
+  std::unique_ptr<PostcopyPages> postcopy_;
 };
 
 }  // namespace pagewire::migration

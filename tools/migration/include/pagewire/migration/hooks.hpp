@@ -72,4 +72,21 @@ struct CommittedImage {
 // source is told why, resumes its guest, and this image must be discarded.
 using CommitHook = std::function<Status(const CommittedImage&)>;
 
+// Postcopy: the guest as it starts on the destination before all its pages did. `ram` is
+// live: a page not there yet faults on first touch and the toucher waits while it is fetched
+// from the source (reads and writes alike), so the guest may run at once.
+struct StartingImage {
+  std::span<const RamBlock> ram;
+  std::span<const std::byte> device_state;
+  std::uint64_t missing_pages = 0;  // still to come
+};
+
+// "Start the guest now": postcopy's switch, on the destination's control thread, while the
+// source's guest is paused. Return quickly: the guest's pause lasts until this returns. A
+// failure refuses the switch (the source resumes its guest, this image is discarded). After
+// it returned Ok, neither end holds the whole guest: should the migration then fail (the
+// source gone past its resume window), run() says so with kGuestLost and the guest here
+// must be stopped, for its missing pages will never come.
+using PostcopyStartHook = std::function<Status(const StartingImage&)>;
+
 }  // namespace pagewire::migration

@@ -36,6 +36,14 @@ struct MigrationOptions {
   // (transport::SessionConfig::commit_linger_ms), so a path dark for less than this still
   // resolves it.
   std::uint32_t commit_timeout_ms = 30000;
+  // Postcopy: run the guest on the destination before all its pages are there, and push the
+  // rest while it asks for what it touches. kAfterRounds: after postcopy_after_rounds
+  // pre-copy rounds (or at the usual switchover, should pre-copy converge first).
+  // kWhenStuck: when pre-copy stops converging, instead of throttling the guest. kNow:
+  // before any round. The destination must have a start hook (PostcopyStartHook).
+  enum class Postcopy : std::uint8_t { kOff, kAfterRounds, kWhenStuck, kNow };
+  Postcopy postcopy = Postcopy::kOff;
+  std::uint32_t postcopy_after_rounds = 1;
 };
 
 // Pages needed after the guest's to carry a device-state blob of up to `max_state_bytes`.
@@ -80,6 +88,24 @@ struct MigrationReport {
   // and the longest silence of the destination, in ms.
   std::uint32_t outages_ridden = 0;
   double longest_silence_ms = 0;
+  // Postcopy: downtime_ms is then from the pause to the guest running on the destination.
+  bool postcopy = false;
+  std::uint64_t postcopy_pages = 0;      // what the destination lacked at the switch
+  std::uint64_t pages_requested = 0;     // sent ahead of the rest, asked for by its faults
+  double postcopy_pages_ms = 0;          // from the switch to the last page acknowledged
+};
+
+// The destination's view of postcopy (ReceiveReport::postcopy).
+struct PostcopyReceiveReport {
+  bool switched = false;            // the guest started here before all its pages came
+  std::uint64_t missing_pages = 0;  // at the switch
+  double switch_ms = 0;             // from the source's request to the guest started here
+  double pages_ms = 0;              // from the guest's start to the last page's arrival
+  std::uint64_t remote_faults = 0;  // first touches of a missing page: each waited for the source
+  std::uint64_t pages_requested = 0;  // asked for ahead of the background push
+  double fault_median_us = 0;       // a fault's wait, from its report to the page in place
+  double fault_p99_us = 0;
+  double fault_max_us = 0;
 };
 
 struct ReceiveReport {
@@ -88,6 +114,7 @@ struct ReceiveReport {
   double commit_wait_ms = 0;  // from the digest to the source's COMMIT
   double commit_hook_ms = 0;  // the commit hook, while the source waits for our answer
   std::vector<std::byte> device_state;
+  PostcopyReceiveReport postcopy;
 };
 
 }  // namespace pagewire::migration

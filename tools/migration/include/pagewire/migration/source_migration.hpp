@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <span>
 #include <string>
 #include <vector>
@@ -70,6 +71,17 @@ class SourceMigration {
   // `pending`: pages dirtied during the last pre-copy round, already taken from the log.
   Result<MigrationReport> switch_over(std::span<const std::byte> device_state, MigrationReport report,
                                       std::vector<std::uint64_t> pending);
+  // Postcopy's switch (source_postcopy.cpp): pause, tell the destination what it lacks with
+  // the device state, have it run the guest, then push the rest, its requests first.
+  Result<MigrationReport> switch_to_postcopy(std::span<const std::byte> device_state, MigrationReport report,
+                                             std::vector<std::uint64_t> pending);
+  // The device state and the runs of missing pages in the state area; the pages they cover.
+  Result<std::vector<std::uint64_t>> write_switch_record(std::span<const std::byte> device_state,
+                                                         std::span<const std::uint64_t> pending);
+  Result<MigrationReport> push_missing(MigrationReport report, std::span<const std::uint64_t> missing,
+                                       std::future<Digest>& ours_later);
+  // After postcopy's switch: the guest ran on the destination, so nothing is resumed here.
+  Error lose_guest(const Error& why);
 
   // Seconds to switch over with `dirty_pages` left at `bytes_per_second`: the transfer, plus
   // rehashing the blocks they touch (marked in digest_) and the verify/commit round trips.

@@ -1,0 +1,81 @@
+#include "postcopy_pages.hpp"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace pagewire::migration {
+
+Result<std::unique_ptr<StagingMemory>> StagingMemory::map(std::size_t bytes) {
+  void* mapped = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (mapped == MAP_FAILED) {
+    return make_error(ErrorCode::kSystem, "postcopy: no address space for " + std::to_string(bytes) +
+                                              " bytes of staging: " + std::strerror(errno));
+  }
+  return std::unique_ptr<StagingMemory>(new StagingMemory({static_cast<std::byte*>(mapped), bytes}));
+}
+
+StagingMemory::~StagingMemory() { munmap(bytes_.data(), bytes_.size()); }
+
+Result<std::unique_ptr<PostcopyPages>> PostcopyPages::start(const MigrationMemory& memory,
+                                                            std::span<const PageRun> missing, OnMissing on_missing) {
+  auto placement = std::make_unique<PostcopyPages>();
+  placement->page_size_ = memory.page_size();
+  std::uint64_t first_page = 0;
+  for (const RamBlock& ram : memory.ram()) {
+    const std::uint64_t pages = ram.bytes / memory.page_size();
+    std::vector<std::uint64_t> local;  // this block's missing pages, numbered within it
+    for (const PageRun& run : missing) {
+      const std::uint64_t from = std::max(run.first, first_page);
+      const std::uint64_t to = std::min(run.first + run.count, first_page + pages);
+      for (std::uint64_t page = from; page < to; ++page) local.push_back(page - first_page);
+    }
+    placement->missing_ += local.size();
+    Block block{first_page, pages, nullptr};
+    if (!local.empty()) {
+      auto lazy = LazyPages::start({ram.host, ram.bytes}, memory.page_size(), local,
+                                   [on_missing, first_page](std::uint64_t page) { on_missing(first_page + page); });
+      if (!lazy) return lazy.error();
+      block.lazy = std::move(lazy).value();
+    }
+    placement->blocks_.push_back(std::move(block));
+    first_page += pages;
+  }
+  return placement;
+}
+
+void PostcopyPages::place(std::uint64_t first, std::uint64_t count, const std::byte* staged) noexcept {
+  for (const Block& block : blocks_) {
+    const std::uint64_t from = std::max(first, block.first_page);
+    const std::uint64_t to = std::min(first + count, block.first_page + block.pages);
+    if (from >= to || block.lazy == nullptr) continue;
+    auto installed = block.lazy->install_run(from - block.first_page, to - from, staged + (from - first) * page_size_);
+    if (installed) {
+      placed_.fetch_add(*installed, std::memory_order_relaxed);
+    } else if (!failed_.exchange(true, std::memory_order_acq_rel)) {
+      failure_ = installed.error().message;
+    }
+  }
+}
+
+std::uint64_t PostcopyPages::faults() const {
+  std::uint64_t total = 0;
+  for (const Block& block : blocks_) total += block.lazy != nullptr ? block.lazy->faults() : 0;
+  return total;
+}
+
+LazyPages::Latencies PostcopyPages::latencies() const {
+  LazyPages::Latencies most;
+  for (const Block& block : blocks_) {
+    if (block.lazy == nullptr) continue;
+    const LazyPages::Latencies these = block.lazy->latencies();
+    if (these.count > most.count) most = these;
+  }
+  return most;
+}
+
+std::string PostcopyPages::failure() const { return failed_.load(std::memory_order_acquire) ? failure_ : std::string(); }
+
+}  // namespace pagewire::migration

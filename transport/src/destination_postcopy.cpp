@@ -1,0 +1,53 @@
+// DestinationSession's postcopy: the switch the source asks for, the streams turned to write
+// into staging, and the guest's faults handed to the stream that owns each page.
+#include <rte_lcore.h>
+#include <rte_ring.h>
+
+#include <string>
+
+#include "destination_responder.hpp"
+#include "pagewire/transport/session.hpp"
+#include "pagewire/transport/stream.hpp"
+
+namespace pagewire::transport {
+
+namespace {
+// Per stream: more faults at once than a guest has vCPUs, with room for their neighbours.
+constexpr unsigned kRequestRingSlots = 1024;
+}  // namespace
+
+bool DestinationSession::postcopy_requested() const { return responder_->postcopy_pending(); }
+
+Status DestinationSession::begin_postcopy(const pagecodec::PageMap& staging) {
+  if (staging.page_size() != memory_.page_size() || staging.pages() < memory_.pages()) {
+    return make_error(ErrorCode::kConfiguration, "postcopy staging of " + std::to_string(staging.pages()) + " pages of " +
+                                                     std::to_string(staging.page_size()) + " bytes; the region has " +
+                                                     std::to_string(memory_.pages()) + " of " +
+                                                     std::to_string(memory_.page_size()));
+  }
+  staging_ = staging;
+  for (std::uint16_t s = 0; s < streams_.size(); ++s) {
+    const std::string name = "pw_req_" + std::to_string(session_) + "_" + std::to_string(s);
+    rte_ring* ring = rte_ring_create_elem(name.c_str(), sizeof(std::uint64_t), kRequestRingSlots, rte_socket_id(),
+                                          RING_F_SP_ENQ | RING_F_SC_DEQ);
+    if (ring == nullptr) {
+      return make_error(ErrorCode::kSystem, "postcopy: no memory for stream " + std::to_string(s) +
+                                                "'s page requests (" + std::string(rte_strerror(rte_errno)) + ")");
+    }
+    page_requests_.push_back(ring);
+    streams_[s].begin_postcopy(&staging_, ring);
+  }
+  return Ok{};
+}
+
+void DestinationSession::answer_postcopy(bool running, const std::string& reason) {
+  responder_->answer_postcopy(running, reason);
+}
+
+bool DestinationSession::request_page(std::uint64_t page) {
+  if (page_requests_.empty() || page >= source_pages_) return false;
+  const std::uint16_t s = stream_of_page(page, source_pages_, static_cast<std::uint16_t>(streams_.size()));
+  return rte_ring_enqueue_elem(page_requests_[s], &page, sizeof page) == 0;
+}
+
+}  // namespace pagewire::transport
