@@ -39,7 +39,7 @@ DecodeError Decoder::apply(const RecordView& record, const PageMap& memory) {
   // parse_record checked the record against region_pages_; memory must hold as many.
   if (memory.pages() < region_pages_) return refuse(DecodeError::kPageOutOfRange);
   const DecodeError error = memory.run_from(record.first_page) >= record.page_count
-                                ? write_contiguous(record, memory)
+                                ? write_contiguous(record, memory.page(record.first_page), &memory)
                                 : write_scattered(record, memory);
   if (error != DecodeError::kNone) return refuse(error);
   if (record.has_crc && crc_of_pages(memory, record.first_page, record.page_count) != record.crc32c) {
@@ -51,9 +51,26 @@ DecodeError Decoder::apply(const RecordView& record, const PageMap& memory) {
   return DecodeError::kNone;
 }
 
-DecodeError Decoder::write_contiguous(const RecordView& record, const PageMap& memory) {
+DecodeError Decoder::apply_into(const RecordView& record, std::span<std::byte> out) {
+  if (record.encoding == Encoding::kDelta || record.encoding == Encoding::kCopy) {
+    return refuse(DecodeError::kUnknownEncoding);
+  }
+  if (out.size() < std::size_t{record.page_count} * page_size_) return refuse(DecodeError::kBadPageCount);
+  if (const DecodeError error = write_contiguous(record, out.data(), nullptr); error != DecodeError::kNone) {
+    return refuse(error);
+  }
+  if (record.has_crc && crc32c(out.first(std::size_t{record.page_count} * page_size_), kCrc32cSeed) != record.crc32c) {
+    return refuse(DecodeError::kCrcMismatch);
+  }
+  const auto index = static_cast<std::size_t>(record.encoding);
+  counters_.pages[index] += record.page_count;
+  counters_.records[index] += 1;
+  return DecodeError::kNone;
+}
+
+// `memory` is null only for apply_into(), which takes no COPY.
+DecodeError Decoder::write_contiguous(const RecordView& record, std::byte* target, const PageMap* memory) {
   const std::size_t bytes = std::size_t{record.page_count} * page_size_;
-  std::byte* target = memory.page(record.first_page);
   switch (record.encoding) {
     case Encoding::kZero:
       std::memset(target, 0, bytes);
@@ -69,7 +86,8 @@ DecodeError Decoder::write_contiguous(const RecordView& record, const PageMap& m
       if (!inflater_.decompress_exact(record.payload, {target, bytes})) return DecodeError::kBadDeflate;
       break;
     case Encoding::kCopy:  // parse_record checked: another page, inside the region
-      std::memcpy(target, memory.page(record.copy_source), bytes);
+      if (memory == nullptr) return DecodeError::kUnknownEncoding;
+      std::memcpy(target, memory->page(record.copy_source), bytes);
       break;
   }
   return DecodeError::kNone;

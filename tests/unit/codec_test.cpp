@@ -314,6 +314,54 @@ TEST(Codec, PagesGoWholeOnceTheReceiverHoldsNothingToBuildOn) {
       << "all 32 pages whole";
 }
 
+// Postcopy decodes each record into a buffer of its own, to be placed elsewhere: every
+// page kind, deflated and raw, arrives there byte for byte, and what builds on held pages
+// (DELTA) or does not fit is refused with its reason.
+TEST(Codec, RecordsDecodeIntoABufferOfTheirOwn) {
+  for (bool deflate : {false, true}) {
+    Migration m(4096, 48, only(true, false, deflate));
+    std::vector<std::uint64_t> all(48);
+    std::iota(all.begin(), all.end(), 0);
+    Bytes records(1 << 20);
+    const EncodeProgress progress = m.encoder().encode(m.source(), all, 1, records);
+    ASSERT_EQ(progress.pages_consumed, 48u);
+    auto decoder = Decoder::create(4096, 48);
+    ASSERT_TRUE(decoder.ok());
+    std::span<const std::byte> rest(records.data(), progress.bytes_written);
+    std::uint64_t pages_seen = 0;
+    while (!rest.empty()) {
+      const ParsedRecord parsed = decoder->parse(rest);
+      ASSERT_EQ(parsed.error, DecodeError::kNone);
+      Bytes out(std::size_t{parsed.view.page_count} * 4096, std::byte{0x5a});
+      ASSERT_EQ(decoder->apply_into(parsed.view, out), DecodeError::kNone);
+      for (std::uint32_t k = 0; k < parsed.view.page_count; ++k) {
+        EXPECT_EQ(std::memcmp(out.data() + k * 4096, m.page(parsed.view.first_page + k), 4096), 0)
+            << "page " << parsed.view.first_page + k << (deflate ? " deflated" : " raw");
+      }
+      if (parsed.view.page_count > 1) {
+        Bytes small(4096);
+        EXPECT_EQ(decoder->apply_into(parsed.view, small), DecodeError::kBadPageCount);
+      }
+      pages_seen += parsed.view.page_count;
+      rest = rest.subspan(parsed.view.record_bytes);
+    }
+    EXPECT_EQ(pages_seen, 48u);
+  }
+  Migration m(4096, 4, only(true, true, true));
+  m.send_all(0);
+  m.send_all(1);
+  std::mt19937_64 rng(13);
+  test::dirty_runs(m.page(2), 4096, 3, 20, rng);
+  Bytes records(1 << 16);
+  const std::vector<std::uint64_t> page2{2};
+  const EncodeProgress progress = m.encoder().encode(m.source(), page2, 2, records);
+  auto decoder = Decoder::create(4096, 4);
+  const ParsedRecord parsed = decoder->parse({records.data(), progress.bytes_written});
+  ASSERT_EQ(parsed.view.encoding, Encoding::kDelta);
+  Bytes out(4096);
+  EXPECT_EQ(decoder->apply_into(parsed.view, out), DecodeError::kUnknownEncoding);
+}
+
 TEST(Codec, DeltaThatDoesNotPayFallsBackAndStaysExact) {
   Policy policy;
   policy.delta_max_percent = 10;

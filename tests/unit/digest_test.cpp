@@ -113,6 +113,23 @@ TEST(RegionDigest, PagesRehashedAsTheyAreWrittenByTwoThreadsMatchAFreshDigest) {
   EXPECT_EQ(digest.digest(), digest_of(bytes));
 }
 
+// Postcopy hashes pages as they arrived, from a buffer, while the region itself is the
+// guest's to change: the digest is that of the arrived bytes, zero pages included.
+TEST(RegionDigest, PagesHashedAsTheyArrivedNotAsTheRegionHoldsThem) {
+  const auto arrived = random_bytes(16 * kPage, 4);
+  std::vector<std::byte> expected = arrived;
+  std::fill(expected.begin() + 8 * kPage, expected.begin() + 12 * kPage, std::byte{0});
+  std::vector<std::byte> region = random_bytes(16 * kPage, 5);  // what the guest made of it
+  RegionDigest digest(region);
+  digest.refresh();
+  digest.rehash_pages_as(arrived.data(), 0, 8, 2 * kPage);  // 8 pages of 8 KiB: blocks 0-15
+  digest.rehash_pages_as(arrived.data() + 8 * kPage, 4, 2, kPage * 2);
+  digest.rehash_pages_as(nullptr, 8, 4, kPage);  // zero pages
+  digest.rehash_pages_as(arrived.data() + 12 * kPage, 12, 4, kPage);
+  EXPECT_EQ(digest.digest(), digest_of(expected));
+  EXPECT_NE(digest.digest(), digest_of(region));
+}
+
 TEST(RegionDigest, IgnoresPagesPastTheRegion) {
   auto bytes = random_bytes(16 * kPage, 5);
   RegionDigest digest(bytes);

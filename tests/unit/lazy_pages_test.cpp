@@ -143,6 +143,42 @@ TEST(LazyPages, PagesPushedBeforeTheirTouchDoNotFaultAndZeroPagesInstallAsZero) 
 
 // Each touched page waited at least as long as its fetch took; pages pushed before any touch
 // waited for nothing and are not counted.
+// Runs of pages as a record brings them: one call for the run, zero runs without bytes,
+// and a run in which a page is there already (asked for and pushed both) fills the others
+// and leaves that one as the guest wrote it.
+TEST(LazyPages, RunsInstallInOneCallAndAPagePresentAlreadyKeepsItsBytes) {
+  Region region;
+  std::vector<std::uint64_t> missing;
+  for (std::uint64_t p = 8; p < 40; ++p) missing.push_back(p);
+  auto lazy = LazyPages::start(region.bytes, kPage, missing, [](std::uint64_t) {});
+  ASSERT_TRUE(lazy.ok()) << lazy.error().message;
+  std::vector<std::byte> run(16 * kPage);
+  for (std::uint64_t k = 0; k < 16; ++k) std::memcpy(run.data() + k * kPage, filled(8 + k, 1).data(), kPage);
+  auto installed = (*lazy)->install_run(8, 16, run.data());
+  ASSERT_TRUE(installed.ok()) << installed.error().message;
+  EXPECT_EQ(*installed, 16u);
+  ASSERT_TRUE((*lazy)->install(30, filled(30, 2).data()).ok());
+  region.page(30)[0] = std::byte{0x77};  // the guest's write after the page came
+  std::vector<std::byte> zeros_expected(kPage);
+  auto zeroed = (*lazy)->install_run(24, 4, nullptr);
+  ASSERT_TRUE(zeroed.ok());
+  EXPECT_EQ(*zeroed, 4u);
+  std::vector<std::byte> later(12 * kPage);
+  for (std::uint64_t k = 0; k < 12; ++k) std::memcpy(later.data() + k * kPage, filled(28 + k, 3).data(), kPage);
+  auto rest = (*lazy)->install_run(28, 12, later.data());
+  ASSERT_TRUE(rest.ok()) << rest.error().message;
+  EXPECT_EQ(*rest, 11u) << "page 30 was there";
+  for (std::uint64_t p = 8; p < 24; ++p) EXPECT_EQ(std::memcmp(region.page(p), filled(p, 1).data(), kPage), 0) << p;
+  for (std::uint64_t p = 24; p < 28; ++p) EXPECT_EQ(std::memcmp(region.page(p), zeros_expected.data(), kPage), 0) << p;
+  for (std::uint64_t p = 28; p < 40; ++p) {
+    if (p == 30) continue;
+    EXPECT_EQ(std::memcmp(region.page(p), filled(p, 3).data(), kPage), 0) << p;
+  }
+  EXPECT_EQ(region.page(30)[0], std::byte{0x77});
+  EXPECT_EQ(std::memcmp(region.page(30) + 1, filled(30, 2).data() + 1, kPage - 1), 0);
+  EXPECT_EQ((*lazy)->faults(), 0u);
+}
+
 TEST(LazyPages, RemoteFaultLatenciesAreWhatTheTouchersWaited) {
   Region region;
   const std::vector<std::uint64_t> missing = {1, 2, 3, 4, 5, 6, 7, 8};

@@ -18,14 +18,11 @@ constexpr unsigned kRequestRingSlots = 1024;
 
 bool DestinationSession::postcopy_requested() const { return responder_->postcopy_pending(); }
 
-Status DestinationSession::begin_postcopy(const pagecodec::PageMap& staging) {
-  if (staging.page_size() != memory_.page_size() || staging.pages() < memory_.pages()) {
-    return make_error(ErrorCode::kConfiguration, "postcopy staging of " + std::to_string(staging.pages()) + " pages of " +
-                                                     std::to_string(staging.page_size()) + " bytes; the region has " +
-                                                     std::to_string(memory_.pages()) + " of " +
-                                                     std::to_string(memory_.page_size()));
+Status DestinationSession::begin_postcopy() {
+  if (config_.applied_pages == nullptr) {
+    return make_error(ErrorCode::kConfiguration, "postcopy needs SessionConfig::applied_pages: something must place "
+                                                 "the pages where the guest waits for them");
   }
-  staging_ = staging;
   for (std::uint16_t s = 0; s < streams_.size(); ++s) {
     const std::string name = "pw_req_" + std::to_string(session_) + "_" + std::to_string(s);
     rte_ring* ring = rte_ring_create_elem(name.c_str(), sizeof(std::uint64_t), kRequestRingSlots, rte_socket_id(),
@@ -35,7 +32,7 @@ Status DestinationSession::begin_postcopy(const pagecodec::PageMap& staging) {
                                                 "'s page requests (" + std::string(rte_strerror(rte_errno)) + ")");
     }
     page_requests_.push_back(ring);
-    streams_[s].begin_postcopy(&staging_, ring);
+    streams_[s].begin_postcopy(ring);
   }
   return Ok{};
 }

@@ -34,7 +34,8 @@ DestinationStream::DestinationStream(std::uint16_t index, QueueRef queue, const 
       end_page_(end_page),
       tsc_hz_(rte_get_tsc_hz()),
       receive_window_(window_slots(tuning, rte_pktmbuf_data_room_size(queue.pool))),
-      records_(max_record_bytes) {
+      records_(max_record_bytes),
+      max_record_bytes_(max_record_bytes) {
   refused_.reserve(kMaxRefusedPages);
 }
 

@@ -52,6 +52,49 @@ void publish_generation(std::uint32_t* generations, std::uint32_t count, std::ui
 // The ordering rule: never let an older copy overwrite a newer one, and apply a DELTA only
 // onto the exact base it was encoded against.
 bool DestinationStream::apply_record(const pagecodec::RecordView& record) {
+  if (!may_apply(record)) return false;
+  std::uint32_t* generations = page_generations_ + record.first_page;
+  const pagecodec::DecodeError applied = write_record(record);
+  if (applied != pagecodec::DecodeError::kNone) {
+    ++counters_.record_errors;
+    // The pages hold unspecified bytes now: no DELTA may build on them, and they must come
+    // again in full.
+    publish_generation(generations, record.page_count, 0);
+    refuse(record.first_page, record.page_count);
+    return false;
+  }
+  publish_generation(generations, record.page_count, record.generation);
+  newest_generation_ = std::max(newest_generation_, record.generation);
+  if (!asked_.empty()) forget_asked(record.first_page, record.page_count);
+  if (!refused_.empty() && record.encoding != pagecodec::Encoding::kDelta) {
+    std::erase_if(refused_, [&](std::uint64_t page) {
+      return page >= record.first_page && page < record.first_page + record.page_count;
+    });
+  }
+  return true;
+}
+
+// Into the region, telling the observer; in postcopy into the bounce buffer, for the
+// observer to place (ZERO needs no bytes). Only pages written whole are told of.
+pagecodec::DecodeError DestinationStream::write_record(const pagecodec::RecordView& record) {
+  if (!placing_) {
+    const pagecodec::DecodeError applied = decoder_.apply(record, *memory_);
+    if (applied == pagecodec::DecodeError::kNone && applied_pages_ != nullptr) {
+      applied_pages_->pages_written(record.first_page, record.page_count);
+    }
+    return applied;
+  }
+  const std::byte* bytes = nullptr;
+  if (record.encoding != pagecodec::Encoding::kZero) {
+    const pagecodec::DecodeError decoded = decoder_.apply_into(record, bounce_);
+    if (decoded != pagecodec::DecodeError::kNone) return decoded;
+    bytes = bounce_.data();
+  }
+  applied_pages_->pages_arrived(record.first_page, record.page_count, bytes);
+  return pagecodec::DecodeError::kNone;
+}
+
+bool DestinationStream::may_apply(const pagecodec::RecordView& record) {
   if (record.first_page < first_page_ || record.first_page + record.page_count > end_page_) {
     ++counters_.record_errors;  // another stream's pages: a sender bug or a forgery
     return false;
@@ -62,63 +105,44 @@ bool DestinationStream::apply_record(const pagecodec::RecordView& record) {
     return std::atomic_ref(generations[k]).load(std::memory_order_relaxed);
   };
   const bool builds_on_held = record.encoding == pagecodec::Encoding::kDelta || record.encoding == pagecodec::Encoding::kCopy;
-  if (builds_on_held && full_pages_only_) {
+  if (builds_on_held && placing_) {
     ++counters_.record_errors;  // postcopy: what it builds on is the guest's now, or gone
     refuse(record.first_page, 1);
     return false;
   }
   if (record.encoding == pagecodec::Encoding::kDelta) {
-    if (generation_of(0) != record.base_generation) {
-      ++counters_.delta_base_mismatch;
-      refuse(record.first_page, 1);
-      return false;
-    }
-  } else if (record.encoding == pagecodec::Encoding::kCopy) {
-    // Another stream's page may be changing under its own core: only our own pages, and only
-    // the version of the source page the sender compared with.
-    if (record.copy_source < first_page_ || record.copy_source >= end_page_) {
-      ++counters_.record_errors;
-      return false;
-    }
-    if (generation_of(0) > record.generation) {
+    if (generation_of(0) == record.base_generation) return true;
+    ++counters_.delta_base_mismatch;
+    refuse(record.first_page, 1);
+    return false;
+  }
+  if (record.encoding == pagecodec::Encoding::kCopy) return may_copy(record, generation_of(0));
+  for (std::uint32_t k = 0; k < record.page_count; ++k) {
+    if (generation_of(k) > record.generation) {
       ++counters_.stale_records;
       return false;
     }
-    const std::uint32_t source_generation =
-        std::atomic_ref(page_generations_[record.copy_source]).load(std::memory_order_relaxed);
-    if (source_generation != record.base_generation) {
-      ++counters_.copy_source_mismatch;
-      refuse(record.first_page, 1);
-      return false;
-    }
-  } else {
-    for (std::uint32_t k = 0; k < record.page_count; ++k) {
-      if (generation_of(k) > record.generation) {
-        ++counters_.stale_records;
-        return false;
-      }
-    }
-  }
-  const pagecodec::DecodeError applied = decoder_.apply(record, *memory_);
-  if (applied != pagecodec::DecodeError::kNone) {
-    ++counters_.record_errors;
-    // The pages hold unspecified bytes now: no DELTA may build on them, and they must come
-    // again in full.
-    publish_generation(generations, record.page_count, 0);
-    refuse(record.first_page, record.page_count);
-    return false;
-  }
-  // Only pages applied whole: in postcopy the observer puts them where the guest reads them.
-  if (applied_pages_ != nullptr) applied_pages_->pages_written(record.first_page, record.page_count);
-  publish_generation(generations, record.page_count, record.generation);
-  newest_generation_ = std::max(newest_generation_, record.generation);
-  if (!asked_.empty()) forget_asked(record.first_page, record.page_count);
-  if (!refused_.empty() && record.encoding != pagecodec::Encoding::kDelta) {
-    std::erase_if(refused_, [&](std::uint64_t page) {
-      return page >= record.first_page && page < record.first_page + record.page_count;
-    });
   }
   return true;
+}
+
+// Another stream's page may be changing under its own core: only our own pages, and only
+// the version of the source page the sender compared with.
+bool DestinationStream::may_copy(const pagecodec::RecordView& record, std::uint32_t held_generation) {
+  if (record.copy_source < first_page_ || record.copy_source >= end_page_) {
+    ++counters_.record_errors;
+    return false;
+  }
+  if (held_generation > record.generation) {
+    ++counters_.stale_records;
+    return false;
+  }
+  const std::uint32_t source_generation =
+      std::atomic_ref(page_generations_[record.copy_source]).load(std::memory_order_relaxed);
+  if (source_generation == record.base_generation) return true;
+  ++counters_.copy_source_mismatch;
+  refuse(record.first_page, 1);
+  return false;
 }
 
 void DestinationStream::refuse(std::uint64_t first_page, std::uint32_t count) {
@@ -157,11 +181,11 @@ void DestinationStream::send_resend(std::uint64_t now) {
   resend_due_tsc_ = now + tsc_hz_ / 100;
 }
 
-void DestinationStream::begin_postcopy(const pagecodec::PageMap* staging, rte_ring* requests) {
-  memory_ = staging;
+void DestinationStream::begin_postcopy(rte_ring* requests) {
   requests_ = requests;
   pre_postcopy_generation_ = newest_generation_;
-  full_pages_only_ = true;
+  placing_ = true;
+  bounce_.resize(max_record_bytes_);
   asked_.reserve(kMaxAskedPages);
 }
 

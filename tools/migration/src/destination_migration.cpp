@@ -23,14 +23,12 @@ DestinationDigest::DestinationDigest(const MigrationMemory& memory) : memory_(me
 }
 
 void DestinationDigest::pages_written(std::uint64_t first_page, std::uint32_t count) noexcept {
-  if (placement_ == nullptr) {
-    blocks_.rehash_pages(first_page, count, memory_.page_size());
-    return;
-  }
-  const std::size_t offset = first_page * memory_.page_size();
-  if (offset >= staging_.size()) return;
-  placement_->place(first_page, count, staging_.data() + offset);
-  blocks_.rehash_pages_from(staging_, first_page, count, memory_.page_size());
+  blocks_.rehash_pages(first_page, count, memory_.page_size());
+}
+
+void DestinationDigest::pages_arrived(std::uint64_t first_page, std::uint32_t count, const std::byte* bytes) noexcept {
+  if (placement_ != nullptr) placement_->place(first_page, count, bytes);
+  blocks_.rehash_pages_as(bytes, first_page, count, memory_.page_size());
 }
 
 DestinationMigration::DestinationMigration(transport::DestinationSession& session, DestinationDigest& digest)
@@ -38,7 +36,7 @@ DestinationMigration::DestinationMigration(transport::DestinationSession& sessio
 
 // The stream cores are parked by now (run() ends in a linger that stops them): nothing
 // places a page through what goes here.
-DestinationMigration::~DestinationMigration() { digest_.place_through(nullptr, {}); }
+DestinationMigration::~DestinationMigration() { digest_.place_through(nullptr); }
 
 void DestinationMigration::refuse(const std::string& reason) {
   session_.refuse_commit(reason);

@@ -24,7 +24,7 @@ Error DestinationMigration::refuse_postcopy(const Error& why) {
 }
 
 // Everything before the guest may run here: the list of what is missing (checked: it came
-// from the network), staging, the faults armed, the streams turned to staging.
+// from the network), the faults armed, the streams turned to placing what arrives.
 Status DestinationMigration::start_postcopy(const PostcopyStartHook& on_start, PostcopyReceiveReport* report) {
   if (!on_start) {
     return make_error(ErrorCode::kConfiguration, "this destination has no postcopy start hook: it cannot run the guest "
@@ -35,17 +35,11 @@ Status DestinationMigration::start_postcopy(const PostcopyStartHook& on_start, P
   if (!runs) return runs.error();
   auto state = read_device_state(memory.state_area());
   if (!state) return state.error();
-  auto staging = StagingMemory::map(memory.bytes());
-  if (!staging) return staging.error();
-  staging_ = std::move(staging).value();
-  const pagecodec::MemoryBlock staged_block{staging_->bytes().data(), memory.pages().pages()};
-  auto staged_map = pagecodec::PageMap::create(std::span(&staged_block, 1), memory.page_size());
-  if (!staged_map) return staged_map.error();
   auto lazy = PostcopyPages::start(memory, *runs, [this](std::uint64_t page) { session_.request_page(page); });
   if (!lazy) return lazy.error();
   postcopy_ = std::move(lazy).value();
-  if (Status begun = session_.begin_postcopy(*staged_map); !begun) return begun.error();
-  digest_.place_through(postcopy_.get(), staging_->bytes());
+  if (Status begun = session_.begin_postcopy(); !begun) return begun.error();
+  digest_.place_through(postcopy_.get());
   report->missing_pages = postcopy_->missing();
   const StartingImage image{.ram = memory.ram(), .device_state = *state, .missing_pages = postcopy_->missing()};
   if (Status started = on_start(image); !started) {

@@ -88,13 +88,18 @@ void RegionDigest::rehash_pages(std::uint64_t first_page, std::uint32_t count, s
   for (std::uint64_t block = first_page * blocks_per_page; block < end; ++block) rehash_block(block);
 }
 
-void RegionDigest::rehash_pages_from(std::span<const std::byte> copy, std::uint64_t first_page, std::uint32_t count,
-                                     std::uint32_t page_size) {
+void RegionDigest::rehash_pages_as(const std::byte* bytes, std::uint64_t first_page, std::uint32_t count,
+                                   std::uint32_t page_size) {
+  static const Digest zero_block = [] {
+    const std::vector<std::byte> zeros(kBlockBytes);
+    return to_digest(XXH3_128bits(zeros.data(), zeros.size()));
+  }();
   const std::uint64_t blocks_per_page = page_size / kBlockBytes;
-  const std::uint64_t end = std::min<std::uint64_t>({(first_page + count) * blocks_per_page, block_digests_.size(),
-                                                     copy.size() / kBlockBytes});
-  for (std::uint64_t block = first_page * blocks_per_page; block < end; ++block) {
-    block_digests_[block] = to_digest(XXH3_128bits(copy.data() + block * kBlockBytes, kBlockBytes));
+  const std::uint64_t first = first_page * blocks_per_page;
+  const std::uint64_t end = std::min<std::uint64_t>((first_page + count) * blocks_per_page, block_digests_.size());
+  for (std::uint64_t block = first; block < end; ++block) {
+    block_digests_[block] =
+        bytes == nullptr ? zero_block : to_digest(XXH3_128bits(bytes + (block - first) * kBlockBytes, kBlockBytes));
   }
 }
 

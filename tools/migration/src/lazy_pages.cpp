@@ -105,25 +105,36 @@ Result<LazyPages::Installed> LazyPages::install(std::uint64_t page, const std::b
   return installed(ioctl(uffd_, UFFDIO_COPY, &copy), page, "UFFDIO_COPY");
 }
 
+// The kernel fills a run page by page and stops at the first page already there (EEXIST)
+// or when interrupted (EAGAIN), saying how many bytes it filled: those pages are in, the one
+// present is skipped, and the rest goes again.
 Result<std::uint64_t> LazyPages::install_run(std::uint64_t first, std::uint64_t count, const std::byte* bytes) {
   if (count == 0) return std::uint64_t{0};
   if (Status inside = check_page(first + count - 1); !inside) return inside.error();
-  uffdio_copy copy{.dst = reinterpret_cast<std::uintptr_t>(region_.data()) + first * page_size_,
-                   .src = reinterpret_cast<std::uintptr_t>(bytes),
-                   .len = count * page_size_,
-                   .mode = 0,
-                   .copy = 0};
-  if (ioctl(uffd_, UFFDIO_COPY, &copy) == 0) {
-    for (std::uint64_t page = first; page < first + count; ++page) note_wait(page);
-    return count;
-  }
-  if (errno != EEXIST && errno != EAGAIN) return system_error("installing pages " + std::to_string(first) + " +" + std::to_string(count));
-  // Some page is there already (asked for and pushed both): one at a time.
-  std::uint64_t installed_pages = 0;
-  for (std::uint64_t k = 0; k < count; ++k) {
-    auto one = install(first + k, bytes + k * page_size_);
-    if (!one) return one.error();
-    installed_pages += *one == Installed::kInstalled;
+  std::uint64_t done = 0, installed_pages = 0;
+  while (done < count) {
+    const std::uint64_t page = first + done;
+    const std::uint64_t length = (count - done) * page_size_;
+    const std::uintptr_t at = reinterpret_cast<std::uintptr_t>(region_.data()) + page * page_size_;
+    long result = 0;
+    std::int64_t filled = 0;
+    if (bytes == nullptr) {
+      uffdio_zeropage zero{.range = {at, length}, .mode = 0, .zeropage = 0};
+      result = ioctl(uffd_, UFFDIO_ZEROPAGE, &zero);
+      filled = zero.zeropage;
+    } else {
+      const auto from = reinterpret_cast<std::uintptr_t>(bytes + done * page_size_);
+      uffdio_copy copy{.dst = at, .src = from, .len = length, .mode = 0, .copy = 0};
+      result = ioctl(uffd_, UFFDIO_COPY, &copy);
+      filled = copy.copy;
+    }
+    const std::uint64_t pages_in = result == 0 ? count - done : static_cast<std::uint64_t>(std::max<std::int64_t>(filled, 0)) / page_size_;
+    for (std::uint64_t p = page; p < page + pages_in; ++p) note_wait(p);
+    installed_pages += pages_in;
+    done += pages_in;
+    if (result == 0) break;
+    if (errno == EEXIST) ++done;  // that page keeps what it holds
+    else if (errno != EAGAIN) return system_error("installing pages " + std::to_string(page) + " +" + std::to_string(count - done));
   }
   return installed_pages;
 }

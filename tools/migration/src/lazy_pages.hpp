@@ -50,8 +50,9 @@ class LazyPages {
   // Any thread. `bytes` holds the page's page_size bytes.
   Result<Installed> install(std::uint64_t page, const std::byte* bytes);
   Result<Installed> install_zero(std::uint64_t page);
-  // Pages [first, first + count) from `bytes` (count pages) in one call where none is there
-  // yet; those already there keep what they hold. Returns how many were installed.
+  // Pages [first, first + count) from `bytes` (count pages; null: zero pages) in one call
+  // where none is there yet; those already there keep what they hold. Returns how many
+  // were installed.
   Result<std::uint64_t> install_run(std::uint64_t first, std::uint64_t count, const std::byte* bytes);
 
   std::uint64_t faults() const { return faults_.load(std::memory_order_relaxed); }

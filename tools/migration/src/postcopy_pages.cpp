@@ -1,23 +1,8 @@
 #include "postcopy_pages.hpp"
 
-#include <sys/mman.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 
 namespace pagewire::migration {
-
-Result<std::unique_ptr<StagingMemory>> StagingMemory::map(std::size_t bytes) {
-  void* mapped = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (mapped == MAP_FAILED) {
-    return make_error(ErrorCode::kSystem, "postcopy: no address space for " + std::to_string(bytes) +
-                                              " bytes of staging: " + std::strerror(errno));
-  }
-  return std::unique_ptr<StagingMemory>(new StagingMemory({static_cast<std::byte*>(mapped), bytes}));
-}
-
-StagingMemory::~StagingMemory() { munmap(bytes_.data(), bytes_.size()); }
 
 Result<std::unique_ptr<PostcopyPages>> PostcopyPages::start(const MigrationMemory& memory,
                                                             std::span<const PageRun> missing, OnMissing on_missing) {
@@ -46,12 +31,13 @@ Result<std::unique_ptr<PostcopyPages>> PostcopyPages::start(const MigrationMemor
   return placement;
 }
 
-void PostcopyPages::place(std::uint64_t first, std::uint64_t count, const std::byte* staged) noexcept {
+void PostcopyPages::place(std::uint64_t first, std::uint64_t count, const std::byte* bytes) noexcept {
   for (const Block& block : blocks_) {
     const std::uint64_t from = std::max(first, block.first_page);
     const std::uint64_t to = std::min(first + count, block.first_page + block.pages);
     if (from >= to || block.lazy == nullptr) continue;
-    auto installed = block.lazy->install_run(from - block.first_page, to - from, staged + (from - first) * page_size_);
+    const std::byte* these = bytes == nullptr ? nullptr : bytes + (from - first) * page_size_;
+    auto installed = block.lazy->install_run(from - block.first_page, to - from, these);
     if (installed) {
       placed_.fetch_add(*installed, std::memory_order_relaxed);
     } else if (!failed_.exchange(true, std::memory_order_acq_rel)) {

@@ -17,19 +17,6 @@
 
 namespace pagewire::migration {
 
-// Where pages arrive during postcopy before they are placed: the region's size, laid end to
-// end, reserved but not committed (only pages that arrive take memory).
-class StagingMemory {
- public:
-  static Result<std::unique_ptr<StagingMemory>> map(std::size_t bytes);
-  ~StagingMemory();
-  std::span<std::byte> bytes() const { return bytes_; }
-
- private:
-  explicit StagingMemory(std::span<std::byte> bytes) : bytes_(bytes) {}
-  std::span<std::byte> bytes_;
-};
-
 class PostcopyPages {
  public:
   using OnMissing = LazyPages::OnMissing;  // told the migration-wide page number
@@ -38,10 +25,10 @@ class PostcopyPages {
   static Result<std::unique_ptr<PostcopyPages>> start(const MigrationMemory& memory,
                                                       std::span<const PageRun> missing, OnMissing on_missing);
 
-  // On a stream core: pages [first, first + count) as they arrived, at `staged`. Pages
-  // outside the guest's RAM (the device state) are not the guest's to fault on: skipped.
-  // A failure is kept (failure()) and counted: the page stays missing.
-  void place(std::uint64_t first, std::uint64_t count, const std::byte* staged) noexcept;
+  // On a stream core: pages [first, first + count) as they arrived, at `bytes` (null: zero
+  // pages). Pages outside the guest's RAM (the device state) are not the guest's to fault
+  // on: skipped. A failure is kept (failure()): the page stays missing.
+  void place(std::uint64_t first, std::uint64_t count, const std::byte* bytes) noexcept;
 
   std::uint64_t missing() const { return missing_; }
   std::uint64_t placed() const { return placed_.load(std::memory_order_relaxed); }

@@ -48,6 +48,11 @@ class Decoder {
   // is refused before the page is touched; after kBadDeflate or kCrcMismatch the record's
   // pages hold unspecified bytes (never bytes outside them) and must be sent again in full.
   DecodeError apply(const RecordView& record, const PageMap& memory);
+  // The record's pages decoded into `out`, back to back, for someone else to place
+  // (postcopy puts them into a guest whose missing pages only a syscall may fill). ZERO, RAW
+  // and DEFLATE: DELTA and COPY build on pages `out` does not hold (kUnknownEncoding). `out`
+  // smaller than the pages: kBadPageCount. CRC checked as apply()'s.
+  DecodeError apply_into(const RecordView& record, std::span<std::byte> out);
 
   // parse + apply for every record in `bytes`; stops at the first error. Returns the error
   // and, through records_applied, how many records went in.
@@ -62,7 +67,7 @@ class Decoder {
   Decoder(std::uint32_t page_size, std::uint64_t region_pages)
       : page_size_(page_size), region_pages_(region_pages) {}
   DecodeError refuse(DecodeError error);
-  DecodeError write_contiguous(const RecordView& record, const PageMap& memory);
+  DecodeError write_contiguous(const RecordView& record, std::byte* target, const PageMap* memory);
   DecodeError write_scattered(const RecordView& record, const PageMap& memory);
   std::uint32_t crc_of_pages(const PageMap& memory, std::uint64_t first_page, std::uint32_t count) const;
 

@@ -4,6 +4,7 @@
 // instead of a thread of its own finding and rereading them later.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace pagewire::transport {
@@ -19,6 +20,11 @@ class AppliedPagesObserver {
   // streams do. It runs on the data path: no allocation, locks or exceptions, and no
   // syscall but the one postcopy needs to place the pages where its guest waits for them.
   virtual void pages_written(std::uint64_t first_page, std::uint32_t count) noexcept = 0;
+  // Postcopy (DestinationSession::begin_postcopy): pages [first_page, first_page + count)
+  // arrived, decoded at `bytes` (count pages back to back; null: all zero), and were not
+  // written to the region: put them where the guest waits for them. Same core and rules as
+  // pages_written(); `bytes` is good until it returns.
+  virtual void pages_arrived(std::uint64_t first_page, std::uint32_t count, const std::byte* bytes) noexcept = 0;
 };
 
 }  // namespace pagewire::transport

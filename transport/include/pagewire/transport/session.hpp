@@ -337,9 +337,10 @@ class DestinationSession {
   // fault and are asked for with request_page()), answer_postcopy(), and
   // run_until_finished() again for the rest, then await_commit() as after pre-copy.
   bool postcopy_requested() const;
-  // Pages arrive into `staging` from now on (the region's shape; the AppliedPagesObserver
-  // places them where the guest sees them), and DELTA and COPY are refused. Control thread.
-  Status begin_postcopy(const pagecodec::PageMap& staging);
+  // From now on pages that arrive are handed to the AppliedPagesObserver to place
+  // (pages_arrived), not written to the region, and DELTA and COPY are refused. Control
+  // thread; the session must have an observer.
+  Status begin_postcopy();
   // Tells the source the guest runs here (running), or that it could not and why: the
   // source then resumes its own. Control thread, after begin_postcopy().
   void answer_postcopy(bool running, const std::string& reason = {});
@@ -411,7 +412,6 @@ class DestinationSession {
   StopReason* cancelled_ = &own_cancel_;  // SessionConfig::cancel when given
   std::unique_ptr<WindowGrowth> windows_;
   pagecodec::PageMap memory_;  // the streams point at it
-  pagecodec::PageMap staging_;  // postcopy's: where the streams write from begin_postcopy() on
   std::uint64_t source_pages_ = 0;  // how the source splits its pages between the streams
   std::vector<rte_ring*> page_requests_;  // postcopy: per stream, the guest's faults (SP/SC)
   std::vector<std::uint32_t> generations_;

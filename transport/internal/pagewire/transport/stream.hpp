@@ -278,11 +278,12 @@ class DestinationStream {
   // Answers a PROBE on this stream's queue. The stream does so itself; the session hands it
   // the one it took while accepting (the frame that proved the key).
   void answer_probe(const ReceivedFrame& frame);
-  // Postcopy, while the stream is parked: pages are written into `staging` from now on (the
-  // AppliedPagesObserver places them where the guest sees them), DELTA and COPY are refused
-  // (the guest writes the pages they would build on), and the pages `requests` holds (le64
-  // page numbers, this stream's, put there by the guest's faults) are asked for at once.
-  void begin_postcopy(const pagecodec::PageMap* staging, rte_ring* requests);
+  // Postcopy, while the stream is parked: records are decoded into a buffer of the stream's
+  // and the AppliedPagesObserver places them (pages_arrived) where the guest waits for them,
+  // DELTA and COPY are refused (the guest writes the pages they would build on), and the
+  // pages `requests` holds (u64 page numbers, this stream's, put there by the guest's
+  // faults) are asked for at once. The session has an observer.
+  void begin_postcopy(rte_ring* requests);
 
  private:
   // Drops, counting and freeing it, a frame or part for `seq` that is old (a duplicate: our
@@ -300,6 +301,9 @@ class DestinationStream {
   void deliver(const std::byte* bytes, std::size_t length);
   void process_record(const pagecodec::ParsedRecord& parsed);
   bool apply_record(const pagecodec::RecordView& record);
+  bool may_apply(const pagecodec::RecordView& record);  // the ordering rule; counts refusals
+  bool may_copy(const pagecodec::RecordView& record, std::uint32_t held_generation);
+  pagecodec::DecodeError write_record(const pagecodec::RecordView& record);
   void send_ack(FrameType type = FrameType::kAck);
   // A frame of ours on this stream's queue; false, counted, when it did not go.
   template <typename Fill>
@@ -354,7 +358,9 @@ class DestinationStream {
   static constexpr std::size_t kMaxAskedPages = 128;
   std::vector<std::uint64_t> asked_;
   std::uint64_t ask_again_tsc_ = 0;
-  bool full_pages_only_ = false;
+  bool placing_ = false;           // postcopy: decoded into bounce_, placed by the observer
+  std::vector<std::byte> bounce_;  // one record's pages, decoded
+  std::size_t max_record_bytes_;
   std::uint32_t newest_generation_ = 0;        // of every record applied
   std::uint32_t pre_postcopy_generation_ = 0;  // newest_generation_ when postcopy began
   bool fin_seen_ = false;

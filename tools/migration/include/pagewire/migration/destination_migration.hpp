@@ -21,7 +21,6 @@
 namespace pagewire::migration {
 
 class PostcopyPages;
-class StagingMemory;
 
 // The destination's digest, kept by its stream cores: each rehashes the pages it writes
 // while they are still in its cache (transport::AppliedPagesObserver: set it as the
@@ -35,22 +34,19 @@ class DestinationDigest final : public transport::AppliedPagesObserver {
   explicit DestinationDigest(const MigrationMemory& memory);
   // On a stream core (transport's contract): rehashes those pages' blocks.
   void pages_written(std::uint64_t first_page, std::uint32_t count) noexcept override;
+  // Postcopy, on a stream core: places the pages into the guest (place_through) and hashes
+  // them as they arrived, not as the guest changes them afterwards.
+  void pages_arrived(std::uint64_t first_page, std::uint32_t count, const std::byte* bytes) noexcept override;
   // Once the streams have stopped (run_until_finished() returned): the region's digest.
   Digest digest() const { return blocks_.digest(); }
   const MigrationMemory& memory() const { return memory_; }
-  // Postcopy, while the streams are parked: pages arrive in `staging` (the region laid end
-  // to end) from now on and `placement` puts them into the guest; the digest takes them as
-  // they arrived, not as the guest changes them afterwards. Null: back to plain writes.
-  void place_through(PostcopyPages* placement, std::span<const std::byte> staging) {
-    placement_ = placement;
-    staging_ = staging;
-  }
+  // Postcopy, while the streams are parked: where pages_arrived() puts pages (null: none).
+  void place_through(PostcopyPages* placement) { placement_ = placement; }
 
  private:
   const MigrationMemory& memory_;
   RegionDigest blocks_;
   PostcopyPages* placement_ = nullptr;
-  std::span<const std::byte> staging_;
 };
 
 class DestinationMigration {
@@ -80,7 +76,6 @@ class DestinationMigration {
 
   transport::DestinationSession& session_;
   DestinationDigest& digest_;
-  std::unique_ptr<StagingMemory> staging_;
   std::unique_ptr<PostcopyPages> postcopy_;
 };
 

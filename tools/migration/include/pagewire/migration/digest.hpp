@@ -54,10 +54,9 @@ class RegionDigest {
   // leaves their marks alone. The one call several threads may make at once, for disjoint
   // pages, while no other method runs: each writes only its own blocks' digests.
   void rehash_pages(std::uint64_t first_page, std::uint32_t count, std::uint32_t page_size);
-  // The same, reading the pages from `copy` (the region laid end to end) instead of the
-  // region: what arrived, where the region's own bytes have changed since (postcopy).
-  void rehash_pages_from(std::span<const std::byte> copy, std::uint64_t first_page, std::uint32_t count,
-                         std::uint32_t page_size);
+  // The same, from `bytes` (the pages back to back; null: zero pages) instead of the
+  // region: what arrived, where the region's own bytes change afterwards (postcopy).
+  void rehash_pages_as(const std::byte* bytes, std::uint64_t first_page, std::uint32_t count, std::uint32_t page_size);
   // The region's digest as of the last refresh(): call it with no block stale.
   Digest digest() const;
 
