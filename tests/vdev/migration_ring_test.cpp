@@ -23,12 +23,16 @@
 #include "pagewire/sim/mapped_memory.hpp"
 #include "pagewire/migration/destination_migration.hpp"
 #include "pagewire/migration/source_migration.hpp"
+#include "pagewire/rigs/middlebox.hpp"
 #include "pagewire/rigs/ring_pair.hpp"
 #include "pagewire/transport/eal.hpp"
 #include "pagewire/transport/outcome_query.hpp"
 #include "pagewire/transport/port.hpp"
 #include "pagewire/transport/session.hpp"
 #include "pagewire/transport/stream.hpp"
+#include "pagewire/transport/wire.hpp"
+#include "pagewire/transport/frame.hpp"
+#include "pagewire/transport/page_requests.hpp"
 
 namespace pagewire::migration {
 namespace {
@@ -90,7 +94,42 @@ struct Scenario {
   // every second page it read; without it, the destination has no start hook.
   bool destination_workload = true;
   std::uint64_t touch_every = 5;
+  // Postcopy: as the destination starts its guest, a stranger on the path (a middlebox)
+  // sends the source PAGE_REQUESTs for pages past the region and not in the round, and a
+  // flood of valid ones.
+  bool hostile_requests = false;
 };
+
+// Forged PAGE_REQUESTs to the source of `session`, as the destination's stream `stream`
+// would send them: `pages` listed, up to a frame's worth each. Returns the frames sent.
+int inject_page_requests(rigs::Middlebox& middlebox, const transport::Port& source, const transport::Port& destination,
+                         std::uint32_t session, std::uint16_t streams, std::span<const std::uint64_t> pages,
+                         std::uint64_t region_pages) {
+  transport::Path from_destination;
+  from_destination.local = transport::Endpoint{destination.mac(), 2, 47000};
+  from_destination.peer = transport::Endpoint{source.mac(), 1, 47000};
+  constexpr std::size_t kPerFrame = 150;
+  int frames = 0;
+  for (std::size_t at = 0; at < pages.size(); at += kPerFrame) {
+    const std::size_t count = std::min(kPerFrame, pages.size() - at);
+    const auto stream = transport::stream_of_page(std::min(pages[at], region_pages - 1), region_pages, streams);
+    rte_mbuf* frame = rte_pktmbuf_alloc(destination.pool());
+    transport::ResendPayload header{};
+    header.count.set(static_cast<std::uint16_t>(count));
+    std::memcpy(transport::frame_payload(frame), &header, sizeof header);
+    for (std::size_t i = 0; i < count; ++i) {
+      le64 page;
+      page.set(pages[at + i]);
+      std::memcpy(transport::frame_payload(frame) + sizeof header + i * sizeof page, &page, sizeof page);
+    }
+    transport::finish_frame(frame, from_destination,
+                            transport::FrameFields{.type = transport::FrameType::kPageRequest, .stream = stream, .session = session},
+                            static_cast<std::uint16_t>(sizeof header + count * sizeof(le64)));
+    if (middlebox.inject_to_a(frame, stream)) ++frames;
+    else rte_pktmbuf_free(frame);
+  }
+  return frames;
+}
 
 // The source's memory: the guest model's region cut into the scenario's RAM blocks, then
 // the state pages.
@@ -228,6 +267,7 @@ struct Outcome {
   // the committed image other than the source's page (with the marker, where written).
   std::uint64_t workload_wrong_reads = 0;
   std::uint64_t committed_wrong_pages = 0;
+  int hostile_frames = 0;  // forged PAGE_REQUESTs injected (Scenario::hostile_requests)
 };
 
 constexpr std::uint64_t kWorkloadMarker = 0x5157'4f52'4b4c'4f41;  // what the workload writes first in a page
@@ -332,13 +372,38 @@ void check_against_source(const std::byte* source, std::uint64_t guest_pages, Ou
 Outcome migrate(const Scenario& scenario) {
   static int instance = 0;
   Outcome outcome;
-  auto link = rigs::RingLink::create("mig" + std::to_string(instance++), scenario.streams, 9000, 4096, scenario.impairment);
+  const std::uint64_t guest_pages = (scenario.guest_mib << 20) / kPage;
+  const std::uint64_t state_pages = state_pages_for(16 << 10, kPage);
+  // Hostile requests go in from the middlebox's forwarder, once the destination's start hook
+  // says so: past the region, then the state pages (never in postcopy's round), then every
+  // guest page twice over, more than any queue holds.
+  std::atomic<bool> inject_hostile{false};
+  std::atomic<std::uint32_t> source_session_id{0};
+  std::atomic<rigs::RingLink*> forwarder_link{nullptr};
+  rigs::LinkImpairment impairment = scenario.impairment != nullptr ? *scenario.impairment : rigs::LinkImpairment{};
+  if (scenario.hostile_requests) {
+    impairment.drop_if = [&, inner = impairment.drop_if](std::span<const std::byte> frame) {
+      if (inject_hostile.exchange(false)) {
+        std::vector<std::uint64_t> pages;
+        for (std::uint64_t page = 0; page < 100; ++page) pages.push_back(guest_pages + state_pages + page * 977);
+        for (std::uint64_t page = guest_pages; page < guest_pages + state_pages; ++page) pages.push_back(page);
+        for (int twice = 0; twice < 2; ++twice) {
+          for (std::uint64_t page = 0; page < guest_pages; ++page) pages.push_back(page);
+        }
+        rigs::RingLink& rig = *forwarder_link.load();
+        outcome.hostile_frames = inject_page_requests(*rig.middlebox(), rig.a(), rig.b(), source_session_id.load(),
+                                                      scenario.streams, pages, guest_pages + state_pages);
+      }
+      return inner ? inner(frame) : false;
+    };
+  }
+  auto link = rigs::RingLink::create("mig" + std::to_string(instance++), scenario.streams, 9000, 4096,
+                                     scenario.impairment != nullptr || scenario.hostile_requests ? &impairment : nullptr);
+  if (link) forwarder_link = link->get();
   EXPECT_TRUE(link.ok()) << (link.ok() ? "" : link.error().message);
   const transport::Port* source_port = &(*link)->a();
   const transport::Port* destination_port = &(*link)->b();
 
-  const std::uint64_t guest_pages = (scenario.guest_mib << 20) / kPage;
-  const std::uint64_t state_pages = state_pages_for(16 << 10, kPage);
   auto config = [&](const transport::Port& self, std::uint32_t local, std::uint32_t peer) {
     transport::SessionConfig c;
     c.page_size = kPage;
@@ -395,6 +460,7 @@ Outcome migrate(const Scenario& scenario) {
     if (scenario.destination_workload) {
       start = [&](const StartingImage& image) -> Status {
         hooks.add("postcopy start");
+        if (scenario.hostile_requests) inject_hostile = true;  // by the forwarder, its rings' one producer
         workload.emplace(image.ram, scenario.touch_every, &outcome);
         return Ok{};
       };
@@ -425,6 +491,7 @@ Outcome migrate(const Scenario& scenario) {
     outcome.report = session.error();
     return outcome;
   }
+  source_session_id = (*session)->session_id();
   DirtyLog log(guest_pages);
   sim::GuestModel guest(source_region->data(), guest_pages, kPage, &log, scenario.guest);
   guest.start();
@@ -607,6 +674,28 @@ TEST(MigrationRing, PostcopyThroughLossAndReorderingOnStreamCores) {
   scenario.touch_every = 3;
   const Outcome outcome = migrate(scenario);
   expect_postcopy(scenario, outcome);
+}
+
+// A stranger's PAGE_REQUESTs (keyless session): pages past the region and outside the round
+// are refused and counted, a flood fills the bounded queue and the rest is counted too; the
+// migration goes on to the same byte-exact end.
+TEST(MigrationRing, HostilePageRequestsAreBoundedAndCounted) {
+  Scenario scenario;
+  scenario.guest.pages_per_second = 20000;
+  scenario.migration.postcopy = MigrationOptions::Postcopy::kNow;
+  scenario.hostile_requests = true;
+  scenario.source_rate_bytes_per_second = 64e6;  // the round still ahead when they come
+  const Outcome outcome = migrate(scenario);
+  expect_postcopy(scenario, outcome);
+  const std::uint64_t guest_pages = (scenario.guest_mib << 20) / kPage;
+  const std::uint64_t state_pages = state_pages_for(16 << 10, kPage);
+  EXPECT_GE(outcome.hostile_frames, static_cast<int>((100 + state_pages + 2 * guest_pages) / 150));
+  const transport::StreamCounters& source = outcome.source_totals.streams;
+  EXPECT_GE(source.page_requests, static_cast<std::uint64_t>(outcome.hostile_frames)) << "every forged frame taken";
+  EXPECT_GE(source.page_requests_refused, 100 + state_pages) << "past the region, outside the round";
+  EXPECT_GE(source.page_requests_refused, 100 + state_pages + guest_pages - transport::PageRequests::kMaxWaiting - 1)
+      << "the flood beyond the queue, counted (unless the round had passed those pages)";
+  EXPECT_LE(source.pages_requested, guest_pages) << "each page queued once at most";
 }
 
 // A destination that cannot run the guest early (no start hook) refuses the switch: the
@@ -811,6 +900,69 @@ TEST(MigrationRing, AnOutageLongerThanTheResumeWindowFailsWithTheGuestRunning) {
       << outcome.report.error().message;
   EXPECT_NE(outcome.destination_error, "");
   EXPECT_GT(outcome.writes_after, 0u) << "the guest runs on at the source";
+}
+
+// The path goes dark both ways for `outage_ms` from the 200th frame after the destination
+// said it runs the guest: in the middle of postcopy's push, which the source's rate cap
+// stretches over a second, the destination's workload faulting.
+OutageRun postcopy_through_an_outage(std::uint32_t outage_ms, std::uint32_t resume_window_ms) {
+  constexpr std::size_t kTypeOffset = 14 + 20 + 8 + 5;
+  std::atomic<bool> switched{false};
+  std::atomic<int> frames{0};
+  std::atomic<std::int64_t> dark_from_ns{0};
+  std::atomic<int> dropped{0};
+  rigs::LinkImpairment outage;
+  outage.drop_if = [&](std::span<const std::byte> frame) {
+    if (frame.size() > kTypeOffset && frame[kTypeOffset] == static_cast<std::byte>(transport::FrameType::kPostcopyAck)) {
+      switched = true;
+    }
+    if (!switched) return false;
+    const auto now_ns = std::chrono::steady_clock::now().time_since_epoch() / std::chrono::nanoseconds(1);
+    std::int64_t none = 0;
+    if (++frames == 200) dark_from_ns.compare_exchange_strong(none, now_ns);
+    const std::int64_t from = dark_from_ns.load();
+    const bool dark = from != 0 && now_ns - from < std::int64_t{outage_ms} * 1'000'000;
+    dropped += dark;
+    return dark;
+  };
+  Scenario scenario;
+  scenario.guest.pages_per_second = 20000;
+  scenario.migration.postcopy = MigrationOptions::Postcopy::kNow;
+  scenario.impairment = &outage;
+  scenario.source_rate_bytes_per_second = 32e6;
+  scenario.resume_window_ms = resume_window_ms;
+  OutageRun run{migrate(scenario), 0};
+  run.dropped = dropped.load();
+  return run;
+}
+
+// Dark for twice the peer timeout after the switch, within the resume window: the
+// destination's faulting workload waits, the push goes on where it stopped, and the image
+// is still the source's plus the workload's writes.
+TEST(MigrationRing, APathCutAfterThePostcopySwitchIsRiddenOutWithinTheResumeWindow) {
+  Scenario scenario;  // what postcopy_through_an_outage runs, for expect_postcopy
+  const OutageRun run = postcopy_through_an_outage(2000, 10000);
+  EXPECT_GT(run.dropped, 0) << "the outage happened";
+  expect_postcopy(scenario, run.outcome);
+  ASSERT_TRUE(run.outcome.report.ok());
+  EXPECT_GE(run.outcome.report->longest_silence_ms, 1500);
+}
+
+// Dark for longer than the resume window after the switch: the migration is lost and both
+// ends say so; the source does not resume its guest (the destination ran it), and the
+// destination's says it must be stopped.
+TEST(MigrationRing, APathCutAfterThePostcopySwitchPastTheResumeWindowLosesTheGuestAtBothEnds) {
+  const OutageRun run = postcopy_through_an_outage(4000, 2000);
+  const Outcome& outcome = run.outcome;
+  ASSERT_FALSE(outcome.report.ok());
+  EXPECT_EQ(outcome.report.error().code, ErrorCode::kGuestLost) << outcome.report.error().message;
+  EXPECT_NE(outcome.report.error().message.find("neither end holds the whole guest"), std::string::npos)
+      << outcome.report.error().message;
+  EXPECT_NE(outcome.destination_error.find("postcopy failed after the guest started here"), std::string::npos)
+      << outcome.destination_error;
+  EXPECT_NE(outcome.destination_error.find("stop it"), std::string::npos) << outcome.destination_error;
+  EXPECT_EQ(std::find(outcome.hook_calls.begin(), outcome.hook_calls.end(), "resume"), outcome.hook_calls.end());
+  EXPECT_EQ(outcome.writes_after, 0u) << "the source guest stays paused";
 }
 
 // The destination refuses the commit and its refusal (three ABORTs) is lost: the source asks

@@ -247,6 +247,12 @@ Status SourceSession::switch_to_postcopy(std::uint32_t timeout_ms) {
   bool running = false;
   std::string refusal;
   const bool answered = exchange(FrameType::kPostcopy, timeout_ms, [&](const ReceivedFrame& frame) {
+    // The guest already runs there and may fault before our answer arrives: its requests
+    // on queue 0 are stream 0's (we run on its core), queued for the round begun before.
+    if (frame.type == FrameType::kPageRequest) {
+      streams_[0].take_page_request(frame);
+      return false;
+    }
     if (frame.type == FrameType::kAbort) {
       refusal = abort_reason(frame.payload, frame.payload_bytes);
       return true;

@@ -79,6 +79,9 @@ Result<MigrationReport> SourceMigration::switch_to_postcopy(std::span<const std:
   report.rounds += 1;
   report.pages_sent += sent->pages;
   report.wire_bytes += sent->wire_bytes;
+  // The round first: the guest may run there, and ask, before the answer reaches us.
+  const transport::SessionTotals before_push = session_.totals();
+  session_.begin_postcopy_round(*missing, ++generation_);
   if (Status switched = session_.switch_to_postcopy(options_.commit_timeout_ms); !switched) {
     if (switched.error().code != ErrorCode::kCommitUnknown) return fail(switched.error());
     tracker_.stop();  // it may run there: resuming here could leave two running
@@ -88,16 +91,15 @@ Result<MigrationReport> SourceMigration::switch_to_postcopy(std::span<const std:
   report.downtime_ms = ms_since(paused_at);
   report.postcopy = true;
   report.postcopy_pages = missing->size();
-  return push_missing(std::move(report), *missing, ours_later);
+  return push_missing(std::move(report), *missing, before_push, ours_later);
 }
 
 Result<MigrationReport> SourceMigration::push_missing(MigrationReport report, std::span<const std::uint64_t> missing,
+                                                      const transport::SessionTotals& before,
                                                       std::future<Digest>& ours_later) {
   tracker_.stop();
   session_.set_guest_running(true);  // on the destination: an outage is ridden out for the resume window
   const auto switched_at = Clock::now();
-  const transport::SessionTotals before = session_.totals();
-  session_.begin_postcopy_round(missing, ++generation_);
   if (Status pushed = session_.run_until_idle(kPushLimitMs); !pushed) return lose_guest(pushed.error());
   report.postcopy_pages_ms = ms_since(switched_at);
   const transport::SessionTotals after = session_.totals();

@@ -214,12 +214,13 @@ class SourceSession {
   void abort(const std::string& reason);
 
   // Postcopy. After a round whose every frame was acknowledged (the device state, and the
-  // list of pages the destination lacks), with the guest paused: asks the destination to run
-  // the guest. Ok: it runs there now, and the source's copy must never run again.
+  // list of pages the destination lacks), with the guest paused, and begin_postcopy_round():
+  // asks the destination to run the guest (whose first page requests may come before its
+  // answer). Ok: it runs there now, and the source's copy must never run again.
   // kCommitRefused: it could not (why is in the message); the source may resume its own.
   // kCommitUnknown: no answer within `timeout_ms`: it may run there; keep the guest paused.
   Status switch_to_postcopy(std::uint32_t timeout_ms);
-  // After switch_to_postcopy(): the pages the destination lacks (ascending) as one round
+  // Before switch_to_postcopy(): the pages the destination lacks (ascending) as one round
   // (kStable: the guest stays paused here), in which pages its guest touches and asks for
   // (PAGE_REQUEST) go first, and every page goes whole (no DELTA, no COPY: the destination's
   // guest writes what they would build on). run_until_idle() then, as for any round.

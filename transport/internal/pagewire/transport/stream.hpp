@@ -95,6 +95,9 @@ class SourceStream {
   // guest runs, and pages it asks for (PAGE_REQUEST) go first. Every page goes whole from
   // now on (Encoder::stop_building_on_receiver). [first_page, end_page): this stream's pages.
   void serve_page_requests(std::uint64_t first_page, std::uint64_t end_page);
+  // A PAGE_REQUEST this stream's queue brought in while another loop read it (the switch's
+  // exchange on queue 0): queued as if poll() had read it.
+  void take_page_request(const ReceivedFrame& frame);
   // After the last round: send FIN until the destination confirms.
   void finish();
   // The rate cap to follow from now on (bytes per second, 0: none), which another thread may
@@ -144,7 +147,6 @@ class SourceStream {
   Work next_work();
   void consumed(const Work& work, std::size_t count);
   bool pages_left() const { return !pages_.empty() || !requests_.idle(); }
-  void take_page_request(const ReceivedFrame& frame);
   // Points the frame being built at the guest where `references` say (copies instead when
   // the port runs short of segments), and counts what went by reference.
   void attach_references(rte_mbuf* frame, std::size_t payload_bytes, const pagecodec::PageReferences& references);

@@ -78,8 +78,9 @@ class SourceMigration {
   // The device state and the runs of missing pages in the state area; the pages they cover.
   Result<std::vector<std::uint64_t>> write_switch_record(std::span<const std::byte> device_state,
                                                          std::span<const std::uint64_t> pending);
+  // `before`: the session's totals before the round began, for the report.
   Result<MigrationReport> push_missing(MigrationReport report, std::span<const std::uint64_t> missing,
-                                       std::future<Digest>& ours_later);
+                                       const transport::SessionTotals& before, std::future<Digest>& ours_later);
   // After postcopy's switch: the guest ran on the destination, so nothing is resumed here.
   Error lose_guest(const Error& why);
 

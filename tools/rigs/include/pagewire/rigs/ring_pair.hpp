@@ -54,6 +54,7 @@ class RingLink {
   const transport::Port& a() const { return *a_; }
   const transport::Port& b() const { return *b_; }
   const Middlebox* middlebox() const { return middlebox_.get(); }
+  Middlebox* middlebox() { return middlebox_.get(); }  // to inject frames; null without impairment
 
  private:
   RingLink() = default;
