@@ -696,6 +696,7 @@ TEST(MigrationRing, HostilePageRequestsAreBoundedAndCounted) {
   EXPECT_GE(source.page_requests_refused, 100 + state_pages + guest_pages - transport::PageRequests::kMaxWaiting - 1)
       << "the flood beyond the queue, counted (unless the round had passed those pages)";
   EXPECT_LE(source.pages_requested, guest_pages) << "each page queued once at most";
+}
 
 // A destination that cannot run the guest early (no start hook) refuses the switch: the
 // source resumes its guest, nothing was lost.
