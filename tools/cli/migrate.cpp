@@ -181,6 +181,65 @@ Status apply_settings(const nlohmann::json& request, migration::Source& source) 
 // Exit codes: 0 migrated; 1 failed, the guest runs on the source; 2 usage; 3 the outcome is
 // unknown (COMMIT sent, never answered): the guest stays paused on the source.
 constexpr int kExitOutcomeUnknown = 3;
+// 4: postcopy failed after its switch: neither end holds the whole guest (the destination's
+// must be stopped).
+constexpr int kExitGuestLost = 4;
+
+int fail_lost(const char* role, const std::string& message, bool json) {
+  if (json) emit_event("failed", {{"role", role}, {"outcome", "lost"}, {"error", message}});
+  std::cerr << "pagewire " << role << ": " << message << "\n";
+  return kExitGuestLost;
+}
+
+Result<sim::WritePattern> parse_pattern(const std::string& pattern) {
+  if (pattern == "hot") return sim::WritePattern::kHotSet;
+  if (pattern == "uniform") return sim::WritePattern::kUniform;
+  if (pattern == "sequential") return sim::WritePattern::kSequential;
+  return make_error(ErrorCode::kConfiguration, "pattern " + pattern + ": expected hot, uniform or sequential");
+}
+
+Result<migration::MigrationOptions::Postcopy> parse_postcopy(const std::string& mode, std::uint32_t rounds) {
+  using Postcopy = migration::MigrationOptions::Postcopy;
+  if (mode == "off") return Postcopy::kOff;
+  if (mode == "now") return Postcopy::kNow;
+  if (mode == "when-stuck") return Postcopy::kWhenStuck;
+  if (mode == "after-rounds") {
+    if (rounds == 0) return make_error(ErrorCode::kConfiguration, "--postcopy-rounds 0: expected 1 or more (or --postcopy now)");
+    return Postcopy::kAfterRounds;
+  }
+  return make_error(ErrorCode::kConfiguration, "--postcopy " + mode + ": expected off, now, when-stuck or after-rounds");
+}
+
+nlohmann::json postcopy_json(const migration::MigrationReport& r) {
+  if (!r.postcopy) return nullptr;
+  return {{"missing_pages", r.postcopy_pages}, {"pages_requested", r.pages_requested},
+          {"pages_ms", r.postcopy_pages_ms}};
+}
+
+nlohmann::json postcopy_json(const migration::PostcopyReceiveReport& r, std::uint64_t guest_writes) {
+  if (!r.switched) return nullptr;
+  return {{"missing_pages", r.missing_pages}, {"switch_ms", r.switch_ms}, {"pages_ms", r.pages_ms},
+          {"remote_faults", r.remote_faults}, {"pages_requested", r.pages_requested},
+          {"fault_us", {{"median", r.fault_median_us}, {"p99", r.fault_p99_us}, {"max", r.fault_max_us}}},
+          {"guest_writes", guest_writes}};
+}
+
+std::string postcopy_text(const migration::MigrationReport& r) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(1) << "postcopy: the guest ran on the destination after " << r.downtime_ms
+      << " ms paused; " << r.postcopy_pages << " missing pages pushed in " << r.postcopy_pages_ms << " ms, "
+      << r.pages_requested << " of them first, on request";
+  return out.str();
+}
+
+std::string postcopy_text(const migration::PostcopyReceiveReport& r, std::uint64_t guest_writes) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(1) << "postcopy: guest started " << r.switch_ms << " ms after the request, "
+      << r.missing_pages << " pages missing, the last in " << r.pages_ms << " ms; " << r.remote_faults
+      << " remote faults (wait median " << r.fault_median_us << " us, p99 " << r.fault_p99_us << ", max "
+      << r.fault_max_us << "); the guest wrote " << guest_writes << " times meanwhile";
+  return out.str();
+}
 
 int fail(const char* role, const std::string& message, bool json) {
   if (json) {
@@ -195,15 +254,25 @@ int fail(const char* role, const std::string& message, bool json) {
 int destination(const std::vector<std::string>& args) {
   LinkOptions o;
   std::string output;
+  sim::GuestModelConfig guest_config;
+  guest_config.pages_per_second = 0;
+  std::string pattern = "uniform";
   po::options_description d("dst options");
   add_link_options(d, o, false);
-  d.add_options()("output", po::value(&output), "write the migrated guest memory here, only once committed");
+  d.add_options()("output", po::value(&output), "write the migrated guest memory here, only once committed")
+      ("guest-dirty-rate", po::value(&guest_config.pages_per_second)->default_value(guest_config.pages_per_second),
+       "postcopy: when the source switches, run a guest model here writing this many pages per second (each first "
+       "touch of a page still missing waits for the source); 0: accept the switch with no guest running")
+      ("guest-pattern", po::value(&pattern)->default_value(pattern), "where that guest writes: hot, uniform, sequential");
   // After `--`: DPDK EAL options, passed through as they are (e.g. --log-level, --iova-mode).
   auto [own, eal_arguments] = split_at_dashes(args);
   o.eal_arguments = std::move(eal_arguments);
   if (auto done = parse_options(own, d, "pagewire dst --vdev DEV | --pci ADDR [options] [-- EAL options]")) {
     return *done;
   }
+  auto parsed_pattern = parse_pattern(pattern);
+  if (!parsed_pattern) return fail("dst", "--guest-" + parsed_pattern.error().message, o.json);
+  guest_config.pattern = *parsed_pattern;
   auto endpoint = bring_up(o, "dst");
   if (!endpoint) return fail("dst", endpoint.error().message, o.json);
   // Ctrl-C or a TERM from here on ends the wait for a source (one that answered is told), or
@@ -235,8 +304,18 @@ int destination(const std::vector<std::string>& args) {
     if (!session.streams_note().empty()) std::cout << "dst: " << session.streams_note() << "\n";
     std::cout << "dst: " << stream_cores_text(session, endpoint->plan()) << std::endl;
   }
+  // Postcopy: the guest runs here from the switch on (a guest model, with --guest-dirty-rate).
+  migration::DirtyLog guest_log(endpoint->guest_pages);
+  std::optional<sim::GuestModel> guest;
+  auto start_guest = [&](const migration::StartingImage&) -> Status {
+    if (guest_config.pages_per_second == 0) return Ok{};
+    guest.emplace(region->data(), endpoint->guest_pages, o.page_size, &guest_log, guest_config);
+    guest->start();
+    return Ok{};
+  };
   // Committing means: the image is on disk. Only then does the source hear it is ours.
   auto write_output = [&](const migration::CommittedImage& image) -> Status {
+    if (guest) (void)guest->pause();  // the image on disk is the guest as it stood
     // dst accepts into one mapping: one RAM block.
     const migration::RamBlock& ram = image.ram.front();
     return output.empty() ? Status{Ok{}} : sim::write_image_file(output, {ram.host, ram.bytes}, o.page_size);
@@ -269,11 +348,18 @@ int destination(const std::vector<std::string>& args) {
                               {"payload_bytes_received", t.streams.payload_bytes_received}});
     });
   }
-  auto received = accepted->run(write_output, o.timeout_s * 1000);
+  auto received = accepted->run(write_output, o.timeout_s * 1000, start_guest);
   progress.reset();
   if (on_terminal) std::cout << "\r\033[K" << std::flush;
   control_socket->reset();  // the migration is over: nothing left to control
-  if (!received) return fail("dst", received.error().message + "; the partial image is discarded", o.json);
+  if (!received) {
+    if (received.error().code == ErrorCode::kGuestLost) {
+      if (guest) (void)guest->pause();  // it lacks pages for good: stopped, as the error says
+      return fail_lost("dst", received.error().message, o.json);
+    }
+    return fail("dst", received.error().message + "; the partial image is discarded", o.json);
+  }
+  const std::uint64_t guest_writes = guest ? guest->writes() : 0;
   if (o.json) {
     emit_event("received", {{"role", "dst"}, {"status", "committed"}, {"digest", received->digest},
                             {"ram_bytes", endpoint->guest_pages * o.page_size}, {"page_size", o.page_size},
@@ -282,6 +368,7 @@ int destination(const std::vector<std::string>& args) {
                                                   {"rx", endpoint->port().rx_checksum_offload()}}},
                             {"device_state_bytes", received->device_state.size()}, {"prefault_ms", prefault_ms},
                             {"commit_hook_ms", received->commit_hook_ms}, {"streams", session.streams()},
+                            {"postcopy", postcopy_json(received->postcopy, guest_writes)},
                             {"stream_cores", stream_cores_json(session, endpoint->plan())},
                             {"integrity", integrity_json(session, endpoint->config())}});
   } else {
@@ -289,6 +376,7 @@ int destination(const std::vector<std::string>& args) {
               << received->digest_ms << " ms, commit " << received->commit_wait_ms << " ms later, taken in "
               << received->commit_hook_ms << " ms), device state "
               << received->device_state.size() << " bytes" << std::endl;
+    if (received->postcopy.switched) std::cout << "dst: " << postcopy_text(received->postcopy, guest_writes) << std::endl;
   }
   return 0;
 }
@@ -311,6 +399,7 @@ int source(const std::vector<std::string>& args) {
   std::uint32_t window = 0;
   std::string congestion_control = "auto";
   bool no_zero_copy = false;
+  std::string postcopy = "off";
   po::options_description d("src options");
   add_link_options(d, o, true);
   d.add_options()
@@ -335,6 +424,13 @@ int source(const std::vector<std::string>& args) {
       ("max-rounds", po::value(&migration.max_rounds)->default_value(migration.max_rounds), "pre-copy rounds at most")
       ("max-seconds", po::value(&migration.max_seconds)->default_value(migration.max_seconds), "abort after this")
       ("no-auto-converge", po::bool_switch(&no_auto_converge), "switch over anyway instead of throttling the guest")
+      ("postcopy", po::value(&postcopy)->default_value(postcopy),
+       "run the guest on the destination before all its pages are there, pulling what it touches: off; now; "
+       "when-stuck (when pre-copy stops converging, instead of throttling); after-rounds (after --postcopy-rounds "
+       "rounds, unless pre-copy converges first). The migration is lost if the path stays down past "
+       "--resume-window-s after the switch")
+      ("postcopy-rounds", po::value(&migration.postcopy_after_rounds)->default_value(migration.postcopy_after_rounds),
+       "pre-copy rounds before postcopy's switch (--postcopy after-rounds)")
       ("no-duplicates", po::bool_switch(&no_duplicates),
        "send every page's bytes, even where the destination already holds a page equal to it (COPY records are "
        "on by default; a destination from before them needs this)")
@@ -367,11 +463,13 @@ int source(const std::vector<std::string>& args) {
   }
   auto profile = sim::parse_profile(profile_name);
   if (!profile) return fail("src", profile.error().message, o.json);
-  if (pattern == "hot") guest_config.pattern = sim::WritePattern::kHotSet;
-  else if (pattern == "uniform") guest_config.pattern = sim::WritePattern::kUniform;
-  else if (pattern == "sequential") guest_config.pattern = sim::WritePattern::kSequential;
-  else return fail("src", "--pattern " + pattern + ": expected hot, uniform or sequential", o.json);
+  auto parsed_pattern = parse_pattern(pattern);
+  if (!parsed_pattern) return fail("src", "--" + parsed_pattern.error().message, o.json);
+  guest_config.pattern = *parsed_pattern;
   migration.auto_converge = !no_auto_converge;
+  auto postcopy_mode = parse_postcopy(postcopy, migration.postcopy_after_rounds);
+  if (!postcopy_mode) return fail("src", postcopy_mode.error().message, o.json);
+  migration.postcopy = *postcopy_mode;
   guest_config.seed = seed;
   auto policy = pagecodec::policy_named(policy_name);
   if (!policy) return fail("src", "--" + policy.error().message, o.json);
@@ -535,6 +633,7 @@ int source(const std::vector<std::string>& args) {
     std::cerr << "pagewire src: outcome unknown: " << report.error().message << ask << "\n";
     return kExitOutcomeUnknown;
   }
+  if (!report && report.error().code == ErrorCode::kGuestLost) return fail_lost("src", report.error().message, o.json);
   if (!report) return fail("src", report.error().message, o.json);
   // The side that started closes last: the destination answers repeats for a moment after
   // the commit, and memif's PMD unmaps its rings under a peer still polling them.
@@ -553,6 +652,7 @@ int source(const std::vector<std::string>& args) {
                                 {"throughput_gbps", guest_mib * 8 * (1 << 20) / 1e9 / report->total_seconds},
                                 {"pages_by_encoding", by_encoding(report->pages_by_encoding)}, {"final_throttle", report->final_throttle},
                                 {"outages_ridden", report->outages_ridden}, {"longest_silence_ms", report->longest_silence_ms},
+                                {"postcopy", postcopy_json(*report)},
                                 {"security", security_name(config.security)},
                                 {"zero_copy", session.zero_copy_note()},
                                 {"streams", session.streams()},
@@ -576,6 +676,7 @@ int source(const std::vector<std::string>& args) {
               << static_cast<double>(report->wire_bytes) / (1 << 20) << " MiB on the wire ("
               << std::setprecision(2) << guest_mib * (1 << 20) / std::max<double>(1, report->wire_bytes)
               << "x), zero/raw/delta/deflate/copy pages " << encoding_mix(report->pages_by_encoding) << std::endl;
+    if (report->postcopy) std::cout << "src: " << postcopy_text(*report) << std::endl;
     if (report->outages_ridden > 0) {
       std::cout << "src: rode out " << report->outages_ridden << " outage(s) of the path, the longest "
                 << std::setprecision(1) << report->longest_silence_ms / 1000 << " s" << std::endl;
@@ -629,7 +730,8 @@ int demo(const std::vector<std::string>& args, const char* self) {
       ("size-mib", po::value(&size_mib)->default_value(size_mib), "guest memory")
       ("streams", po::value(&streams)->default_value(streams), "streams (queue pairs) on both ends")
       ("page-size", po::value(&page_size)->default_value(page_size), "guest page size on both ends")
-      ("dirty-rate", po::value(&dirty_rate)->default_value(dirty_rate), "pages per second the guest writes")
+      ("dirty-rate", po::value(&dirty_rate)->default_value(dirty_rate),
+       "pages per second the guest writes (on the destination too, once it runs there: -- --postcopy ...)")
       ("json", po::bool_switch(&json), "one JSON object per event, from both ends")
       ("psk-file", po::value(&psk_file), "authenticate both ends with this pre-shared key")
       ("encrypt", po::bool_switch(&encrypt),
@@ -673,9 +775,12 @@ int demo(const std::vector<std::string>& args, const char* self) {
     dup2(ready[1], STDOUT_FILENO);
     close(ready[0]);
     const std::string vdev = "net_memif0,role=server,socket=" + socket;
+    std::ostringstream guest_rate;  // the same guest, should it move there before its pages (postcopy)
+    guest_rate << dirty_rate;
     std::vector<std::string> words = {self, "dst", "--vdev", vdev, "--size-mib", size, "--streams", stream_count,
                                       "--page-size", page_bytes, "--cpu", placement.destination_control,
-                                      "--cores", placement.destination_streams, "--idle-sleep-us", kDemoIdleSleepUs};
+                                      "--cores", placement.destination_streams, "--idle-sleep-us", kDemoIdleSleepUs,
+                                      "--guest-dirty-rate", guest_rate.str()};
     if (json) words.push_back("--json");
     words.insert(words.end(), security_args.begin(), security_args.end());
     std::vector<char*> argv;

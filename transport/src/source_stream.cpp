@@ -215,6 +215,13 @@ bool SourceStream::tokens_for(std::size_t bytes, std::uint64_t now) {
 std::uint32_t SourceStream::send_window() const {
   const std::uint32_t slots = window_.capacity();
   const std::uint32_t cap = tuning_.window_frames != 0 ? std::min(tuning_.window_frames, slots) : slots;
+  if (!pacing_on_ && requests_.serving() && tuning_.window_frames == 0) {
+    // Postcopy: a page the destination's guest waits for queues behind every frame in
+    // flight. Without congestion control (a LAN, a memory link: a round trip of
+    // microseconds) a megabyte keeps the path busy, where the full window queues up to
+    // 9 MB: milliseconds for each fault.
+    return std::clamp<std::uint32_t>(kPostcopyInFlightBytes / frame_bytes_, 16, slots);
+  }
   if (!pacing_on_) return tuning_.window_frames != 0 ? cap : std::min(StreamTuning::kUncontrolledWindowFrames, slots);
   return std::clamp<std::uint32_t>(static_cast<std::uint32_t>(pacing_.window_bytes() / frame_bytes_), 1, cap);
 }

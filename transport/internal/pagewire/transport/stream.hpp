@@ -169,6 +169,7 @@ class SourceStream {
   void take_resend(const ReceivedFrame& frame);
   void start_resend();
   std::uint32_t send_window() const;
+  static constexpr std::uint32_t kPostcopyInFlightBytes = 1u << 20;
   void repair_holes(std::uint64_t now);
   rte_mbuf* alloc_frame();
   // A frame of its own (not DATA) on this stream's queue; a full queue is counted here, a
