@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <atomic>
 #include <condition_variable>
@@ -199,6 +200,23 @@ TEST(LazyPages, RemoteFaultLatenciesAreWhatTheTouchersWaited) {
   EXPECT_GE(waited.p99_us, waited.median_us);
   EXPECT_GE(waited.max_us, 2000);
   EXPECT_GE(waited.max_us, waited.p99_us);
+}
+
+// A guest's RAM blocks each keep their own waits: together they give the percentiles of
+// all of them, not of the busiest block.
+TEST(WaitHistogram, BlocksAddUpToThePercentilesOfAllTheirWaits) {
+  WaitHistogram fast, slow;
+  for (int i = 0; i < 90; ++i) fast.add(100'000);      // 100 us
+  for (int i = 0; i < 10; ++i) slow.add(50'000'000);   // 50 ms
+  const std::array<const WaitHistogram*, 2> both{&fast, &slow};
+  const WaitSummary all = WaitHistogram::summarize(both);
+  EXPECT_EQ(all.count, 100u);
+  EXPECT_NEAR(all.median_us, 100, 100.0 / 8);
+  EXPECT_NEAR(all.p99_us, 50'000, 50'000.0 / 8);
+  EXPECT_DOUBLE_EQ(all.max_us, 50'000);
+  EXPECT_EQ(fast.summary().count, 90u);
+  EXPECT_NEAR(fast.summary().p99_us, 100, 100.0 / 8);
+  EXPECT_EQ(WaitHistogram().summary().count, 0u);
 }
 
 TEST(LazyPages, PagesOutsideTheRegionAndBadRegionsAreRefusedWithWhy) {

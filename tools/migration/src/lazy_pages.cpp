@@ -168,47 +168,7 @@ Result<LazyPages::Installed> LazyPages::installed(long result, std::uint64_t pag
 void LazyPages::note_wait(std::uint64_t page) {
   const std::uint64_t faulted = faulted_at_ns_[page].exchange(0, std::memory_order_relaxed);
   if (faulted == 0) return;  // pushed before anyone touched it
-  const std::uint64_t waited = now_ns() - faulted;
-  waits_[bucket_of(waited)].fetch_add(1, std::memory_order_relaxed);
-  std::uint64_t longest = longest_wait_ns_.load(std::memory_order_relaxed);
-  while (waited > longest && !longest_wait_ns_.compare_exchange_weak(longest, waited, std::memory_order_relaxed)) {
-  }
-}
-
-// Bucket b covers [floor(b), floor(b + 1)): the power of two below the value, then which
-// eighth of the way to the next.
-std::size_t LazyPages::bucket_of(std::uint64_t ns) {
-  if (ns < kSubBuckets) return static_cast<std::size_t>(ns);
-  const auto power = static_cast<std::size_t>(std::bit_width(ns) - 1);
-  const auto eighth = static_cast<std::size_t>((ns >> (power - 3)) & (kSubBuckets - 1));
-  return std::min(kBuckets - 1, (power - 2) * kSubBuckets + eighth);
-}
-
-double LazyPages::bucket_floor_ns(std::size_t bucket) {
-  if (bucket < kSubBuckets) return static_cast<double>(bucket);
-  const std::size_t power = bucket / kSubBuckets + 2;
-  const std::size_t eighth = bucket % kSubBuckets;
-  return static_cast<double>((std::uint64_t{kSubBuckets} + eighth) << (power - 3));
-}
-
-LazyPages::Latencies LazyPages::latencies() const {
-  Latencies out;
-  std::array<std::uint64_t, kBuckets> counts{};
-  for (std::size_t b = 0; b < kBuckets; ++b) out.count += counts[b] = waits_[b].load(std::memory_order_relaxed);
-  if (out.count == 0) return out;
-  const auto at = [&](double share) {
-    const auto rank = static_cast<std::uint64_t>(share * static_cast<double>(out.count - 1));
-    std::uint64_t seen = 0;
-    for (std::size_t b = 0; b < kBuckets; ++b) {
-      seen += counts[b];
-      if (seen > rank) return bucket_floor_ns(b) / 1000;
-    }
-    return bucket_floor_ns(kBuckets - 1) / 1000;
-  };
-  out.median_us = at(0.5);
-  out.p99_us = at(0.99);
-  out.max_us = static_cast<double>(longest_wait_ns_.load(std::memory_order_relaxed)) / 1000;
-  return out;
+  waits_.add(now_ns() - faulted);
 }
 
 }  // namespace pagewire::migration

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "fault_thread.hpp"
+#include "wait_histogram.hpp"
 #include "pagewire/result.hpp"
 
 namespace pagewire::migration {
@@ -32,14 +33,8 @@ class LazyPages {
   using OnMissing = std::function<void(std::uint64_t page)>;
   enum class Installed : std::uint8_t { kInstalled, kAlreadyPresent };
   // How long touched pages waited, from the fault's report to their install: a remote
-  // fault's latency. Percentiles within 1/8 of the true value (buckets of an eighth of a
-  // power of two).
-  struct Latencies {
-    std::uint64_t count = 0;
-    double median_us = 0;
-    double p99_us = 0;
-    double max_us = 0;
-  };
+  // fault's latency.
+  using Latencies = WaitSummary;
 
   // Registers `region` (page-aligned, whole pages of `page_size`) and drops `missing`
   // (ascending page indices within it).
@@ -56,7 +51,8 @@ class LazyPages {
   Result<std::uint64_t> install_run(std::uint64_t first, std::uint64_t count, const std::byte* bytes);
 
   std::uint64_t faults() const { return faults_.load(std::memory_order_relaxed); }
-  Latencies latencies() const;
+  Latencies latencies() const { return waits_.summary(); }
+  const WaitHistogram& waits() const { return waits_; }
 
  private:
   LazyPages(std::span<std::byte> region, std::size_t page_size, int uffd, OnMissing on_missing)
@@ -70,10 +66,6 @@ class LazyPages {
   Status check_page(std::uint64_t page) const;
   Result<Installed> installed(long result, std::uint64_t page, const char* how);
   void note_wait(std::uint64_t page);
-  static constexpr std::size_t kSubBuckets = 8;
-  static constexpr std::size_t kBuckets = 64 * kSubBuckets;
-  static std::size_t bucket_of(std::uint64_t ns);
-  static double bucket_floor_ns(std::size_t bucket);
 
   std::span<std::byte> region_;
   std::size_t page_size_;
@@ -83,8 +75,7 @@ class LazyPages {
   // Per page: when its fault was reported (steady-clock ns), 0 when none is waiting. Any
   // thread may install; no lock: each slot and bucket is its own atomic.
   std::vector<std::atomic<std::uint64_t>> faulted_at_ns_;
-  std::array<std::atomic<std::uint64_t>, kBuckets> waits_{};
-  std::atomic<std::uint64_t> longest_wait_ns_{0};
+  WaitHistogram waits_;
   std::unique_ptr<FaultThread> thread_;  // declared last: stops before the rest goes
 };
 

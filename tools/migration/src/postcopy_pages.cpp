@@ -52,14 +52,12 @@ std::uint64_t PostcopyPages::faults() const {
   return total;
 }
 
-LazyPages::Latencies PostcopyPages::latencies() const {
-  LazyPages::Latencies most;
+WaitSummary PostcopyPages::latencies() const {
+  std::vector<const WaitHistogram*> histograms;
   for (const Block& block : blocks_) {
-    if (block.lazy == nullptr) continue;
-    const LazyPages::Latencies these = block.lazy->latencies();
-    if (these.count > most.count) most = these;
+    if (block.lazy != nullptr) histograms.push_back(&block.lazy->waits());
   }
-  return most;
+  return WaitHistogram::summarize(histograms);
 }
 
 std::string PostcopyPages::failure() const { return failed_.load(std::memory_order_acquire) ? failure_ : std::string(); }

@@ -33,7 +33,7 @@ class PostcopyPages {
   std::uint64_t missing() const { return missing_; }
   std::uint64_t placed() const { return placed_.load(std::memory_order_relaxed); }
   std::uint64_t faults() const;
-  LazyPages::Latencies latencies() const;  // over every block: the largest block's figures
+  WaitSummary latencies() const;  // over every block
   // The first placement that failed, or empty. Control thread, once the streams stopped.
   std::string failure() const;
 
