@@ -32,7 +32,7 @@ constexpr const char* kUsage =
     "Run 'pagewire <command> --help' for its options; 'pagewire --version' for the version.\n";
 
 constexpr const char* kBenchUsage =
-    "usage: pagewire bench <codec|transport|link|sweep|plot|cost|qemu|track> [options]\n"
+    "usage: pagewire bench <codec|transport|link|sweep|plot|cost|qemu|track|postcopy> [options]\n"
     "Run 'pagewire bench <name> --help' for its options.\n";
 
 }  // namespace
@@ -72,6 +72,9 @@ int main(int argc, char** argv) {
     }
     if (command == "bench" && args.size() >= 2 && args[1] == "track") {
       return cli::bench_track({args.begin() + 2, args.end()});
+    }
+    if (command == "bench" && args.size() >= 2 && args[1] == "postcopy") {
+      return cli::bench_postcopy({args.begin() + 2, args.end()});
     }
     if (command == "bench" && args.size() >= 2 && args[1] == "cost") {
       return cli::bench_cost({args.begin() + 2, args.end()});

@@ -3,6 +3,7 @@
 // the source's bytes; pages it held stay as they were; a page installed twice keeps the
 // workload's own writes; the background push makes later touches fault-free.
 #include "lazy_pages.hpp"
+#include "switch_record.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/mman.h>
@@ -35,6 +36,9 @@ struct Region {
   std::byte* page(std::uint64_t p) const { return bytes.data() + p * kPage; }
   std::span<std::byte> bytes;
 };
+
+// The missing pages as LazyPages takes them: runs.
+std::vector<PageRun> runs_of(const std::vector<std::uint64_t>& pages) { return runs_covering(pages, SIZE_MAX); }
 
 std::vector<std::byte> filled(std::uint64_t page, std::uint8_t salt) {
   std::vector<std::byte> bytes(kPage);
@@ -95,7 +99,7 @@ TEST(LazyPages, AWorkloadTouchingMissingPagesReadsTheSourcesBytesAndHeldPagesSta
   for (std::uint64_t p = 0; p < kPages; ++p) std::memcpy(region.page(p), filled(p, 0).data(), kPage);  // pre-copy
   const std::vector<std::uint64_t> missing = {3, 10, 11, 12, 13, 40, 63};
   Fetcher fetcher;
-  auto lazy = LazyPages::start(region.bytes, kPage, missing, [&](std::uint64_t page) { fetcher.missing(page); });
+  auto lazy = LazyPages::start(region.bytes, kPage, runs_of(missing), [&](std::uint64_t page) { fetcher.missing(page); });
   ASSERT_TRUE(lazy.ok()) << lazy.error().message;
   fetcher.serve(**lazy);
 
@@ -125,7 +129,7 @@ TEST(LazyPages, PagesPushedBeforeTheirTouchDoNotFaultAndZeroPagesInstallAsZero) 
   Region region;
   const std::vector<std::uint64_t> missing = {0, 1, 2, 3};
   std::atomic<int> reported{0};
-  auto lazy = LazyPages::start(region.bytes, kPage, missing, [&](std::uint64_t) { ++reported; });
+  auto lazy = LazyPages::start(region.bytes, kPage, runs_of(missing), [&](std::uint64_t) { ++reported; });
   ASSERT_TRUE(lazy.ok()) << lazy.error().message;
   ASSERT_TRUE((*lazy)->install(0, filled(0, 2).data()).ok());
   ASSERT_TRUE((*lazy)->install(1, filled(1, 2).data()).ok());
@@ -151,7 +155,7 @@ TEST(LazyPages, RunsInstallInOneCallAndAPagePresentAlreadyKeepsItsBytes) {
   Region region;
   std::vector<std::uint64_t> missing;
   for (std::uint64_t p = 8; p < 40; ++p) missing.push_back(p);
-  auto lazy = LazyPages::start(region.bytes, kPage, missing, [](std::uint64_t) {});
+  auto lazy = LazyPages::start(region.bytes, kPage, runs_of(missing), [](std::uint64_t) {});
   ASSERT_TRUE(lazy.ok()) << lazy.error().message;
   std::vector<std::byte> run(16 * kPage);
   for (std::uint64_t k = 0; k < 16; ++k) std::memcpy(run.data() + k * kPage, filled(8 + k, 1).data(), kPage);
@@ -184,7 +188,7 @@ TEST(LazyPages, RemoteFaultLatenciesAreWhatTheTouchersWaited) {
   Region region;
   const std::vector<std::uint64_t> missing = {1, 2, 3, 4, 5, 6, 7, 8};
   Fetcher fetcher;
-  auto lazy = LazyPages::start(region.bytes, kPage, missing, [&](std::uint64_t page) { fetcher.missing(page); });
+  auto lazy = LazyPages::start(region.bytes, kPage, runs_of(missing), [&](std::uint64_t page) { fetcher.missing(page); });
   ASSERT_TRUE(lazy.ok()) << lazy.error().message;
   ASSERT_TRUE((*lazy)->install(8, filled(8, 1).data()).ok());  // the background push got there first
   fetcher.serve(**lazy, std::chrono::milliseconds(2));
@@ -221,7 +225,7 @@ TEST(WaitHistogram, BlocksAddUpToThePercentilesOfAllTheirWaits) {
 
 TEST(LazyPages, PagesOutsideTheRegionAndBadRegionsAreRefusedWithWhy) {
   Region region;
-  const std::vector<std::uint64_t> none;
+  const std::vector<PageRun> none;
   auto lazy = LazyPages::start(region.bytes, kPage, none, [](std::uint64_t) {});
   ASSERT_TRUE(lazy.ok()) << lazy.error().message;
   const auto outside = (*lazy)->install(kPages, filled(0, 0).data());
@@ -229,10 +233,13 @@ TEST(LazyPages, PagesOutsideTheRegionAndBadRegionsAreRefusedWithWhy) {
   EXPECT_EQ(outside.error().message, "postcopy: page 64 is outside the region of 64 pages");
   EXPECT_FALSE((*lazy)->install_zero(~std::uint64_t{0}).ok());
 
-  const std::vector<std::uint64_t> beyond = {5, 64};
+  const std::vector<PageRun> beyond = {{5, 1}, {63, 2}};
   const auto refused = LazyPages::start(region.bytes, kPage, beyond, [](std::uint64_t) {});
   ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.error().message, "postcopy: missing page 64 is out of order or outside the region of 64 pages");
+  EXPECT_EQ(refused.error().message,
+            "postcopy: missing pages 63 +2 are empty, out of order or outside the region of 64 pages");
+  const std::vector<PageRun> backwards = {{10, 2}, {11, 1}};
+  EXPECT_FALSE(LazyPages::start(region.bytes, kPage, backwards, [](std::uint64_t) {}).ok());
   const auto unaligned = LazyPages::start(region.bytes.subspan(100, kPage), kPage, none, [](std::uint64_t) {});
   ASSERT_FALSE(unaligned.ok());
   EXPECT_EQ(unaligned.error().code, ErrorCode::kConfiguration);

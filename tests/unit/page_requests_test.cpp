@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <functional>
 #include <numeric>
 #include <vector>
 
@@ -64,6 +66,22 @@ TEST(PageRequests, AFloodFillsTheQueueAndTheRestWaitForTheRound) {
   const auto sent = send_all(requests, round, 16, [](std::size_t, std::span<const std::uint64_t>) {});
   ASSERT_EQ(sent.size(), 4000u);
   EXPECT_EQ(sent.front(), 4000 - PageRequests::kMaxWaiting) << "the queued ones, lowest first";
+}
+
+// A page sent on request that the destination then refused goes again with the resend:
+// forgotten as served, the round no longer skips it.
+TEST(PageRequests, APageForgottenIsNoLongerSkipped) {
+  std::vector<std::uint64_t> round{10, 11, 12, 13};
+  PageRequests requests;
+  requests.begin(round, 10, 14);
+  ASSERT_EQ(requests.ask(12, round), PageRequests::Take::kQueued);
+  requests.taken(requests.requested().size());
+  std::span<const std::uint64_t> ahead = round;
+  EXPECT_EQ(requests.unserved_prefix(&ahead), 2u) << "10 and 11, then 12 was sent";
+  requests.forget(12);
+  requests.forget(99);  // not this stream's: nothing
+  ahead = round;
+  EXPECT_EQ(requests.unserved_prefix(&ahead), 4u);
 }
 
 TEST(PageRequests, NotServingTakesNothingAndLimitsNothing) {

@@ -51,6 +51,7 @@ int bench_plot(const std::vector<std::string>& args);
 int bench_cost(const std::vector<std::string>& args);
 int bench_qemu(const std::vector<std::string>& args);
 int bench_track(const std::vector<std::string>& args);
+int bench_postcopy(const std::vector<std::string>& args);
 int bench_link(const std::vector<std::string>& args);
 int topo(const std::vector<std::string>& args);
 int source(const std::vector<std::string>& args);

@@ -652,7 +652,7 @@ int source(const std::vector<std::string>& args) {
                                 {"throughput_gbps", guest_mib * 8 * (1 << 20) / 1e9 / report->total_seconds},
                                 {"pages_by_encoding", by_encoding(report->pages_by_encoding)}, {"final_throttle", report->final_throttle},
                                 {"outages_ridden", report->outages_ridden}, {"longest_silence_ms", report->longest_silence_ms},
-                                {"postcopy", postcopy_json(*report)},
+                                {"postcopy", postcopy_json(*report)}, {"guest_writes", guest.writes()},
                                 {"security", security_name(config.security)},
                                 {"zero_copy", session.zero_copy_note()},
                                 {"streams", session.streams()},

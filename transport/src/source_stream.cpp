@@ -149,6 +149,7 @@ void SourceStream::start_resend() {
   resend_.erase(std::unique(resend_.begin(), resend_.end()), resend_.end());
   resending_.swap(resend_);
   resend_.clear();
+  for (std::uint64_t page : resending_) requests_.forget(page);  // sent on request, maybe: again
   pages_ = resending_;
   counters_.pages_resent += resending_.size();
 }

@@ -29,7 +29,7 @@ Error system_error(const std::string& what) {
 }  // namespace
 
 Result<std::unique_ptr<LazyPages>> LazyPages::start(std::span<std::byte> region, std::size_t page_size,
-                                                    std::span<const std::uint64_t> missing, OnMissing on_missing) {
+                                                    std::span<const PageRun> missing, OnMissing on_missing) {
   const auto system_page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
   if (region.empty() || page_size == 0 || page_size % system_page != 0 ||
       reinterpret_cast<std::uintptr_t>(region.data()) % system_page != 0 || region.size() % page_size != 0) {
@@ -38,22 +38,25 @@ Result<std::unique_ptr<LazyPages>> LazyPages::start(std::span<std::byte> region,
                                                      " bytes");
   }
   const std::uint64_t pages = region.size() / page_size;
-  for (std::size_t i = 0; i < missing.size(); ++i) {
-    if (missing[i] >= pages || (i > 0 && missing[i] <= missing[i - 1])) {
-      return make_error(ErrorCode::kConfiguration, "postcopy: missing page " + std::to_string(missing[i]) +
-                                                       " is out of order or outside the region of " +
-                                                       std::to_string(pages) + " pages");
+  std::uint64_t after_last = 0;
+  for (const PageRun& run : missing) {
+    if (run.count == 0 || run.first < after_last || run.first > pages || run.count > pages - run.first) {
+      return make_error(ErrorCode::kConfiguration, "postcopy: missing pages " + std::to_string(run.first) + " +" +
+                                                       std::to_string(run.count) + " are empty, out of order or outside "
+                                                       "the region of " + std::to_string(pages) + " pages");
     }
+    after_last = run.first + run.count;
   }
   const int uffd = static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
   if (uffd < 0) return system_error("userfaultfd() (root, or vm.unprivileged_userfaultfd=1, is needed)");
   std::unique_ptr<LazyPages> lazy(new LazyPages(region, page_size, uffd, std::move(on_missing)));
+  if (lazy->faulted_at_ns_ == nullptr) return system_error("no memory for the fault times of " + std::to_string(pages) + " pages");
   if (Status armed = lazy->arm(missing); !armed) return armed.error();
   return lazy;
 }
 
 // Registered before the pages are dropped, so no touch in between reads a zero page.
-Status LazyPages::arm(std::span<const std::uint64_t> missing) {
+Status LazyPages::arm(std::span<const PageRun> missing) {
   uffdio_api api{.api = UFFD_API, .features = 0, .ioctls = 0};
   if (ioctl(uffd_, UFFDIO_API, &api) != 0) return system_error("UFFDIO_API");
   uffdio_register registration{
@@ -63,13 +66,10 @@ Status LazyPages::arm(std::span<const std::uint64_t> missing) {
   if (ioctl(uffd_, UFFDIO_REGISTER, &registration) != 0) {
     return system_error("registering the region for missing pages (private anonymous memory only)");
   }
-  for (std::size_t i = 0; i < missing.size();) {  // a run of pages at a time
-    std::size_t run = 1;
-    while (i + run < missing.size() && missing[i + run] == missing[i] + run) ++run;
-    if (madvise(region_.data() + missing[i] * page_size_, run * page_size_, MADV_DONTNEED) != 0) {
+  for (const PageRun& run : missing) {
+    if (madvise(region_.data() + run.first * page_size_, run.count * page_size_, MADV_DONTNEED) != 0) {
       return system_error("dropping the pages not yet current");
     }
-    i += run;
   }
   auto thread = FaultThread::start(
       uffd_, [this](const PageFault& fault) { on_fault(fault); }, "postcopy");
@@ -91,7 +91,7 @@ void LazyPages::on_fault(const PageFault& fault) {
   faults_.fetch_add(1, std::memory_order_relaxed);
   const std::uint64_t page = (fault.address - base) / page_size_;
   std::uint64_t none = 0;  // a fault reported again keeps the first report's time
-  faulted_at_ns_[page].compare_exchange_strong(none, now_ns(), std::memory_order_relaxed);
+  faulted_at(page).compare_exchange_strong(none, now_ns(), std::memory_order_relaxed);
   on_missing_(page);
 }
 
@@ -166,7 +166,7 @@ Result<LazyPages::Installed> LazyPages::installed(long result, std::uint64_t pag
 
 // A page that a thread was waiting for: how long since its fault was reported.
 void LazyPages::note_wait(std::uint64_t page) {
-  const std::uint64_t faulted = faulted_at_ns_[page].exchange(0, std::memory_order_relaxed);
+  const std::uint64_t faulted = faulted_at(page).exchange(0, std::memory_order_relaxed);
   if (faulted == 0) return;  // pushed before anyone touched it
   waits_.add(now_ns() - faulted);
 }

@@ -13,6 +13,7 @@
 #include <array>
 #include <atomic>
 #include <cstddef>
+#include <cstdlib>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "fault_thread.hpp"
+#include "page_run.hpp"
 #include "wait_histogram.hpp"
 #include "pagewire/result.hpp"
 
@@ -37,9 +39,9 @@ class LazyPages {
   using Latencies = WaitSummary;
 
   // Registers `region` (page-aligned, whole pages of `page_size`) and drops `missing`
-  // (ascending page indices within it).
+  // (ascending runs of page indices within it, apart).
   static Result<std::unique_ptr<LazyPages>> start(std::span<std::byte> region, std::size_t page_size,
-                                                  std::span<const std::uint64_t> missing, OnMissing on_missing);
+                                                  std::span<const PageRun> missing, OnMissing on_missing);
   ~LazyPages();  // stops the fault thread and unregisters: untouched missing pages read as zero after
 
   // Any thread. `bytes` holds the page's page_size bytes.
@@ -60,8 +62,11 @@ class LazyPages {
         page_size_(page_size),
         uffd_(uffd),
         on_missing_(std::move(on_missing)),
-        faulted_at_ns_(region.size() / page_size) {}
-  Status arm(std::span<const std::uint64_t> missing);
+        // calloc: zero pages the kernel maps as slots are first used, not megabytes written
+        // while the guest waits to start.
+        faulted_at_ns_(static_cast<std::uint64_t*>(std::calloc(region.size() / page_size, sizeof(std::uint64_t)))) {}
+  Status arm(std::span<const PageRun> missing);
+  std::atomic_ref<std::uint64_t> faulted_at(std::uint64_t page) { return std::atomic_ref(faulted_at_ns_.get()[page]); }
   void on_fault(const PageFault& fault);
   Status check_page(std::uint64_t page) const;
   Result<Installed> installed(long result, std::uint64_t page, const char* how);
@@ -73,8 +78,11 @@ class LazyPages {
   OnMissing on_missing_;
   std::atomic<std::uint64_t> faults_{0};
   // Per page: when its fault was reported (steady-clock ns), 0 when none is waiting. Any
-  // thread may install; no lock: each slot and bucket is its own atomic.
-  std::vector<std::atomic<std::uint64_t>> faulted_at_ns_;
+  // thread may install; no lock: each slot is reached through an atomic_ref.
+  struct Free {
+    void operator()(std::uint64_t* slots) const { std::free(slots); }
+  };
+  std::unique_ptr<std::uint64_t[], Free> faulted_at_ns_;
   WaitHistogram waits_;
   std::unique_ptr<FaultThread> thread_;  // declared last: stops before the rest goes
 };

@@ -11,13 +11,13 @@ Result<std::unique_ptr<PostcopyPages>> PostcopyPages::start(const MigrationMemor
   std::uint64_t first_page = 0;
   for (const RamBlock& ram : memory.ram()) {
     const std::uint64_t pages = ram.bytes / memory.page_size();
-    std::vector<std::uint64_t> local;  // this block's missing pages, numbered within it
+    std::vector<PageRun> local;  // this block's missing runs, numbered within it
     for (const PageRun& run : missing) {
       const std::uint64_t from = std::max(run.first, first_page);
       const std::uint64_t to = std::min(run.first + run.count, first_page + pages);
-      for (std::uint64_t page = from; page < to; ++page) local.push_back(page - first_page);
+      if (from < to) local.push_back({from - first_page, to - from});
+      placement->missing_ += from < to ? to - from : 0;
     }
-    placement->missing_ += local.size();
     Block block{first_page, pages, nullptr};
     if (!local.empty()) {
       auto lazy = LazyPages::start({ram.host, ram.bytes}, memory.page_size(), local,

@@ -13,15 +13,10 @@
 #include <span>
 #include <vector>
 
+#include "page_run.hpp"
 #include "pagewire/result.hpp"
 
 namespace pagewire::migration {
-
-struct PageRun {
-  std::uint64_t first = 0;
-  std::uint64_t count = 0;
-  bool operator==(const PageRun&) const = default;
-};
 
 // `pages` (ascending, distinct) as at most `max_runs` runs covering them all.
 std::vector<PageRun> runs_covering(std::span<const std::uint64_t> pages, std::size_t max_runs);

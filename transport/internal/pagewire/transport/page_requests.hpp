@@ -75,6 +75,13 @@ class PageRequests {
     return look == kLookAhead ? kLookAhead : ahead->size();
   }
   bool idle() const { return waiting_.empty() && batch_left_.empty(); }
+  // `page` must go again whatever was sent of it (the destination refused it: RESEND), so
+  // it is no longer skipped as sent on request.
+  void forget(std::uint64_t page) {
+    if (!serving() || page < first_page_ || page - first_page_ >= served_.size() * 64) return;
+    const std::uint64_t bit = page - first_page_;
+    served_[bit / 64] &= ~(std::uint64_t{1} << (bit % 64));
+  }
 
  private:
   bool is_served(std::uint64_t page) const {
