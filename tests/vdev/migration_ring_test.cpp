@@ -836,27 +836,33 @@ TEST(MigrationRing, AnUnknownRefusedCommitIsSettledByAskingTheDestination) {
   EXPECT_EQ(outcome.writes_after, 0u) << "paused until the answer: resuming is the embedder's call";
 }
 
-// The path goes dark both ways for `outage_ms` from its 500th frame on: in round 0 (about
-// 3000 frames, which the source's rate cap stretches over a second), the guest writing.
 struct OutageRun {
   Outcome outcome;
   int dropped = 0;
 };
-OutageRun migrate_through_an_outage(std::uint32_t outage_ms, std::uint32_t resume_window_ms) {
+
+// Runs `scenario` (the guest writing, the source capped at 32 MB/s so that a round lasts)
+// over a path that goes dark both ways for `outage_ms` from the `nth` frame counted on:
+// every frame, or with `after`, those after the first frame of that type.
+OutageRun migrate_with_an_outage(Scenario scenario, std::uint32_t outage_ms, std::uint32_t resume_window_ms, int nth,
+                                 std::optional<transport::FrameType> after = {}) {
+  constexpr std::size_t kTypeOffset = 14 + 20 + 8 + 5;
+  std::atomic<bool> counting{!after.has_value()};
   std::atomic<int> frames{0};
   std::atomic<std::int64_t> dark_from_ns{0};
   std::atomic<int> dropped{0};
   rigs::LinkImpairment outage;
-  outage.drop_if = [&](std::span<const std::byte>) {
+  outage.drop_if = [&](std::span<const std::byte> frame) {
+    if (after && frame.size() > kTypeOffset && frame[kTypeOffset] == static_cast<std::byte>(*after)) counting = true;
+    if (!counting) return false;
     const auto now_ns = std::chrono::steady_clock::now().time_since_epoch() / std::chrono::nanoseconds(1);
     std::int64_t none = 0;
-    if (++frames == 500) dark_from_ns.compare_exchange_strong(none, now_ns);
+    if (++frames == nth) dark_from_ns.compare_exchange_strong(none, now_ns);
     const std::int64_t from = dark_from_ns.load();
     const bool dark = from != 0 && now_ns - from < std::int64_t{outage_ms} * 1'000'000;
     dropped += dark;
     return dark;
   };
-  Scenario scenario;
   scenario.guest.pages_per_second = 20000;
   scenario.impairment = &outage;
   scenario.source_rate_bytes_per_second = 32e6;
@@ -864,6 +870,11 @@ OutageRun migrate_through_an_outage(std::uint32_t outage_ms, std::uint32_t resum
   OutageRun run{migrate(scenario), 0};
   run.dropped = dropped.load();
   return run;
+}
+
+// Dark from the 500th frame: in round 0 (about 3000 frames, stretched over a second).
+OutageRun migrate_through_an_outage(std::uint32_t outage_ms, std::uint32_t resume_window_ms) {
+  return migrate_with_an_outage(Scenario{}, outage_ms, resume_window_ms, 500);
 }
 
 // Dark for twice the peer timeout in the middle of round 0, within the resume window: both
@@ -902,38 +913,12 @@ TEST(MigrationRing, AnOutageLongerThanTheResumeWindowFailsWithTheGuestRunning) {
   EXPECT_GT(outcome.writes_after, 0u) << "the guest runs on at the source";
 }
 
-// The path goes dark both ways for `outage_ms` from the 200th frame after the destination
-// said it runs the guest: in the middle of postcopy's push, which the source's rate cap
-// stretches over a second, the destination's workload faulting.
+// Dark from the 200th frame after the destination said it runs the guest: in the middle of
+// postcopy's push, the destination's workload faulting.
 OutageRun postcopy_through_an_outage(std::uint32_t outage_ms, std::uint32_t resume_window_ms) {
-  constexpr std::size_t kTypeOffset = 14 + 20 + 8 + 5;
-  std::atomic<bool> switched{false};
-  std::atomic<int> frames{0};
-  std::atomic<std::int64_t> dark_from_ns{0};
-  std::atomic<int> dropped{0};
-  rigs::LinkImpairment outage;
-  outage.drop_if = [&](std::span<const std::byte> frame) {
-    if (frame.size() > kTypeOffset && frame[kTypeOffset] == static_cast<std::byte>(transport::FrameType::kPostcopyAck)) {
-      switched = true;
-    }
-    if (!switched) return false;
-    const auto now_ns = std::chrono::steady_clock::now().time_since_epoch() / std::chrono::nanoseconds(1);
-    std::int64_t none = 0;
-    if (++frames == 200) dark_from_ns.compare_exchange_strong(none, now_ns);
-    const std::int64_t from = dark_from_ns.load();
-    const bool dark = from != 0 && now_ns - from < std::int64_t{outage_ms} * 1'000'000;
-    dropped += dark;
-    return dark;
-  };
   Scenario scenario;
-  scenario.guest.pages_per_second = 20000;
   scenario.migration.postcopy = MigrationOptions::Postcopy::kNow;
-  scenario.impairment = &outage;
-  scenario.source_rate_bytes_per_second = 32e6;
-  scenario.resume_window_ms = resume_window_ms;
-  OutageRun run{migrate(scenario), 0};
-  run.dropped = dropped.load();
-  return run;
+  return migrate_with_an_outage(scenario, outage_ms, resume_window_ms, 200, transport::FrameType::kPostcopyAck);
 }
 
 // Dark for twice the peer timeout after the switch, within the resume window: the

@@ -101,43 +101,50 @@ bool SourceStream::poll(std::uint64_t now) {
   return busy;
 }
 
-void SourceStream::take_resend(const ReceivedFrame& frame) {
+namespace {
+
+// The u64 pages a RESEND or PAGE_REQUEST lists (ResendPayload), each handed to `take`;
+// false when the payload cannot even hold its header. A count past the payload is cut to it.
+template <typename Take>
+bool for_each_listed_page(const ReceivedFrame& frame, Take&& take) {
   ResendPayload header;
-  if (frame.payload_bytes < sizeof header || fin_acked_) return;
+  if (frame.payload_bytes < sizeof header) return false;
   std::memcpy(&header, frame.payload, sizeof header);
   const std::size_t count =
       std::min<std::size_t>(header.count.get(), (frame.payload_bytes - sizeof header) / sizeof(le64));
-  ++counters_.resend_requests;
   for (std::size_t i = 0; i < count; ++i) {
     le64 page;
     std::memcpy(&page, frame.payload + sizeof header + i * sizeof page, sizeof page);
-    // Hostile input: a page outside the region is ignored (the encoder would refuse it).
-    if (page.get() >= encoder_.config().region_pages || resend_.size() == kMaxResendPages) continue;
-    encoder_.forget(page.get());
-    resend_.push_back(page.get());
+    take(page.get());
   }
+  return true;
+}
+
+}  // namespace
+
+void SourceStream::take_resend(const ReceivedFrame& frame) {
+  if (fin_acked_) return;
+  const bool listed = for_each_listed_page(frame, [this](std::uint64_t page) {
+    // Hostile input: a page outside the region is ignored (the encoder would refuse it).
+    if (page >= encoder_.config().region_pages || resend_.size() == kMaxResendPages) return;
+    encoder_.forget(page);
+    resend_.push_back(page);
+  });
+  if (!listed) return;
+  ++counters_.resend_requests;
   fin_sent_tsc_ = 0;  // a FIN already out no longer ends the stream: send a new one after
 }
 
 // Postcopy: the destination's guest touched these pages. Hostile input like RESEND's: pages
 // outside the round are counted and ignored, and the queue is bounded (PageRequests).
 void SourceStream::take_page_request(const ReceivedFrame& frame) {
-  ResendPayload header;
-  if (frame.payload_bytes < sizeof header) {
-    ++counters_.drops[static_cast<std::size_t>(FrameDrop::kTruncated)];
-    return;
-  }
-  std::memcpy(&header, frame.payload, sizeof header);
-  const std::size_t count =
-      std::min<std::size_t>(header.count.get(), (frame.payload_bytes - sizeof header) / sizeof(le64));
-  ++counters_.page_requests;
-  for (std::size_t i = 0; i < count; ++i) {
-    le64 page;
-    std::memcpy(&page, frame.payload + sizeof header + i * sizeof page, sizeof page);
-    const PageRequests::Take take = requests_.ask(page.get(), pages_);
+  const bool listed = for_each_listed_page(frame, [this](std::uint64_t page) {
+    const PageRequests::Take take = requests_.ask(page, pages_);
     if (take == PageRequests::Take::kQueued) ++counters_.pages_requested;
-    else if (take == PageRequests::Take::kNotInRound || take == PageRequests::Take::kFull) ++counters_.page_requests_refused;
-  }
+    if (take == PageRequests::Take::kNotInRound || take == PageRequests::Take::kFull) ++counters_.page_requests_refused;
+  });
+  if (listed) ++counters_.page_requests;
+  else ++counters_.drops[static_cast<std::size_t>(FrameDrop::kTruncated)];
 }
 
 void SourceStream::start_resend() {

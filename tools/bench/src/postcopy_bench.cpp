@@ -78,7 +78,7 @@ Result<PostcopyBenchRun> run_once(const PostcopyBenchOptions& options, int insta
   rigs::LinkImpairment path;
   path.delay_us = static_cast<std::uint32_t>(options.delay_ms * 1000);
   path.rate_bytes_per_second = options.rate_gbps * 1e9 / 8;
-  auto link = rigs::RingLink::create("pc" + std::to_string(instance), 1, 9000, 1u << 16, &path);
+  auto link = rigs::RingLink::create("pc" + std::to_string(instance), 1, 9000, 8192, &path);
   if (!link) return link.error();
   const std::uint64_t guest_pages = (options.size_mib << 20) / kPage;
   const std::uint64_t state_pages = migration::state_pages_for(64 << 10, kPage);
