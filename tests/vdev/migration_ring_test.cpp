@@ -1126,6 +1126,22 @@ TEST(MigrationRing, AutoConvergeThrottlesAGuestThatOutrunsTheLink) {
   EXPECT_TRUE(outcome.regions_equal);
 }
 
+// The same guest with --postcopy when-stuck: once rounds stop shrinking the dirty set, the
+// guest moves to the destination instead of being throttled, and arrives byte for byte.
+TEST(MigrationRing, WhenStuckPostcopyTakesTheGuestInsteadOfThrottlingIt) {
+  Scenario scenario;
+  scenario.guest = {.pages_per_second = 300000, .pattern = sim::WritePattern::kUniform, .bytes_per_write = 4096};
+  scenario.source_rate_bytes_per_second = 40e6;
+  scenario.migration.downtime_limit_ms = 30;
+  scenario.migration.postcopy = MigrationOptions::Postcopy::kWhenStuck;
+  const Outcome outcome = migrate(scenario);
+  expect_postcopy(scenario, outcome);
+  ASSERT_TRUE(outcome.report.ok());
+  EXPECT_EQ(outcome.report->final_throttle, 0) << "never throttled";
+  EXPECT_EQ(std::count(outcome.hook_calls.begin(), outcome.hook_calls.end(), "throttle"), 0);
+  EXPECT_GE(outcome.report->rounds, 3u) << "pre-copy rounds until they stalled, then the switch and the push";
+}
+
 TEST(MigrationRing, WithoutAutoConvergeItSwitchesOverAnyway) {
   Scenario scenario;
   scenario.guest = {.pages_per_second = 300000, .pattern = sim::WritePattern::kUniform, .bytes_per_write = 4096};
