@@ -2,6 +2,8 @@
 #include <boost/program_options.hpp>
 
 #include <iostream>
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,8 +30,15 @@ constexpr const char* kUsage =
     "  bench cost    CPU cost per page of each stage, and the cores 25/40/100 GbE need\n"
     "  bench qemu    QEMU and pagewire migrate the same image, interleaved: total, downtime, ratio\n"
     "  bench track   what tracking a live workload's writes (userfaultfd) costs it and each look\n"
+    "  bench postcopy  postcopy's remote faults over a path of a chosen delay and rate\n"
     "  topo          the core, queue and memory placement for a number of streams and a port\n"
     "Run 'pagewire <command> --help' for its options; 'pagewire --version' for the version.\n";
+
+using Command = std::function<int(const std::vector<std::string>& args)>;
+const std::map<std::string, Command> kBenches = {
+    {"transport", cli::bench_transport}, {"qemu", cli::bench_qemu},   {"link", cli::bench_link},
+    {"track", cli::bench_track},         {"cost", cli::bench_cost},   {"plot", cli::bench_plot},
+    {"sweep", cli::bench_sweep},         {"codec", [](const auto& args) { return cli::bench_codec(args); }}, {"postcopy", cli::bench_postcopy}};
 
 constexpr const char* kBenchUsage =
     "usage: pagewire bench <codec|transport|link|sweep|plot|cost|qemu|track|postcopy> [options]\n"
@@ -61,32 +70,8 @@ int main(int argc, char** argv) {
     if (command == "topo") return cli::topo(rest);
     if (command == "image") return cli::image(rest);
     if (command == "outcome") return cli::outcome(rest);
-    if (command == "bench" && args.size() >= 2 && args[1] == "transport") {
-      return cli::bench_transport({args.begin() + 2, args.end()});
-    }
-    if (command == "bench" && args.size() >= 2 && args[1] == "qemu") {
-      return cli::bench_qemu({args.begin() + 2, args.end()});
-    }
-    if (command == "bench" && args.size() >= 2 && args[1] == "link") {
-      return cli::bench_link({args.begin() + 2, args.end()});
-    }
-    if (command == "bench" && args.size() >= 2 && args[1] == "track") {
-      return cli::bench_track({args.begin() + 2, args.end()});
-    }
-    if (command == "bench" && args.size() >= 2 && args[1] == "postcopy") {
-      return cli::bench_postcopy({args.begin() + 2, args.end()});
-    }
-    if (command == "bench" && args.size() >= 2 && args[1] == "cost") {
-      return cli::bench_cost({args.begin() + 2, args.end()});
-    }
-    if (command == "bench" && args.size() >= 2 && args[1] == "plot") {
-      return cli::bench_plot({args.begin() + 2, args.end()});
-    }
-    if (command == "bench" && args.size() >= 2 && args[1] == "sweep") {
-      return cli::bench_sweep({args.begin() + 2, args.end()});
-    }
-    if (command == "bench" && args.size() >= 2 && args[1] == "codec") {
-      return cli::bench_codec({args.begin() + 2, args.end()});
+    if (command == "bench" && args.size() >= 2) {
+      if (const auto bench = kBenches.find(args[1]); bench != kBenches.end()) return bench->second({args.begin() + 2, args.end()});
     }
     if (command == "bench") {
       std::cerr << "pagewire bench: unknown benchmark '" << args[1] << "'\n" << kBenchUsage;
