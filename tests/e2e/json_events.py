@@ -3,8 +3,8 @@
 (docs/json-events.schema.json, explained in docs/json.md).
 
 Runs, each with --json: a demo migration capped at 2 Gbit/s (so that round 0 lasts long
-enough for progress events), a source that fails (no peer), `bench transport` over each
-link a single process can run (ring, null) and `bench track`. For every run: stdout is pure
+enough for progress events), a postcopy demo, a source that fails (no peer), `bench transport` over each
+link a single process can run (ring, null), `bench track` and `bench postcopy`. For every run: stdout is pure
 JSON (one object per line, text went to stderr), every object validates, times never go
 back, and the events a run must produce are there. The schema itself is checked to refuse
 what it should (an undocumented field, a wrong type), so a vacuous schema fails too.
@@ -93,6 +93,13 @@ def main():
         fail("the destination sent no progress event")
     check_schema_refuses(validator, demo)
 
+    # Postcopy at once: both ends' postcopy objects, filled in.
+    postcopy_args = ["demo", "--json", "--size-mib", "32", "--", "--postcopy", "now"]
+    postcopy = events_of(pagewire, postcopy_args, 0)
+    check(validator, postcopy_args, postcopy, {"migrated": 1, "received": 1, "demo": 1})
+    if any(e["event"] in ("migrated", "received") and e.get("postcopy") is None for e in postcopy):
+        fail("a postcopy migration without its postcopy figures")
+
     failing_args = ["src", "--json", "--size-mib", "16", "--timeout-s", "1",
                     "--vdev", "net_memif0,role=client,socket=/tmp/pagewire-json-events-nobody.sock"]
     check(validator, failing_args, events_of(pagewire, failing_args, 1), {"failed": 1})
@@ -104,7 +111,8 @@ def main():
 
     for args in (["bench", "transport", "--json", "--region-mib", "16", "--repeats", "1", "--loss", "0"],
                  ["bench", "transport", "--json", "--link", "null", "--region-mib", "16", "--repeats", "1"],
-                 ["bench", "track", "--json", "--size-mib", "16", "--repeats", "1"]):
+                 ["bench", "track", "--json", "--size-mib", "16", "--repeats", "1"],
+                 ["bench", "postcopy", "--json", "--size-mib", "16", "--repeats", "1", "--delay-ms", "5"]):
         check(validator, args, events_of(pagewire, args, 0), {"result": 1})
     print("OK")
 
