@@ -4,7 +4,9 @@
  * so the hooks are only pause and resume. Run the destination first, then the source:
  *   embed_minimal destination net_memif0,role=server,socket=/tmp/c.sock received.img
  *   embed_minimal source      net_memif0,role=client,socket=/tmp/c.sock sent.img
- * Each writes its copy of the memory to the file once the migration is done: byte-equal. */
+ * Each writes its copy of the memory to the file once the migration is done: byte-equal.
+ * A fourth argument `postcopy` at both ends moves the guest before its pages (at once): the
+ * destination's start hook is where a hypervisor would start its vCPUs. */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS under -std=c11 */
 #include <pagewire.h>
 #include <pthread.h>
@@ -66,6 +68,13 @@ static int commit(void *user, const pagewire_ram_block *ram, size_t blocks, cons
   return save(user, ram, blocks); /* a hypervisor would start the guest here */
 }
 
+static int start(void *user, const pagewire_ram_block *ram, size_t blocks, const void *state, size_t state_bytes,
+                 uint64_t missing_pages) {
+  (void)user, (void)ram, (void)blocks, (void)state, (void)state_bytes;
+  printf("destination: the guest starts with %llu pages still to come\n", (unsigned long long)missing_pages);
+  return 0; /* a hypervisor would start the vCPUs here: their first touches of those pages wait */
+}
+
 static void *map(uint64_t pages) { /* pre-faulted: first touches would land in the rounds */
   void *memory = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   return memory == MAP_FAILED ? NULL : memory;
@@ -77,8 +86,10 @@ static int failed(const char *what, const pagewire_error *error) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 4) return fprintf(stderr, "usage: %s source|destination VDEV FILE\n", argv[0]), 2;
-  const int source = strcmp(argv[1], "source") == 0;
+  if (argc != 4 && !(argc == 5 && strcmp(argv[4], "postcopy") == 0)) {
+    return fprintf(stderr, "usage: %s source|destination VDEV FILE [postcopy]\n", argv[0]), 2;
+  }
+  const int source = strcmp(argv[1], "source") == 0, postcopy = argc == 5;
   pagewire_error error;
   pagewire_link_config config;
   pagewire_link_config_init(&config);
@@ -100,7 +111,8 @@ int main(int argc, char **argv) {
     if (ram.host == NULL) return perror("mmap"), 1;
     if (pagewire_destination_accept_blocks(link, &ram, 1, state, state_pages * PAGE, PAGE, &destination, &error) !=
             PAGEWIRE_OK ||
-        pagewire_destination_run(destination, commit, argv[3], 10000, NULL, &error) != PAGEWIRE_OK) {
+        pagewire_destination_run_postcopy(destination, commit, postcopy ? start : NULL, argv[3], 10000, NULL, &error) !=
+            PAGEWIRE_OK) {
       return failed("destination", &error);
     }
     pagewire_destination_close(destination);
@@ -115,12 +127,15 @@ int main(int argc, char **argv) {
   pagewire_source *src;
   pagewire_source_hooks hooks = {.user = &g, .pause = guest_pause, .resume = guest_resume};
   pagewire_migration_report report;
-  if (pagewire_source_connect_blocks(link, g.ram, 2, state, state_pages * PAGE, PAGE, NULL, &src, &error) != PAGEWIRE_OK ||
+  pagewire_source_options options;
+  pagewire_source_options_init(&options);
+  if (postcopy) options.postcopy = "now";
+  if (pagewire_source_connect_blocks(link, g.ram, 2, state, state_pages * PAGE, PAGE, &options, &src, &error) != PAGEWIRE_OK ||
       pagewire_source_run(src, &hooks, NULL, 0, &report, &error) != PAGEWIRE_OK) {
     return failed("source", &error);
   }
-  printf("source: migrated in %u rounds, downtime %.1f ms, digest %s\n", report.rounds, report.downtime_ms,
-         report.digest);
+  printf("source: migrated in %u rounds, downtime %.1f ms, digest %s%s\n", report.rounds, report.downtime_ms,
+         report.digest, report.postcopy ? " (postcopy)" : "");
   int status = save(argv[3], g.ram, 2); /* the guest stays paused: it runs on the destination */
   atomic_store(&g.stop, 1);
   pthread_join(writer, NULL);

@@ -40,11 +40,13 @@ export LD_LIBRARY_PATH=$(pc --variable=libdir)
 
 # A migration between two processes: destination (memif server) first, then the source.
 migrate() {
-  local name=$1 program=$2 sock=$dir/$1.sock
-  "$program" destination "net_memif0,role=server,socket=$sock" "$dir/$name.received" > "$dir/$name.dst.log" 2>&1 &
+  local name=$1 program=$2 mode=${3:-} sock=$dir/$1.sock
+  "$program" destination "net_memif0,role=server,socket=$sock" "$dir/$name.received" $mode > "$dir/$name.dst.log" 2>&1 &
   pids+=($!)
   local destination=$!
-  "$program" source "net_memif0,role=client,socket=$sock" "$dir/$name.sent" > "$dir/$name.src.log" 2>&1 ||
+  # The memif server must be listening before its client starts.
+  for _ in $(seq 100); do [[ -S $sock ]] && break; sleep 0.1; done
+  "$program" source "net_memif0,role=client,socket=$sock" "$dir/$name.sent" $mode > "$dir/$name.src.log" 2>&1 ||
     fail "$name source: $(tail -5 "$dir/$name.src.log"); destination: $(tail -5 "$dir/$name.dst.log")"
   wait "$destination" || fail "$name destination: $(tail -5 "$dir/$name.dst.log")"
   grep -q "committed" "$dir/$name.dst.log" || fail "$name: the destination never committed"
@@ -54,4 +56,7 @@ migrate() {
 }
 migrate kv "$dir/kv"
 migrate c "$dir/cmin"
+migrate cpost "$dir/cmin" postcopy  # the C interface's postcopy: the start hook, then the rest
+grep -q "starts with 8192 pages still to come" "$dir/cpost.dst.log" || fail "cpost: the start hook never ran"
+grep -q "(postcopy)" "$dir/cpost.src.log" || fail "cpost: the source did not switch to postcopy"
 echo "OK"

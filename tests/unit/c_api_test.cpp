@@ -19,6 +19,8 @@ TEST(CApi, ReportsItsApiVersionAndDefaults) {
   pagewire_source_options_init(&options);
   EXPECT_EQ(options.downtime_limit_ms, 300u);
   EXPECT_STREQ(options.policy, "adaptive");
+  EXPECT_STREQ(options.postcopy, "off");
+  EXPECT_EQ(options.postcopy_after_rounds, 1u);
   EXPECT_EQ(pagewire_state_pages(4096 - 8, 4096), 1u);
   EXPECT_EQ(pagewire_state_pages(4096, 4096), 2u) << "the length comes first";
 }
@@ -59,6 +61,9 @@ TEST(CApi, MissingHandlesAndHooksAreRefused) {
   EXPECT_EQ(pagewire_source_run(nullptr, &hooks, nullptr, 0, nullptr, &error), PAGEWIRE_ERR_CONFIGURATION);
   EXPECT_NE(std::string(error.message).find("pause and resume hooks"), std::string::npos) << error.message;
   EXPECT_EQ(pagewire_destination_run(nullptr, nullptr, nullptr, 0, nullptr, &error), PAGEWIRE_ERR_CONFIGURATION);
+  EXPECT_EQ(pagewire_destination_run_postcopy(nullptr, nullptr, nullptr, nullptr, 0, nullptr, &error),
+            PAGEWIRE_ERR_CONFIGURATION);
+  EXPECT_EQ(PAGEWIRE_ERR_GUEST_LOST, 15) << "pagewire::ErrorCode::kGuestLost";
   pagewire_commit_outcome outcome = PAGEWIRE_OUTCOME_PENDING;
   EXPECT_EQ(pagewire_query_outcome(nullptr, 7, 100, &outcome, &error), PAGEWIRE_ERR_CONFIGURATION);
   EXPECT_NE(std::string(error.message).find("link and outcome are required"), std::string::npos) << error.message;

@@ -128,6 +128,12 @@ typedef struct pagewire_source_options {
   uint32_t max_seconds;
   const char *policy; /* "adaptive", "raw", "full", ... */
   double max_gbps;    /* 0: no cap */
+  /* Postcopy (docs/design.md): "off" (default); "now"; "when-stuck" (when pre-copy stops
+   * converging, instead of throttling); "after-rounds" (after postcopy_after_rounds rounds,
+   * unless pre-copy converges first). The destination must run with a start hook
+   * (pagewire_destination_run_postcopy). */
+  const char *postcopy;
+  uint32_t postcopy_after_rounds;
 } pagewire_source_options;
 
 typedef struct pagewire_migration_report {
@@ -139,6 +145,9 @@ typedef struct pagewire_migration_report {
   uint32_t rounds;
   uint64_t pages_sent;
   uint64_t wire_bytes;
+  int postcopy;              /* the guest moved before all its pages: downtime_ms is then the pause */
+  uint64_t postcopy_pages;   /* what the destination lacked at the switch */
+  uint64_t pages_requested;  /* sent ahead of the rest, asked for by its faults */
 } pagewire_migration_report;
 
 void pagewire_source_options_init(pagewire_source_options *options);
@@ -153,7 +162,7 @@ pagewire_status pagewire_source_connect_blocks(pagewire_link *link, const pagewi
                                                const pagewire_source_options *options, pagewire_source **source,
                                                pagewire_error *error);
 /* PAGEWIRE_OK: the destination took the guest; it stays paused here. Any other status but
- * PAGEWIRE_ERR_COMMIT_UNKNOWN: the guest runs here as before. */
+ * PAGEWIRE_ERR_COMMIT_UNKNOWN and PAGEWIRE_ERR_GUEST_LOST: the guest runs here as before. */
 pagewire_status pagewire_source_run(pagewire_source *source, const pagewire_source_hooks *hooks,
                                     const void *device_state, size_t device_state_bytes,
                                     pagewire_migration_report *report, pagewire_error *error);
@@ -187,11 +196,26 @@ pagewire_status pagewire_query_outcome(pagewire_link *link, uint32_t session, ui
 typedef int (*pagewire_commit_hook)(void *user, const pagewire_ram_block *ram, size_t ram_blocks,
                                     const void *device_state, size_t device_state_bytes, const char *digest);
 
+/* Postcopy: start the guest now, before all its pages are here. A page still missing faults
+ * on its first touch and the toucher waits while it is fetched from the source. Return 0 once
+ * it runs (quickly: the source's guest is paused meanwhile), anything else to refuse (the
+ * source resumes its guest). After a 0, a failed run (PAGEWIRE_ERR_GUEST_LOST) means the
+ * guest lacks pages for good: stop it. */
+typedef int (*pagewire_postcopy_start_hook)(void *user, const pagewire_ram_block *ram, size_t ram_blocks,
+                                            const void *device_state, size_t device_state_bytes,
+                                            uint64_t missing_pages);
+
 typedef struct pagewire_receive_report {
   char digest[40];
   double commit_wait_ms;
   double commit_hook_ms;
   size_t device_state_bytes;
+  int postcopy;             /* the start hook ran: the guest moved before all its pages */
+  uint64_t missing_pages;   /* at the switch */
+  uint64_t remote_faults;   /* first touches of a missing page */
+  double fault_median_us;   /* their waits until the page was in place */
+  double fault_p99_us;
+  double fault_max_us;
 } pagewire_receive_report;
 
 pagewire_status pagewire_destination_accept(pagewire_link *link, void *memory, size_t memory_bytes,
@@ -205,6 +229,12 @@ pagewire_status pagewire_destination_accept_blocks(pagewire_link *link, const pa
 pagewire_status pagewire_destination_run(pagewire_destination *destination, pagewire_commit_hook on_commit,
                                          void *user, uint32_t commit_timeout_ms, pagewire_receive_report *report,
                                          pagewire_error *error);
+/* The same, taking postcopy too: should the source switch, `on_start` starts the guest here
+ * first (the same `user`). */
+pagewire_status pagewire_destination_run_postcopy(pagewire_destination *destination, pagewire_commit_hook on_commit,
+                                                  pagewire_postcopy_start_hook on_start, void *user,
+                                                  uint32_t commit_timeout_ms, pagewire_receive_report *report,
+                                                  pagewire_error *error);
 /* Any thread: run fails with PAGEWIRE_ERR_CANCELLED after telling the source (ABORT). */
 void pagewire_destination_cancel(pagewire_destination *destination, const char *reason);
 void pagewire_destination_close(pagewire_destination *destination);

@@ -103,8 +103,10 @@ class CallbackTracker final : public pagewire::migration::DirtyTracker {
   const pagewire_source_hooks& hooks_;
 };
 
+Status set_postcopy(const pagewire_source_options* options, pagewire::migration::SourceOptions* c);
+
 // pagewire_source_options as the C++ API's.
-pagewire::migration::SourceOptions source_options(const pagewire_source_options* options) {
+pagewire::Result<pagewire::migration::SourceOptions> source_options(const pagewire_source_options* options) {
   pagewire_source_options defaults;
   pagewire_source_options_init(&defaults);
   const pagewire_source_options& o = options != nullptr ? *options : defaults;
@@ -113,7 +115,46 @@ pagewire::migration::SourceOptions source_options(const pagewire_source_options*
   c.migration.max_seconds = o.max_seconds;
   c.policy = o.policy != nullptr ? o.policy : "adaptive";
   c.max_gbps = o.max_gbps;
+  c.migration.postcopy_after_rounds = o.postcopy_after_rounds;
+  if (Status postcopy = set_postcopy(&o, &c); !postcopy) return postcopy.error();
   return c;
+}
+
+// pagewire_source_options::postcopy; an unknown word is the caller's error.
+Status set_postcopy(const pagewire_source_options* options, pagewire::migration::SourceOptions* c) {
+  using Postcopy = pagewire::migration::MigrationOptions::Postcopy;
+  const std::string mode = options != nullptr && options->postcopy != nullptr ? options->postcopy : "off";
+  if (mode == "off") c->migration.postcopy = Postcopy::kOff;
+  else if (mode == "now") c->migration.postcopy = Postcopy::kNow;
+  else if (mode == "when-stuck") c->migration.postcopy = Postcopy::kWhenStuck;
+  else if (mode == "after-rounds" && c->migration.postcopy_after_rounds > 0) c->migration.postcopy = Postcopy::kAfterRounds;
+  else {
+    return make_error(pagewire::ErrorCode::kConfiguration,
+                      "pagewire_source_options.postcopy '" + mode + "': expected off, now, when-stuck or after-rounds "
+                      "(with postcopy_after_rounds at least 1)");
+  }
+  return pagewire::Ok{};
+}
+
+std::vector<pagewire_ram_block> c_blocks(std::span<const pagewire::migration::RamBlock> ram) {
+  std::vector<pagewire_ram_block> blocks;
+  for (const auto& block : ram) blocks.push_back({block.host, block.bytes});
+  return blocks;
+}
+
+pagewire_receive_report receive_report(const pagewire::migration::ReceiveReport& r) {
+  pagewire_receive_report out{.digest = {},
+                              .commit_wait_ms = r.commit_wait_ms,
+                              .commit_hook_ms = r.commit_hook_ms,
+                              .device_state_bytes = r.device_state.size(),
+                              .postcopy = r.postcopy.switched ? 1 : 0,
+                              .missing_pages = r.postcopy.missing_pages,
+                              .remote_faults = r.postcopy.remote_faults,
+                              .fault_median_us = r.postcopy.fault_median_us,
+                              .fault_p99_us = r.postcopy.fault_p99_us,
+                              .fault_max_us = r.postcopy.fault_max_us};
+  copy_digest(r.digest, out.digest);
+  return out;
 }
 
 std::vector<pagewire::migration::RamBlock> ram_of(const pagewire_ram_block* ram, size_t ram_blocks) {
@@ -221,7 +262,9 @@ void pagewire_source_options_init(pagewire_source_options* options) {
   *options = pagewire_source_options{.downtime_limit_ms = defaults.downtime_limit_ms,
                                      .max_seconds = defaults.max_seconds,
                                      .policy = "adaptive",
-                                     .max_gbps = 0};
+                                     .max_gbps = 0,
+                                     .postcopy = "off",
+                                     .postcopy_after_rounds = defaults.postcopy_after_rounds};
 }
 
 pagewire_status pagewire_source_connect(pagewire_link* link, void* memory, size_t memory_bytes, uint64_t guest_pages,
@@ -232,7 +275,9 @@ pagewire_status pagewire_source_connect(pagewire_link* link, void* memory, size_
       return invalid("pagewire_source_connect: link, memory and source are required", error);
     }
     const std::span<std::byte> bytes(static_cast<std::byte*>(memory), memory_bytes);
-    auto connected = pagewire::migration::Source::connect(link->link, bytes, guest_pages, page_size, source_options(options));
+    auto settings = source_options(options);
+    if (!settings) return report(settings.error(), error);
+    auto connected = pagewire::migration::Source::connect(link->link, bytes, guest_pages, page_size, *settings);
     if (!connected) return report(connected.error(), error);
     *source = new pagewire_source{std::move(connected).value(), {{bytes.data(), guest_pages * page_size}}, page_size};
     return PAGEWIRE_OK;
@@ -249,7 +294,9 @@ pagewire_status pagewire_source_connect_blocks(pagewire_link* link, const pagewi
     }
     std::vector<pagewire::migration::RamBlock> blocks = ram_of(ram, ram_blocks);
     const std::span<std::byte> state(static_cast<std::byte*>(state_area), state_area_bytes);
-    auto connected = pagewire::migration::Source::connect(link->link, blocks, state, page_size, source_options(options));
+    auto settings = source_options(options);
+    if (!settings) return report(settings.error(), error);
+    auto connected = pagewire::migration::Source::connect(link->link, blocks, state, page_size, *settings);
     if (!connected) return report(connected.error(), error);
     *source = new pagewire_source{std::move(connected).value(), std::move(blocks), page_size};
     return PAGEWIRE_OK;
@@ -289,7 +336,10 @@ pagewire_status pagewire_source_run(pagewire_source* source, const pagewire_sour
                                        .expected_downtime_ms = result->expected_downtime_ms,
                                        .rounds = result->rounds,
                                        .pages_sent = result->pages_sent,
-                                       .wire_bytes = result->wire_bytes};
+                                       .wire_bytes = result->wire_bytes,
+                                       .postcopy = result->postcopy ? 1 : 0,
+                                       .postcopy_pages = result->postcopy_pages,
+                                       .pages_requested = result->pages_requested};
       copy_digest(result->digest, out->digest);
     }
     return PAGEWIRE_OK;
@@ -341,27 +391,36 @@ pagewire_status pagewire_destination_accept_blocks(pagewire_link* link, const pa
 pagewire_status pagewire_destination_run(pagewire_destination* destination, pagewire_commit_hook on_commit, void* user,
                                          uint32_t commit_timeout_ms, pagewire_receive_report* out,
                                          pagewire_error* error) {
+  return pagewire_destination_run_postcopy(destination, on_commit, nullptr, user, commit_timeout_ms, out, error);
+}
+
+pagewire_status pagewire_destination_run_postcopy(pagewire_destination* destination, pagewire_commit_hook on_commit,
+                                                  pagewire_postcopy_start_hook on_start, void* user,
+                                                  uint32_t commit_timeout_ms, pagewire_receive_report* out,
+                                                  pagewire_error* error) {
   return guarded(error, [&] {
     if (destination == nullptr) return invalid("pagewire_destination_run: destination is required", error);
     pagewire::migration::CommitHook hook;
     if (on_commit != nullptr) {
       hook = [&](const pagewire::migration::CommittedImage& image) {
-        std::vector<pagewire_ram_block> ram;
-        for (const auto& block : image.ram) ram.push_back({block.host, block.bytes});
+        const std::vector<pagewire_ram_block> ram = c_blocks(image.ram);
         return from_callback(on_commit(user, ram.data(), ram.size(), image.device_state.data(),
                                        image.device_state.size(), image.digest.c_str()),
                              "commit hook");
       };
     }
-    auto result = destination->destination.run(hook, commit_timeout_ms);
-    if (!result) return report(result.error(), error);
-    if (out != nullptr) {
-      *out = pagewire_receive_report{.digest = {},
-                                     .commit_wait_ms = result->commit_wait_ms,
-                                     .commit_hook_ms = result->commit_hook_ms,
-                                     .device_state_bytes = result->device_state.size()};
-      copy_digest(result->digest, out->digest);
+    pagewire::migration::PostcopyStartHook start;
+    if (on_start != nullptr) {
+      start = [&](const pagewire::migration::StartingImage& image) {
+        const std::vector<pagewire_ram_block> ram = c_blocks(image.ram);
+        return from_callback(on_start(user, ram.data(), ram.size(), image.device_state.data(),
+                                      image.device_state.size(), image.missing_pages),
+                             "postcopy start hook");
+      };
     }
+    auto result = destination->destination.run(hook, commit_timeout_ms, start);
+    if (!result) return report(result.error(), error);
+    if (out != nullptr) *out = receive_report(*result);
     return PAGEWIRE_OK;
   });
 }
