@@ -659,6 +659,24 @@ TEST(MigrationRing, PostcopyAfterARoundLeavesOnlyTheDirtyPagesMissing) {
   EXPECT_LT(outcome.report->postcopy_pages, (scenario.guest_mib << 20) / kPage);
 }
 
+// A guest in RAM blocks cut differently at each end, deflated: each destination block faults
+// on its own (a fault thread each, all asking through the same streams), records that span
+// the destination's cuts are placed block by block, and the image is still exact.
+TEST(MigrationRing, PostcopyIntoRamBlocksCutDifferentlyAtEachEnd) {
+  Scenario scenario;
+  scenario.guest.pages_per_second = 20000;
+  scenario.policy = *pagecodec::policy_named("full");
+  scenario.image = sim::ImageProfile::kDatabase;
+  scenario.source_ram_pages = {3001, 1, 4000, 1190};
+  scenario.destination_ram_pages = {2048, 1, 4095, 3, 1001, 1043, 1};
+  scenario.migration.postcopy = MigrationOptions::Postcopy::kNow;
+  scenario.touch_every = 3;
+  const Outcome outcome = migrate(scenario);
+  expect_postcopy(scenario, outcome);
+  ASSERT_TRUE(outcome.report.ok());
+  EXPECT_GT(outcome.report->pages_by_encoding[static_cast<std::size_t>(pagecodec::Encoding::kDeflate)], 0u);
+}
+
 // Page requests, answers and the push through loss and reordering, on two stream cores per
 // end: a page asked for while its pushed copy is in flight is placed once.
 TEST(MigrationRing, PostcopyThroughLossAndReorderingOnStreamCores) {

@@ -25,8 +25,10 @@ Status DestinationSession::begin_postcopy() {
   }
   for (std::uint16_t s = 0; s < streams_.size(); ++s) {
     const std::string name = "pw_req_" + std::to_string(session_) + "_" + std::to_string(s);
+    // Several fault threads may ask (one per RAM block): multi-producer; the stream's core
+    // alone takes.
     rte_ring* ring = rte_ring_create_elem(name.c_str(), sizeof(std::uint64_t), kRequestRingSlots, rte_socket_id(),
-                                          RING_F_SP_ENQ | RING_F_SC_DEQ);
+                                          RING_F_SC_DEQ);
     if (ring == nullptr) {
       return make_error(ErrorCode::kSystem, "postcopy: no memory for stream " + std::to_string(s) +
                                                 "'s page requests (" + std::string(rte_strerror(rte_errno)) + ")");

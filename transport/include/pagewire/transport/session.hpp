@@ -345,8 +345,8 @@ class DestinationSession {
   // Tells the source the guest runs here (running), or that it could not and why: the
   // source then resumes its own. Control thread, after begin_postcopy().
   void answer_postcopy(bool running, const std::string& reason = {});
-  // Any one thread at a time (the guest's fault handler), after begin_postcopy(): asks the
-  // source for `page` ahead of the rest. False: not a page the source sends, or the
+  // Any thread (the guest's fault handlers), after begin_postcopy(): asks the source for
+  // `page` ahead of the rest. False: not a page the source sends, or the
   // stream's queue of requests is full (the page still comes with the rest).
   bool request_page(std::uint64_t page);
 
@@ -414,7 +414,7 @@ class DestinationSession {
   std::unique_ptr<WindowGrowth> windows_;
   pagecodec::PageMap memory_;  // the streams point at it
   std::uint64_t source_pages_ = 0;  // how the source splits its pages between the streams
-  std::vector<rte_ring*> page_requests_;  // postcopy: per stream, the guest's faults (SP/SC)
+  std::vector<rte_ring*> page_requests_;  // postcopy: per stream, the guest's faults (MP/SC)
   std::vector<std::uint32_t> generations_;
   std::vector<std::unique_ptr<FrameCrypto>> crypto_;  // per stream (queue); empty without a key
   std::unique_ptr<Responder> responder_;
