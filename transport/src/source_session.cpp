@@ -191,10 +191,16 @@ bool SourceSession::exchange(FrameType request, std::uint32_t timeout_ms, Handle
     for (std::uint32_t id = 1; !answered && rte_rdtsc() < deadline; ++id, wait_us = std::min(2 * wait_us, max_wait_us)) {
       send_control(control_, config_.path, FrameFields{.type = request, .stream = 0, .session = session_, .seq = id},
                    nullptr, 0, crypto(0));
+      // Not the answer: stream 0's (we run on its core), as its poll would take it; postcopy's
+      // page requests among them, for the round begun before (the guest may already run
+      // there and fault before its answer reaches us).
       answered = await_control(control_, config_.path, config_.streams, session_,
                                std::min(deadline, rte_rdtsc() + wait_us * rte_get_tsc_hz() / 1000000),
-                               &control_counters_, crypto(0),
-                               [&](const ReceivedFrame& frame, const rte_mbuf*) { return handle(frame); });
+                               &control_counters_, crypto(0), [&](const ReceivedFrame& frame, const rte_mbuf*) {
+                                 if (handle(frame)) return true;
+                                 streams_[0].take(frame, rte_rdtsc());
+                                 return false;
+                               });
     }
   });
   return answered;
@@ -247,12 +253,6 @@ Status SourceSession::switch_to_postcopy(std::uint32_t timeout_ms) {
   bool running = false;
   std::string refusal;
   const bool answered = exchange(FrameType::kPostcopy, timeout_ms, [&](const ReceivedFrame& frame) {
-    // The guest already runs there and may fault before our answer arrives: its requests
-    // on queue 0 are stream 0's (we run on its core), queued for the round begun before.
-    if (frame.type == FrameType::kPageRequest) {
-      streams_[0].take_page_request(frame);
-      return false;
-    }
     if (frame.type == FrameType::kAbort) {
       refusal = abort_reason(frame.payload, frame.payload_bytes);
       return true;

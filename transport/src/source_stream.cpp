@@ -175,21 +175,29 @@ void SourceStream::receive(std::uint64_t now) {
     if (frame.drop == FrameDrop::kNone) frame.drop = open_frame(&burst[i], &frame, crypto_, queue_.pool);
     if (frame.drop != FrameDrop::kNone) {
       ++counters_.drops[static_cast<std::size_t>(frame.drop)];
-    } else if (frame.type == FrameType::kAck) {
-      on_ack(frame, now);
-    } else if (frame.type == FrameType::kFinAck && fin_wanted_ && frame.seq == window_.next()) {
-      fin_acked_ = true;
-    } else if (frame.type == FrameType::kResend) {
-      take_resend(frame);
-    } else if (frame.type == FrameType::kPageRequest) {
-      take_page_request(frame);
-    } else if (frame.type == FrameType::kProbeAck) {
-      on_probe_ack(frame, now);
-    } else if (frame.type == FrameType::kAbort) {
-      destination_abort_->set(std::string_view(reinterpret_cast<const char*>(frame.payload),
-                                               std::min<std::size_t>(frame.payload_bytes, 200)));
+    } else {
+      take(frame, now);
     }
     rte_pktmbuf_free(burst[i]);
+  }
+}
+
+void SourceStream::take(const ReceivedFrame& frame, std::uint64_t now) {
+  if (frame.stream != index_) {
+    ++counters_.drops[static_cast<std::size_t>(FrameDrop::kWrongPort)];
+  } else if (frame.type == FrameType::kAck) {
+    on_ack(frame, now);
+  } else if (frame.type == FrameType::kFinAck && fin_wanted_ && frame.seq == window_.next()) {
+    fin_acked_ = true;
+  } else if (frame.type == FrameType::kResend) {
+    take_resend(frame);
+  } else if (frame.type == FrameType::kPageRequest) {
+    take_page_request(frame);
+  } else if (frame.type == FrameType::kProbeAck) {
+    on_probe_ack(frame, now);
+  } else if (frame.type == FrameType::kAbort) {
+    destination_abort_->set(std::string_view(reinterpret_cast<const char*>(frame.payload),
+                                             std::min<std::size_t>(frame.payload_bytes, 200)));
   }
 }
 

@@ -95,9 +95,10 @@ class SourceStream {
   // guest runs, and pages it asks for (PAGE_REQUEST) go first. Every page goes whole from
   // now on (Encoder::stop_building_on_receiver). [first_page, end_page): this stream's pages.
   void serve_page_requests(std::uint64_t first_page, std::uint64_t end_page);
-  // A PAGE_REQUEST this stream's queue brought in while another loop read it (the switch's
-  // exchange on queue 0): queued as if poll() had read it.
-  void take_page_request(const ReceivedFrame& frame);
+  // A frame of this stream's queue, parsed and opened, that another loop read (the
+  // switchover's exchanges on queue 0): an ACK, RESEND, PAGE_REQUEST, probe answer or ABORT
+  // is taken as poll() would take it, so none is lost or left uncounted meanwhile.
+  void take(const ReceivedFrame& frame, std::uint64_t now);
   // After the last round: send FIN until the destination confirms.
   void finish();
   // The rate cap to follow from now on (bytes per second, 0: none), which another thread may
@@ -128,6 +129,7 @@ class SourceStream {
   using InFlight = SendWindow<rte_mbuf>::Entry;
 
   void receive(std::uint64_t now);
+  void take_page_request(const ReceivedFrame& frame);
   void on_ack(const ReceivedFrame& frame, std::uint64_t now);
   // The pacing controller's stamp for every transmission (new or again) of `entry`.
   void stamp_sent(InFlight& entry, std::uint64_t now);
