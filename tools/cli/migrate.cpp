@@ -622,6 +622,10 @@ int source(const std::vector<std::string>& args) {
   }, o.json ? std::function<void(const migration::RoundProgress&)>(emit_progress) : draw_progress);
   progress.clear();
   control_socket->reset();  // the migration is over: nothing left to control
+  // A failure's ABORT is on its way to the destination: as after a success (below), give it
+  // time to be read before the port closes, or memif's PMD unmaps its rings under a peer
+  // still reading them and the destination waits out its resume window instead.
+  if (!report) std::this_thread::sleep_for(std::chrono::milliseconds(300));
   if (!report && report.error().code == ErrorCode::kCommitUnknown) {
     // The destination remembers for a while (it lingers): asking it later settles it.
     const std::string ask = "; ask the destination with 'pagewire outcome --session " +
