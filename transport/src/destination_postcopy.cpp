@@ -1,5 +1,6 @@
-// DestinationSession's postcopy: the switch the source asks for, the streams turned to write
-// into staging, and the guest's faults handed to the stream that owns each page.
+// DestinationSession's postcopy: the switch the source asks for, the streams turned to hand
+// what arrives to the observer to place, and the guest's faults handed to the stream that
+// owns each page.
 #include <rte_lcore.h>
 #include <rte_ring.h>
 

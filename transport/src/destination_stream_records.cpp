@@ -77,7 +77,7 @@ bool DestinationStream::apply_record(const pagecodec::RecordView& record) {
 // Into the region, telling the observer; in postcopy into the bounce buffer, for the
 // observer to place (ZERO needs no bytes). Only pages written whole are told of.
 pagecodec::DecodeError DestinationStream::write_record(const pagecodec::RecordView& record) {
-  if (!placing_) {
+  if (!placing()) {
     const pagecodec::DecodeError applied = decoder_.apply(record, *memory_);
     if (applied == pagecodec::DecodeError::kNone && applied_pages_ != nullptr) {
       applied_pages_->pages_written(record.first_page, record.page_count);
@@ -105,7 +105,7 @@ bool DestinationStream::may_apply(const pagecodec::RecordView& record) {
     return std::atomic_ref(generations[k]).load(std::memory_order_relaxed);
   };
   const bool builds_on_held = record.encoding == pagecodec::Encoding::kDelta || record.encoding == pagecodec::Encoding::kCopy;
-  if (builds_on_held && placing_) {
+  if (builds_on_held && placing()) {
     ++counters_.record_errors;  // postcopy: what it builds on is the guest's now, or gone
     refuse(record.first_page, 1);
     return false;
@@ -184,7 +184,6 @@ void DestinationStream::send_resend(std::uint64_t now) {
 void DestinationStream::begin_postcopy(rte_ring* requests) {
   requests_ = requests;
   pre_postcopy_generation_ = newest_generation_;
-  placing_ = true;
   bounce_.resize(max_record_bytes_);
   asked_.reserve(kMaxAskedPages);
 }

@@ -95,22 +95,21 @@ void LazyPages::on_fault(const PageFault& fault) {
   on_missing_(page);
 }
 
+// One page: a run of one (what a fetcher answering a single fault places).
 Result<LazyPages::Installed> LazyPages::install(std::uint64_t page, const std::byte* bytes) {
-  if (Status inside = check_page(page); !inside) return inside.error();
-  uffdio_copy copy{.dst = reinterpret_cast<std::uintptr_t>(region_.data()) + page * page_size_,
-                   .src = reinterpret_cast<std::uintptr_t>(bytes),
-                   .len = page_size_,
-                   .mode = 0,
-                   .copy = 0};
-  return installed(ioctl(uffd_, UFFDIO_COPY, &copy), page, "UFFDIO_COPY");
+  auto placed = install_run(page, 1, bytes);
+  if (!placed) return placed.error();
+  return *placed == 1 ? Installed::kInstalled : Installed::kAlreadyPresent;
 }
+
+Result<LazyPages::Installed> LazyPages::install_zero(std::uint64_t page) { return install(page, nullptr); }
 
 // The kernel fills a run page by page and stops at the first page already there (EEXIST)
 // or when interrupted (EAGAIN), saying how many bytes it filled: those pages are in, the one
 // present is skipped, and the rest goes again.
 Result<std::uint64_t> LazyPages::install_run(std::uint64_t first, std::uint64_t count, const std::byte* bytes) {
   if (count == 0) return std::uint64_t{0};
-  if (Status inside = check_page(first + count - 1); !inside) return inside.error();
+  if (Status inside = check_run(first, count); !inside) return inside.error();
   std::uint64_t done = 0, installed_pages = 0;
   while (done < count) {
     const std::uint64_t page = first + done;
@@ -139,29 +138,13 @@ Result<std::uint64_t> LazyPages::install_run(std::uint64_t first, std::uint64_t 
   return installed_pages;
 }
 
-Result<LazyPages::Installed> LazyPages::install_zero(std::uint64_t page) {
-  if (Status inside = check_page(page); !inside) return inside.error();
-  uffdio_zeropage zero{.range = {reinterpret_cast<std::uintptr_t>(region_.data()) + page * page_size_, page_size_},
-                       .mode = 0,
-                       .zeropage = 0};
-  return installed(ioctl(uffd_, UFFDIO_ZEROPAGE, &zero), page, "UFFDIO_ZEROPAGE");
-}
-
-Status LazyPages::check_page(std::uint64_t page) const {
-  if (page < region_.size() / page_size_) return Ok{};
-  return make_error(ErrorCode::kConfiguration, "postcopy: page " + std::to_string(page) + " is outside the region of " +
-                                                   std::to_string(region_.size() / page_size_) + " pages");
-}
-
-// An ioctl's result for `page`: a page already there (EEXIST) is no error, and keeps what
-// it holds.
-Result<LazyPages::Installed> LazyPages::installed(long result, std::uint64_t page, const char* how) {
-  if (result == 0) {
-    note_wait(page);
-    return Installed::kInstalled;
-  }
-  if (errno == EEXIST) return Installed::kAlreadyPresent;
-  return system_error("installing page " + std::to_string(page) + " (" + how + ")");
+// Written so that no first and count, however large, wrap around.
+Status LazyPages::check_run(std::uint64_t first, std::uint64_t count) const {
+  const std::uint64_t pages = region_.size() / page_size_;
+  if (first < pages && count <= pages - first) return Ok{};
+  const std::uint64_t outside = first < pages ? pages : first;
+  return make_error(ErrorCode::kConfiguration, "postcopy: page " + std::to_string(outside) + " is outside the region of " +
+                                                   std::to_string(pages) + " pages");
 }
 
 // A page that a thread was waiting for: how long since its fault was reported.

@@ -44,7 +44,7 @@ class LazyPages {
                                                   std::span<const PageRun> missing, OnMissing on_missing);
   ~LazyPages();  // stops the fault thread and unregisters: untouched missing pages read as zero after
 
-  // Any thread. `bytes` holds the page's page_size bytes.
+  // Any thread. `bytes` holds the page's page_size bytes (null: a zero page).
   Result<Installed> install(std::uint64_t page, const std::byte* bytes);
   Result<Installed> install_zero(std::uint64_t page);
   // Pages [first, first + count) from `bytes` (count pages; null: zero pages) in one call
@@ -68,8 +68,7 @@ class LazyPages {
   Status arm(std::span<const PageRun> missing);
   std::atomic_ref<std::uint64_t> faulted_at(std::uint64_t page) { return std::atomic_ref(faulted_at_ns_.get()[page]); }
   void on_fault(const PageFault& fault);
-  Status check_page(std::uint64_t page) const;
-  Result<Installed> installed(long result, std::uint64_t page, const char* how);
+  Status check_run(std::uint64_t first, std::uint64_t count) const;
   void note_wait(std::uint64_t page);
 
   std::span<std::byte> region_;

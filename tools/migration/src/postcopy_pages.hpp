@@ -1,6 +1,6 @@
 // The destination's guest memory during postcopy: the pages it lacks fault on first touch
 // (LazyPages, one per RAM block) and are reported with their migration-wide page number;
-// pages that arrive in staging are placed into the guest atomically, from a stream core.
+// pages that arrive are placed into the guest atomically, from a stream core.
 #pragma once
 
 #include <atomic>

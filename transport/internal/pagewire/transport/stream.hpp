@@ -358,12 +358,13 @@ class DestinationStream {
   static constexpr std::size_t kMaxRefusedPages = 1024;
   std::vector<std::uint64_t> refused_;
   std::uint64_t resend_due_tsc_ = 0;
-  // Postcopy: faults to forward (null before), the pages asked for and not yet applied.
+  // Postcopy: faults to forward (null before), the pages asked for and not yet applied. Set,
+  // records are decoded into bounce_ and placed by the observer (placing()).
   rte_ring* requests_ = nullptr;
+  bool placing() const { return requests_ != nullptr; }
   static constexpr std::size_t kMaxAskedPages = 128;
   std::vector<std::uint64_t> asked_;
   std::uint64_t ask_again_tsc_ = 0;
-  bool placing_ = false;           // postcopy: decoded into bounce_, placed by the observer
   std::vector<std::byte> bounce_;  // one record's pages, decoded
   std::size_t max_record_bytes_;
   std::uint32_t newest_generation_ = 0;        // of every record applied
