@@ -27,7 +27,7 @@ std::vector<int> arrive(Window& window, std::uint32_t first, const std::vector<i
     if (admission != Admission::kInOrder) continue;
     applied.push_back(offset);
     window.advance();
-    while (int* next = window.take_next()) applied.push_back(*next);
+    for (auto next = window.take_next(); next.arrived; next = window.take_next()) applied.push_back(*next.item);
   }
   return applied;
 }
@@ -96,9 +96,39 @@ TEST(ReceiveWindow, AtMostTheWireBlocksAreReportedAndAcknowledgedOnesCountAsRece
   EXPECT_EQ(blocks.base[0], (kAckSackBlocks + 2) * 64 + 64);
   // Everything up to 129 arrives: block 128's frames below next() count as received.
   for (std::uint32_t seq = 0; seq < 128; ++seq) window.advance();
-  EXPECT_EQ(window.take_next(), &item);  // 128 was held
+  EXPECT_EQ(window.take_next().item, &item);  // 128 was held
   blocks = window.blocks();
   for (std::size_t b = 0; b < blocks.count; ++b) EXPECT_NE(blocks.base[b], 128u) << "acknowledged: not reported";
+}
+
+// A frame applied as it arrived is reported received and passed in order, with nothing
+// handed back for it; a copy of it is a duplicate; the frames held around it come in order.
+TEST(ReceiveWindow, FramesAppliedAheadAreAcknowledgedAndPassedWithoutBeingHeld) {
+  Window window(16);
+  int held = 7;
+  ASSERT_EQ(window.admit(2), Admission::kAhead);
+  window.applied_ahead(2);
+  ASSERT_EQ(window.admit(3), Admission::kAhead);
+  window.hold(3, &held);
+  EXPECT_EQ(window.admit(2), Admission::kDuplicate) << "applied already";
+  EXPECT_TRUE(window.arrived(2));
+  EXPECT_EQ(window.held_at(2), nullptr);
+  EXPECT_EQ(window.held(), 1u) << "only what holds a frame counts";
+  EXPECT_EQ(window.blocks().after_next, 0b110u) << "2 and 3 after next() = 0";
+
+  EXPECT_FALSE(window.take_next().arrived) << "0 is the hole";
+  window.advance();  // 0
+  window.advance();  // 1
+  const auto applied = window.take_next();
+  EXPECT_TRUE(applied.arrived);
+  EXPECT_EQ(applied.item, nullptr) << "nothing held for 2";
+  const auto taken = window.take_next();
+  EXPECT_EQ(taken.item, &held);
+  EXPECT_FALSE(window.take_next().arrived);
+  EXPECT_EQ(window.next(), 4u);
+  EXPECT_EQ(window.held(), 0u);
+  EXPECT_EQ(window.admit(2), Admission::kDuplicate);
+  EXPECT_FALSE(window.arrived(2 + 16)) << "the slot is free for the next lap";
 }
 
 TEST(ReceiveWindow, ReleaseAllHandsBackEveryHeldItem) {
@@ -106,11 +136,13 @@ TEST(ReceiveWindow, ReleaseAllHandsBackEveryHeldItem) {
   int a = 0, b = 0;
   window.hold(2, &a);
   window.hold(5, &b);
+  window.applied_ahead(6);
   std::vector<int*> released;
   window.release_all([&](int* item) { released.push_back(item); });
   EXPECT_EQ(released.size(), 2u);
   EXPECT_EQ(window.held(), 0u);
   EXPECT_EQ(window.held_at(2), nullptr);
+  EXPECT_FALSE(window.arrived(6));
 }
 
 }  // namespace

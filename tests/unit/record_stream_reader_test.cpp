@@ -16,9 +16,9 @@ namespace {
 
 using Bytes = std::vector<std::byte>;
 
-Bytes record_of(std::uint32_t payload_bytes, std::uint64_t first_page) {
+Bytes record_of(std::uint32_t payload_bytes, std::uint64_t first_page, Encoding encoding = Encoding::kRaw) {
   RecordHeader header{};
-  header.encoding = static_cast<std::uint8_t>(Encoding::kRaw);
+  header.encoding = static_cast<std::uint8_t>(encoding);
   header.page_count.set(1);
   header.payload_bytes.set(payload_bytes);
   header.first_page.set(first_page);
@@ -106,6 +106,51 @@ TEST(RecordStreamReader, TheCallerStopsItByReturningFalse) {
   EXPECT_FALSE(reader.feed(stream, [&](auto, auto) { return ++handed < 1; }));
   EXPECT_EQ(handed, 1) << "nothing after the refusal";
   EXPECT_EQ(reader.error(), "") << "the caller said why, not the reader";
+}
+
+// A frame's payload may be applied ahead of a hole only when it is whole records end to end,
+// each of an encoding the receiver takes out of order (here: all but DELTA and COPY); its
+// lengths are hostile input, read header by header through the caller's reader (a frame
+// may lie in segments).
+bool whole_and_order_free(const Bytes& payload) {
+  return RecordStreamReader::whole_records(
+      payload.size(),
+      [&](std::size_t at, std::byte* header) {
+        ASSERT_LE(at + kRecordHeaderBytes, payload.size()) << "read past the payload";
+        std::memcpy(header, payload.data() + at, kRecordHeaderBytes);
+      },
+      [](Encoding encoding) { return !builds_on_held(encoding); });
+}
+
+Bytes joined(const std::vector<Bytes>& records) {
+  Bytes out;
+  for (const Bytes& r : records) out.insert(out.end(), r.begin(), r.end());
+  return out;
+}
+
+TEST(RecordStreamReader, OnlyWholeRecordsOfAcceptedEncodingsMayBeAppliedAheadOfAHole) {
+  const Bytes raw = record_of(4096, 1), zero = record_of(0, 2, Encoding::kZero), deflate = record_of(900, 3, Encoding::kDeflate);
+  EXPECT_TRUE(whole_and_order_free(joined({raw, zero, deflate})));
+  EXPECT_TRUE(whole_and_order_free(joined({zero})));
+  EXPECT_FALSE(whole_and_order_free(Bytes{})) << "nothing to apply";
+  EXPECT_FALSE(whole_and_order_free(joined({raw, record_of(40, 4, Encoding::kDelta)})))
+      << "an encoding the receiver does not take";
+  EXPECT_FALSE(whole_and_order_free(joined({record_of(8, 5, Encoding::kCopy), raw}))) << "the first one too";
+
+  Bytes cut = joined({raw, deflate});
+  cut.resize(cut.size() - 1);
+  EXPECT_FALSE(whole_and_order_free(cut)) << "the last record runs on into the next frame";
+  Bytes trailing = joined({raw});
+  trailing.resize(trailing.size() + kRecordHeaderBytes - 1);
+  EXPECT_FALSE(whole_and_order_free(trailing)) << "bytes too few for a header after the last record";
+
+  // A hostile length: far past the frame, and one that wraps a size_t sum.
+  Bytes huge = joined({raw, zero});
+  RecordHeader header;
+  std::memcpy(&header, huge.data() + raw.size(), sizeof header);
+  header.payload_bytes.set(0xffffffffu);
+  std::memcpy(huge.data() + raw.size(), &header, sizeof header);
+  EXPECT_FALSE(whole_and_order_free(huge));
 }
 
 }  // namespace

@@ -35,6 +35,7 @@ DestinationStream::DestinationStream(std::uint16_t index, QueueRef queue, const 
       tsc_hz_(rte_get_tsc_hz()),
       receive_window_(window_slots(tuning, rte_pktmbuf_data_room_size(queue.pool))),
       records_(max_record_bytes),
+      ahead_records_(max_record_bytes),
       max_record_bytes_(max_record_bytes) {
   refused_.reserve(kMaxRefusedPages);
 }
@@ -70,7 +71,7 @@ bool DestinationStream::poll(std::uint64_t now) {
       on_fragment(mbuf, frame, now);
       continue;  // on_fragment owns the mbuf
     } else if (frame.type == FrameType::kData) {
-      on_data(mbuf, PayloadRange{frame.payload_offset, frame.payload_bytes}, frame.seq, now);
+      on_data(mbuf, PayloadRange{frame.payload_offset, frame.payload_bytes}, frame.seq, frame.whole_records, now);
       continue;  // on_data owns the mbuf
     } else if (frame.type == FrameType::kProbe) {
       // The source is looking for its path's MTU on this stream's queue, or, between rounds,
@@ -122,24 +123,32 @@ bool DestinationStream::admit(rte_mbuf* mbuf, std::uint32_t seq, std::uint64_t n
   return true;
 }
 
-void DestinationStream::on_data(rte_mbuf* mbuf, PayloadRange payload, std::uint32_t seq, std::uint64_t now) {
+void DestinationStream::on_data(rte_mbuf* mbuf, PayloadRange payload, std::uint32_t seq, bool whole_records,
+                                std::uint64_t now) {
   ++counters_.frames_received;
   if (!admit(mbuf, seq, now)) return;
   if (seq != receive_window_.next()) {
-    // As parsed and opened: read by held_payload() when its turn comes.
-    receive_window_.hold(seq, keepable(mbuf));
     ++counters_.out_of_order;
     ack_due_tsc_ = now;  // a hole: tell the sender at once
+    if (whole_records && apply_ahead(mbuf, payload)) {
+      receive_window_.applied_ahead(seq);
+      rte_pktmbuf_free(mbuf);
+      return;
+    }
+    // As parsed and opened: read by held_payload() when its turn comes.
+    receive_window_.hold(seq, keepable(mbuf));
     return;
   }
-  // In order: apply it and every held frame that now follows.
+  // In order: apply it and every frame that now follows (held, or applied already).
   deliver(mbuf, payload);
   rte_pktmbuf_free(mbuf);
   receive_window_.advance();
   ++unacked_;
-  while (rte_mbuf* next = receive_window_.take_next()) {
-    deliver(next, held_payload(next));
-    rte_pktmbuf_free(next);
+  for (auto next = receive_window_.take_next(); next.arrived; next = receive_window_.take_next()) {
+    if (next.item != nullptr) {
+      deliver(next.item, held_payload(next.item));
+      rte_pktmbuf_free(next.item);
+    }
     ++unacked_;
   }
   const std::uint64_t delay = std::uint64_t{tuning_.ack_delay_us} * tsc_hz_ / 1000000;
@@ -179,7 +188,7 @@ rte_mbuf* DestinationStream::keepable(rte_mbuf* mbuf) {
 void DestinationStream::on_fragment(rte_mbuf* mbuf, const ReceivedFrame& frame, std::uint64_t now) {
   ++counters_.fragments_received;
   if (!admit(mbuf, frame.seq, now)) return;
-  if (receive_window_.held_at(frame.seq) != nullptr) {
+  if (receive_window_.arrived(frame.seq)) {
     ++counters_.duplicates;  // that frame is here already, whole
     ack_due_tsc_ = now;
     rte_pktmbuf_free(mbuf);
@@ -206,7 +215,7 @@ void DestinationStream::on_fragment(rte_mbuf* mbuf, const ReceivedFrame& frame, 
   rte_pktmbuf_free(mbuf);
   if (part != Rebuilds::Part::kWhole) return;
   rte_mbuf* whole = rebuilds_.take(*rebuild);
-  on_data(whole, held_payload(whole), frame.seq, now);
+  on_data(whole, held_payload(whole), frame.seq, false, now);
 }
 
 DestinationStream::Rebuilds::Rebuild* DestinationStream::start_rebuild(const rte_mbuf* part, const ReceivedFrame& frame) {

@@ -15,18 +15,41 @@ namespace pagewire::transport {
 void DestinationStream::deliver(const rte_mbuf* mbuf, PayloadRange payload) {
   counters_.payload_bytes_received += payload.bytes;
   visit_bytes(mbuf, payload.offset, payload.bytes,
-              [this](const std::byte* piece, std::size_t bytes) { deliver(piece, bytes); });
+              [this](const std::byte* piece, std::size_t bytes) { feed(records_, piece, bytes); });
 }
 
-// Feeds in-order stream bytes to the record decoder, record by record (RecordStreamReader:
-// whole where they lie, assembled when cut across frames or segments).
-void DestinationStream::deliver(const std::byte* bytes, std::size_t length) {
+// A frame after a hole waits for it only if it must. When it is whole records (the sender
+// says so, and their lengths tile it) its records are applied now, while its bytes are in
+// cache, instead of an RTT or more later with hundreds of frames held behind the hole. Each
+// record's rule decides as it does in order: a copy older than what the page holds is
+// stale; a DELTA's base is its page's content from an earlier round, which a stream
+// finishes (everything acknowledged) before it starts the next, and is checked exactly.
+// A COPY waits: the page it names may have been sent in this round, in the hole.
+bool DestinationStream::apply_ahead(const rte_mbuf* mbuf, PayloadRange payload) {
+  if (!failure_.empty()) return false;
+  const bool whole = pagecodec::RecordStreamReader::whole_records(
+      payload.bytes,
+      [&](std::size_t at, std::byte* header) {
+        copy_bytes(mbuf, payload.offset + static_cast<std::uint32_t>(at), pagecodec::kRecordHeaderBytes, header);
+      },
+      [](pagecodec::Encoding encoding) { return encoding != pagecodec::Encoding::kCopy; });
+  if (!whole) return false;
+  counters_.payload_bytes_received += payload.bytes;
+  ++counters_.applied_ahead;
+  visit_bytes(mbuf, payload.offset, payload.bytes,
+              [this](const std::byte* piece, std::size_t bytes) { feed(ahead_records_, piece, bytes); });
+  return true;
+}
+
+// Feeds stream bytes to the record decoder, record by record (RecordStreamReader: whole
+// where they lie, assembled when cut across frames or segments).
+void DestinationStream::feed(pagecodec::RecordStreamReader& reader, const std::byte* bytes, std::size_t length) {
   if (!failure_.empty()) return;
-  records_.feed({bytes, length}, [this](std::span<const std::byte> first, std::span<const std::byte> rest) {
+  reader.feed({bytes, length}, [this](std::span<const std::byte> first, std::span<const std::byte> rest) {
     process_record(rest.empty() ? decoder_.parse(first) : decoder_.parse(first, rest));
     return failure_.empty();
   });
-  if (failure_.empty() && !records_.error().empty()) failure_ = "stream " + std::to_string(index_) + ": " + records_.error();
+  if (failure_.empty() && !reader.error().empty()) failure_ = "stream " + std::to_string(index_) + ": " + reader.error();
 }
 
 void DestinationStream::process_record(const pagecodec::ParsedRecord& parsed) {
@@ -104,13 +127,16 @@ bool DestinationStream::may_apply(const pagecodec::RecordView& record) {
     // Relaxed: only DestinationSession::forget_page() writes here from another thread.
     return std::atomic_ref(generations[k]).load(std::memory_order_relaxed);
   };
-  const bool builds_on_held = record.encoding == pagecodec::Encoding::kDelta || record.encoding == pagecodec::Encoding::kCopy;
-  if (builds_on_held && placing()) {
+  if (pagecodec::builds_on_held(record.encoding) && placing()) {
     ++counters_.record_errors;  // postcopy: what it builds on is the guest's now, or gone
     refuse(record.first_page, 1);
     return false;
   }
   if (record.encoding == pagecodec::Encoding::kDelta) {
+    if (generation_of(0) > record.generation) {
+      ++counters_.stale_records;  // a newer copy came first (applied on arrival, ahead of a hole)
+      return false;
+    }
     if (generation_of(0) == record.base_generation) return true;
     ++counters_.delta_base_mismatch;
     refuse(record.first_page, 1);

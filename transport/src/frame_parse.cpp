@@ -113,7 +113,9 @@ ReceivedFrame other_version(const FrameHeader& header) {
 // known), a stream of ours, the payload (and trailer) inside the datagram.
 ReceivedFrame read_header(const FrameHeader& header, const Datagram& datagram, std::uint16_t streams,
                           std::uint32_t session) {
-  if (!known_type(header.type) || (header.flags.get() & ~(kFrameSealed | kFrameFragment)) != 0 ||
+  const std::uint16_t flags = header.flags.get();
+  if (!known_type(header.type) || (flags & ~(kFrameSealed | kFrameFragment | kFrameWholeRecords)) != 0 ||
+      ((flags & kFrameWholeRecords) != 0 && static_cast<FrameType>(header.type) != FrameType::kData) ||
       header.reserved.get() != 0) {
     return dropped(FrameDrop::kUnknownType);
   }
@@ -136,6 +138,7 @@ ReceivedFrame read_header(const FrameHeader& header, const Datagram& datagram, s
   frame.payload_bytes = payload_bytes;
   frame.ip_bytes = static_cast<std::uint16_t>(datagram.ip_bytes);
   frame.sealed = sealed;
+  frame.whole_records = (flags & kFrameWholeRecords) != 0;
   return frame;
 }
 

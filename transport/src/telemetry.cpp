@@ -39,6 +39,7 @@ void add_counters(rte_tel_data* d, const StreamSnapshot& s) {
   rte_tel_data_add_dict_u64(d, "acks_received", c.acks_received);
   rte_tel_data_add_dict_u64(d, "duplicates", c.duplicates);
   rte_tel_data_add_dict_u64(d, "out_of_order", c.out_of_order);
+  rte_tel_data_add_dict_u64(d, "applied_ahead", c.applied_ahead);
   rte_tel_data_add_dict_u64(d, "outside_window", c.outside_window);
   rte_tel_data_add_dict_u64(d, "mbuf_exhausted", c.mbuf_exhausted);
   rte_tel_data_add_dict_u64(d, "tx_queue_full", c.tx_queue_full);

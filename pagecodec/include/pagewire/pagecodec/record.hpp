@@ -20,6 +20,11 @@ enum class Encoding : std::uint8_t {
                  // base_generation; payload: that page's index (le64)
 };
 inline constexpr int kEncodingCount = 6;  // array size for per-encoding counters, index = value
+
+// DELTA and COPY build on what the receiver holds of a page at a named generation, so they
+// must be applied in the order they were sent; the others may be applied in any order, the
+// generation rule alone deciding (an older copy never overwrites a newer one).
+constexpr bool builds_on_held(Encoding encoding) { return encoding == Encoding::kDelta || encoding == Encoding::kCopy; }
 inline constexpr std::size_t kCopyPayloadBytes = 8;
 
 std::string_view to_string(Encoding encoding);

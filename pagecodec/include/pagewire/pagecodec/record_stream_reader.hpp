@@ -54,6 +54,25 @@ class RecordStreamReader {
     return !stopped_;
   }
 
+  // Whether `length` bytes (one frame's payload) are whole records end to end, each of an
+  // encoding `accept(Encoding)` takes: what a receiver may apply out of order.
+  // `read_header(offset, out)` copies the kRecordHeaderBytes at `offset` into `out`.
+  // Lengths are hostile: a record running past `length` says no.
+  template <typename ReadHeader, typename Accept>
+  static bool whole_records(std::size_t length, ReadHeader&& read_header, Accept&& accept) {
+    std::size_t at = 0;
+    while (at < length) {
+      if (length - at < kRecordHeaderBytes) return false;
+      RecordHeader header{};
+      read_header(at, reinterpret_cast<std::byte*>(&header));
+      if (!accept(static_cast<Encoding>(header.encoding))) return false;
+      const std::size_t record = kRecordHeaderBytes + header.payload_bytes.get();
+      if (record > length - at) return false;
+      at += record;
+    }
+    return at == length && length > 0;
+  }
+
   // Why the stream stopped on its own: a record larger than the largest; empty otherwise.
   const std::string& error() const { return error_; }
   // Bytes of a record cut across pieces, waiting for the rest.

@@ -45,6 +45,7 @@ struct StreamCounters {
   std::uint64_t peer_window = 0;           // source: frames the destination last said it would hold
   std::uint64_t peak_in_flight = 0;        // source: most frames in flight at once (the window reached)
   std::uint64_t held_in_reserve = 0;       // destination: out-of-order frames moved to the stream's own pools
+  std::uint64_t applied_ahead = 0;         // destination: out-of-order frames applied as they came, not held
   std::array<std::uint64_t, kFrameDropCount> drops{};
 };
 
@@ -87,6 +88,7 @@ inline StreamCounters& operator+=(StreamCounters& total, const StreamCounters& c
     total.peer_window = total.peer_window == 0 ? c.peer_window : std::min(total.peer_window, c.peer_window);
   }
   total.held_in_reserve += c.held_in_reserve;
+  total.applied_ahead += c.applied_ahead;
   total.peak_in_flight = std::max(total.peak_in_flight, c.peak_in_flight);
   for (std::size_t d = 0; d < total.drops.size(); ++d) total.drops[d] += c.drops[d];
   return total;

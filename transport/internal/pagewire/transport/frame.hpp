@@ -54,6 +54,7 @@ struct ReceivedFrame {
   bool fragment = false;                 // kFrameFragment: part of frame seq's payload
   std::uint32_t fragment_offset = 0;     // where this part goes, a multiple of kFragmentUnit
   std::uint16_t fragment_total = 0;      // the whole payload's length
+  bool whole_records = false;            // kFrameWholeRecords: no record runs in or out of it
 };
 
 // A chain longer than this is not a frame of ours (a 9000-byte frame in 2 KiB buffers takes
@@ -105,6 +106,7 @@ struct FrameFields {
   bool fragment = false;  // DATA: a part of frame seq's payload, cut after the path's MTU fell
   std::uint16_t fragment_offset = 0;  // where the part goes, a multiple of kFragmentUnit
   std::uint16_t fragment_total = 0;   // the whole payload's length
+  bool whole_records = false;  // DATA: kFrameWholeRecords, the payload starts and ends at record boundaries
 };
 
 // Where the payload of a frame being built goes (after all headers).

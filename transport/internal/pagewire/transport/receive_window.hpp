@@ -1,8 +1,9 @@
 // The receive side of a stream's window as pure logic (no DPDK): which sequence numbers are
-// taken, what is held out of order until the hole before it fills, what comes next in order,
-// and what the ACK tells the sender (the cumulative ACK, 64 selective bits after it, and
-// 64-frame blocks further out, most recent first). It holds the caller's items (the
-// stream's frames) by pointer and owns none of them.
+// taken, what is held out of order until the hole before it fills (or was applied as it
+// arrived, and is only remembered), what comes next in order, and what the ACK tells the
+// sender (the cumulative ACK, 64 selective bits after it, and 64-frame blocks further out,
+// most recent first). It holds the caller's items (the stream's frames) by pointer and owns
+// none of them.
 #pragma once
 
 #include <array>
@@ -20,8 +21,8 @@ class ReceiveWindow {
  public:
   enum class Admission : std::uint8_t {
     kInOrder,    // the next one: apply it, then take_next() what it unblocks
-    kAhead,      // within the window, after a hole: hold() it
-    kDuplicate,  // below the cumulative ACK, or held already: our ACK was lost
+    kAhead,      // within the window, after a hole: hold() it, or apply it and applied_ahead()
+    kDuplicate,  // below the cumulative ACK, or arrived already: our ACK was lost
     kOutside,    // beyond what we hold: the sender overran our advertised window
   };
   // What an ACK reports beyond the cumulative one.
@@ -34,38 +35,48 @@ class ReceiveWindow {
 
   // `slots`: a power of two; the window advertises slots - 1. `first`: the first sequence
   // number expected (a stream starts at 0; sequence numbers wrap at 2^32).
-  explicit ReceiveWindow(std::uint32_t slots, std::uint32_t first = 0) : slots_(slots, nullptr), next_(first) {}
+  explicit ReceiveWindow(std::uint32_t slots, std::uint32_t first = 0) : slots_(slots), next_(first) {}
 
   Admission admit(std::uint32_t seq) const {
     const std::int32_t ahead = seq_diff(seq, next_);
     if (ahead < 0) return Admission::kDuplicate;
     if (static_cast<std::uint32_t>(ahead) >= slots_.size()) return Admission::kOutside;
     if (ahead == 0) return Admission::kInOrder;
-    return slot(seq) != nullptr ? Admission::kDuplicate : Admission::kAhead;
+    return slot(seq).arrived() ? Admission::kDuplicate : Admission::kAhead;
   }
   // After admit() said kAhead. Remembers the 64-frame block for the ACKs.
   void hold(std::uint32_t seq, Item* item) {
-    slot(seq) = item;
+    slot(seq).item = item;
     ++held_;
+    remember_block(seq & ~63u);
+  }
+  // After admit() said kAhead, for an item the caller applied as it arrived: nothing is
+  // held, the arrival is remembered for the ACKs and for passing it in order.
+  void applied_ahead(std::uint32_t seq) {
+    slot(seq).applied = true;
     remember_block(seq & ~63u);
   }
   // The in-order item was applied: the next sequence number is due.
   void advance() { ++next_; }
-  // The held item that is now next, taken out (and the window advanced past it); null when
-  // the next one has not arrived.
-  Item* take_next() {
-    Item* item = slot(next_);
-    if (item == nullptr) return nullptr;
-    slot(next_) = nullptr;
-    --held_;
+  // The next sequence number, if it arrived: the window advances past it. `item` is what
+  // was held, null for one applied as it arrived.
+  struct Arrival {
+    bool arrived = false;
+    Item* item = nullptr;
+  };
+  Arrival take_next() {
+    Slot& next = slot(next_);
+    if (!next.arrived()) return {};
+    const Arrival arrival{true, next.item};
+    if (next.item != nullptr) --held_;
+    next = Slot{};
     ++next_;
-    return item;
+    return arrival;
   }
   // The item held at `seq` (within the window), or null.
-  Item* held_at(std::uint32_t seq) const {
-    const std::int32_t ahead = seq_diff(seq, next_);
-    return ahead > 0 && static_cast<std::uint32_t>(ahead) < slots_.size() ? slot(seq) : nullptr;
-  }
+  Item* held_at(std::uint32_t seq) const { return within(seq) ? slot(seq).item : nullptr; }
+  // Whether `seq` (within the window) arrived: held, or applied as it arrived.
+  bool arrived(std::uint32_t seq) const { return within(seq) && slot(seq).arrived(); }
 
   std::uint32_t next() const { return next_; }
   std::uint32_t held() const { return held_; }
@@ -73,9 +84,9 @@ class ReceiveWindow {
   // Every held item, to be released by the owner (at the end of the stream).
   template <typename Release>
   void release_all(Release&& release) {
-    for (Item*& item : slots_) {
-      if (item != nullptr) release(item);
-      item = nullptr;
+    for (Slot& slot : slots_) {
+      if (slot.item != nullptr) release(slot.item);
+      slot = Slot{};
     }
     held_ = 0;
   }
@@ -83,7 +94,7 @@ class ReceiveWindow {
   Blocks blocks() const {
     Blocks out;
     for (std::uint32_t bit = 0; bit < 64 && bit + 1 < slots_.size(); ++bit) {
-      if (slot(next_ + 1 + bit) != nullptr) out.after_next |= std::uint64_t{1} << bit;
+      if (slot(next_ + 1 + bit).arrived()) out.after_next |= std::uint64_t{1} << bit;
     }
     // Further out, most recent first; frames below next() count as received.
     for (std::uint32_t b = 0; b < recent_count_; ++b) {
@@ -92,7 +103,7 @@ class ReceiveWindow {
       std::uint64_t received = 0;
       for (std::uint32_t bit = 0; bit < 64; ++bit) {
         const std::uint32_t seq = base + bit;
-        if (seq_diff(seq, next_) < 0 || held_at(seq) != nullptr) received |= std::uint64_t{1} << bit;
+        if (seq_diff(seq, next_) < 0 || arrived(seq)) received |= std::uint64_t{1} << bit;
       }
       out.base[out.count] = base;
       out.received[out.count] = received;
@@ -102,8 +113,17 @@ class ReceiveWindow {
   }
 
  private:
-  Item*& slot(std::uint32_t seq) { return slots_[seq & (slots_.size() - 1)]; }
-  Item* slot(std::uint32_t seq) const { return slots_[seq & (slots_.size() - 1)]; }
+  struct Slot {
+    Item* item = nullptr;  // held
+    bool applied = false;  // applied as it arrived
+    bool arrived() const { return item != nullptr || applied; }
+  };
+  bool within(std::uint32_t seq) const {
+    const std::int32_t ahead = seq_diff(seq, next_);
+    return ahead > 0 && static_cast<std::uint32_t>(ahead) < slots_.size();
+  }
+  Slot& slot(std::uint32_t seq) { return slots_[seq & (slots_.size() - 1)]; }
+  const Slot& slot(std::uint32_t seq) const { return slots_[seq & (slots_.size() - 1)]; }
   // Most recent first; a block seen again moves to the front.
   void remember_block(std::uint32_t base) {
     std::uint32_t at = 0;
@@ -116,7 +136,7 @@ class ReceiveWindow {
     recent_[0] = base;
   }
 
-  std::vector<Item*> slots_;
+  std::vector<Slot> slots_;
   std::uint32_t next_ = 0;
   std::uint32_t held_ = 0;
   std::array<std::uint32_t, kAckSackBlocks> recent_{};

@@ -295,7 +295,8 @@ class DestinationStream {
   // ACK may have been lost, so one goes out at once) or beyond the receive window. True if
   // it may be taken.
   bool admit(rte_mbuf* mbuf, std::uint32_t seq, std::uint64_t now);
-  void on_data(rte_mbuf* mbuf, PayloadRange payload, std::uint32_t seq, std::uint64_t now);
+  // `whole_records`: the sender says the payload starts and ends at record boundaries.
+  void on_data(rte_mbuf* mbuf, PayloadRange payload, std::uint32_t seq, bool whole_records, std::uint64_t now);
   // A part of frame seq (kFrameFragment): copied into that frame's rebuild, which goes to
   // on_data() once every part has come. Takes the mbuf.
   void on_fragment(rte_mbuf* mbuf, const ReceivedFrame& frame, std::uint64_t now);
@@ -303,7 +304,10 @@ class DestinationStream {
   // whole frame in clear. Null, counted, when there is no room.
   Rebuilds::Rebuild* start_rebuild(const rte_mbuf* part, const ReceivedFrame& frame);
   void deliver(const rte_mbuf* mbuf, PayloadRange payload);
-  void deliver(const std::byte* bytes, std::size_t length);
+  void feed(pagecodec::RecordStreamReader& reader, const std::byte* bytes, std::size_t length);
+  // A frame after a hole: its records applied now if none has to wait for its turn; false
+  // (nothing applied) when it must be held.
+  bool apply_ahead(const rte_mbuf* mbuf, PayloadRange payload);
   void process_record(const pagecodec::ParsedRecord& parsed);
   bool apply_record(const pagecodec::RecordView& record);
   bool may_apply(const pagecodec::RecordView& record);  // the ordering rule; counts refusals
@@ -352,6 +356,7 @@ class DestinationStream {
   // path's MTU fell are cut).
   Rebuilds rebuilds_;
   pagecodec::RecordStreamReader records_;  // the in-order bytes, into whole records
+  pagecodec::RecordStreamReader ahead_records_;  // a frame's applied ahead of a hole
 
   std::uint32_t unacked_ = 0;
   std::uint64_t ack_due_tsc_ = 0;
