@@ -131,6 +131,25 @@ TEST(ReceiveWindow, FramesAppliedAheadAreAcknowledgedAndPassedWithoutBeingHeld) 
   EXPECT_FALSE(window.arrived(2 + 16)) << "the slot is free for the next lap";
 }
 
+// A held frame applied later, with one that completed its run: handed back once, and from
+// then on only remembered as arrived.
+TEST(ReceiveWindow, AHeldFrameAppliedAheadIsHandedBackAndRememberedAsArrived) {
+  Window window(16);
+  int first_part = 1;
+  window.hold(4, &first_part);
+  window.applied_ahead(5);  // the run's last frame, which completed it
+  EXPECT_EQ(window.applied_held(4), &first_part);
+  EXPECT_EQ(window.held(), 0u);
+  EXPECT_EQ(window.held_at(4), nullptr);
+  EXPECT_TRUE(window.arrived(4));
+  EXPECT_EQ(window.admit(4), Admission::kDuplicate);
+  EXPECT_EQ(window.blocks().after_next, 0b11000u) << "4 and 5 after next() = 0";
+  for (std::uint32_t seq = 0; seq < 4; ++seq) window.advance();
+  EXPECT_TRUE(window.take_next().arrived);
+  EXPECT_EQ(window.take_next().item, nullptr);
+  EXPECT_EQ(window.next(), 6u);
+}
+
 TEST(ReceiveWindow, ReleaseAllHandsBackEveryHeldItem) {
   Window window(8);
   int a = 0, b = 0;

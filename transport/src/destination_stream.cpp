@@ -71,7 +71,7 @@ bool DestinationStream::poll(std::uint64_t now) {
       on_fragment(mbuf, frame, now);
       continue;  // on_fragment owns the mbuf
     } else if (frame.type == FrameType::kData) {
-      on_data(mbuf, PayloadRange{frame.payload_offset, frame.payload_bytes}, frame.seq, frame.whole_records, now);
+      on_data(mbuf, PayloadRange{frame.payload_offset, frame.payload_bytes}, frame.seq, frame.record_bounds, now);
       continue;  // on_data owns the mbuf
     } else if (frame.type == FrameType::kProbe) {
       // The source is looking for its path's MTU on this stream's queue, or, between rounds,
@@ -123,15 +123,14 @@ bool DestinationStream::admit(rte_mbuf* mbuf, std::uint32_t seq, std::uint64_t n
   return true;
 }
 
-void DestinationStream::on_data(rte_mbuf* mbuf, PayloadRange payload, std::uint32_t seq, bool whole_records,
+void DestinationStream::on_data(rte_mbuf* mbuf, PayloadRange payload, std::uint32_t seq, std::uint16_t record_bounds,
                                 std::uint64_t now) {
   ++counters_.frames_received;
   if (!admit(mbuf, seq, now)) return;
   if (seq != receive_window_.next()) {
     ++counters_.out_of_order;
     ack_due_tsc_ = now;  // a hole: tell the sender at once
-    if (whole_records && apply_ahead(mbuf, payload)) {
-      receive_window_.applied_ahead(seq);
+    if (apply_ahead(seq, mbuf, payload, record_bounds)) {
       rte_pktmbuf_free(mbuf);
       return;
     }
@@ -215,7 +214,7 @@ void DestinationStream::on_fragment(rte_mbuf* mbuf, const ReceivedFrame& frame, 
   rte_pktmbuf_free(mbuf);
   if (part != Rebuilds::Part::kWhole) return;
   rte_mbuf* whole = rebuilds_.take(*rebuild);
-  on_data(whole, held_payload(whole), frame.seq, false, now);
+  on_data(whole, held_payload(whole), frame.seq, 0, now);
 }
 
 DestinationStream::Rebuilds::Rebuild* DestinationStream::start_rebuild(const rte_mbuf* part, const ReceivedFrame& frame) {

@@ -18,29 +18,6 @@ void DestinationStream::deliver(const rte_mbuf* mbuf, PayloadRange payload) {
               [this](const std::byte* piece, std::size_t bytes) { feed(records_, piece, bytes); });
 }
 
-// A frame after a hole waits for it only if it must. When it is whole records (the sender
-// says so, and their lengths tile it) its records are applied now, while its bytes are in
-// cache, instead of an RTT or more later with hundreds of frames held behind the hole. Each
-// record's rule decides as it does in order: a copy older than what the page holds is
-// stale; a DELTA's base is its page's content from an earlier round, which a stream
-// finishes (everything acknowledged) before it starts the next, and is checked exactly.
-// A COPY waits: the page it names may have been sent in this round, in the hole.
-bool DestinationStream::apply_ahead(const rte_mbuf* mbuf, PayloadRange payload) {
-  if (!failure_.empty()) return false;
-  const bool whole = pagecodec::RecordStreamReader::whole_records(
-      payload.bytes,
-      [&](std::size_t at, std::byte* header) {
-        copy_bytes(mbuf, payload.offset + static_cast<std::uint32_t>(at), pagecodec::kRecordHeaderBytes, header);
-      },
-      [](pagecodec::Encoding encoding) { return encoding != pagecodec::Encoding::kCopy; });
-  if (!whole) return false;
-  counters_.payload_bytes_received += payload.bytes;
-  ++counters_.applied_ahead;
-  visit_bytes(mbuf, payload.offset, payload.bytes,
-              [this](const std::byte* piece, std::size_t bytes) { feed(ahead_records_, piece, bytes); });
-  return true;
-}
-
 // Feeds stream bytes to the record decoder, record by record (RecordStreamReader: whole
 // where they lie, assembled when cut across frames or segments).
 void DestinationStream::feed(pagecodec::RecordStreamReader& reader, const std::byte* bytes, std::size_t length) {

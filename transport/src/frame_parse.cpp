@@ -114,8 +114,9 @@ ReceivedFrame other_version(const FrameHeader& header) {
 ReceivedFrame read_header(const FrameHeader& header, const Datagram& datagram, std::uint16_t streams,
                           std::uint32_t session) {
   const std::uint16_t flags = header.flags.get();
-  if (!known_type(header.type) || (flags & ~(kFrameSealed | kFrameFragment | kFrameWholeRecords)) != 0 ||
-      ((flags & kFrameWholeRecords) != 0 && static_cast<FrameType>(header.type) != FrameType::kData) ||
+  constexpr std::uint16_t kRecordBounds = kFrameRecordStart | kFrameRecordEnd;
+  if (!known_type(header.type) || (flags & ~(kFrameSealed | kFrameFragment | kRecordBounds)) != 0 ||
+      ((flags & kRecordBounds) != 0 && static_cast<FrameType>(header.type) != FrameType::kData) ||
       header.reserved.get() != 0) {
     return dropped(FrameDrop::kUnknownType);
   }
@@ -138,7 +139,7 @@ ReceivedFrame read_header(const FrameHeader& header, const Datagram& datagram, s
   frame.payload_bytes = payload_bytes;
   frame.ip_bytes = static_cast<std::uint16_t>(datagram.ip_bytes);
   frame.sealed = sealed;
-  frame.whole_records = (flags & kFrameWholeRecords) != 0;
+  frame.record_bounds = flags & kRecordBounds;
   return frame;
 }
 
@@ -243,6 +244,10 @@ FrameDrop open_frame(rte_mbuf** mbuf, ReceivedFrame* frame, FrameCrypto* crypto,
 PayloadRange held_payload(const rte_mbuf* mbuf) {
   const auto offset = static_cast<std::uint32_t>(link_header(mbuf).bytes + kIpOverhead);
   return {offset, header_of(mbuf).payload_bytes.get()};
+}
+
+std::uint16_t held_record_bounds(const rte_mbuf* mbuf) {
+  return header_of(mbuf).flags.get() & (kFrameRecordStart | kFrameRecordEnd);
 }
 
 }  // namespace pagewire::transport

@@ -31,7 +31,7 @@ rte_mbuf* SourceStream::encode_into_frame() {
   attach_references(mbuf, progress.bytes_written, references);
   finish_frame(mbuf, path_,
                FrameFields{.type = FrameType::kData, .stream = index_, .session = session_, .seq = window_.next(),
-                           .whole_records = true},
+                           .record_start = true, .record_end = true},
                static_cast<std::uint16_t>(progress.bytes_written), 0, crypto_);
   counters_.payload_bytes_sent += progress.bytes_written;
   return mbuf;
@@ -87,7 +87,7 @@ rte_mbuf* SourceStream::frame_from_staging() {
   attach_references(mbuf, bytes, references);
   finish_frame(mbuf, path_,
                FrameFields{.type = FrameType::kData, .stream = index_, .session = session_, .seq = window_.next(),
-                           .whole_records = starts_at_record && !staged_.splitting()},
+                           .record_start = starts_at_record, .record_end = !staged_.splitting()},
                static_cast<std::uint16_t>(bytes), 0, crypto_);
   counters_.payload_bytes_sent += bytes;
   return mbuf;

@@ -54,7 +54,7 @@ struct ReceivedFrame {
   bool fragment = false;                 // kFrameFragment: part of frame seq's payload
   std::uint32_t fragment_offset = 0;     // where this part goes, a multiple of kFragmentUnit
   std::uint16_t fragment_total = 0;      // the whole payload's length
-  bool whole_records = false;            // kFrameWholeRecords: no record runs in or out of it
+  std::uint16_t record_bounds = 0;       // DATA: kFrameRecordStart | kFrameRecordEnd as sent
 };
 
 // A chain longer than this is not a frame of ours (a 9000-byte frame in 2 KiB buffers takes
@@ -106,7 +106,8 @@ struct FrameFields {
   bool fragment = false;  // DATA: a part of frame seq's payload, cut after the path's MTU fell
   std::uint16_t fragment_offset = 0;  // where the part goes, a multiple of kFragmentUnit
   std::uint16_t fragment_total = 0;   // the whole payload's length
-  bool whole_records = false;  // DATA: kFrameWholeRecords, the payload starts and ends at record boundaries
+  bool record_start = false;  // DATA: kFrameRecordStart, the payload begins at a record boundary
+  bool record_end = false;    // DATA: kFrameRecordEnd, the payload ends at one
 };
 
 // Where the payload of a frame being built goes (after all headers).
@@ -161,6 +162,8 @@ struct PayloadRange {
   std::uint16_t bytes = 0;
 };
 PayloadRange held_payload(const rte_mbuf* mbuf);
+// The kFrameRecordStart and kFrameRecordEnd flags of such a frame.
+std::uint16_t held_record_bounds(const rte_mbuf* mbuf);
 
 inline constexpr std::size_t frame_bytes_for_ip(std::size_t ip_bytes) { return kEthernetBytes + ip_bytes; }
 

@@ -56,6 +56,15 @@ class ReceiveWindow {
     slot(seq).applied = true;
     remember_block(seq & ~63u);
   }
+  // The item held at `seq` was applied ahead (with a frame that arrived later): handed back
+  // for the caller to release, and only its arrival remembered.
+  Item* applied_held(std::uint32_t seq) {
+    Slot& held = slot(seq);
+    Item* item = held.item;
+    held = Slot{.item = nullptr, .applied = true};
+    --held_;
+    return item;
+  }
   // The in-order item was applied: the next sequence number is due.
   void advance() { ++next_; }
   // The next sequence number, if it arrived: the window advances past it. `item` is what

@@ -295,8 +295,8 @@ class DestinationStream {
   // ACK may have been lost, so one goes out at once) or beyond the receive window. True if
   // it may be taken.
   bool admit(rte_mbuf* mbuf, std::uint32_t seq, std::uint64_t now);
-  // `whole_records`: the sender says the payload starts and ends at record boundaries.
-  void on_data(rte_mbuf* mbuf, PayloadRange payload, std::uint32_t seq, bool whole_records, std::uint64_t now);
+  // `record_bounds`: kFrameRecordStart, kFrameRecordEnd as the sender flagged the frame.
+  void on_data(rte_mbuf* mbuf, PayloadRange payload, std::uint32_t seq, std::uint16_t record_bounds, std::uint64_t now);
   // A part of frame seq (kFrameFragment): copied into that frame's rebuild, which goes to
   // on_data() once every part has come. Takes the mbuf.
   void on_fragment(rte_mbuf* mbuf, const ReceivedFrame& frame, std::uint64_t now);
@@ -305,9 +305,10 @@ class DestinationStream {
   Rebuilds::Rebuild* start_rebuild(const rte_mbuf* part, const ReceivedFrame& frame);
   void deliver(const rte_mbuf* mbuf, PayloadRange payload);
   void feed(pagecodec::RecordStreamReader& reader, const std::byte* bytes, std::size_t length);
-  // A frame after a hole: its records applied now if none has to wait for its turn; false
-  // (nothing applied) when it must be held.
-  bool apply_ahead(const rte_mbuf* mbuf, PayloadRange payload);
+  // A frame after a hole: applied now, with the held frames it completes a run of whole
+  // records with, unless something in them must wait its turn; false (nothing applied, the
+  // caller holds it) then. True: the caller frees `frame`.
+  bool apply_ahead(std::uint32_t seq, const rte_mbuf* frame, PayloadRange payload, std::uint16_t record_bounds);
   void process_record(const pagecodec::ParsedRecord& parsed);
   bool apply_record(const pagecodec::RecordView& record);
   bool may_apply(const pagecodec::RecordView& record);  // the ordering rule; counts refusals

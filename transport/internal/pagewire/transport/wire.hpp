@@ -16,7 +16,7 @@ inline constexpr std::uint32_t kFrameMagic = 0x52574750;  // "PGWR" on the wire
 // 2: ACKs carry SACK blocks; 3: sealed frames; 4: CLOSE; 5: OUTCOME_QUERY/OUTCOME, ABORT in
 // the handshake; 6: FrameHeader of 40 bytes (fragment fields of their own, reserved bytes),
 // a HELLO of another version refused; 7: POSTCOPY, POSTCOPY_ACK, PAGE_REQUEST; 8: DATA frames
-// of whole records say so (kFrameWholeRecords).
+// say where records begin and end (kFrameRecordStart, kFrameRecordEnd).
 inline constexpr std::uint8_t kProtocolVersion = 8;
 
 enum class FrameType : std::uint8_t {
@@ -90,10 +90,13 @@ inline constexpr std::uint16_t kFrameSealed = 1;
 // `seq` from its parts.
 inline constexpr std::uint16_t kFrameFragment = 2;
 inline constexpr std::uint32_t kFragmentUnit = 1024;
-// FrameHeader.flags on DATA: the payload begins and ends at record boundaries (no record
-// runs in from the frame before or on into the next). A receiver may apply such a frame's
-// records as it arrives, ahead of a hole before it (docs/protocol.md, "Whole-record frames").
-inline constexpr std::uint16_t kFrameWholeRecords = 4;
+// FrameHeader.flags on DATA: the payload begins at a record boundary (no record runs in
+// from the frame before), and ends at one (none runs on into the next). A run of frames
+// from one that starts records to one that ends them is whole records, which a receiver
+// may apply as they arrive, ahead of a hole before them (docs/protocol.md, "Streams and
+// reliability").
+inline constexpr std::uint16_t kFrameRecordStart = 4;
+inline constexpr std::uint16_t kFrameRecordEnd = 8;
 
 struct [[gnu::packed]] SealTrailer {
   le64 counter;           // the sender's frame counter on this stream: the nonce is
