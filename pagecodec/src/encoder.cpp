@@ -104,6 +104,15 @@ std::size_t Encoder::write_copy(const PageMap& memory, std::uint64_t page, const
   return kRecordHeaderBytes + kCopyPayloadBytes;
 }
 
+// What a batch may hold: a DEFLATE batch when it is to be deflated, else what cut_raw_for()
+// allows.
+std::size_t Encoder::batch_pages(bool deflate) const {
+  const std::size_t deflate_batch = config_.policy.deflate_batch_pages;
+  if (deflate || raw_frame_payload_ == 0) return deflate_batch;
+  const std::size_t frame_pages = raw_frame_payload_ / (kRecordHeaderBytes + config_.page_size);
+  return std::clamp<std::size_t>(frame_pages, 1, deflate_batch);
+}
+
 std::size_t Encoder::max_record_bytes() const {
   return kRecordHeaderBytes + std::size_t{config_.policy.deflate_batch_pages} * config_.page_size;
 }
@@ -173,8 +182,8 @@ std::size_t Encoder::batch_length(const PageMap& memory, std::span<const std::ui
 // Writes one DEFLATE record for the batch, or a RAW one when deflate does not pay.
 // Returns the record's size; `room` must hold the RAW record.
 std::size_t Encoder::write_batch(const PageMap& memory, std::uint64_t first_page,
-                                 std::uint32_t count, std::uint32_t generation, std::byte* out,
-                                 std::size_t room, bool* leave_in_guest) {
+                                 std::uint32_t count, std::uint32_t generation, bool deflate,
+                                 std::byte* out, std::size_t room, bool* leave_in_guest) {
   const std::size_t page_size = config_.page_size;
   const std::size_t raw_bytes = count * page_size;
   const std::byte* guest = memory.page(first_page);  // batch_length kept the batch in one block
@@ -182,7 +191,7 @@ std::size_t Encoder::write_batch(const PageMap& memory, std::uint64_t first_page
   const bool adaptive = config_.policy.adaptive.enabled;
   const std::byte* sent = payload;  // where the bytes the receiver will see are kept
 
-  if (config_.policy.deflate && advisor_.should_deflate()) {
+  if (deflate) {
     // The guest may write these pages while deflate reads them, and deflate reads its input
     // more than once; compress a snapshot so that record, CRC and cache agree.
     std::memcpy(scratch_.get(), guest, raw_bytes);
@@ -298,10 +307,11 @@ EncodeProgress Encoder::encode(const PageMap& memory, std::span<const std::uint6
     if (by_reference != nullptr && by_reference->count == PageReferences::kMax) break;
     const std::size_t fits = (room - kRecordHeaderBytes) / page_size;
     batch_fingerprints_[0] = fingerprint;
+    const bool deflate = policy.deflate && advisor_.should_deflate();
     const auto count = static_cast<std::uint32_t>(
-        batch_length(memory, pages, i, std::min<std::size_t>(policy.deflate_batch_pages, fits)));
+        batch_length(memory, pages, i, std::min<std::size_t>(batch_pages(deflate), fits)));
     bool referenced = false;
-    const std::size_t record = write_batch(memory, page, count, generation, &out[w], room,
+    const std::size_t record = write_batch(memory, page, count, generation, deflate, &out[w], room,
                                            by_reference != nullptr ? &referenced : nullptr);
     if (referenced) {
       by_reference->items[by_reference->count++] =

@@ -405,6 +405,26 @@ TEST(Codec, IncompressiblePagesGoRaw) {
   EXPECT_GT(m.sent().deflate_overflows, 0u);
 }
 
+// RAW batches cut for the transport's frames: as many pages as a frame holds, at least one,
+// so a receiver can apply a record whose few frames are in while a hole before them is
+// repaired; batches to be deflated keep their size; without a frame size, the batch's.
+TEST(Codec, RawBatchesAreCutForTheFramesTheyGoIn) {
+  auto raw_records_for = [](std::size_t frame_payload, bool deflate) {
+    Migration m(4096, 16, only(false, false, deflate));
+    std::mt19937_64 rng(21);
+    for (std::uint64_t p = 0; p < 16; ++p) test::fill_page(m.page(p), 4096, PageKind::kRandom, rng);
+    m.encoder().cut_raw_for(frame_payload);
+    m.send_all(0);
+    EXPECT_TRUE(m.identical());
+    EXPECT_EQ(pages_as(m.sent(), Encoding::kRaw), 16u);
+    return m.sent().records[static_cast<std::size_t>(Encoding::kRaw)];
+  };
+  EXPECT_EQ(raw_records_for(1432, false), 16u) << "MTU 1500: a page a record";
+  EXPECT_EQ(raw_records_for(8932, false), 8u) << "MTU 9000: two pages a record, as a frame holds";
+  EXPECT_EQ(raw_records_for(0, false), 1u) << "no frame size: one batch";
+  EXPECT_EQ(raw_records_for(1432, true), 1u) << "a batch meant for deflate, incompressible, stays one";
+}
+
 TEST(Codec, ScatteredPagesAndASmallBufferStillArriveExactly) {
   Migration m(4096, 200, Policy{});
   std::vector<std::uint64_t> some;

@@ -46,6 +46,7 @@ SourceStream::SourceStream(std::uint16_t index, QueueRef queue, const Path& path
   resend_.reserve(kMaxResendPages);
   resending_.reserve(kMaxResendPages);
   encoder_.set_send_cap(tuning.rate_bytes_per_second);  // the adaptive policy sees our own cap
+  encoder_.cut_raw_for(payload_bytes);
   clear_payload_.resize(payload_bytes);
   counters_.path_mtu = path_mtu_;
 }

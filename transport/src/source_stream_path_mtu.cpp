@@ -72,6 +72,7 @@ void SourceStream::mtu_search_step(PathMtuSearch::Next next, std::uint64_t now) 
 void SourceStream::use_path_mtu(std::uint16_t mtu) {
   path_mtu_ = std::min(mtu, initial_mtu_);
   payload_bytes_ = static_cast<std::uint16_t>(payload_for_mtu(path_mtu_, crypto_ != nullptr));
+  encoder_.cut_raw_for(payload_bytes_);
   counters_.path_mtu = path_mtu_;
 }
 

@@ -122,6 +122,14 @@ class Encoder {
   void stop_building_on_receiver() { receiver_bases_ = false; }
   bool builds_on_receiver() const { return receiver_bases_; }
 
+  // The payload of the frames a transport cuts the records into. A RAW batch that is not
+  // going to be deflated then holds the pages one such frame holds, at least one: a record
+  // spread over few frames is one a receiver can apply as soon as they are all in, while a
+  // hole before them is repaired (a 16-page batch spans 46 frames at MTU 1500). Records
+  // larger than a frame cost a header per page (32 bytes in 4 KiB). 0: batches as large as
+  // a DEFLATE batch, whatever the frame.
+  void cut_raw_for(std::size_t frame_payload_bytes) { raw_frame_payload_ = frame_payload_bytes; }
+
   // The largest record encode() can produce (a RAW batch).
   std::size_t max_record_bytes() const;
   // Whether every record encode() writes into `room` bytes is whole there, so that a
@@ -159,18 +167,20 @@ class Encoder {
   void note_looked(bool copied);
   // `leave_in_guest`: a RAW payload is not copied, and *leave_in_guest says so.
   std::size_t write_batch(const PageMap& memory, std::uint64_t first_page,
-                          std::uint32_t count, std::uint32_t generation, std::byte* out,
-                          std::size_t room, bool* leave_in_guest);
+                          std::uint32_t count, std::uint32_t generation, bool deflate,
+                          std::byte* out, std::size_t room, bool* leave_in_guest);
   void write_header(std::byte* out, Encoding encoding, std::uint32_t page_count,
                     std::size_t payload_bytes, std::uint64_t first_page,
                     std::uint32_t generation, std::uint32_t base_generation,
                     const std::byte* crc_source, std::size_t crc_bytes);
 
   bool delta_on() const { return receiver_bases_ && config_.policy.delta; }
+  std::size_t batch_pages(bool deflate) const;
   bool looks_for_duplicates() { return receiver_bases_ && duplicates_.should_look(); }
 
   EncoderConfig config_;
   bool receiver_bases_ = true;  // stop_building_on_receiver()
+  std::size_t raw_frame_payload_ = 0;  // cut_raw_for()
   DeltaCache cache_;
   DeflateCompressor compressor_;
   DeflateAdvisor advisor_;
