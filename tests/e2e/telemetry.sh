@@ -48,7 +48,7 @@ import json, sys
 stats = json.load(open(sys.argv[1]))
 drops = ["not_ipv4", "not_for_us", "bad_ip_header", "not_udp", "wrong_port", "bad_checksum", "truncated",
          "bad_magic", "bad_version", "wrong_session", "unknown_type", "multi_segment", "seal_mismatch", "bad_tag",
-         "replayed", "no_mbuf", "refused_hello", "query_limited"]
+         "replayed", "no_mbuf", "refused_hello", "query_limited", "out_of_turn", "wrong_direction"]
 wanted = ["frames_sent", "frames_received", "retransmits_sack", "retransmits_timeout", "srtt_us", "path_mtu",
           "pages_raw", "pages_zero", "pages_copy"] + ["drop_" + d for d in drops]
 missing = [name for name in wanted if name not in stats]

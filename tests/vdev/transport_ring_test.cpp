@@ -1067,6 +1067,60 @@ TEST(TransportRing, HostileFramesAreCountedAndDropped) {
   }
 }
 
+// Frames that come when nothing waits for them, or of a type only the receiving end sends,
+// are dropped and each counted by name (issue 20: every frame counted): an answer after
+// its exchange, a FIN_ACK for an earlier FIN, a COMMIT before anything was verified, a
+// source's DATA reaching the source, a destination's ACK reaching the destination.
+TEST(TransportRing, FramesOutOfTurnOrOfTheWrongDirectionAreCountedByName) {
+  struct Stray {
+    rte_mbuf* frame;
+    bool to_source;
+  };
+  std::vector<Stray> strays;
+  std::atomic<bool> armed{false};
+  Harness* rig = nullptr;
+  rigs::LinkImpairment impairment;
+  // The receive rings have one producer, the forwarder: the strays go from its thread.
+  impairment.drop_if = [&](std::span<const std::byte>) {
+    if (!armed.exchange(false)) return false;
+    for (const Stray& stray : strays) {
+      const bool queued = stray.to_source ? rig->link().inject_to_a(stray.frame) : rig->link().inject_to_b(stray.frame);
+      if (!queued) rte_pktmbuf_free(stray.frame);
+    }
+    return false;
+  };
+  Harness harness(1, impairment);
+  rig = &harness;
+  Bytes guest = make_guest(256, 9);
+  Bytes destination(guest.size());
+  const auto source_config = harness.config(1, 256, true);
+  const auto destination_config = harness.config(1, 256, false);
+  auto stray = [&](const SessionConfig& from, FrameType type, std::uint32_t session, std::uint32_t seq) {
+    rte_mbuf* mbuf = rte_pktmbuf_alloc(harness.source_port().pool());
+    std::memset(frame_payload(mbuf), 0, 64);
+    finish_frame(mbuf, from.path, FrameFields{.type = type, .stream = 0, .session = session, .seq = seq}, 64);
+    strays.push_back({mbuf, &from == &destination_config});
+  };
+  const auto result = migrate(harness, guest, destination, 1, source_config, destination_config, {},
+                              SourceSession::RoundPages::kMayChange, [&](SourceSession& source) {
+                                const std::uint32_t session = source.session_id();
+                                stray(destination_config, FrameType::kVerifyReply, session, 777);
+                                stray(destination_config, FrameType::kFinAck, session, 12345);
+                                stray(destination_config, FrameType::kData, session, 0);
+                                stray(source_config, FrameType::kAck, session, 0);
+                                stray(source_config, FrameType::kCommit, session, 5);
+                                armed.store(true);
+                              });
+  ASSERT_EQ(result.source_error, "");
+  ASSERT_EQ(result.destination_error, "");
+  EXPECT_TRUE(guest == destination);
+  EXPECT_FALSE(armed.load()) << "the strays went";
+  EXPECT_GE(drops(result.source, FrameDrop::kOutOfTurn), 2u) << "VERIFY_REPLY after no VERIFY, FIN_ACK for no FIN";
+  EXPECT_GE(drops(result.source, FrameDrop::kWrongDirection), 1u) << "DATA at the source";
+  EXPECT_GE(drops(result.destination, FrameDrop::kOutOfTurn), 1u) << "COMMIT before VERIFY";
+  EXPECT_GE(drops(result.destination, FrameDrop::kWrongDirection), 1u) << "ACK at the destination";
+}
+
 }  // namespace
 }  // namespace pagewire::transport
 

@@ -76,11 +76,12 @@ class DestinationSession::Responder final : public ControlResponder {
       if (can_verify_) send_verify_reply(frame.seq);
       else early_verify_seq_ = frame.seq;
     } else if (frame.type == FrameType::kAbort) {
-      if (was_aborted()) return FrameDrop::kNone;  // the source says it three times; the first is kept
+      if (was_aborted()) return FrameDrop::kOutOfTurn;  // the source says it three times; the first is kept
       aborted_ = "the source aborted the migration: " +
                  abort_reason(frame.payload, frame.payload_bytes, echo_ ? &*echo_ : nullptr);
       was_aborted_.store(true, std::memory_order_release);
-    } else if (frame.type == FrameType::kCommit && can_verify_) {
+    } else if (frame.type == FrameType::kCommit) {
+      if (!can_verify_) return FrameDrop::kOutOfTurn;  // nothing verified yet: the source asks again
       commit_requested_ = true;
       commit_seq_ = frame.seq;
       // Our answer was lost: the source asks again, and gets the same one.
@@ -94,6 +95,8 @@ class DestinationSession::Responder final : public ControlResponder {
       return answer_outcome_query(frame, now);
     } else if (frame.type == FrameType::kHello) {
       send_hello_ack();
+    } else {
+      return taken_by_destination(frame.type) ? FrameDrop::kOutOfTurn : FrameDrop::kWrongDirection;
     }
     return FrameDrop::kNone;
   }

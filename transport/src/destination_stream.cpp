@@ -88,8 +88,10 @@ bool DestinationStream::poll(std::uint64_t now) {
       if (const FrameDrop drop = control_->respond(frame, now); drop != FrameDrop::kNone) {
         ++counters_.drops[static_cast<std::size_t>(drop)];
       }
-    } else if (frame.type == FrameType::kOutcomeQuery) {
-      ++counters_.drops[static_cast<std::size_t>(FrameDrop::kWrongPort)];  // queue 0's to answer
+    } else {
+      // A control frame is queue 0's to answer.
+      ++counters_.drops[static_cast<std::size_t>(taken_by_destination(frame.type) ? FrameDrop::kWrongPort
+                                                                                 : FrameDrop::kWrongDirection)];
     }
     rte_pktmbuf_free(mbuf);
   }

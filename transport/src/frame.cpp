@@ -50,6 +50,8 @@ std::string_view to_string(FrameDrop drop) {
     case FrameDrop::kNoMbuf: return "no mbuf to decrypt into";
     case FrameDrop::kRefusedHello: return "HELLO refused";
     case FrameDrop::kQueryLimited: return "outcome query over its rate";
+    case FrameDrop::kOutOfTurn: return "out of turn";
+    case FrameDrop::kWrongDirection: return "a frame this end sends";
   }
   return "?";
 }
@@ -75,6 +77,8 @@ std::string_view counter_name(FrameDrop drop) {
     case FrameDrop::kNoMbuf: return "no_mbuf";
     case FrameDrop::kRefusedHello: return "refused_hello";
     case FrameDrop::kQueryLimited: return "query_limited";
+    case FrameDrop::kOutOfTurn: return "out_of_turn";
+    case FrameDrop::kWrongDirection: return "wrong_direction";
   }
   return "unknown";
 }

@@ -124,7 +124,10 @@ bool for_each_listed_page(const ReceivedFrame& frame, Take&& take) {
 }  // namespace
 
 void SourceStream::take_resend(const ReceivedFrame& frame) {
-  if (fin_acked_) return;
+  if (fin_acked_) {
+    ++counters_.drops[static_cast<std::size_t>(FrameDrop::kOutOfTurn)];  // a late repeat: those pages came
+    return;
+  }
   const bool listed = for_each_listed_page(frame, [this](std::uint64_t page) {
     // Hostile input: a page outside the region is ignored (the encoder would refuse it).
     if (page >= encoder_.config().region_pages || resend_.size() == kMaxResendPages) return;
@@ -188,8 +191,9 @@ void SourceStream::take(const ReceivedFrame& frame, std::uint64_t now) {
     ++counters_.drops[static_cast<std::size_t>(FrameDrop::kWrongPort)];
   } else if (frame.type == FrameType::kAck) {
     on_ack(frame, now);
-  } else if (frame.type == FrameType::kFinAck && fin_wanted_ && frame.seq == window_.next()) {
-    fin_acked_ = true;
+  } else if (frame.type == FrameType::kFinAck) {
+    if (fin_wanted_ && frame.seq == window_.next()) fin_acked_ = true;
+    else ++counters_.drops[static_cast<std::size_t>(FrameDrop::kOutOfTurn)];  // for an earlier FIN
   } else if (frame.type == FrameType::kResend) {
     take_resend(frame);
   } else if (frame.type == FrameType::kPageRequest) {
@@ -199,6 +203,11 @@ void SourceStream::take(const ReceivedFrame& frame, std::uint64_t now) {
   } else if (frame.type == FrameType::kAbort) {
     destination_abort_->set(std::string_view(reinterpret_cast<const char*>(frame.payload),
                                              std::min<std::size_t>(frame.payload_bytes, 200)));
+  } else {
+    // An answer whose exchange is over (a repeated VERIFY_REPLY, COMMIT_ACK, HELLO_ACK...),
+    // or a destination-bound frame.
+    const FrameDrop drop = taken_by_source(frame.type) ? FrameDrop::kOutOfTurn : FrameDrop::kWrongDirection;
+    ++counters_.drops[static_cast<std::size_t>(drop)];
   }
 }
 

@@ -28,8 +28,12 @@ enum class FrameDrop : std::uint8_t {
   kNoMbuf,         // no mbuf to decrypt a shared frame into: the sender will resend it
   kRefusedHello,   // a HELLO that does not fit (or fails authentication): answered REFUSE
   kQueryLimited,   // an outcome query within a millisecond of the last answered: unanswered
+  kOutOfTurn,      // of a type this end takes, but not now: an answer after its exchange
+                   // ended, a repeat of one dealt with, a FIN_ACK for an earlier FIN, a
+                   // RESEND after the stream's end was acknowledged, a COMMIT before VERIFY
+  kWrongDirection, // of a type only this end sends: looped back, or forged
 };
-inline constexpr int kFrameDropCount = 19;
+inline constexpr int kFrameDropCount = 21;
 std::string_view to_string(FrameDrop drop);  // words, for messages
 std::string_view counter_name(FrameDrop drop);  // an identifier, for telemetry and JSON
 

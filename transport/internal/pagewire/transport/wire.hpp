@@ -47,6 +47,22 @@ enum class FrameType : std::uint8_t {
   kPageRequest = 21,  // destination, on the stream that owns the pages: its guest touched
                       // these missing pages; send them first. Payload: ResendPayload.
 };
+
+// Which end takes a type (REFUSE and ABORT go both ways): one of the other end's types
+// arriving is a frame looped back, or forged.
+constexpr bool taken_by_source(FrameType type) {
+  switch (type) {
+    case FrameType::kHelloAck: case FrameType::kRefuse: case FrameType::kProbeAck: case FrameType::kAck:
+    case FrameType::kFinAck: case FrameType::kVerifyReply: case FrameType::kCommitAck: case FrameType::kAbort:
+    case FrameType::kResend: case FrameType::kOutcome: case FrameType::kPostcopyAck: case FrameType::kPageRequest:
+      return true;
+    default:
+      return false;
+  }
+}
+constexpr bool taken_by_destination(FrameType type) {
+  return !taken_by_source(type) || type == FrameType::kRefuse || type == FrameType::kAbort;
+}
 inline constexpr std::uint8_t kLastFrameType = 21;
 // Sequence numbers wrap at 2^32: a before b when seq_diff(a, b) < 0, as TCP compares them.
 inline constexpr std::int32_t seq_diff(std::uint32_t a, std::uint32_t b) { return static_cast<std::int32_t>(a - b); }
