@@ -76,6 +76,10 @@ def check_schema_refuses(validator, events):
                         ({**migrated, "schema": 2}, "another schema version")]:
         if validator.is_valid(broken):
             fail(f"the schema accepts a migrated event with {why}")
+    # The frames each end sent and took are reported, down to why any were dropped.
+    received = next(e for e in events if e["event"] == "received")
+    if migrated["frames"]["sent"] == 0 or received["frames"]["received"] < migrated["frames"]["sent"] // 2:
+        fail(f"frames: source {migrated['frames']}, destination {received['frames']}")
 
 
 def main():

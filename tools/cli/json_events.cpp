@@ -26,6 +26,24 @@ nlohmann::json by_encoding(const std::array<std::uint64_t, pagecodec::kEncodingC
   return named;
 }
 
+nlohmann::json frames_json(const transport::StreamCounters& c) {
+  nlohmann::json drops = nlohmann::json::object();
+  for (int d = 1; d < transport::kFrameDropCount; ++d) {
+    const auto drop = static_cast<transport::FrameDrop>(d);
+    drops[std::string(transport::counter_name(drop))] = c.drops[static_cast<std::size_t>(d)];
+  }
+  return {{"sent", c.frames_sent},
+          {"received", c.frames_received},
+          {"retransmits_sack", c.retransmits_sack},
+          {"retransmits_timeout", c.retransmits_timeout},
+          {"tail_probes", c.tail_probes},
+          {"duplicates", c.duplicates},
+          {"out_of_order", c.out_of_order},
+          {"applied_ahead", c.applied_ahead},
+          {"outside_window", c.outside_window},
+          {"drops", drops}};
+}
+
 std::ostream& text_output(bool json) { return json ? std::cerr : std::cout; }
 
 EventTicker::EventTicker(std::uint32_t interval_ms, std::function<void()> emit)

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pagewire/pagecodec/record.hpp"
+#include "pagewire/transport/stream_counters.hpp"
 
 namespace pagewire::cli {
 
@@ -28,6 +29,11 @@ void emit_event(std::string_view event, nlohmann::json fields);
 
 // Pages per encoding, by name ("zero", "raw", "delta", "deflate", "copy").
 nlohmann::json by_encoding(const std::array<std::uint64_t, pagecodec::kEncodingCount>& counts);
+
+// What the streams' frames did, summed over streams: `sent`, `received`, the repairs, and
+// `drops`, every FrameDrop by its counter name (the same as telemetry's drop_*), zeros
+// included, so that every frame an end did not take is accounted for.
+nlohmann::json frames_json(const transport::StreamCounters& counters);
 
 // Where text for people goes: stdout, or stderr when stdout carries JSON.
 std::ostream& text_output(bool json);

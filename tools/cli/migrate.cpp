@@ -370,6 +370,7 @@ int destination(const std::vector<std::string>& args) {
                             {"commit_hook_ms", received->commit_hook_ms}, {"streams", session.streams()},
                             {"postcopy", postcopy_json(received->postcopy, guest_writes)},
                             {"stream_cores", stream_cores_json(session, endpoint->plan())},
+                            {"frames", frames_json(session.totals().streams)},
                             {"integrity", integrity_json(session, endpoint->config())}});
   } else {
     std::cout << "dst: committed, image digest " << received->digest << " (ready " << std::setprecision(0)
@@ -665,6 +666,7 @@ int source(const std::vector<std::string>& args) {
                                 {"pages_by_reference", session.totals().streams.pages_by_reference},
                                 {"delta_cache", delta_cache_json(session.totals().delta_cache)},
                                 {"duplicates", duplicates_json(session.totals().duplicates)},
+                                {"frames", frames_json(session.totals().streams)},
                                 {"rx_scatter", endpoint->port().rx_scatter()},
                                 {"window", window_json(session, window)},
                                 {"warnings", window_warnings(session, window)},
