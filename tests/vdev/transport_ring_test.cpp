@@ -31,16 +31,24 @@ namespace {
 using test::Bytes;
 using namespace test_ring;
 
+// A migration of `pages` pages (guest `seed`) with `streams` streams and `rounds` rounds of
+// dirtied pages after the first, checked byte for byte.
+MigrationResult migrate_exactly(Harness& harness, std::uint16_t streams, std::uint64_t pages, std::uint64_t seed,
+                                int rounds) {
+  Bytes guest = make_guest(pages, seed);
+  Bytes destination(guest.size());
+  auto result = migrate(harness, guest, destination, rounds, harness.config(streams, pages, true),
+                        harness.config(streams, pages, false));
+  EXPECT_EQ(result.source_error, "");
+  EXPECT_EQ(result.destination_error, "");
+  EXPECT_TRUE(guest == destination) << "destination memory differs from the source";
+  return result;
+}
+
 TEST(TransportRing, CleanPathTwoStreamsThreeRoundsArriveExactly) {
   Harness harness(2, {});
-  Bytes guest = make_guest(2048, 1);
-  Bytes destination(guest.size());
-  const auto result = migrate(harness, guest, destination, 3, harness.config(2, 2048, true),
-                              harness.config(2, 2048, false));
-  ASSERT_EQ(result.source_error, "");
-  ASSERT_EQ(result.destination_error, "");
+  const auto result = migrate_exactly(harness, 2, 2048, 1, 3);
   EXPECT_EQ(result.path_mtu, 9000);
-  EXPECT_TRUE(guest == destination) << "destination memory differs from the source";
   const auto delta = static_cast<std::size_t>(pagecodec::Encoding::kDelta);
   EXPECT_GT(result.source.encoded.pages[delta], 0u) << "re-dirtied pages went as DELTA";
   EXPECT_EQ(result.destination.decoded.pages[delta], result.source.encoded.pages[delta]);
@@ -122,13 +130,7 @@ class AppliedAhead : public ::testing::TestWithParam<std::uint16_t> {};
 
 TEST_P(AppliedAhead, FramesAfterAHoleAreAppliedAsTheyArriveAndCopiesWaitTheirTurn) {
   Harness harness(1, {.drop = 0.02, .reorder = 0.02}, GetParam());
-  Bytes guest = make_guest(2048, 21);
-  Bytes destination(guest.size());
-  const auto result = migrate(harness, guest, destination, 3, harness.config(1, 2048, true),
-                              harness.config(1, 2048, false));
-  ASSERT_EQ(result.source_error, "");
-  ASSERT_EQ(result.destination_error, "");
-  EXPECT_TRUE(guest == destination) << "destination memory differs from the source";
+  const auto result = migrate_exactly(harness, 1, 2048, 21, 3);
   const StreamCounters& received = result.destination.streams;
   EXPECT_GT(received.applied_ahead, received.out_of_order / 2) << "most frames after a hole went ahead";
   EXPECT_LE(received.applied_ahead, received.out_of_order);
@@ -296,13 +298,7 @@ TEST(TransportRing, LongFatPathIsFilledWithDefaultWindows) {
 TEST(TransportRing, BurstsOfLossArriveExactly) {
   // Gilbert-Elliott loss: bursts of ~5 frames, one burst every ~200 frames each way.
   Harness harness(2, {.burst_enter = 0.005, .burst_exit = 0.2});
-  Bytes guest = make_guest(2048, 9);
-  Bytes destination(guest.size());
-  const auto result = migrate(harness, guest, destination, 3, harness.config(2, 2048, true),
-                              harness.config(2, 2048, false));
-  ASSERT_EQ(result.source_error, "");
-  ASSERT_EQ(result.destination_error, "");
-  EXPECT_TRUE(guest == destination) << "destination memory differs from the source";
+  const auto result = migrate_exactly(harness, 2, 2048, 9, 3);
   EXPECT_GT(harness.link().counters().burst_dropped.load(), 0u);
   EXPECT_GT(result.source.streams.retransmits_sack + result.source.streams.retransmits_timeout +
                 result.source.streams.tail_probes,
@@ -312,13 +308,7 @@ TEST(TransportRing, BurstsOfLossArriveExactly) {
 // One frame in twenty lost, each way (ACKs and RESENDs too), at random: still byte-exact.
 TEST(TransportRing, FivePercentRandomLossArrivesExactly) {
   Harness harness(2, {.drop = 0.05});
-  Bytes guest = make_guest(2048, 10);
-  Bytes destination(guest.size());
-  const auto result = migrate(harness, guest, destination, 2, harness.config(2, 2048, true),
-                              harness.config(2, 2048, false));
-  ASSERT_EQ(result.source_error, "");
-  ASSERT_EQ(result.destination_error, "");
-  EXPECT_TRUE(guest == destination) << "destination memory differs from the source";
+  const auto result = migrate_exactly(harness, 2, 2048, 10, 2);
   EXPECT_GT(harness.link().counters().dropped.load(), 10u);
   EXPECT_GT(result.source.streams.retransmits_sack + result.source.streams.retransmits_timeout, 0u);
 }
