@@ -1,5 +1,7 @@
 // libFuzzer target for the page-record decoder. Two attacks per input:
-//  1. the input itself as a record stream, decoded into a region fenced by guard bytes;
+//  1. the input itself as a record stream, decoded into a region fenced by guard bytes,
+//     and as a frame's payload a receiver may apply ahead of a hole: whole_records() reads
+//     only headers inside it, and what it takes decodes within the fence;
 //  2. genuine records made from the input's bytes (every encoding: deltas, and copies of a
 //     page the input may repeat),
 //     corrupted at offsets the input chooses, decoded the same way. With no corruption the
@@ -16,6 +18,7 @@
 #include "pagewire/pagecodec/decoder.hpp"
 #include "pagewire/pagecodec/encoder.hpp"
 #include "pagewire/pagecodec/page_map.hpp"
+#include "pagewire/pagecodec/record_stream_reader.hpp"
 
 namespace {
 
@@ -58,7 +61,25 @@ void decode_raw_input(const std::uint8_t* data, std::size_t size) {
   static auto decoder = Decoder::create(kPage, kPages);
   FencedRegion region(size > 0 ? data[size - 1] : 0);
   std::size_t applied = 0;
-  (void)decoder->decode_all({reinterpret_cast<const std::byte*>(data), size}, region.map, &applied);
+  const std::span<const std::byte> input(reinterpret_cast<const std::byte*>(data), size);
+  (void)decoder->decode_all(input, region.map, &applied);
+  region.check_fences();
+
+  const bool whole = RecordStreamReader::whole_records(
+      size,
+      [&](std::size_t at, std::byte* header) {
+        if (at + kRecordHeaderBytes > size) std::abort();  // a read past the payload
+        std::memcpy(header, data + at, kRecordHeaderBytes);
+      },
+      [](Encoding) { return true; });
+  if (!whole) return;
+  static RecordStreamReader reader(kRecordHeaderBytes + 16 * kPage);
+  reader.feed(input, [&](std::span<const std::byte> first, std::span<const std::byte> rest) {
+    const ParsedRecord parsed = rest.empty() ? decoder->parse(first) : decoder->parse(first, rest);
+    if (parsed.error == DecodeError::kNone) (void)decoder->apply(parsed.view, region.map);
+    return true;
+  });
+  if (reader.pending() != 0) std::abort();  // whole records leave nothing half read
   region.check_fences();
 }
 
