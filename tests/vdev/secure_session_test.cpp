@@ -164,6 +164,9 @@ TEST(SecureSession, CorruptedAndReplayedFramesAreDroppedAndCounted) {
   EXPECT_GE(drops(result.destination, FrameDrop::kBadTag) + drops(result.source, FrameDrop::kBadTag), 1u);
   EXPECT_GE(drops(result.destination, FrameDrop::kReplayed) + drops(result.source, FrameDrop::kReplayed), 1u);
   EXPECT_GE(result.destination.streams.duplicates, 1u);  // duplicated DATA: found by sequence
+  // Frames after a hole a forgery left: opened, then applied as they came (their record
+  // flags are in the authenticated header).
+  EXPECT_GT(result.destination.streams.applied_ahead, 0u);
 }
 
 // open_frame() on hand-made frames: each forgery is dropped with its own reason, and a
