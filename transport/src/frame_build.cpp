@@ -54,8 +54,7 @@ FrameHeader header_for(const FrameFields& fields, std::uint16_t payload_bytes, b
   header.window.set(fields.window);
   header.payload_bytes.set(payload_bytes);
   header.flags.set(static_cast<std::uint16_t>((sealed ? kFrameSealed : 0) | (fields.fragment ? kFrameFragment : 0) |
-                                              (fields.record_start ? kFrameRecordStart : 0) |
-                                              (fields.record_end ? kFrameRecordEnd : 0)));
+                                              (fields.record_bounds & kFrameRecordBounds)));
   header.fragment_offset.set(fields.fragment_offset);
   header.fragment_total.set(fields.fragment_total);
   return header;

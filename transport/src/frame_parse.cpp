@@ -114,9 +114,8 @@ ReceivedFrame other_version(const FrameHeader& header) {
 ReceivedFrame read_header(const FrameHeader& header, const Datagram& datagram, std::uint16_t streams,
                           std::uint32_t session) {
   const std::uint16_t flags = header.flags.get();
-  constexpr std::uint16_t kRecordBounds = kFrameRecordStart | kFrameRecordEnd;
-  if (!known_type(header.type) || (flags & ~(kFrameSealed | kFrameFragment | kRecordBounds)) != 0 ||
-      ((flags & kRecordBounds) != 0 && static_cast<FrameType>(header.type) != FrameType::kData) ||
+  if (!known_type(header.type) || (flags & ~(kFrameSealed | kFrameFragment | kFrameRecordBounds)) != 0 ||
+      ((flags & kFrameRecordBounds) != 0 && static_cast<FrameType>(header.type) != FrameType::kData) ||
       header.reserved.get() != 0) {
     return dropped(FrameDrop::kUnknownType);
   }
@@ -139,7 +138,7 @@ ReceivedFrame read_header(const FrameHeader& header, const Datagram& datagram, s
   frame.payload_bytes = payload_bytes;
   frame.ip_bytes = static_cast<std::uint16_t>(datagram.ip_bytes);
   frame.sealed = sealed;
-  frame.record_bounds = flags & kRecordBounds;
+  frame.record_bounds = flags & kFrameRecordBounds;
   return frame;
 }
 
@@ -247,7 +246,7 @@ PayloadRange held_payload(const rte_mbuf* mbuf) {
 }
 
 std::uint16_t held_record_bounds(const rte_mbuf* mbuf) {
-  return header_of(mbuf).flags.get() & (kFrameRecordStart | kFrameRecordEnd);
+  return header_of(mbuf).flags.get() & kFrameRecordBounds;
 }
 
 }  // namespace pagewire::transport

@@ -31,7 +31,7 @@ rte_mbuf* SourceStream::encode_into_frame() {
   attach_references(mbuf, progress.bytes_written, references);
   finish_frame(mbuf, path_,
                FrameFields{.type = FrameType::kData, .stream = index_, .session = session_, .seq = window_.next(),
-                           .record_start = true, .record_end = true},
+                           .record_bounds = kFrameRecordBounds},
                static_cast<std::uint16_t>(progress.bytes_written), 0, crypto_);
   counters_.payload_bytes_sent += progress.bytes_written;
   return mbuf;
@@ -82,12 +82,12 @@ rte_mbuf* SourceStream::frame_from_staging() {
   rte_mbuf* mbuf = alloc_frame();
   if (mbuf == nullptr) return nullptr;  // nothing was taken; try again next poll
   pagecodec::PageReferences references;
-  const bool starts_at_record = !staged_.splitting();
+  const std::uint16_t starts = staged_.splitting() ? 0 : kFrameRecordStart;
   staged_.take(bytes, frame_payload(mbuf), &references);
   attach_references(mbuf, bytes, references);
   finish_frame(mbuf, path_,
                FrameFields{.type = FrameType::kData, .stream = index_, .session = session_, .seq = window_.next(),
-                           .record_start = starts_at_record, .record_end = !staged_.splitting()},
+                           .record_bounds = static_cast<std::uint16_t>(starts | (staged_.splitting() ? 0 : kFrameRecordEnd))},
                static_cast<std::uint16_t>(bytes), 0, crypto_);
   counters_.payload_bytes_sent += bytes;
   return mbuf;

@@ -125,9 +125,9 @@ class Encoder {
   // The payload of the frames a transport cuts the records into. A RAW batch that is not
   // going to be deflated then holds the pages one such frame holds, at least one: a record
   // spread over few frames is one a receiver can apply as soon as they are all in, while a
-  // hole before them is repaired (a 16-page batch spans 46 frames at MTU 1500). Records
-  // larger than a frame cost a header per page (32 bytes in 4 KiB). 0: batches as large as
-  // a DEFLATE batch, whatever the frame.
+  // hole before them is repaired (a 16-page batch spans 46 frames at MTU 1500). The price
+  // where a page outgrows the frame is a record header per page (32 bytes in 4 KiB).
+  // 0: batches as large as a DEFLATE batch, whatever the frame.
   void cut_raw_for(std::size_t frame_payload_bytes) { raw_frame_payload_ = frame_payload_bytes; }
 
   // The largest record encode() can produce (a RAW batch).

@@ -54,7 +54,7 @@ class RecordStreamReader {
     return !stopped_;
   }
 
-  // Whether `length` bytes (one frame's payload) are whole records end to end, each of an
+  // Whether `length` bytes (a run of frames' payloads) are whole records end to end, each of an
   // encoding `accept(Encoding)` takes: what a receiver may apply out of order.
   // `read_header(offset, out)` copies the kRecordHeaderBytes at `offset` into `out`.
   // Lengths are hostile: a record running past `length` says no.

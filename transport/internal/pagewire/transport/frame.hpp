@@ -106,8 +106,7 @@ struct FrameFields {
   bool fragment = false;  // DATA: a part of frame seq's payload, cut after the path's MTU fell
   std::uint16_t fragment_offset = 0;  // where the part goes, a multiple of kFragmentUnit
   std::uint16_t fragment_total = 0;   // the whole payload's length
-  bool record_start = false;  // DATA: kFrameRecordStart, the payload begins at a record boundary
-  bool record_end = false;    // DATA: kFrameRecordEnd, the payload ends at one
+  std::uint16_t record_bounds = 0;  // DATA: kFrameRecordStart and/or kFrameRecordEnd
 };
 
 // Where the payload of a frame being built goes (after all headers).

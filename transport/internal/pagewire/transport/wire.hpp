@@ -113,6 +113,7 @@ inline constexpr std::uint32_t kFragmentUnit = 1024;
 // reliability").
 inline constexpr std::uint16_t kFrameRecordStart = 4;
 inline constexpr std::uint16_t kFrameRecordEnd = 8;
+inline constexpr std::uint16_t kFrameRecordBounds = kFrameRecordStart | kFrameRecordEnd;
 
 struct [[gnu::packed]] SealTrailer {
   le64 counter;           // the sender's frame counter on this stream: the nonce is
